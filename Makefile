@@ -1,0 +1,23 @@
+# The two commands of the README. Each builds its own virtualenv the first time.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.enfoads-installed
+# torch goes in first and alone: on the project's machines this exact version is a CPU build
+# on disk; any other spec (or a package that pulls torch in first) downloads GBs of CUDA.
+TORCH_SPEC ?= torch==2.13.0
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+.PHONY: studio test install
+install: $(STAMP)
+
+studio: $(STAMP)
+	$(BIN)/enfoads info
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)

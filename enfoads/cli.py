@@ -1,0 +1,74 @@
+"""``enfoads``: the command line. Arguments are parsed here, in ``main()``, never at import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from enfoads import __version__
+
+
+def _cached_models(models_dir: Any) -> list[str]:
+    hub = models_dir / "hub"
+    if not hub.is_dir():
+        return []
+    return sorted(p.name.removeprefix("models--").replace("--", "/")
+                  for p in hub.iterdir() if p.name.startswith("models--"))  # fmt: skip
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from enfoads.core.settings import GB, load_settings
+    from enfoads.core.vram import device_totals, resolve_device
+
+    settings = load_settings()
+    info = {
+        "version": __version__,
+        "data_dir": str(settings.data_dir),
+        "database": settings.db_url,
+        "device": resolve_device(settings.device),
+        "budgets": {"gpu_gb": settings.gpu_budget_gb, "ram_gb": settings.ram_budget_gb},
+        "devices": device_totals(),
+        "cached_models": _cached_models(settings.models_dir),
+        "settings": json.loads(settings.model_dump_json()),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"Enfoads Studio {__version__}")
+    print(f"  data dir     : {info['data_dir']}")
+    print(f"  database     : {info['database']}")
+    print(f"  device       : {info['device']}")
+    print(f"  budgets      : GPU {settings.gpu_budget_gb:.1f} GB, RAM {settings.ram_budget_gb:.1f} GB")
+    for gpu in info["devices"]["gpus"]:
+        print(f"  gpu {gpu['index']}        : {gpu['name']}, {gpu['total_bytes'] / GB:.1f} GB")
+    ram = info["devices"]["ram"]
+    if ram:
+        print(f"  host RAM     : {ram['used_bytes'] / GB:.1f} / {ram['total_bytes'] / GB:.1f} GB")
+    models = info["cached_models"]
+    print(f"  cached models: {', '.join(models) if models else 'none yet'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="enfoads", description="Enfoads Studio")
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING…")
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level or "WARNING",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

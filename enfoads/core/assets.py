@@ -1,0 +1,406 @@
+"""The BrandVault: assets in the database, their files content-addressed under the data dir.
+
+A file lives at ``assets/<sha[:2]>/<sha>.<ext>`` and is written once, atomically; two assets
+with the same bytes share it, and deleting one keeps it for the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import sessionmaker
+
+from enfoads.core import events, media
+from enfoads.core.db import AssetRow, TagRow
+from enfoads.core.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+ASSET_KINDS = ("image", "video", "audio", "avatar", "logo", "subtitle", "brand_kit")
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_TAG_RE = re.compile(r"^[\w\- áéíóúñüÁÉÍÓÚÑÜ]{1,64}$")
+_PREFIX = {"image": "img", "video": "vid", "audio": "aud", "avatar": "ava", "logo": "logo",
+           "subtitle": "sub", "brand_kit": "kit"}  # fmt: skip
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str
+    kind: str
+    name: str
+    sha256: str
+    ext: str
+    mime: str
+    size_bytes: int
+    created_at: datetime
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    has_thumbnail: bool = False
+    prompt: str = ""
+    seed: int | None = None
+    job_id: str | None = None
+    parents: tuple[str, ...] = ()
+    model_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"/api/assets/{self.id}/file"
+
+    @property
+    def thumbnail_url(self) -> str | None:
+        return f"/api/assets/{self.id}/thumbnail" if self.has_thumbnail else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "type": self.kind, "name": self.name,
+            "sha256": self.sha256, "mime": self.mime, "size_bytes": self.size_bytes,
+            "width": self.width, "height": self.height, "duration_s": self.duration_s,
+            "url": self.url, "thumbnail_url": self.thumbnail_url, "prompt": self.prompt,
+            "seed": self.seed, "job_id": self.job_id, "parents": list(self.parents),
+            "model_ids": list(self.model_ids), "tags": list(self.tags), "meta": self.meta,
+            "created_at": self.created_at.isoformat() + "Z",
+        }  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: AssetRow) -> Asset:
+        return cls(
+            id=row.id, kind=row.kind, name=row.name, sha256=row.sha256, ext=row.ext,
+            mime=row.mime, size_bytes=row.size_bytes, created_at=row.created_at,
+            width=row.width, height=row.height, duration_s=row.duration_s,
+            has_thumbnail=row.thumb_sha256 is not None, prompt=row.prompt, seed=row.seed,
+            job_id=row.job_id, parents=tuple(row.parents or ()),
+            model_ids=tuple(row.model_ids or ()), tags=tuple(sorted(t.tag for t in row.tags)),
+            meta=dict(row.meta or {}),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Asset]
+    total: int
+    offset: int
+    limit: int
+
+
+def png_with_metadata(image: Image.Image, text: dict[str, str]) -> bytes:
+    """PNG bytes whose tEXt chunks carry ``text`` (AI-generation labels travel with the file)."""
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_itxt(key, value)
+    out = io.BytesIO()
+    image.save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+class AssetStore:
+    """Assets: rows in the database, bytes in content-addressed files, events on the bus."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        root: Path,
+        bus: events.EventBus,
+        *,
+        thumbnail_px: int = 384,
+        max_upload_bytes: int = 25 * 2**20,
+        max_image_pixels: int = 40_000_000,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self._sessions = sessions
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._bus = bus
+        self.thumbnail_px = thumbnail_px
+        self.max_upload_bytes = max_upload_bytes
+        self.max_image_pixels = max_image_pixels
+        self._clock = clock
+
+    # -- files -------------------------------------------------------------------------
+    def _blob_path(self, sha: str, ext: str) -> Path:
+        return media.resolve_inside(self.root, f"{sha[:2]}/{sha}.{ext}")
+
+    def _write_blob(self, data: bytes, ext: str) -> str:
+        """Write ``data`` under its sha256 (temp file + fsync + rename); return the sha."""
+        sha = hashlib.sha256(data).hexdigest()
+        path = self._blob_path(sha, ext)
+        if path.exists():
+            return sha
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def file_path(self, asset_or_id: Asset | str) -> Path:
+        asset = self.get(asset_or_id) if isinstance(asset_or_id, str) else asset_or_id
+        return self._blob_path(asset.sha256, asset.ext)
+
+    def thumbnail_path(self, asset_or_id: Asset | str) -> Path | None:
+        asset_id = asset_or_id if isinstance(asset_or_id, str) else asset_or_id.id
+        with self._sessions() as s:
+            row = self._row(s, asset_id)
+            thumb = row.thumb_sha256
+        return self._blob_path(thumb, "jpg") if thumb else None
+
+    def read_bytes(self, asset_or_id: Asset | str) -> bytes:
+        return self.file_path(asset_or_id).read_bytes()
+
+    def open_image(self, asset_or_id: Asset | str) -> Image.Image:
+        asset = self.get(asset_or_id) if isinstance(asset_or_id, str) else asset_or_id
+        if asset.ext not in media.IMAGE_EXTS:
+            raise InvalidInput("error.invalid", field="asset_id", reason=f"{asset.id} is not an image")
+        return media.decode_image(self.read_bytes(asset), asset.id, self.max_image_pixels)
+
+    # -- adding ------------------------------------------------------------------------
+    def add_bytes(
+        self,
+        data: bytes,
+        kind: str,
+        *,
+        name: str = "",
+        ext: str | None = None,
+        asset_id: str | None = None,
+        prompt: str = "",
+        seed: int | None = None,
+        job_id: str | None = None,
+        parents: Iterable[str] = (),
+        model_ids: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        meta: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+    ) -> Asset:
+        """Store bytes as a new asset. Images and videos are probed and get a thumbnail."""
+        if kind not in ASSET_KINDS:
+            raise InvalidInput("error.unknown_choice", field="kind", value=kind,
+                               choices=", ".join(ASSET_KINDS))  # fmt: skip
+        if not data:
+            raise InvalidInput("error.empty", field="file")
+        media.check_upload_size(data, name or kind, self.max_upload_bytes)
+        sniffed = media.sniff(data)
+        if ext is None:
+            if sniffed is None:
+                raise InvalidInput("error.invalid", field="file", reason="unknown file format")
+            ext = sniffed[0]
+        mime = media.MIME_BY_EXT.get(ext, "application/octet-stream")
+        tags = [self._check_tag(t) for t in tags]
+        width = height = None
+        duration = None
+        thumb_bytes = None
+        if ext in media.IMAGE_EXTS:
+            image = media.decode_image(data, name or kind, self.max_image_pixels)
+            width, height = image.size
+            thumb_bytes = media.make_thumbnail(image, self.thumbnail_px)
+        sha = self._write_blob(data, ext)
+        if ext in media.VIDEO_EXTS:
+            path = self._blob_path(sha, ext)
+            info = media.probe_video(path)
+            width, height, duration = info.width, info.height, info.duration_s
+            thumb_bytes = media.video_thumbnail(path, self.thumbnail_px)
+        thumb_sha = self._write_blob(thumb_bytes, "jpg") if thumb_bytes else None
+        if asset_id is None:
+            asset_id = f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
+        elif not _ID_RE.match(asset_id):
+            raise InvalidInput("error.invalid", field="id", reason="letters, digits, _ and - only")
+        row = AssetRow(
+            id=asset_id, kind=kind, name=name[:255], sha256=sha, ext=ext, mime=mime,
+            size_bytes=len(data), width=width, height=height, duration_s=duration,
+            thumb_sha256=thumb_sha, prompt=prompt, seed=seed, job_id=job_id,
+            parents=list(parents), model_ids=list(model_ids), meta=dict(meta or {}),
+            created_at=created_at or self._clock(),
+        )  # fmt: skip
+        row.tags = [TagRow(tag=t) for t in dict.fromkeys(tags)]
+        with self._sessions.begin() as s:
+            if s.get(AssetRow, asset_id) is not None:
+                raise InvalidInput("error.invalid", field="id", reason=f"{asset_id} already exists")
+            s.add(row)
+            s.flush()
+            asset = Asset.from_row(row)
+        log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
+        self._bus.publish(events.asset_added(asset.to_dict()))
+        return asset
+
+    def add_image(self, image: Image.Image, kind: str = "image", *,
+                  png_text: dict[str, str] | None = None, **fields: Any) -> Asset:  # fmt: skip
+        """Store a PIL image as PNG, with ``png_text`` written into the file's text chunks."""
+        return self.add_bytes(png_with_metadata(image, png_text or {}), kind, ext="png", **fields)
+
+    def add_upload(self, data: bytes, name: str, kind: str | None = None, **fields: Any) -> Asset:
+        """Store a user's upload: size cap, format check, image decode (all before writing)."""
+        media.check_upload_size(data, name, self.max_upload_bytes)
+        sniffed = media.sniff(data)
+        if sniffed is None:
+            raise InvalidInput("error.corrupt_image", name=name, reason="unknown file format")
+        ext = sniffed[0]
+        if kind is None:
+            kind = ("image" if ext in media.IMAGE_EXTS else
+                    "video" if ext in media.VIDEO_EXTS else
+                    "subtitle" if ext == "vtt" else "audio")  # fmt: skip
+        return self.add_bytes(data, kind, name=name, ext=ext, **fields)
+
+    # -- reading -----------------------------------------------------------------------
+    @staticmethod
+    def _row(session: Any, asset_id: str) -> AssetRow:
+        if not isinstance(asset_id, str) or not _ID_RE.match(asset_id):
+            raise NotFound("asset", str(asset_id)[:80])
+        row = session.get(AssetRow, asset_id)
+        if row is None:
+            raise NotFound("asset", asset_id)
+        return row
+
+    def get(self, asset_id: str) -> Asset:
+        with self._sessions() as s:
+            return Asset.from_row(self._row(s, asset_id))
+
+    def list(
+        self,
+        *,
+        kind: str | None = None,
+        tag: str | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page:
+        """Newest first, filtered by kind, tag and a text search over name, prompt and tags."""
+        if kind is not None and kind not in ASSET_KINDS:
+            raise InvalidInput("error.unknown_choice", field="kind", value=kind,
+                               choices=", ".join(ASSET_KINDS))  # fmt: skip
+        offset = max(0, int(offset))
+        limit = min(max(1, int(limit)), 500)
+        query = select(AssetRow)
+        if kind:
+            query = query.where(AssetRow.kind == kind)
+        if tag:
+            query = query.where(AssetRow.tags.any(TagRow.tag == tag))
+        if text and text.strip():
+            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", text.strip()) + "%"
+            query = query.where(
+                or_(
+                    AssetRow.name.ilike(pattern, escape="\\"),
+                    AssetRow.prompt.ilike(pattern, escape="\\"),
+                    AssetRow.tags.any(TagRow.tag.ilike(pattern, escape="\\")),
+                )
+            )
+        with self._sessions() as s:
+            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = s.scalars(
+                query.order_by(AssetRow.created_at.desc(), AssetRow.id).offset(offset).limit(limit)
+            ).all()
+            return Page([Asset.from_row(r) for r in rows], total, offset, limit)
+
+    # -- changing ----------------------------------------------------------------------
+    @staticmethod
+    def _check_tag(tag: str) -> str:
+        tag = str(tag).strip().lower()
+        if not _TAG_RE.match(tag):
+            raise InvalidInput("error.invalid", field="tags", reason=f"'{tag[:40]}' is not a tag")
+        return tag
+
+    def tag(self, asset_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Asset:
+        add = [self._check_tag(t) for t in add]
+        remove = {self._check_tag(t) for t in remove}
+        with self._sessions.begin() as s:
+            row = self._row(s, asset_id)
+            have = {t.tag for t in row.tags}
+            row.tags = [t for t in row.tags if t.tag not in remove]
+            row.tags.extend(TagRow(tag=t) for t in dict.fromkeys(add) if t not in have)
+            s.flush()
+            return Asset.from_row(row)
+
+    def delete(self, asset_id: str) -> None:
+        """Delete the asset; its file and thumbnail go only when no other asset uses them."""
+        with self._sessions.begin() as s:
+            row = self._row(s, asset_id)
+            sha, ext, thumb = row.sha256, row.ext, row.thumb_sha256
+            s.delete(row)
+            s.flush()
+            file_used = s.scalar(select(func.count()).where(AssetRow.sha256 == sha,
+                                                            AssetRow.ext == ext))  # fmt: skip
+            thumb_used = thumb and s.scalar(
+                select(func.count()).where(AssetRow.thumb_sha256 == thumb)
+            )
+        if not file_used:
+            self._blob_path(sha, ext).unlink(missing_ok=True)
+        if thumb and not thumb_used:
+            self._blob_path(thumb, "jpg").unlink(missing_ok=True)
+        log.info("asset %s deleted", asset_id)
+        self._bus.publish(events.asset_deleted(asset_id))
+
+    # -- the seed's assets.json ----------------------------------------------------------
+    def import_seed_json(self, path: Path) -> list[Asset]:
+        """Import the seed backend's ``assets.json`` (entries with ``data:`` URLs).
+
+        Entries whose URL is not an inline ``data:`` URL are skipped with a log line: a path or
+        a remote URL in the file is never read.
+        """
+        try:
+            entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInput("error.invalid", field="assets.json", reason=str(exc)[:200]) from exc
+        if not isinstance(entries, list):
+            raise InvalidInput("error.invalid", field="assets.json", reason="expected a list")
+        imported = []
+        for entry in entries:
+            url = entry.get("url", "") if isinstance(entry, dict) else ""
+            match = re.match(r"^data:([\w/+.-]+);base64,(.*)$", url, re.S)
+            if not match:
+                log.warning("seed import: skipped an entry without a data: URL (%r)",
+                            entry.get("id") if isinstance(entry, dict) else entry)  # fmt: skip
+                continue
+            try:
+                data = base64.b64decode(match.group(2), validate=True)
+            except (binascii.Error, ValueError):
+                log.warning("seed import: skipped %r, malformed base64", entry.get("id"))
+                continue
+            seed_id = str(entry.get("id", ""))
+            kind = entry.get("type", "image")
+            kind = kind if kind in ASSET_KINDS else "image"
+            with self._sessions() as s:
+                exists = _ID_RE.match(seed_id) and s.get(AssetRow, seed_id) is not None
+            if exists:
+                continue  # importing twice keeps one copy
+            created = entry.get("created_at")
+            try:
+                created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+                created_at = created_at.astimezone(timezone.utc).replace(tzinfo=None)
+            except ValueError:
+                created_at = None
+            imported.append(
+                self.add_bytes(
+                    data, kind, name=str(entry.get("name", seed_id))[:255],
+                    asset_id=seed_id if _ID_RE.match(seed_id) else None,
+                    prompt=str(entry.get("prompt", "")), created_at=created_at,
+                    meta={"imported_from": "assets.json"},
+                )  # fmt: skip
+            )
+        return imported

@@ -1,0 +1,86 @@
+"""Errors that name the problem, in the user's language, with an HTTP status to match.
+
+Every error a user can cause is an ``EnfoadsError``: the widget shows ``message(lang)``, the
+server answers ``status`` with ``to_dict(lang)``, and the job record stores the same message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enfoads.core.i18n import t
+
+
+class EnfoadsError(Exception):
+    """A problem the user can act on. ``str()`` is the English text, for logs."""
+
+    status = 400
+
+    def __init__(self, key: str, *, field: str | None = None, **params: Any):
+        self.key = key
+        self.field = field
+        self.params = dict(params, field=field) if field is not None else dict(params)
+        super().__init__(self.message("en"))
+
+    def message(self, lang: str = "es") -> str:
+        return t(self.key, lang, **self.params)
+
+    def to_dict(self, lang: str = "es") -> dict[str, Any]:
+        return {
+            "error": self.key.removeprefix("error."),
+            "message": self.message(lang),
+            "field": self.field,
+        }
+
+
+class InvalidInput(EnfoadsError):
+    status = 422
+
+
+class NotFound(EnfoadsError):
+    status = 404
+
+    def __init__(self, what: str, id: str):
+        super().__init__("error.not_found", what=what, id=id)
+
+
+class TooLarge(EnfoadsError):
+    status = 413
+
+
+class UnsafePath(EnfoadsError):
+    status = 400
+
+    def __init__(self, path: str):
+        super().__init__("error.unsafe_path", path=path)
+
+
+class ModelUnavailable(EnfoadsError):
+    status = 503
+
+    def __init__(self, model: str, reason: str):
+        super().__init__("error.model_unavailable", model=model, reason=reason)
+
+
+class ModelTooLarge(EnfoadsError):
+    status = 507
+
+    def __init__(self, model: str, size_bytes: int, budget_bytes: int, where: str):
+        super().__init__(
+            "error.model_too_large",
+            model=model,
+            size_gb=size_bytes / 1024**3,
+            budget_gb=budget_bytes / 1024**3,
+            where=where,
+        )
+
+
+class JobStateError(EnfoadsError):
+    status = 409
+
+    def __init__(self, id: str, state: str, action: str):
+        super().__init__("error.job_state", id=id, state=state, action=action)
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when its cancellation token is set."""

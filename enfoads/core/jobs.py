@@ -1,0 +1,376 @@
+"""Jobs: every long operation is a job with a state, a progress, a stage and a result.
+
+``queued → running → completed | failed | cancelled``. Every change is written to the database
+first and then published as a ``job_update`` event, so the widgets, Socket.IO and a process
+started later all see the same record. ``LocalJobQueue`` runs jobs on worker threads in this
+process; ``JobBackend`` is the interface a Celery backend implements for remote GPU workers.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import sessionmaker
+
+from enfoads.core import events
+from enfoads.core.assets import utcnow
+from enfoads.core.db import JobRow
+from enfoads.core.errors import EnfoadsError, JobCancelled, JobStateError, NotFound
+from enfoads.core.i18n import t
+
+log = logging.getLogger(__name__)
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    state: JobState
+    progress: float
+    stage: str
+    params: dict[str, Any]
+    result_asset_ids: tuple[str, ...]
+    result: dict[str, Any]
+    error: str
+    error_code: str
+    retry_of: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: JobRow) -> Job:
+        return cls(
+            id=row.id, kind=row.kind, state=JobState(row.state), progress=row.progress,
+            stage=row.stage, params=dict(row.params or {}),
+            result_asset_ids=tuple(row.result_asset_ids or ()), result=dict(row.result or {}),
+            error=row.error, error_code=row.error_code, retry_of=row.retry_of,
+            created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        iso = lambda d: d.isoformat() + "Z" if d else None  # noqa: E731
+        return {
+            "id": self.id, "kind": self.kind, "state": self.state.value,
+            "status": self.state.value, "progress": round(self.progress, 1), "stage": self.stage,
+            "params": self.params, "result_asset_ids": list(self.result_asset_ids),
+            "result_urls": [f"/api/assets/{a}/file" for a in self.result_asset_ids],
+            "result": self.result, "error": self.error or None,
+            "error_code": self.error_code or None, "retry_of": self.retry_of,
+            "created_at": iso(self.created_at), "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a handler returns: the assets it stored and any extra data for the client."""
+
+    asset_ids: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class JobContext:
+    """Handed to a running handler: its params, progress reporting and the cancel check."""
+
+    def __init__(self, job: Job, token: CancelToken, report: Callable[[float, str | None], None],
+                 lang: str):  # fmt: skip
+        self.job_id = job.id
+        self.kind = job.kind
+        self.params = job.params
+        self.lang = lang
+        self._token = token
+        self._report = report
+
+    @property
+    def cancelled(self) -> bool:
+        return self._token.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raise ``JobCancelled`` when the user has cancelled; call it between steps."""
+        if self._token.cancelled:
+            raise JobCancelled()
+
+    def progress(self, percent: float, stage: str | None = None) -> None:
+        """Report progress (0–100, never going back) and a stage text; checks cancel first."""
+        self.check_cancelled()
+        self._report(max(0.0, min(100.0, float(percent))), stage)
+
+    def t(self, key: str, **params: Any) -> str:
+        return t(key, self.lang, **params)
+
+
+Handler = Callable[[JobContext], JobResult]
+
+
+class JobBackend(Protocol):
+    """What the Studio needs from a queue; the local queue and a Celery backend provide it."""
+
+    def register(self, kind: str, handler: Handler) -> None: ...
+    def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job: ...
+    def get(self, job_id: str) -> Job: ...
+    def list(self, *, state: str | None = None, kind: str | None = None,
+             limit: int = 50) -> list[Job]: ...  # fmt: skip
+    def cancel(self, job_id: str) -> Job: ...
+    def retry(self, job_id: str) -> Job: ...
+    def wait(self, job_id: str, timeout: float | None = None) -> Job: ...
+    def start(self) -> None: ...
+    def shutdown(self, timeout: float = 10.0) -> None: ...
+
+
+class JobStore:
+    """Job rows in the database, with compare-and-set state changes (safe across processes)."""
+
+    def __init__(self, sessions: sessionmaker, bus: events.EventBus,
+                 clock: Callable[[], datetime] = utcnow):  # fmt: skip
+        self._sessions = sessions
+        self._bus = bus
+        self.clock = clock
+
+    def create(self, kind: str, params: dict[str, Any], retry_of: str | None = None) -> Job:
+        row = JobRow(
+            id=f"job_{secrets.token_hex(8)}", kind=kind, state=JobState.QUEUED.value,
+            progress=0.0, stage="", params=params, result_asset_ids=[], result={}, error="",
+            error_code="", retry_of=retry_of, created_at=self.clock(),
+        )  # fmt: skip
+        with self._sessions.begin() as s:
+            s.add(row)
+            s.flush()
+            job = Job.from_row(row)
+        self._bus.publish(events.job_update(job.to_dict()))
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._sessions() as s:
+            row = s.get(JobRow, job_id) if isinstance(job_id, str) else None
+            if row is None:
+                raise NotFound("job", str(job_id)[:80])
+            return Job.from_row(row)
+
+    def list(self, *, state: str | None = None, kind: str | None = None,
+             limit: int = 50) -> list[Job]:  # fmt: skip
+        query = select(JobRow)
+        if state:
+            query = query.where(JobRow.state == state)
+        if kind:
+            query = query.where(JobRow.kind == kind)
+        query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc())
+        with self._sessions() as s:
+            return [Job.from_row(r) for r in s.scalars(query.limit(min(max(1, limit), 500)))]
+
+    def transition(self, job_id: str, from_states: Iterable[JobState], **changes: Any) -> Job | None:
+        """Apply ``changes`` only if the job is in one of ``from_states``; publish on success."""
+        if "state" in changes:
+            changes["state"] = JobState(changes["state"]).value
+        with self._sessions.begin() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state.in_([st.value for st in from_states]))
+                .values(**changes)
+            )
+            if result.rowcount != 1:
+                return None
+            job = Job.from_row(s.get(JobRow, job_id))
+        self._bus.publish(events.job_update(job.to_dict()))
+        return job
+
+
+class LocalJobQueue:
+    """Runs jobs on ``workers`` threads of this process (one per GPU; one by default)."""
+
+    def __init__(self, store: JobStore, *, workers: int = 1, lang: str = "es"):
+        self.store = store
+        self.workers = workers
+        self.lang = lang
+        self._handlers: dict[str, Handler] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._tokens: dict[str, CancelToken] = {}
+        self._done: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- the backend interface ---------------------------------------------------------
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job:
+        if kind not in self._handlers:
+            raise NotFound("job kind", kind)
+        job = self.store.create(kind, params, retry_of)
+        self._enqueue(job.id)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id)
+
+    def list(self, *, state: str | None = None, kind: str | None = None,
+             limit: int = 50) -> list[Job]:  # fmt: skip
+        return self.store.list(state=state, kind=kind, limit=limit)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state is JobState.QUEUED:
+            done = self._finish(job_id, [JobState.QUEUED], JobState.CANCELLED,
+                                error=t("error.cancelled", self.lang), error_code="cancelled")  # fmt: skip
+            if done is not None:
+                return done
+            job = self.store.get(job_id)  # it started meanwhile: cancel the running job
+        if job.state is JobState.RUNNING:
+            with self._lock:
+                token = self._tokens.get(job_id)
+            if token is not None:
+                token.cancel()
+            return self.store.get(job_id)
+        raise JobStateError(job_id, job.state.value, "cancelled")
+
+    def retry(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise JobStateError(job_id, job.state.value, "retried")
+        return self.submit(job.kind, job.params, retry_of=job.id)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job has finished (or ``timeout`` passed); return its record."""
+        with self._lock:
+            done = self._done.setdefault(job_id, threading.Event())
+        if not self.store.get(job_id).state.finished:
+            done.wait(timeout)
+        return self.store.get(job_id)
+
+    def start(self) -> None:
+        """Recover what a dead process left, then start the worker threads."""
+        if self._threads:
+            return
+        for job in self.store.list(state=JobState.RUNNING.value, limit=500):
+            self._finish(job.id, [JobState.RUNNING], JobState.FAILED,
+                         error=t("error.interrupted", self.lang), error_code="interrupted")  # fmt: skip
+            log.warning("job %s was running when the last process stopped: marked failed", job.id)
+        for job in sorted(self.store.list(state=JobState.QUEUED.value, limit=500),
+                          key=lambda j: j.created_at):  # fmt: skip
+            log.info("job %s requeued after restart", job.id)
+            self._enqueue(job.id)
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"enfoads-worker-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            tokens = list(self._tokens.values())
+        for token in tokens:
+            token.cancel()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    # -- internals ---------------------------------------------------------------------
+    def _enqueue(self, job_id: str) -> None:
+        with self._lock:
+            self._done.setdefault(job_id, threading.Event())
+        self._queue.put(job_id)
+
+    def _finish(self, job_id: str, from_states: list[JobState], state: JobState,
+                **changes: Any) -> Job | None:  # fmt: skip
+        job = self.store.transition(job_id, from_states, state=state,
+                                    finished_at=self.store.clock(), **changes)  # fmt: skip
+        if job is not None:
+            with self._lock:
+                done = self._done.setdefault(job_id, threading.Event())
+            done.set()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            try:
+                self._run(job_id)
+            except Exception:  # noqa: BLE001 - the worker outlives any job
+                log.exception("worker failed around job %s", job_id)
+
+    def _run(self, job_id: str) -> None:
+        token = CancelToken()
+        with self._lock:
+            self._tokens[job_id] = token
+        try:
+            job = self.store.transition(job_id, [JobState.QUEUED], state=JobState.RUNNING,
+                                        started_at=self.store.clock(),
+                                        stage=t("stage.queued", self.lang))  # fmt: skip
+            if job is None:
+                return  # cancelled while queued
+            handler = self._handlers.get(job.kind)
+            last = {"progress": 0.0, "stage": job.stage}
+
+            def report(percent: float, stage: str | None) -> None:
+                percent = max(percent, last["progress"])  # progress never goes back
+                stage = stage if stage is not None else last["stage"]
+                if percent - last["progress"] < 0.5 and stage == last["stage"]:
+                    return  # nothing a user could see
+                last.update(progress=percent, stage=stage)
+                self.store.transition(job_id, [JobState.RUNNING], progress=percent, stage=stage)
+
+            ctx = JobContext(job, token, report, self.lang)
+            try:
+                if handler is None:
+                    raise NotFound("job kind", job.kind)
+                result = handler(ctx)
+            except JobCancelled:
+                self._finish(job_id, [JobState.RUNNING], JobState.CANCELLED,
+                             error=t("error.cancelled", self.lang), error_code="cancelled")  # fmt: skip
+                log.info("job %s cancelled", job_id)
+                return
+            except EnfoadsError as exc:
+                self._finish(job_id, [JobState.RUNNING], JobState.FAILED,
+                             error=exc.message(self.lang), error_code=exc.key)  # fmt: skip
+                log.info("job %s failed: %s", job_id, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a job's crash is recorded, not raised
+                log.exception("job %s (%s) crashed", job_id, job.kind)
+                reason = f"{type(exc).__name__}: {exc}"[:400]
+                self._finish(job_id, [JobState.RUNNING], JobState.FAILED,
+                             error=t("error.internal", self.lang, kind=job.kind, reason=reason),
+                             error_code="error.internal")  # fmt: skip
+                return
+            self._finish(job_id, [JobState.RUNNING], JobState.COMPLETED, progress=100.0,
+                         stage=t("stage.completed", self.lang),
+                         result_asset_ids=list(result.asset_ids), result=result.data)  # fmt: skip
+            log.info("job %s completed", job_id)
+        finally:
+            with self._lock:
+                self._tokens.pop(job_id, None)

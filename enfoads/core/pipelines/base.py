@@ -1,0 +1,68 @@
+"""What every pipeline shares: the model-table row and the one function that finds a file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from enfoads.core.errors import ModelUnavailable
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One row of a pipeline's model table."""
+
+    key: str
+    repo: str
+    filename: str | None  # None: the whole repository (a diffusers/transformers folder)
+    revision: str
+    licence: str
+    size_bytes: int
+    commercial_use: bool = True
+    sha256: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"key": self.key, "repo": self.repo, "file": self.filename,
+                "revision": self.revision, "licence": self.licence,
+                "size_bytes": self.size_bytes, "commercial_use": self.commercial_use,
+                "note": self.note}  # fmt: skip
+
+
+def is_local(repo: str) -> bool:
+    return Path(repo).expanduser().is_dir()
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_file(repo: str, filename: str, revision: str | None, cache_dir: Path) -> Path:
+    """A model file from a local folder or the Hugging Face hub (cached under ``cache_dir``).
+
+    Only ``.safetensors`` and ``.onnx`` weights are accepted: no pickle checkpoints.
+    """
+    if not filename.endswith((".safetensors", ".onnx", ".json", ".txt", ".model")):
+        raise ModelUnavailable(f"{repo}/{filename}", "only safetensors/ONNX weights are loaded")
+    if is_local(repo):
+        path = Path(repo).expanduser() / filename
+        if not path.is_file():
+            raise ModelUnavailable(f"{repo}/{filename}", f"file not found: {path}")
+        return path
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir,
+                                    local_files_only=hub_offline()))  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many classes
+        raise ModelUnavailable(f"{repo}/{filename}", _hub_reason(exc)) from exc
+
+
+def _hub_reason(exc: Exception) -> str:
+    name = type(exc).__name__
+    if "LocalEntryNotFound" in name or "OfflineMode" in name or hub_offline():
+        return "not in the local cache and the hub is offline (HF_HUB_OFFLINE=1 or no network)"
+    if "GatedRepo" in name:
+        return "the repository is gated: accept its licence on the hub and set HF_TOKEN"
+    return f"{name}: {exc}"[:300]

@@ -1,0 +1,139 @@
+"""One typed settings object, read once from ``ENFOADS_*`` variables and ``settings.json``.
+
+Precedence, highest first: keyword arguments, ``ENFOADS_*`` environment variables, the
+``settings.json`` file in the data dir, the defaults below. Nothing else in the package reads
+the environment for its own configuration; the object is built once and passed down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "ENFOADS_"
+SETTINGS_FILE = "settings.json"
+# Where Colab mounts Google Drive (google.colab.drive.mount("/content/drive")).
+COLAB_DRIVE = Path("/content/drive/MyDrive")
+GB = 1024**3
+
+
+def default_data_dir() -> Path:
+    """Google Drive when it is mounted in Colab (work survives the session), else ``~/.enfoads``."""
+    if COLAB_DRIVE.is_dir():
+        return COLAB_DRIVE / "EnfoadsStudio"
+    return Path.home() / ".enfoads"
+
+
+class _JsonFileSource(PydanticBaseSettingsSource):
+    """Reads ``settings.json`` from the data dir chosen by the higher-priority sources."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data_dir: Path):
+        super().__init__(settings_cls)
+        self.path = data_dir / SETTINGS_FILE
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        try:
+            values = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{self.path} is not valid JSON: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ValueError(f"{self.path} must hold a JSON object")
+        known = set(self.settings_cls.model_fields)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{self.path}: unknown settings {unknown}")
+        return values
+
+
+class Settings(BaseSettings):
+    """Every setting of the studio. Each field is documented in the README (a test checks)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    language: Literal["es", "en"] = "es"
+    database_url: str | None = None
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    gpu_budget_gb: float = Field(15.0, gt=0)
+    ram_budget_gb: float = Field(12.7, gt=0)
+    workers: int = Field(1, ge=1, le=16)
+    max_upload_mb: float = Field(25.0, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_prompt_chars: int = Field(1000, ge=10)
+    thumbnail_px: int = Field(384, ge=32, le=2048)
+    image_base_model: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    image_unet_model: str = "ByteDance/SDXL-Lightning"
+    image_steps: Literal[2, 4, 8] = 4
+    image_vae_model: str = "madebyollin/sdxl-vae-fp16-fix"
+    image_max_batch: int = Field(4, ge=1, le=16)
+    compile: Literal["auto", "on", "off"] = "auto"
+    prompt_llm_model: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(value).expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        data_dir = init_settings().get("data_dir") or env_settings().get("data_dir")
+        data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        return init_settings, env_settings, _JsonFileSource(settings_cls, data_dir)
+
+    # Derived paths: one place decides the data dir layout.
+    @property
+    def assets_dir(self) -> Path:
+        return self.data_dir / "assets"
+
+    @property
+    def models_dir(self) -> Path:
+        """HF_HOME: every hub download is cached here, on Drive when Drive is mounted."""
+        return self.data_dir / "models"
+
+    @property
+    def compile_cache_dir(self) -> Path:
+        return self.data_dir / "compile-cache"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'enfoads.db'}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.assets_dir, self.models_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def apply_model_cache_env(self) -> None:
+        """Point the Hugging Face cache into the data dir before any hub library is imported.
+
+        This writes the *library's* variable (HF_HOME); it is the one place that touches the
+        environment, and only when the user has not chosen a cache of their own.
+        """
+        os.environ.setdefault("HF_HOME", str(self.models_dir))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; keyword arguments win over the environment and the file."""
+    return Settings(**overrides)

@@ -1,0 +1,137 @@
+"""The Studio: the one API that the widgets, the HTTP server, the CLI and the workers call.
+
+It builds the settings, the event bus, the database, the asset store, the job queue and the
+VRAM manager once, and hands them to the pipelines. Long operations are jobs; short ones
+(listing, prompt enhancement) are direct calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from enfoads import __version__
+from enfoads.core import events
+from enfoads.core.assets import Asset, AssetStore, Page, utcnow
+from enfoads.core.db import create_engine, make_session_factory
+from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
+from enfoads.core.settings import GB, Settings, load_settings
+from enfoads.core.vram import ModelManager, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+class Studio:
+    """Everything the studio can do, behind one object. Use as a context manager or call
+    ``start()`` / ``close()``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        jobs: JobBackend | None = None,
+    ):
+        self.settings = settings or load_settings()
+        self.settings.ensure_dirs()
+        self.settings.apply_model_cache_env()
+        logging.getLogger("enfoads").setLevel(self.settings.log_level.upper())
+        self.started_at = time.time()
+        self.bus = events.EventBus()
+        self.engine = create_engine(self.settings.db_url)
+        sessions = make_session_factory(self.engine)
+        s = self.settings
+        self.assets = AssetStore(
+            sessions, s.assets_dir, self.bus, thumbnail_px=s.thumbnail_px,
+            max_upload_bytes=s.max_upload_bytes, max_image_pixels=s.max_image_pixels, clock=clock,
+        )  # fmt: skip
+        self.jobs: JobBackend = jobs or LocalJobQueue(
+            JobStore(sessions, self.bus, clock), workers=s.workers, lang=s.language
+        )
+        self.models = ModelManager(
+            device=lambda: resolve_device(s.device),
+            gpu_budget_bytes=int(s.gpu_budget_gb * GB),
+            ram_budget_bytes=int(s.ram_budget_gb * GB),
+            bus=self.bus,
+        )
+        self._pipelines: dict[str, Any] = {}
+        self._register_capabilities()
+
+    def _register_capabilities(self) -> None:
+        """Each capability registers its job handlers and models here, in one place."""
+        from enfoads.core.pipelines import register_all
+
+        register_all(self)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Studio:
+        self.jobs.start()
+        return self
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        self.models.unload_all()
+        self.engine.dispose()
+
+    def __enter__(self) -> Studio:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def subscribe(self, handler: Callable[[events.Event], None],
+                  name: str | None = None) -> Callable[[], None]:  # fmt: skip
+        return self.bus.subscribe(handler, name)
+
+    # -- status ------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "version": __version__,
+                "uptime_s": round(time.time() - self.started_at, 1),
+                "device": self.models.device}  # fmt: skip
+
+    def gpu_status(self) -> dict[str, Any]:
+        return self.models.stats()
+
+    # -- assets ------------------------------------------------------------------------
+    def list_assets(self, **filters: Any) -> Page:
+        return self.assets.list(**filters)
+
+    def get_asset(self, asset_id: str) -> Asset:
+        return self.assets.get(asset_id)
+
+    def upload_asset(self, data: bytes, name: str, kind: str | None = None,
+                     tags: tuple[str, ...] = ()) -> Asset:  # fmt: skip
+        return self.assets.add_upload(data, name, kind, tags=tags)
+
+    def tag_asset(self, asset_id: str, add: tuple[str, ...] = (),
+                  remove: tuple[str, ...] = ()) -> Asset:  # fmt: skip
+        return self.assets.tag(asset_id, add, remove)
+
+    def delete_asset(self, asset_id: str) -> None:
+        self.assets.delete(asset_id)
+
+    def import_seed_assets(self, path: str | Path) -> list[Asset]:
+        return self.assets.import_seed_json(Path(path))
+
+    # -- jobs --------------------------------------------------------------------------
+    def submit(self, kind: str, params: dict[str, Any]) -> Job:
+        return self.jobs.submit(kind, params)
+
+    def get_job(self, job_id: str) -> Job:
+        return self.jobs.get(job_id)
+
+    def list_jobs(self, **filters: Any) -> list[Job]:
+        return self.jobs.list(**filters)
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self.jobs.cancel(job_id)
+
+    def retry_job(self, job_id: str) -> Job:
+        return self.jobs.retry(job_id)
+
+    def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
+        return self.jobs.wait(job_id, timeout)

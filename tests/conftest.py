@@ -1,0 +1,49 @@
+"""Shared fixtures: every test gets its own data dir; no test reads the user's ~/.enfoads."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never try the network
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for key in list(os.environ):
+        if key.startswith("ENFOADS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from enfoads.core.settings import load_settings
+
+    return load_settings(data_dir=tmp_path / "data", device="cpu", language="en")
+
+
+@pytest.fixture
+def studio(settings):
+    from enfoads.core.studio import Studio
+
+    with Studio(settings) as st:
+        yield st

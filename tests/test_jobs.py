@@ -1,0 +1,181 @@
+import threading
+
+import pytest
+
+from enfoads.core import events
+from enfoads.core.db import create_engine, make_session_factory
+from enfoads.core.errors import InvalidInput, JobStateError, NotFound
+from enfoads.core.jobs import JobResult, JobState, JobStore, LocalJobQueue
+
+TIMEOUT = 30
+
+
+class Harness:
+    def __init__(self, url, workers=1):
+        self.bus = events.EventBus()
+        self.events = []
+        self.bus.subscribe(lambda e: self.events.append(e.to_dict()), "job_update")
+        self.engine = create_engine(url)
+        self.store = JobStore(make_session_factory(self.engine), self.bus)
+        self.queue = LocalJobQueue(self.store, workers=workers, lang="en")
+
+    def updates(self, job_id):
+        return [e for e in self.events if e["id"] == job_id]
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'jobs.db'}"
+
+
+@pytest.fixture
+def h(db_url):
+    harness = Harness(db_url)
+    yield harness
+    harness.queue.shutdown()
+
+
+def steps_handler(ctx):
+    for i in range(1, 5):
+        ctx.progress(i * 20, f"step {i}")
+    return JobResult(("img_1",), {"n": ctx.params["n"]})
+
+
+def test_states_and_progress_events_in_order(h):
+    h.queue.register("steps", steps_handler)
+    h.queue.start()
+    job = h.queue.submit("steps", {"n": 3})
+    done = h.queue.wait(job.id, TIMEOUT)
+    assert done.state is JobState.COMPLETED
+    assert done.progress == 100 and done.result_asset_ids == ("img_1",)
+    assert done.result == {"n": 3}
+    states = [e["state"] for e in h.updates(job.id)]
+    assert states[0] == "queued" and states[1] == "running" and states[-1] == "completed"
+    progress = [e["progress"] for e in h.updates(job.id)]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert [e["stage"] for e in h.updates(job.id)][2:6] == [f"step {i}" for i in range(1, 5)]
+    assert done.started_at <= done.finished_at
+
+
+def test_cancel_while_queued_and_while_running(h):
+    started, release = threading.Event(), threading.Event()
+
+    def blocking(ctx):
+        started.set()
+        while not release.wait(0.01):
+            ctx.check_cancelled()  # what a pipeline does between steps
+        return JobResult()
+
+    h.queue.register("block", blocking)
+    h.queue.start()
+    running = h.queue.submit("block", {})
+    queued = h.queue.submit("block", {})
+    assert started.wait(TIMEOUT)
+    assert h.queue.cancel(queued.id).state is JobState.CANCELLED
+    h.queue.cancel(running.id)
+    assert h.queue.wait(running.id, TIMEOUT).state is JobState.CANCELLED
+    assert h.queue.get(queued.id).state is JobState.CANCELLED
+    assert h.queue.get(running.id).error == "Cancelled by the user."
+    with pytest.raises(JobStateError):
+        h.queue.cancel(running.id)
+
+
+def test_crashing_job_is_recorded_and_the_worker_survives(h):
+    def crash(ctx):
+        raise ZeroDivisionError("boom")
+
+    def bad_input(ctx):
+        raise InvalidInput("error.empty", field="prompt")
+
+    h.queue.register("crash", crash)
+    h.queue.register("bad", bad_input)
+    h.queue.register("steps", steps_handler)
+    h.queue.start()
+    crashed = h.queue.wait(h.queue.submit("crash", {}).id, TIMEOUT)
+    assert crashed.state is JobState.FAILED
+    assert "ZeroDivisionError: boom" in crashed.error
+    bad = h.queue.wait(h.queue.submit("bad", {}).id, TIMEOUT)
+    assert bad.error == "The field 'prompt' is empty." and bad.error_code == "error.empty"
+    ok = h.queue.wait(h.queue.submit("steps", {"n": 1}).id, TIMEOUT)
+    assert ok.state is JobState.COMPLETED
+
+
+def test_retry_of_failed_job(h):
+    attempts = []
+
+    def flaky(ctx):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first time fails")
+        return JobResult()
+
+    h.queue.register("flaky", flaky)
+    h.queue.start()
+    first = h.queue.wait(h.queue.submit("flaky", {"x": 1}).id, TIMEOUT)
+    assert first.state is JobState.FAILED
+    second = h.queue.retry(first.id)
+    assert second.retry_of == first.id and second.params == {"x": 1}
+    assert h.queue.wait(second.id, TIMEOUT).state is JobState.COMPLETED
+    with pytest.raises(JobStateError):
+        h.queue.retry(second.id)
+
+
+def test_unknown_job_and_kind(h):
+    with pytest.raises(NotFound):
+        h.queue.get("job_nope")
+    with pytest.raises(NotFound):
+        h.queue.submit("no-such-kind", {})
+
+
+def test_restart_recovery_on_the_same_database(db_url):
+    first = Harness(db_url)
+    first.queue.register("steps", steps_handler)
+    # A "dead process": jobs were recorded but its workers never finished them.
+    running = first.store.create("steps", {"n": 1})
+    first.store.transition(running.id, [JobState.QUEUED], state=JobState.RUNNING)
+    waiting = first.store.create("steps", {"n": 2})
+
+    second = Harness(db_url)
+    second.queue.register("steps", steps_handler)
+    second.queue.start()
+    try:
+        interrupted = second.queue.get(running.id)
+        assert interrupted.state is JobState.FAILED
+        assert "Interrupted" in interrupted.error
+        assert second.queue.wait(waiting.id, TIMEOUT).state is JobState.COMPLETED
+    finally:
+        second.queue.shutdown()
+
+
+def test_two_workers_run_two_jobs_at_once(db_url):
+    h = Harness(db_url, workers=2)
+    barrier = threading.Barrier(2, timeout=TIMEOUT)
+
+    def meet(ctx):
+        barrier.wait()  # only passes if both jobs run at the same time
+        return JobResult()
+
+    h.queue.register("meet", meet)
+    h.queue.start()
+    try:
+        a, b = h.queue.submit("meet", {}), h.queue.submit("meet", {})
+        assert h.queue.wait(a.id, TIMEOUT).state is JobState.COMPLETED
+        assert h.queue.wait(b.id, TIMEOUT).state is JobState.COMPLETED
+    finally:
+        h.queue.shutdown()
+
+
+def test_event_bus_unsubscribe_and_failing_handler():
+    bus = events.EventBus()
+    seen = []
+
+    def broken(event):
+        raise RuntimeError("bad widget")
+
+    bus.subscribe(broken)
+    unsubscribe = bus.subscribe(lambda e: seen.append(e.name))
+    bus.publish(events.Event("a"))
+    unsubscribe()
+    bus.publish(events.Event("b"))
+    assert seen == ["a"]
+    assert events.job_update({"id": "j"}).to_dict() == {"event": "job_update", "id": "j"}

@@ -1,0 +1,57 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from enfoads.core import settings as settings_mod
+from enfoads.core.settings import Settings, load_settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_defaults_are_the_colab_t4_profile(tmp_path):
+    s = load_settings(data_dir=tmp_path)
+    assert s.gpu_budget_gb == 15.0 and s.ram_budget_gb == 12.7
+    assert s.language == "es" and s.workers == 1
+    assert s.db_url == f"sqlite:///{tmp_path / 'enfoads.db'}"
+    assert s.models_dir == tmp_path / "models"
+
+
+def test_env_beats_file_and_kwargs_beat_env(tmp_path, monkeypatch):
+    (tmp_path / "settings.json").write_text(json.dumps({"language": "en", "workers": 3}))
+    monkeypatch.setenv("ENFOADS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ENFOADS_WORKERS", "2")
+    s = load_settings()
+    assert s.data_dir == tmp_path.resolve()
+    assert s.language == "en"  # from the file
+    assert s.workers == 2  # env wins over the file
+    assert load_settings(workers=5).workers == 5  # arguments win over env
+
+
+def test_bad_file_and_bad_values_are_refused(tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({"langauge": "en"}))
+    with pytest.raises(ValueError, match="langauge"):
+        load_settings(data_dir=tmp_path)
+    (tmp_path / "settings.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_settings(data_dir=tmp_path)
+    (tmp_path / "settings.json").unlink()
+    with pytest.raises(ValueError):
+        load_settings(data_dir=tmp_path, language="fr")
+
+
+def test_data_dir_is_on_drive_when_drive_is_mounted(tmp_path, monkeypatch):
+    drive = tmp_path / "drive" / "MyDrive"
+    monkeypatch.setattr(settings_mod, "COLAB_DRIVE", drive)
+    assert settings_mod.default_data_dir() == Path.home() / ".enfoads"
+    drive.mkdir(parents=True)
+    assert settings_mod.default_data_dir() == drive / "EnfoadsStudio"
+
+
+def test_every_setting_is_documented_in_the_readme():
+    text = README.read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(ENFOADS_[A-Z0-9_]+)`", text))
+    expected = {f"ENFOADS_{name.upper()}" for name in Settings.model_fields}
+    assert expected - documented == set(), "settings missing from the README"
+    assert documented - expected == set(), "README documents settings that do not exist"

@@ -1,0 +1,195 @@
+"""The VRAM/RAM manager with real torch modules and a real ONNX Runtime session."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from enfoads.core.errors import ModelTooLarge, ModelUnavailable, NotFound
+from enfoads.core.vram import CPU, GPU, ModelManager, OnnxAdapter, OnnxModel, TorchAdapter
+
+MB = 1024 * 1024
+
+
+def linear_mb(mb):
+    """A real torch module of ``mb`` MiB of float32 weights."""
+    return torch.nn.Linear(256, mb * MB // (4 * 256), bias=False)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def cpu_manager(ram_mb):
+    return ModelManager(device=CPU, gpu_budget_bytes=0, ram_budget_bytes=ram_mb * MB,
+                        clock=Clock())
+
+
+def where(manager):
+    return {m["name"]: m["where"] for m in manager.stats(with_devices=False)["models"]}
+
+
+def loads(manager):
+    return {m["name"]: m["loads"] for m in manager.stats(with_devices=False)["models"]}
+
+
+def test_lru_eviction_and_reload_under_the_ram_budget():
+    m = cpu_manager(ram_mb=10)
+    for name in "abc":
+        m.register(name, lambda: linear_mb(4), 4 * MB)
+    with m.use("a") as a:
+        assert isinstance(a, torch.nn.Linear)
+    with m.use("b"):
+        pass
+    with m.use("a"):  # a becomes the most recently used
+        pass
+    with m.use("c"):  # 12 MB would not fit: b (least recently used) goes
+        pass
+    assert where(m) == {"a": CPU, "b": None, "c": CPU}
+    assert m.stats(with_devices=False)["ram_used_bytes"] == 8 * MB
+    with m.use("b"):  # b is reloaded from its loader; a is now the LRU and goes
+        pass
+    assert where(m) == {"a": None, "b": CPU, "c": CPU}
+    assert loads(m) == {"a": 1, "b": 2, "c": 1}
+
+
+def test_size_is_measured_after_load():
+    m = cpu_manager(ram_mb=100)
+    m.register("small", lambda: linear_mb(2), 50 * MB)  # over-estimated
+    with m.use("small"):
+        pass
+    assert m.stats(with_devices=False)["models"][0]["bytes"] == 2 * MB
+
+
+def test_oversize_model_is_an_error_not_a_thrash():
+    m = cpu_manager(ram_mb=4)
+    m.register("huge", lambda: linear_mb(1), 64 * MB)
+    with pytest.raises(ModelTooLarge, match="huge"):
+        with m.use("huge"):
+            pass
+    m.register("liar", lambda: linear_mb(8), 1 * MB)  # estimate too small; measured too big
+    with pytest.raises(ModelTooLarge, match="liar"):
+        with m.use("liar"):
+            pass
+    assert where(m)["liar"] is None
+    with pytest.raises(NotFound):
+        with m.use("nope"):
+            pass
+
+
+def test_a_failing_loader_is_a_clear_model_error():
+    m = cpu_manager(ram_mb=10)
+
+    def missing():
+        raise OSError("weights not found in the cache")
+
+    m.register("broken", missing, MB)
+    with pytest.raises(ModelUnavailable, match="weights not found"):
+        with m.use("broken"):
+            pass
+    assert m.stats(with_devices=False)["models"][0]["in_use"] == 0
+
+
+def test_onnx_sessions_are_managed(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["y"])], "double",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    path = tmp_path / "double.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    m = cpu_manager(ram_mb=10)
+    m.register("double", lambda: OnnxModel(path), 1024, OnnxAdapter())
+    with m.use("double") as model:
+        y = model.session.run(None, {"x": np.array([[1, 2, 3]], np.float32)})[0]
+        assert model.providers_in_use == ["CPUExecutionProvider"]
+    assert y.tolist() == [[2, 4, 6]]
+    m.unload("double")
+    assert where(m) == {"double": None}
+    with pytest.raises(ModelUnavailable):
+        OnnxModel(tmp_path / "missing.onnx")
+
+
+def test_threads_using_two_models_keep_the_bookkeeping_right():
+    m = cpu_manager(ram_mb=6)  # only one of the two 4 MB models fits at a time
+    m.register("x", lambda: linear_mb(4), 4 * MB)
+    m.register("y", lambda: linear_mb(4), 4 * MB)
+    errors, peak = [], []
+    lock = threading.Lock()
+
+    def worker(name):
+        try:
+            for _ in range(15):
+                with m.use(name) as model:
+                    stats = m.stats(with_devices=False)
+                    with lock:
+                        peak.append(stats["ram_used_bytes"])
+                    out = model(torch.ones(1, 256))
+                    assert out.shape[1] == 4 * MB // (4 * 256)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert max(peak) <= 6 * MB
+    assert all(mm["in_use"] == 0 for mm in m.stats(with_devices=False)["models"])
+
+
+class RecordingAdapter(TorchAdapter):
+    """Real torch modules; the "GPU" is simulated so the two-tier policy runs on CI's CPU."""
+
+    def __init__(self):
+        self.moves = []
+
+    def to_device(self, model, device):
+        self.moves.append(device)
+        return model
+
+
+def test_gpu_eviction_offloads_to_ram_while_it_fits_else_drops():
+    adapter = RecordingAdapter()
+    m = ModelManager(device=GPU, gpu_budget_bytes=8 * MB, ram_budget_bytes=4 * MB, clock=Clock())
+    for name in "abc":
+        m.register(name, lambda: linear_mb(4), 4 * MB, adapter)
+    with m.use("a"):
+        pass
+    with m.use("b"):
+        pass
+    assert where(m) == {"a": GPU, "b": GPU, "c": None}
+    with m.use("c"):  # a (LRU) leaves the GPU for RAM, which has room for it
+        pass
+    assert where(m) == {"a": CPU, "b": GPU, "c": GPU}
+    with m.use("a"):  # a comes back without a reload; b goes to RAM
+        pass
+    assert where(m) == {"a": GPU, "b": CPU, "c": GPU}
+    assert loads(m) == {"a": 1, "b": 1, "c": 1}
+    with m.use("b"):  # c must leave the GPU, RAM holds only one: the older of b/c is dropped
+        pass
+    assert sorted(where(m).values(), key=str) == [CPU, GPU, GPU]
+    stats = m.stats(with_devices=False)
+    assert stats["gpu_used_bytes"] <= 8 * MB and stats["ram_used_bytes"] <= 4 * MB
+
+
+@pytest.mark.gpu
+def test_real_gpu_moves_and_frees_memory():
+    m = ModelManager(device=GPU, gpu_budget_bytes=64 * MB, ram_budget_bytes=64 * MB)
+    m.register("a", lambda: linear_mb(40), 40 * MB)
+    m.register("b", lambda: linear_mb(40), 40 * MB)
+    with m.use("a") as a:
+        assert a.weight.is_cuda
+    with m.use("b") as b:
+        assert b.weight.is_cuda
+    assert where(m) == {"a": CPU, "b": GPU}

@@ -135,3 +135,30 @@ class Studio:
 
     def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
         return self.jobs.wait(job_id, timeout)
+
+    # -- images (pipelines/image.py, pipelines/prompt.py) --------------------------------
+    def enhance_prompt(self, prompt: str, **options: Any) -> Any:
+        """The magic prompt (direct call, milliseconds with the rules): a ``PromptResult``."""
+        return self._pipelines["prompt"].enhance(prompt, **options)
+
+    def generate_images(self, **params: Any) -> Job:
+        """Queue an image job: prompt, placements, style, seed, num_images… Bad input raises
+        here, before anything is queued; the job validates again when it runs (retries)."""
+        request = self._pipelines["image"].validate(params)
+        from dataclasses import asdict
+
+        return self.submit("generate_image", asdict(request))
+
+    def image_options(self) -> dict[str, Any]:
+        """Aspects, styles and limits, for the widgets and the API."""
+        from enfoads.core.pipelines import image, prompt
+
+        lang = self.settings.language
+        return {
+            "aspects": {k: {"width": w, "height": h} for k, (w, h) in image.ASPECTS.items()},
+            "styles": {k: v.label(lang) for k, v in prompt.STYLES.items()},
+            "max_batch": self.settings.image_max_batch,
+            "max_prompt_chars": self.settings.max_prompt_chars,
+            "steps": self.settings.image_steps,
+            "models": [m.to_dict() for m in image.MODEL_TABLE.values()],
+        }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
 
-CAPABILITIES: tuple[str, ...] = ()
+CAPABILITIES: tuple[str, ...] = ("image", "prompt")
 
 
 def register_all(studio: Studio) -> None:

@@ -56,10 +56,11 @@ def resolve_file(repo: str, filename: str, revision: str | None, cache_dir: Path
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir,
                                     local_files_only=hub_offline()))  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes
-        raise ModelUnavailable(f"{repo}/{filename}", _hub_reason(exc)) from exc
+        raise ModelUnavailable(f"{repo}/{filename}", hub_error_reason(exc)) from exc
 
 
-def _hub_reason(exc: Exception) -> str:
+def hub_error_reason(exc: Exception) -> str:
+    """Why a hub download failed, in words a user can act on."""
     name = type(exc).__name__
     if "LocalEntryNotFound" in name or "OfflineMode" in name or hub_offline():
         return "not in the local cache and the hub is offline (HF_HUB_OFFLINE=1 or no network)"

@@ -1,0 +1,394 @@
+"""Text-to-image with SDXL-Lightning: ad images in seconds, every placement in one job.
+
+SDXL base 1.0 gives the text encoders, tokenizers and configs; ByteDance's Lightning UNet
+(a single safetensors file) replaces its UNet; Euler with ``timestep_spacing="trailing"`` and
+guidance 0 are what the Lightning weights were distilled for. The fp16-fix VAE decodes in fp16
+on GPU (the stock SDXL VAE has to be upcast to fp32, see ``benchmarks/image.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from enfoads import __version__
+from enfoads.core.errors import InvalidInput, ModelUnavailable
+from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines.base import (ModelFile, hub_error_reason, hub_offline, is_local,
+                                         resolve_file)  # fmt: skip
+
+if TYPE_CHECKING:
+    from enfoads.core.settings import Settings
+    from enfoads.core.studio import Studio
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "sdxl-lightning"
+REVISION = "main"
+JOB_KIND = "generate_image"
+
+# Sizes are the fp16 downloads (approximate for the base: its two text encoders). Licences from
+# the model cards. Revisions: the commit hashes could not be verified from here (no hub access),
+# so the table says "main" rather than an unverified pin; ``REVISION`` below is the place
+# to record them once read from a real download (huggingface_hub reports the commit).
+MODEL_TABLE: dict[str, ModelFile] = {
+    m.key: m
+    for m in (
+        ModelFile("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0", None,
+                  REVISION, "CreativeML Open RAIL++-M",
+                  1_640_000_000, note="text encoders, tokenizers, configs (fp16 variant)"),
+        ModelFile("lightning-2step", "ByteDance/SDXL-Lightning",
+                  "sdxl_lightning_2step_unet.safetensors",
+                  REVISION, "CreativeML Open RAIL++-M",
+                  5_135_149_760),
+        ModelFile("lightning-4step", "ByteDance/SDXL-Lightning",
+                  "sdxl_lightning_4step_unet.safetensors",
+                  REVISION, "CreativeML Open RAIL++-M",
+                  5_135_149_760, note="default"),
+        ModelFile("lightning-8step", "ByteDance/SDXL-Lightning",
+                  "sdxl_lightning_8step_unet.safetensors",
+                  REVISION, "CreativeML Open RAIL++-M",
+                  5_135_149_760),
+        ModelFile("vae-fp16-fix", "madebyollin/sdxl-vae-fp16-fix", None,
+                  REVISION, "MIT", 334_643_268),
+    )
+}  # fmt: skip
+
+# SDXL's trained resolutions (about one megapixel each).
+ASPECTS: dict[str, tuple[int, int]] = {
+    "1:1": (1024, 1024),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "4:5": (896, 1152),
+    "2:3": (832, 1216),
+    "3:2": (1216, 832),
+}
+MIN_SIDE, MAX_SIDE = 256, 2048
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One generation request. ``placements`` gives one image set per aspect, same seed."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int | None = None
+    num_images: int = 1
+    placements: tuple[str, ...] = ("1:1",)
+    style: str = "none"
+    width: int | None = None  # a custom size replaces the placements
+    height: int | None = None
+    enhanced_prompt: str | None = None  # the magic prompt's text, when the user kept it
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ImageRequest:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise InvalidInput("error.invalid", field=unknown[0], reason="unknown field")
+        params = dict(params)
+        if isinstance(params.get("placements"), str):
+            params["placements"] = (params["placements"],)
+        if "placements" in params:
+            params["placements"] = tuple(params["placements"])
+        return cls(**params)
+
+    def sizes(self) -> list[tuple[str, int, int]]:
+        if self.width is not None or self.height is not None:
+            return [(f"{self.width}x{self.height}", int(self.width or 0), int(self.height or 0))]
+        return [(p, *ASPECTS[p]) for p in self.placements]
+
+    def validated(self, max_prompt_chars: int, max_batch: int) -> ImageRequest:
+        """The request with its seed chosen, or an InvalidInput naming the bad field."""
+        from enfoads.core.pipelines.prompt import STYLES
+
+        prompt = (self.prompt or "").strip()
+        if not prompt:
+            raise InvalidInput("error.empty", field="prompt")
+        for name, text in (("prompt", prompt), ("negative_prompt", self.negative_prompt),
+                           ("enhanced_prompt", self.enhanced_prompt or "")):  # fmt: skip
+            if len(text) > max_prompt_chars:
+                raise InvalidInput("error.too_long", field=name, length=len(text),
+                                   limit=max_prompt_chars)  # fmt: skip
+        if self.style not in STYLES:
+            raise InvalidInput("error.unknown_choice", field="style", value=self.style,
+                               choices=", ".join(STYLES))  # fmt: skip
+        if not isinstance(self.num_images, int) or not 1 <= self.num_images <= max_batch:
+            raise InvalidInput("error.out_of_range", field="num_images", value=self.num_images,
+                               low=1, high=max_batch)  # fmt: skip
+        if self.width is not None or self.height is not None:
+            for name in ("width", "height"):
+                value = getattr(self, name)
+                if not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE:
+                    raise InvalidInput("error.out_of_range", field=name, value=value,
+                                       low=MIN_SIDE, high=MAX_SIDE)  # fmt: skip
+                if value % 8:
+                    raise InvalidInput("error.not_multiple", field=name, value=value, step=8)
+        else:
+            if not self.placements:
+                raise InvalidInput("error.empty", field="placements")
+            for p in self.placements:
+                if p not in ASPECTS:
+                    raise InvalidInput("error.unknown_choice", field="placements", value=p,
+                                       choices=", ".join(ASPECTS))  # fmt: skip
+        seed = self.seed
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        elif not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise InvalidInput("error.out_of_range", field="seed", value=seed, low=0,
+                               high=2**63 - 1)  # fmt: skip
+        return replace(self, prompt=prompt, seed=seed,
+                       placements=tuple(dict.fromkeys(self.placements)))  # fmt: skip
+
+
+# -- loading -------------------------------------------------------------------------------
+def _hub_kwargs(repo: str, revision: str, settings: Settings) -> dict[str, Any]:
+    if is_local(repo):
+        return {}
+    return {"revision": revision, "cache_dir": settings.models_dir / "hub",
+            "local_files_only": hub_offline()}  # fmt: skip
+
+
+def unet_file(settings: Settings) -> ModelFile:
+    return MODEL_TABLE[f"lightning-{settings.image_steps}step"]
+
+
+def load_pipeline(settings: Settings, device: str) -> Any:
+    """The SDXL-Lightning pipeline on CPU, ready for ``device`` (fp16 there, fp32 on CPU).
+
+    Reads the hub layout, or a local folder with the same layout: the tests build one.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()  # the job's progress is what the user sees
+    transformers_logging.disable_progress_bar()
+    try:
+        return _load_pipeline(settings, device)
+    except OSError as exc:  # diffusers reports a missing hub file as an OSError
+        remote = [r for r in (settings.image_base_model, settings.image_vae_model) if not is_local(r)]
+        if not remote:
+            raise
+        raise ModelUnavailable(MODEL_NAME, hub_error_reason(exc)) from exc
+
+
+def _load_pipeline(settings: Settings, device: str) -> Any:
+    import torch
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline,
+                           UNet2DConditionModel)  # fmt: skip
+    from safetensors.torch import load_file
+
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    base, unet_entry = settings.image_base_model, unet_file(settings)
+    base_kw = _hub_kwargs(base, MODEL_TABLE["sdxl-base"].revision, settings)
+    # The Lightning file holds only weights: build the SDXL UNet from base's config on the
+    # meta device (no random init of 2.6 B parameters) and assign the file's tensors.
+    config = UNet2DConditionModel.load_config(base, subfolder="unet", **base_kw)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+    weights = resolve_file(settings.image_unet_model, unet_entry.filename, unet_entry.revision,
+                           settings.models_dir / "hub")  # fmt: skip
+    unet.load_state_dict(load_file(str(weights)), strict=True, assign=True)
+    unet.to(dtype)
+    vae_repo = settings.image_vae_model
+    vae = AutoencoderKL.from_pretrained(
+        vae_repo, torch_dtype=dtype, use_safetensors=True,
+        **_hub_kwargs(vae_repo, MODEL_TABLE["vae-fp16-fix"].revision, settings),
+    )  # fmt: skip
+    common = dict(unet=unet, vae=vae, torch_dtype=dtype, use_safetensors=True, **base_kw)
+    try:
+        pipe = StableDiffusionXLPipeline.from_pretrained(
+            base, variant="fp16" if dtype == torch.float16 else None, **common
+        )
+    except (OSError, ValueError):
+        if dtype != torch.float16:
+            raise
+        pipe = StableDiffusionXLPipeline.from_pretrained(base, **common)  # no fp16 variant
+    pipe.scheduler = EulerDiscreteScheduler.from_config(
+        pipe.scheduler.config, timestep_spacing="trailing"
+    )
+    pipe.set_progress_bar_config(disable=True)
+    if device == "cuda":
+        optimize_pipeline(pipe, compile=settings.compile != "off",
+                          cache_dir=settings.compile_cache_dir)  # fmt: skip
+    return pipe
+
+
+def optimize_pipeline(pipe: Any, *, compile: bool, cache_dir: Path | None = None) -> Any:
+    """The GPU speed-ups measured in ``benchmarks/image.py``; all of them work on a T4 (fp16).
+
+    Fused QKV projections and channels-last convolutions, then ``torch.compile`` of the UNet
+    and the VAE decoder with Inductor's on-disk caches in the data dir, so the compile cost is
+    paid once per machine (on Colab the data dir is on Drive and survives the session).
+    """
+    import torch
+
+    pipe.fuse_qkv_projections()
+    pipe.unet.to(memory_format=torch.channels_last)
+    pipe.vae.to(memory_format=torch.channels_last)
+    if compile:
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir / "inductor"))
+            os.environ.setdefault("TRITON_CACHE_DIR", str(cache_dir / "triton"))
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fx_graph_cache = True
+        inductor_config.conv_1x1_as_mm = True
+        pipe.unet = torch.compile(pipe.unet, fullgraph=True)
+        pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=True)
+    return pipe
+
+
+def estimate_bytes(settings: Settings, device: str) -> int:
+    """What the pipeline will take, before loading it (the manager measures it afterwards)."""
+    local = [Path(p) for p in (settings.image_base_model, settings.image_unet_model,
+                               settings.image_vae_model) if is_local(p)]  # fmt: skip
+    if len(local) == 3:
+        return sum(f.stat().st_size for d in set(local) for f in d.rglob("*.safetensors"))
+    fp16 = sum(MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
+    fp16 += unet_file(settings).size_bytes
+    return fp16 if device == "cuda" else 2 * fp16
+
+
+# -- generating ----------------------------------------------------------------------------
+StepCallback = Callable[[int, int], None]
+
+
+def generate(pipe: Any, prompt: str, width: int, height: int, seeds: list[int], steps: int,
+             on_step: StepCallback | None = None) -> list[Any]:  # fmt: skip
+    """``len(seeds)`` images in one batched call; image i depends only on seeds[i]."""
+    import torch
+
+    # CPU generators: the same seed gives the same image on any device.
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+
+    def callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if on_step is not None:
+            on_step(step + 1, steps)  # raises JobCancelled to stop between steps
+        return kwargs
+
+    return pipe(
+        prompt=prompt, width=width, height=height, num_inference_steps=steps,
+        guidance_scale=0.0, num_images_per_prompt=len(seeds), generator=generators,
+        callback_on_step_end=callback,
+    ).images  # fmt: skip
+
+
+def ai_metadata(*, prompt: str, enhanced: str | None, seed: int, width: int, height: int,
+                placement: str, model_ids: list[str], job_id: str,
+                steps: int) -> dict[str, str]:  # fmt: skip
+    """PNG text chunks that label the file as AI-generated (and an IPTC/XMP source type)."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record = {"ai_generated": True, "generator": f"Enfoads Studio {__version__}",
+              "model": f"SDXL-Lightning ({steps} steps)", "models": model_ids, "prompt": prompt, "enhanced_prompt": enhanced or prompt,
+              "seed": seed, "width": width, "height": height, "placement": placement,
+              "job_id": job_id, "created": created}  # fmt: skip
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
+        'trainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>'
+    )
+    return {
+        "AI-Generated": "true",
+        "Software": record["generator"],
+        "Description": f"AI-generated image (SDXL-Lightning, {steps} steps). Prompt: {prompt}",
+        "Source": ", ".join(model_ids),
+        "Creation Time": created,
+        "enfoads": json.dumps(record, ensure_ascii=False),
+        "XML:com.adobe.xmp": xmp,
+    }
+
+
+@dataclass
+class ImagePipeline:
+    """The image capability: validation, the model in the VRAM manager, the job handler."""
+
+    studio: Studio
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.studio.settings
+
+    def model_ids(self) -> list[str]:
+        """Hub ids of the models used (a local folder shows as ``local:<name>``, no paths)."""
+        s = self.settings
+        label = lambda repo: f"local:{Path(repo).name}" if is_local(repo) else repo  # noqa: E731
+        return [label(s.image_base_model), f"{label(s.image_unet_model)}/{unet_file(s).filename}",
+                label(s.image_vae_model)]  # fmt: skip
+
+    def validate(self, params: dict[str, Any]) -> ImageRequest:
+        s = self.settings
+        return ImageRequest.from_params(params).validated(s.max_prompt_chars, s.image_max_batch)
+
+    def run(self, ctx: JobContext) -> JobResult:
+        request = self.validate(ctx.params)
+        sizes = request.sizes()
+        steps = self.settings.image_steps
+        total = len(sizes) * steps
+        text = request.enhanced_prompt or request.prompt
+        if request.style != "none" and not request.enhanced_prompt:
+            from enfoads.core.pipelines.prompt import STYLES
+
+            text = f"{text}, {STYLES[request.style].words}"
+        ctx.progress(2, ctx.t("stage.loading_model"))
+        seeds = [request.seed + i for i in range(request.num_images)]
+        made: list[tuple[str, int, int, int, Any]] = []
+        with self.studio.models.use(MODEL_NAME) as pipe:
+            for index, (placement, width, height) in enumerate(sizes):
+                def on_step(step: int, of: int, index: int = index, placement: str = placement):
+                    done = index * steps + step
+                    ctx.progress(5 + 90 * done / total, ctx.t(
+                        "stage.generating", placement=placement, step=step, steps=of))
+
+                ctx.check_cancelled()
+                images = generate(pipe, text, width, height, seeds, steps, on_step)
+                made += [(placement, width, height, seed, img) for seed, img in zip(seeds, images)]
+        ctx.check_cancelled()  # nothing is stored for a cancelled job
+        ctx.progress(96, ctx.t("stage.saving"))
+        notices = []
+        if request.negative_prompt.strip():
+            notices.append(ctx.t("notice.negative_prompt_ignored"))
+        ids = self.model_ids()
+        asset_ids, images_out = [], []
+        for placement, width, height, seed, image in made:
+            asset = self.studio.assets.add_image(
+                image, "image", name=f"{request.prompt[:60]} [{placement}]",
+                prompt=request.prompt, seed=seed, job_id=ctx.job_id, model_ids=ids,
+                png_text=ai_metadata(prompt=request.prompt, enhanced=request.enhanced_prompt,
+                                     seed=seed, width=width, height=height,
+                                     placement=placement, model_ids=ids, job_id=ctx.job_id,
+                                     steps=steps),
+                meta={"placement": placement, "width": width, "height": height,
+                      "enhanced_prompt": text, "style": request.style, "steps": steps,
+                      "ai_generated": True},
+            )  # fmt: skip
+            asset_ids.append(asset.id)
+            images_out.append({"asset_id": asset.id, "placement": placement, "seed": seed,
+                               "width": width, "height": height, "url": asset.url})  # fmt: skip
+        return JobResult(tuple(asset_ids), {"seed": request.seed, "prompt_used": text,
+                                            "notices": notices, "images": images_out,
+                                            "request": asdict(request)})  # fmt: skip
+
+
+def register(studio: Studio) -> None:
+    pipeline = ImagePipeline(studio)
+    settings = studio.settings
+    # The device is resolved when the model is first used, not here (no torch at start-up).
+    studio.models.register(
+        MODEL_NAME,
+        lambda: load_pipeline(settings, studio.models.device),
+        estimate_bytes(settings, "cuda" if settings.device != "cpu" else "cpu"),
+    )
+    studio.jobs.register(JOB_KIND, pipeline.run)
+    studio._pipelines["image"] = pipeline

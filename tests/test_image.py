@@ -193,3 +193,21 @@ def test_fp16_on_the_gpu_without_vae_upcast(tmp_path, tiny_sdxl):
         assert done.state is JobState.COMPLETED, done.error
         with st.models.use(image_mod.MODEL_NAME) as pipe:
             assert pipe.unet.dtype == torch.float16 and pipe.vae.dtype == torch.float16
+
+
+@pytest.mark.gpu
+def test_compiled_generation_in_the_job_thread_caches_in_the_data_dir(tmp_path, tiny_sdxl,
+                                                                      monkeypatch):
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings(data_dir=tmp_path, device="cuda", compile="on",
+                      image_base_model=str(tiny_sdxl["base"]),
+                      image_unet_model=str(tiny_sdxl["unet"]), image_vae_model=str(tiny_sdxl["vae"]))
+    with Studio(s) as st:
+        first = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
+        again = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
+        assert first.state is again.state is JobState.COMPLETED, (first.error, again.error)
+        assert np.array_equal(pixels(st, first.result_asset_ids[0]),
+                              pixels(st, again.result_asset_ids[0]))
+    inductor = s.compile_cache_dir / "inductor"
+    assert inductor.is_dir() and any(p.is_file() for p in inductor.rglob("*"))

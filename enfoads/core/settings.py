@@ -125,13 +125,16 @@ class Settings(BaseSettings):
         for path in (self.data_dir, self.assets_dir, self.models_dir):
             path.mkdir(parents=True, exist_ok=True)
 
-    def apply_model_cache_env(self) -> None:
-        """Point the Hugging Face cache into the data dir before any hub library is imported.
+    def apply_cache_env(self) -> None:
+        """Point the libraries' caches into the data dir before torch or the hub are imported.
 
-        This writes the *library's* variable (HF_HOME); it is the one place that touches the
-        environment, and only when the user has not chosen a cache of their own.
+        HF_HOME (model downloads) and Inductor's and Triton's compile caches, so on Colab both
+        live on Drive and survive the session. This writes the *libraries'* variables; it is the
+        one place that touches the environment, and only where the user has chosen nothing.
         """
         os.environ.setdefault("HF_HOME", str(self.models_dir))
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.compile_cache_dir / "inductor"))
+        os.environ.setdefault("TRITON_CACHE_DIR", str(self.compile_cache_dir / "triton"))
 
 
 def load_settings(**overrides: Any) -> Settings:

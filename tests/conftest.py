@@ -47,3 +47,25 @@ def studio(settings):
 
     with Studio(settings) as st:
         yield st
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory):
+    """A tiny random SDXL saved in the hub's layouts (base folder, Lightning file, VAE)."""
+    from enfoads.testing.sdxl import build_sdxl_folders
+
+    return build_sdxl_folders(tmp_path_factory.mktemp("tiny-sdxl"))
+
+
+@pytest.fixture
+def tiny_settings(tmp_path, tiny_sdxl):
+    from enfoads.core.settings import load_settings
+
+    def make(**overrides):
+        values = dict(data_dir=tmp_path / "data", device="cpu", language="en",
+                      image_base_model=str(tiny_sdxl["base"]),
+                      image_unet_model=str(tiny_sdxl["unet"]),
+                      image_vae_model=str(tiny_sdxl["vae"]))
+        return load_settings(**{**values, **overrides})
+
+    return make

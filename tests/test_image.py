@@ -17,13 +17,6 @@ from enfoads.core.studio import Studio
 TIMEOUT = 300
 
 
-@pytest.fixture(scope="session")
-def tiny_sdxl(tmp_path_factory):
-    from enfoads.testing.sdxl import build_sdxl_folders
-
-    return build_sdxl_folders(tmp_path_factory.mktemp("tiny-sdxl"))
-
-
 @pytest.fixture
 def img_studio(tmp_path, tiny_sdxl):
     s = load_settings(data_dir=tmp_path / "data", device="cpu", language="en",

@@ -39,9 +39,15 @@ class InvalidInput(EnfoadsError):
 
 class NotFound(EnfoadsError):
     status = 404
+    NOUNS = {"asset": ("el recurso", "asset"), "job": ("el trabajo", "job"),
+             "model": ("el modelo", "model"), "job kind": ("el tipo de trabajo", "job kind")}
 
     def __init__(self, what: str, id: str):
         super().__init__("error.not_found", what=what, id=id)
+
+    def message(self, lang: str = "es") -> str:
+        es, en = self.NOUNS.get(self.params["what"], (self.params["what"],) * 2)
+        return t(self.key, lang, **{**self.params, "what": es if lang == "es" else en})
 
 
 class TooLarge(EnfoadsError):

@@ -35,7 +35,11 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "error.not_found": {
         "es": "No existe {what} con id '{id}'.",
-        "en": "There is no {what} with id '{id}'.",
+        "en": "There is no {what} with id '{id}'.",  # NotFound translates {what}
+    },
+    "error.no_route": {
+        "es": "No hay ningún servicio en {method} {path}.",
+        "en": "There is no endpoint at {method} {path}.",
     },
     "error.file_too_large": {
         "es": "El archivo '{name}' pesa {size_mb:.1f} MB; el máximo es {limit_mb:.1f} MB.",

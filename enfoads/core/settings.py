@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     image_max_batch: int = Field(4, ge=1, le=16)
     compile: Literal["auto", "on", "off"] = "auto"
     prompt_llm_model: str = ""
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(5000, ge=1, le=65535)
+    server_token: str = ""
+    cors_origins: list[str] = ["http://localhost:5173", "http://127.0.0.1:5173",
+                               "http://localhost:3000"]  # fmt: skip
+    rate_limit_per_minute: int = Field(30, ge=1)
     log_level: str = "INFO"
 
     @field_validator("data_dir")

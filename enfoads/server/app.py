@@ -1,0 +1,46 @@
+"""Builds the ASGI app: FastAPI routes + Socket.IO, around one Studio handed in. Wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import socketio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from enfoads import __version__
+from enfoads.core.studio import Studio
+from enfoads.server.deps import RateLimiter, install_error_handlers
+from enfoads.server.realtime import EventBridge, create_sio
+from enfoads.server.routes import assets, health, images, jobs
+
+
+def create_app(studio: Studio, *, token: str | None = None) -> Any:
+    """The ASGI app serving ``studio``. ``token`` (default: the setting) guards every route
+    but the health check, and the Socket.IO handshake."""
+    settings = studio.settings
+    token = settings.server_token if token is None else token
+    sio = create_sio(token, settings.cors_origins)
+    bridge = EventBridge(sio)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = bridge.start(studio.subscribe)
+        yield
+        stop()
+
+    api = FastAPI(title="Enfoads Studio API", version=__version__, lifespan=lifespan)
+    api.state.studio = studio
+    api.state.token = token
+    api.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    api.state.sio = sio
+    api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                       allow_methods=["*"], allow_headers=["*"])  # fmt: skip
+    install_error_handlers(api, settings.language)
+    for module in (health, images, assets, jobs):
+        api.include_router(module.router)
+    app = socketio.ASGIApp(sio, other_asgi_app=api)
+    app.api = api  # for tests and the OpenAPI export
+    return app

@@ -1,0 +1,95 @@
+"""Starting the server: in the foreground (``enfoads serve``) or in a background thread from
+the notebook, sharing the notebook's Studio so both see the same jobs and assets."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from enfoads.core.studio import Studio
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def choose_token(host: str, token: str, exposed: bool = False) -> str:
+    """The token to require: the one given, or a new one once the server is reachable from
+    outside (a non-loopback host, or behind the Colab proxy or ngrok: ``exposed``)."""
+    if token:
+        return token
+    if exposed or not is_loopback(host):
+        return secrets.token_urlsafe(24)
+    return ""
+
+
+@dataclass
+class ServerHandle:
+    url: str
+    token: str
+    server: Any
+    thread: threading.Thread | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+def _build(studio: Studio, host: str, port: int, token: str) -> tuple[Any, str]:
+    import uvicorn
+
+    from enfoads.server.app import create_app
+
+    config = uvicorn.Config(create_app(studio, token=token), host=host, port=port,
+                            log_level="warning", lifespan="on")  # fmt: skip
+    url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    return uvicorn.Server(config), url
+
+
+def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None = None,
+                    token: str | None = None, exposed: bool = False,
+                    timeout: float = 30.0) -> ServerHandle:  # fmt: skip
+    """Serve ``studio`` from a daemon thread (the notebook keeps running); returns once it
+    listens. ``port=0`` picks a free port."""
+    s = studio.settings
+    host = host or s.server_host
+    token = choose_token(host, s.server_token if token is None else token, exposed)
+    server, _ = _build(studio, host, s.server_port if port is None else port, token)
+    thread = threading.Thread(target=server.run, name="enfoads-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started and thread.is_alive():
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the server did not start in time")
+        time.sleep(0.05)  # uvicorn offers no start event to wait on
+    if not server.started:
+        raise RuntimeError("the server could not start (is the port in use?)")
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{bound}"
+    log.info("Enfoads Studio API on %s", url)
+    return ServerHandle(url, token, server, thread)
+
+
+def serve_forever(studio: Studio, *, host: str, port: int, token: str,
+                  public_url: str | None = None) -> None:  # fmt: skip
+    """``enfoads serve``: print the URL and token, then serve until interrupted."""
+    token = choose_token(host, token, exposed=bool(public_url))
+    server, url = _build(studio, host, port, token)
+    print(f"Enfoads Studio API: {public_url or url}", flush=True)
+    if token:
+        print(f"Token (Authorization: Bearer …): {token}", flush=True)
+    server.run()

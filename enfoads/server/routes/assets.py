@@ -1,0 +1,129 @@
+"""The BrandVault over HTTP: ``/api/assets`` (list, upload), one asset, its file and thumbnail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from enfoads.core.errors import InvalidInput
+from enfoads.core.studio import Studio
+from enfoads.server.deps import ApiError, get_studio, require_token
+
+router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
+_DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,", re.I)
+
+
+class TagsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+@router.get("")
+def list_assets(studio: Studio = Depends(get_studio), kind: str | None = None,
+                tag: str | None = None, q: str | None = None, offset: int = 0,
+                limit: int = 50) -> dict[str, Any]:  # fmt: skip
+    """Newest first; filter by kind and tag, search name/prompt/tags with ``q``."""
+    page = studio.list_assets(kind=kind, tag=tag, text=q, offset=offset, limit=limit)
+    return {"items": [a.to_dict() for a in page.items], "total": page.total,
+            "offset": page.offset, "limit": page.limit}  # fmt: skip
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "file_too_large", f"The request is {int(declared) / 2**20:.1f} MB; "
+                       f"the limit is {limit / 2**20:.1f} MB.")  # fmt: skip
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "file_too_large", f"The request is over the limit of "
+                           f"{limit / 2**20:.1f} MB.")  # fmt: skip
+    return bytes(body)
+
+
+@router.post("", status_code=201, openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}, "kind": {"type": "string"},
+        "tags": {"type": "string"}}, "required": ["file"]}},
+    "application/json": {"schema": {"type": "object", "properties": {
+        "data": {"type": "string", "description": "base64 or a data: URL"},
+        "name": {"type": "string"}, "kind": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}}}, "required": ["data"]}}}}})
+async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Upload as multipart (``file``) or JSON with base64 ``data`` (what the React client sends)."""
+    limit = studio.settings.max_upload_bytes
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
+            await _read_body(request, limit + 64 * 1024)  # raises 413 with a message
+        form = await request.form(max_part_size=limit + 1)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("error.empty", field="file")
+        data = await upload.read()
+        name = upload.filename or "upload"
+        kind = form.get("kind") or None
+        tags = [t for t in str(form.get("tags") or "").split(",") if t.strip()]
+    elif ctype.startswith("application/json"):
+        raw = await _read_body(request, limit * 4 // 3 + 64 * 1024)  # base64 is 4/3 larger
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidInput("error.invalid", field="body", reason="not JSON") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("data"), str):
+            raise InvalidInput("error.empty", field="data")
+        text = _DATA_URL.sub("", body["data"].strip())
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput("error.invalid", field="data", reason="malformed base64") from exc
+        name, kind = str(body.get("name") or "upload"), body.get("kind")
+        tags = body.get("tags") or []
+        if not isinstance(tags, list):
+            raise InvalidInput("error.invalid", field="tags", reason="expected a list")
+    else:
+        raise ApiError(415, "unsupported_media_type", "Send multipart/form-data with a 'file' "
+                       "field, or JSON with base64 'data'.")  # fmt: skip
+    asset = studio.upload_asset(data, name[:255], kind, tags=tuple(tags))
+    return asset.to_dict()
+
+
+@router.get("/{asset_id}")
+def get_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    return studio.get_asset(asset_id).to_dict()
+
+
+@router.get("/{asset_id}/file", response_class=FileResponse)
+def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
+    asset = studio.get_asset(asset_id)
+    return FileResponse(studio.assets.file_path(asset), media_type=asset.mime,
+                        filename=f"{asset.id}.{asset.ext}",
+                        content_disposition_type="inline")  # fmt: skip
+
+
+@router.get("/{asset_id}/thumbnail", response_class=FileResponse)
+def asset_thumbnail(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
+    path = studio.assets.thumbnail_path(asset_id)
+    if path is None:
+        raise ApiError(404, "not_found", f"The asset '{asset_id}' has no thumbnail.")
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.post("/{asset_id}/tags")
+def tag_asset(asset_id: str, body: TagsRequest,
+              studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+    return studio.tag_asset(asset_id, tuple(body.add), tuple(body.remove)).to_dict()
+
+
+@router.delete("/{asset_id}", status_code=204)
+def delete_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> None:
+    studio.delete_asset(asset_id)

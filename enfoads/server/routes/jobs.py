@@ -1,0 +1,45 @@
+"""``/api/jobs``: a job's record, the list, cancel and retry."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from enfoads.core.studio import Studio
+from enfoads.server.deps import get_studio, require_token
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(require_token)])
+
+
+@router.get("")
+def list_jobs(studio: Studio = Depends(get_studio), state: str | None = None,
+              kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:  # fmt: skip
+    return [j.to_dict() for j in studio.list_jobs(state=state, kind=kind, limit=limit)]
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, inline: bool = False,
+            studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+    """The job; with ``inline=true`` a finished job's images also come as base64 data URLs
+    (the seed's client shows images that way)."""
+    job = studio.get_job(job_id).to_dict()
+    if inline:
+        job["images_base64"] = []
+        for asset_id in job["result_asset_ids"]:
+            asset = studio.get_asset(asset_id)
+            if asset.mime.startswith("image/"):
+                data = base64.b64encode(studio.assets.read_bytes(asset)).decode()
+                job["images_base64"].append(f"data:{asset.mime};base64,{data}")
+    return job
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    return studio.cancel_job(job_id).to_dict()
+
+
+@router.post("/{job_id}/retry", status_code=202)
+def retry_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    return studio.retry_job(job_id).to_dict()

@@ -150,6 +150,10 @@ def test_bad_input_names_the_problem(studio, tmp_path):
         studio.upload_asset(bomb.getvalue(), "bomb.png")
     assert studio.list_assets().total == 0
     assert [p for p in studio.settings.assets_dir.rglob("*") if p.is_file()] == []
+    # The cap is for uploads: the studio's own large outputs are stored.
+    studio.assets.max_image_pixels = 40_000_000
+    big_output = png_bytes(size=(1024, 1024)) + bytes(studio.settings.max_upload_bytes)
+    assert studio.assets.add_bytes(big_output, "image").size_bytes == len(big_output)
 
 
 def test_paths_outside_the_data_dir_are_refused(tmp_path):

@@ -196,9 +196,13 @@ def test_compiled_generation_in_the_job_thread_caches_in_the_data_dir(tmp_path, 
     s = load_settings(data_dir=tmp_path, device="cuda", compile="on",
                       image_base_model=str(tiny_sdxl["base"]),
                       image_unet_model=str(tiny_sdxl["unet"]), image_vae_model=str(tiny_sdxl["vae"]))
+    stages = []
     with Studio(s) as st:
+        st.subscribe(lambda e: stages.append((e.payload["id"], e.payload["stage"])), "job_update")
         first = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
         again = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
+        compiling = [job for job, stage in stages if stage.startswith("Preparing the GPU")]
+        assert compiling == [first.id]  # told once, for the first image at this size
         assert first.state is again.state is JobState.COMPLETED, (first.error, again.error)
         assert np.array_equal(pixels(st, first.result_asset_ids[0]),
                               pixels(st, again.result_asset_ids[0]))

@@ -200,13 +200,16 @@ class AssetStore:
         meta: dict[str, Any] | None = None,
         created_at: datetime | None = None,
     ) -> Asset:
-        """Store bytes as a new asset. Images and videos are probed and get a thumbnail."""
+        """Store bytes as a new asset. Images and videos are probed and get a thumbnail.
+
+        The studio's own outputs come here directly; user uploads go through ``add_upload``,
+        which applies the upload size cap first.
+        """
         if kind not in ASSET_KINDS:
             raise InvalidInput("error.unknown_choice", field="kind", value=kind,
                                choices=", ".join(ASSET_KINDS))  # fmt: skip
         if not data:
             raise InvalidInput("error.empty", field="file")
-        media.check_upload_size(data, name or kind, self.max_upload_bytes)
         sniffed = media.sniff(data)
         if ext is None:
             if sniffed is None:

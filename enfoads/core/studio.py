@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ class Studio:
             ram_budget_bytes=int(s.ram_budget_gb * GB),
             bus=self.bus,
         )
-        self._pipelines: dict[str, Any] = {}
+        self.pipelines: dict[str, Any] = {}  # filled by each capability's register()
         self._register_capabilities()
 
     def _register_capabilities(self) -> None:
@@ -139,14 +140,12 @@ class Studio:
     # -- images (pipelines/image.py, pipelines/prompt.py) --------------------------------
     def enhance_prompt(self, prompt: str, **options: Any) -> Any:
         """The magic prompt (direct call, milliseconds with the rules): a ``PromptResult``."""
-        return self._pipelines["prompt"].enhance(prompt, **options)
+        return self.pipelines["prompt"].enhance(prompt, **options)
 
     def generate_images(self, **params: Any) -> Job:
         """Queue an image job: prompt, placements, style, seed, num_images… Bad input raises
         here, before anything is queued; the job validates again when it runs (retries)."""
-        request = self._pipelines["image"].validate(params)
-        from dataclasses import asdict
-
+        request = self.pipelines["image"].validate(params)
         return self.submit("generate_image", asdict(request))
 
     def image_options(self) -> dict[str, Any]:

@@ -265,12 +265,12 @@ class ModelManager:
             raise ModelTooLarge(entry.name, entry.size, self._budget(target),
                                 "GPU" if target == GPU else "RAM")  # fmt: skip
 
-    def _make_room(self, entry: _Entry, target: str, extra: int | None = None) -> bool:
+    def _make_room(self, entry: _Entry, target: str) -> bool:
         """Evict idle models (LRU) until ``entry`` fits on ``target``; False if it cannot yet."""
-        need = entry.size if extra is None else extra
+        need = entry.size
         free = self._budget(target) - self._used(target) + (
-            entry.size if entry.where == target and extra is None else 0
-        )  # fmt: skip
+            entry.size if entry.where == target else 0
+        )
         if free >= need:
             return True
         idle = sorted(

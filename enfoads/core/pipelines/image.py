@@ -413,4 +413,4 @@ def register(studio: Studio) -> None:
         estimate_bytes(settings, "cuda" if settings.device != "cpu" else "cpu"),
     )
     studio.jobs.register(JOB_KIND, pipeline.run)
-    studio._pipelines["image"] = pipeline
+    studio.pipelines["image"] = pipeline

@@ -260,4 +260,4 @@ class _LLM(tuple):
 
 
 def register(studio: Studio) -> None:
-    studio._pipelines["prompt"] = PromptEnhancer(studio)
+    studio.pipelines["prompt"] = PromptEnhancer(studio)

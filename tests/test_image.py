@@ -193,7 +193,7 @@ def test_compiled_generation_in_the_job_thread_caches_in_the_data_dir(tmp_path, 
                                                                       monkeypatch):
     for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
         monkeypatch.delenv(var, raising=False)
-    s = load_settings(data_dir=tmp_path, device="cuda", compile="on",
+    s = load_settings(data_dir=tmp_path, device="cuda", compile="on", language="en",
                       image_base_model=str(tiny_sdxl["base"]),
                       image_unet_model=str(tiny_sdxl["unet"]), image_vae_model=str(tiny_sdxl["vae"]))
     stages = []

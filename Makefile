@@ -19,5 +19,12 @@ install: $(STAMP)
 studio: $(STAMP)
 	$(BIN)/enfoads info
 
-test: $(STAMP)
+CLIENT := clients/typescript
+
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund
+
+test: $(STAMP) $(CLIENT)/node_modules/.package-lock.json
+	# The TypeScript client: types from the OpenAPI schema, then tsc.
+	cd $(CLIENT) && npm run --silent check
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)

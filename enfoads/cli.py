@@ -66,6 +66,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Print the API's OpenAPI schema (the TypeScript client's types are generated from it)."""
+    import tempfile
+
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+    from enfoads.server.app import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        studio = Studio(load_settings(data_dir=tmp, device="cpu"))
+        schema = create_app(studio).api.openapi()
+        studio.close()
+    print(json.dumps(schema, indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enfoads", description="Enfoads Studio")
     parser.add_argument("--version", action="version", version=__version__)
@@ -81,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="the URL clients use (ngrok, Colab proxy): a token "
                        "is then required")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
+    sub.add_parser("openapi", help="print the API's OpenAPI schema").set_defaults(func=cmd_openapi)
     return parser
 
 

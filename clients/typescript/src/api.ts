@@ -1,0 +1,201 @@
+// Typed client for the Enfoads Studio API: the seed's services/api.ts, with types generated
+// from the server's OpenAPI schema (src/schema.d.ts, `npm run generate`).
+import { io, type Socket } from "socket.io-client";
+import type { components, paths } from "./schema";
+
+export type MagicPromptRequest = components["schemas"]["MagicPromptRequest"];
+export type GenerateImageRequest = components["schemas"]["GenerateImageRequest"];
+export type TagsRequest = components["schemas"]["TagsRequest"];
+export type AssetQuery = NonNullable<paths["/api/assets"]["get"]["parameters"]["query"]>;
+
+export type JobState = "queued" | "running" | "completed" | "failed" | "cancelled";
+
+export interface Job {
+  id: string;
+  kind: string;
+  state: JobState;
+  status: JobState;
+  progress: number;
+  stage: string;
+  result_asset_ids: string[];
+  result_urls: string[];
+  result: Record<string, unknown>;
+  error: string | null;
+  error_code: string | null;
+  retry_of: string | null;
+  created_at: string;
+  images_base64?: string[];
+}
+
+export interface Asset {
+  id: string;
+  kind: string;
+  name: string;
+  mime: string;
+  width: number | null;
+  height: number | null;
+  url: string;
+  thumbnail_url: string | null;
+  prompt: string;
+  seed: number | null;
+  tags: string[];
+  meta: Record<string, unknown>;
+  created_at: string;
+}
+
+export interface AssetPage {
+  items: Asset[];
+  total: number;
+  offset: number;
+  limit: number;
+}
+
+export interface ApiErrorBody {
+  error: string;
+  message: string;
+  field: string | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ApiErrorBody,
+  ) {
+    super(body.message);
+  }
+}
+
+const URL_KEY = "enfoads_api_url";
+const TOKEN_KEY = "enfoads_api_token";
+
+/** The base URL the user set in Settings (a Colab/ngrok URL changes every session). */
+export function storedBaseUrl(fallback = "http://127.0.0.1:5000"): string {
+  return (typeof localStorage !== "undefined" && localStorage.getItem(URL_KEY)) || fallback;
+}
+
+export function storeConnection(baseUrl: string, token?: string): void {
+  localStorage.setItem(URL_KEY, baseUrl.replace(/\/+$/, ""));
+  if (token !== undefined) localStorage.setItem(TOKEN_KEY, token);
+}
+
+export class EnfoadsClient {
+  constructor(
+    public baseUrl: string = storedBaseUrl(),
+    public token: string | undefined = (typeof localStorage !== "undefined" &&
+      localStorage.getItem(TOKEN_KEY)) || undefined,
+  ) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(this.baseUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 204) return undefined as T;
+    const data = await response.json();
+    if (!response.ok) throw new ApiError(response.status, data as ApiErrorBody);
+    return data as T;
+  }
+
+  /** A file URL usable in <img src> (the token travels as a query parameter). */
+  fileUrl(path: string): string {
+    const url = new URL(this.baseUrl + path);
+    if (this.token) url.searchParams.set("token", this.token);
+    return url.toString();
+  }
+
+  health() {
+    return this.request<{ status: string; version: string; uptime_s: number; device: string }>(
+      "GET",
+      "/",
+    );
+  }
+
+  gpuStatus() {
+    return this.request<Record<string, unknown>>("GET", "/gpu-status");
+  }
+
+  magicPrompt(body: MagicPromptRequest) {
+    return this.request<{ enhanced_prompt: string; language: string; notices: string[] }>(
+      "POST",
+      "/magic-prompt",
+      body,
+    );
+  }
+
+  generateImage(body: GenerateImageRequest) {
+    return this.request<{ job_id: string; status: JobState; job: Job }>(
+      "POST",
+      "/generate-image",
+      body,
+    );
+  }
+
+  getJob(id: string, inline = false) {
+    return this.request<Job>("GET", `/api/jobs/${encodeURIComponent(id)}${inline ? "?inline=true" : ""}`);
+  }
+
+  listJobs() {
+    return this.request<Job[]>("GET", "/api/jobs");
+  }
+
+  cancelJob(id: string) {
+    return this.request<Job>("POST", `/api/jobs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  retryJob(id: string) {
+    return this.request<Job>("POST", `/api/jobs/${encodeURIComponent(id)}/retry`);
+  }
+
+  listAssets(query: AssetQuery = {}) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null) params.set(key, String(value));
+    }
+    return this.request<AssetPage>("GET", `/api/assets?${params}`);
+  }
+
+  /** Upload as base64 (a data: URL works too), as the seed's client does. */
+  uploadAsset(data: string, name: string, kind?: string, tags: string[] = []) {
+    return this.request<Asset>("POST", "/api/assets", { data, name, kind, tags });
+  }
+
+  getAsset(id: string) {
+    return this.request<Asset>("GET", `/api/assets/${encodeURIComponent(id)}`);
+  }
+
+  tagAsset(id: string, body: TagsRequest) {
+    return this.request<Asset>("POST", `/api/assets/${encodeURIComponent(id)}/tags`, body);
+  }
+
+  deleteAsset(id: string) {
+    return this.request<void>("DELETE", `/api/assets/${encodeURIComponent(id)}`);
+  }
+
+  /** Socket.IO with the token on the handshake; `job_update` events carry a Job. */
+  socket(): Socket {
+    return io(this.baseUrl, { auth: this.token ? { token: this.token } : undefined });
+  }
+
+  /** Resolve when the job finishes, calling `onUpdate` for each progress event. */
+  watchJob(jobId: string, onUpdate: (job: Job) => void = () => {}): Promise<Job> {
+    const socket = this.socket();
+    return new Promise((resolve, reject) => {
+      socket.on("connect_error", reject);
+      socket.on("job_update", (job: Job) => {
+        if (job.id !== jobId) return;
+        onUpdate(job);
+        if (["completed", "failed", "cancelled"].includes(job.state)) {
+          socket.disconnect();
+          resolve(job);
+        }
+      });
+      socket.emit("join_job", jobId);
+    });
+  }
+}

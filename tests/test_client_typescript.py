@@ -1,0 +1,48 @@
+"""The TypeScript client's schema is the server's, and socket.io-client (the React client's own
+library) follows a job to completion against a live server."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from enfoads.core.studio import Studio
+from enfoads.server.app import create_app
+from enfoads.server.launch import start_in_thread
+
+CLIENT = Path(__file__).resolve().parents[1] / "clients" / "typescript"
+
+
+def test_committed_openapi_schema_is_current(settings):
+    studio = Studio(settings)
+    try:
+        current = create_app(studio).api.openapi()
+    finally:
+        studio.close()
+    committed = json.loads((CLIENT / "openapi.json").read_text())
+    assert committed == json.loads(json.dumps(current)), (
+        "clients/typescript/openapi.json is stale: run `enfoads openapi > "
+        "clients/typescript/openapi.json` and `npm run check` there")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_node_socketio_client_sees_progress_to_completion(tiny_settings):
+    if not (CLIENT / "node_modules" / "socket.io-client").is_dir():
+        pytest.skip("clients/typescript/node_modules missing: `make test` runs npm ci first")
+    studio = Studio(tiny_settings()).start()
+    handle = start_in_thread(studio, host="127.0.0.1", port=0, token="node-token")
+    try:
+        out = subprocess.run(["node", "scripts/watch-job.mjs", handle.url, "node-token"],
+                             cwd=CLIENT, capture_output=True, text=True, timeout=300)
+    finally:
+        handle.stop()
+        studio.close()
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert events[-1]["state"] == "completed" and events[-1]["progress"] == 100
+    assert events[-1]["result_urls"][0].startswith("/api/assets/")
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress) and len(events) >= 5
+    assert any("(4/4)" in e["stage"] for e in events)

@@ -11,7 +11,7 @@ HEAVY = ["torch", "diffusers", "transformers", "onnxruntime", "ctranslate2", "fa
 
 
 @pytest.mark.parametrize(
-    "module", ["enfoads", "enfoads.widgets", "enfoads.server", "enfoads.server.app",
+    "module", ["enfoads", "enfoads.widgets", "enfoads.widgets.app", "enfoads.server", "enfoads.server.app",
                "enfoads.core.studio", "enfoads.cli"],
 )
 def test_import_loads_no_model_library(module):

@@ -109,6 +109,33 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "The prompt is in Spanish and no translation model is set; SDXL understands "
         "English best.",
     },
+    # widget labels
+    "ui.tab.creator": {"es": "Creador de anuncios", "en": "Ad Creator"},
+    "ui.tab.vault": {"es": "BrandVault", "en": "BrandVault"},
+    "ui.prompt": {"es": "Describe tu anuncio", "en": "Describe your ad"},
+    "ui.prompt.placeholder": {
+        "es": "p. ej. zapatillas rojas sobre arena al atardecer",
+        "en": "e.g. red sneakers on sand at sunset",
+    },
+    "ui.magic": {"es": "✨ Prompt mágico", "en": "✨ Magic prompt"},
+    "ui.enhanced": {"es": "Prompt mejorado (editable)", "en": "Enhanced prompt (editable)"},
+    "ui.style": {"es": "Estilo", "en": "Style"},
+    "ui.placements": {"es": "Formatos", "en": "Placements"},
+    "ui.seed": {"es": "Semilla (-1 = al azar)", "en": "Seed (-1 = random)"},
+    "ui.batch": {"es": "Imágenes por formato", "en": "Images per placement"},
+    "ui.generate": {"es": "Generar", "en": "Generate"},
+    "ui.cancel": {"es": "Cancelar", "en": "Cancel"},
+    "ui.search": {"es": "Buscar", "en": "Search"},
+    "ui.kind": {"es": "Tipo", "en": "Kind"},
+    "ui.all": {"es": "Todos", "en": "All"},
+    "ui.refresh": {"es": "Actualizar", "en": "Refresh"},
+    "ui.delete": {"es": "Eliminar", "en": "Delete"},
+    "ui.confirm_delete": {"es": "¿Eliminar '{name}'? Pulsa de nuevo para confirmar.",
+                          "en": "Delete '{name}'? Click again to confirm."},
+    "ui.deleted": {"es": "'{name}' eliminado.", "en": "'{name}' deleted."},
+    "ui.count": {"es": "{total} recursos", "en": "{total} assets"},
+    "ui.done": {"es": "Listo: {n} imágenes (semilla {seed}).", "en": "Done: {n} images (seed {seed})."},
+    "ui.failed": {"es": "No se pudo completar: {error}", "en": "Could not finish: {error}"},
 }
 
 

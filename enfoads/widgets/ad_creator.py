@@ -1,0 +1,92 @@
+"""Creador de anuncios / Ad Creator: prompt, magic prompt, style, placements, generate, gallery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+
+from enfoads.core.i18n import t
+from enfoads.core.studio import Studio
+from enfoads.widgets.common import JobProgress, Message
+
+
+class AdCreatorPanel(w.VBox):
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        lang = self.lang = studio.settings.language
+        options = studio.image_options()
+        self.prompt = w.Textarea(description=t("ui.prompt", lang),
+                                 placeholder=t("ui.prompt.placeholder", lang),
+                                 layout=w.Layout(width="95%", height="70px"),
+                                 style={"description_width": "initial"})  # fmt: skip
+        self.magic = w.Button(description=t("ui.magic", lang))
+        self.enhanced = w.Textarea(description=t("ui.enhanced", lang),
+                                   layout=w.Layout(width="95%", height="90px"),
+                                   style={"description_width": "initial"})  # fmt: skip
+        self.style = w.Dropdown(options=[(label, key) for key, label in options["styles"].items()],
+                                value="none", description=t("ui.style", lang))  # fmt: skip
+        self.placements = w.SelectMultiple(options=list(options["aspects"]), value=["1:1"],
+                                           rows=6, description=t("ui.placements", lang))  # fmt: skip
+        self.seed = w.IntText(value=-1, description=t("ui.seed", lang),
+                              style={"description_width": "initial"})  # fmt: skip
+        self.batch = w.IntSlider(value=1, min=1, max=options["max_batch"],
+                                 description=t("ui.batch", lang),
+                                 style={"description_width": "initial"})  # fmt: skip
+        self.generate = w.Button(description=t("ui.generate", lang), button_style="primary",
+                                 icon="magic")  # fmt: skip
+        self.message = Message()
+        self.progress = JobProgress(studio, self._finished)
+        self.gallery = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.magic.on_click(lambda _b: self.enhance())
+        self.generate.on_click(lambda _b: self.start())
+        super().__init__([
+            self.prompt, w.HBox([self.magic]), self.enhanced,
+            w.HBox([self.style, self.placements]), w.HBox([self.seed, self.batch]),
+            self.generate, self.message, self.progress, self.gallery,
+        ])  # fmt: skip
+
+    def enhance(self) -> None:
+        try:
+            placement = self.placements.value[0] if self.placements.value else None
+            result = self.studio.enhance_prompt(self.prompt.value, style=self.style.value,
+                                                placement=placement)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.enhanced.value = result.enhanced
+        self.message.show(" ".join(result.notices), "info")
+
+    def start(self) -> None:
+        params: dict[str, Any] = dict(prompt=self.prompt.value, style=self.style.value,
+                                      placements=list(self.placements.value),
+                                      num_images=self.batch.value,
+                                      seed=None if self.seed.value < 0 else self.seed.value)  # fmt: skip
+        if self.enhanced.value.strip():
+            params["enhanced_prompt"] = self.enhanced.value.strip()
+        try:
+            job = self.studio.generate_images(**params)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.message.show("")
+        self.generate.disabled = True
+        self.progress.follow(job.id)
+
+    def _finished(self, job: dict[str, Any]) -> None:
+        self.generate.disabled = False
+        if job["state"] != "completed":
+            self.message.show(t("ui.failed", self.lang, error=job["error"] or job["state"]),
+                              "error")  # fmt: skip
+            return
+        images = job["result"].get("images", [])
+        cards = []
+        for info in images:
+            thumb = self.studio.assets.thumbnail_path(info["asset_id"])
+            cards.append(w.VBox([
+                w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px")),
+                w.Label(f"{info['placement']} · {info['seed']}"),
+            ]))  # fmt: skip
+        self.gallery.children = tuple(cards) + self.gallery.children
+        self.message.show(t("ui.done", self.lang, n=len(images), seed=job["result"].get("seed")),
+                          "ok")  # fmt: skip

@@ -54,6 +54,8 @@ def test_search_filter_and_pagination(studio):
     assert {x.id for x in studio.list_assets(tag="verano").items} == {a.id, c.id}
     with pytest.raises(InvalidInput):
         studio.list_assets(kind="podcast")
+    with pytest.raises(InvalidInput, match="offset"):
+        studio.list_assets(offset=2**63)
 
 
 def test_delete_keeps_a_file_that_another_asset_uses(studio):

@@ -22,8 +22,10 @@ def test_no_input_gives_a_server_error(tiny_settings):
     assert len(operations) >= 13
     seen = set()
 
+    # Derandomized: CI runs the same 300 cases every time (a random run found an offset
+    # overflow once; it is now a fixed case in test_server.py).
     @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck),
-                         database=None)
+                         database=None, derandomize=True)
     @given(data=st.data())
     def check(data):
         operation = data.draw(st.sampled_from(operations))

@@ -34,6 +34,7 @@ from enfoads.core.errors import InvalidInput, NotFound
 log = logging.getLogger(__name__)
 
 ASSET_KINDS = ("image", "video", "audio", "avatar", "logo", "subtitle", "brand_kit")
+MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _TAG_RE = re.compile(r"^[\w\- áéíóúñüÁÉÍÓÚÑÜ]{1,64}$")
 _PREFIX = {"image": "img", "video": "vid", "audio": "aud", "avatar": "ava", "logo": "logo",
@@ -298,7 +299,10 @@ class AssetStore:
         if kind is not None and kind not in ASSET_KINDS:
             raise InvalidInput("error.unknown_choice", field="kind", value=kind,
                                choices=", ".join(ASSET_KINDS))  # fmt: skip
-        offset = max(0, int(offset))
+        if not 0 <= int(offset) <= MAX_OFFSET:
+            raise InvalidInput("error.out_of_range", field="offset", value=offset, low=0,
+                               high=MAX_OFFSET)  # fmt: skip
+        offset = int(offset)
         limit = min(max(1, int(limit)), 500)
         query = select(AssetRow)
         if kind:

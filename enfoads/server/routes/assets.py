@@ -8,10 +8,11 @@ import json
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from enfoads.core.assets import MAX_OFFSET
 from enfoads.core.errors import InvalidInput
 from enfoads.core.studio import Studio
 from enfoads.server.deps import ApiError, get_studio, require_token
@@ -28,8 +29,9 @@ class TagsRequest(BaseModel):
 
 @router.get("")
 def list_assets(studio: Studio = Depends(get_studio), kind: str | None = None,
-                tag: str | None = None, q: str | None = None, offset: int = 0,
-                limit: int = 50) -> dict[str, Any]:  # fmt: skip
+                tag: str | None = None, q: str | None = None,
+                offset: int = Query(0, ge=0, le=MAX_OFFSET),
+                limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:  # fmt: skip
     """Newest first; filter by kind and tag, search name/prompt/tags with ``q``."""
     page = studio.list_assets(kind=kind, tag=tag, text=q, offset=offset, limit=limit)
     return {"items": [a.to_dict() for a in page.items], "total": page.total,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from enfoads.core.studio import Studio
 from enfoads.server.deps import get_studio, require_token
@@ -15,7 +15,8 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(requ
 
 @router.get("")
 def list_jobs(studio: Studio = Depends(get_studio), state: str | None = None,
-              kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:  # fmt: skip
+              kind: str | None = None,
+              limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:  # fmt: skip
     return [j.to_dict() for j in studio.list_jobs(state=state, kind=kind, limit=limit)]
 
 

@@ -152,8 +152,9 @@ def test_custom_size_and_bad_input_in_a_retried_job_record(img_studio):
 
 
 def test_missing_or_oversized_model_is_a_clear_job_error(tmp_path):
-    # Full SDXL in fp32 (CPU) does not fit the Colab RAM budget: refused before loading.
-    s = load_settings(data_dir=tmp_path / "a", device="cpu", language="en")
+    # Full SDXL in fp32 (CPU) does not fit the Colab RAM budget: refused before loading, also
+    # when the device is "auto" and resolves to the CPU (the estimate follows the device).
+    s = load_settings(data_dir=tmp_path / "a", device="auto", language="en")
     with Studio(s) as st:
         failed = st.wait_job(st.generate_images(prompt="hola").id, TIMEOUT)
     assert failed.state is JobState.FAILED and failed.error_code == "error.model_too_large"

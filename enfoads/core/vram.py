@@ -150,6 +150,7 @@ class _Entry:
     loader: Callable[[], Any]
     adapter: Adapter
     size: int
+    estimate: Callable[[], int] | None = None  # evaluated once, at first use
     model: Any = None
     where: str | None = None
     last_used: float = 0.0
@@ -194,14 +195,20 @@ class ModelManager:
             self._device = self._device()
         return self._device
 
-    def register(self, name: str, loader: Callable[[], Any], size_bytes: int,
-                 adapter: Adapter | None = None) -> None:  # fmt: skip
-        """Declare a model: how to load it (on CPU) and how big it is expected to be."""
+    def register(self, name: str, loader: Callable[[], Any],
+                 size_bytes: int | Callable[[], int], adapter: Adapter | None = None) -> None:  # fmt: skip
+        """Declare a model: how to load it (on CPU) and how big it is expected to be.
+
+        ``size_bytes`` may be a function, called at first use: a size that depends on the
+        device (fp16 on GPU, fp32 on CPU) is then known before anything is loaded.
+        """
         with self._cond:
             old = self._entries.get(name)
             if old is not None and old.model is not None:
                 raise ValueError(f"model {name!r} is loaded; unload it before registering again")
-            self._entries[name] = _Entry(name, loader, adapter or TorchAdapter(), int(size_bytes))
+            lazy = size_bytes if callable(size_bytes) else None
+            self._entries[name] = _Entry(name, loader, adapter or TorchAdapter(),
+                                         0 if lazy else int(size_bytes), estimate=lazy)  # fmt: skip
 
     def is_registered(self, name: str) -> bool:
         return name in self._entries
@@ -212,6 +219,8 @@ class ModelManager:
         with self._cond:
             entry = self._entry(name)
             target = self.device
+            if entry.estimate is not None:
+                entry.size, entry.estimate = int(entry.estimate()), None
             self._check_fits(entry, target)
             entry.in_use += 1  # pinned from now on: nobody evicts it while we make room
             try:

@@ -410,7 +410,7 @@ def register(studio: Studio) -> None:
     studio.models.register(
         MODEL_NAME,
         lambda: load_pipeline(settings, studio.models.device),
-        estimate_bytes(settings, "cuda" if settings.device != "cpu" else "cpu"),
+        lambda: estimate_bytes(settings, studio.models.device),
     )
     studio.jobs.register(JOB_KIND, pipeline.run)
     studio.pipelines["image"] = pipeline

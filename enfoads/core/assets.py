@@ -211,8 +211,8 @@ class AssetStore:
                                choices=", ".join(ASSET_KINDS))  # fmt: skip
         if not data:
             raise InvalidInput("error.empty", field="file")
-        sniffed = media.sniff(data)
         if ext is None:
+            sniffed = media.sniff(data)
             if sniffed is None:
                 raise InvalidInput("error.invalid", field="file", reason="unknown file format")
             ext = sniffed[0]

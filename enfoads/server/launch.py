@@ -48,15 +48,19 @@ class ServerHandle:
             self.thread.join(timeout)
 
 
-def _build(studio: Studio, host: str, port: int, token: str) -> tuple[Any, str]:
+def local_url(host: str, port: int) -> str:
+    """The URL to reach a server bound to ``host`` from this machine."""
+    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+
+
+def _build(studio: Studio, host: str, port: int, token: str) -> Any:
     import uvicorn
 
     from enfoads.server.app import create_app
 
     config = uvicorn.Config(create_app(studio, token=token), host=host, port=port,
                             log_level="warning", lifespan="on")  # fmt: skip
-    url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
-    return uvicorn.Server(config), url
+    return uvicorn.Server(config)
 
 
 def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None = None,
@@ -67,7 +71,7 @@ def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None
     s = studio.settings
     host = host or s.server_host
     token = choose_token(host, s.server_token if token is None else token, exposed)
-    server, _ = _build(studio, host, s.server_port if port is None else port, token)
+    server = _build(studio, host, s.server_port if port is None else port, token)
     thread = threading.Thread(target=server.run, name="enfoads-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
@@ -78,8 +82,7 @@ def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None
         time.sleep(0.05)  # uvicorn offers no start event to wait on
     if not server.started:
         raise RuntimeError("the server could not start (is the port in use?)")
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{bound}"
+    url = local_url(host, server.servers[0].sockets[0].getsockname()[1])  # port 0: the real one
     log.info("Enfoads Studio API on %s", url)
     return ServerHandle(url, token, server, thread)
 
@@ -88,8 +91,8 @@ def serve_forever(studio: Studio, *, host: str, port: int, token: str,
                   public_url: str | None = None) -> None:  # fmt: skip
     """``enfoads serve``: print the URL and token, then serve until interrupted."""
     token = choose_token(host, token, exposed=bool(public_url))
-    server, url = _build(studio, host, port, token)
-    print(f"Enfoads Studio API: {public_url or url}", flush=True)
+    server = _build(studio, host, port, token)
+    print(f"Enfoads Studio API: {public_url or local_url(host, port)}", flush=True)
     if token:
         print(f"Token (Authorization: Bearer …): {token}", flush=True)
     server.run()

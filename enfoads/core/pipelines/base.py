@@ -38,6 +38,26 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def hub_cache(models_dir: Path) -> Path:
+    """Where hub downloads are cached: ``<data dir>/models/hub`` (HF_HOME's layout)."""
+    return models_dir / "hub"
+
+
+def hub_kwargs(repo: str, revision: str, models_dir: Path) -> dict[str, object]:
+    """``from_pretrained`` arguments for ``repo``: none for a local folder, else the pinned
+    revision, the cache in the data dir, and offline mode when the hub is off."""
+    if is_local(repo):
+        return {}
+    return {"revision": revision, "cache_dir": hub_cache(models_dir),
+            "local_files_only": hub_offline()}  # fmt: skip
+
+
+def local_weights_bytes(*folders: str) -> int:
+    """Bytes of the safetensors under local folders (0 for hub ids): a size estimate."""
+    dirs = {Path(f).expanduser() for f in folders if is_local(f)}
+    return sum(p.stat().st_size for d in dirs for p in d.rglob("*.safetensors"))
+
+
 def resolve_file(repo: str, filename: str, revision: str | None, cache_dir: Path) -> Path:
     """A model file from a local folder or the Hugging Face hub (cached under ``cache_dir``).
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from enfoads import __version__
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines.base import (ModelFile, hub_error_reason, hub_offline, is_local,
-                                         resolve_file)  # fmt: skip
+from enfoads.core.pipelines.base import (ModelFile, hub_cache, hub_error_reason, hub_kwargs,
+                                         is_local, local_weights_bytes, resolve_file)  # fmt: skip
+from enfoads.core.pipelines.prompt import STYLES
 
 if TYPE_CHECKING:
     from enfoads.core.settings import Settings
@@ -107,8 +108,6 @@ class ImageRequest:
 
     def validated(self, max_prompt_chars: int, max_batch: int) -> ImageRequest:
         """The request with its seed chosen, or an InvalidInput naming the bad field."""
-        from enfoads.core.pipelines.prompt import STYLES
-
         prompt = (self.prompt or "").strip()
         if not prompt:
             raise InvalidInput("error.empty", field="prompt")
@@ -149,13 +148,6 @@ class ImageRequest:
 
 
 # -- loading -------------------------------------------------------------------------------
-def _hub_kwargs(repo: str, revision: str, settings: Settings) -> dict[str, Any]:
-    if is_local(repo):
-        return {}
-    return {"revision": revision, "cache_dir": settings.models_dir / "hub",
-            "local_files_only": hub_offline()}  # fmt: skip
-
-
 def unet_file(settings: Settings) -> ModelFile:
     return MODEL_TABLE[f"lightning-{settings.image_steps}step"]
 
@@ -187,20 +179,20 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
 
     dtype = torch.float16 if device == "cuda" else torch.float32
     base, unet_entry = settings.image_base_model, unet_file(settings)
-    base_kw = _hub_kwargs(base, MODEL_TABLE["sdxl-base"].revision, settings)
+    base_kw = hub_kwargs(base, MODEL_TABLE["sdxl-base"].revision, settings.models_dir)
     # The Lightning file holds only weights: build the SDXL UNet from base's config on the
     # meta device (no random init of 2.6 B parameters) and assign the file's tensors.
     config = UNet2DConditionModel.load_config(base, subfolder="unet", **base_kw)
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)
     weights = resolve_file(settings.image_unet_model, unet_entry.filename, unet_entry.revision,
-                           settings.models_dir / "hub")  # fmt: skip
+                           hub_cache(settings.models_dir))  # fmt: skip
     unet.load_state_dict(load_file(str(weights)), strict=True, assign=True)
     unet.to(dtype)
     vae_repo = settings.image_vae_model
     vae = AutoencoderKL.from_pretrained(
         vae_repo, torch_dtype=dtype, use_safetensors=True,
-        **_hub_kwargs(vae_repo, MODEL_TABLE["vae-fp16-fix"].revision, settings),
+        **hub_kwargs(vae_repo, MODEL_TABLE["vae-fp16-fix"].revision, settings.models_dir),
     )  # fmt: skip
     common = dict(unet=unet, vae=vae, torch_dtype=dtype, use_safetensors=True, **base_kw)
     try:
@@ -262,10 +254,9 @@ def compile_pipeline(pipe: Any, mode: str = COMPILE_MODE) -> None:
 
 def estimate_bytes(settings: Settings, device: str) -> int:
     """What the pipeline will take, before loading it (the manager measures it afterwards)."""
-    local = [Path(p) for p in (settings.image_base_model, settings.image_unet_model,
-                               settings.image_vae_model) if is_local(p)]  # fmt: skip
-    if len(local) == 3:
-        return sum(f.stat().st_size for d in set(local) for f in d.rglob("*.safetensors"))
+    sources = (settings.image_base_model, settings.image_unet_model, settings.image_vae_model)
+    if all(is_local(p) for p in sources):
+        return local_weights_bytes(*sources)
     fp16 = sum(MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
     fp16 += unet_file(settings).size_bytes
     return fp16 if device == "cuda" else 2 * fp16
@@ -355,8 +346,6 @@ class ImagePipeline:
         total = len(sizes) * steps
         text = request.enhanced_prompt or request.prompt
         if request.style != "none" and not request.enhanced_prompt:
-            from enfoads.core.pipelines.prompt import STYLES
-
             text = f"{text}, {STYLES[request.style].words}"
         ctx.progress(2, ctx.t("stage.loading_model"))
         seeds = [request.seed + i for i in range(request.num_images)]

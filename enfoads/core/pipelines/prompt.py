@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import t
-from enfoads.core.pipelines.base import ModelFile, hub_offline, is_local
+from enfoads.core.pipelines.base import ModelFile, hub_kwargs, local_weights_bytes
 
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
@@ -188,11 +188,7 @@ class PromptEnhancer:
         if self.studio.models.is_registered(MODEL_NAME):
             return
         repo = self.settings.prompt_llm_model
-        size = MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes
-        if is_local(repo):
-            from pathlib import Path
-
-            size = sum(f.stat().st_size for f in Path(repo).rglob("*.safetensors")) or size
+        size = local_weights_bytes(repo) or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes
         self.studio.models.register(MODEL_NAME, lambda: load_llm(self.studio, repo), size)
 
     def _expand_with_llm(self, text: str) -> str:
@@ -226,11 +222,8 @@ def load_llm(studio: Studio, repo: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {}
-    if not is_local(repo):
-        kwargs = {"revision": MODEL_TABLE["qwen2.5-0.5b-instruct"].revision,
-                  "cache_dir": studio.settings.models_dir / "hub",
-                  "local_files_only": hub_offline()}  # fmt: skip
+    kwargs = hub_kwargs(repo, MODEL_TABLE["qwen2.5-0.5b-instruct"].revision,
+                        studio.settings.models_dir)
     dtype = torch.float16 if studio.models.device == "cuda" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)

@@ -38,11 +38,16 @@ def list_assets(studio: Studio = Depends(get_studio), kind: str | None = None,
             "offset": page.offset, "limit": page.limit}  # fmt: skip
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _refuse_declared_over(request: Request, limit: int) -> None:
+    """413 before reading anything when the client says the body is too large."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "file_too_large", f"The request is {int(declared) / 2**20:.1f} MB; "
                        f"the limit is {limit / 2**20:.1f} MB.")  # fmt: skip
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _refuse_declared_over(request, limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -65,8 +70,7 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
     limit = studio.settings.max_upload_bytes
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
-            await _read_body(request, limit + 64 * 1024)  # raises 413 with a message
+        _refuse_declared_over(request, limit + 64 * 1024)  # room for the form's own fields
         form = await request.form(max_part_size=limit + 1)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):

@@ -6,11 +6,14 @@ STAMP := $(VENV)/.enfoads-installed
 # torch goes in first and alone: on the project's machines this exact version is a CPU build
 # on disk; any other spec (or a package that pulls torch in first) downloads GBs of CUDA.
 TORCH_SPEC ?= torch==2.13.0
+# InsightFace without its dependencies: it lists the GUI opencv-python (see pyproject.toml).
+INSIGHTFACE_SPEC ?= insightface>=0.7.3
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps "$(INSIGHTFACE_SPEC)"
 	touch $@
 
 .PHONY: studio test install

@@ -71,6 +71,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "El trabajo '{id}' está en estado '{state}' y no se puede {action}.",
         "en": "The job '{id}' is '{state}' and cannot be {action}.",
     },
+    "error.no_face": {
+        "es": "No se encontró ninguna cara en la imagen de {field} ('{name}').",
+        "en": "No face was found in the {field} image ('{name}').",
+    },
+    "error.face_index": {
+        "es": "El campo '{field}' pide la cara {index}, pero hay {count} (de 0 a {last}, "
+        "de izquierda a derecha).",
+        "en": "The field '{field}' asks for face {index}, but there are {count} (0 to {last}, "
+        "left to right).",
+    },
     "error.internal": {
         "es": "Error interno en '{kind}': {reason}",
         "en": "Internal error in '{kind}': {reason}",
@@ -91,6 +101,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "Preparando la GPU para {placement} (solo la primera vez; puede tardar minutos)",
         "en": "Preparing the GPU for {placement} (first time only; may take minutes)",
     },
+    "stage.swapping_frame": {"es": "Cambiando caras: fotograma {frame}/{total}",
+                             "en": "Swapping faces: frame {frame}/{total}"},
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
     # notices

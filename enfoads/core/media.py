@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import io
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -139,3 +142,118 @@ def resolve_inside(root: Path, relative: str | Path) -> Path:
     if not candidate.is_relative_to(root):
         raise UnsafePath(str(relative))
     return candidate
+
+
+def read_frames(path: Path) -> Iterator[np.ndarray]:
+    """The video's frames as RGB uint8 arrays (H, W, 3), decoded by ffmpeg as a stream."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+        width, height = meta["size"]
+        for raw in reader:
+            yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+    finally:
+        reader.close()
+
+
+class FrameWriter:
+    """Stream RGB frames into ffmpeg: H.264 (yuv420p) + AAC in an MP4 with faststart.
+
+    ``audio`` is a file whose first audio stream is muxed in (none when it has none);
+    ``duration_s`` trims audio and video to a length. Use as a context manager: the file exists
+    only after a clean exit.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, *,
+                 audio: Path | None = None, duration_s: float | None = None,
+                 crf: int = 20, preset: str = "veryfast", threads: int = 0):  # fmt: skip
+        if width % 2 or height % 2:
+            raise InvalidInput("error.invalid", field="size",
+                               reason=f"{width}x{height}: H.264 needs even sides")  # fmt: skip
+        self.path, self.size = Path(path), (width, height)
+        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-"]  # fmt: skip
+        if audio is not None:
+            cmd += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac",
+                    "-b:a", "160k"]  # fmt: skip
+        if duration_s is not None:
+            cmd += ["-t", f"{duration_s:.3f}"]
+        cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+                "-threads", str(threads), "-movflags", "+faststart", str(self.path)]  # fmt: skip
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[:2] != (self.size[1], self.size[0]):
+            raise ValueError(f"frame {frame.shape} does not match {self.size}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        except BrokenPipeError as exc:
+            raise RuntimeError(f"ffmpeg stopped: {self._stderr()}") from exc
+        self.frames += 1
+
+    def _stderr(self) -> str:
+        return self._proc.stderr.read().decode(errors="replace")[-500:] if self._proc.stderr else ""
+
+    def close(self, ok: bool = True) -> None:
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        if not ok:
+            self._proc.kill()
+            self._proc.wait()
+            self.path.unlink(missing_ok=True)
+            return
+        code = self._proc.wait()
+        if code != 0:
+            self.path.unlink(missing_ok=True)
+            raise RuntimeError(f"ffmpeg failed ({code}): {self._stderr()}")
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(ok=exc_type is None)
+
+
+def run_ffmpeg(args: list[str], timeout: float = 600) -> None:
+    """Run ffmpeg with ``args``; raise with its last error lines when it fails."""
+    proc = subprocess.run([ffmpeg_exe(), "-y", "-v", "error", *args], capture_output=True,
+                          timeout=timeout, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {proc.stderr.decode(errors='replace')[-500:]}")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    video: str | None  # codec name
+    audio: str | None
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+
+
+def probe_streams(path: Path) -> StreamInfo:
+    """Codecs, size, fps and duration as ffmpeg reads them (imageio-ffmpeg ships no ffprobe)."""
+    import re
+
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          timeout=60, check=False)  # fmt: skip
+    text = proc.stderr.decode(errors="replace")
+    video = re.search(r"Stream #\S+.*?: Video: (\w+).*?, (\d+)x(\d+).*?, ([\d.]+) fps", text)
+    audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", text)
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
+    if video is None and audio is None:
+        raise InvalidInput("error.invalid", field="file", reason="no audio or video stream")
+    h, m, s = duration.groups() if duration else (0, 0, 0)
+    return StreamInfo(
+        video=video.group(1) if video else None, audio=audio.group(1) if audio else None,
+        width=int(video.group(2)) if video else 0, height=int(video.group(3)) if video else 0,
+        fps=float(video.group(4)) if video else 0.0,
+        duration_s=int(h) * 3600 + int(m) * 60 + float(s),
+    )  # fmt: skip

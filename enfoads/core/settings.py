@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     image_max_batch: int = Field(4, ge=1, le=16)
     compile: Literal["auto", "on", "off"] = "auto"
     prompt_llm_model: str = ""
+    faceswap_analysis_model: str = "buffalo_l"
+    faceswap_swapper_model: str = "ezioruan/inswapper_128.onnx"
+    faceswap_swapper_sha256: str = ""
+    faceswap_licence_accepted: bool = False
+    voice_default: str = "es_MX-claude-high"
+    voice_repo: str = "rhasspy/piper-voices"
+    subtitle_model: str = "base"
+    max_script_chars: int = Field(2000, ge=10)
+    max_scenes: int = Field(12, ge=1, le=100)
+    video_fps: Literal[25, 30] = 25
     server_host: str = "127.0.0.1"
     server_port: int = Field(5000, ge=1, le=65535)
     server_token: str = ""

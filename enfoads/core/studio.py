@@ -161,3 +161,44 @@ class Studio:
             "steps": self.settings.image_steps,
             "models": [m.to_dict() for m in image.MODEL_TABLE.values()],
         }
+
+    # -- face swap (pipelines/faceswap.py) -----------------------------------------------
+    def detect_faces(self, image: Any) -> dict[str, Any]:
+        """Faces in an image (asset id or ``ImageInput``), left to right, with boxes and scores."""
+        from enfoads.core.pipelines.faceswap import ImageInput
+
+        item = image if isinstance(image, ImageInput) else ImageInput(asset_id=str(image))
+        return self.pipelines["faceswap"].detect(item)
+
+    def swap_face_now(self, source: Any, target: Any, **options: Any) -> dict[str, Any]:
+        """Image face swap as a direct call (about a second on a T4): ``source``/``target`` are
+        asset ids or ``ImageInput`` (uploaded bytes). The result is stored as an asset."""
+        from enfoads.core.pipelines.faceswap import ImageInput
+
+        wrap = lambda x: x if isinstance(x, ImageInput) else ImageInput(asset_id=str(x))  # noqa: E731
+        return self.pipelines["faceswap"].swap_image(wrap(source), wrap(target), **options)
+
+    def swap_faces(self, *, source_asset_id: str, target_asset_id: str,
+                   source_face: str | int = "largest", target_face: str | int = "largest") -> Job:  # fmt: skip
+        """Image face swap as a queued job (for the HTTP API and the widgets)."""
+        self.assets.open_image(source_asset_id), self.assets.open_image(target_asset_id)
+        return self.submit("face_swap", {"source_asset_id": source_asset_id,
+                                         "target_asset_id": target_asset_id,
+                                         "source_face": source_face, "target_face": target_face})  # fmt: skip
+
+    def swap_faces_video(self, *, source_asset_id: str, video_asset_id: str,
+                         source_face: str | int = "largest", target_face: str | int = "all") -> Job:  # fmt: skip
+        """Swap the source face onto every frame of a video asset, audio kept (a job)."""
+        from enfoads.core import media
+        from enfoads.core.errors import InvalidInput
+
+        self.assets.open_image(source_asset_id)
+        if self.assets.get(video_asset_id).ext not in media.VIDEO_EXTS:
+            raise InvalidInput("error.invalid", field="video_asset_id",
+                               reason=f"{video_asset_id} is not a video")  # fmt: skip
+        return self.submit("face_swap_video", {"source_asset_id": source_asset_id,
+                                               "video_asset_id": video_asset_id,
+                                               "source_face": source_face, "target_face": target_face})  # fmt: skip
+
+    def faceswap_licence(self) -> dict[str, Any]:
+        return self.pipelines["faceswap"].licence()

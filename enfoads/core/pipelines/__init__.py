@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
 
-CAPABILITIES: tuple[str, ...] = ("image", "prompt")
+CAPABILITIES: tuple[str, ...] = ("image", "prompt", "faceswap")
 
 
 def register_all(studio: Studio) -> None:

@@ -87,3 +87,38 @@ def hub_error_reason(exc: Exception) -> str:
     if "GatedRepo" in name:
         return "the repository is gated: accept its licence on the hub and set HF_TOKEN"
     return f"{name}: {exc}"[:300]
+
+
+XMP_AI = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+    'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
+    'trainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def ai_record(**fields: object) -> dict[str, object]:
+    """The studio's provenance record of a generated file: who made it, when, from what."""
+    from datetime import datetime, timezone
+
+    from enfoads import __version__
+
+    return {"ai_generated": True, "generator": f"Enfoads Studio {__version__}",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}  # fmt: skip
+
+
+def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
+    """PNG text chunks that label a file as AI-generated (plus the IPTC/XMP source type)."""
+    import json
+
+    record = ai_record(**fields)
+    return {
+        "AI-Generated": "true",
+        "Software": str(record["generator"]),
+        "Description": description,
+        "Source": ", ".join(map(str, record.get("models", []) or [record.get("model", "")])),
+        "Creation Time": str(record["created"]),
+        "enfoads": json.dumps(record, ensure_ascii=False),
+        "XML:com.adobe.xmp": XMP_AI,
+    }

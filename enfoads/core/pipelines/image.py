@@ -8,20 +8,16 @@ on GPU (the stock SDXL VAE has to be upcast to fp32, see ``benchmarks/image.py``
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from enfoads import __version__
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines.base import (ModelFile, hub_cache, hub_error_reason, hub_kwargs,
+from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_error_reason, hub_kwargs,
                                          is_local, local_weights_bytes, resolve_file)  # fmt: skip
 from enfoads.core.pipelines.prompt import STYLES
 
@@ -290,27 +286,12 @@ def ai_metadata(*, prompt: str, enhanced: str | None, seed: int, width: int, hei
                 placement: str, model_ids: list[str], job_id: str,
                 steps: int) -> dict[str, str]:  # fmt: skip
     """PNG text chunks that label the file as AI-generated (and an IPTC/XMP source type)."""
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record = {"ai_generated": True, "generator": f"Enfoads Studio {__version__}",
-              "model": f"SDXL-Lightning ({steps} steps)", "models": model_ids, "prompt": prompt, "enhanced_prompt": enhanced or prompt,
-              "seed": seed, "width": width, "height": height, "placement": placement,
-              "job_id": job_id, "created": created}  # fmt: skip
-    xmp = (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
-        'trainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>'
-    )
-    return {
-        "AI-Generated": "true",
-        "Software": record["generator"],
-        "Description": f"AI-generated image (SDXL-Lightning, {steps} steps). Prompt: {prompt}",
-        "Source": ", ".join(model_ids),
-        "Creation Time": created,
-        "enfoads": json.dumps(record, ensure_ascii=False),
-        "XML:com.adobe.xmp": xmp,
-    }
+    return ai_png_text(
+        f"AI-generated image (SDXL-Lightning, {steps} steps). Prompt: {prompt}",
+        {"model": f"SDXL-Lightning ({steps} steps)", "models": model_ids, "prompt": prompt,
+         "enhanced_prompt": enhanced or prompt, "seed": seed, "width": width, "height": height,
+         "placement": placement, "job_id": job_id},
+    )  # fmt: skip
 
 
 @dataclass

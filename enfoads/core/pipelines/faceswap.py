@@ -1,0 +1,491 @@
+"""Face swap on images and videos with InsightFace (``buffalo_l`` + ``inswapper_128``).
+
+Detection, recognition and 106-point landmarks come from InsightFace's ``FaceAnalysis`` over the
+``buffalo_l`` pack; the swap from ``inswapper_128.onnx``. Both are for **non-commercial research
+use only** (InsightFace's licence): the model table, the API's metadata and the UI say so.
+
+InsightFace's own paste-back is replaced by ours: the feathered mask and the colour match are
+computed on the crop's bounding box only, which is most of the per-frame cost on 1080p video
+(see ``benchmarks/faceswap.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from enfoads.core import media
+from enfoads.core.errors import InvalidInput, ModelUnavailable
+from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_offline, is_local,
+                                         resolve_file)  # fmt: skip
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from enfoads.core.settings import Settings
+    from enfoads.core.studio import Studio
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "faceswap"
+IMAGE_JOB = "face_swap"
+VIDEO_JOB = "face_swap_video"
+LICENCE = "InsightFace: non-commercial research use only"
+LICENCE_NOTICE = {
+    "es": "Los modelos de InsightFace (buffalo_l, inswapper_128) son solo para investigación "
+    "no comercial. No uses estos resultados en anuncios comerciales sin una licencia.",
+    "en": "InsightFace's models (buffalo_l, inswapper_128) are for non-commercial research "
+    "only. Don't use these results in commercial ads without a licence.",
+}
+MODEL_TABLE: dict[str, ModelFile] = {
+    m.key: m
+    for m in (
+        ModelFile("buffalo_l", "insightface:buffalo_l", None, "v0.7", LICENCE, 288_621_354,
+                  commercial_use=False,
+                  note="detection (SCRFD 10G), recognition (ArcFace R50), 2d106 landmarks; "
+                       "downloaded by InsightFace from its release"),
+        ModelFile("inswapper_128", "ezioruan/inswapper_128.onnx", "inswapper_128.onnx", "main",
+                  LICENCE, 554_253_681, commercial_use=False,
+                  note="the swap model; sha256 recorded on first download, then checked"),
+    )
+}  # fmt: skip
+MODULES = ["detection", "recognition", "landmark_2d_106"]
+DET_SIZE = (640, 640)
+
+
+# -- models ----------------------------------------------------------------------------
+def providers_for(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else [
+        "CPUExecutionProvider"]  # fmt: skip
+    available = set(ort.get_available_providers())
+    return [p for p in wanted if p in available]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """``expected`` when given; else the hash recorded beside the file at its first use (a file
+    changed on Drive since is refused)."""
+    record = path.with_name(path.name + ".sha256")
+    actual = sha256_file(path)
+    wanted = expected.strip().lower() or (record.read_text().strip() if record.is_file() else "")
+    if wanted and actual != wanted:
+        raise ModelUnavailable(path.name, f"sha256 mismatch: expected {wanted}, got {actual}")
+    if not record.is_file():
+        try:
+            record.write_text(actual + "\n")
+        except OSError:  # a read-only cache (the hub's blobs): nothing to record
+            pass
+
+
+def analysis_dir(settings: Settings) -> Path:
+    """The ``buffalo_l`` folder: a local folder, or InsightFace's download into the data dir."""
+    name = settings.faceswap_analysis_model
+    if is_local(name):
+        return Path(name).expanduser()
+    root = settings.models_dir / "insightface"
+    folder = root / "models" / name
+    if any(folder.glob("*.onnx")):
+        return folder
+    if hub_offline():
+        raise ModelUnavailable(name, "not downloaded yet and the network is off (HF_HUB_OFFLINE)")
+    from insightface.utils import ensure_available
+
+    try:
+        return Path(ensure_available("models", name, root=str(root)))
+    except Exception as exc:  # noqa: BLE001 - urllib, zip and http errors alike
+        raise ModelUnavailable(name, f"download failed: {type(exc).__name__}: {exc}") from exc
+
+
+def swapper_file(settings: Settings) -> Path:
+    spec = settings.faceswap_swapper_model
+    local = Path(spec).expanduser()
+    if local.is_file():
+        path = local
+    else:
+        path = resolve_file(spec, "inswapper_128.onnx", "main", hub_cache(settings.models_dir))
+    check_sha256(path, settings.faceswap_swapper_sha256)
+    return path
+
+
+@dataclass
+class FaceModels:
+    """InsightFace's analysis models and the swapper, on one device (rebuilt to move)."""
+
+    analysis_path: Path
+    swapper_path: Path
+    device: str = "cpu"
+    analysis: Any = None
+    swapper: Any = None
+
+    def build(self, device: str) -> FaceModels:
+        from insightface.app import FaceAnalysis
+        from insightface.model_zoo import get_model
+
+        providers = providers_for(device)
+        try:
+            self.analysis = FaceAnalysis(name=str(self.analysis_path), providers=providers,
+                                         allowed_modules=MODULES)  # fmt: skip
+        except AssertionError as exc:  # InsightFace asserts when no detector is in the folder
+            raise ModelUnavailable("buffalo_l", f"no detector in {self.analysis_path}") from exc
+        self.analysis.prepare(ctx_id=0 if device == "cuda" else -1, det_size=DET_SIZE)
+        self.swapper = get_model(str(self.swapper_path), providers=providers)
+        if self.swapper is None or not hasattr(self.swapper, "emap"):
+            raise ModelUnavailable("inswapper_128", f"{self.swapper_path.name} is not a swapper")
+        self.device = device
+        if device == "cuda" and "CUDAExecutionProvider" not in self.providers_in_use():
+            log.warning("face swap asked for CUDA but ONNX Runtime runs on %s: install "
+                        "onnxruntime-gpu (and only it) for GPU speed", self.providers_in_use())  # fmt: skip
+        return self
+
+    def sessions(self) -> list[Any]:
+        models = list(self.analysis.models.values()) if self.analysis else []
+        return [m.session for m in [*models, self.swapper] if m is not None]
+
+    def providers_in_use(self) -> list[str]:
+        return sorted({p for s in self.sessions() for p in s.get_providers()})
+
+    def size_bytes(self) -> int:
+        files = [*self.analysis_path.glob("*.onnx"), self.swapper_path]
+        return sum(p.stat().st_size for p in files if p.is_file())
+
+
+class FaceModelsAdapter:
+    """VRAM-manager adapter: moving means new ONNX Runtime sessions on the other provider."""
+
+    def to_device(self, model: FaceModels, device: str) -> FaceModels:
+        return model if model.device == device else model.build(device)
+
+    def measure(self, model: FaceModels) -> int | None:
+        return model.size_bytes()
+
+    def release(self, model: FaceModels) -> None:
+        model.analysis = model.swapper = None
+
+
+# -- geometry --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FoundFace:
+    index: int  # left to right
+    box: tuple[float, float, float, float]
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "box": [round(v, 1) for v in self.box],
+                "score": round(self.score, 3)}  # fmt: skip
+
+
+def sorted_faces(faces: list[Any]) -> list[Any]:
+    """Faces counted left to right (by the box's left edge)."""
+    return sorted(faces, key=lambda f: float(f.bbox[0]))
+
+
+def describe(faces: list[Any]) -> list[FoundFace]:
+    return [FoundFace(i, tuple(float(v) for v in f.bbox), float(f.det_score))
+            for i, f in enumerate(faces)]  # fmt: skip
+
+
+def choose(faces: list[Any], choice: str | int, field_name: str, allow_all: bool) -> list[int]:
+    """Indices (into left-to-right ``faces``) picked by ``largest``, an index, or ``all``."""
+    if isinstance(choice, str) and choice.strip().lstrip("-").isdigit():
+        choice = int(choice)
+    if choice == "largest":
+        areas = [(f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]) for f in faces]
+        return [int(np.argmax(areas))]
+    if choice == "all" and allow_all:
+        return list(range(len(faces)))
+    if isinstance(choice, int) and not isinstance(choice, bool):
+        if not 0 <= choice < len(faces):
+            raise InvalidInput("error.face_index", field=field_name, index=choice,
+                               count=len(faces), last=len(faces) - 1)  # fmt: skip
+        return [choice]
+    choices = "largest, 0, 1, …" + (", all" if allow_all else "")
+    raise InvalidInput("error.unknown_choice", field=field_name, value=choice, choices=choices)
+
+
+def paste_back(target: np.ndarray, fake: np.ndarray, crop: np.ndarray, matrix: np.ndarray,
+               feather: float = 0.08) -> np.ndarray:  # fmt: skip
+    """Blend the swapped ``fake`` crop into ``target`` (both BGR uint8) in place and return it.
+
+    The mask is the crop's square shrunk by ``feather`` and blurred, so the seam fades over a
+    band; before blending, the fake's mean LAB colour is moved to the target crop's (skin tone and
+    light at the seam match). Work is done on the crop's bounding box only.
+    """
+    import cv2
+
+    size = fake.shape[0]
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
+    mapped = corners @ inverse.T
+    height, width = target.shape[:2]
+    x0, y0 = np.floor(mapped.min(axis=0)).astype(int).clip(0)
+    x1 = int(min(width, np.ceil(mapped[:, 0].max()) + 1))
+    y1 = int(min(height, np.ceil(mapped[:, 1].max()) + 1))
+    if x1 <= x0 or y1 <= y0:
+        return target
+    margin = max(2, int(size * feather))
+    mask = np.zeros((size, size), np.float32)
+    mask[margin:-margin, margin:-margin] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=margin / 2)
+    inner = mask > 0.5
+    fake_lab = cv2.cvtColor(fake, cv2.COLOR_BGR2LAB).astype(np.float32)
+    crop_lab = cv2.cvtColor(crop, cv2.COLOR_BGR2LAB).astype(np.float32)
+    fake_lab += crop_lab[inner].mean(axis=0) - fake_lab[inner].mean(axis=0)
+    fake = cv2.cvtColor(fake_lab.clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    local = inverse.copy()
+    local[:, 2] -= (x0, y0)
+    box = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(fake, local, box, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # fmt: skip
+    alpha = cv2.warpAffine(mask, local, box, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
+    region = target[y0:y1, x0:x1].astype(np.float32)
+    target[y0:y1, x0:x1] = (alpha * warped + (1 - alpha) * region).round().astype(np.uint8)
+    return target
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def iou(a: Any, b: Any) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+# -- images ----------------------------------------------------------------------------
+def to_bgr(image: Image.Image) -> tuple[np.ndarray, Any]:
+    """BGR pixels and what is needed to give the result the target's mode back (alpha, L)."""
+    alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1]), (image.mode, alpha)
+
+
+def from_bgr(pixels: np.ndarray, mode_alpha: Any) -> Image.Image:
+    from PIL import Image
+
+    mode, alpha = mode_alpha
+    out = Image.fromarray(np.ascontiguousarray(pixels[:, :, ::-1]), "RGB")
+    if mode in ("L", "LA"):
+        out = out.convert("L")
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image to swap from or into: an asset id, or uploaded bytes with a name."""
+
+    asset_id: str | None = None
+    data: bytes | None = None
+    name: str = "upload"
+
+
+@dataclass
+class FaceSwapPipeline:
+    studio: Studio
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.studio.settings
+
+    def load(self) -> FaceModels:
+        models = FaceModels(analysis_dir(self.settings), swapper_file(self.settings))
+        return models.build("cpu")
+
+    def estimate_bytes(self) -> int:
+        return sum(m.size_bytes for m in MODEL_TABLE.values())
+
+    def licence(self, lang: str | None = None) -> dict[str, Any]:
+        lang = lang or self.settings.language
+        return {"licence": LICENCE, "commercial_use": False, "notice": LICENCE_NOTICE[lang],
+                "accepted": self.settings.faceswap_licence_accepted,
+                "models": [MODEL_TABLE["buffalo_l"].to_dict(), MODEL_TABLE["inswapper_128"].to_dict()]}  # fmt: skip
+
+    def open_input(self, item: ImageInput, field_name: str) -> Image.Image:
+        if item.asset_id:
+            try:
+                return self.studio.assets.open_image(item.asset_id)
+            except InvalidInput as exc:
+                raise InvalidInput("error.invalid", field=field_name,
+                                   reason=exc.message("en")) from exc  # fmt: skip
+        if not item.data:
+            raise InvalidInput("error.empty", field=field_name)
+        media.check_upload_size(item.data, item.name, self.settings.max_upload_bytes)
+        return media.decode_image(item.data, item.name, self.settings.max_image_pixels)
+
+    def analyse(self, models: FaceModels, pixels: np.ndarray) -> list[Any]:
+        return sorted_faces(models.analysis.get(pixels))
+
+    def faces_in(self, image_bgr: np.ndarray, models: FaceModels, role: str, name: str) -> list[Any]:
+        faces = self.analyse(models, image_bgr)
+        if not faces:
+            raise InvalidInput("error.no_face", field=role, name=name)
+        return faces
+
+    def detect(self, item: ImageInput) -> dict[str, Any]:
+        """The faces in an image, left to right (for the UI's numbered boxes)."""
+        image = self.open_input(item, "image")
+        pixels, _ = to_bgr(image)
+        with self.studio.models.use(MODEL_NAME) as models:
+            faces = self.analyse(models, pixels)
+        return {"faces": [f.to_dict() for f in describe(faces)], "width": image.width,
+                "height": image.height}  # fmt: skip
+
+    def swap_pixels(self, models: FaceModels, target: np.ndarray, source_face: Any,
+                    target_faces: list[Any]) -> np.ndarray:  # fmt: skip
+        import cv2
+
+        out = target.copy()
+        for face in target_faces:
+            fake, matrix = models.swapper.get(out, face, source_face, paste_back=False)
+            size = fake.shape[0]
+            crop = cv2.warpAffine(out, matrix, (size, size), borderValue=0.0)
+            paste_back(out, fake, crop, matrix)
+        return out
+
+    def swap_image(self, source: ImageInput, target: ImageInput, *, source_face: str | int =
+                   "largest", target_face: str | int = "largest",
+                   job_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Swap and store: the result (and uploaded inputs) become assets only on success."""
+        src_image = self.open_input(source, "source")
+        dst_image = self.open_input(target, "target")
+        src_pixels, _ = to_bgr(src_image)
+        dst_pixels, mode_alpha = to_bgr(dst_image)
+        src_name = source.asset_id or source.name
+        dst_name = target.asset_id or target.name
+        with self.studio.models.use(MODEL_NAME) as models:
+            src_faces = self.faces_in(src_pixels, models, "source", src_name)
+            dst_faces = self.faces_in(dst_pixels, models, "target", dst_name)
+            [src_index] = choose(src_faces, source_face, "source_face", allow_all=False)
+            dst_indices = choose(dst_faces, target_face, "target_face", allow_all=True)
+            chosen = src_faces[src_index]
+            result = self.swap_pixels(models, dst_pixels, chosen,
+                                      [dst_faces[i] for i in dst_indices])  # fmt: skip
+            after = self.analyse(models, result)
+            providers = models.providers_in_use()
+        similarity = []
+        for i in dst_indices:
+            box = dst_faces[i].bbox
+            match = max(after, key=lambda f: iou(f.bbox, box), default=None)
+            value = cosine(chosen.normed_embedding, match.embedding) if match is not None and \
+                iou(match.bbox, box) > 0.3 else None  # fmt: skip
+            before = cosine(chosen.normed_embedding, dst_faces[i].embedding)
+            similarity.append({"index": i, "before": round(before, 4),
+                               "after": None if value is None else round(value, 4)})  # fmt: skip
+        image = from_bgr(result, mode_alpha)
+        parents = [self.stored_input(source, src_image, job_id),
+                   self.stored_input(target, dst_image, job_id)]  # fmt: skip
+        record = {"source_asset_id": parents[0], "target_asset_id": parents[1],
+                  "source_face": src_index, "target_faces": dst_indices,
+                  "model": "InsightFace inswapper_128 + buffalo_l", "licence": LICENCE}  # fmt: skip
+        asset = self.studio.assets.add_image(
+            image, "image", name=f"face swap {src_name} → {dst_name}"[:120], job_id=job_id,
+            parents=parents, model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
+            png_text=ai_png_text("AI-modified image (face swap with InsightFace inswapper_128)",
+                                 record),
+            meta={**record, "ai_generated": True, "commercial_use": False},
+        )  # fmt: skip
+        return {"asset": asset.to_dict(), "asset_id": asset.id, "url": asset.url,
+                "faces": {"source": [f.to_dict() for f in describe(src_faces)],
+                          "target": [f.to_dict() for f in describe(dst_faces)]},
+                "source_face": src_index, "target_faces": dst_indices,
+                "similarity": similarity, "providers": providers,
+                "licence": self.licence()}  # fmt: skip
+
+    def stored_input(self, item: ImageInput, image: Image.Image, job_id: str | None) -> str:
+        if item.asset_id:
+            return item.asset_id
+        asset = self.studio.assets.add_upload(item.data, item.name, "image", job_id=job_id,
+                                              tags=("faceswap-input",))  # fmt: skip
+        return asset.id
+
+    # -- jobs ---------------------------------------------------------------------------
+    def run_image(self, ctx: JobContext) -> JobResult:
+        p = ctx.params
+        ctx.progress(10, ctx.t("stage.loading_model"))
+        out = self.swap_image(ImageInput(asset_id=p.get("source_asset_id")),
+                              ImageInput(asset_id=p.get("target_asset_id")),
+                              source_face=p.get("source_face", "largest"),
+                              target_face=p.get("target_face", "largest"), job_id=ctx.job_id)  # fmt: skip
+        out.pop("asset")
+        return JobResult((out["asset_id"],), out)
+
+    def run_video(self, ctx: JobContext) -> JobResult:
+        p = ctx.params
+        video = self.studio.assets.get(str(p.get("video_asset_id", "")))
+        if video.ext not in media.VIDEO_EXTS:
+            raise InvalidInput("error.invalid", field="video_asset_id", reason=f"{video.id} is not a video")
+        source = ImageInput(asset_id=p.get("source_asset_id"))
+        src_pixels, _ = to_bgr(self.open_input(source, "source"))
+        path = self.studio.assets.file_path(video)
+        info = media.probe_video(path)
+        total = max(1, round(info.duration_s * info.fps))
+        ctx.progress(2, ctx.t("stage.loading_model"))
+        target_face = p.get("target_face", "all")
+        swapped_frames, n = 0, -1
+        with tempfile.TemporaryDirectory(prefix="enfoads-swap-") as tmp:
+            out_path = Path(tmp) / "swapped.mp4"
+            with self.studio.models.use(MODEL_NAME) as models:
+                src_faces = self.faces_in(src_pixels, models, "source", source.asset_id or "")
+                [src_index] = choose(src_faces, p.get("source_face", "largest"), "source_face",
+                                     allow_all=False)  # fmt: skip
+                chosen = src_faces[src_index]  # the source embedding, computed once
+                with media.FrameWriter(out_path, info.width, info.height, info.fps,
+                                       audio=path) as writer:  # fmt: skip
+                    for n, frame in enumerate(media.read_frames(path)):
+                        if n % 5 == 0:
+                            ctx.check_cancelled()
+                            ctx.progress(5 + 90 * n / total, ctx.t("stage.swapping_frame",
+                                                                   frame=n + 1, total=total))  # fmt: skip
+                        bgr = np.ascontiguousarray(frame[:, :, ::-1])
+                        faces = self.analyse(models, bgr)
+                        if faces:
+                            try:
+                                picked = choose(faces, target_face, "target_face", True)
+                            except InvalidInput:
+                                picked = []  # this frame has fewer faces than the index asks
+                            if picked:
+                                bgr = self.swap_pixels(models, bgr, chosen,
+                                                       [faces[i] for i in picked])  # fmt: skip
+                                swapped_frames += 1
+                        writer.write(bgr[:, :, ::-1])
+            ctx.check_cancelled()
+            ctx.progress(97, ctx.t("stage.saving"))
+            asset = self.studio.assets.add_bytes(
+                out_path.read_bytes(), "video", ext="mp4", name=f"face swap {video.name}"[:120],
+                job_id=ctx.job_id, parents=[source.asset_id, video.id],
+                model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
+                meta={"ai_generated": True, "commercial_use": False, "licence": LICENCE,
+                      "frames": n + 1, "frames_swapped": swapped_frames},
+            )  # fmt: skip
+        return JobResult((asset.id,), {"asset_id": asset.id, "url": asset.url,
+                                       "frames": n + 1, "frames_swapped": swapped_frames,
+                                       "licence": self.licence(ctx.lang)})  # fmt: skip
+
+
+def register(studio: Studio) -> None:
+    pipeline = FaceSwapPipeline(studio)
+    studio.models.register(MODEL_NAME, pipeline.load, pipeline.estimate_bytes, FaceModelsAdapter())
+    studio.jobs.register(IMAGE_JOB, pipeline.run_image)
+    studio.jobs.register(VIDEO_JOB, pipeline.run_video)
+    studio.pipelines["faceswap"] = pipeline

@@ -217,7 +217,7 @@ class AssetStore:
                 raise InvalidInput("error.invalid", field="file", reason="unknown file format")
             ext = sniffed[0]
         mime = media.MIME_BY_EXT.get(ext, "application/octet-stream")
-        tags = [self._check_tag(t) for t in tags]
+        tags = [self._check_tag(t) for t in tags] + (["avatar"] if kind == "avatar" else [])
         width = height = None
         duration = None
         thumb_bytes = None

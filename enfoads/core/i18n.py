@@ -81,6 +81,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "The field '{field}' asks for face {index}, but there are {count} (0 to {last}, "
         "left to right).",
     },
+    "error.too_many": {
+        "es": "El campo '{field}' tiene {count} elementos; el máximo es {limit}.",
+        "en": "The field '{field}' has {count} items; the limit is {limit}.",
+    },
+    "error.voice_language": {
+        "es": "La voz '{voice}' no habla el idioma '{language}'.",
+        "en": "The voice '{voice}' does not speak '{language}'.",
+    },
+    "error.silent_audio": {
+        "es": "El audio de '{field}' está vacío o en silencio.",
+        "en": "The audio of '{field}' is empty or silent.",
+    },
     "error.internal": {
         "es": "Error interno en '{kind}': {reason}",
         "en": "Internal error in '{kind}': {reason}",
@@ -103,6 +115,11 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "stage.swapping_frame": {"es": "Cambiando caras: fotograma {frame}/{total}",
                              "en": "Swapping faces: frame {frame}/{total}"},
+    "stage.voice": {"es": "Generando la voz", "en": "Generating the voice"},
+    "stage.animating": {"es": "Animando la cara", "en": "Animating the face"},
+    "stage.subtitles": {"es": "Generando subtítulos", "en": "Generating subtitles"},
+    "stage.rendering": {"es": "Componiendo el vídeo: fotograma {frame}/{total}",
+                        "en": "Rendering the video: frame {frame}/{total}"},
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
     # notices

@@ -202,3 +202,40 @@ class Studio:
 
     def faceswap_licence(self) -> dict[str, Any]:
         return self.pipelines["faceswap"].licence()
+
+    # -- voice, avatar and video (pipelines/voice.py, avatar.py, video.py) ------------------
+    def voices(self) -> list[dict[str, Any]]:
+        """The voice catalogue, with whether each voice is on disk already."""
+        return self.pipelines["voice"].catalogue()
+
+    def speak(self, text: str, voice: str | None = None, **options: Any) -> dict[str, Any]:
+        """Synthesise ``text`` into a WAV asset (``preview=True``: a short fixed sentence)."""
+        return self.pipelines["voice"].speak_to_asset(text, voice, **options)
+
+    def use_as_avatar(self, asset_id: str) -> Asset:
+        """Mark an image as an avatar (after checking that it has a face): tag ``avatar``."""
+        import numpy as np
+
+        from enfoads.core.pipelines.avatar import locate_face
+
+        image = self.assets.open_image(asset_id).convert("RGB")
+        locate_face(self, np.asarray(image), asset_id)
+        return self.assets.tag(asset_id, add=("avatar",))
+
+    def list_avatars(self, **filters: Any) -> Page:
+        return self.assets.list(tag="avatar", **filters)
+
+    def render_video(self, **params: Any) -> Job:
+        """Queue a talking-avatar ad: script, avatar_asset_id, voice, rate, music_asset_id,
+        logo_asset_id, subtitle_style, aspect, cta… Bad input raises here, before queueing."""
+        video = self.pipelines["video"]
+        video.validate(video.request_single(params))
+        return self.submit("render_video", params)
+
+    def render_multi_scene(self, **params: Any) -> Job:
+        """Queue a multi-scene ad: ``scenes`` (kind, asset_id, script, duration, motion,
+        transition) plus the single render's options."""
+        from enfoads.core.pipelines.video import RenderRequest
+
+        self.pipelines["video"].validate(RenderRequest.from_params(params))
+        return self.submit("render_multi_scene", params)

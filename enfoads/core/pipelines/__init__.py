@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
 
-CAPABILITIES: tuple[str, ...] = ("image", "prompt", "faceswap")
+CAPABILITIES: tuple[str, ...] = (
+    "image", "prompt", "faceswap", "voice", "subtitles", "avatar", "video",
+)
 
 
 def register_all(studio: Studio) -> None:

@@ -312,6 +312,13 @@ class FaceSwapPipeline:
         models = FaceModels(analysis_dir(self.settings), swapper_file(self.settings))
         return models.build("cpu")
 
+    def analysis_on_disk(self) -> bool:
+        """Whether ``buffalo_l`` is already here (the avatar then uses its landmarks)."""
+        name = self.settings.faceswap_analysis_model
+        folder = Path(name).expanduser() if is_local(name) else \
+            self.settings.models_dir / "insightface" / "models" / name  # fmt: skip
+        return any(folder.glob("*.onnx"))
+
     def estimate_bytes(self) -> int:
         return sum(m.size_bytes for m in MODEL_TABLE.values())
 

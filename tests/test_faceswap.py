@@ -11,23 +11,14 @@ from PIL import Image
 
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.pipelines.faceswap import ImageInput
-from enfoads.testing.faces import FACE_BOX, astronaut_rgb, build_face_models, scaled_face_patch
-
-
-@pytest.fixture(scope="session")
-def face_models(tmp_path_factory):
-    return build_face_models(tmp_path_factory.mktemp("faces"))
+from enfoads.testing.faces import FACE_BOX, astronaut_rgb, scaled_face_patch
 
 
 @pytest.fixture
-def face_studio(tmp_path, face_models):
-    from enfoads.core.settings import load_settings
+def face_studio(media_settings):
     from enfoads.core.studio import Studio
 
-    settings = load_settings(data_dir=tmp_path / "data", device="cpu", language="en",
-                             faceswap_analysis_model=str(face_models["analysis"]),
-                             faceswap_swapper_model=str(face_models["swapper"]))  # fmt: skip
-    with Studio(settings) as st:
+    with Studio(media_settings()) as st:
         yield st
 
 

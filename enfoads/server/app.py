@@ -14,7 +14,7 @@ from enfoads import __version__
 from enfoads.core.studio import Studio
 from enfoads.server.deps import RateLimiter, install_error_handlers
 from enfoads.server.realtime import EventBridge, create_sio
-from enfoads.server.routes import assets, health, images, jobs
+from enfoads.server.routes import assets, faceswap, health, images, jobs, video
 
 
 def create_app(studio: Studio, *, token: str | None = None) -> Any:
@@ -39,7 +39,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Any:
     api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                        allow_methods=["*"], allow_headers=["*"])  # fmt: skip
     install_error_handlers(api, settings.language)
-    for module in (health, images, assets, jobs):
+    for module in (health, images, faceswap, video, assets, jobs):
         api.include_router(module.router)
     app = socketio.ASGIApp(sio, other_asgi_app=api)
     app.api = api  # for tests and the OpenAPI export

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -14,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from enfoads.core.errors import EnfoadsError
+from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 
@@ -112,3 +115,18 @@ def install_error_handlers(app, lang: str) -> None:
         return JSONResponse({"error": "internal", "message": "Internal server error; the "
                              "server keeps running. See the server log.", "field": None},
                             status_code=500)  # fmt: skip
+
+
+_DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,", re.I)
+
+
+def decode_base64(text: str, field: str) -> bytes:
+    """Bytes from base64 or a ``data:`` URL (what the React client sends), or a 422 naming
+    the field."""
+    try:
+        data = base64.b64decode(_DATA_URL.sub("", text.strip()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("error.invalid", field=field, reason="malformed base64") from exc
+    if not data:
+        raise InvalidInput("error.empty", field=field)
+    return data

@@ -1,9 +1,11 @@
-// Live check with the React client's own library: start an image job over HTTP, follow its
+// Live check with the React client's own library: start a job over HTTP, follow its
 // job_update events over Socket.IO until it finishes, print them as JSON lines.
-// usage: node scripts/watch-job.mjs BASE_URL TOKEN
+// usage: node scripts/watch-job.mjs BASE_URL TOKEN [PATH] [JSON_BODY]
+//        (default: POST /generate-image {"prompt": "a red sneaker", "seed": 2})
 import { io } from "socket.io-client";
 
-const [baseUrl, token] = process.argv.slice(2);
+const [baseUrl, token, path = "/generate-image", body = '{"prompt": "a red sneaker", "seed": 2}'] =
+  process.argv.slice(2);
 const headers = { "Content-Type": "application/json", Authorization: `Bearer ${token}` };
 const socket = io(baseUrl, { auth: { token }, transports: ["websocket"] });
 const timer = setTimeout(() => { console.error("timeout"); process.exit(2); }, 240_000);
@@ -23,10 +25,10 @@ function onUpdate(job) {
 }
 socket.on("job_update", onUpdate);
 socket.on("connect", async () => {
-  const response = await fetch(`${baseUrl}/generate-image`, {
-    method: "POST", headers, body: JSON.stringify({ prompt: "a red sneaker", seed: 2 }),
-  });
-  jobId = (await response.json()).job_id;
+  const response = await fetch(`${baseUrl}${path}`, { method: "POST", headers, body });
+  const answer = await response.json();
+  if (!answer.job_id) { console.error("no job", JSON.stringify(answer)); process.exit(5); }
+  jobId = answer.job_id;
   early.splice(0).forEach(onUpdate);
   const ack = await socket.emitWithAck("join_job", jobId);
   if (!ack.ok) { console.error("join_job refused"); process.exit(4); }

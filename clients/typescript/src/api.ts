@@ -6,6 +6,44 @@ import type { components, paths } from "./schema";
 export type MagicPromptRequest = components["schemas"]["MagicPromptRequest"];
 export type GenerateImageRequest = components["schemas"]["GenerateImageRequest"];
 export type TagsRequest = components["schemas"]["TagsRequest"];
+export type FaceSwapRequest = components["schemas"]["FaceSwapRequest"];
+export type RenderVideoRequest = components["schemas"]["RenderVideoRequest"];
+export type RenderMultiSceneRequest = components["schemas"]["RenderMultiSceneRequest"];
+export type SpeakRequest = components["schemas"]["SpeakRequest"];
+
+export interface FaceBox {
+  index: number;
+  box: [number, number, number, number];
+  score: number;
+}
+
+export interface Licence {
+  licence: string;
+  commercial_use: boolean;
+  notice: string;
+  accepted: boolean;
+}
+
+/** An image swap answers at once; a video swap (or `run_as_job`) with a job id. */
+export interface FaceSwapResult {
+  status: string;
+  asset_id?: string;
+  result_url?: string;
+  image_base64?: string;
+  faces?: { source: FaceBox[]; target: FaceBox[] };
+  similarity?: { index: number; before: number; after: number | null }[];
+  job_id?: string;
+  licence: Licence;
+}
+
+export interface Voice {
+  key: string;
+  language: string;
+  region: string;
+  label: string;
+  licence: string;
+  available: boolean;
+}
 export type AssetQuery = NonNullable<paths["/api/assets"]["get"]["parameters"]["query"]>;
 
 export type JobState = "queued" | "running" | "completed" | "failed" | "cancelled";
@@ -132,6 +170,62 @@ export class EnfoadsClient {
     return this.request<{ job_id: string; status: JobState; job: Job }>(
       "POST",
       "/generate-image",
+      body,
+    );
+  }
+
+  faceSwap(body: FaceSwapRequest) {
+    return this.request<FaceSwapResult>("POST", "/face-swap", body);
+  }
+
+  detectFaces(body: { asset_id?: string; image?: string }) {
+    return this.request<{ faces: FaceBox[]; width: number; height: number }>(
+      "POST",
+      "/detect-faces",
+      body,
+    );
+  }
+
+  faceSwapLicence() {
+    return this.request<Licence>("GET", "/face-swap/licence");
+  }
+
+  /** Script + avatar → a talking-avatar MP4 (a job: follow it with `watchJob`). */
+  renderVideo(body: RenderVideoRequest) {
+    return this.request<{ job_id: string; status: JobState; job: Job }>(
+      "POST",
+      "/render-video",
+      body,
+    );
+  }
+
+  renderMultiScene(body: RenderMultiSceneRequest) {
+    return this.request<{ job_id: string; status: JobState; job: Job }>(
+      "POST",
+      "/render-multi-scene",
+      body,
+    );
+  }
+
+  avatars(offset = 0, limit = 50) {
+    return this.request<{ avatars: Asset[]; total: number }>(
+      "GET",
+      `/avatars?offset=${offset}&limit=${limit}`,
+    );
+  }
+
+  useAsAvatar(id: string) {
+    return this.request<Asset>("POST", `/api/assets/${encodeURIComponent(id)}/avatar`);
+  }
+
+  voices() {
+    return this.request<{ voices: Voice[]; default: string }>("GET", "/voices");
+  }
+
+  speak(body: SpeakRequest) {
+    return this.request<{ asset_id: string; url: string; duration_s: number; voice: string }>(
+      "POST",
+      "/speak",
       body,
     );
   }

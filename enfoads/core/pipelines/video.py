@@ -325,39 +325,51 @@ class VideoPipeline:
             track[at:end] += samples[: end - at]
         return track
 
-    def render(self, request: RenderRequest, ctx: JobContext) -> JobResult:
-        request = self.validate(request)
+    def prepare(self, request: RenderRequest, ctx: JobContext) -> tuple[list[Timed], list[Cue]]:
+        """Voice, face animation set-up and subtitles: everything before the frames."""
         fps = self.settings.video_fps
         size = compose.frame_size(request.aspect, request.size)
         timeline = self.build_timeline(request, ctx, fps, size)
         self.animate(timeline, ctx, fps, size)
         cues = self.subtitle(timeline, request, ctx) if request.subtitle_style.enabled else []
+        return timeline, cues
+
+    def encode(self, request: RenderRequest, timeline: list[Timed], cues: list[Cue], out: Path,
+               ctx: JobContext) -> tuple[np.ndarray, float]:  # fmt: skip
+        """Mix the audio and stream the composed frames into ``out``; (mix, duration)."""
+        fps = self.settings.video_fps
+        size = compose.frame_size(request.aspect, request.size)
         end_card = END_CARD_S if request.cta.strip() else 0.0
         content_s = timeline[-1].end
-        total_s = content_s + end_card
-        frames = int(round(total_s * fps))
+        frames = int(round((content_s + end_card) * fps))
         music = None
         if request.music_asset_id:
             music = compose.decode_audio(self.studio.assets.file_path(request.music_asset_id))
-        voice = self.voice_track(timeline, total_s)
+        voice = self.voice_track(timeline, frames / fps)
         audio = compose.mix(voice, music, music_volume=request.music_volume,
                             ducked_volume=request.music_volume * 0.25)  # fmt: skip
         overlay = Overlay(self.studio, request, size, cues, content_s, fps)
         ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
+        audio_path = out.with_suffix(".wav")
+        audio_path.write_bytes(compose.wav_bytes(audio))
+        with media.FrameWriter(out, *size, fps, audio=audio_path, duration_s=frames / fps) as writer:
+            for i, frame in enumerate(self.frames(timeline, overlay, fps, frames, size)):
+                if i % 10 == 0:
+                    ctx.check_cancelled()
+                    ctx.progress(72 + 26 * i / frames,
+                                 ctx.t("stage.rendering", frame=i, total=frames))  # fmt: skip
+                writer.write(frame)
+        return audio, frames / fps
+
+    def render(self, request: RenderRequest, ctx: JobContext) -> JobResult:
+        request = self.validate(request)
+        timeline, cues = self.prepare(request, ctx)
         with tempfile.TemporaryDirectory(prefix="enfoads-render-") as tmp:
-            audio_path = Path(tmp) / "mix.wav"
-            audio_path.write_bytes(compose.wav_bytes(audio))
             out = Path(tmp) / "ad.mp4"
-            with media.FrameWriter(out, *size, fps, audio=audio_path, duration_s=frames / fps) as writer:
-                for i, frame in enumerate(self.frames(timeline, overlay, fps, frames, size)):
-                    if i % 10 == 0:
-                        ctx.check_cancelled()
-                        ctx.progress(72 + 26 * i / frames,
-                                     ctx.t("stage.rendering", frame=i, total=frames))  # fmt: skip
-                    writer.write(frame)
+            audio, duration = self.encode(request, timeline, cues, out, ctx)
             ctx.check_cancelled()
             ctx.progress(99, ctx.t("stage.saving"))
-            return self.store(request, ctx, out, audio, cues, frames / fps)
+            return self.store(request, ctx, out, audio, cues, duration)
 
     def frames(self, timeline: list[Timed], overlay: Overlay, fps: int, frames: int,
                size: tuple[int, int]) -> Iterator[np.ndarray]:  # fmt: skip

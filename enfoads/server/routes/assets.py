@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,10 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from enfoads.core.assets import MAX_OFFSET
 from enfoads.core.errors import InvalidInput
 from enfoads.core.studio import Studio
-from enfoads.server.deps import ApiError, get_studio, require_token
+from enfoads.server.deps import ApiError, decode_base64, get_studio, require_token
 
 router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
-_DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,", re.I)
 
 
 class TagsRequest(BaseModel):
@@ -87,11 +83,7 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
             raise InvalidInput("error.invalid", field="body", reason="not JSON") from exc
         if not isinstance(body, dict) or not isinstance(body.get("data"), str):
             raise InvalidInput("error.empty", field="data")
-        text = _DATA_URL.sub("", body["data"].strip())
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidInput("error.invalid", field="data", reason="malformed base64") from exc
+        data = decode_base64(body["data"], "data")
         name, kind = str(body.get("name") or "upload"), body.get("kind")
         tags = body.get("tags") or []
         if not isinstance(tags, list):

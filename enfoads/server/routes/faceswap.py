@@ -1,0 +1,93 @@
+"""``POST /face-swap``, ``POST /detect-faces`` and ``GET /face-swap/licence``."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+
+from enfoads.core.errors import InvalidInput
+from enfoads.core.pipelines.faceswap import ImageInput
+from enfoads.core.studio import Studio
+from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
+
+router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
+
+
+class FaceSwapRequest(BaseModel):
+    """Source and target as asset ids or base64 images (the React client sends base64).
+    A ``video_asset_id`` target swaps every frame of that video (always a job)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source_asset_id: str | None = None
+    source_image: str | None = None
+    target_asset_id: str | None = None
+    target_image: str | None = None
+    video_asset_id: str | None = None
+    source_face: str | int = "largest"
+    target_face: str | int = "largest"
+    run_as_job: bool = False
+    inline: bool = True  # also return the result as base64 (the seed's client shows it)
+
+
+class DetectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    asset_id: str | None = None
+    image: str | None = None
+
+
+def image_input(asset_id: str | None, image: str | None, field: str) -> ImageInput:
+    if asset_id and image:
+        raise InvalidInput("error.invalid", field=field, reason="give an asset id or an image, not both")
+    if asset_id:
+        return ImageInput(asset_id=asset_id)
+    if image:
+        return ImageInput(data=decode_base64(image, f"{field}_image"), name=f"{field}.upload")
+    raise InvalidInput("error.empty", field=f"{field}_image")
+
+
+@router.get("/face-swap/licence")
+def licence(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """InsightFace's models are for non-commercial research only: the notice to show."""
+    return studio.faceswap_licence()
+
+
+@router.post("/detect-faces")
+def detect_faces(body: DetectRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """The faces in an image, left to right, with boxes and detection scores."""
+    return studio.detect_faces(image_input(body.asset_id, body.image, "image"))
+
+
+@router.post("/face-swap", dependencies=[Depends(rate_limit)])
+def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Put the source's face on the target: an image at once (about a second on a T4), or as a
+    job with ``run_as_job``; a video always as a job (202 semantics: ``job_id``)."""
+    if body.video_asset_id:
+        if not body.source_asset_id:
+            raise InvalidInput("error.empty", field="source_asset_id")
+        job = studio.swap_faces_video(source_asset_id=body.source_asset_id,
+                                      video_asset_id=body.video_asset_id,
+                                      source_face=body.source_face,
+                                      target_face=body.target_face)  # fmt: skip
+        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(),
+                "licence": studio.faceswap_licence()}  # fmt: skip
+    source = image_input(body.source_asset_id, body.source_image, "source")
+    target = image_input(body.target_asset_id, body.target_image, "target")
+    if body.run_as_job:
+        if not (source.asset_id and target.asset_id):
+            raise InvalidInput("error.invalid", field="run_as_job",
+                               reason="jobs take asset ids; upload the images first")  # fmt: skip
+        job = studio.swap_faces(source_asset_id=source.asset_id, target_asset_id=target.asset_id,
+                                source_face=body.source_face, target_face=body.target_face)  # fmt: skip
+        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(),
+                "licence": studio.faceswap_licence()}  # fmt: skip
+    result = studio.swap_face_now(source, target, source_face=body.source_face,
+                                  target_face=body.target_face)  # fmt: skip
+    result["status"] = "completed"
+    result["result_url"] = result["url"]
+    if body.inline:
+        data = studio.assets.read_bytes(result["asset_id"])
+        result["image_base64"] = "data:image/png;base64," + base64.b64encode(data).decode()
+    return result

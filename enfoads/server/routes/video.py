@@ -1,0 +1,113 @@
+"""``POST /render-video``, ``POST /render-multi-scene``, ``GET /avatars``, voices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from enfoads.core.studio import Studio
+from enfoads.server.deps import get_studio, rate_limit, require_token
+
+router = APIRouter(tags=["video"], dependencies=[Depends(require_token)])
+
+
+class SubtitleStyleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    size: float = 0.055
+    colour: str = "#FFFFFF"
+    highlight_colour: str = "#FFD400"
+    outline_colour: str = "#000000"
+    outline: float = 0.08
+    position: str = "bottom"
+    karaoke: bool = False
+    max_chars: int = Field(0, ge=0, le=80)
+
+
+class RenderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    voice: str | None = None
+    rate: float = 1.0
+    language: str = "auto"
+    aspect: str = "9:16"
+    size: int = 1080
+    music_asset_id: str | None = None
+    music_volume: float = 0.35
+    logo_asset_id: str | None = None
+    cta: str = ""
+    brand_colour: str = "#111111"
+    subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
+
+
+class RenderVideoRequest(RenderOptions):
+    script: str
+    avatar_asset_id: str
+
+
+class SceneModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = "image"
+    asset_id: str
+    script: str = ""
+    duration: float | None = None
+    motion: str = "zoom_in"
+    transition: str = "cut"
+
+
+class RenderMultiSceneRequest(RenderOptions):
+    scenes: list[SceneModel]
+
+
+class SpeakRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = ""
+    voice: str | None = None
+    rate: float = 1.0
+    preview: bool = False
+
+
+def queued(job: Any) -> dict[str, Any]:
+    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict()}
+
+
+@router.post("/render-video", status_code=202, dependencies=[Depends(rate_limit)])
+def render_video(body: RenderVideoRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Script + avatar → voiced, subtitled talking-avatar MP4, as a job. Progress: 10% voice,
+    30% animating face, 70% subtitles, then rendering, 100% with ``video_url``."""
+    return queued(studio.render_video(**body.model_dump()))
+
+
+@router.post("/render-multi-scene", status_code=202, dependencies=[Depends(rate_limit)])
+def render_multi_scene(body: RenderMultiSceneRequest,
+                       studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+    """Several scenes (image with zoom/pan, talking avatar, video clip), each with its own
+    script, joined into one ad, as a job."""
+    return queued(studio.render_multi_scene(**body.model_dump()))
+
+
+@router.get("/avatars")
+def avatars(studio: Studio = Depends(get_studio), offset: int = Query(0, ge=0, le=10**9),
+            limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:  # fmt: skip
+    """Images marked as avatars (uploaded as ``kind=avatar`` or marked with use-as-avatar)."""
+    page = studio.list_avatars(offset=offset, limit=limit)
+    return {"avatars": [a.to_dict() for a in page.items], "total": page.total,
+            "offset": page.offset, "limit": page.limit}  # fmt: skip
+
+
+@router.post("/api/assets/{asset_id}/avatar")
+def use_as_avatar(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Use this image as an avatar (it must show a face)."""
+    return studio.use_as_avatar(asset_id).to_dict()
+
+
+@router.get("/voices")
+def voices(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    return {"voices": studio.voices(), "default": studio.settings.voice_default}
+
+
+@router.post("/speak", dependencies=[Depends(rate_limit)])
+def speak(body: SpeakRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Synthesise speech (or a voice preview) into a WAV asset."""
+    return studio.speak(body.text, body.voice, rate=body.rate, preview=body.preview)

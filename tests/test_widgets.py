@@ -1,25 +1,55 @@
-"""Widget tests: build the panels over a Studio with the tiny model, click, assert traits."""
+"""Widget tests: build the panels over a Studio with tiny/offline models, click, assert traits."""
 
+import io
+
+import numpy as np
 import pytest
 
 pytest.importorskip("ipywidgets")
 
+from PIL import Image  # noqa: E402
+
 from enfoads.core.studio import Studio  # noqa: E402
+from enfoads.testing.faces import astronaut_rgb  # noqa: E402
 from enfoads.widgets.app import StudioApp  # noqa: E402
 
 TIMEOUT = 300
 
 
 @pytest.fixture
-def app(tiny_settings):
-    studio = Studio(tiny_settings(language="es")).start()
+def app(media_settings, tiny_sdxl):
+    studio = Studio(media_settings(language="es", image_base_model=str(tiny_sdxl["base"]),
+                                   image_unet_model=str(tiny_sdxl["unet"]),
+                                   image_vae_model=str(tiny_sdxl["vae"]))).start()  # fmt: skip
     yield StudioApp(studio)
     studio.close()
 
 
-def test_tabs_are_spanish_first(app):
-    assert app.titles == ("Creador de anuncios", "BrandVault")
+def png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_tabs_are_spanish_first_and_the_language_switch_rebuilds_them(app):
+    assert app.titles == ("Inicio", "Creador de anuncios", "Cambio de cara", "Estudio de vídeo",
+                          "BrandVault", "Ajustes")
     assert app.creator.generate.description == "Generar"
+    app.settings.language.value = "en"
+    assert app.titles[1:4] == ("Ad Creator", "Face Swap", "Video Studio")
+    assert app.creator.generate.description == "Generate"
+    assert app.studio.language == "en"
+    saved = (app.studio.settings.data_dir / "settings.json").read_text()
+    assert '"language": "en"' in saved
+
+
+def test_home_shows_budgets_jobs_and_missing_models(app):
+    home = app.home
+    assert home.ram.max == pytest.approx(app.studio.settings.ram_budget_gb * 1024**3)
+    assert "GB" in home.gpu_text.value
+    # the tiny SDXL is on disk, the face models too; whisper tiny.en is a local folder
+    assert "Faltan modelos" not in home.missing.value
+    home.studio.prepare_model  # noqa: B018 - the Settings panel's download action exists
 
 
 def test_magic_prompt_fills_the_editable_prompt(app):
@@ -32,7 +62,7 @@ def test_magic_prompt_fills_the_editable_prompt(app):
     assert "español" in creator.message.value  # the notice about Spanish prompts
 
 
-def test_generate_shows_progress_gallery_and_vault(app):
+def test_generate_shows_progress_gallery_vault_and_home(app):
     creator, vault = app.creator, app.vault
     assert vault.count.value == "0 recursos"
     creator.prompt.value = "botella de aceite de oliva"
@@ -50,6 +80,17 @@ def test_generate_shows_progress_gallery_and_vault(app):
     assert labels == ["1:1 · 21", "16:9 · 21"]
     assert "Listo: 2 imágenes (semilla 21)." in creator.message.value
     assert vault.count.value == "2 recursos" and len(vault.grid.children) == 2
+    assert len(app.home.recent.children) == 2 and "completado" in app.home.jobs.value
+    # gallery actions: keep (a tag), use in a video (a scene), use as avatar (needs a face)
+    card = creator.gallery.children[0]
+    keep, avatar = card.children[2].children
+    keep.click()
+    assert "guardado" in app.studio.get_asset(job.result_asset_ids[0]).tags
+    avatar.click()
+    assert "No se encontró ninguna cara" in creator.message.value
+    card.children[3].children[0].click()
+    assert len(app.video.scenes.children) == 1 and app.selected_index == 3
+    assert "download=" in card.children[4].value
 
 
 def test_errors_show_as_messages_and_start_nothing(app):
@@ -62,11 +103,7 @@ def test_errors_show_as_messages_and_start_nothing(app):
     assert "vacío" in creator.message.value
 
 
-def test_vault_filters_and_deletes_with_confirmation(app):
-    import io
-
-    from PIL import Image
-
+def test_vault_filters_previews_tags_and_deletes_with_confirmation(app):
     out = io.BytesIO()
     Image.new("RGB", (32, 32), (9, 9, 9)).save(out, "PNG")
     logo = app.studio.upload_asset(out.getvalue(), "logo-cafe.png", kind="logo")
@@ -77,9 +114,97 @@ def test_vault_filters_and_deletes_with_confirmation(app):
     vault.kind.value = ""
     vault.search.value = "cafe"
     assert len(vault.grid.children) == 1
-    delete = vault.grid.children[0].children[2]
+    show, delete = vault.grid.children[0].children[3].children
+    show.click()
+    assert "download=" in vault.preview.children[2].value
+    tag_text, tag_button = vault.preview.children[3].children[:2]
+    tag_text.value = "verano"
+    tag_button.click()
+    assert "verano" in app.studio.get_asset(logo.id).tags
+    delete = vault.grid.children[0].children[3].children[1]
     delete.click()
     assert "Pulsa de nuevo" in vault.message.value and app.studio.get_asset(logo.id)
     delete.click()
     assert vault.count.value == "0 recursos"
     assert "eliminado" in vault.message.value
+
+
+def test_brand_kit_is_saved_and_used_by_the_video_studio(app):
+    kit = app.vault.kit
+    kit.cta.value = "Visítanos hoy"
+    kit.primary.value = "#224466"
+    kit.save.click()
+    assert "guardado" in kit.message.value
+    assert app.studio.brand_kit()["cta"] == "Visítanos hoy"
+    kit.primary.value = "red"  # a name the picker accepts
+    kit.cta.value = "x" * 81
+    kit.save.click()
+    assert "cta" in kit.message.value and "81" in kit.message.value
+    assert app.studio.brand_kit()["colours"][0] == "#224466"  # nothing stored on error
+
+
+def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
+    panel = app.faceswap
+    assert "no comercial" in panel.notice.value and panel.swap.disabled
+    face = app.studio.upload_asset(png(astronaut_rgb()), "astronauta.png")
+    panel.source.value = face.id
+    panel.target.value = face.id
+    panel.detect.click()
+    assert "Caras encontradas: 1" in panel.message.value
+    assert [v for _, v in panel.face.options] == ["largest", "0"]
+    assert panel.preview.value[:4] == b"\x89PNG"
+    panel.accept.value = True
+    assert not panel.swap.disabled and app.studio.settings.faceswap_licence_accepted
+    panel.face.value = "0"
+    panel.swap.click()
+    job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
+    assert job.state.value == "completed"
+    assert "1 cara(s) cambiada(s)" in panel.message.value and len(panel.result.children) == 2
+
+
+def test_video_studio_previews_a_voice_and_renders(app):
+    panel = app.video
+    panel.voice.value = "en_US-joe-medium"
+    panel.preview.click()
+    assert panel.player.value[:4] == b"RIFF" and panel.player.layout.display == ""
+    panel.render.click()
+    assert "script" in panel.message.value  # no script yet: a clear message, no job
+    avatar = app.studio.upload_asset(png(astronaut_rgb()), "presentadora.png", kind="avatar")
+    panel.avatar.value = avatar.id
+    panel.script.value = "Fresh coffee, every morning."
+    panel.aspect.value = "1:1"
+    panel.render.click()
+    job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
+    assert job.state.value == "completed", job.error
+    assert panel.video.value[4:8] == b"ftyp" and panel.video.layout.display == ""
+    assert panel.downloads.value.count("download=") == 4  # MP4, WAV, SRT, VTT
+    assert "Vídeo listo" in panel.message.value
+
+
+def test_scene_editor_adds_moves_and_removes(app):
+    panel = app.video
+    first, second = panel.add_scene(), panel.add_scene(kind="avatar")
+    panel.move_scene(second, -1)
+    assert panel.scenes.children == (second, first)
+    panel.remove_scene(second)
+    assert panel.scenes.children == (first,)
+    panel.render.click()
+    assert "scenes[0].asset_id" in panel.message.value and "vacío" in panel.message.value
+
+
+def test_settings_lists_models_and_starts_the_server(app):
+    import httpx
+
+    panel = app.settings
+    rows = panel.models.children
+    assert any("inswapper_128" in row.children[1].value and "no comercial" in row.children[1].value
+               for row in rows)  # fmt: skip
+    assert all(row.children[0].disabled for row in rows if "✅" in row.children[1].value)
+    panel.server_toggle.value = True
+    try:
+        assert "127.0.0.1" in panel.server_info.value
+        url = panel.server.url
+        assert httpx.get(url + "/").json()["status"] == "ok"
+    finally:
+        panel.server_toggle.value = False
+    assert panel.server is None

@@ -64,9 +64,11 @@ class Studio:
 
     def _register_capabilities(self) -> None:
         """Each capability registers its job handlers and models here, in one place."""
+        from enfoads.core import inventory
         from enfoads.core.pipelines import register_all
 
         register_all(self)
+        inventory.register(self)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Studio:
@@ -87,6 +89,82 @@ class Studio:
     def subscribe(self, handler: Callable[[events.Event], None],
                   name: str | None = None) -> Callable[[], None]:  # fmt: skip
         return self.bus.subscribe(handler, name)
+
+    # -- settings chosen in the UI ----------------------------------------------------------
+    PERSISTED = ("language", "faceswap_licence_accepted")
+
+    def update_settings(self, **changes: Any) -> Settings:
+        """Change settings at run time (language, licence acknowledgement); those in
+        ``PERSISTED`` are also written to ``settings.json`` in the data dir."""
+        import json
+
+        from enfoads.core.errors import InvalidInput
+        from enfoads.core.settings import SETTINGS_FILE
+
+        unknown = set(changes) - set(self.PERSISTED)
+        if unknown:
+            raise InvalidInput("error.invalid", field=sorted(unknown)[0],
+                               reason="not changeable while the studio runs")  # fmt: skip
+        try:
+            updated = Settings.model_validate({**self.settings.model_dump(), **changes})
+        except ValueError as exc:
+            raise InvalidInput("error.invalid", field=next(iter(changes)),
+                               reason=str(exc).splitlines()[-1][:200]) from exc  # fmt: skip
+        path = self.settings.data_dir / SETTINGS_FILE
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        stored.update({k: getattr(updated, k) for k in changes})
+        path.write_text(json.dumps(stored, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        self.settings = updated
+        if hasattr(self.jobs, "lang"):
+            self.jobs.lang = updated.language
+        return updated
+
+    @property
+    def language(self) -> str:
+        return self.settings.language
+
+    def model_inventory(self) -> list[dict[str, Any]]:
+        """Every model with its licence and whether it is on disk (no network used)."""
+        from enfoads.core.inventory import model_inventory
+
+        return model_inventory(self)
+
+    def prepare_model(self, key: str) -> Job:
+        """Download one model (an inventory key) as a job, e.g. from the Settings panel."""
+        return self.submit("prepare_model", {"model": key})
+
+    # -- brand kit ---------------------------------------------------------------------
+    def brand_kit(self) -> dict[str, Any]:
+        """The current brand kit (logo asset, colours, font, call to action), or defaults."""
+        import json
+
+        page = self.assets.list(kind="brand_kit", limit=1)
+        kit = {"logo_asset_id": None, "colours": ["#111111", "#FFD400"], "font": "",
+               "cta": ""}  # fmt: skip
+        if page.items:
+            kit.update(json.loads(self.assets.read_bytes(page.items[0])))
+        return kit
+
+    def save_brand_kit(self, **kit: Any) -> dict[str, Any]:
+        import json
+
+        from enfoads.core.errors import InvalidInput
+        from enfoads.core.pipelines.compose import hex_rgb
+
+        allowed = {"logo_asset_id", "colours", "font", "cta"}
+        if set(kit) - allowed:
+            raise InvalidInput("error.invalid", field=sorted(set(kit) - allowed)[0],
+                               reason="unknown brand kit field")  # fmt: skip
+        merged = {**self.brand_kit(), **kit}
+        if merged["logo_asset_id"]:
+            self.assets.open_image(merged["logo_asset_id"])
+        for colour in merged["colours"]:
+            hex_rgb(colour, "colours")
+        if len(merged["cta"]) > 80:
+            raise InvalidInput("error.too_long", field="cta", length=len(merged["cta"]), limit=80)
+        self.assets.add_bytes(json.dumps(merged, ensure_ascii=False).encode(), "brand_kit",
+                              ext="json", name="brand kit")  # fmt: skip
+        return merged
 
     # -- status ------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -96,3 +96,24 @@ def serve_forever(studio: Studio, *, host: str, port: int, token: str,
     if token:
         print(f"Token (Authorization: Bearer …): {token}", flush=True)
     server.run()
+
+
+def public_url(port: int) -> str | None:
+    """A URL reachable from outside this machine: Colab's kernel-port proxy when in Colab,
+    else an ngrok tunnel when ``NGROK_AUTHTOKEN`` is set and pyngrok is installed."""
+    import os
+    import sys
+
+    if "google.colab" in sys.modules:
+        from google.colab.output import eval_js  # type: ignore[import-not-found]
+
+        return str(eval_js(f"google.colab.kernel.proxyPort({port})")).rstrip("/")
+    if os.environ.get("NGROK_AUTHTOKEN"):
+        try:
+            from pyngrok import ngrok  # type: ignore[import-not-found]
+        except ImportError:
+            log.warning("NGROK_AUTHTOKEN is set but pyngrok is not installed")
+            return None
+        ngrok.set_auth_token(os.environ["NGROK_AUTHTOKEN"])
+        return str(ngrok.connect(port, "http").public_url)
+    return None

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import JobProgress, Message
+from enfoads.widgets.common import JobProgress, Message, asset_download
 
 
 class AdCreatorPanel(w.VBox):
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: Studio,
+                 on_action: Callable[[str, str], Any] | None = None):  # fmt: skip
         self.studio = studio
+        self.on_action = on_action
         lang = self.lang = studio.settings.language
         options = studio.image_options()
         self.prompt = w.Textarea(description=t("ui.prompt", lang),
@@ -80,13 +83,40 @@ class AdCreatorPanel(w.VBox):
                               "error")  # fmt: skip
             return
         images = job["result"].get("images", [])
-        cards = []
-        for info in images:
-            thumb = self.studio.assets.thumbnail_path(info["asset_id"])
-            cards.append(w.VBox([
-                w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px")),
-                w.Label(f"{info['placement']} · {info['seed']}"),
-            ]))  # fmt: skip
+        cards = [self._card(info) for info in images]
         self.gallery.children = tuple(cards) + self.gallery.children
         self.message.show(t("ui.done", self.lang, n=len(images), seed=job["result"].get("seed")),
                           "ok")  # fmt: skip
+
+    def _card(self, info: dict[str, Any]) -> w.Widget:
+        """A result: thumbnail, keep, download, use as avatar, use in a video."""
+        asset_id = info["asset_id"]
+        thumb = self.studio.assets.thumbnail_path(asset_id)
+        small = w.Layout(width="88px")
+        keep = w.Button(description=t("ui.keep", self.lang), icon="star", layout=small)
+        keep.on_click(lambda _b: self.act("keep", asset_id, keep))
+        avatar = w.Button(description=t("ui.avatar_short", self.lang), icon="user", layout=small)
+        avatar.on_click(lambda _b: self.act("use_avatar", asset_id, avatar))
+        video = w.Button(description=t("ui.video_short", self.lang), icon="film", layout=small)
+        video.on_click(lambda _b: self.act("use_video", asset_id, video))
+        return w.VBox([
+            w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px")),
+            w.Label(f"{info['placement']} · {info['seed']}"),
+            w.HBox([keep, avatar]), w.HBox([video]),
+            w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))),
+        ])  # fmt: skip
+
+    def act(self, action: str, asset_id: str, button: w.Button) -> None:
+        try:
+            if action == "keep":
+                self.studio.tag_asset(asset_id, add=(t("ui.kept_tag", self.lang),))
+            elif self.on_action is not None:
+                self.on_action(action, asset_id)
+            else:
+                if action == "use_avatar":
+                    self.studio.use_as_avatar(asset_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        button.button_style = "success"
+        self.message.show(t(f"ui.done_{action}", self.lang), "ok")

@@ -73,3 +73,85 @@ class JobProgress(w.VBox):
     def close(self) -> None:
         self._unsubscribe()
         super().close()
+
+
+def download_link(data: bytes, filename: str, label: str, mime: str) -> str:
+    """An HTML link that downloads ``data`` (works in Colab, Jupyter and Voila alike)."""
+    import base64
+
+    encoded = base64.b64encode(data).decode()
+    return (f'<a download="{html.escape(filename)}" href="data:{mime};base64,{encoded}" '
+            f'style="margin-right:12px">⬇ {html.escape(label)}</a>')  # fmt: skip
+
+
+def asset_download(studio: Studio, asset_id: str, label: str) -> str:
+    asset = studio.get_asset(asset_id)
+    return download_link(studio.assets.read_bytes(asset), f"{asset.id}.{asset.ext}", label, asset.mime)
+
+
+def thumbnail(studio: Studio, asset_id: str, width: str = "180px") -> w.Widget:
+    path = studio.assets.thumbnail_path(asset_id)
+    if path is None:
+        return w.Label(asset_id)
+    return w.Image(value=path.read_bytes(), format="jpeg", layout=w.Layout(width=width))
+
+
+class AssetPicker(w.VBox):
+    """Pick an asset from the vault (filtered by kind or tag) or upload a new one.
+
+    ``value`` is the chosen asset id (or None). Uploads go into the vault and are selected.
+    """
+
+    def __init__(self, studio: Studio, label: str, *, kinds: tuple[str, ...] = ("image",),
+                 tag: str | None = None, upload_kind: str | None = None, accept: str = "image/*",
+                 optional: bool = False):  # fmt: skip
+        lang = studio.settings.language
+        self.studio, self.kinds, self.tag, self.optional = studio, kinds, tag, optional
+        self.upload_kind = upload_kind or kinds[0]
+        self.dropdown = w.Dropdown(description=label, style={"description_width": "initial"},
+                                   layout=w.Layout(width="420px"))  # fmt: skip
+        self.upload = w.FileUpload(accept=accept, multiple=False,
+                                   description=t("ui.upload", lang))  # fmt: skip
+        self.message = Message()
+        self.upload.observe(lambda _c: self._uploaded(), "value")
+        super().__init__([w.HBox([self.dropdown, self.upload]), self.message])
+        self._unsubscribe = [studio.subscribe(lambda _e: self.refresh(), name)
+                             for name in ("asset_added", "asset_deleted")]  # fmt: skip
+        self.refresh()
+
+    @property
+    def value(self) -> str | None:
+        return self.dropdown.value or None
+
+    @value.setter
+    def value(self, asset_id: str | None) -> None:
+        self.refresh()
+        if asset_id in {v for _, v in self.dropdown.options}:
+            self.dropdown.value = asset_id
+
+    def refresh(self) -> None:
+        items = []
+        for kind in self.kinds:
+            items += self.studio.list_assets(kind=kind, tag=self.tag, limit=200).items
+        if self.tag and not self.kinds:
+            items = self.studio.list_assets(tag=self.tag, limit=200).items
+        options = [(f"{a.name or a.id} ({a.id})"[:70], a.id) for a in items]
+        if self.optional or not options:
+            options = [("—", "")] + options
+        current = self.dropdown.value
+        self.dropdown.options = options
+        if current in {v for _, v in options}:
+            self.dropdown.value = current
+
+    def _uploaded(self) -> None:
+        files = self.upload.value
+        if not files:
+            return
+        item = files[0]
+        try:
+            asset = self.studio.upload_asset(bytes(item["content"]), item["name"], self.upload_kind)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.studio.settings.language)
+            return
+        self.message.show("")
+        self.value = asset.id

@@ -236,6 +236,8 @@ class VideoPipeline:
             if scene.duration is not None and not 0.5 <= scene.duration <= 120:
                 raise InvalidInput("error.out_of_range", field=f"{where}.duration",
                                    value=scene.duration, low=0.5, high=120)  # fmt: skip
+            if not scene.asset_id:
+                raise InvalidInput("error.empty", field=f"{where}.asset_id")
             asset = self.studio.assets.get(scene.asset_id)
             ext_ok = media.VIDEO_EXTS if scene.kind == "video" else media.IMAGE_EXTS
             if asset.ext not in ext_ok:
@@ -444,11 +446,11 @@ class VideoPipeline:
         params = dict(p)
         script = params.pop("script", "")
         avatar = params.pop("avatar_asset_id", None)
+        if not str(script or "").strip():
+            raise InvalidInput("error.empty", field="script")
         if not avatar:
             raise InvalidInput("error.empty", field="avatar_asset_id")
         scene = Scene("avatar", str(avatar), script=str(script or ""))
-        if not str(script or "").strip():
-            raise InvalidInput("error.empty", field="script")
         return RenderRequest.from_params({**params, "scenes": [asdict(scene)]})
 
     def run_single(self, ctx: JobContext) -> JobResult:

@@ -1,0 +1,113 @@
+"""Face Swap: source and target from an upload or the vault, numbered faces, result, licence."""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import ipywidgets as w
+
+from enfoads.core.i18n import t
+from enfoads.core.studio import Studio
+from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, thumbnail
+
+
+def numbered_boxes(image_bytes: bytes, faces: list[dict[str, Any]]) -> bytes:
+    """The picture with each detected face boxed and numbered (left to right), as PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    size = max(14, image.width // 30)
+    font = ImageFont.load_default(size)
+    for face in faces:
+        x0, y0, x1, y1 = face["box"]
+        draw.rectangle((x0, y0, x1, y1), outline=(255, 212, 0), width=max(2, image.width // 250))
+        draw.text((x0 + 4, y0 + 2), str(face["index"]), fill=(255, 212, 0), font=font,
+                  stroke_width=2, stroke_fill=(0, 0, 0))  # fmt: skip
+    out = io.BytesIO()
+    image.thumbnail((640, 640))
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+class FaceSwapPanel(w.VBox):
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        lang = self.lang = studio.settings.language
+        licence = studio.faceswap_licence()
+        self.notice = w.HTML(f'<div style="background:#fff4e5;padding:8px;border-left:4px solid '
+                             f'#b06000">⚖ {html.escape(licence["notice"])}<br><small>'
+                             f'{html.escape(licence["licence"])}</small></div>')  # fmt: skip
+        self.accept = w.Checkbox(value=bool(licence["accepted"]), indent=False,
+                                 description=t("ui.swap.accept", lang),
+                                 layout=w.Layout(width="auto"))  # fmt: skip
+        self.accept.observe(lambda c: self._accept(c["new"]), "value")
+        self.source = AssetPicker(studio, t("ui.swap.source", lang))
+        self.target = AssetPicker(studio, t("ui.swap.target", lang))
+        self.detect = w.Button(description=t("ui.swap.detect", lang), icon="search")
+        self.face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
+                               description=t("ui.swap.face", lang))  # fmt: skip
+        self.preview = w.Image(format="png", layout=w.Layout(max_width="420px"))
+        self.swap = w.Button(description=t("ui.swap.run", lang), button_style="primary",
+                             icon="exchange", disabled=not licence["accepted"])  # fmt: skip
+        self.message = Message()
+        self.progress = JobProgress(studio, self._finished)
+        self.result = w.VBox()
+        self.detect.on_click(lambda _b: self.find_faces())
+        self.swap.on_click(lambda _b: self.start())
+        super().__init__([self.notice, self.accept, self.source, self.target,
+                          w.HBox([self.detect, self.face]), self.preview, self.swap, self.message,
+                          self.progress, self.result])  # fmt: skip
+
+    def _accept(self, value: bool) -> None:
+        self.studio.update_settings(faceswap_licence_accepted=bool(value))
+        self.swap.disabled = not value
+
+    def find_faces(self) -> None:
+        if not self.target.value:
+            self.message.show(t("ui.swap.pick_target", self.lang), "error")
+            return
+        try:
+            found = self.studio.detect_faces(self.target.value)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        faces = found["faces"]
+        self.preview.value = numbered_boxes(self.studio.assets.read_bytes(self.target.value), faces)
+        self.face.options = ([(t("ui.swap.largest", self.lang), "largest")]
+                             + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
+                             + ([(t("ui.swap.all", self.lang), "all")] if len(faces) > 1 else []))  # fmt: skip
+        self.message.show(t("ui.swap.found", self.lang, n=len(faces)), "ok" if faces else "error")
+
+    def start(self) -> None:
+        if not (self.source.value and self.target.value):
+            self.message.show(t("ui.swap.pick_both", self.lang), "error")
+            return
+        choice = self.face.value
+        try:
+            job = self.studio.swap_faces(source_asset_id=self.source.value,
+                                         target_asset_id=self.target.value,
+                                         target_face=int(choice) if choice.isdigit() else choice)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.message.show("")
+        self.swap.disabled = True
+        self.progress.follow(job.id)
+
+    def _finished(self, job: dict[str, Any]) -> None:
+        self.swap.disabled = not self.accept.value
+        if job["state"] != "completed":
+            self.message.show(t("ui.failed", self.lang, error=job["error"] or job["state"]), "error")
+            return
+        result = job["result"]
+        similarity = [s["after"] for s in result.get("similarity", []) if s["after"] is not None]
+        text = t("ui.swap.done", self.lang, n=len(result["target_faces"]))
+        if similarity:
+            text += " " + t("ui.swap.similarity", self.lang, value=max(similarity))
+        self.message.show(text, "ok")
+        asset_id = result["asset_id"]
+        self.result.children = (thumbnail(self.studio, asset_id, "320px"),
+                                w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))))

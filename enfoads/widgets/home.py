@@ -1,0 +1,85 @@
+"""Inicio / Home: GPU and RAM use, models loaded or missing, jobs, recent assets."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from enfoads.core.i18n import t
+from enfoads.core.studio import Studio
+from enfoads.widgets.common import thumbnail
+
+GB = 1024**3
+
+
+class HomePanel(w.VBox):
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        lang = self.lang = studio.settings.language
+        self.gpu = w.FloatProgress(min=0, max=1, description=t("ui.home.gpu", lang),
+                                   style={"description_width": "initial"})  # fmt: skip
+        self.ram = w.FloatProgress(min=0, max=1, description=t("ui.home.ram", lang),
+                                   style={"description_width": "initial"})  # fmt: skip
+        self.gpu_text, self.ram_text = w.Label(), w.Label()
+        self.models = w.HTML()
+        self.missing = w.HTML()
+        self.jobs = w.HTML()
+        self.recent = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        super().__init__([
+            w.HTML(f"<h3>{html.escape(t('ui.home.title', lang))}</h3>"),
+            w.HBox([self.gpu, self.gpu_text]), w.HBox([self.ram, self.ram_text]),
+            self.models, self.missing,
+            w.HTML(f"<b>{html.escape(t('ui.home.jobs', lang))}</b>"), self.jobs,
+            w.HTML(f"<b>{html.escape(t('ui.home.recent', lang))}</b>"), self.recent,
+            self.refresh_button,
+        ])  # fmt: skip
+        self._unsubscribe = [studio.subscribe(lambda _e: self.refresh_status(), "gpu_status"),
+                             studio.subscribe(lambda _e: self.refresh_jobs(), "job_update"),
+                             studio.subscribe(lambda _e: self.refresh_assets(), "asset_added")]  # fmt: skip
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.refresh_status()
+        self.refresh_jobs()
+        self.refresh_assets()
+        self.refresh_missing()
+
+    def refresh_status(self) -> None:
+        stats: dict[str, Any] = self.studio.gpu_status()
+        gpu_budget = stats.get("gpu_budget_bytes") or 1
+        ram_budget = stats.get("ram_budget_bytes") or 1
+        self.gpu.max, self.gpu.value = gpu_budget, min(stats.get("gpu_used_bytes", 0), gpu_budget)
+        self.ram.max, self.ram.value = ram_budget, min(stats.get("ram_used_bytes", 0), ram_budget)
+        self.gpu_text.value = (f"{stats.get('gpu_used_bytes', 0) / GB:.1f} / {gpu_budget / GB:.1f} GB"
+                               f" · {stats.get('device', '')}")  # fmt: skip
+        self.ram_text.value = f"{stats.get('ram_used_bytes', 0) / GB:.1f} / {ram_budget / GB:.1f} GB"
+        loaded = [f"{m['name']} ({m['where']})" for m in stats.get("models", []) if m.get("where")]
+        self.models.value = html.escape(t("ui.home.loaded", self.lang,
+                                          models=", ".join(loaded) or "—"))  # fmt: skip
+
+    def refresh_missing(self) -> None:
+        from enfoads.core.inventory import missing_models
+
+        missing = missing_models(self.studio)
+        if not missing:
+            self.missing.value = ""
+            return
+        names = ", ".join(f"{m['model']} ({m['capability']})" for m in missing)
+        self.missing.value = (f'<div style="color:#b06000">⚠ '
+                              f"{html.escape(t('ui.home.missing', self.lang, models=names))}</div>")  # fmt: skip
+
+    def refresh_jobs(self) -> None:
+        rows = []
+        for job in self.studio.list_jobs(limit=8):
+            state = t(f"ui.state.{job.state.value}", self.lang)
+            rows.append(f"<tr><td>{html.escape(job.kind)}</td><td>{html.escape(state)}</td>"
+                        f"<td>{job.progress:.0f}%</td><td>{html.escape(job.stage or '')}</td></tr>")  # fmt: skip
+        self.jobs.value = f"<table>{''.join(rows)}</table>" if rows else "—"
+
+    def refresh_assets(self) -> None:
+        page = self.studio.list_assets(kind="image", limit=6)
+        self.recent.children = tuple(thumbnail(self.studio, a.id, "120px") for a in page.items)

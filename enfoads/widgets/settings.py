@@ -1,0 +1,104 @@
+"""Ajustes / Settings: language, models (on disk or not, download), budgets, data dir, server."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+
+import ipywidgets as w
+
+from enfoads.core.i18n import t
+from enfoads.core.studio import Studio
+from enfoads.widgets.common import JobProgress, Message
+
+GB = 1024**3
+
+
+class SettingsPanel(w.VBox):
+    def __init__(self, studio: Studio, on_language: Callable[[str], None] | None = None):
+        self.studio = studio
+        lang = self.lang = studio.settings.language
+        self._on_language = on_language
+        s = studio.settings
+        self.language = w.ToggleButtons(options=[("Español", "es"), ("English", "en")], value=lang,
+                                        description=t("ui.settings.language", lang))  # fmt: skip
+        self.language.observe(lambda c: self.set_language(c["new"]), "value")
+        self.models = w.VBox()
+        self.message = Message()
+        self.progress = JobProgress(studio, lambda _job: self.refresh_models())
+        budgets = t("ui.settings.budgets", lang, gpu=s.gpu_budget_gb, ram=s.ram_budget_gb,
+                    device=studio.models.device)  # fmt: skip
+        self.server_toggle = w.ToggleButton(value=False, description=t("ui.settings.server", lang),
+                                            icon="server")  # fmt: skip
+        self.expose = w.Checkbox(value=False, description=t("ui.settings.expose", lang))
+        self.server_info = w.HTML()
+        self.server = None
+        self.server_toggle.observe(lambda c: self.toggle_server(c["new"]), "value")
+        super().__init__([
+            self.language,
+            w.HTML(f"<b>{html.escape(t('ui.settings.models', lang))}</b>"), self.models,
+            self.progress, self.message,
+            w.HTML(f"<p>{html.escape(budgets)}</p><p>{html.escape(t('ui.settings.data_dir', lang))}: "
+                   f"<code>{html.escape(str(s.data_dir))}</code></p>"),
+            w.HBox([self.server_toggle, self.expose]), self.server_info,
+        ])  # fmt: skip
+        self.refresh_models()
+
+    def set_language(self, lang: str) -> None:
+        self.studio.update_settings(language=lang)
+        if self._on_language is not None:
+            self._on_language(lang)
+
+    def refresh_models(self) -> None:
+        rows = []
+        for model in self.studio.model_inventory():
+            state = "✅" if model["on_disk"] else "⬇"
+            licence = model["licence"] + (" ⚖ " + t("ui.non_commercial", self.lang)
+                                          if model["commercial_use"] is False else "")  # fmt: skip
+            label = w.HTML(f"{state} <b>{html.escape(model['model'])}</b> · "
+                           f"{model['size_bytes'] / GB:.2f} GB · <small>{html.escape(licence)}</small>")  # fmt: skip
+            button = w.Button(description=t("ui.settings.download", self.lang), icon="download",
+                              disabled=model["on_disk"], layout=w.Layout(width="130px"))  # fmt: skip
+            button.on_click(lambda _b, key=model["key"]: self.download(key))
+            rows.append(w.HBox([button, label]))
+        self.models.children = tuple(rows)
+
+    def download(self, key: str) -> None:
+        try:
+            job = self.studio.prepare_model(key)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.progress.follow(job.id)
+
+    def toggle_server(self, on: bool) -> None:
+        from enfoads.server.launch import public_url, start_in_thread
+
+        if on and self.server is not None:
+            return  # carried over from the panel this one replaced
+        if not on:
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
+            self.server_info.value = ""
+            return
+        try:
+            host = "0.0.0.0" if self.expose.value else None
+            self.server = start_in_thread(self.studio, host=host, exposed=self.expose.value)
+            outside = public_url(int(self.server.url.rsplit(":", 1)[1])) if self.expose.value else None
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            self.server_toggle.value = False
+            return
+        url = outside or self.server.url
+        token = self.server.token or "—"
+        self.server_info.value = (f"{html.escape(t('ui.settings.server_on', self.lang))} "
+                                  f"<code>{html.escape(url)}</code> · token: <code>{html.escape(token)}</code>")  # fmt: skip
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+

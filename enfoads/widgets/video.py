@@ -1,0 +1,196 @@
+"""Video Studio: script, voice with preview, avatar, subtitles, music, logo, aspect; scenes."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from enfoads.core.i18n import t
+from enfoads.core.studio import Studio
+from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download
+from enfoads.widgets.vault import as_hex
+
+ASPECTS = ("9:16", "1:1", "4:5", "16:9")
+MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "none")
+
+
+class SceneRow(w.HBox):
+    """One scene of a multi-scene ad: kind, asset, script, duration, motion, transition."""
+
+    def __init__(self, panel: VideoStudioPanel, asset_id: str | None = None, kind: str = "image"):
+        lang = panel.lang
+        self.panel = panel
+        self.kind = w.Dropdown(options=[(t(f"ui.video.kind.{k}", lang), k)
+                                        for k in ("image", "avatar", "video")], value=kind,
+                               layout=w.Layout(width="110px"))  # fmt: skip
+        self.asset = w.Dropdown(layout=w.Layout(width="220px"))
+        self.script = w.Textarea(placeholder=t("ui.video.scene_script", lang),
+                                 layout=w.Layout(width="300px", height="56px"))  # fmt: skip
+        self.duration = w.FloatText(value=0, description="s", layout=w.Layout(width="110px"),
+                                    style={"description_width": "20px"})  # fmt: skip
+        self.motion = w.Dropdown(options=MOTIONS, value="zoom_in", layout=w.Layout(width="110px"))
+        self.crossfade = w.Checkbox(value=False, description=t("ui.video.crossfade", lang),
+                                    indent=False, layout=w.Layout(width="110px"))  # fmt: skip
+        buttons = []
+        for icon, action in (("arrow-up", -1), ("arrow-down", 1)):
+            button = w.Button(icon=icon, layout=w.Layout(width="36px"))
+            button.on_click(lambda _b, a=action: panel.move_scene(self, a))
+            buttons.append(button)
+        remove = w.Button(icon="trash", layout=w.Layout(width="36px"))
+        remove.on_click(lambda _b: panel.remove_scene(self))
+        self.kind.observe(lambda _c: self.refresh(), "value")
+        super().__init__([self.kind, self.asset, self.script, self.duration, self.motion,
+                          self.crossfade, *buttons, remove])  # fmt: skip
+        self.refresh()
+        if asset_id and asset_id in {v for _, v in self.asset.options}:
+            self.asset.value = asset_id
+
+    def refresh(self) -> None:
+        kind = self.kind.value
+        query = {"video": {"kind": "video"}, "avatar": {"tag": "avatar"}}.get(kind, {})
+        items = self.panel.studio.list_assets(limit=200, **query).items
+        if kind == "image":
+            items = [a for a in items if a.kind in ("image", "avatar", "logo")]
+        current = self.asset.value
+        self.asset.options = [(f"{a.name or a.id}"[:40], a.id) for a in items] or [("—", "")]
+        if current in {v for _, v in self.asset.options}:
+            self.asset.value = current
+
+    def to_scene(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "asset_id": self.asset.value or "",
+                "script": self.script.value, "motion": self.motion.value,
+                "duration": self.duration.value or None,
+                "transition": "crossfade" if self.crossfade.value else "cut"}  # fmt: skip
+
+
+class VideoStudioPanel(w.VBox):
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        lang = self.lang = studio.settings.language
+        kit = studio.brand_kit()
+        wide = {"description_width": "initial"}
+        self.script = w.Textarea(description=t("ui.video.script", lang), style=wide,
+                                 placeholder=t("ui.video.script_placeholder", lang),
+                                 layout=w.Layout(width="95%", height="90px"))  # fmt: skip
+        voices = studio.voices()
+        self.voice = w.Dropdown(options=[(f"{v['label']} · {v['key']}" + ("" if v["available"]
+                                          else " ⬇"), v["key"]) for v in voices],
+                                value=studio.settings.voice_default, style=wide,
+                                description=t("ui.video.voice", lang))  # fmt: skip
+        self.rate = w.FloatSlider(value=1.0, min=0.7, max=1.4, step=0.05, style=wide,
+                                  description=t("ui.video.rate", lang))  # fmt: skip
+        self.preview = w.Button(description=t("ui.video.preview", lang), icon="play")
+        self.player = w.Audio(autoplay=False, loop=False, layout=w.Layout(width="320px"))
+        self.player.layout.display = "none"
+        self.avatar = AssetPicker(studio, t("ui.video.avatar", lang), kinds=("image", "avatar"),
+                                  tag="avatar", upload_kind="avatar")  # fmt: skip
+        self.music = AssetPicker(studio, t("ui.video.music", lang), kinds=("audio",),
+                                 accept="audio/*", optional=True)  # fmt: skip
+        self.logo = AssetPicker(studio, t("ui.video.logo", lang), kinds=("logo", "image"),
+                                upload_kind="logo", optional=True)  # fmt: skip
+        if kit.get("logo_asset_id"):
+            self.logo.value = kit["logo_asset_id"]
+        self.aspect = w.ToggleButtons(options=ASPECTS, value="9:16",
+                                      description=t("ui.video.aspect", lang), style=wide)  # fmt: skip
+        self.cta = w.Text(value=kit.get("cta", ""), description=t("ui.video.cta", lang), style=wide)
+        self.subtitles = w.Checkbox(value=True, description=t("ui.video.subtitles", lang))
+        self.karaoke = w.Checkbox(value=False, description=t("ui.video.karaoke", lang))
+        self.position = w.Dropdown(options=[(t(f"ui.video.pos.{p}", lang), p)
+                                            for p in ("bottom", "middle", "top")],
+                                   description=t("ui.video.position", lang))  # fmt: skip
+        self.text_colour = w.ColorPicker(value="#FFFFFF", description=t("ui.video.colour", lang),
+                                         concise=False, style=wide)  # fmt: skip
+        self.highlight = w.ColorPicker(value=(kit.get("colours") or ["#FFD400"] * 2)[-1],
+                                       description=t("ui.video.highlight", lang), style=wide)  # fmt: skip
+        self.scenes = w.VBox()
+        self.add_scene_button = w.Button(description=t("ui.video.add_scene", lang), icon="plus")
+        self.render = w.Button(description=t("ui.video.render", lang), button_style="primary",
+                               icon="film")  # fmt: skip
+        self.message = Message()
+        self.progress = JobProgress(studio, self._finished)
+        self.video = w.Video(format="mp4", autoplay=False, controls=True,
+                             layout=w.Layout(max_width="360px"))  # fmt: skip
+        self.video.layout.display = "none"
+        self.downloads = w.HTML()
+        self.preview.on_click(lambda _b: self.preview_voice())
+        self.add_scene_button.on_click(lambda _b: self.add_scene())
+        self.render.on_click(lambda _b: self.start())
+        super().__init__([
+            self.script, w.HBox([self.voice, self.rate]), w.HBox([self.preview, self.player]),
+            self.avatar, self.music, self.logo, self.aspect, self.cta,
+            w.HBox([self.subtitles, self.karaoke, self.position]),
+            w.HBox([self.text_colour, self.highlight]),
+            w.HTML(f"<b>{html.escape(t('ui.video.scenes', lang))}</b> "
+                   f"<small>{html.escape(t('ui.video.scenes_help', lang))}</small>"),
+            self.scenes, self.add_scene_button, self.render, self.message, self.progress,
+            self.video, self.downloads,
+        ])  # fmt: skip
+
+    # -- scenes ---------------------------------------------------------------------------
+    def add_scene(self, asset_id: str | None = None, kind: str = "image") -> SceneRow:
+        row = SceneRow(self, asset_id, kind)
+        self.scenes.children = (*self.scenes.children, row)
+        return row
+
+    def remove_scene(self, row: SceneRow) -> None:
+        self.scenes.children = tuple(r for r in self.scenes.children if r is not row)
+
+    def move_scene(self, row: SceneRow, step: int) -> None:
+        rows = list(self.scenes.children)
+        i = rows.index(row)
+        j = min(max(i + step, 0), len(rows) - 1)
+        rows[i], rows[j] = rows[j], rows[i]
+        self.scenes.children = tuple(rows)
+
+    # -- actions --------------------------------------------------------------------------
+    def preview_voice(self) -> None:
+        try:
+            result = self.studio.speak("", self.voice.value, preview=True, rate=self.rate.value)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.player.value = self.studio.assets.read_bytes(result["asset_id"])
+        self.player.layout.display = ""
+
+    def options(self) -> dict[str, Any]:
+        return {"voice": self.voice.value, "rate": self.rate.value, "aspect": self.aspect.value,
+                "music_asset_id": self.music.value, "logo_asset_id": self.logo.value,
+                "cta": self.cta.value, "language": "auto",
+                "subtitle_style": {"enabled": self.subtitles.value, "karaoke": self.karaoke.value,
+                                   "position": self.position.value,
+                                   "colour": as_hex(self.text_colour.value),
+                                   "highlight_colour": as_hex(self.highlight.value)}}  # fmt: skip
+
+    def start(self) -> None:
+        try:
+            if self.scenes.children:
+                scenes = [row.to_scene() for row in self.scenes.children]
+                job = self.studio.render_multi_scene(scenes=scenes, **self.options())
+            else:
+                job = self.studio.render_video(script=self.script.value,
+                                               avatar_asset_id=self.avatar.value or "",
+                                               **self.options())  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.message.show("")
+        self.render.disabled = True
+        self.progress.follow(job.id)
+
+    def _finished(self, job: dict[str, Any]) -> None:
+        self.render.disabled = False
+        if job["state"] != "completed":
+            self.message.show(t("ui.failed", self.lang, error=job["error"] or job["state"]), "error")
+            return
+        result = job["result"]
+        video_id = result["asset_id"]
+        self.video.value = self.studio.assets.read_bytes(video_id)
+        self.video.layout.display = ""
+        links = [asset_download(self.studio, video_id, "MP4")]
+        for asset_id in job["result_asset_ids"][1:]:
+            asset = self.studio.get_asset(asset_id)
+            links.append(asset_download(self.studio, asset_id, asset.ext.upper()))
+        self.downloads.value = " ".join(links)
+        self.message.show(t("ui.video.done", self.lang, seconds=round(result["duration_s"], 1)), "ok")

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 studio: $(STAMP)
-	$(BIN)/enfoads info
+	$(BIN)/enfoads studio
 
 CLIENT := clients/typescript
 

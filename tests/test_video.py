@@ -310,3 +310,39 @@ def test_faceless_avatar_fails_the_job_clearly(av_studio):
     done = av_studio.wait_job(job.id, timeout=120)
     assert done.state.value == "failed" and "No face" in done.error and coffee.id in done.error
     assert av_studio.list_assets().total == before
+
+
+def test_parallel_composition_gives_the_same_frames(av_studio):
+    """Frames are composed on worker threads; the result must not depend on their number."""
+    from enfoads.core.i18n import t
+    from enfoads.core.pipelines import compose
+    from enfoads.core.pipelines.video import Overlay, RenderRequest
+
+    class Ctx:
+        job_id, kind, lang = "test", "render_multi_scene", "en"
+
+        def progress(self, *_a):
+            pass
+
+        def check_cancelled(self):
+            pass
+
+        def t(self, key, **params):
+            return t(key, "en", **params)
+
+    avatar, product, _music, logo = scene_assets(av_studio)
+    video = av_studio.pipelines["video"]
+    request = video.validate(RenderRequest.from_params({
+        "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee."},
+                   {"kind": "image", "asset_id": product.id, "script": "Try it today!",
+                    "transition": "crossfade"}],
+        "size": 240, "logo_asset_id": logo.id, "cta": "Visit us"}))
+    timeline, cues = video.prepare(request, Ctx())
+    size = compose.frame_size(request.aspect, request.size)
+    fps = av_studio.settings.video_fps
+    total = int(round((timeline[-1].end + 2.5) * fps))
+    overlay = Overlay(av_studio, request, size, cues, timeline[-1].end, fps)
+    one = list(video.frames(timeline, overlay, fps, total, size, workers=1))
+    four = list(video.frames(timeline, overlay, fps, total, size, workers=4))
+    assert len(one) == len(four) == total
+    assert all(np.array_equal(a, b) for a, b in zip(one, four))

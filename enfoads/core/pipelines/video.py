@@ -165,25 +165,42 @@ class AvatarSource:
 
 
 class ClipSource:
+    """Frames of a video asset, decoded once in order; safe to ask from several threads (a
+    window of recent frames is kept for requests that arrive slightly out of order)."""
+
+    KEEP = 64
+
     def __init__(self, path: Path, size: tuple[int, int], fps: float):
+        import threading
+        from collections import OrderedDict
+
         self.path, self.size = path, size
         self.frames: Iterator[np.ndarray] = media.read_frames(path)
         info = media.probe_video(path)
         self.step = (info.fps or fps) / fps
-        self.read, self.last = 0, None
+        self.read = 0
+        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
         self.matrix = compose.cover_matrix(info.width, info.height, *size)
 
-    def frame(self, local_index: int, frames: int) -> np.ndarray:
-        want = int(local_index * self.step)
-        while self.read <= want:
-            try:
-                self.last = next(self.frames)
+    def decoded(self, want: int) -> np.ndarray:
+        with self.lock:
+            while self.read <= want:
+                try:
+                    self.cache[self.read] = next(self.frames)
+                except StopIteration:
+                    break
                 self.read += 1
-            except StopIteration:
-                break
-        if self.last is None:
-            raise InvalidInput("error.invalid", field="scenes", reason="the video has no frames")
-        return compose.warp_cover(self.last, self.matrix, self.size)
+                while len(self.cache) > self.KEEP:
+                    self.cache.popitem(last=False)
+            if not self.cache:
+                raise InvalidInput("error.invalid", field="scenes", reason="the video has no frames")
+            usable = [k for k in self.cache if k <= want] or [next(iter(self.cache))]
+            return self.cache[usable[-1]]
+
+    def frame(self, local_index: int, frames: int) -> np.ndarray:
+        raw = self.decoded(int(local_index * self.step))
+        return compose.warp_cover(raw, self.matrix, self.size)
 
 
 # -- the renderer ----------------------------------------------------------------------------
@@ -374,27 +391,48 @@ class VideoPipeline:
             return self.store(request, ctx, out, audio, cues, duration)
 
     def frames(self, timeline: list[Timed], overlay: Overlay, fps: int, frames: int,
-               size: tuple[int, int]) -> Iterator[np.ndarray]:  # fmt: skip
+               size: tuple[int, int], workers: int | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+        """The finished frames in order. Each frame is a pure function of its index, so they
+        are composed on ``workers`` threads (OpenCV and numpy release the GIL) while ffmpeg
+        encodes; a bounded window keeps memory flat."""
+        import os
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        starts = [int(round(item.start * fps)) for item in timeline]
+        lengths = [int(round(item.duration * fps)) for item in timeline]
+        content = sum(lengths)
         fade = int(round(CROSSFADE_S * fps))
-        scene_index, previous_last = 0, None
-        last_frame = None
-        for i in range(frames):
-            t = i / fps
-            if t >= overlay.content_s:
-                yield overlay.end_card(i, last_frame)
-                continue
-            while scene_index + 1 < len(timeline) and t >= timeline[scene_index].end - 1e-9:
-                scene_index += 1
-                previous_last = last_frame
-            item = timeline[scene_index]
-            local = i - int(round(item.start * fps))
-            local_frames = int(round(item.duration * fps))
-            frame = item.source.frame(local, local_frames)
-            if item.scene.transition == "crossfade" and previous_last is not None and local < fade:
+
+        def scene_frame(index: int, local: int) -> np.ndarray:
+            item = timeline[index]
+            frame = item.source.frame(local, lengths[index])
+            if item.scene.transition == "crossfade" and index > 0 and local < fade:
+                before = scene_frame(index - 1, lengths[index - 1] - 1)
                 a = (local + 1) / (fade + 1)
-                frame = (frame.astype(np.float32) * a + previous_last * (1 - a)).astype(np.uint8)
-            last_frame = frame
-            yield overlay.apply(frame.copy(), t)
+                frame = (frame.astype(np.float32) * a + before * (1 - a)).astype(np.uint8)
+            return frame
+
+        def frame_at(i: int) -> np.ndarray:
+            if i >= content:
+                fading = i - content < fade
+                last = scene_frame(len(timeline) - 1, lengths[-1] - 1) if fading else None
+                return overlay.end_card(i, last)
+            index = max(k for k, start in enumerate(starts) if start <= i)
+            return overlay.apply(scene_frame(index, i - starts[index]).copy(), i / fps)
+
+        workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
+        if workers == 1:
+            yield from (frame_at(i) for i in range(frames))
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="enfoads-frames") as pool:
+            window: deque = deque()
+            for i in range(frames):
+                window.append(pool.submit(frame_at, i))
+                if len(window) >= 2 * workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
 
     def store(self, request: RenderRequest, ctx: JobContext, video_path: Path, audio: np.ndarray,
               cues: list[Cue], duration: float) -> JobResult:  # fmt: skip

@@ -27,28 +27,34 @@ def test_committed_openapi_schema_is_current(settings):
         "clients/typescript/openapi.json` and `npm run check` there")
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
-def test_node_socketio_client_sees_progress_to_completion(tiny_settings):
+def watch_with_node(studio: Studio, *request: str) -> list[dict]:
+    """Serve ``studio`` live and follow one job with ``scripts/watch-job.mjs`` (the React
+    client's own socket.io-client); the job_update events it printed."""
+    if shutil.which("node") is None:
+        pytest.skip("needs Node.js")
     if not (CLIENT / "node_modules" / "socket.io-client").is_dir():
         pytest.skip("clients/typescript/node_modules missing: `make test` runs npm ci first")
-    studio = Studio(tiny_settings()).start()
     handle = start_in_thread(studio, host="127.0.0.1", port=0, token="node-token")
     try:
-        out = subprocess.run(["node", "scripts/watch-job.mjs", handle.url, "node-token"],
-                             cwd=CLIENT, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(["node", "scripts/watch-job.mjs", handle.url, "node-token", *request],
+                             cwd=CLIENT, capture_output=True, text=True, timeout=300)  # fmt: skip
     finally:
         handle.stop()
         studio.close()
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert events[-1]["state"] == "completed" and events[-1]["progress"] == 100
-    assert events[-1]["result_urls"][0].startswith("/api/assets/")
     progress = [e["progress"] for e in events]
-    assert progress == sorted(progress) and len(events) >= 5
-    assert any("(4/4)" in e["stage"] for e in events)
+    assert progress == sorted(progress)
+    return events
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_node_socketio_client_sees_progress_to_completion(tiny_settings):
+    events = watch_with_node(Studio(tiny_settings()).start())
+    assert events[-1]["result_urls"][0].startswith("/api/assets/")
+    assert len(events) >= 5 and any("(4/4)" in e["stage"] for e in events)
+
+
 def test_node_socketio_client_follows_a_video_render(media_settings):
     import io
 
@@ -56,26 +62,12 @@ def test_node_socketio_client_follows_a_video_render(media_settings):
 
     from enfoads.testing.faces import astronaut_rgb
 
-    if not (CLIENT / "node_modules" / "socket.io-client").is_dir():
-        pytest.skip("clients/typescript/node_modules missing: `make test` runs npm ci first")
     studio = Studio(media_settings(faceswap_analysis_model="buffalo_l")).start()
     out = io.BytesIO()
     Image.fromarray(astronaut_rgb()).save(out, "PNG")
     avatar = studio.upload_asset(out.getvalue(), "presenter.png", kind="avatar")
-    handle = start_in_thread(studio, host="127.0.0.1", port=0, token="node-token")
     body = json.dumps({"script": "Fresh coffee, every morning.", "avatar_asset_id": avatar.id,
                        "size": 360})
-    try:
-        out = subprocess.run(["node", "scripts/watch-job.mjs", handle.url, "node-token",
-                              "/render-video", body], cwd=CLIENT, capture_output=True, text=True,
-                             timeout=300)
-    finally:
-        handle.stop()
-        studio.close()
-    assert out.returncode == 0, out.stderr
-    events = [json.loads(line) for line in out.stdout.splitlines()]
-    assert events[-1]["state"] == "completed" and events[-1]["progress"] == 100
+    events = watch_with_node(studio, "/render-video", body)
     assert events[-1]["result"]["video_url"].startswith("/api/assets/")
-    progress = [e["progress"] for e in events]
-    assert progress == sorted(progress)
-    assert {30, 70} <= set(progress)  # the seed's stages: animating face, subtitles
+    assert {30, 70} <= {e["progress"] for e in events}  # the seed's stages: face, subtitles

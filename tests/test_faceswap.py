@@ -180,3 +180,14 @@ def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
     progress = [p for p in events if p is not None]
     assert progress == sorted(progress) and progress[-1] == 100
     assert face_studio.get_asset(done.result_asset_ids[0]).parents == (source.id, video.id)
+
+
+def test_upload_over_the_size_cap_is_refused(media_settings):
+    from enfoads.core.errors import TooLarge
+    from enfoads.core.studio import Studio
+
+    with Studio(media_settings(max_upload_mb=0.05)) as st:
+        with pytest.raises(TooLarge) as info:
+            st.pipelines["faceswap"].swap_image(ImageInput(data=png(astronaut_rgb()), name="big.png"),
+                                                ImageInput(data=png(astronaut_rgb()), name="t.png"))
+        assert "big.png" in info.value.message("en") and st.list_assets().total == 0

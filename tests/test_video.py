@@ -105,7 +105,7 @@ def cue_times(text: str) -> list[tuple[float, float, str]]:
 
 
 def test_subtitles_show_exactly_the_script_on_whisper_timings(av_studio):
-    from enfoads.core.pipelines.subtitles import CueRules, make_cues, to_srt, to_vtt
+    from enfoads.core.pipelines.subtitles import CueRules, to_srt, to_vtt
 
     speech = av_studio.pipelines["voice"].synthesize(SCRIPT)
     subs = av_studio.pipelines["subtitles"]
@@ -346,3 +346,49 @@ def test_parallel_composition_gives_the_same_frames(av_studio):
     four = list(video.frames(timeline, overlay, fps, total, size, workers=4))
     assert len(one) == len(four) == total
     assert all(np.array_equal(a, b) for a, b in zip(one, four))
+
+
+def test_a_video_clip_scene_and_faststart(av_studio, tmp_path):
+    from enfoads.core import media
+
+    clip = tmp_path / "clip.mp4"
+    with media.FrameWriter(clip, 320, 240, 10) as writer:
+        for i in range(15):  # 1.5 s of a moving gradient
+            frame = np.zeros((240, 320, 3), np.uint8)
+            frame[:, :, 0] = (np.arange(320) + 10 * i) % 256
+            writer.write(frame)
+    video = av_studio.upload_asset(clip.read_bytes(), "clip.mp4")
+    job = av_studio.render_multi_scene(
+        scenes=[{"kind": "video", "asset_id": video.id, "script": "Look at this.", "duration": 2.0}],
+        aspect="16:9", size=180)
+    done = av_studio.wait_job(job.id, timeout=120)
+    assert done.state.value == "completed", done.error
+    path = av_studio.assets.file_path(done.result["asset_id"])
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # faststart: playable while downloading
+    frames = list(media.read_frames(path))
+    assert frames[0].shape == (180, 320, 3)
+    assert not np.array_equal(frames[0], frames[10])  # the clip plays, not a still
+
+
+def test_music_is_ducked_under_the_voice():
+    from enfoads.core.pipelines.compose import MIX_RATE, mix
+
+    rate = MIX_RATE
+    voice = np.zeros(rate * 4, np.float32)
+    voice[rate : 2 * rate] = 0.5 * np.sin(np.arange(rate) * 2 * np.pi * 200 / rate)
+    music = 0.5 * np.sin(np.arange(rate) * 2 * np.pi * 440 / rate).astype(np.float32)
+    out = mix(voice, music, music_volume=0.4, ducked_volume=0.1)
+    bed = out - voice
+    loud = np.abs(bed[int(0.2 * rate) : int(0.8 * rate)]).max()  # before the voice
+    ducked = np.abs(bed[int(1.5 * rate) : int(1.9 * rate)]).max()  # under the voice
+    assert loud == pytest.approx(0.4, rel=0.05) and ducked < 0.15
+    assert np.abs(bed[-100:]).max() < 0.01  # faded out at the end
+
+
+def test_silent_or_empty_audio_is_refused():
+    from enfoads.core.pipelines.avatar import drive_from_audio
+
+    for samples in (np.zeros(0, np.float32), np.zeros(22050, np.float32)):
+        with pytest.raises(InvalidInput, match="empty or silent"):
+            drive_from_audio(samples, 22050, 25)

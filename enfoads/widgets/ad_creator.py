@@ -67,20 +67,12 @@ class AdCreatorPanel(w.VBox):
                                       seed=None if self.seed.value < 0 else self.seed.value)  # fmt: skip
         if self.enhanced.value.strip():
             params["enhanced_prompt"] = self.enhanced.value.strip()
-        try:
-            job = self.studio.generate_images(**params)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.message.show_error(exc, self.lang)
-            return
-        self.message.show("")
-        self.generate.disabled = True
-        self.progress.follow(job.id)
+        self.progress.start(lambda: self.studio.generate_images(**params), self.message,
+                            self.generate)  # fmt: skip
 
     def _finished(self, job: dict[str, Any]) -> None:
         self.generate.disabled = False
-        if job["state"] != "completed":
-            self.message.show(t("ui.failed", self.lang, error=job["error"] or job["state"]),
-                              "error")  # fmt: skip
+        if self.message.show_failure(job, self.lang):
             return
         images = job["result"].get("images", [])
         cards = [self._card(info) for info in images]

@@ -26,6 +26,13 @@ class Message(w.HTML):
         text = exc.message(lang) if isinstance(exc, EnfoadsError) else f"{type(exc).__name__}: {exc}"
         self.show(text, "error")
 
+    def show_failure(self, job: dict[str, Any], lang: str) -> bool:
+        """Show why a finished job did not complete; False when it completed."""
+        if job["state"] == "completed":
+            return False
+        self.show(t("ui.failed", lang, error=job["error"] or job["state"]), "error")
+        return True
+
 
 class JobProgress(w.VBox):
     """A progress bar, the stage text and a cancel button for one job at a time.
@@ -44,6 +51,19 @@ class JobProgress(w.VBox):
         self.cancel.on_click(lambda _b: self._cancel())
         super().__init__([w.HBox([self.bar, self.cancel]), self.stage])
         self._unsubscribe = studio.subscribe(self._on_event, "job_update")
+
+    def start(self, submit: Callable[[], Any], message: Message, button: w.Button) -> bool:
+        """Submit a job (bad input shows in ``message``, nothing starts), then follow it with
+        ``button`` off until it finishes."""
+        try:
+            job = submit()
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            message.show_error(exc, self.studio.settings.language)
+            return False
+        message.show("")
+        button.disabled = True
+        self.follow(job.id)
+        return True
 
     def follow(self, job_id: str) -> None:
         self.job_id = job_id

@@ -86,21 +86,14 @@ class FaceSwapPanel(w.VBox):
             self.message.show(t("ui.swap.pick_both", self.lang), "error")
             return
         choice = self.face.value
-        try:
-            job = self.studio.swap_faces(source_asset_id=self.source.value,
-                                         target_asset_id=self.target.value,
-                                         target_face=int(choice) if choice.isdigit() else choice)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.message.show_error(exc, self.lang)
-            return
-        self.message.show("")
-        self.swap.disabled = True
-        self.progress.follow(job.id)
+        face = int(choice) if choice.isdigit() else choice
+        self.progress.start(lambda: self.studio.swap_faces(
+            source_asset_id=self.source.value, target_asset_id=self.target.value,
+            target_face=face), self.message, self.swap)  # fmt: skip
 
     def _finished(self, job: dict[str, Any]) -> None:
         self.swap.disabled = not self.accept.value
-        if job["state"] != "completed":
-            self.message.show(t("ui.failed", self.lang, error=job["error"] or job["state"]), "error")
+        if self.message.show_failure(job, self.lang):
             return
         result = job["result"]
         similarity = [s["after"] for s in result.get("similarity", []) if s["after"] is not None]

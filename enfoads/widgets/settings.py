@@ -65,12 +65,7 @@ class SettingsPanel(w.VBox):
         self.models.children = tuple(rows)
 
     def download(self, key: str) -> None:
-        try:
-            job = self.studio.prepare_model(key)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.message.show_error(exc, self.lang)
-            return
-        self.progress.follow(job.id)
+        self.progress.start(lambda: self.studio.prepare_model(key), self.message, w.Button())
 
     def toggle_server(self, on: bool) -> None:
         from enfoads.server.launch import public_url, start_in_thread

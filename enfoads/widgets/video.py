@@ -164,25 +164,19 @@ class VideoStudioPanel(w.VBox):
                                    "highlight_colour": as_hex(self.highlight.value)}}  # fmt: skip
 
     def start(self) -> None:
-        try:
+        def submit() -> Any:
             if self.scenes.children:
                 scenes = [row.to_scene() for row in self.scenes.children]
-                job = self.studio.render_multi_scene(scenes=scenes, **self.options())
-            else:
-                job = self.studio.render_video(script=self.script.value,
-                                               avatar_asset_id=self.avatar.value or "",
-                                               **self.options())  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.message.show_error(exc, self.lang)
-            return
-        self.message.show("")
-        self.render.disabled = True
-        self.progress.follow(job.id)
+                return self.studio.render_multi_scene(scenes=scenes, **self.options())
+            return self.studio.render_video(script=self.script.value,
+                                            avatar_asset_id=self.avatar.value or "",
+                                            **self.options())  # fmt: skip
+
+        self.progress.start(submit, self.message, self.render)
 
     def _finished(self, job: dict[str, Any]) -> None:
         self.render.disabled = False
-        if job["state"] != "completed":
-            self.message.show(t("ui.failed", self.lang, error=job["error"] or job["state"]), "error")
+        if self.message.show_failure(job, self.lang):
             return
         result = job["result"]
         video_id = result["asset_id"]

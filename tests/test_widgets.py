@@ -121,6 +121,7 @@ def test_vault_filters_previews_tags_and_deletes_with_confirmation(app):
     tag_text.value = "verano"
     tag_button.click()
     assert "verano" in app.studio.get_asset(logo.id).tags
+    assert "verano" in vault.grid.children[0].children[2].value  # the card shows it at once
     delete = vault.grid.children[0].children[3].children[1]
     delete.click()
     assert "Pulsa de nuevo" in vault.message.value and app.studio.get_asset(logo.id)

@@ -342,7 +342,9 @@ class AssetStore:
             row.tags = [t for t in row.tags if t.tag not in remove]
             row.tags.extend(TagRow(tag=t) for t in dict.fromkeys(add) if t not in have)
             s.flush()
-            return Asset.from_row(row)
+            asset = Asset.from_row(row)
+        self._bus.publish(events.asset_updated(asset.to_dict()))
+        return asset
 
     def delete(self, asset_id: str) -> None:
         """Delete the asset; its file and thumbnail go only when no other asset uses them."""

@@ -32,6 +32,10 @@ def asset_added(asset_dict: dict[str, Any]) -> Event:
     return Event("asset_added", asset_dict)
 
 
+def asset_updated(asset_dict: dict[str, Any]) -> Event:
+    return Event("asset_updated", asset_dict)
+
+
 def asset_deleted(asset_id: str) -> Event:
     return Event("asset_deleted", {"id": asset_id})
 

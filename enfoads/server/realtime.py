@@ -1,7 +1,7 @@
 """Socket.IO: the studio's events pushed to clients as they happen.
 
-``job_update``, ``asset_added``, ``asset_deleted`` and ``gpu_status`` carry the same dicts the
-widgets read. A client gets every event, or only one job's after ``join_job``. The bus calls
+``job_update``, ``asset_added``, ``asset_updated``, ``asset_deleted`` and ``gpu_status`` carry
+the same dicts the widgets read. A client gets every event, or only one job's after ``join_job``. The bus calls
 from worker threads; events are handed to the server's event loop in the order they come.
 """
 

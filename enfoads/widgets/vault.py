@@ -76,7 +76,7 @@ class VaultPanel(w.VBox):
         super().__init__([w.HBox([self.kind, self.search, self.refresh_button]), self.count,
                           self.message, self.preview, self.grid, self.kit])  # fmt: skip
         self._unsubscribe = [studio.subscribe(lambda _e: self.refresh(), name)
-                             for name in ("asset_added", "asset_deleted")]  # fmt: skip
+                             for name in ("asset_added", "asset_updated", "asset_deleted")]  # fmt: skip
         self.refresh()
 
     def refresh(self) -> None:

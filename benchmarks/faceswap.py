@@ -11,6 +11,13 @@ alignment, paste-back, encode. Compared in the same run:
 
     python benchmarks/faceswap.py --json docs/benchmarks/faceswap-cpu.json
 
+``--video-frames N`` adds a video swap of N 1080p frames (decode and H.264 encode by ffmpeg
+included), compared in the same run with InsightFace's own per-frame loop
+(``FaceAnalysis.get`` + ``INSwapper.get(paste_back=True)`` on one thread):
+
+- ``ours``: the Studio's ``face_swap_video`` job: detection only on each frame, our paste-back,
+  frames on worker threads.
+
 Timing the real models (on Colab, after they are downloaded into the data dir):
 
     python benchmarks/faceswap.py --real --json faceswap-t4.json
@@ -42,12 +49,60 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def video_swap(studio, models, frame, face, tmp: Path, count: int) -> dict:
+    """InsightFace's per-frame loop vs our job, on the same 1080p clip, both through ffmpeg."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from enfoads.core import media
+
+    clip = tmp / "clip.mp4"
+    with media.FrameWriter(clip, frame.shape[1], frame.shape[0], 25) as writer:
+        for i in range(count):
+            writer.write(np.roll(frame, 4 * i, axis=1))
+    source = models.analysis.get(np.ascontiguousarray(face[:, :, ::-1]))[0]
+
+    def insightface_loop() -> None:
+        with media.FrameWriter(tmp / "baseline.mp4", frame.shape[1], frame.shape[0], 25) as out:
+            for rgb in media.read_frames(clip):
+                bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+                for target in models.analysis.get(bgr):
+                    bgr = models.swapper.get(bgr, target, source, paste_back=True)
+                out.write(bgr[:, :, ::-1])
+
+    buf = io.BytesIO()
+    Image.fromarray(face).save(buf, "PNG")
+    src = studio.upload_asset(buf.getvalue(), "me.png")
+    video = studio.upload_asset(clip.read_bytes(), "clip.mp4")
+
+    swapped = []
+
+    def ours() -> None:
+        job = studio.swap_faces_video(source_asset_id=src.id, video_asset_id=video.id)
+        done = studio.wait_job(job.id, timeout=1800)
+        assert done.state.value == "completed", done.error
+        swapped.append(done.result["frames_swapped"])
+
+    baseline_s, ours_s = timed(insightface_loop, 1), timed(ours, 1)
+    result = {"frames": count, "size": f"{frame.shape[1]}x{frame.shape[0]}",
+              "frame_workers": media.frame_workers(4), "frames_swapped": swapped[-1],
+              "insightface_loop_s": round(baseline_s, 2), "ours_s": round(ours_s, 2),
+              "insightface_fps": round(count / baseline_s, 1), "ours_fps": round(count / ours_s, 1),
+              "speedup": round(baseline_s / ours_s, 2)}  # fmt: skip
+    print("video", result, flush=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--real", action="store_true",
                         help="the real buffalo_l + inswapper_128 from the data dir")
+    parser.add_argument("--video-frames", type=int, default=0,
+                        help="also time a video swap of this many 1080p frames (fixtures only)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -137,6 +192,8 @@ def main() -> int:
                 swap.swap_image(item, item)  # warm-up (loads the sessions)
                 results["studio_swap_image_ms"] = round(
                     1000 * timed(lambda: swap.swap_image(item, item), 5), 1)
+                if args.video_frames:
+                    results["video"] = video_swap(studio, models, frame, face, tmp, args.video_frames)
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

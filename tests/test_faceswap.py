@@ -152,18 +152,24 @@ def write_wav(path, seconds: float, rate: int = 16000) -> None:
         out.writeframes(samples.tobytes())
 
 
-def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
+def two_frame_kinds_clip(tmp_path, frames: int = 12):
     from enfoads.core import media
 
     wav = tmp_path / "tone.wav"
     write_wav(wav, 1.0)
     clip = tmp_path / "clip.mp4"
-    frames = 12
     with media.FrameWriter(clip, 512, 512, 12, audio=wav) as writer:
         for i in range(frames):
             frame = np.roll(astronaut_rgb(), i, axis=1) if i % 2 else astronaut_rgb()
             writer.write(frame)
-    video = face_studio.upload_asset(clip.read_bytes(), "clip.mp4")
+    return clip
+
+
+def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
+    from enfoads.core import media
+
+    frames = 12
+    video = face_studio.upload_asset(two_frame_kinds_clip(tmp_path, frames).read_bytes(), "clip.mp4")
     source = face_studio.upload_asset(png(astronaut_rgb()), "me.png")
     events = []
     face_studio.subscribe(lambda e: events.append(e.payload.get("progress")), "job_update")
@@ -180,6 +186,27 @@ def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
     progress = [p for p in events if p is not None]
     assert progress == sorted(progress) and progress[-1] == 100
     assert face_studio.get_asset(done.result_asset_ids[0]).parents == (source.id, video.id)
+
+
+def test_video_swap_on_threads_gives_the_frames_of_one_thread(face_studio, tmp_path, monkeypatch):
+    """Frames are swapped on worker threads and written in order: the result is the same."""
+    from enfoads.core import media
+
+    clip = two_frame_kinds_clip(tmp_path)
+    video = face_studio.upload_asset(clip.read_bytes(), "clip.mp4")
+    source = face_studio.upload_asset(png(astronaut_rgb()), "me.png")
+    outputs = []
+    for workers in (1, 3):
+        monkeypatch.setattr(media, "frame_workers", lambda limit=8, n=workers: n)
+        job = face_studio.swap_faces_video(source_asset_id=source.id, video_asset_id=video.id)
+        done = face_studio.wait_job(job.id, timeout=120)
+        assert done.state.value == "completed", done.error
+        outputs.append(list(media.read_frames(face_studio.assets.file_path(done.result_asset_ids[0]))))
+    one, three = outputs
+    assert len(one) == len(three) == 12
+    assert all(np.array_equal(a, b) for a, b in zip(one, three))
+    original = list(media.read_frames(clip))
+    assert all(changed(o, s).sum() > 5000 for o, s in zip(original, three))  # every frame swapped
 
 
 def test_upload_over_the_size_cap_is_refused(media_settings):

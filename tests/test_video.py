@@ -392,3 +392,35 @@ def test_silent_or_empty_audio_is_refused():
     for samples in (np.zeros(0, np.float32), np.zeros(22050, np.float32)):
         with pytest.raises(InvalidInput, match="empty or silent"):
             drive_from_audio(samples, 22050, 25)
+
+
+def test_ordered_map_keeps_order_bounds_the_window_and_raises_in_turn():
+    import threading
+    import time
+
+    from enfoads.core import media
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def slow_first(i: int) -> int:
+        with lock:
+            started.append(i)
+        time.sleep(0.02 if i % 3 == 0 else 0.001)  # later items finish first
+        return i * i
+
+    results = media.ordered_map(slow_first, range(40), workers=3)
+    assert next(results) == 0
+    assert len(started) <= 2 * 3 + 1  # the window, not the whole input
+    assert [0, *results] == [i * i for i in range(40)]
+
+    def fails_at_five(i: int) -> int:
+        if i == 5:
+            raise ValueError("frame 5")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="frame 5"):
+        for value in media.ordered_map(fails_at_five, range(100), workers=4):
+            got.append(value)
+    assert got == [0, 1, 2, 3, 4]

@@ -6,8 +6,11 @@ Upload checks happen here once: size cap, pixel cap (decompression bombs), real 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +159,35 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
     finally:
         reader.close()
+
+
+def frame_workers(limit: int = 8) -> int:
+    """Threads for per-frame work: one core is left to ffmpeg's encoder."""
+    return max(1, min(limit, (os.cpu_count() or 2) - 1))
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
+    """``map(fn, items)`` on ``workers`` threads, results in input order.
+
+    For per-frame work whose heavy parts release the GIL (OpenCV, numpy, ONNX Runtime). At most
+    ``2 × workers`` items are in flight, so memory stays flat on long videos; an exception in
+    ``fn`` is raised here, at its item's turn, and the rest is cancelled.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="enfoads-frames") as pool:
+        window: deque = deque()
+        try:
+            for item in items:
+                window.append(pool.submit(fn, item))
+                if len(window) >= 2 * workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()
 
 
 class FrameWriter:

@@ -343,6 +343,18 @@ class FaceSwapPipeline:
     def analyse(self, models: FaceModels, pixels: np.ndarray) -> list[Any]:
         return sorted_faces(models.analysis.get(pixels))
 
+    def detect_only(self, models: FaceModels, pixels: np.ndarray) -> list[Any]:
+        """Boxes and the 5 keypoints, nothing else: all the swapper needs on a video frame.
+
+        ``FaceAnalysis.get`` also runs recognition, both landmark models and gender/age on
+        every face, work a video frame does not use (the source embedding is computed once).
+        """
+        from insightface.app.common import Face
+
+        bboxes, kpss = models.analysis.det_model.detect(pixels, max_num=0, metric="default")
+        return sorted_faces([Face(bbox=b[:4], kps=None if kpss is None else kpss[i],
+                                  det_score=b[4]) for i, b in enumerate(bboxes)])  # fmt: skip
+
     def faces_in(self, image_bgr: np.ndarray, models: FaceModels, role: str, name: str) -> list[Any]:
         faces = self.analyse(models, image_bgr)
         if not faces:
@@ -457,25 +469,32 @@ class FaceSwapPipeline:
                 [src_index] = choose(src_faces, p.get("source_face", "largest"), "source_face",
                                      allow_all=False)  # fmt: skip
                 chosen = src_faces[src_index]  # the source embedding, computed once
+
+                def swap_frame(frame: np.ndarray) -> tuple[np.ndarray, bool]:
+                    bgr = np.ascontiguousarray(frame[:, :, ::-1])
+                    faces = self.detect_only(models, bgr)
+                    try:
+                        picked = choose(faces, target_face, "target_face", True) if faces else []
+                    except InvalidInput:
+                        picked = []  # this frame has fewer faces than the index asks
+                    if not picked:
+                        return frame, False
+                    out = self.swap_pixels(models, bgr, chosen, [faces[i] for i in picked])
+                    return out[:, :, ::-1], True
+
+                # ONNX Runtime, OpenCV and numpy release the GIL: frames are swapped on threads
+                # (the models' batch is 1), written in order while ffmpeg encodes.
+                workers = media.frame_workers(4)
                 with media.FrameWriter(out_path, info.width, info.height, info.fps,
                                        audio=path) as writer:  # fmt: skip
-                    for n, frame in enumerate(media.read_frames(path)):
+                    results = media.ordered_map(swap_frame, media.read_frames(path), workers)
+                    for n, (frame, swapped) in enumerate(results):
                         if n % 5 == 0:
                             ctx.check_cancelled()
                             ctx.progress(5 + 90 * n / total, ctx.t("stage.swapping_frame",
                                                                    frame=n + 1, total=total))  # fmt: skip
-                        bgr = np.ascontiguousarray(frame[:, :, ::-1])
-                        faces = self.analyse(models, bgr)
-                        if faces:
-                            try:
-                                picked = choose(faces, target_face, "target_face", True)
-                            except InvalidInput:
-                                picked = []  # this frame has fewer faces than the index asks
-                            if picked:
-                                bgr = self.swap_pixels(models, bgr, chosen,
-                                                       [faces[i] for i in picked])  # fmt: skip
-                                swapped_frames += 1
-                        writer.write(bgr[:, :, ::-1])
+                        swapped_frames += swapped
+                        writer.write(frame)
             ctx.check_cancelled()
             ctx.progress(97, ctx.t("stage.saving"))
             asset = self.studio.assets.add_bytes(

@@ -395,10 +395,6 @@ class VideoPipeline:
         """The finished frames in order. Each frame is a pure function of its index, so they
         are composed on ``workers`` threads (OpenCV and numpy release the GIL) while ffmpeg
         encodes; a bounded window keeps memory flat."""
-        import os
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-
         starts = [int(round(item.start * fps)) for item in timeline]
         lengths = [int(round(item.duration * fps)) for item in timeline]
         content = sum(lengths)
@@ -421,18 +417,7 @@ class VideoPipeline:
             index = max(k for k, start in enumerate(starts) if start <= i)
             return overlay.apply(scene_frame(index, i - starts[index]).copy(), i / fps)
 
-        workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
-        if workers == 1:
-            yield from (frame_at(i) for i in range(frames))
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="enfoads-frames") as pool:
-            window: deque = deque()
-            for i in range(frames):
-                window.append(pool.submit(frame_at, i))
-                if len(window) >= 2 * workers:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
+        yield from media.ordered_map(frame_at, range(frames), workers or media.frame_workers())
 
     def store(self, request: RenderRequest, ctx: JobContext, video_path: Path, audio: np.ndarray,
               cues: list[Cue], duration: float) -> JobResult:  # fmt: skip

@@ -83,6 +83,11 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
         try:
             page.goto(url, timeout=180_000, wait_until="domcontentloaded")
             page.get_by_text("Creador de anuncios", exact=True).click(timeout=180_000)
+            # Every tab title is readable in full (ipywidgets cuts them at 144 px by default).
+            labels = page.locator(".enfoads-app .lm-TabBar-tabLabel")
+            assert labels.count() == 6
+            assert labels.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth)"
+                                       ".map(e => e.textContent)") == []
             page.get_by_placeholder("p. ej. zapatillas rojas sobre arena al atardecer").fill(
                 "botella de aceite de oliva sobre una mesa")
             page.get_by_role("button", name="Generar").click()

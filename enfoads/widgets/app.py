@@ -16,12 +16,15 @@ from enfoads.widgets.vault import VaultPanel
 from enfoads.widgets.video import VideoStudioPanel
 
 TABS = ("home", "creator", "faceswap", "video", "vault", "settings")
+# ipywidgets cuts tab titles at 144 px ("Creador de anunci…"); widen them for this app only.
+APP_CSS = "<style>.enfoads-app { --jp-widgets-horizontal-tab-width: 200px; }</style>"
 
 
 class StudioApp(w.Tab):
     def __init__(self, studio: Studio):
         self.studio = studio
         super().__init__()
+        self.add_class("enfoads-app")
         self.build()
 
     def build(self) -> None:
@@ -42,6 +45,8 @@ class StudioApp(w.Tab):
             self.settings.expose.value = previous.expose.value
             self.settings.server_toggle.value = True
             self.settings.server_info.value = previous.server_info.value
+        style = w.HTML(APP_CSS, layout=w.Layout(display="none"))
+        self.home.children = (style, *self.home.children)
         self.panels = (self.home, self.creator, self.faceswap, self.video, self.vault, self.settings)
         self.children = self.panels
         self.titles = tuple(t(f"ui.tab.{name}", lang) for name in TABS)

@@ -201,6 +201,12 @@ def test_settings_lists_models_and_starts_the_server(app):
     assert any("inswapper_128" in row.children[1].value and "no comercial" in row.children[1].value
                for row in rows)  # fmt: skip
     assert all(row.children[0].disabled for row in rows if "✅" in row.children[1].value)
+    # A voice whose licence is not checked here says so, in Spanish, with its MODEL_CARD.
+    davefx = next(row.children[1].value for row in rows if "es_ES-davefx-medium" in row.children[1].value)
+    assert "licencia sin verificar" in davefx
+    assert 'href="https://huggingface.co/rhasspy/piper-voices/blob/main/es/es_ES/davefx/medium/MODEL_CARD"' in davefx
+    joe = next(row.children[1].value for row in rows if "en_US-joe-medium" in row.children[1].value)
+    assert "CC0" in joe and "sin verificar" not in joe
     panel.server_toggle.value = True
     try:
         assert "127.0.0.1" in panel.server_info.value

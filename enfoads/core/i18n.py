@@ -186,6 +186,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.use_avatar": {"es": "Usar como avatar", "en": "Use as avatar"},
     "ui.use_video": {"es": "Usar en vídeo", "en": "Use in video"},
     "ui.non_commercial": {"es": "solo uso no comercial", "en": "non-commercial use only"},
+    "ui.licence_unverified": {"es": "licencia sin verificar: léela en el MODEL_CARD de la voz antes de un uso comercial",
+                              "en": "licence not verified: read the voice's MODEL_CARD before commercial use"},
     "ui.home.title": {"es": "Estado del estudio", "en": "Studio status"},
     "ui.home.gpu": {"es": "GPU", "en": "GPU"},
     "ui.home.ram": {"es": "RAM", "en": "RAM"},

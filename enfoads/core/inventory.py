@@ -65,7 +65,7 @@ def model_inventory(studio: Studio) -> list[dict[str, Any]]:
     for item in voice.catalogue():
         rows.append({"key": f"voice:{item['key']}", "capability": "voice",
                      "model": f"Piper {item['key']}", "licence": item["licence"],
-                     "commercial_use": None, "size_bytes": 63_000_000,
+                     "licence_url": item["model_card_url"], "commercial_use": None, "size_bytes": 63_000_000,
                      "on_disk": item["available"]})  # fmt: skip
     if s.prompt_llm_model:
         rows.append({"key": "prompt-llm", "capability": "prompt", "model": s.prompt_llm_model,

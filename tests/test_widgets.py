@@ -160,6 +160,8 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     assert "Caras encontradas: 1" in panel.message.value
     assert [v for _, v in panel.face.options] == ["largest", "0"]
     assert panel.preview.value[:4] == b"\x89PNG" and panel.preview.layout.display == ""
+    app.studio.upload_asset(png(astronaut_rgb()), "otra-cosa.png")  # the pickers refresh ...
+    assert panel.preview.layout.display == "" and len(panel.face.options) == 2  # ... choices stay
     panel.accept.value = True
     assert not panel.swap.disabled and app.studio.settings.faceswap_licence_accepted
     panel.face.value = "0"

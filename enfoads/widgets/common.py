@@ -120,6 +120,7 @@ class AssetPicker(w.VBox):
     """Pick an asset from the vault (filtered by kind or tag) or upload a new one.
 
     ``value`` is the chosen asset id (or None). Uploads go into the vault and are selected.
+    ``on_change(callback)`` hears real changes of the choice, not the vault's refreshes.
     """
 
     def __init__(self, studio: Studio, label: str, *, kinds: tuple[str, ...] = ("image",),
@@ -133,7 +134,10 @@ class AssetPicker(w.VBox):
         self.upload = w.FileUpload(accept=accept, multiple=False,
                                    description=t("ui.upload", lang))  # fmt: skip
         self.message = Message()
+        self._callbacks: list = []
+        self._refreshing = False
         self.upload.observe(lambda _c: self._uploaded(), "value")
+        self.dropdown.observe(lambda _c: self._refreshing or self._changed(), "value")
         super().__init__([w.HBox([self.dropdown, self.upload]), self.message])
         self._unsubscribe = [studio.subscribe(lambda _e: self.refresh(), name)
                              for name in ("asset_added", "asset_deleted")]  # fmt: skip
@@ -159,9 +163,22 @@ class AssetPicker(w.VBox):
         if self.optional or not options:
             options = [("—", "")] + options
         current = self.dropdown.value
-        self.dropdown.options = options
-        if current in {v for _, v in options}:
-            self.dropdown.value = current
+        self._refreshing = True  # new options pass through other values on their way
+        try:
+            self.dropdown.options = options
+            if current in {v for _, v in options}:
+                self.dropdown.value = current
+        finally:
+            self._refreshing = False
+        if self.dropdown.value != current:
+            self._changed()
+
+    def on_change(self, callback) -> None:
+        self._callbacks.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._callbacks:
+            callback(self.value)
 
     def _uploaded(self) -> None:
         files = self.upload.value

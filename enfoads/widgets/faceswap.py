@@ -56,7 +56,7 @@ class FaceSwapPanel(w.VBox):
         self.progress = JobProgress(studio, self._finished)
         self.result = w.VBox()
         self.detect.on_click(lambda _b: self.find_faces())
-        self.target.dropdown.observe(lambda _c: self.forget_faces(), "value")
+        self.target.on_change(lambda _v: self.forget_faces())
         self.swap.on_click(lambda _b: self.start())
         super().__init__([self.notice, self.accept, self.source, self.target,
                           w.HBox([self.detect, self.face]), self.preview, self.swap, self.message,

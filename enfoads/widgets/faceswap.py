@@ -19,13 +19,19 @@ def numbered_boxes(image_bytes: bytes, faces: list[dict[str, Any]]) -> bytes:
 
     image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
     draw = ImageDraw.Draw(image)
-    size = max(14, image.width // 30)
-    font = ImageFont.load_default(size)
+    # Sized for the 640 px preview, whatever the picture's own size.
+    scale = max(image.size) / 640
+    font = ImageFont.load_default(max(16, round(26 * scale)))
     for face in faces:
         x0, y0, x1, y1 = face["box"]
-        draw.rectangle((x0, y0, x1, y1), outline=(255, 212, 0), width=max(2, image.width // 250))
-        draw.text((x0 + 4, y0 + 2), str(face["index"]), fill=(255, 212, 0), font=font,
-                  stroke_width=2, stroke_fill=(0, 0, 0))  # fmt: skip
+        draw.rectangle((x0, y0, x1, y1), outline=(255, 212, 0), width=max(2, round(3 * scale)))
+        label = f"#{face['index']}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        pad = round(4 * scale)
+        tag_h = bottom - top + 2 * pad
+        ty = y0 - tag_h if y0 >= tag_h else y0  # above the box, or inside it at the top edge
+        draw.rectangle((x0, ty, x0 + right - left + 2 * pad, ty + tag_h), fill=(255, 212, 0))
+        draw.text((x0 + pad - left, ty + pad - top), label, fill=(0, 0, 0), font=font)
     out = io.BytesIO()
     image.thumbnail((640, 640))
     image.save(out, "PNG")

@@ -49,6 +49,7 @@ def test_swap_changes_only_the_face_and_keeps_size_mode_and_lineage(face_studio)
     result = swap.swap_image(ImageInput(data=png(source), name="me.png"),
                              ImageInput(data=png(target, "RGBA"), name="ad.png"))  # fmt: skip
     asset = face_studio.get_asset(result["asset_id"])
+    assert asset.name == "face swap: me.png → ad.png"
     out = Image.open(face_studio.assets.file_path(asset))
     assert out.size == (512, 512) and out.mode == "RGBA"
     diff = changed(target, np.asarray(out.convert("RGB")))

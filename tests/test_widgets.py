@@ -169,6 +169,9 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
     assert job.state.value == "completed"
     assert "1 cara(s) cambiada(s)" in panel.message.value and len(panel.result.children) == 2
+    app.vault.refresh()
+    card = next(c for c in app.vault.grid.children if c.children[1].value.startswith("face swap"))
+    assert "no comercial" in card.children[2].value  # the licence shows on the vault card
 
 
 def test_video_studio_previews_a_voice_and_renders(app):

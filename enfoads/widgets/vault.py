@@ -89,14 +89,17 @@ class VaultPanel(w.VBox):
         thumb = self.studio.assets.thumbnail_path(asset) if asset.has_thumbnail else None
         picture = (w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px"))
                    if thumb else w.Label(asset.kind))  # fmt: skip
-        small = w.Layout(width="88px")
-        delete = w.Button(description=t("ui.delete", self.lang), icon="trash", layout=small)
+        delete = w.Button(description=t("ui.delete", self.lang), icon="trash",
+                          layout=w.Layout(width="104px"))  # fmt: skip
         delete.on_click(lambda _b, a=asset: self.delete(a.id, a.name or a.id))
-        show = w.Button(description=t("ui.preview", self.lang), icon="eye", layout=small)
+        show = w.Button(description=t("ui.preview", self.lang), icon="eye", layout=w.Layout(width="72px"))
         show.on_click(lambda _b, a=asset: self.show(a.id))
+        name = asset.name or asset.id
         tags = ", ".join(asset.tags)
-        return w.VBox([picture, w.Label((asset.name or asset.id)[:28]),
-                       w.Label(tags[:28]), w.HBox([show, delete])])  # fmt: skip
+        if asset.meta.get("commercial_use") is False:
+            tags = "⚖ " + t("ui.non_commercial", self.lang) + (f" · {tags}" if tags else "")
+        return w.VBox([picture, w.Label(name[:28], tooltip=name), w.Label(tags[:28], tooltip=tags),
+                       w.HBox([show, delete])])  # fmt: skip
 
     def show(self, asset_id: str) -> None:
         """A larger preview with download, tags and actions."""

@@ -418,7 +418,8 @@ class FaceSwapPipeline:
                   "source_face": src_index, "target_faces": dst_indices,
                   "model": "InsightFace inswapper_128 + buffalo_l", "licence": LICENCE}  # fmt: skip
         asset = self.studio.assets.add_image(
-            image, "image", name=f"face swap {src_name} → {dst_name}"[:120], job_id=job_id,
+            image, "image", name=f"face swap: {self.label(source)} → {self.label(target)}"[:120],
+            job_id=job_id,
             parents=parents, model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
             png_text=ai_png_text("AI-modified image (face swap with InsightFace inswapper_128)",
                                  record),
@@ -430,6 +431,13 @@ class FaceSwapPipeline:
                 "source_face": src_index, "target_faces": dst_indices,
                 "similarity": similarity, "providers": providers,
                 "licence": self.licence()}  # fmt: skip
+
+    def label(self, item: ImageInput) -> str:
+        """The name a person gave the input (the asset's name, else the upload's)."""
+        if item.asset_id:
+            asset = self.studio.assets.get(item.asset_id)
+            return asset.name or asset.id
+        return item.name
 
     def stored_input(self, item: ImageInput, image: Image.Image, job_id: str | None) -> str:
         if item.asset_id:

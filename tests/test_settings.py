@@ -55,3 +55,15 @@ def test_every_setting_is_documented_in_the_readme():
     expected = {f"ENFOADS_{name.upper()}" for name in Settings.model_fields}
     assert expected - documented == set(), "settings missing from the README"
     assert documented - expected == set(), "README documents settings that do not exist"
+
+
+def test_every_job_kind_has_a_name_in_both_languages(tmp_path):
+    from enfoads.core.i18n import CATALOG
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    with Studio(load_settings(data_dir=tmp_path, device="cpu")) as studio:
+        kinds = set(studio.jobs.kinds())
+    assert kinds >= {"generate_image", "face_swap", "render_video"}
+    for kind in kinds:
+        assert CATALOG[f"job.{kind}"]["es"] and CATALOG[f"job.{kind}"]["en"]

@@ -80,7 +80,7 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     assert labels == ["1:1 · 21", "16:9 · 21"]
     assert "Listo: 2 imágenes (semilla 21)." in creator.message.value
     assert vault.count.value == "2 recursos" and len(vault.grid.children) == 2
-    assert len(app.home.recent.children) == 2 and "completado" in app.home.jobs.value
+    assert len(app.home.recent.children) == 2 and "<td>Imágenes</td><td>completado</td>" in app.home.jobs.value
     # gallery actions: keep (a tag), use in a video (a scene), use as avatar (needs a face)
     card = creator.gallery.children[0]
     keep, avatar = card.children[2].children

@@ -140,6 +140,7 @@ class JobBackend(Protocol):
     """What the Studio needs from a queue; the local queue and a Celery backend provide it."""
 
     def register(self, kind: str, handler: Handler) -> None: ...
+    def kinds(self) -> list[str]: ...
     def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job: ...
     def get(self, job_id: str) -> Job: ...
     def list(self, *, state: str | None = None, kind: str | None = None,
@@ -225,6 +226,9 @@ class LocalJobQueue:
     # -- the backend interface ---------------------------------------------------------
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
+
+    def kinds(self) -> list[str]:
+        return sorted(self._handlers)
 
     def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job:
         if kind not in self._handlers:

@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from enfoads.core.i18n import t
+from enfoads.core.i18n import CATALOG, t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import thumbnail
 
@@ -76,7 +76,8 @@ class HomePanel(w.VBox):
         rows = []
         for job in self.studio.list_jobs(limit=8):
             state = t(f"ui.state.{job.state.value}", self.lang)
-            rows.append(f"<tr><td>{html.escape(job.kind)}</td><td>{html.escape(state)}</td>"
+            kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
+            rows.append(f"<tr><td>{html.escape(kind)}</td><td>{html.escape(state)}</td>"
                         f"<td>{job.progress:.0f}%</td><td>{html.escape(job.stage or '')}</td></tr>")  # fmt: skip
         self.jobs.value = f"<table>{''.join(rows)}</table>" if rows else "—"
 

@@ -165,3 +165,31 @@ def test_paths_outside_the_data_dir_are_refused(tmp_path):
     for evil in ("../x", "a/../../x", "/etc/passwd"):
         with pytest.raises(UnsafePath):
             media.resolve_inside(root, evil)
+
+
+SERIF = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"  # fonts-dejavu-core (.ci/run)
+
+
+@pytest.mark.skipif(not os.path.exists(SERIF), reason="needs fonts-dejavu-core")
+def test_font_uploads_are_checked_and_previewed(studio):
+    data = open(SERIF, "rb").read()
+    font = studio.upload_asset(data, "Marca-Bold.ttf")
+    assert font.kind == "font" and font.ext == "ttf" and font.id.startswith("fnt_")
+    thumb = Image.open(studio.assets.thumbnail_path(font))
+    assert np.asarray(thumb.convert("L")).min() < 80  # the sample text is drawn
+    # a truncated font, a PNG called a font, a font called an image: errors, nothing stored
+    with pytest.raises(InvalidInput) as info:
+        studio.upload_asset(data[:2000], "rota.ttf")
+    assert "rota.ttf" in info.value.message("en") and "font" in info.value.message("en")
+    with pytest.raises(InvalidInput):
+        studio.upload_asset(png_bytes(), "logo.png", kind="font")
+    with pytest.raises(InvalidInput):
+        studio.upload_asset(data, "Marca.ttf", kind="image")
+    assert studio.list_assets().total == 1
+    # the brand kit keeps a font asset, and refuses anything else there
+    kit = studio.save_brand_kit(font_asset_id=font.id)
+    assert studio.brand_kit()["font_asset_id"] == font.id == kit["font_asset_id"]
+    image = studio.upload_asset(png_bytes(), "x.png")
+    with pytest.raises(InvalidInput) as info:
+        studio.save_brand_kit(font_asset_id=image.id)
+    assert "not a font" in info.value.message("en")

@@ -424,3 +424,33 @@ def test_ordered_map_keeps_order_bounds_the_window_and_raises_in_turn():
         for value in media.ordered_map(fails_at_five, range(100), workers=4):
             got.append(value)
     assert got == [0, 1, 2, 3, 4]
+
+
+def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
+    import os
+
+    from enfoads.core.pipelines.subtitles import Cue
+    from enfoads.core.pipelines.video import Overlay, RenderRequest
+
+    serif = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
+    if not os.path.exists(serif):
+        pytest.skip("needs fonts-dejavu-core")
+    font = av_studio.upload_asset(open(serif, "rb").read(), "Marca.ttf")
+    avatar, *_ = scene_assets(av_studio)
+    video = av_studio.pipelines["video"]
+    cues = [Cue(0.0, 1.0, ("Fresh coffee",), ())]
+    drawn = []
+    for style in ({}, {"font_asset_id": font.id}):
+        request = video.validate(RenderRequest.from_params({
+            "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee."}],
+            "size": 240, "cta": "Visit us", "subtitle_style": style}))
+        overlay = Overlay(av_studio, request, (240, 426), cues, 1.0, 25)
+        overlay.end_card(0, None)
+        drawn.append((overlay.sprite(0, None).rgba, overlay.card))
+    (sub_default, card_default), (sub_font, card_font) = drawn
+    assert sub_default.shape != sub_font.shape or not np.array_equal(sub_default, sub_font)
+    assert not np.array_equal(card_default, card_font)
+    with pytest.raises(InvalidInput, match="not a font"):
+        video.validate(RenderRequest.from_params({
+            "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Hi."}],
+            "subtitle_style": {"font_asset_id": avatar.id}}))

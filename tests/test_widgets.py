@@ -134,9 +134,16 @@ def test_brand_kit_is_saved_and_used_by_the_video_studio(app):
     kit = app.vault.kit
     kit.cta.value = "Visítanos hoy"
     kit.primary.value = "#224466"
+    serif = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"  # fonts-dejavu-core
+    font = app.studio.upload_asset(open(serif, "rb").read(), "Marca.ttf")
+    kit.font.value = font.id
     kit.save.click()
     assert "guardado" in kit.message.value
     assert app.studio.brand_kit()["cta"] == "Visítanos hoy"
+    # ... and the Video Studio takes it at once: font, call to action, end-card colour
+    options = app.video.options()
+    assert options["subtitle_style"]["font_asset_id"] == font.id
+    assert options["cta"] == "Visítanos hoy" and options["brand_colour"] == "#224466"
     kit.primary.value = "red"  # a name the picker accepts
     kit.cta.value = "x" * 81
     kit.save.click()

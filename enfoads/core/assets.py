@@ -33,12 +33,12 @@ from enfoads.core.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-ASSET_KINDS = ("image", "video", "audio", "avatar", "logo", "subtitle", "brand_kit")
+ASSET_KINDS = ("image", "video", "audio", "avatar", "logo", "subtitle", "brand_kit", "font")
 MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _TAG_RE = re.compile(r"^[\w\- áéíóúñüÁÉÍÓÚÑÜ]{1,64}$")
 _PREFIX = {"image": "img", "video": "vid", "audio": "aud", "avatar": "ava", "logo": "logo",
-           "subtitle": "sub", "brand_kit": "kit"}  # fmt: skip
+           "subtitle": "sub", "brand_kit": "kit", "font": "fnt"}  # fmt: skip
 
 
 def utcnow() -> datetime:
@@ -221,10 +221,16 @@ class AssetStore:
         width = height = None
         duration = None
         thumb_bytes = None
+        if (kind == "font") != (ext in media.FONT_EXTS):
+            raise InvalidInput("error.invalid", field="kind",
+                               reason=f"a .{ext} file cannot be a {kind} asset")  # fmt: skip
         if ext in media.IMAGE_EXTS:
             image = media.decode_image(data, name or kind, self.max_image_pixels)
             width, height = image.size
             thumb_bytes = media.make_thumbnail(image, self.thumbnail_px)
+        elif ext in media.FONT_EXTS:
+            media.check_font(data, name or kind)
+            thumb_bytes = media.font_thumbnail(data, self.thumbnail_px)
         sha = self._write_blob(data, ext)
         if ext in media.VIDEO_EXTS:
             path = self._blob_path(sha, ext)
@@ -269,6 +275,7 @@ class AssetStore:
         if kind is None:
             kind = ("image" if ext in media.IMAGE_EXTS else
                     "video" if ext in media.VIDEO_EXTS else
+                    "font" if ext in media.FONT_EXTS else
                     "subtitle" if ext == "vtt" else "audio")  # fmt: skip
         return self.add_bytes(data, kind, name=name, ext=ext, **fields)
 

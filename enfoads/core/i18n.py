@@ -53,6 +53,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "El archivo '{name}' no es una imagen legible ({reason}).",
         "en": "The file '{name}' is not a readable image ({reason}).",
     },
+    "error.corrupt_font": {
+        "es": "El archivo '{name}' no es una fuente TrueType/OpenType legible ({reason}).",
+        "en": "The file '{name}' is not a readable TrueType/OpenType font ({reason}).",
+    },
     "error.unsafe_path": {
         "es": "La ruta '{path}' queda fuera de la carpeta de datos.",
         "en": "The path '{path}' lies outside the data folder.",
@@ -210,7 +214,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.kit.logo": {"es": "Logo", "en": "Logo"},
     "ui.kit.primary": {"es": "Color principal", "en": "Main colour"},
     "ui.kit.accent": {"es": "Color de acento", "en": "Accent colour"},
-    "ui.kit.font": {"es": "Fuente (archivo .ttf)", "en": "Font (.ttf file)"},
+    "ui.kit.font": {"es": "Fuente (.ttf/.otf)", "en": "Font (.ttf/.otf)"},
     "ui.kit.cta": {"es": "Llamada a la acción", "en": "Call to action"},
     "ui.kit.save": {"es": "Guardar kit", "en": "Save kit"},
     "ui.kit.saved": {"es": "Kit de marca guardado.", "en": "Brand kit saved."},
@@ -243,6 +247,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.video.avatar": {"es": "Avatar", "en": "Avatar"},
     "ui.video.music": {"es": "Música", "en": "Music"},
     "ui.video.logo": {"es": "Logo", "en": "Logo"},
+    "ui.video.font": {"es": "Fuente", "en": "Font"},
     "ui.video.aspect": {"es": "Formato", "en": "Aspect"},
     "ui.video.cta": {"es": "Llamada a la acción", "en": "Call to action"},
     "ui.video.subtitles": {"es": "Subtítulos", "en": "Subtitles"},

@@ -32,9 +32,13 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
     (b"ID3", 0, "mp3", "audio/mpeg"),
     (b"OggS", 0, "ogg", "audio/ogg"),
     (b"WEBVTT", 0, "vtt", "text/vtt"),
+    (b"\x00\x01\x00\x00", 0, "ttf", "font/ttf"),
+    (b"OTTO", 0, "otf", "font/otf"),
 )
 IMAGE_EXTS = {"png", "jpg", "gif", "webp"}
 VIDEO_EXTS = {"mp4", "webm"}
+FONT_EXTS = {"ttf", "otf"}
+FONT_SAMPLE = "Aa Ññ 123"
 MIME_BY_EXT = {ext: mime for _, _, ext, mime in _SIGNATURES} | {
     "srt": "application/x-subrip",
     "json": "application/json",
@@ -87,6 +91,28 @@ def make_thumbnail(image: Image.Image, px: int) -> bytes:
     thumb.thumbnail((px, px), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=85, optimize=True)
+    return out.getvalue()
+
+
+def check_font(data: bytes, name: str) -> None:
+    """A TrueType/OpenType font FreeType can draw with; otherwise an error naming the file."""
+    from PIL import ImageFont
+
+    try:
+        ImageFont.truetype(io.BytesIO(data), 24).getbbox(FONT_SAMPLE)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput("error.corrupt_font", name=name, reason=str(exc)[:200]) from exc
+
+
+def font_thumbnail(data: bytes, px: int) -> bytes:
+    """A sample of the font (letters, ñ, digits) as a JPEG ``px`` wide."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (px, px // 2), "white")
+    font = ImageFont.truetype(io.BytesIO(data), max(12, px // 7))
+    ImageDraw.Draw(image).text((px // 2, px // 4), FONT_SAMPLE, font=font, fill="black", anchor="mm")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
     return out.getvalue()
 
 

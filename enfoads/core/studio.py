@@ -135,14 +135,15 @@ class Studio:
 
     # -- brand kit ---------------------------------------------------------------------
     def brand_kit(self) -> dict[str, Any]:
-        """The current brand kit (logo asset, colours, font, call to action), or defaults."""
+        """The current brand kit (logo asset, colours, font asset, call to action), or defaults."""
         import json
 
         page = self.assets.list(kind="brand_kit", limit=1)
-        kit = {"logo_asset_id": None, "colours": ["#111111", "#FFD400"], "font": "",
+        kit = {"logo_asset_id": None, "colours": ["#111111", "#FFD400"], "font_asset_id": None,
                "cta": ""}  # fmt: skip
         if page.items:
-            kit.update(json.loads(self.assets.read_bytes(page.items[0])))
+            saved = json.loads(self.assets.read_bytes(page.items[0]))
+            kit.update({k: v for k, v in saved.items() if k in kit})
         return kit
 
     def save_brand_kit(self, **kit: Any) -> dict[str, Any]:
@@ -151,13 +152,16 @@ class Studio:
         from enfoads.core.errors import InvalidInput
         from enfoads.core.pipelines.compose import hex_rgb
 
-        allowed = {"logo_asset_id", "colours", "font", "cta"}
+        allowed = {"logo_asset_id", "colours", "font_asset_id", "cta"}
         if set(kit) - allowed:
             raise InvalidInput("error.invalid", field=sorted(set(kit) - allowed)[0],
                                reason="unknown brand kit field")  # fmt: skip
         merged = {**self.brand_kit(), **kit}
         if merged["logo_asset_id"]:
             self.assets.open_image(merged["logo_asset_id"])
+        if merged["font_asset_id"] and self.assets.get(merged["font_asset_id"]).kind != "font":
+            raise InvalidInput("error.invalid", field="font_asset_id",
+                               reason=f"{merged['font_asset_id']} is not a font")  # fmt: skip
         for colour in merged["colours"]:
             hex_rgb(colour, "colours")
         if len(merged["cta"]) > 80:

@@ -38,6 +38,7 @@ class StudioApp(w.Tab):
         self.video = VideoStudioPanel(self.studio)
         self.vault = VaultPanel(self.studio)
         self.vault.on_use_in_video = self.use_in_video
+        self.vault.kit.on_saved = self.video.apply_kit
         previous = getattr(self, "settings", None)
         self.settings = SettingsPanel(self.studio, on_language=lambda _l: self.build())
         if previous is not None and previous.server is not None:  # the server keeps running

@@ -33,8 +33,11 @@ class BrandKitEditor(w.VBox):
         colours = (kit.get("colours") or ["#111111", "#FFD400"]) + ["#FFFFFF"]
         self.primary = w.ColorPicker(value=colours[0], description=t("ui.kit.primary", lang), style=wide)
         self.accent = w.ColorPicker(value=colours[1], description=t("ui.kit.accent", lang), style=wide)
-        self.font = w.Text(value=kit.get("font", ""), description=t("ui.kit.font", lang), style=wide,
-                           placeholder="/usr/share/fonts/…/MyFont.ttf")  # fmt: skip
+        self.font = AssetPicker(studio, t("ui.kit.font", lang), kinds=("font",), upload_kind="font",
+                                accept=".ttf,.otf", optional=True)  # fmt: skip
+        if kit["font_asset_id"]:
+            self.font.value = kit["font_asset_id"]
+        self.on_saved = None  # set by the app: (kit) -> None
         self.cta = w.Text(value=kit.get("cta", ""), description=t("ui.kit.cta", lang), style=wide)
         self.save = w.Button(description=t("ui.kit.save", lang), icon="save")
         self.message = Message()
@@ -45,13 +48,15 @@ class BrandKitEditor(w.VBox):
 
     def store(self) -> None:
         try:
-            self.studio.save_brand_kit(logo_asset_id=self.logo.value,
-                                       colours=[as_hex(self.primary.value), as_hex(self.accent.value)],
-                                       font=self.font.value, cta=self.cta.value)  # fmt: skip
+            kit = self.studio.save_brand_kit(
+                logo_asset_id=self.logo.value, font_asset_id=self.font.value, cta=self.cta.value,
+                colours=[as_hex(self.primary.value), as_hex(self.accent.value)])  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.message.show(t("ui.kit.saved", self.lang), "ok")
+        if self.on_saved is not None:
+            self.on_saved(kit)
 
 
 class VaultPanel(w.VBox):

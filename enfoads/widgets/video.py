@@ -90,11 +90,11 @@ class VideoStudioPanel(w.VBox):
                                  accept="audio/*", optional=True)  # fmt: skip
         self.logo = AssetPicker(studio, t("ui.video.logo", lang), kinds=("logo", "image"),
                                 upload_kind="logo", optional=True)  # fmt: skip
-        if kit.get("logo_asset_id"):
-            self.logo.value = kit["logo_asset_id"]
+        self.font = AssetPicker(studio, t("ui.video.font", lang), kinds=("font",), upload_kind="font",
+                                accept=".ttf,.otf", optional=True)  # fmt: skip
         self.aspect = w.ToggleButtons(options=ASPECTS, value="9:16",
                                       description=t("ui.video.aspect", lang), style=wide)  # fmt: skip
-        self.cta = w.Text(value=kit.get("cta", ""), description=t("ui.video.cta", lang), style=wide)
+        self.cta = w.Text(description=t("ui.video.cta", lang), style=wide)
         self.subtitles = w.Checkbox(value=True, description=t("ui.video.subtitles", lang))
         self.karaoke = w.Checkbox(value=False, description=t("ui.video.karaoke", lang))
         self.position = w.Dropdown(options=[(t(f"ui.video.pos.{p}", lang), p)
@@ -102,8 +102,10 @@ class VideoStudioPanel(w.VBox):
                                    description=t("ui.video.position", lang))  # fmt: skip
         self.text_colour = w.ColorPicker(value="#FFFFFF", description=t("ui.video.colour", lang),
                                          concise=False, style=wide)  # fmt: skip
-        self.highlight = w.ColorPicker(value=(kit.get("colours") or ["#FFD400"] * 2)[-1],
-                                       description=t("ui.video.highlight", lang), style=wide)  # fmt: skip
+        self.highlight = w.ColorPicker(value="#FFD400", description=t("ui.video.highlight", lang),
+                                       style=wide)  # fmt: skip
+        self.brand_colour = "#111111"  # the end card's background
+        self.apply_kit(kit)
         self.scenes = w.VBox()
         self.add_scene_button = w.Button(description=t("ui.video.add_scene", lang), icon="plus")
         self.render = w.Button(description=t("ui.video.render", lang), button_style="primary",
@@ -119,7 +121,7 @@ class VideoStudioPanel(w.VBox):
         self.render.on_click(lambda _b: self.start())
         super().__init__([
             self.script, w.HBox([self.voice, self.rate]), w.HBox([self.preview, self.player]),
-            self.avatar, self.music, self.logo, self.aspect, self.cta,
+            self.avatar, self.music, self.logo, self.font, self.aspect, self.cta,
             w.HBox([self.subtitles, self.karaoke, self.position]),
             w.HBox([self.text_colour, self.highlight]),
             w.HTML(f"<b>{html.escape(t('ui.video.scenes', lang))}</b> "
@@ -154,14 +156,28 @@ class VideoStudioPanel(w.VBox):
         self.player.value = self.studio.assets.read_bytes(result["asset_id"])
         self.player.layout.display = ""
 
+    def apply_kit(self, kit: dict[str, Any]) -> None:
+        """The brand kit's logo, font, call to action and colours become this panel's defaults."""
+        if kit.get("logo_asset_id"):
+            self.logo.value = kit["logo_asset_id"]
+        if kit.get("font_asset_id"):
+            self.font.value = kit["font_asset_id"]
+        if kit.get("cta"):
+            self.cta.value = kit["cta"]
+        colours = kit.get("colours") or []
+        if colours:
+            self.brand_colour = colours[0]
+            self.highlight.value = colours[-1]
+
     def options(self) -> dict[str, Any]:
         return {"voice": self.voice.value, "rate": self.rate.value, "aspect": self.aspect.value,
                 "music_asset_id": self.music.value, "logo_asset_id": self.logo.value,
-                "cta": self.cta.value, "language": "auto",
+                "cta": self.cta.value, "language": "auto", "brand_colour": self.brand_colour,
                 "subtitle_style": {"enabled": self.subtitles.value, "karaoke": self.karaoke.value,
                                    "position": self.position.value,
                                    "colour": as_hex(self.text_colour.value),
-                                   "highlight_colour": as_hex(self.highlight.value)}}  # fmt: skip
+                                   "highlight_colour": as_hex(self.highlight.value),
+                                   "font_asset_id": self.font.value}}  # fmt: skip
 
     def start(self) -> None:
         def submit() -> Any:

@@ -51,6 +51,7 @@ class SubtitleStyle:
     position: str = "bottom"  # bottom, middle, top (always inside the safe zone)
     karaoke: bool = False  # highlight each word while it is said
     max_chars: int = 0  # per line; 0: from the frame width
+    font_asset_id: str | None = None  # a font asset (TTF/OTF), also used by the end card
 
     def validated(self) -> SubtitleStyle:
         for name in ("colour", "highlight_colour", "outline_colour"):
@@ -269,6 +270,10 @@ class VideoPipeline:
             value = getattr(request, name)
             if value:
                 self.studio.assets.get(value)
+        font_id = request.subtitle_style.font_asset_id
+        if font_id and self.studio.assets.get(font_id).kind != "font":
+            raise InvalidInput("error.invalid", field="subtitle_style.font_asset_id",
+                               reason=f"{font_id} is not a font")  # fmt: skip
         return replace(request, subtitle_style=request.subtitle_style.validated())
 
     # -- stages --------------------------------------------------------------------------
@@ -496,6 +501,8 @@ class Overlay:
                      int(width - zone["right"] * width), int(height - zone["bottom"] * height))  # fmt: skip
         self.style = request.subtitle_style
         self.font_px = max(10, int(self.style.size * width))
+        self.font_path = (str(studio.assets.file_path(self.style.font_asset_id))
+                          if self.style.font_asset_id else None)  # fmt: skip
         self.sprites: dict[tuple[int, int | None], compose.Sprite] = {}
         self.logo = None
         if request.logo_asset_id:
@@ -522,7 +529,8 @@ class Overlay:
             rgba = compose.text_sprite(
                 lines, self.font_px, compose.hex_rgb(st.colour), compose.hex_rgb(st.outline_colour),
                 max(1, int(self.font_px * st.outline)), highlight=word,
-                highlight_colour=compose.hex_rgb(st.highlight_colour))  # fmt: skip
+                highlight_colour=compose.hex_rgb(st.highlight_colour),
+                font_path=self.font_path)  # fmt: skip
             h, w = rgba.shape[:2]
             x0, y0, x1, y1 = self.safe
             x = x0 + (x1 - x0 - w) // 2
@@ -551,7 +559,7 @@ class Overlay:
             words = self.request.cta.split()
             lines = [ws.split() for ws in _wrap_words(words, 18)]
             rgba = compose.text_sprite(lines, int(width * 0.075), (255, 255, 255), (0, 0, 0),
-                                       max(1, width // 360))  # fmt: skip
+                                       max(1, width // 360), font_path=self.font_path)  # fmt: skip
             h, w = rgba.shape[:2]
             compose.Sprite(rgba, (width - w) // 2, (y0 + y1) // 2).blend(card)
             if self.logo is not None:

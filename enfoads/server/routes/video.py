@@ -24,6 +24,7 @@ class SubtitleStyleModel(BaseModel):
     position: str = "bottom"
     karaoke: bool = False
     max_chars: int = Field(0, ge=0, le=80)
+    font_asset_id: str | None = Field(None, description="a font asset (TTF/OTF) for subtitles and end card")
 
 
 class RenderOptions(BaseModel):

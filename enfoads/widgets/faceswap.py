@@ -1,4 +1,5 @@
-"""Face Swap: source and target from an upload or the vault, numbered faces, result, licence."""
+"""Face Swap: source and target (image or video) from an upload or the vault, numbered faces,
+result, licence."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class FaceSwapPanel(w.VBox):
                                  layout=w.Layout(width="auto"))  # fmt: skip
         self.accept.observe(lambda c: self._accept(c["new"]), "value")
         self.source = AssetPicker(studio, t("ui.swap.source", lang))
-        self.target = AssetPicker(studio, t("ui.swap.target", lang))
+        self.target = AssetPicker(studio, t("ui.swap.target", lang), kinds=("image", "video"),
+                                  accept="image/*,video/mp4,video/webm")  # fmt: skip
         self.detect = w.Button(description=t("ui.swap.detect", lang), icon="search")
         self.face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
                                description=t("ui.swap.face", lang))  # fmt: skip
@@ -87,12 +89,23 @@ class FaceSwapPanel(w.VBox):
             self.message.show_error(exc, self.lang)
             return
         faces = found["faces"]
-        self.preview.value = numbered_boxes(self.studio.assets.read_bytes(self.target.value), faces)
+        self.preview.value = numbered_boxes(self.target_picture(), faces)
         self.preview.layout.display = ""
         self.face.options = ([(t("ui.swap.largest", self.lang), "largest")]
                              + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
                              + ([(t("ui.swap.all", self.lang), "all")] if len(faces) > 1 else []))  # fmt: skip
         self.message.show(t("ui.swap.found", self.lang, n=len(faces)), "ok" if faces else "error")
+
+    def target_is_video(self) -> bool:
+        return self.studio.get_asset(self.target.value).kind == "video"
+
+    def target_picture(self) -> bytes:
+        """The target image's bytes; for a video, its first frame (where faces are numbered)."""
+        if not self.target_is_video():
+            return self.studio.assets.read_bytes(self.target.value)
+        out = io.BytesIO()
+        self.studio.pipelines["faceswap"].first_frame(self.target.value).save(out, "PNG")
+        return out.getvalue()
 
     def start(self) -> None:
         if not (self.source.value and self.target.value):
@@ -100,20 +113,31 @@ class FaceSwapPanel(w.VBox):
             return
         choice = self.face.value
         face = int(choice) if choice.isdigit() else choice
-        self.progress.start(lambda: self.studio.swap_faces(
-            source_asset_id=self.source.value, target_asset_id=self.target.value,
-            target_face=face), self.message, self.swap)  # fmt: skip
+        if self.target_is_video():  # every frame, the audio kept
+            submit = lambda: self.studio.swap_faces_video(  # noqa: E731
+                source_asset_id=self.source.value, video_asset_id=self.target.value, target_face=face)
+        else:
+            submit = lambda: self.studio.swap_faces(  # noqa: E731
+                source_asset_id=self.source.value, target_asset_id=self.target.value, target_face=face)
+        self.progress.start(submit, self.message, self.swap)
 
     def _finished(self, job: dict[str, Any]) -> None:
         self.swap.disabled = not self.accept.value
         if self.message.show_failure(job, self.lang):
             return
         result = job["result"]
+        asset_id = result["asset_id"]
+        download = w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang)))
+        if "frames" in result:  # a video
+            self.message.show(t("ui.swap.done_video", self.lang, n=result["frames_swapped"],
+                                total=result["frames"]), "ok")  # fmt: skip
+            player = w.Video(value=self.studio.assets.read_bytes(asset_id), format="mp4",
+                             autoplay=False, controls=True, layout=w.Layout(max_width="360px"))  # fmt: skip
+            self.result.children = (player, download)
+            return
         similarity = [s["after"] for s in result.get("similarity", []) if s["after"] is not None]
         text = t("ui.swap.done", self.lang, n=len(result["target_faces"]))
         if similarity:
             text += " " + t("ui.swap.similarity", self.lang, value=max(similarity))
         self.message.show(text, "ok")
-        asset_id = result["asset_id"]
-        self.result.children = (thumbnail(self.studio, asset_id, "320px"),
-                                w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))))
+        self.result.children = (thumbnail(self.studio, asset_id, "320px"), download)

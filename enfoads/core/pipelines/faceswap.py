@@ -361,9 +361,24 @@ class FaceSwapPipeline:
             raise InvalidInput("error.no_face", field=role, name=name)
         return faces
 
+    def first_frame(self, asset_id: str) -> Image.Image:
+        """A video asset's first frame (where the UI numbers the faces of a video target)."""
+        asset = self.studio.assets.get(asset_id)
+        frames = media.read_frames(self.studio.assets.file_path(asset))
+        try:
+            frame = next(frames, None)
+        finally:
+            frames.close()
+        if frame is None:
+            raise InvalidInput("error.invalid", field="video_asset_id", reason=f"{asset.id} has no frames")
+        from PIL import Image
+
+        return Image.fromarray(np.array(frame))
+
     def detect(self, item: ImageInput) -> dict[str, Any]:
-        """The faces in an image, left to right (for the UI's numbered boxes)."""
-        image = self.open_input(item, "image")
+        """The faces in an image (or a video's first frame), left to right, for numbered boxes."""
+        is_video = bool(item.asset_id) and self.studio.assets.get(item.asset_id).ext in media.VIDEO_EXTS
+        image = self.first_frame(item.asset_id) if is_video else self.open_input(item, "image")
         pixels, _ = to_bgr(image)
         with self.studio.models.use(MODEL_NAME) as models:
             faces = self.analyse(models, pixels)

@@ -229,6 +229,9 @@ def test_scene_editor_adds_moves_and_removes(app):
     assert panel.scenes.children == (second, first)
     panel.remove_scene(second)
     assert panel.scenes.children == (first,)
+    assert [label for label, _ in first.motion.options][:2] == ["Acercar", "Alejar"]  # Spanish
+    first.motion.value = "pan_left"
+    assert first.to_scene()["motion"] == "pan_left"  # the pipeline's own key
     panel.render.click()
     assert "scenes[0].asset_id" in panel.message.value and "vacío" in panel.message.value
 

@@ -29,16 +29,18 @@ class SceneRow(w.HBox):
         self.script = w.Textarea(placeholder=t("ui.video.scene_script", lang),
                                  layout=w.Layout(width="300px", height="56px"))  # fmt: skip
         self.duration = w.FloatText(value=0, description="s", layout=w.Layout(width="110px"),
+                                    tooltip=t("ui.video.duration_help", lang),
                                     style={"description_width": "20px"})  # fmt: skip
-        self.motion = w.Dropdown(options=MOTIONS, value="zoom_in", layout=w.Layout(width="110px"))
+        self.motion = w.Dropdown(options=[(t(f"ui.video.motion.{m}", lang), m) for m in MOTIONS],
+                                 value="zoom_in", layout=w.Layout(width="130px"))  # fmt: skip
         self.crossfade = w.Checkbox(value=False, description=t("ui.video.crossfade", lang),
                                     indent=False, layout=w.Layout(width="110px"))  # fmt: skip
         buttons = []
-        for icon, action in (("arrow-up", -1), ("arrow-down", 1)):
-            button = w.Button(icon=icon, layout=w.Layout(width="36px"))
+        for icon, action, tip in (("arrow-up", -1, "ui.video.up"), ("arrow-down", 1, "ui.video.down")):
+            button = w.Button(icon=icon, tooltip=t(tip, lang), layout=w.Layout(width="36px"))
             button.on_click(lambda _b, a=action: panel.move_scene(self, a))
             buttons.append(button)
-        remove = w.Button(icon="trash", layout=w.Layout(width="36px"))
+        remove = w.Button(icon="trash", tooltip=t("ui.delete", lang), layout=w.Layout(width="36px"))
         remove.on_click(lambda _b: panel.remove_scene(self))
         self.kind.observe(lambda _c: self.refresh(), "value")
         super().__init__([self.kind, self.asset, self.script, self.duration, self.motion,

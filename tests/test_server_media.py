@@ -96,6 +96,9 @@ def test_face_swap_as_a_job_and_on_video(client):
     assert r.status_code == 200 and r.json()["licence"]["commercial_use"] is False
     done = client.studio.wait_job(r.json()["job_id"], timeout=120)
     assert done.state.value == "completed" and done.result["frames"] == 5
+    found = client.post("/detect-faces", json={"asset_id": video.json()["id"]})  # its first frame
+    assert found.status_code == 200 and len(found.json()["faces"]) == 1
+    assert (found.json()["width"], found.json()["height"]) == (512, 512)
 
 
 def test_detect_faces_and_licence(client):

@@ -56,7 +56,8 @@ def licence(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
 
 @router.post("/detect-faces")
 def detect_faces(body: DetectRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
-    """The faces in an image, left to right, with boxes and detection scores."""
+    """The faces in an image (or a video asset's first frame), left to right, with boxes and
+    detection scores."""
     return studio.detect_faces(image_input(body.asset_id, body.image, "image"))
 
 

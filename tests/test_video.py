@@ -177,6 +177,30 @@ def test_avatar_mouth_follows_the_voice_and_the_background_stays(av_studio):
     assert eye_change[still.blink > 0.5].min() > 10 and eye_change[still.blink == 0].max() == 0
 
 
+def test_the_jaw_opens_under_the_teeth_and_the_upper_lip_stays():
+    """On a smile that shows the upper teeth, the mouth opens below them: the rows above the
+    line stay as in the photo, a dark lens opens under it, widest in the middle."""
+    from enfoads.core.pipelines import avatar
+
+    portrait = astronaut_rgb()
+    face = avatar.haar_face(portrait)
+    mx, my = (int(round(v)) for v in face.mouth)
+    assert 146 <= my <= 150  # under the teeth (rows 144-148), not across them
+    animator = avatar.TalkingPhotoAnimator()
+    animator.prepare(portrait, face)
+    still = np.zeros((2, 3), np.float32)
+    drive = avatar.DriveSignal(25, np.array([0.0, 1.0], np.float32), np.zeros(2, np.float32), still)
+    closed, opened = animator.frame(0, drive), animator.frame(1, drive)
+    assert np.array_equal(closed, portrait)
+    upper = (slice(my - 8, my), slice(mx - 15, mx + 16))
+    assert np.array_equal(opened[upper], portrait[upper])
+    gap = opened[my + 1 : my + 5, mx - 4 : mx + 5].astype(float).mean()
+    assert gap < 80 < portrait[my + 1 : my + 5, mx - 4 : mx + 5].astype(float).mean()
+    height = [int((opened[my : my + 15, x].astype(int).sum(axis=1) < 250).sum())
+              for x in (mx - 18, mx - 9, mx)]  # fmt: skip
+    assert height[0] < height[1] < height[2]  # a lens: closed towards the corners
+
+
 def test_use_as_avatar_needs_a_face(av_studio):
     from skimage import data
 

@@ -1,7 +1,8 @@
 """Talking avatar: a portrait photo and a voice track become a clip whose mouth follows speech.
 
-The built-in ``TalkingPhotoAnimator`` warps the photo: the jaw and lower lip drop with the
-audio's loudness (an inner-mouth shade opens between the lips), the eyelids close every few
+The built-in ``TalkingPhotoAnimator`` warps the photo: everything under the line where the lips
+part (under the teeth, in a smile that shows them) drops with the audio's loudness, and the
+lens-shaped gap it leaves is shaded as the inside of the mouth; the eyelids close every few
 seconds, and the head sways slightly. Only a soft region around the head moves; the rest of
 the photo stays still. Face geometry comes from InsightFace's 106-point landmarks when the
 ``buffalo_l`` pack is on disk, else from OpenCV's Haar cascade (shipped in ``cv2.data``).
@@ -103,7 +104,40 @@ def haar_face(rgb: np.ndarray) -> FaceGeometry | None:
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    return geometry_from_box(float(x), float(y), float(w), float(h))
+    return refine_mouth(gray, geometry_from_box(float(x), float(y), float(w), float(h)), rgb)
+
+
+def refine_mouth(gray: np.ndarray, face: FaceGeometry, rgb: np.ndarray | None = None, *,
+                 smile_cascade: bool = True) -> FaceGeometry:  # fmt: skip
+    """Put the mouth on the line where the jaw opens: the smile cascade (``cv2.data``) finds the
+    mouth in a Haar face, the darkest row across its middle is where the lips part, and under
+    teeth that show (a smile) the line moves below them."""
+    import cv2
+
+    x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+    w, h = x1 - x0, y1 - y0
+    (mx, my), width = face.mouth, face.mouth_width
+    if smile_cascade:
+        top, bottom = y0 + int(0.55 * h), min(gray.shape[0], y1 + int(0.1 * h))
+        smile = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_smile.xml")
+        found = smile.detectMultiScale(gray[top:bottom, x0:x1], scaleFactor=1.1, minNeighbors=10,
+                                       minSize=(max(8, int(0.25 * w)), max(4, int(0.1 * h))))  # fmt: skip
+        plausible = [(sx + sw / 2, top + sy + sh / 2, sw) for sx, sy, sw, sh in found
+                     if 0.35 * w <= sx + sw / 2 <= 0.65 * w
+                     and 0.65 * h <= top + sy + sh / 2 - y0 <= 0.95 * h]  # fmt: skip
+        if plausible:
+            cx, cy, sw = min(plausible, key=lambda c: abs(c[1] - my))
+            mx, my, width = x0 + cx, cy, 0.8 * sw
+    reach = max(2, int(0.06 * h))
+    lo, hi = max(0, int(my) - reach), min(gray.shape[0], int(my) + reach + 1)
+    band = gray[lo:hi, x0 + int(0.38 * w) : x0 + int(0.62 * w) + 1].astype(np.float32).mean(axis=1)
+    if band.size >= 3:
+        smooth = np.convolve(band, np.ones(3) / 3, mode="same")
+        my = lo + float(np.argmin(smooth[1:-1]) + 1)
+    if rgb is not None:  # a smile showing teeth: the jaw opens under them, not above
+        my = below_teeth(rgb, int(my), x0 + int(0.38 * w), x0 + int(0.62 * w) + 1, int(0.12 * h)) or my
+    return FaceGeometry(face.box, face.left_eye, face.right_eye, face.eye_size, (float(mx), float(my)),
+                        float(width), face.source)  # fmt: skip
 
 
 def locate_face(studio: Studio, rgb: np.ndarray, name: str) -> FaceGeometry:
@@ -116,13 +150,35 @@ def locate_face(studio: Studio, rgb: np.ndarray, name: str) -> FaceGeometry:
             if faces:
                 face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
                 if getattr(face, "landmark_2d_106", None) is not None:
-                    return geometry_from_landmarks(face.bbox, face.landmark_2d_106)
+                    import cv2
+
+                    gray = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2GRAY)
+                    return refine_mouth(gray, geometry_from_landmarks(face.bbox, face.landmark_2d_106),
+                                        rgb, smile_cascade=False)  # fmt: skip
         except EnfoadsError as exc:
             log.warning("InsightFace landmarks unavailable (%s); using the Haar cascade", exc)
     found = haar_face(rgb)
     if found is None:
         raise InvalidInput("error.no_face", field="avatar", name=name)
     return found
+
+
+def below_teeth(rgb: np.ndarray, line: int, left: int, right: int, reach: int) -> float | None:
+    """The first row under a band of teeth (bright, unsaturated rows) just below ``line``."""
+    import cv2
+
+    lo, hi = line + 1, min(rgb.shape[0], line + 1 + max(2, reach))
+    if hi <= lo:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb[lo:hi, left:right, :3]), cv2.COLOR_RGB2HSV)
+    teeth = ((hsv[..., 1] < 60) & (hsv[..., 2] > 150)).mean(axis=1) >= 0.75
+    rows = np.flatnonzero(teeth)
+    if rows.size == 0:
+        return None
+    end = rows[0]
+    while end + 1 < teeth.size and teeth[end + 1]:
+        end += 1
+    return float(lo + end + 1)
 
 
 # -- drive signals ----------------------------------------------------------------------
@@ -201,13 +257,15 @@ class TalkingPhotoAnimator:
         # Head region: 1 inside an ellipse around the face, fading to 0 at the ROI's edge.
         r = np.sqrt(((xs - cx) / (face.width * 0.75)) ** 2 + ((ys - cy) / (face.height * 0.8)) ** 2)
         self.head_mask = np.clip((1.3 - r) / 0.3, 0, 1) ** 2
-        # Jaw: below the mouth line, strongest just under it, fading towards the chin.
+        # Jaw: everything under the line where the lips part drops, the lower lip most, fading
+        # towards the chin; across the mouth a lens, full in the middle and closed at the corners.
         mx, my = face.mouth
-        wx = np.exp(-(((xs - mx) / (face.mouth_width * 0.75)) ** 2))
-        below = (ys - my) / (face.height * 0.28)
-        wy = np.clip(below * 6, 0, 1) * np.clip(1.0 - below, 0, 1)
-        self.jaw = (wx * wy).astype(np.float32)
-        self.open_px = face.height * 0.09
+        lens = np.exp(-(((xs - mx) / (face.mouth_width * 0.36)) ** 2))
+        lens[lens < 0.05] = 0.0
+        below = (ys - my) / (face.height * 0.35)
+        fall = np.clip(ys - my + 0.5, 0, 1) * np.clip(1.0 - below, 0, 1)
+        self.jaw = (lens * fall).astype(np.float32)
+        self.open_px = face.height * 0.10
         # Eyelid colour: the skin just above each eye.
         ew, eh = face.eye_size
         self.lids = []
@@ -237,13 +295,15 @@ class TalkingPhotoAnimator:
         map_y = self.ys + m * (src_y - self.ys) - self.jaw * opening
         region = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REFLECT).astype(np.float32)  # fmt: skip
-        if opening > 0.5:  # the dark of the open mouth, between the lips
-            mx, my = self.face.mouth
-            shade = np.clip(1.0 - np.sqrt(((self.xs - mx) / (self.face.mouth_width * 0.36)) ** 2
-                                          + ((self.ys - my - opening * 0.45)
-                                             / (opening * 0.55 + 1)) ** 2), 0, 1)  # fmt: skip
-            alpha = (np.clip(shade * 2.5, 0, 1) * 0.85)[..., None]
-            region = region * (1 - alpha) + np.array([45, 18, 20], np.float32) * alpha
+        if opening > 0.5:  # the dark of the open mouth, in the gap the dropped jaw leaves
+            my = self.face.mouth[1]
+            # A pixel under the lip line that samples from above it lies between the lips.
+            src = self.ys - self.jaw * opening
+            gap = np.clip(my - src - 0.6, 0, 1) * np.clip(self.ys - my + 0.5, 0, 1)  # >= 1 px open
+            depth = np.clip((self.ys - my) / max(opening, 1.0), 0, 1)  # darker deeper inside
+            alpha = (gap * 0.92)[..., None]
+            inside = np.array([70, 30, 32], np.float32) * (1 - 0.45 * depth[..., None])
+            region = region * (1 - alpha) + inside * alpha
         closure = float(drive.blink[index])
         if closure > 0.05:
             for colour, mask in self.lids:

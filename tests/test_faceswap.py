@@ -219,3 +219,15 @@ def test_upload_over_the_size_cap_is_refused(media_settings):
             st.pipelines["faceswap"].swap_image(ImageInput(data=png(astronaut_rgb()), name="big.png"),
                                                 ImageInput(data=png(astronaut_rgb()), name="t.png"))
         assert "big.png" in info.value.message("en") and st.list_assets().total == 0
+
+
+def test_a_video_over_the_length_cap_is_refused_before_any_work(media_settings, tmp_path):
+    from enfoads.core.studio import Studio
+
+    with Studio(media_settings(max_swap_video_s=0.5)) as st:
+        video = st.upload_asset(two_frame_kinds_clip(tmp_path).read_bytes(), "anuncio.mp4")  # 1 s
+        source = st.upload_asset(png(astronaut_rgb()), "me.png")
+        with pytest.raises(InvalidInput) as info:
+            st.swap_faces_video(source_asset_id=source.id, video_asset_id=video.id)
+        assert "anuncio.mp4" in info.value.message("es") and "0.5 s" in info.value.message("es")
+        assert st.list_jobs() == []

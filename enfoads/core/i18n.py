@@ -17,6 +17,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "El campo '{field}' es demasiado largo: {length} caracteres (máximo {limit}).",
         "en": "The field '{field}' is too long: {length} characters (limit {limit}).",
     },
+    "error.video_too_long": {
+        "es": "El vídeo '{name}' dura {seconds} s; el cambio de cara admite hasta {limit} s. Recórtalo o sube ENFOADS_MAX_SWAP_VIDEO_S.",
+        "en": "The video '{name}' lasts {seconds} s; face swap takes up to {limit} s. Trim it or raise ENFOADS_MAX_SWAP_VIDEO_S.",
+    },
     "error.out_of_range": {
         "es": "El campo '{field}' vale {value}; debe estar entre {low} y {high}.",
         "en": "The field '{field}' is {value}; it must be between {low} and {high}.",

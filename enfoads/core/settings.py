@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     subtitle_model: str = "base"
     max_script_chars: int = Field(2000, ge=10)
     max_scenes: int = Field(12, ge=1, le=100)
+    max_swap_video_s: float = Field(120.0, gt=0)  # longest video for a face swap (a free T4 hour)
     video_fps: Literal[25, 30] = 25
     server_host: str = "127.0.0.1"
     server_port: int = Field(5000, ge=1, le=65535)

@@ -278,9 +278,14 @@ class Studio:
         from enfoads.core.errors import InvalidInput
 
         self.assets.open_image(source_asset_id)
-        if self.assets.get(video_asset_id).ext not in media.VIDEO_EXTS:
+        video = self.assets.get(video_asset_id)
+        if video.ext not in media.VIDEO_EXTS:
             raise InvalidInput("error.invalid", field="video_asset_id",
                                reason=f"{video_asset_id} is not a video")  # fmt: skip
+        limit = self.settings.max_swap_video_s
+        if (video.duration_s or 0) > limit:
+            raise InvalidInput("error.video_too_long", field="video_asset_id", name=video.name or video.id,
+                               seconds=round(video.duration_s, 1), limit=limit)  # fmt: skip
         return self.submit("face_swap_video", {"source_asset_id": source_asset_id,
                                                "video_asset_id": video_asset_id,
                                                "source_face": source_face, "target_face": target_face})  # fmt: skip

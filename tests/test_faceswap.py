@@ -231,3 +231,27 @@ def test_a_video_over_the_length_cap_is_refused_before_any_work(media_settings, 
             st.swap_faces_video(source_asset_id=source.id, video_asset_id=video.id)
         assert "anuncio.mp4" in info.value.message("es") and "0.5 s" in info.value.message("es")
         assert st.list_jobs() == []
+
+
+def test_cancelling_a_video_swap_stops_it_and_stores_nothing(face_studio, tmp_path):
+    from enfoads.core import media
+
+    clip = tmp_path / "long.mp4"
+    with media.FrameWriter(clip, 512, 512, 12) as writer:
+        for i in range(60):
+            writer.write(np.roll(astronaut_rgb(), i, axis=1))
+    video = face_studio.upload_asset(clip.read_bytes(), "long.mp4")
+    source = face_studio.upload_asset(png(astronaut_rgb()), "me.png")
+    before = face_studio.list_assets().total
+    started: list[str] = []
+
+    def cancel_once_swapping(event):  # subscribed first: no progress event can slip by
+        if started and event.payload.get("id") == started[0] and 5 < event.payload["progress"] < 50:
+            face_studio.cancel_job(started[0])
+
+    face_studio.subscribe(cancel_once_swapping, "job_update")
+    job = face_studio.swap_faces_video(source_asset_id=source.id, video_asset_id=video.id)
+    started.append(job.id)
+    done = face_studio.wait_job(job.id, timeout=120)
+    assert done.state.value == "cancelled"
+    assert face_studio.list_assets().total == before  # no partial video

@@ -47,6 +47,8 @@ def test_home_shows_budgets_jobs_and_missing_models(app):
     home = app.home
     assert home.ram.max == pytest.approx(app.studio.settings.ram_budget_gb * 1024**3)
     assert "GB" in home.gpu_text.value
+    # the models' share of the budget, and the machine's real RAM use beside it
+    assert home.ram_text.value.startswith("modelos ") and " · máquina " in home.ram_text.value
     # the tiny SDXL is on disk, the face models too; whisper tiny.en is a local folder
     assert "Faltan modelos" not in home.missing.value
     home.studio.prepare_model  # noqa: B018 - the Settings panel's download action exists

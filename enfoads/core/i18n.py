@@ -199,6 +199,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.home.title": {"es": "Estado del estudio", "en": "Studio status"},
     "ui.home.gpu": {"es": "GPU", "en": "GPU"},
     "ui.home.ram": {"es": "RAM", "en": "RAM"},
+    "ui.home.models_use": {"es": "modelos", "en": "models"},
+    "ui.home.machine": {"es": " · máquina {used:.1f} / {total:.1f} GB", "en": " · machine {used:.1f} / {total:.1f} GB"},
     "ui.home.loaded": {"es": "Modelos cargados: {models}", "en": "Models loaded: {models}"},
     "ui.home.missing": {"es": "Faltan modelos (descárgalos en Ajustes): {models}", "en": "Models missing (download them in Settings): {models}"},
     "ui.home.jobs": {"es": "Trabajos", "en": "Jobs"},

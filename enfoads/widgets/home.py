@@ -54,9 +54,16 @@ class HomePanel(w.VBox):
         ram_budget = stats.get("ram_budget_bytes") or 1
         self.gpu.max, self.gpu.value = gpu_budget, min(stats.get("gpu_used_bytes", 0), gpu_budget)
         self.ram.max, self.ram.value = ram_budget, min(stats.get("ram_used_bytes", 0), ram_budget)
-        self.gpu_text.value = (f"{stats.get('gpu_used_bytes', 0) / GB:.1f} / {gpu_budget / GB:.1f} GB"
-                               f" · {stats.get('device', '')}")  # fmt: skip
-        self.ram_text.value = f"{stats.get('ram_used_bytes', 0) / GB:.1f} / {ram_budget / GB:.1f} GB"
+        devices = stats.get("devices") or {}
+        machine_gpu = "".join(t("ui.home.machine", self.lang, used=g["used_bytes"] / GB,
+                                total=g["total_bytes"] / GB) for g in devices.get("gpus", [])[:1])  # fmt: skip
+        ram = devices.get("ram") or {}
+        machine_ram = (t("ui.home.machine", self.lang, used=ram["used_bytes"] / GB,
+                         total=ram["total_bytes"] / GB) if ram.get("total_bytes") else "")  # fmt: skip
+        self.gpu_text.value = (f"{t('ui.home.models_use', self.lang)} {stats.get('gpu_used_bytes', 0) / GB:.1f}"
+                               f" / {gpu_budget / GB:.1f} GB · {stats.get('device', '')}{machine_gpu}")  # fmt: skip
+        self.ram_text.value = (f"{t('ui.home.models_use', self.lang)} {stats.get('ram_used_bytes', 0) / GB:.1f}"
+                               f" / {ram_budget / GB:.1f} GB{machine_ram}")  # fmt: skip
         loaded = [f"{m['name']} ({m['where']})" for m in stats.get("models", []) if m.get("where")]
         self.models.value = html.escape(t("ui.home.loaded", self.lang,
                                           models=", ".join(loaded) or "—"))  # fmt: skip

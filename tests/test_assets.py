@@ -3,6 +3,7 @@ import io
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,7 +173,7 @@ SERIF = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"  # fonts-dejavu-
 
 @pytest.mark.skipif(not os.path.exists(SERIF), reason="needs fonts-dejavu-core")
 def test_font_uploads_are_checked_and_previewed(studio):
-    data = open(SERIF, "rb").read()
+    data = Path(SERIF).read_bytes()
     font = studio.upload_asset(data, "Marca-Bold.ttf")
     assert font.kind == "font" and font.ext == "ttf" and font.id.startswith("fnt_")
     thumb = Image.open(studio.assets.thumbnail_path(font))

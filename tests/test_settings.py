@@ -67,3 +67,11 @@ def test_every_job_kind_has_a_name_in_both_languages(tmp_path):
     assert kinds >= {"generate_image", "face_swap", "render_video"}
     for kind in kinds:
         assert CATALOG[f"job.{kind}"]["es"] and CATALOG[f"job.{kind}"]["en"]
+
+
+def test_every_asset_kind_has_a_name_in_both_languages():
+    from enfoads.core.assets import ASSET_KINDS
+    from enfoads.core.i18n import CATALOG
+
+    for kind in ASSET_KINDS:
+        assert CATALOG[f"kind.{kind}"]["es"] and CATALOG[f"kind.{kind}"]["en"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -459,7 +460,7 @@ def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
     serif = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
     if not os.path.exists(serif):
         pytest.skip("needs fonts-dejavu-core")
-    font = av_studio.upload_asset(open(serif, "rb").read(), "Marca.ttf")
+    font = av_studio.upload_asset(Path(serif).read_bytes(), "Marca.ttf")
     avatar, *_ = scene_assets(av_studio)
     video = av_studio.pipelines["video"]
     cues = [Cue(0.0, 1.0, ("Fresh coffee",), ())]

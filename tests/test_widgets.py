@@ -1,6 +1,7 @@
 """Widget tests: build the panels over a Studio with tiny/offline models, click, assert traits."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_brand_kit_is_saved_and_used_by_the_video_studio(app):
     kit.cta.value = "Visítanos hoy"
     kit.primary.value = "#224466"
     serif = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"  # fonts-dejavu-core
-    font = app.studio.upload_asset(open(serif, "rb").read(), "Marca.ttf")
+    font = app.studio.upload_asset(Path(serif).read_bytes(), "Marca.ttf")
     kit.font.value = font.id
     kit.save.click()
     assert "guardado" in kit.message.value

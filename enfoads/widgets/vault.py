@@ -64,7 +64,8 @@ class VaultPanel(w.VBox):
         self.studio = studio
         lang = self.lang = studio.settings.language
         self.page_size = page_size
-        self.kind = w.Dropdown(options=[(t("ui.all", lang), "")] + [(k, k) for k in ASSET_KINDS],
+        kinds = [(t(f"kind.{k}", lang), k) for k in ASSET_KINDS]
+        self.kind = w.Dropdown(options=[(t("ui.all", lang), ""), *kinds],
                                value="", description=t("ui.kind", lang))  # fmt: skip
         self.search = w.Text(description=t("ui.search", lang))
         self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
@@ -93,7 +94,7 @@ class VaultPanel(w.VBox):
     def _card(self, asset: Any) -> w.Widget:
         thumb = self.studio.assets.thumbnail_path(asset) if asset.has_thumbnail else None
         picture = (w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px"))
-                   if thumb else w.Label(asset.kind))  # fmt: skip
+                   if thumb else w.Label(t(f"kind.{asset.kind}", self.lang)))  # fmt: skip
         delete = w.Button(description=t("ui.delete", self.lang), icon="trash",
                           layout=w.Layout(width="104px"))  # fmt: skip
         delete.on_click(lambda _b, a=asset: self.delete(a.id, a.name or a.id))
@@ -128,7 +129,7 @@ class VaultPanel(w.VBox):
             video = w.Button(description=t("ui.use_video", self.lang), icon="film")
             video.on_click(lambda _b: self.on_use_in_video and self.on_use_in_video(asset_id))
             extra = [avatar, video]
-        info = f"{asset.id} · {asset.kind} · {asset.size_bytes // 1024} KB"
+        info = f"{asset.id} · {t(f'kind.{asset.kind}', self.lang)} · {asset.size_bytes // 1024} KB"
         if asset.meta.get("commercial_use") is False:
             info += " · ⚖ " + t("ui.non_commercial", self.lang)
         self.preview.children = (view, w.Label(info),

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps "$(INSIGHTFACE_SPEC)"
 	touch $@
 
-.PHONY: studio test install
+.PHONY: studio test install system
 install: $(STAMP)
 
 studio: $(STAMP)
@@ -27,7 +27,12 @@ CLIENT := clients/typescript
 $(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
 	cd $(CLIENT) && npm ci --no-audit --no-fund
 
-test: $(STAMP) $(CLIENT)/node_modules/.package-lock.json
+# Debian packages the tests use (Node.js + npm, espeak-ng, DejaVu fonts, Chromium); only what
+# is missing is installed (with sudo when not root).
+system:
+	bash scripts/install-system.sh
+
+test: system $(STAMP) $(CLIENT)/node_modules/.package-lock.json
 	# The TypeScript client: types from the OpenAPI schema, then tsc.
 	cd $(CLIENT) && npm run --silent check
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)

@@ -69,6 +69,7 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     creator, vault = app.creator, app.vault
     assert vault.count.value == "0 recursos"
     creator.prompt.value = "botella de aceite de oliva"
+    assert ("9:16 · Stories, Reels, TikTok", "9:16") in creator.placements.options  # named placements
     creator.placements.value = ("1:1", "16:9")
     creator.seed.value = 21
     creator.generate.click()

@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from enfoads.core.i18n import t
+from enfoads.core.i18n import CATALOG, t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import JobProgress, Message, asset_download
 
@@ -29,7 +29,9 @@ class AdCreatorPanel(w.VBox):
                                    style={"description_width": "initial"})  # fmt: skip
         self.style = w.Dropdown(options=[(label, key) for key, label in options["styles"].items()],
                                 value="none", description=t("ui.style", lang))  # fmt: skip
-        self.placements = w.SelectMultiple(options=list(options["aspects"]), value=["1:1"],
+        named = [(f"{a} · {t(f'placement.{a}', lang)}" if f"placement.{a}" in CATALOG else a, a)
+                 for a in options["aspects"]]  # fmt: skip
+        self.placements = w.SelectMultiple(options=named, value=["1:1"],
                                            rows=6, description=t("ui.placements", lang))  # fmt: skip
         self.seed = w.IntText(value=-1, description=t("ui.seed", lang),
                               style={"description_width": "initial"})  # fmt: skip

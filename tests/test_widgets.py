@@ -185,6 +185,30 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     assert "no comercial" in card.children[2].value  # the licence shows on the vault card
 
 
+def test_face_swap_panel_picks_the_source_face_in_a_group_photo(app):
+    from enfoads.testing.faces import scaled_face_patch
+
+    patch = scaled_face_patch()
+    group = np.full((400, 640, 3), 200, np.uint8)  # two people: faces #0 (left) and #1
+    h, w = patch.shape[:2]
+    group[50 : 50 + h, 20 : 20 + w] = patch
+    group[100 : 100 + h, 400 : 400 + w] = patch
+    panel = app.faceswap
+    panel.accept.value = True
+    panel.source.value = app.studio.upload_asset(png(group), "equipo.png").id
+    panel.target.value = app.studio.upload_asset(png(astronaut_rgb()), "anuncio.png").id
+    panel.detect.click()
+    assert "En el origen: 2." in panel.message.value and panel.source_preview.layout.display == ""
+    assert [v for _, v in panel.source_face.options] == ["largest", "0", "1"]  # no "all" here
+    panel.source_face.value = "1"
+    panel.swap.click()
+    job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
+    assert job.state.value == "completed", job.error
+    assert job.params["source_face"] == 1 and job.result["source_face"] == 1
+    panel.source.value = panel.target.value  # another source: its old choices go
+    assert len(panel.source_face.options) == 1 and panel.source_preview.layout.display == "none"
+
+
 def test_face_swap_panel_swaps_a_video_target(app, tmp_path):
     from enfoads.core import media
 

@@ -55,8 +55,13 @@ class FaceSwapPanel(w.VBox):
         self.target = AssetPicker(studio, t("ui.swap.target", lang), kinds=("image", "video"),
                                   accept="image/*,video/mp4,video/webm")  # fmt: skip
         self.detect = w.Button(description=t("ui.swap.detect", lang), icon="search")
+        self.source_face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
+                                      description=t("ui.swap.source_face", lang),
+                                      style={"description_width": "initial"})  # fmt: skip
         self.face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
-                               description=t("ui.swap.face", lang))  # fmt: skip
+                               description=t("ui.swap.face", lang),
+                               style={"description_width": "initial"})  # fmt: skip
+        self.source_preview = w.Image(format="png", layout=w.Layout(max_width="300px", display="none"))
         self.preview = w.Image(format="png", layout=w.Layout(max_width="420px", display="none"))
         self.swap = w.Button(description=t("ui.swap.run", lang), button_style="primary",
                              icon="exchange", disabled=not licence["accepted"])  # fmt: skip
@@ -65,9 +70,11 @@ class FaceSwapPanel(w.VBox):
         self.result = w.VBox()
         self.detect.on_click(lambda _b: self.find_faces())
         self.target.on_change(lambda _v: self.forget_faces())
+        self.source.on_change(lambda _v: self.forget_source_faces())
         self.swap.on_click(lambda _b: self.start())
         super().__init__([self.notice, self.accept, self.source, self.target,
-                          w.HBox([self.detect, self.face]), self.preview, self.swap, self.message,
+                          w.HBox([self.detect, self.source_face, self.face]),
+                          w.HBox([self.source_preview, self.preview]), self.swap, self.message,
                           self.progress, self.result])  # fmt: skip
 
     def _accept(self, value: bool) -> None:
@@ -79,22 +86,37 @@ class FaceSwapPanel(w.VBox):
         self.preview.layout.display = "none"
         self.face.options = [(t("ui.swap.largest", self.lang), "largest")]
 
+    def forget_source_faces(self) -> None:
+        self.source_preview.layout.display = "none"
+        self.source_face.options = [(t("ui.swap.largest", self.lang), "largest")]
+
+    def choices(self, faces: list[dict[str, Any]], allow_all: bool) -> list[tuple[str, str]]:
+        return ([(t("ui.swap.largest", self.lang), "largest")]
+                + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
+                + ([(t("ui.swap.all", self.lang), "all")] if allow_all and len(faces) > 1 else []))  # fmt: skip
+
     def find_faces(self) -> None:
+        """Number the faces of the target (which to replace) and of the source (which to use)."""
         if not self.target.value:
             self.message.show(t("ui.swap.pick_target", self.lang), "error")
             return
         try:
-            found = self.studio.detect_faces(self.target.value)
+            faces = self.studio.detect_faces(self.target.value)["faces"]
+            source = self.studio.detect_faces(self.source.value)["faces"] if self.source.value else None
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
-        faces = found["faces"]
         self.preview.value = numbered_boxes(self.target_picture(), faces)
         self.preview.layout.display = ""
-        self.face.options = ([(t("ui.swap.largest", self.lang), "largest")]
-                             + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
-                             + ([(t("ui.swap.all", self.lang), "all")] if len(faces) > 1 else []))  # fmt: skip
-        self.message.show(t("ui.swap.found", self.lang, n=len(faces)), "ok" if faces else "error")
+        self.face.options = self.choices(faces, allow_all=True)
+        text = t("ui.swap.found", self.lang, n=len(faces))
+        if source is not None:
+            picture = self.studio.assets.read_bytes(self.source.value)
+            self.source_preview.value = numbered_boxes(picture, source)
+            self.source_preview.layout.display = ""
+            self.source_face.options = self.choices(source, allow_all=False)
+            text += " " + t("ui.swap.found_source", self.lang, n=len(source))
+        self.message.show(text, "ok" if faces and source != [] else "error")
 
     def target_is_video(self) -> bool:
         return self.studio.get_asset(self.target.value).kind == "video"
@@ -111,14 +133,15 @@ class FaceSwapPanel(w.VBox):
         if not (self.source.value and self.target.value):
             self.message.show(t("ui.swap.pick_both", self.lang), "error")
             return
-        choice = self.face.value
-        face = int(choice) if choice.isdigit() else choice
+        face, source_face = (int(c) if c.isdigit() else c for c in (self.face.value, self.source_face.value))
         if self.target_is_video():  # every frame, the audio kept
             submit = lambda: self.studio.swap_faces_video(  # noqa: E731
-                source_asset_id=self.source.value, video_asset_id=self.target.value, target_face=face)
+                source_asset_id=self.source.value, video_asset_id=self.target.value,
+                source_face=source_face, target_face=face)
         else:
             submit = lambda: self.studio.swap_faces(  # noqa: E731
-                source_asset_id=self.source.value, target_asset_id=self.target.value, target_face=face)
+                source_asset_id=self.source.value, target_asset_id=self.target.value,
+                source_face=source_face, target_face=face)
         self.progress.start(submit, self.message, self.swap)
 
     def _finished(self, job: dict[str, Any]) -> None:

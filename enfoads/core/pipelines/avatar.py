@@ -266,6 +266,12 @@ class TalkingPhotoAnimator:
         fall = np.clip(ys - my + 0.5, 0, 1) * np.clip(1.0 - below, 0, 1)
         self.jaw = (lens * fall).astype(np.float32)
         self.open_px = face.height * 0.10
+        # Where a gap can open at all (the lens, down to the widest opening): the only pixels
+        # the mouth shading has to look at, in ROI coordinates.
+        cols = np.flatnonzero(lens[0] > 0)
+        row0 = max(0, int(my) - y0 - 1)
+        self.mouth_box = (slice(row0, max(row0, int(my + self.open_px) - y0 + 3)),
+                          slice(int(cols[0]), int(cols[-1]) + 1) if cols.size else slice(0, 0))  # fmt: skip
         # Eyelid colour: the skin just above each eye.
         ew, eh = face.eye_size
         self.lids = []
@@ -297,13 +303,15 @@ class TalkingPhotoAnimator:
                            borderMode=cv2.BORDER_REFLECT).astype(np.float32)  # fmt: skip
         if opening > 0.5:  # the dark of the open mouth, in the gap the dropped jaw leaves
             my = self.face.mouth[1]
+            box = self.mouth_box
+            ys = self.ys[box]
             # A pixel under the lip line that samples from above it lies between the lips.
-            src = self.ys - self.jaw * opening
-            gap = np.clip(my - src - 0.6, 0, 1) * np.clip(self.ys - my + 0.5, 0, 1)  # >= 1 px open
-            depth = np.clip((self.ys - my) / max(opening, 1.0), 0, 1)  # darker deeper inside
+            src = ys - self.jaw[box] * opening
+            gap = np.clip(my - src - 0.6, 0, 1) * np.clip(ys - my + 0.5, 0, 1)  # >= 1 px open
+            depth = np.clip((ys - my) / max(opening, 1.0), 0, 1)  # darker deeper inside
             alpha = (gap * 0.92)[..., None]
             inside = np.array([70, 30, 32], np.float32) * (1 - 0.45 * depth[..., None])
-            region = region * (1 - alpha) + inside * alpha
+            region[box] = region[box] * (1 - alpha) + inside * alpha
         closure = float(drive.blink[index])
         if closure > 0.05:
             for colour, mask in self.lids:

@@ -61,7 +61,8 @@ class FaceSwapPanel(w.VBox):
         self.face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
                                description=t("ui.swap.face", lang),
                                style={"description_width": "initial"})  # fmt: skip
-        self.source_preview = w.Image(format="png", layout=w.Layout(max_width="300px", display="none"))
+        self.source_preview = w.Image(format="png",
+                                      layout=w.Layout(max_width="300px", display="none"))  # fmt: skip
         self.preview = w.Image(format="png", layout=w.Layout(max_width="420px", display="none"))
         self.swap = w.Button(description=t("ui.swap.run", lang), button_style="primary",
                              icon="exchange", disabled=not licence["accepted"])  # fmt: skip
@@ -102,7 +103,8 @@ class FaceSwapPanel(w.VBox):
             return
         try:
             faces = self.studio.detect_faces(self.target.value)["faces"]
-            source = self.studio.detect_faces(self.source.value)["faces"] if self.source.value else None
+            source = (self.studio.detect_faces(self.source.value)["faces"]
+                      if self.source.value else None)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
@@ -133,7 +135,8 @@ class FaceSwapPanel(w.VBox):
         if not (self.source.value and self.target.value):
             self.message.show(t("ui.swap.pick_both", self.lang), "error")
             return
-        face, source_face = (int(c) if c.isdigit() else c for c in (self.face.value, self.source_face.value))
+        face, source_face = (int(c) if c.isdigit() else c
+                             for c in (self.face.value, self.source_face.value))  # fmt: skip
         if self.target_is_video():  # every frame, the audio kept
             submit = lambda: self.studio.swap_faces_video(  # noqa: E731
                 source_asset_id=self.source.value, video_asset_id=self.target.value,

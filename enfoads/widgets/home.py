@@ -55,15 +55,16 @@ class HomePanel(w.VBox):
         self.gpu.max, self.gpu.value = gpu_budget, min(stats.get("gpu_used_bytes", 0), gpu_budget)
         self.ram.max, self.ram.value = ram_budget, min(stats.get("ram_used_bytes", 0), ram_budget)
         devices = stats.get("devices") or {}
-        machine_gpu = "".join(t("ui.home.machine", self.lang, used=g["used_bytes"] / GB,
-                                total=g["total_bytes"] / GB) for g in devices.get("gpus", [])[:1])  # fmt: skip
-        ram = devices.get("ram") or {}
-        machine_ram = (t("ui.home.machine", self.lang, used=ram["used_bytes"] / GB,
-                         total=ram["total_bytes"] / GB) if ram.get("total_bytes") else "")  # fmt: skip
-        self.gpu_text.value = (f"{t('ui.home.models_use', self.lang)} {stats.get('gpu_used_bytes', 0) / GB:.1f}"
-                               f" / {gpu_budget / GB:.1f} GB · {stats.get('device', '')}{machine_gpu}")  # fmt: skip
-        self.ram_text.value = (f"{t('ui.home.models_use', self.lang)} {stats.get('ram_used_bytes', 0) / GB:.1f}"
-                               f" / {ram_budget / GB:.1f} GB{machine_ram}")  # fmt: skip
+        share = t("ui.home.models_use", self.lang)
+        machine = lambda d: t("ui.home.machine", self.lang, used=d["used_bytes"] / GB,  # noqa: E731
+                              total=d["total_bytes"] / GB)  # fmt: skip
+        gpus, ram = devices.get("gpus") or [], devices.get("ram") or {}
+        self.gpu_text.value = (f"{share} {stats.get('gpu_used_bytes', 0) / GB:.1f} / "
+                               f"{gpu_budget / GB:.1f} GB · {stats.get('device', '')}"
+                               + (machine(gpus[0]) if gpus else ""))  # fmt: skip
+        self.ram_text.value = (f"{share} {stats.get('ram_used_bytes', 0) / GB:.1f} / "
+                               f"{ram_budget / GB:.1f} GB"
+                               + (machine(ram) if ram.get("total_bytes") else ""))  # fmt: skip
         loaded = [f"{m['name']} ({m['where']})" for m in stats.get("models", []) if m.get("where")]
         self.models.value = html.escape(t("ui.home.loaded", self.lang,
                                           models=", ".join(loaded) or "—"))  # fmt: skip

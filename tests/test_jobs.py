@@ -179,3 +179,35 @@ def test_event_bus_unsubscribe_and_failing_handler():
     bus.publish(events.Event("b"))
     assert seen == ["a"]
     assert events.job_update({"id": "j"}).to_dict() == {"event": "job_update", "id": "j"}
+
+
+def test_a_first_model_load_says_how_much_has_downloaded(h, tmp_path):
+    """While a model downloads into the data dir the stage counts the GB; then it stops."""
+    import time
+
+    models = tmp_path / "models"
+    models.mkdir()
+
+    def load_then_work(ctx):
+        ctx.progress(2, "loading")
+        with ctx.watching_downloads(models, "SDXL", 6 * 1024**3, interval_s=0.05):
+            with (models / "unet.safetensors.incomplete").open("wb") as f:
+                for _ in range(8):  # 8 × 1 MB arriving
+                    f.write(b"\0" * 1_000_000)
+                    f.flush()
+                    time.sleep(0.06)
+        ctx.progress(50, "generating")
+        time.sleep(0.2)  # nothing new arrives: no download stage any more
+        return JobResult((), {})
+
+    h.queue.register("load", load_then_work)
+    h.queue.start()
+    job = h.queue.submit("load", {})
+    assert h.queue.wait(job.id, TIMEOUT).state is JobState.COMPLETED
+    stages = [e["stage"] for e in h.updates(job.id)]
+    downloading = [s for s in stages if s.startswith("Downloading SDXL: ")]
+    assert downloading and downloading[-1].endswith(" MB of ~6.0 GB (first time only)")
+    assert stages.index("generating") > stages.index(downloading[-1])
+    assert not any(s.startswith("Downloading") for s in stages[stages.index("generating"):])
+    progress = [e["progress"] for e in h.updates(job.id)]
+    assert progress == sorted(progress)  # the stage changes, the progress never goes back

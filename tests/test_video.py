@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import wave
@@ -354,6 +355,9 @@ def test_parallel_composition_gives_the_same_frames(av_studio):
 
         def t(self, key, **params):
             return t(key, "en", **params)
+
+        def watching_downloads(self, *_args, **_kwargs):
+            return contextlib.nullcontext()
 
     avatar, product, _music, logo = scene_assets(av_studio)
     video = av_studio.pipelines["video"]

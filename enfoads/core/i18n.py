@@ -129,6 +129,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "stage.rendering": {"es": "Componiendo el vídeo: fotograma {frame}/{total}",
                         "en": "Rendering the video: frame {frame}/{total}"},
     "stage.downloading": {"es": "Descargando {model}", "en": "Downloading {model}"},
+    "stage.downloading_size": {"es": "Descargando {model}: {done} de ~{total} (solo la primera vez)",
+                               "en": "Downloading {model}: {done} of ~{total} (first time only)"},
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
     # notices

@@ -37,6 +37,7 @@ def in_hub_cache(studio: Studio, repo: str, filename: str) -> bool:
 def model_inventory(studio: Studio) -> list[dict[str, Any]]:
     """One row per model: key, capability, licence, commercial use, size and ``on_disk``."""
     from enfoads.core.pipelines import faceswap, image, subtitles
+    from enfoads.core.pipelines.video import VOICE_BYTES
 
     s = studio.settings
     rows: list[dict[str, Any]] = []
@@ -65,8 +66,8 @@ def model_inventory(studio: Studio) -> list[dict[str, Any]]:
     for item in voice.catalogue():
         rows.append({"key": f"voice:{item['key']}", "capability": "voice",
                      "model": f"Piper {item['key']}", "licence": item["licence"],
-                     "licence_url": item["model_card_url"], "commercial_use": None, "size_bytes": 63_000_000,
-                     "on_disk": item["available"]})  # fmt: skip
+                     "licence_url": item["model_card_url"], "commercial_use": None,
+                     "size_bytes": VOICE_BYTES, "on_disk": item["available"]})  # fmt: skip
     if s.prompt_llm_model:
         rows.append({"key": "prompt-llm", "capability": "prompt", "model": s.prompt_llm_model,
                      "licence": "see the model card", "commercial_use": None,
@@ -88,16 +89,17 @@ def missing_models(studio: Studio) -> list[dict[str, Any]]:
 def run_prepare(studio: Studio, ctx: JobContext) -> JobResult:
     """Download (and load once, to check) one model: ``params["model"]`` is an inventory key."""
     key = str(ctx.params.get("model", ""))
-    known = {r["key"] for r in model_inventory(studio)}
-    if key not in known:
+    rows = {r["key"]: r for r in model_inventory(studio)}
+    if key not in rows:
         raise InvalidInput("error.unknown_choice", field="model", value=key,
-                           choices=", ".join(sorted(known)))  # fmt: skip
+                           choices=", ".join(sorted(rows)))  # fmt: skip
     ctx.progress(5, ctx.t("stage.downloading", model=key))
-    if key.startswith("voice:"):
-        studio.pipelines["voice"].voice_files(key.removeprefix("voice:"))
-    else:
-        with studio.models.use(key):
-            pass
+    with ctx.watching_downloads(studio.settings.models_dir, rows[key]["model"], rows[key]["size_bytes"]):
+        if key.startswith("voice:"):
+            studio.pipelines["voice"].voice_files(key.removeprefix("voice:"))
+        else:
+            with studio.models.use(key):
+                pass
     return JobResult((), {"model": key, "on_disk": True})
 
 

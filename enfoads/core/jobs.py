@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import queue
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -129,8 +132,52 @@ class JobContext:
         self.check_cancelled()
         self._report(max(0.0, min(100.0, float(percent))), stage)
 
+    def stage(self, text: str) -> None:
+        """A new stage text at the same progress (safe from another thread; no cancel check)."""
+        self._report(0.0, text)
+
+    @contextmanager
+    def watching_downloads(self, folder: Path, label: str, expected_bytes: int,
+                           interval_s: float = 1.0) -> Iterator[None]:  # fmt: skip
+        """While the block runs (a first model load), say how much has arrived in ``folder``:
+        "Descargando SDXL: 2.1 / 6.9 GB" instead of a stage that looks stuck for minutes."""
+        start = folder_bytes(folder)
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(interval_s):
+                grown = folder_bytes(folder) - start
+                if grown >= 1_000_000:
+                    self.stage(self.t("stage.downloading_size", model=label, done=human_size(grown),
+                                      total=human_size(max(expected_bytes, grown))))  # fmt: skip
+
+        thread = threading.Thread(target=watch, name="enfoads-download-watch", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def t(self, key: str, **params: Any) -> str:
         return t(key, self.lang, **params)
+
+
+def human_size(n: int) -> str:
+    """``640 MB`` under a gigabyte, ``6.4 GB`` above."""
+    return f"{n / 1024**2:.0f} MB" if n < 1024**3 else f"{n / 1024**3:.1f} GB"
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (partial downloads included); 0 when it is missing."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # removed while we looked (a finished download renamed)
+    return total
 
 
 Handler = Callable[[JobContext], JobResult]
@@ -340,14 +387,16 @@ class LocalJobQueue:
                 return  # cancelled while queued
             handler = self._handlers.get(job.kind)
             last = {"progress": 0.0, "stage": job.stage}
+            lock = threading.Lock()  # a download watcher reports from its own thread
 
             def report(percent: float, stage: str | None) -> None:
-                percent = max(percent, last["progress"])  # progress never goes back
-                stage = stage if stage is not None else last["stage"]
-                if percent - last["progress"] < 0.5 and stage == last["stage"]:
-                    return  # nothing a user could see
-                last.update(progress=percent, stage=stage)
-                self.store.transition(job_id, [JobState.RUNNING], progress=percent, stage=stage)
+                with lock:
+                    percent = max(percent, last["progress"])  # progress never goes back
+                    stage = stage if stage is not None else last["stage"]
+                    if percent - last["progress"] < 0.5 and stage == last["stage"]:
+                        return  # nothing a user could see
+                    last.update(progress=percent, stage=stage)
+                    self.store.transition(job_id, [JobState.RUNNING], progress=percent, stage=stage)
 
             ctx = JobContext(job, token, report, self.lang)
             try:

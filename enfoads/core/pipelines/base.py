@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from enfoads.core.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from enfoads.core.jobs import JobContext
+    from enfoads.core.studio import Studio
 
 
 @dataclass(frozen=True)
@@ -122,3 +129,14 @@ def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
         "enfoads": json.dumps(record, ensure_ascii=False),
         "XML:com.adobe.xmp": XMP_AI,
     }
+
+
+@contextmanager
+def use_model(studio: Studio, ctx: JobContext, name: str, label: str,
+              expected_bytes: int) -> Iterator[Any]:  # fmt: skip
+    """``studio.models.use(name)`` inside a job: while the model loads (a first use downloads it
+    into the data dir), the job's stage says how many GB have arrived."""
+    with ExitStack() as stack:
+        with ctx.watching_downloads(studio.settings.models_dir, label, expected_bytes):
+            model = stack.enter_context(studio.models.use(name))
+        yield model

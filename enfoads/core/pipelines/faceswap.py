@@ -24,7 +24,7 @@ from enfoads.core import media
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_offline, is_local,
-                                         resolve_file)  # fmt: skip
+                                         resolve_file, use_model)  # fmt: skip
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -465,6 +465,8 @@ class FaceSwapPipeline:
     def run_image(self, ctx: JobContext) -> JobResult:
         p = ctx.params
         ctx.progress(10, ctx.t("stage.loading_model"))
+        with use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()):
+            pass  # loaded (downloaded the first time) with its progress shown; stays resident
         out = self.swap_image(ImageInput(asset_id=p.get("source_asset_id")),
                               ImageInput(asset_id=p.get("target_asset_id")),
                               source_face=p.get("source_face", "largest"),
@@ -487,7 +489,7 @@ class FaceSwapPipeline:
         swapped_frames, n = 0, -1
         with tempfile.TemporaryDirectory(prefix="enfoads-swap-") as tmp:
             out_path = Path(tmp) / "swapped.mp4"
-            with self.studio.models.use(MODEL_NAME) as models:
+            with use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()) as models:
                 src_faces = self.faces_in(src_pixels, models, "source", source.asset_id or "")
                 [src_index] = choose(src_faces, p.get("source_face", "largest"), "source_face",
                                      allow_all=False)  # fmt: skip

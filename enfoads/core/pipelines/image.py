@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_error_reason, hub_kwargs,
-                                         is_local, local_weights_bytes, resolve_file)  # fmt: skip
+                                         is_local, local_weights_bytes, resolve_file, use_model)  # fmt: skip
 from enfoads.core.pipelines.prompt import STYLES
 
 if TYPE_CHECKING:
@@ -331,7 +331,9 @@ class ImagePipeline:
         ctx.progress(2, ctx.t("stage.loading_model"))
         seeds = [request.seed + i for i in range(request.num_images)]
         made: list[tuple[str, int, int, int, Any]] = []
-        with self.studio.models.use(MODEL_NAME) as pipe:
+        download = unet_file(self.settings).size_bytes + sum(
+            MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
+        with use_model(self.studio, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
             for index, (placement, width, height) in enumerate(sizes):
                 def on_step(step: int, of: int, index: int = index, placement: str = placement):
                     done = index * steps + step

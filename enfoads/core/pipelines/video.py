@@ -38,6 +38,7 @@ TRANSITIONS = ("cut", "crossfade")
 CROSSFADE_S = 0.5
 END_CARD_S = 2.5
 VOICE_LEAD_S, VOICE_TAIL_S = 0.2, 0.4
+VOICE_BYTES = 63_000_000  # a medium Piper voice, downloaded on its first use
 
 
 @dataclass(frozen=True)
@@ -286,8 +287,10 @@ class VideoPipeline:
             ctx.progress(10 + 15 * i / len(request.scenes), ctx.t("stage.voice"))
             speech = None
             if scene.script.strip():
-                speech = voice.synthesize(scene.script, request.voice, rate=request.rate,
-                                          language=request.language)  # fmt: skip
+                name = request.voice or self.settings.voice_default
+                with ctx.watching_downloads(self.settings.models_dir, name, VOICE_BYTES):
+                    speech = voice.synthesize(scene.script, request.voice, rate=request.rate,
+                                              language=request.language)  # fmt: skip
             spoken = speech.duration_s + VOICE_LEAD_S + VOICE_TAIL_S if speech else 0.0
             natural = spoken or 3.0
             if scene.kind == "video" and not speech and scene.duration is None:
@@ -329,8 +332,10 @@ class VideoPipeline:
             ctx.check_cancelled()
             if item.speech is None:
                 continue
-            local = subs.subtitles(item.speech.samples, item.speech.sample_rate, item.scene.script,
-                                   language=request.language, rules=rules)  # fmt: skip
+            with ctx.watching_downloads(self.settings.models_dir, "faster-whisper",
+                                        subs.estimate_bytes()):  # fmt: skip
+                local = subs.subtitles(item.speech.samples, item.speech.sample_rate,
+                                       item.scene.script, language=request.language, rules=rules)  # fmt: skip
             shift = item.voice_at
             for c in local:
                 words = tuple(replace(w, start=w.start + shift, end=w.end + shift) for w in c.words)

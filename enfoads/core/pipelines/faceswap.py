@@ -399,15 +399,21 @@ class FaceSwapPipeline:
 
     def swap_image(self, source: ImageInput, target: ImageInput, *, source_face: str | int =
                    "largest", target_face: str | int = "largest",
-                   job_id: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """Swap and store: the result (and uploaded inputs) become assets only on success."""
+                   ctx: JobContext | None = None) -> dict[str, Any]:  # fmt: skip
+        """Swap and store: the result (and uploaded inputs) become assets only on success.
+
+        Called directly (about a second on a T4) or from the ``face_swap`` job (``ctx``), where
+        a first use shows its download in the job's stage."""
+        job_id = ctx.job_id if ctx is not None else None
         src_image = self.open_input(source, "source")
         dst_image = self.open_input(target, "target")
         src_pixels, _ = to_bgr(src_image)
         dst_pixels, mode_alpha = to_bgr(dst_image)
         src_name = source.asset_id or source.name
         dst_name = target.asset_id or target.name
-        with self.studio.models.use(MODEL_NAME) as models:
+        loading = (use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes())
+                   if ctx is not None else self.studio.models.use(MODEL_NAME))  # fmt: skip
+        with loading as models:
             src_faces = self.faces_in(src_pixels, models, "source", src_name)
             dst_faces = self.faces_in(dst_pixels, models, "target", dst_name)
             [src_index] = choose(src_faces, source_face, "source_face", allow_all=False)
@@ -465,12 +471,10 @@ class FaceSwapPipeline:
     def run_image(self, ctx: JobContext) -> JobResult:
         p = ctx.params
         ctx.progress(10, ctx.t("stage.loading_model"))
-        with use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()):
-            pass  # loaded (downloaded the first time) with its progress shown; stays resident
         out = self.swap_image(ImageInput(asset_id=p.get("source_asset_id")),
                               ImageInput(asset_id=p.get("target_asset_id")),
                               source_face=p.get("source_face", "largest"),
-                              target_face=p.get("target_face", "largest"), job_id=ctx.job_id)  # fmt: skip
+                              target_face=p.get("target_face", "largest"), ctx=ctx)  # fmt: skip
         out.pop("asset")
         return JobResult((out["asset_id"],), out)
 

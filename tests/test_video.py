@@ -215,6 +215,9 @@ def test_use_as_avatar_needs_a_face(av_studio):
 
 
 # -- video ------------------------------------------------------------------------------
+SERIF = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"  # fonts-dejavu-core (make test)
+
+
 def tone_wav(seconds: float = 3.0, rate: int = 22050) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     samples = (0.4 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
@@ -244,6 +247,7 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     from enfoads.core import media
 
     avatar, product, music, logo = scene_assets(av_studio)
+    font = av_studio.upload_asset(Path(SERIF).read_bytes(), "Marca.ttf")
     updates = []
     av_studio.subscribe(lambda e: updates.append((e.payload["progress"], e.payload["stage"])),
                         "job_update")  # fmt: skip
@@ -252,7 +256,8 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
                 {"kind": "image", "asset_id": product.id, "script": "Try our new espresso blend!",
                  "transition": "crossfade", "motion": "pan_left", "duration": 3.0}],
         aspect="9:16", size=360, music_asset_id=music.id, logo_asset_id=logo.id,
-        cta="Visit us downtown", subtitle_style={"karaoke": True, "position": "bottom"})
+        cta="Visit us downtown",
+        subtitle_style={"karaoke": True, "position": "bottom", "font_asset_id": font.id})
     done = av_studio.wait_job(job.id, timeout=300)
     assert done.state.value == "completed", done.error
     video = av_studio.get_asset(done.result["asset_id"])
@@ -271,7 +276,7 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
         assert stage in stages
     assert 30 in progress and 70 in progress
     # assets with lineage: video from its inputs; voice-over, SRT and VTT from the video
-    assert set(video.parents) == {avatar.id, product.id, music.id, logo.id}
+    assert set(video.parents) == {avatar.id, product.id, music.id, logo.id, font.id}
     kinds = sorted(av_studio.get_asset(a).ext for a in done.result_asset_ids)
     assert kinds == ["mp4", "srt", "vtt", "wav"]
     srt = av_studio.assets.read_bytes(done.result_asset_ids[2]).decode()
@@ -456,15 +461,11 @@ def test_ordered_map_keeps_order_bounds_the_window_and_raises_in_turn():
 
 
 def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
-    import os
 
     from enfoads.core.pipelines.subtitles import Cue
     from enfoads.core.pipelines.video import Overlay, RenderRequest
 
-    serif = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
-    if not os.path.exists(serif):
-        pytest.skip("needs fonts-dejavu-core")
-    font = av_studio.upload_asset(Path(serif).read_bytes(), "Marca.ttf")
+    font = av_studio.upload_asset(Path(SERIF).read_bytes(), "Marca.ttf")
     avatar, *_ = scene_assets(av_studio)
     video = av_studio.pipelines["video"]
     cues = [Cue(0.0, 1.0, ("Fresh coffee",), ())]

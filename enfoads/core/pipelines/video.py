@@ -434,7 +434,8 @@ class VideoPipeline:
         """Store the video, voice-over, SRT and VTT; on any failure remove what was stored."""
         assets = self.studio.assets
         inputs = [s.asset_id for s in request.scenes]
-        inputs += [a for a in (request.music_asset_id, request.logo_asset_id) if a]
+        inputs += [a for a in (request.music_asset_id, request.logo_asset_id,
+                               request.subtitle_style.font_asset_id) if a]  # fmt: skip
         script = " ".join(s.script for s in request.scenes if s.script.strip())
         record = {"ai_generated": True, "kind": ctx.kind, "voice": request.voice or
                   self.settings.voice_default, "aspect": request.aspect,

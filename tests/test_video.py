@@ -461,7 +461,6 @@ def test_ordered_map_keeps_order_bounds_the_window_and_raises_in_turn():
 
 
 def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
-
     from enfoads.core.pipelines.subtitles import Cue
     from enfoads.core.pipelines.video import Overlay, RenderRequest
 

@@ -10,6 +10,7 @@ from typing import Any
 import ipywidgets as w
 
 from enfoads.core.i18n import t
+from enfoads.core.media import VIDEO_EXTS
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, thumbnail
 
@@ -121,7 +122,7 @@ class FaceSwapPanel(w.VBox):
         self.message.show(text, "ok" if faces and source != [] else "error")
 
     def target_is_video(self) -> bool:
-        return self.studio.get_asset(self.target.value).kind == "video"
+        return self.studio.get_asset(self.target.value).ext in VIDEO_EXTS  # as the pipeline decides
 
     def target_picture(self) -> bytes:
         """The target image's bytes; for a video, its first frame (where faces are numbered)."""

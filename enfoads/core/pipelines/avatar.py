@@ -104,16 +104,16 @@ def haar_face(rgb: np.ndarray) -> FaceGeometry | None:
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    return refine_mouth(gray, geometry_from_box(float(x), float(y), float(w), float(h)), rgb)
+    return refine_mouth(rgb, geometry_from_box(float(x), float(y), float(w), float(h)))
 
 
-def refine_mouth(gray: np.ndarray, face: FaceGeometry, rgb: np.ndarray | None = None, *,
-                 smile_cascade: bool = True) -> FaceGeometry:  # fmt: skip
+def refine_mouth(rgb: np.ndarray, face: FaceGeometry, *, smile_cascade: bool = True) -> FaceGeometry:
     """Put the mouth on the line where the jaw opens: the smile cascade (``cv2.data``) finds the
     mouth in a Haar face, the darkest row across its middle is where the lips part, and under
     teeth that show (a smile) the line moves below them."""
     import cv2
 
+    gray = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2GRAY))
     x0, y0, x1, y1 = (int(round(v)) for v in face.box)
     w, h = x1 - x0, y1 - y0
     (mx, my), width = face.mouth, face.mouth_width
@@ -134,8 +134,8 @@ def refine_mouth(gray: np.ndarray, face: FaceGeometry, rgb: np.ndarray | None = 
     if band.size >= 3:
         smooth = np.convolve(band, np.ones(3) / 3, mode="same")
         my = lo + float(np.argmin(smooth[1:-1]) + 1)
-    if rgb is not None:  # a smile showing teeth: the jaw opens under them, not above
-        my = below_teeth(rgb, int(my), x0 + int(0.38 * w), x0 + int(0.62 * w) + 1, int(0.12 * h)) or my
+    # A smile showing teeth: the jaw opens under them, not above.
+    my = below_teeth(rgb, int(my), x0 + int(0.38 * w), x0 + int(0.62 * w) + 1, int(0.12 * h)) or my
     return FaceGeometry(face.box, face.left_eye, face.right_eye, face.eye_size, (float(mx), float(my)),
                         float(width), face.source)  # fmt: skip
 
@@ -150,11 +150,8 @@ def locate_face(studio: Studio, rgb: np.ndarray, name: str) -> FaceGeometry:
             if faces:
                 face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
                 if getattr(face, "landmark_2d_106", None) is not None:
-                    import cv2
-
-                    gray = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2GRAY)
-                    return refine_mouth(gray, geometry_from_landmarks(face.bbox, face.landmark_2d_106),
-                                        rgb, smile_cascade=False)  # fmt: skip
+                    return refine_mouth(rgb, geometry_from_landmarks(face.bbox, face.landmark_2d_106),
+                                        smile_cascade=False)  # fmt: skip
         except EnfoadsError as exc:
             log.warning("InsightFace landmarks unavailable (%s); using the Haar cascade", exc)
     found = haar_face(rgb)

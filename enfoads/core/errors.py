@@ -6,6 +6,8 @@ server answers ``status`` with ``to_dict(lang)``, and the job record stores the 
 
 from __future__ import annotations
 
+import errno
+import re
 from typing import Any
 
 from enfoads.core.i18n import t
@@ -90,3 +92,25 @@ class JobStateError(EnfoadsError):
 
 class JobCancelled(Exception):
     """Raised inside a running job when its cancellation token is set."""
+
+
+class DiskFull(EnfoadsError):
+    status = 507
+
+    def __init__(self) -> None:
+        super().__init__("error.disk_full")
+
+
+_PATH = re.compile(r"""(?:[A-Za-z]:)?(?:[\\/][^\s'"\\/:]+){2,}[\\/]?""")
+
+
+def public_reason(exc: BaseException, limit: int = 200) -> str:
+    """What may be shown of an unexpected exception: its type and first line, with file paths
+    replaced by ``<file>`` (temp dirs, the data dir and blob paths stay in the log)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = _PATH.sub("<file>", first)
+    return f"{type(exc).__name__}: {text}"[:limit] if text else type(exc).__name__
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -105,6 +105,66 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "Error interno en '{kind}': {reason}",
         "en": "Internal error in '{kind}': {reason}",
     },
+    "error.bad_character": {
+        "es": "El campo '{field}' contiene un carácter no permitido ({char}, posición {position}).",
+        "en": "The field '{field}' holds a character that is not allowed ({char}, position {position}).",
+    },
+    "error.too_deep": {
+        "es": "El campo '{field}' está anidado demasiado (máximo {limit} niveles).",
+        "en": "The field '{field}' is nested too deeply (at most {limit} levels).",
+    },
+    "error.not_finite": {
+        "es": "El campo '{field}' debe ser un número finito.",
+        "en": "The field '{field}' must be a finite number.",
+    },
+    "error.reserved_kind": {
+        "es": "Los recursos de tipo '{kind}' los gestiona el estudio: no se pueden subir, etiquetar ni borrar desde aquí.",
+        "en": "'{kind}' assets are managed by the studio: they cannot be uploaded, tagged or deleted from here.",
+    },
+    "error.kind_mismatch": {
+        "es": "Un archivo .{ext} no puede ser un recurso de tipo '{kind}'.",
+        "en": "A .{ext} file cannot be a '{kind}' asset.",
+    },
+    "error.corrupt_video": {
+        "es": "El vídeo '{name}' está dañado o no se puede leer.",
+        "en": "The video '{name}' is damaged or cannot be read.",
+    },
+    "error.disk_full": {
+        "es": "No queda espacio en el disco de datos; libera espacio (borra recursos) y vuelve a intentarlo.",
+        "en": "The data disk is full; free some space (delete assets) and try again.",
+    },
+    "error.unauthorized": {
+        "es": "Hace falta un token válido (Authorization: Bearer <token>).",
+        "en": "A valid bearer token is required (Authorization: Bearer <token>).",
+    },
+    "error.rate_limited": {
+        "es": "Demasiadas peticiones: como máximo {limit} por minuto. Vuelve a intentarlo en {retry_after} s.",
+        "en": "Too many requests: at most {limit} per minute. Try again in {retry_after} s.",
+    },
+    "error.body_too_large": {
+        "es": "La petición pesa más de {limit_mb:.1f} MB, el máximo para esta ruta.",
+        "en": "The request is over {limit_mb:.1f} MB, the limit for this route.",
+    },
+    "error.bad_json": {
+        "es": "El cuerpo de la petición no es JSON válido.",
+        "en": "The request body is not valid JSON.",
+    },
+    "error.unsupported_media_type": {
+        "es": "Envía multipart/form-data con un campo 'file', o JSON con 'data' en base64.",
+        "en": "Send multipart/form-data with a 'file' field, or JSON with base64 'data'.",
+    },
+    "error.invalid_field": {
+        "es": "El campo '{field}' no es válido: {reason}.",
+        "en": "The field '{field}' is not valid: {reason}.",
+    },
+    "error.internal_http": {
+        "es": "Error interno del servidor; sigue funcionando. Consulta el registro del servidor.",
+        "en": "Internal server error; the server keeps running. See the server log.",
+    },
+    "error.no_thumbnail": {
+        "es": "El recurso '{id}' no tiene miniatura.",
+        "en": "The asset '{id}' has no thumbnail.",
+    },
     "error.cancelled": {"es": "Cancelado por el usuario.", "en": "Cancelled by the user."},
     "error.interrupted": {
         "es": "Interrumpido: el proceso se detuvo mientras se ejecutaba.",

@@ -27,8 +27,10 @@ from sqlalchemy.orm import sessionmaker
 from enfoads.core import events
 from enfoads.core.assets import utcnow
 from enfoads.core.db import JobRow
-from enfoads.core.errors import EnfoadsError, JobCancelled, JobStateError, NotFound
+from enfoads.core.errors import (DiskFull, EnfoadsError, JobCancelled, JobStateError, NotFound,
+                                 is_disk_full, public_reason)
 from enfoads.core.i18n import t
+from enfoads.core.validation import check_tree, scrub, storable
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +66,13 @@ class Job:
 
     @classmethod
     def from_row(cls, row: JobRow) -> Job:
+        # scrub: rows stored before text was checked must not break a listing
         return cls(
             id=row.id, kind=row.kind, state=JobState(row.state), progress=row.progress,
-            stage=row.stage, params=dict(row.params or {}),
-            result_asset_ids=tuple(row.result_asset_ids or ()), result=dict(row.result or {}),
-            error=row.error, error_code=row.error_code, retry_of=row.retry_of,
+            stage=scrub(row.stage or ""), params=scrub(dict(row.params or {})),
+            result_asset_ids=tuple(row.result_asset_ids or ()),
+            result=scrub(dict(row.result or {})), error=scrub(row.error or ""),
+            error_code=row.error_code, retry_of=row.retry_of,
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
         )  # fmt: skip
 
@@ -209,6 +213,8 @@ class JobStore:
         self.clock = clock
 
     def create(self, kind: str, params: dict[str, Any], retry_of: str | None = None) -> Job:
+        check_tree(params, "params")
+        storable(params, "params")  # nothing that cannot be read back is ever stored
         row = JobRow(
             id=f"job_{secrets.token_hex(8)}", kind=kind, state=JobState.QUEUED.value,
             progress=0.0, stage="", params=params, result_asset_ids=[], result={}, error="",
@@ -414,11 +420,15 @@ class LocalJobQueue:
                 log.info("job %s failed: %s", job_id, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - a job's crash is recorded, not raised
-                log.exception("job %s (%s) crashed", job_id, job.kind)
-                reason = f"{type(exc).__name__}: {exc}"[:400]
-                self._finish(job_id, [JobState.RUNNING], JobState.FAILED,
-                             error=t("error.internal", self.lang, kind=job.kind, reason=reason),
-                             error_code="error.internal")  # fmt: skip
+                if is_disk_full(exc):
+                    log.error("job %s (%s): the disk is full", job_id, job.kind)
+                    error, code = DiskFull().message(self.lang), "error.disk_full"
+                else:
+                    log.exception("job %s (%s) crashed", job_id, job.kind)
+                    error = t("error.internal", self.lang, kind=job.kind, reason=public_reason(exc))
+                    code = "error.internal"
+                self._finish(job_id, [JobState.RUNNING], JobState.FAILED, error=error,
+                             error_code=code)  # fmt: skip
                 return
             self._finish(job_id, [JobState.RUNNING], JobState.COMPLETED, progress=100.0,
                          stage=t("stage.completed", self.lang),

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from enfoads.core.validation import check_text
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_error_reason, hub_kwargs,
@@ -104,14 +105,12 @@ class ImageRequest:
 
     def validated(self, max_prompt_chars: int, max_batch: int) -> ImageRequest:
         """The request with its seed chosen, or an InvalidInput naming the bad field."""
-        prompt = (self.prompt or "").strip()
+        prompt = check_text(self.prompt or "", "prompt").strip()
         if not prompt:
             raise InvalidInput("error.empty", field="prompt")
         for name, text in (("prompt", prompt), ("negative_prompt", self.negative_prompt),
                            ("enhanced_prompt", self.enhanced_prompt or "")):  # fmt: skip
-            if len(text) > max_prompt_chars:
-                raise InvalidInput("error.too_long", field=name, length=len(text),
-                                   limit=max_prompt_chars)  # fmt: skip
+            check_text(text, name, limit=max_prompt_chars)
         if self.style not in STYLES:
             raise InvalidInput("error.unknown_choice", field="style", value=self.style,
                                choices=", ".join(STYLES))  # fmt: skip

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from enfoads.core.validation import check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import t
 from enfoads.core.pipelines.base import ModelFile, hub_kwargs, local_weights_bytes
@@ -140,12 +141,12 @@ class PromptEnhancer:
     def enhance(self, prompt: str, *, style: str = "none", placement: str | None = None,
                 brand_colors: tuple[str, ...] | list[str] = (), product: str | None = None,
                 use_llm: bool | None = None) -> PromptResult:  # fmt: skip
-        text = (prompt or "").strip()
+        text = check_text(prompt or "", "prompt", limit=self.settings.max_prompt_chars).strip()
         if not text:
             raise InvalidInput("error.empty", field="prompt")
-        if len(text) > self.settings.max_prompt_chars:
-            raise InvalidInput("error.too_long", field="prompt", length=len(text),
-                               limit=self.settings.max_prompt_chars)  # fmt: skip
+        for name, value in (("product", product or ""), ("placement", placement or ""),
+                            *(("brand_colors", c) for c in brand_colors)):  # fmt: skip
+            check_text(value, name, limit=200)
         if style not in STYLES:
             raise InvalidInput("error.unknown_choice", field="style", value=style,
                                choices=", ".join(STYLES))  # fmt: skip

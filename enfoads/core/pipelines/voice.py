@@ -13,7 +13,6 @@ import logging
 import re
 import shutil
 import subprocess
-import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from enfoads.core.errors import EnfoadsError, InvalidInput, ModelUnavailable
+from enfoads.core import media
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
+from enfoads.core.validation import check_text
 
 if TYPE_CHECKING:
     from enfoads.core.settings import Settings
@@ -122,7 +123,7 @@ def espeak_exe() -> str | None:
 
 
 def check_script(text: str, limit: int, field_name: str = "script") -> str:
-    text = " ".join((text or "").split())
+    text = " ".join(check_text(text or "", field_name).split())
     if not text:
         raise InvalidInput("error.empty", field=field_name)
     if len(text) > limit:
@@ -237,12 +238,14 @@ class VoicePipeline:
     def espeak(self, text: str, language: str, rate: float, pause_s: float) -> Speech:
         exe = espeak_exe()
         pieces, spans, t, rate_hz = [], [], 0.0, 22050
-        with tempfile.TemporaryDirectory() as tmp:
+        with media.work_dir(self.settings.work_dir, "espeak-") as tmp:
             for i, sentence in enumerate(split_sentences(text)):
                 out = Path(tmp) / f"{i}.wav"
+                # The text goes on stdin, never as an argument: a script starting with '-'
+                # ("-20% hoy", "-f/etc/passwd") must be spoken, not parsed as an option.
                 subprocess.run([exe, "-v", ESPEAK_VOICES[language], "-s", str(int(165 * rate)),
-                                "-w", str(out), sentence], check=True, capture_output=True,
-                               timeout=120)  # fmt: skip
+                                "-w", str(out), "--stdin"], input=sentence.encode("utf-8"),
+                               check=True, capture_output=True, timeout=120)  # fmt: skip
                 audio, rate_hz = read_wav(out.read_bytes())
                 if pieces:
                     pieces.append(np.zeros(int(pause_s * rate_hz), np.float32))

@@ -1,7 +1,10 @@
 """The BrandVault: assets in the database, their files content-addressed under the data dir.
 
 A file lives at ``assets/<sha[:2]>/<sha>.<ext>`` and is written once, atomically; two assets
-with the same bytes share it, and deleting one keeps it for the other.
+with the same bytes share it, and deleting one keeps it for the other. Publishing a file with
+its row, and deleting a row with its now-unused file, happen under one lock (a thread lock and
+an ``flock`` on ``assets.lock`` for the other processes on this data dir), so a delete racing
+an identical new asset can never take the new asset's file.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,11 +35,23 @@ from sqlalchemy.orm import sessionmaker
 
 from enfoads.core import events, media
 from enfoads.core.db import AssetRow, TagRow
-from enfoads.core.errors import InvalidInput, NotFound
+from enfoads.core.errors import DiskFull, InvalidInput, NotFound, is_disk_full
+from enfoads.core.validation import check_text
 
 log = logging.getLogger(__name__)
 
 ASSET_KINDS = ("image", "video", "audio", "avatar", "logo", "subtitle", "brand_kit", "font")
+# Kinds only the studio writes (the brand kit's JSON): never from an upload, a tag or a delete
+# sent by a client.
+RESERVED_KINDS = ("brand_kit",)
+UPLOAD_KINDS = tuple(k for k in ASSET_KINDS if k not in RESERVED_KINDS)
+# Which file types each kind can hold (an upload claiming ``kind=font`` for a PNG is refused).
+KIND_EXTS = {
+    "image": media.IMAGE_EXTS, "avatar": media.IMAGE_EXTS, "logo": media.IMAGE_EXTS,
+    "video": media.VIDEO_EXTS, "font": media.FONT_EXTS, "audio": media.AUDIO_EXTS,
+    "subtitle": ("vtt", "srt"), "brand_kit": ("json",),
+}  # fmt: skip
+TMP_PREFIX = ".tmp-"
 MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _TAG_RE = re.compile(r"^[\w\- áéíóúñüÁÉÍÓÚÑÜ]{1,64}$")
@@ -144,29 +162,88 @@ class AssetStore:
         self.max_upload_bytes = max_upload_bytes
         self.max_image_pixels = max_image_pixels
         self._clock = clock
+        self._thread_lock = threading.RLock()
+        self._lock_path = self.root.with_name(self.root.name + ".lock")  # beside the blobs
 
     # -- files -------------------------------------------------------------------------
+    @contextmanager
+    def _files_locked(self) -> Iterator[None]:
+        """Held while a file is published with its row, or a row deleted with its file."""
+        import fcntl
+
+        with self._thread_lock, open(self._lock_path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def _blob_path(self, sha: str, ext: str) -> Path:
         return media.resolve_inside(self.root, f"{sha[:2]}/{sha}.{ext}")
 
-    def _write_blob(self, data: bytes, ext: str) -> str:
-        """Write ``data`` under its sha256 (temp file + fsync + rename); return the sha."""
-        sha = hashlib.sha256(data).hexdigest()
-        path = self._blob_path(sha, ext)
-        if path.exists():
-            return sha
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    def _stage(self, data: bytes) -> Path:
+        """``data`` in a fsynced temp file under the store (renamed into place later)."""
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TMP_PREFIX)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise DiskFull() from None
             raise
+        return Path(tmp)
+
+    def _publish(self, staged: Path, sha: str, ext: str) -> bool:
+        """Move a staged file to its content address (call with the files lock held); True when
+        this call created the file."""
+        path = self._blob_path(sha, ext)
+        if path.exists():
+            staged.unlink(missing_ok=True)
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, path)
+        return True
+
+    def _write_blob(self, data: bytes, ext: str) -> str:
+        """Write ``data`` under its sha256 (temp file + fsync + rename); return the sha."""
+        sha = hashlib.sha256(data).hexdigest()
+        if self._blob_path(sha, ext).exists():
+            return sha
+        staged = self._stage(data)
+        with self._files_locked():
+            self._publish(staged, sha, ext)
         return sha
+
+    def sweep(self, min_age_s: float = 600.0) -> dict[str, int]:
+        """Remove what a killed process left: temp files and files no asset uses, older than
+        ``min_age_s`` (younger ones may belong to a write in progress). Run at start-up."""
+        now = time.time()
+        removed = {"temp": 0, "orphan": 0}
+        with self._sessions() as s:
+            used = {f"{sha}.{ext}" for sha, ext in s.execute(select(AssetRow.sha256, AssetRow.ext))}
+            used |= {f"{sha}.jpg" for (sha,) in s.execute(
+                select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None)))}  # fmt: skip
+        with self._files_locked():
+            for path in self.root.rglob("*"):
+                try:
+                    if not path.is_file() or now - path.stat().st_mtime < min_age_s:
+                        continue
+                except OSError:
+                    continue
+                if path.name.startswith(TMP_PREFIX):
+                    path.unlink(missing_ok=True)
+                    removed["temp"] += 1
+                elif path.parent.parent == self.root and path.name not in used:
+                    path.unlink(missing_ok=True)
+                    removed["orphan"] += 1
+        if any(removed.values()):
+            log.info("asset store swept: %(temp)d temp files, %(orphan)d unused files", removed)
+        return removed
 
     def file_path(self, asset_or_id: Asset | str) -> Path:
         asset = self.get(asset_or_id) if isinstance(asset_or_id, str) else asset_or_id
@@ -216,19 +293,24 @@ class AssetStore:
                                choices=", ".join(ASSET_KINDS))  # fmt: skip
         if not data:
             raise InvalidInput("error.empty", field="file")
+        name = check_text(name, "name")[:255]
+        check_text(prompt, "prompt")
         if ext is None:
             sniffed = media.sniff(data)
             if sniffed is None:
                 raise InvalidInput("error.invalid", field="file", reason="unknown file format")
             ext = sniffed[0]
+        if ext not in KIND_EXTS[kind]:
+            raise InvalidInput("error.kind_mismatch", field="kind", ext=ext, kind=kind)
+        if asset_id is None:
+            asset_id = f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
+        elif not _ID_RE.match(asset_id):
+            raise InvalidInput("error.invalid", field="id", reason="letters, digits, _ and - only")
         mime = media.MIME_BY_EXT.get(ext, "application/octet-stream")
         tags = [self._check_tag(t) for t in tags] + (["avatar"] if kind == "avatar" else [])
         width = height = None
         duration = None
         thumb_bytes = None
-        if (kind == "font") != (ext in media.FONT_EXTS):
-            raise InvalidInput("error.invalid", field="kind",
-                               reason=f"a .{ext} file cannot be a {kind} asset")  # fmt: skip
         if ext in media.IMAGE_EXTS:
             image = media.decode_image(data, name or kind, self.max_image_pixels)
             width, height = image.size
@@ -236,31 +318,44 @@ class AssetStore:
         elif ext in media.FONT_EXTS:
             media.check_font(data, name or kind)
             thumb_bytes = media.font_thumbnail(data, self.thumbnail_px)
-        sha = self._write_blob(data, ext)
-        if ext in media.VIDEO_EXTS:
-            path = self._blob_path(sha, ext)
-            info = media.probe_video(path)
-            width, height, duration = info.width, info.height, info.duration_s
-            thumb_bytes = media.video_thumbnail(path, self.thumbnail_px)
-        thumb_sha = self._write_blob(thumb_bytes, "jpg") if thumb_bytes else None
-        if asset_id is None:
-            asset_id = f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
-        elif not _ID_RE.match(asset_id):
-            raise InvalidInput("error.invalid", field="id", reason="letters, digits, _ and - only")
-        row = AssetRow(
-            id=asset_id, kind=kind, name=name[:255], sha256=sha, ext=ext, mime=mime,
-            size_bytes=len(data), width=width, height=height, duration_s=duration,
-            thumb_sha256=thumb_sha, prompt=prompt, seed=seed, job_id=job_id,
-            parents=list(parents), model_ids=list(model_ids), meta=dict(meta or {}),
-            created_at=created_at or self._clock(),
-        )  # fmt: skip
-        row.tags = [TagRow(tag=t) for t in dict.fromkeys(tags)]
-        with self._sessions.begin() as s:
-            if s.get(AssetRow, asset_id) is not None:
-                raise InvalidInput("error.invalid", field="id", reason=f"{asset_id} already exists")
-            s.add(row)
-            s.flush()
-            asset = Asset.from_row(row)
+        sha = hashlib.sha256(data).hexdigest()
+        staged = self._stage(data)
+        try:
+            if ext in media.VIDEO_EXTS:  # probed in its temp file: a bad one leaves nothing
+                info = media.probe_video(staged, name or kind)
+                width, height, duration = info.width, info.height, info.duration_s
+                thumb_bytes = media.video_thumbnail(staged, self.thumbnail_px, name or kind)
+            thumb_sha = hashlib.sha256(thumb_bytes).hexdigest() if thumb_bytes else None
+            row = AssetRow(
+                id=asset_id, kind=kind, name=name, sha256=sha, ext=ext, mime=mime,
+                size_bytes=len(data), width=width, height=height, duration_s=duration,
+                thumb_sha256=thumb_sha, prompt=prompt, seed=seed, job_id=job_id,
+                parents=list(parents), model_ids=list(model_ids), meta=dict(meta or {}),
+                created_at=created_at or self._clock(),
+            )  # fmt: skip
+            row.tags = [TagRow(tag=t) for t in dict.fromkeys(tags)]
+            staged_thumb = self._stage(thumb_bytes) if thumb_bytes else None
+            with self._files_locked():
+                created = self._publish(staged, sha, ext)
+                created_thumb = staged_thumb is not None and self._publish(staged_thumb, thumb_sha, "jpg")
+                try:
+                    with self._sessions.begin() as s:
+                        if s.get(AssetRow, asset_id) is not None:
+                            raise InvalidInput("error.invalid", field="id",
+                                               reason=f"{asset_id} already exists")  # fmt: skip
+                        s.add(row)
+                        s.flush()
+                        asset = Asset.from_row(row)
+                except BaseException:
+                    if created:
+                        self._blob_path(sha, ext).unlink(missing_ok=True)
+                    if created_thumb:
+                        self._blob_path(thumb_sha, "jpg").unlink(missing_ok=True)
+                    raise
+        finally:
+            staged.unlink(missing_ok=True)  # already moved, unless something failed
+            if thumb_bytes and "staged_thumb" in locals() and staged_thumb is not None:
+                staged_thumb.unlink(missing_ok=True)
         log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
         self._bus.publish(events.asset_added(asset.to_dict()))
         return asset
@@ -271,8 +366,14 @@ class AssetStore:
         return self.add_bytes(png_with_metadata(image, png_text or {}), kind, ext="png", **fields)
 
     def add_upload(self, data: bytes, name: str, kind: str | None = None, **fields: Any) -> Asset:
-        """Store a user's upload: size cap, format check, image decode (all before writing)."""
+        """Store a user's upload: size cap, format check, image decode (all before writing).
+        Reserved kinds (the brand kit's JSON) cannot be claimed by an upload."""
         media.check_upload_size(data, name, self.max_upload_bytes)
+        if kind is not None and kind not in UPLOAD_KINDS:
+            if kind in RESERVED_KINDS:
+                raise InvalidInput("error.reserved_kind", field="kind", kind=kind, action="upload")
+            raise InvalidInput("error.unknown_choice", field="kind", value=kind,
+                               choices=", ".join(UPLOAD_KINDS))  # fmt: skip
         sniffed = media.sniff(data)
         if sniffed is None:
             raise InvalidInput("error.corrupt_image", name=name, reason="unknown file format")
@@ -321,7 +422,7 @@ class AssetStore:
             query = query.where(AssetRow.kind == kind)
         if tag:
             query = query.where(AssetRow.tags.any(TagRow.tag == tag))
-        if text and text.strip():
+        if text and check_text(text, "q", limit=200).strip():
             pattern = "%" + re.sub(r"([%_\\])", r"\\\1", text.strip()) + "%"
             query = query.where(
                 or_(
@@ -340,7 +441,7 @@ class AssetStore:
     # -- changing ----------------------------------------------------------------------
     @staticmethod
     def _check_tag(tag: str) -> str:
-        tag = str(tag).strip().lower()
+        tag = check_text(tag, "tags").strip().lower()
         if not _TAG_RE.match(tag):
             raise InvalidInput("error.invalid", field="tags", reason=f"'{tag[:40]}' is not a tag")
         return tag
@@ -360,20 +461,21 @@ class AssetStore:
 
     def delete(self, asset_id: str) -> None:
         """Delete the asset; its file and thumbnail go only when no other asset uses them."""
-        with self._sessions.begin() as s:
-            row = self._row(s, asset_id)
-            sha, ext, thumb = row.sha256, row.ext, row.thumb_sha256
-            s.delete(row)
-            s.flush()
-            file_used = s.scalar(select(func.count()).where(AssetRow.sha256 == sha,
-                                                            AssetRow.ext == ext))  # fmt: skip
-            thumb_used = thumb and s.scalar(
-                select(func.count()).where(AssetRow.thumb_sha256 == thumb)
-            )
-        if not file_used:
-            self._blob_path(sha, ext).unlink(missing_ok=True)
-        if thumb and not thumb_used:
-            self._blob_path(thumb, "jpg").unlink(missing_ok=True)
+        with self._files_locked():  # no identical asset can be published meanwhile
+            with self._sessions.begin() as s:
+                row = self._row(s, asset_id)
+                sha, ext, thumb = row.sha256, row.ext, row.thumb_sha256
+                s.delete(row)
+                s.flush()
+                file_used = s.scalar(select(func.count()).where(AssetRow.sha256 == sha,
+                                                                AssetRow.ext == ext))  # fmt: skip
+                thumb_used = thumb and s.scalar(
+                    select(func.count()).where(AssetRow.thumb_sha256 == thumb)
+                )
+            if not file_used:
+                self._blob_path(sha, ext).unlink(missing_ok=True)
+            if thumb and not thumb_used:
+                self._blob_path(thumb, "jpg").unlink(missing_ok=True)
         log.info("asset %s deleted", asset_id)
         self._bus.publish(events.asset_deleted(asset_id))
 

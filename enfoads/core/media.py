@@ -11,6 +11,7 @@ import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
 )
 IMAGE_EXTS = {"png", "jpg", "gif", "webp"}
 VIDEO_EXTS = {"mp4", "webm"}
+AUDIO_EXTS = {"wav", "mp3", "ogg"}
 FONT_EXTS = {"ttf", "otf"}
 FONT_SAMPLE = "Aa Ññ 123"
 MIME_BY_EXT = {ext: mime for _, _, ext, mime in _SIGNATURES} | {
@@ -131,21 +133,30 @@ class VideoInfo:
     duration_s: float
 
 
-def probe_video(path: Path) -> VideoInfo:
+def probe_video(path: Path, name: str = "video") -> VideoInfo:
+    """Size, fps and duration; a clear error naming the video (never its path, never ffmpeg's
+    own output, which is logged) when ffmpeg cannot read it."""
+    import logging
+
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(str(path))
     try:
         meta = next(reader)
-    except (RuntimeError, OSError, StopIteration) as exc:
-        raise InvalidInput("error.invalid", field="file", reason=f"unreadable video: {exc}")
+        width, height = meta["size"]
+        info = VideoInfo(int(width), int(height), float(meta.get("fps") or 0),
+                         float(meta["duration"]))  # fmt: skip
+    except (RuntimeError, OSError, StopIteration, KeyError, TypeError, ValueError) as exc:
+        logging.getLogger(__name__).info("unreadable video %r: %s", name, exc)
+        raise InvalidInput("error.corrupt_video", field="file", name=name) from None
     finally:
         reader.close()
-    width, height = meta["size"]
-    return VideoInfo(int(width), int(height), float(meta.get("fps") or 0), float(meta["duration"]))
+    if not (info.width > 0 and info.height > 0 and info.duration_s > 0):
+        raise InvalidInput("error.corrupt_video", field="file", name=name)
+    return info
 
 
-def video_thumbnail(path: Path, px: int) -> bytes:
+def video_thumbnail(path: Path, px: int, name: str = "video") -> bytes:
     """A JPEG of the frame one tenth of a second in (the first frame is often black)."""
     cmd = [
         ffmpeg_exe(), "-v", "error", "-ss", "0.1", "-i", str(path), "-frames:v", "1",
@@ -158,10 +169,47 @@ def video_thumbnail(path: Path, px: int) -> bytes:
         cmd[cmd.index("-ss") + 1] = "0"
         proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     if proc.returncode != 0 or not proc.stdout:
-        raise InvalidInput(
-            "error.invalid", field="file", reason=proc.stderr.decode(errors="replace")[:200]
-        )
+        raise InvalidInput("error.corrupt_video", field="file", name=name)
     return proc.stdout
+
+
+@contextmanager
+def work_dir(root: Path, prefix: str) -> Iterator[Path]:
+    """A temp folder under ``root`` named after this process (``<pid>-<prefix>…``), removed on
+    exit; ``sweep_work_dirs`` removes those of processes that died (kill -9) at start-up."""
+    import shutil
+    import tempfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{prefix}", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_work_dirs(root: Path) -> int:
+    """Remove the work folders of processes that are no longer alive; return how many."""
+    import shutil
+
+    removed = 0
+    for path in root.glob("*-*") if root.is_dir() else ():
+        pid = path.name.split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve_inside(root: Path, relative: str | Path) -> Path:

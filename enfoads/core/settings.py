@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["http://localhost:5173", "http://127.0.0.1:5173",
                                "http://localhost:3000"]  # fmt: skip
     rate_limit_per_minute: int = Field(30, ge=1)
+    # Proxies whose X-Forwarded-For is believed (comma-separated IPs); empty: none, so a
+    # client cannot pick a fresh rate-limit bucket by sending the header itself.
+    trusted_proxies: str = ""
     log_level: str = "INFO"
 
     @field_validator("data_dir")
@@ -129,6 +132,16 @@ class Settings(BaseSettings):
     @property
     def compile_cache_dir(self) -> Path:
         return self.data_dir / "compile-cache"
+
+    @property
+    def work_dir(self) -> Path:
+        """Temp folders of renders and swaps: on the machine's local disk (never on Drive),
+        one per data dir; folders of dead processes are swept at start-up."""
+        import hashlib
+        import tempfile
+
+        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"enfoads-work-{digest}"
 
     @property
     def db_url(self) -> str:

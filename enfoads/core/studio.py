@@ -72,8 +72,17 @@ class Studio:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Studio:
+        self.sweep()
         self.jobs.start()
         return self
+
+    def sweep(self) -> dict[str, int]:
+        """Remove what a killed process left: temp files, unused blobs, dead renders' folders."""
+        from enfoads.core import media
+
+        removed = self.assets.sweep()
+        removed["work_dirs"] = media.sweep_work_dirs(self.settings.work_dir)
+        return removed
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -142,8 +151,13 @@ class Studio:
         kit = {"logo_asset_id": None, "colours": ["#111111", "#FFD400"], "font_asset_id": None,
                "cta": ""}  # fmt: skip
         if page.items:
-            saved = json.loads(self.assets.read_bytes(page.items[0]))
-            kit.update({k: v for k, v in saved.items() if k in kit})
+            try:
+                saved = json.loads(self.assets.read_bytes(page.items[0]).decode("utf-8"))
+            except (OSError, ValueError) as exc:  # an unreadable kit never breaks the studio
+                log.warning("brand kit %s unreadable (%s): defaults used", page.items[0].id, exc)
+                saved = {}
+            if isinstance(saved, dict):
+                kit.update({k: v for k, v in saved.items() if k in kit})
         return kit
 
     def save_brand_kit(self, **kit: Any) -> dict[str, Any]:
@@ -195,10 +209,22 @@ class Studio:
 
     def tag_asset(self, asset_id: str, add: tuple[str, ...] = (),
                   remove: tuple[str, ...] = ()) -> Asset:  # fmt: skip
+        self._refuse_reserved(asset_id, "tag")
         return self.assets.tag(asset_id, add, remove)
 
     def delete_asset(self, asset_id: str) -> None:
+        """Delete an asset of the vault; the studio's own records (the brand kit's JSON) are
+        changed through their own calls (``save_brand_kit``)."""
+        self._refuse_reserved(asset_id, "delete")
         self.assets.delete(asset_id)
+
+    def _refuse_reserved(self, asset_id: str, action: str) -> None:
+        from enfoads.core.assets import RESERVED_KINDS
+        from enfoads.core.errors import InvalidInput
+
+        kind = self.assets.get(asset_id).kind
+        if kind in RESERVED_KINDS:
+            raise InvalidInput("error.reserved_kind", field="asset_id", kind=kind, action=action)
 
     def import_seed_assets(self, path: str | Path) -> list[Asset]:
         return self.assets.import_seed_json(Path(path))
@@ -266,6 +292,10 @@ class Studio:
     def swap_faces(self, *, source_asset_id: str, target_asset_id: str,
                    source_face: str | int = "largest", target_face: str | int = "largest") -> Job:  # fmt: skip
         """Image face swap as a queued job (for the HTTP API and the widgets)."""
+        from enfoads.core.pipelines.faceswap import check_choice
+
+        source_face = check_choice(source_face, "source_face", allow_all=False)
+        target_face = check_choice(target_face, "target_face", allow_all=True)
         self.assets.open_image(source_asset_id), self.assets.open_image(target_asset_id)
         return self.submit("face_swap", {"source_asset_id": source_asset_id,
                                          "target_asset_id": target_asset_id,
@@ -276,7 +306,10 @@ class Studio:
         """Swap the source face onto every frame of a video asset, audio kept (a job)."""
         from enfoads.core import media
         from enfoads.core.errors import InvalidInput
+        from enfoads.core.pipelines.faceswap import check_choice
 
+        source_face = check_choice(source_face, "source_face", allow_all=False)
+        target_face = check_choice(target_face, "target_face", allow_all=True)
         self.assets.open_image(source_asset_id)
         video = self.assets.get(video_asset_id)
         if video.ext not in media.VIDEO_EXTS:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,6 +197,19 @@ def sorted_faces(faces: list[Any]) -> list[Any]:
 def describe(faces: list[Any]) -> list[FoundFace]:
     return [FoundFace(i, tuple(float(v) for v in f.bbox), float(f.det_score))
             for i, f in enumerate(faces)]  # fmt: skip
+
+
+def check_choice(choice: Any, field_name: str, allow_all: bool) -> str | int:
+    """A face choice's shape, checked before a job is queued (the count is known only later):
+    ``largest``, ``all`` where allowed, or a face number from 0."""
+    if isinstance(choice, str) and choice.strip().isdigit():
+        choice = int(choice)
+    if choice == "largest" or (choice == "all" and allow_all):
+        return choice
+    if isinstance(choice, int) and not isinstance(choice, bool) and 0 <= choice < 1000:
+        return choice
+    choices = "largest, 0, 1, …" + (", all" if allow_all else "")
+    raise InvalidInput("error.unknown_choice", field=field_name, value=str(choice)[:40], choices=choices)
 
 
 def choose(faces: list[Any], choice: str | int, field_name: str, allow_all: bool) -> list[int]:
@@ -491,7 +503,7 @@ class FaceSwapPipeline:
         ctx.progress(2, ctx.t("stage.loading_model"))
         target_face = p.get("target_face", "all")
         swapped_frames, n = 0, -1
-        with tempfile.TemporaryDirectory(prefix="enfoads-swap-") as tmp:
+        with media.work_dir(self.settings.work_dir, "swap-") as tmp:
             out_path = Path(tmp) / "swapped.mp4"
             with use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()) as models:
                 src_faces = self.faces_in(src_pixels, models, "source", source.asset_id or "")

@@ -11,7 +11,6 @@ faststart); ``benchmarks/video.py`` compares this with MoviePy's ``CompositeVide
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from enfoads.core import media
+from enfoads.core.validation import check_number, check_text
 from enfoads.core.errors import InvalidInput
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import avatar as avatar_mod
@@ -60,9 +60,9 @@ class SubtitleStyle:
         if self.position not in ("bottom", "middle", "top"):
             raise InvalidInput("error.unknown_choice", field="subtitle_style.position",
                                value=self.position, choices="bottom, middle, top")  # fmt: skip
-        if not 0.02 <= self.size <= 0.15:
-            raise InvalidInput("error.out_of_range", field="subtitle_style.size", value=self.size,
-                               low=0.02, high=0.15)  # fmt: skip
+        check_number(self.size, "subtitle_style.size", 0.02, 0.15)
+        check_number(self.outline, "subtitle_style.outline", 0.0, 0.3)
+        check_number(self.max_chars, "subtitle_style.max_chars", 0, 80)
         return self
 
 
@@ -225,11 +225,10 @@ class VideoPipeline:
         if request.aspect not in compose.ASPECT_RATIOS:
             raise InvalidInput("error.unknown_choice", field="aspect", value=request.aspect,
                                choices=", ".join(compose.ASPECT_RATIOS))  # fmt: skip
-        if not 144 <= request.size <= 2160:
-            raise InvalidInput("error.out_of_range", field="size", value=request.size, low=144, high=2160)
-        if not 0 <= request.music_volume <= 1:
-            raise InvalidInput("error.out_of_range", field="music_volume",
-                               value=request.music_volume, low=0, high=1)  # fmt: skip
+        check_number(request.size, "size", 144, 2160)
+        check_number(request.music_volume, "music_volume", 0, 1)
+        check_number(request.rate, "rate", 0.5, 2.0)
+        check_text(request.cta, "cta")
         compose.hex_rgb(request.brand_colour, "brand_colour")
         if len(request.cta) > 80:
             raise InvalidInput("error.too_long", field="cta", length=len(request.cta), limit=80)
@@ -252,9 +251,8 @@ class VideoPipeline:
                 scripted = True
             elif scene.kind == "avatar":
                 raise InvalidInput("error.empty", field=f"{where}.script")
-            if scene.duration is not None and not 0.5 <= scene.duration <= 120:
-                raise InvalidInput("error.out_of_range", field=f"{where}.duration",
-                                   value=scene.duration, low=0.5, high=120)  # fmt: skip
+            if scene.duration is not None:
+                check_number(scene.duration, f"{where}.duration", 0.5, 120)
             if not scene.asset_id:
                 raise InvalidInput("error.empty", field=f"{where}.asset_id")
             asset = self.studio.assets.get(scene.asset_id)
@@ -393,7 +391,7 @@ class VideoPipeline:
     def render(self, request: RenderRequest, ctx: JobContext) -> JobResult:
         request = self.validate(request)
         timeline, cues = self.prepare(request, ctx)
-        with tempfile.TemporaryDirectory(prefix="enfoads-render-") as tmp:
+        with media.work_dir(self.settings.work_dir, "render-") as tmp:
             out = Path(tmp) / "ad.mp4"
             audio, duration = self.encode(request, timeline, cues, out, ctx)
             ctx.check_cancelled()

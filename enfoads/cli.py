@@ -34,6 +34,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "cached_models": _cached_models(settings.models_dir),
         "settings": json.loads(settings.model_dump_json()),
     }
+    if settings.server_token:  # never print a secret in full: enough to tell which one it is
+        info["settings"]["server_token"] = settings.server_token[:4] + "…"
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from enfoads import __version__
 from enfoads.core.studio import Studio
 from enfoads.server.deps import RateLimiter, install_error_handlers
+from enfoads.server.guard import RequestGuard
 from enfoads.server.realtime import EventBridge, create_sio
 from enfoads.server.routes import assets, faceswap, health, images, jobs, video
 
@@ -36,9 +37,12 @@ def create_app(studio: Studio, *, token: str | None = None) -> Any:
     api.state.token = token
     api.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     api.state.sio = sio
+    # Added first, so it runs inside CORS (preflights are answered before the token check).
+    api.add_middleware(RequestGuard, token=lambda: api.state.token,
+                       settings=lambda: studio.settings)  # fmt: skip
     api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                        allow_methods=["*"], allow_headers=["*"])  # fmt: skip
-    install_error_handlers(api, settings.language)
+    install_error_handlers(api)
     for module in (health, images, faceswap, video, assets, jobs):
         api.include_router(module.router)
     app = socketio.ASGIApp(sio, other_asgi_app=api)

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
+import math
 import re
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from enfoads.core.errors import EnfoadsError, InvalidInput
+from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, is_disk_full
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
+from enfoads.server.guard import check_token, presented_token
 
 log = logging.getLogger(__name__)
 
@@ -32,30 +34,34 @@ def get_studio(request: Request) -> Studio:
 class ApiError(Exception):
     """An HTTP-level problem (auth, rate limit, body) with a status and a clear message."""
 
-    def __init__(self, status: int, error: str, message: str):
+    def __init__(self, status: int, error: str, message: str,
+                 headers: dict[str, str] | None = None):  # fmt: skip
         self.status, self.error, self.message = status, error, message
+        self.headers = headers or {}
 
 
-def check_token(expected: str, presented: str | None) -> bool:
-    return bool(expected) and presented is not None and hmac.compare_digest(expected, presented)
-
-
-def bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.query_params.get("token")  # <img src> and <video src> cannot send headers
+def language(request: Request) -> str:
+    """The studio's language now (a switch in Settings applies to the next reply)."""
+    return request.app.state.studio.settings.language
 
 
 def require_token(request: Request) -> None:
+    """The token again, per route: the guard middleware checks it first; this keeps the rule
+    beside the routes (and in the OpenAPI schema) if the app is mounted without the guard."""
     expected = request.app.state.token
-    if expected and not check_token(expected, bearer(request)):
-        raise ApiError(401, "unauthorized", "A valid bearer token is required "
-                       "(Authorization: Bearer <token>).")  # fmt: skip
+    if expected and not check_token(expected, presented_token(request.scope)):
+        raise ApiError(401, "unauthorized", t("error.unauthorized", language(request)))
+
+
+def client_key(request: Request) -> str:
+    """Who is calling, as this server sees it: the socket's peer address. Forwarded headers
+    count only when the launcher trusts a proxy (``ENFOADS_TRUSTED_PROXIES``): uvicorn then
+    rewrites the peer from them, and only for requests that come from that proxy."""
+    return request.client.host if request.client else "unknown"
 
 
 class RateLimiter:
-    """At most ``per_minute`` calls per client in any 60 s window (swappable clock)."""
+    """At most ``per_minute`` costly calls per client in any 60 s window (swappable clock)."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
         self.per_minute = per_minute
@@ -63,58 +69,102 @@ class RateLimiter:
         self._calls: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def __call__(self, request: Request) -> None:
-        client = request.client.host if request.client else "unknown"
+    def check(self, client: str) -> float:
+        """Book a call for ``client``; 0 when allowed, else the seconds until one is."""
         now = self._clock()
         with self._lock:
             calls = self._calls[client]
             while calls and now - calls[0] >= 60:
                 calls.popleft()
             if len(calls) >= self.per_minute:
-                raise ApiError(429, "rate_limited",
-                               f"Too many generation requests: at most {self.per_minute} "
-                               "per minute.")  # fmt: skip
+                return 60 - (now - calls[0])
             calls.append(now)
+            if len(self._calls) > 10_000:  # forget idle clients so the table stays small
+                for key in [k for k, v in self._calls.items() if not v]:
+                    del self._calls[key]
+            return 0.0
+
+    def __call__(self, request: Request) -> None:
+        wait = self.check(client_key(request))
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise ApiError(429, "rate_limited",
+                           t("error.rate_limited", language(request), limit=self.per_minute,
+                             retry_after=retry_after),
+                           {"Retry-After": str(retry_after)})  # fmt: skip
 
 
 def rate_limit(request: Request) -> None:
     request.app.state.rate_limiter(request)
 
 
-def install_error_handlers(app, lang: str) -> None:
-    """Every error is JSON with a message; no traceback ever reaches a client."""
+_BODY_PARSE = "There was an error parsing the body"
+
+
+def install_error_handlers(app) -> None:
+    """Every error is JSON with a message in the studio's current language; no traceback,
+    path or tool output ever reaches a client."""
 
     @app.exception_handler(EnfoadsError)
-    async def _enfoads(_request: Request, exc: EnfoadsError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(lang), status_code=exc.status)
+    async def _enfoads(request: Request, exc: EnfoadsError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status)
 
     @app.exception_handler(ApiError)
     async def _api(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.error, "message": exc.message, "field": None},
-                            status_code=exc.status)  # fmt: skip
+                            status_code=exc.status, headers=exc.headers)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        message = f"The field '{field}' is not valid: {first.get('msg', 'invalid')}."
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+        if first.get("type") == "json_invalid":
+            return JSONResponse({"error": "bad_json", "message": t("error.bad_json", language(request)),
+                                 "field": None}, status_code=422)  # fmt: skip
+        reason = str(first.get("msg", "invalid")).rstrip(".")
+        message = t("error.invalid_field", language(request), field=field, reason=reason)
         return JSONResponse({"error": "invalid", "message": message, "field": field},
                             status_code=422)  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = str(exc.detail)
+        lang = language(request)
+        message, error = str(exc.detail), getattr(exc, "error_code", "http")
         if exc.status_code in (404, 405) and message in ("Not Found", "Method Not Allowed"):
-            message = t("error.no_route", lang, method=request.method, path=request.url.path)
-        return JSONResponse({"error": "http", "message": message, "field": None},
-                            status_code=exc.status_code)  # fmt: skip
+            message = t("error.no_route", lang, method=request.method, path=request.url.path[:200])
+        elif message == _BODY_PARSE:  # FastAPI's text for a body it could not parse
+            message, error = t("error.bad_json", lang), "bad_json"
+        return JSONResponse({"error": error, "message": message, "field": None},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            log.error("disk full on %s %s", request.method, request.url.path)
+            return JSONResponse(DiskFull().to_dict(language(request)), status_code=507)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "internal", "message": "Internal server error; the "
-                             "server keeps running. See the server log.", "field": None},
-                            status_code=500)  # fmt: skip
+        return JSONResponse({"error": "internal", "message": t("error.internal_http", language(request)),
+                             "field": None}, status_code=500)  # fmt: skip
+
+
+def job_links(expression: str) -> dict[str, Any]:
+    """OpenAPI links from a response that names a job to what can be done with it (clients
+    and schemathesis' stateful tests follow them)."""
+    ops = {"GetJob": "get_job_api_jobs__job_id__get",
+           "CancelJob": "cancel_job_api_jobs__job_id__cancel_post",
+           "RetryJob": "retry_job_api_jobs__job_id__retry_post"}  # fmt: skip
+    return {name: {"operationId": op, "parameters": {"job_id": expression}}
+            for name, op in ops.items()}  # fmt: skip
+
+
+def asset_links(expression: str) -> dict[str, Any]:
+    """OpenAPI links from a response that names an asset to its reads, tags and delete."""
+    ops = {"GetAsset": "get_asset_api_assets__asset_id__get",
+           "GetAssetFile": "asset_file_api_assets__asset_id__file_get",
+           "TagAsset": "tag_asset_api_assets__asset_id__tags_post",
+           "DeleteAsset": "delete_asset_api_assets__asset_id__delete"}  # fmt: skip
+    return {name: {"operationId": op, "parameters": {"asset_id": expression}}
+            for name, op in ops.items()}  # fmt: skip
 
 
 _DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,", re.I)

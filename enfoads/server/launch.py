@@ -58,8 +58,12 @@ def _build(studio: Studio, host: str, port: int, token: str) -> Any:
 
     from enfoads.server.app import create_app
 
+    trusted = studio.settings.trusted_proxies.strip()
+    # Forwarded headers only from a configured proxy: otherwise any client could claim any
+    # address (and a fresh rate-limit bucket) with X-Forwarded-For.
     config = uvicorn.Config(create_app(studio, token=token), host=host, port=port,
-                            log_level="warning", lifespan="on")  # fmt: skip
+                            log_level="warning", lifespan="on", proxy_headers=bool(trusted),
+                            forwarded_allow_ips=trusted or None)  # fmt: skip
     return uvicorn.Server(config)
 
 

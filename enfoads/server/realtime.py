@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import socketio
 
 from enfoads.core.events import Event
-from enfoads.server.deps import check_token
+from enfoads.server.guard import check_token
 
 log = logging.getLogger(__name__)
 ALL = "all"

@@ -3,6 +3,8 @@ brand kit (logo, colours, font, call to action) the other panels use."""
 
 from __future__ import annotations
 
+import html
+
 from typing import Any
 
 import ipywidgets as w
@@ -42,7 +44,7 @@ class BrandKitEditor(w.VBox):
         self.save = w.Button(description=t("ui.kit.save", lang), icon="save")
         self.message = Message()
         self.save.on_click(lambda _b: self.store())
-        super().__init__([w.HTML(f"<b>{t('ui.kit.title', lang)}</b>"), self.logo,
+        super().__init__([w.HTML(f"<b>{html.escape(t('ui.kit.title', lang))}</b>"), self.logo,
                           w.HBox([self.primary, self.accent]), self.font, self.cta, self.save,
                           self.message])  # fmt: skip
 
@@ -118,7 +120,7 @@ class VaultPanel(w.VBox):
         elif asset.ext in ("wav", "mp3", "ogg"):
             view = w.Audio(value=data, format=asset.ext, autoplay=False)
         else:
-            view = w.HTML(f"<pre>{data[:2000].decode(errors='replace')}</pre>")
+            view = w.HTML(f"<pre>{html.escape(data[:2000].decode(errors='replace'))}</pre>")
         tag = w.Text(placeholder=t("ui.tag_placeholder", self.lang), layout=w.Layout(width="200px"))
         add = w.Button(description=t("ui.tag", self.lang), icon="tag")
         add.on_click(lambda _b: self.add_tag(asset_id, tag.value))

@@ -7,18 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from enfoads.core.assets import MAX_OFFSET
 from enfoads.core.errors import InvalidInput
+from enfoads.core.i18n import t
+from enfoads.core.validation import RequestModel, check_tree
 from enfoads.core.studio import Studio
-from enfoads.server.deps import ApiError, decode_base64, get_studio, require_token
+from enfoads.server.deps import (ApiError, asset_links, decode_base64, get_studio, rate_limit,
+                                 require_token)
 
 router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
 
 
-class TagsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TagsRequest(RequestModel):
     add: list[str] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
 
@@ -34,26 +37,17 @@ def list_assets(studio: Studio = Depends(get_studio), kind: str | None = None,
             "offset": page.offset, "limit": page.limit}  # fmt: skip
 
 
-def _refuse_declared_over(request: Request, limit: int) -> None:
-    """413 before reading anything when the client says the body is too large."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "file_too_large", f"The request is {int(declared) / 2**20:.1f} MB; "
-                       f"the limit is {limit / 2**20:.1f} MB.")  # fmt: skip
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    _refuse_declared_over(request, limit)
+async def _read_body(request: Request) -> bytes:
+    """The whole body; the guard middleware has already bounded it (413 past the limit)."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > limit:
-            raise ApiError(413, "file_too_large", f"The request is over the limit of "
-                           f"{limit / 2**20:.1f} MB.")  # fmt: skip
     return bytes(body)
 
 
-@router.post("", status_code=201, openapi_extra={"requestBody": {"content": {
+@router.post("", status_code=201, dependencies=[Depends(rate_limit)],
+             responses={201: {"description": "the stored asset",
+                              "links": asset_links("$response.body#/id")}}, openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "kind": {"type": "string"},
         "tags": {"type": "string"}}, "required": ["file"]}},
@@ -64,9 +58,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Upload as multipart (``file``) or JSON with base64 ``data`` (what the React client sends)."""
     limit = studio.settings.max_upload_bytes
+    lang = studio.settings.language
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        _refuse_declared_over(request, limit + 64 * 1024)  # room for the form's own fields
         form = await request.form(max_part_size=limit + 1)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -76,22 +70,25 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
         kind = form.get("kind") or None
         tags = [t for t in str(form.get("tags") or "").split(",") if t.strip()]
     elif ctype.startswith("application/json"):
-        raw = await _read_body(request, limit * 4 // 3 + 64 * 1024)  # base64 is 4/3 larger
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
+            body = json.loads(await _read_body(request))
+        except (ValueError, RecursionError) as exc:
             raise InvalidInput("error.invalid", field="body", reason="not JSON") from exc
         if not isinstance(body, dict) or not isinstance(body.get("data"), str):
             raise InvalidInput("error.empty", field="data")
         data = decode_base64(body["data"], "data")
-        name, kind = str(body.get("name") or "upload"), body.get("kind")
+        name, kind = body.get("name") or "upload", body.get("kind")
         tags = body.get("tags") or []
         if not isinstance(tags, list):
             raise InvalidInput("error.invalid", field="tags", reason="expected a list")
     else:
-        raise ApiError(415, "unsupported_media_type", "Send multipart/form-data with a 'file' "
-                       "field, or JSON with base64 'data'.")  # fmt: skip
-    asset = studio.upload_asset(data, name[:255], kind, tags=tuple(tags))
+        raise ApiError(415, "unsupported_media_type", t("error.unsupported_media_type", lang))
+    if not isinstance(name, str) or not (kind is None or isinstance(kind, str)):
+        raise InvalidInput("error.invalid", field="name", reason="text expected")
+    check_tree([name, kind or "", *tags], "name")
+    # Decoding, thumbnails and ffmpeg probes block: a worker thread does them, so the event
+    # loop keeps answering other requests during large uploads.
+    asset = await run_in_threadpool(studio.upload_asset, data, name[:255], kind, tuple(tags))
     return asset.to_dict()
 
 
@@ -112,11 +109,12 @@ def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileRespo
 def asset_thumbnail(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
     path = studio.assets.thumbnail_path(asset_id)
     if path is None:
-        raise ApiError(404, "not_found", f"The asset '{asset_id}' has no thumbnail.")
+        raise ApiError(404, "not_found", t("error.no_thumbnail", studio.settings.language, id=asset_id))
     return FileResponse(path, media_type="image/jpeg")
 
 
-@router.post("/{asset_id}/tags")
+@router.post("/{asset_id}/tags", responses={200: {"description": "the asset",
+             "links": asset_links("$response.body#/id")}})
 def tag_asset(asset_id: str, body: TagsRequest,
               studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
     return studio.tag_asset(asset_id, tuple(body.add), tuple(body.remove)).to_dict()

@@ -6,21 +6,21 @@ import base64
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
+from pydantic import field_validator
 
 from enfoads.core.errors import InvalidInput
-from enfoads.core.pipelines.faceswap import ImageInput
+from enfoads.core.pipelines.faceswap import ImageInput, check_choice
 from enfoads.core.studio import Studio
+from enfoads.core.validation import RequestModel
 from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
 
 
-class FaceSwapRequest(BaseModel):
+class FaceSwapRequest(RequestModel):
     """Source and target as asset ids or base64 images (the React client sends base64).
     A ``video_asset_id`` target swaps every frame of that video (always a job)."""
 
-    model_config = ConfigDict(extra="forbid")
     source_asset_id: str | None = None
     source_image: str | None = None
     target_asset_id: str | None = None
@@ -31,9 +31,13 @@ class FaceSwapRequest(BaseModel):
     run_as_job: bool = False
     inline: bool = True  # also return the result as base64 (the seed's client shows it)
 
+    @field_validator("source_face", "target_face", mode="before")
+    @classmethod
+    def _face_choice(cls, value: object, info) -> str | int:
+        return check_choice(value, info.field_name, allow_all=info.field_name == "target_face")
 
-class DetectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class DetectRequest(RequestModel):
     asset_id: str | None = None
     image: str | None = None
 
@@ -54,7 +58,7 @@ def licence(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     return studio.faceswap_licence()
 
 
-@router.post("/detect-faces")
+@router.post("/detect-faces", dependencies=[Depends(rate_limit)])
 def detect_faces(body: DetectRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """The faces in an image (or a video asset's first frame), left to right, with boxes and
     detection scores."""

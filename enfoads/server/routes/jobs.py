@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from enfoads.core.studio import Studio
-from enfoads.server.deps import get_studio, require_token
+from enfoads.server.deps import get_studio, job_links, rate_limit, require_token
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(require_token)])
 
@@ -36,11 +36,12 @@ def get_job(job_id: str, inline: bool = False,
     return job
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", responses={200: {"description": "the job",
+             "links": job_links("$response.body#/id")}})
 def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     return studio.cancel_job(job_id).to_dict()
 
 
-@router.post("/{job_id}/retry", status_code=202)
+@router.post("/{job_id}/retry", status_code=202, dependencies=[Depends(rate_limit)])
 def retry_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     return studio.retry_job(job_id).to_dict()

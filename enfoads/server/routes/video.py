@@ -5,37 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from enfoads.core.studio import Studio
+from enfoads.core.validation import RequestModel
 from enfoads.server.deps import get_studio, rate_limit, require_token
 
 router = APIRouter(tags=["video"], dependencies=[Depends(require_token)])
 
 
-class SubtitleStyleModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SubtitleStyleModel(RequestModel):
     enabled: bool = True
-    size: float = 0.055
+    size: float = Field(0.055, ge=0.02, le=0.15)
     colour: str = "#FFFFFF"
     highlight_colour: str = "#FFD400"
     outline_colour: str = "#000000"
-    outline: float = 0.08
+    outline: float = Field(0.08, ge=0, le=0.3)
     position: str = "bottom"
     karaoke: bool = False
     max_chars: int = Field(0, ge=0, le=80)
     font_asset_id: str | None = Field(None, description="a font asset (TTF/OTF) for subtitles and end card")
 
 
-class RenderOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RenderOptions(RequestModel):
     voice: str | None = None
-    rate: float = 1.0
+    rate: float = Field(1.0, ge=0.5, le=2.0)
     language: str = "auto"
     aspect: str = "9:16"
-    size: int = 1080
+    size: int = Field(1080, ge=144, le=2160)
     music_asset_id: str | None = None
-    music_volume: float = 0.35
+    music_volume: float = Field(0.35, ge=0, le=1)
     logo_asset_id: str | None = None
     cta: str = ""
     brand_colour: str = "#111111"
@@ -47,12 +46,11 @@ class RenderVideoRequest(RenderOptions):
     avatar_asset_id: str
 
 
-class SceneModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SceneModel(RequestModel):
     kind: str = "image"
     asset_id: str
     script: str = ""
-    duration: float | None = None
+    duration: float | None = Field(None, ge=0.5, le=120)
     motion: str = "zoom_in"
     transition: str = "cut"
 
@@ -61,11 +59,10 @@ class RenderMultiSceneRequest(RenderOptions):
     scenes: list[SceneModel]
 
 
-class SpeakRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SpeakRequest(RequestModel):
     text: str = ""
     voice: str | None = None
-    rate: float = 1.0
+    rate: float = Field(1.0, ge=0.5, le=2.0)
     preview: bool = False
 
 
@@ -97,7 +94,7 @@ def avatars(studio: Studio = Depends(get_studio), offset: int = Query(0, ge=0, l
             "offset": page.offset, "limit": page.limit}  # fmt: skip
 
 
-@router.post("/api/assets/{asset_id}/avatar")
+@router.post("/api/assets/{asset_id}/avatar", dependencies=[Depends(rate_limit)])
 def use_as_avatar(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Use this image as an avatar (it must show a face)."""
     return studio.use_as_avatar(asset_id).to_dict()

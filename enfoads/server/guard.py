@@ -1,0 +1,131 @@
+"""The first thing every HTTP request meets: the token, then the body's size, before anything
+is read or parsed.
+
+An ASGI middleware, so an unauthenticated or oversized request costs the server nothing: the
+401 comes before the body is read, a declared ``Content-Length`` over the route's limit is a
+413 at once, and a chunked body is counted while it streams and cut at the limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+
+from enfoads.core.i18n import t
+
+# Open without a token: the health check (tunnels probe it) and the API's own documentation.
+PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+SMALL_BODY = 1 * 2**20  # every JSON request but those that carry files
+FORM_OVERHEAD = 64 * 1024  # a multipart form's own fields and boundaries
+
+
+def body_limit(method: str, path: str, max_upload_bytes: int) -> int:
+    """The largest body a route takes: uploads carry a file (as base64 in JSON: 4/3 larger),
+    face routes up to two images; everything else is small JSON."""
+    encoded = max_upload_bytes * 4 // 3 + FORM_OVERHEAD
+    if method == "POST" and path == "/api/assets":
+        return encoded
+    if method == "POST" and path in ("/face-swap", "/detect-faces"):
+        return 2 * encoded
+    return SMALL_BODY
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed body passes its limit; FastAPI answers it as
+    any HTTP error (a 413 with the message), before the route runs or while it reads."""
+
+    error_code = "body_too_large"
+
+    def __init__(self, limit: int, lang: str):
+        super().__init__(413, t("error.body_too_large", lang, limit_mb=limit / 2**20))
+
+
+class RequestGuard:
+    """Token first, then the body's size; ``settings`` is read live (language, upload cap)."""
+
+    def __init__(self, app: Any, *, token: Callable[[], str], settings: Callable[[], Any]):
+        self.app = app
+        self.token = token
+        self.settings = settings
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = self.settings()
+        lang = settings.language
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        expected = self.token()
+        if expected and path not in PUBLIC_PATHS and not _authorized(scope, expected):
+            await _reply(send, 401, "unauthorized", t("error.unauthorized", lang),
+                         [(b"www-authenticate", b"Bearer")])  # fmt: skip
+            return
+        limit = body_limit(method, path, settings.max_upload_bytes)
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _reply(send, 400, "invalid", t("error.invalid", lang, field="Content-Length",
+                                                     reason="not a number"))  # fmt: skip
+                return
+            if int(declared) > limit:
+                await _reply(send, 413, "body_too_large",
+                             t("error.body_too_large", lang, limit_mb=limit / 2**20))  # fmt: skip
+                return
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit, lang)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return None
+
+
+def presented_token(scope: dict) -> str | None:
+    """The bearer token of a request: the ``Authorization`` header, else ``?token=`` (an
+    ``<img src>`` cannot send headers)."""
+    header = _header(scope, b"authorization") or ""
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    from urllib.parse import parse_qs
+
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("token", [None])[0]
+
+
+def check_token(expected: str, presented: str | None) -> bool:
+    """Constant-time comparison of UTF-8 bytes (a non-ASCII token is simply wrong: 401)."""
+    import hmac
+
+    if not expected or presented is None:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"),
+                               presented.encode("utf-8", "replace"))  # fmt: skip
+
+
+def _authorized(scope: dict, expected: str) -> bool:
+    return check_token(expected, presented_token(scope))
+
+
+async def _reply(send: Callable, status: int, error: str, message: str,
+                 headers: list[tuple[bytes, bytes]] = ()) -> None:  # fmt: skip
+    body = json.dumps({"error": error, "message": message, "field": None},
+                      ensure_ascii=False).encode("utf-8")  # fmt: skip
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})

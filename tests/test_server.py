@@ -211,7 +211,11 @@ def test_generation_is_rate_limited(make_client):
     codes = [c.post("/generate-image", json={"prompt": "x", "seed": i}).status_code
              for i in range(3)]
     assert codes == [202, 202, 429]
-    assert c.post("/magic-prompt", json={"prompt": "x"}).status_code == 200
+    # every costly route shares the client's bucket; reads stay open
+    limited = c.post("/magic-prompt", json={"prompt": "x"})
+    assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 60
+    assert "2" in limited.json()["message"]
+    assert c.get("/api/jobs").status_code == 200
 
 
 def collect_job_events(url, token, job_id_holder, done):

@@ -1,0 +1,505 @@
+"""Hostile input, one regression test per hole the adversarial run found (issue #11), through
+the real app (and a live uvicorn where the transport matters)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from enfoads.core import media
+from enfoads.core.db import JobRow
+from enfoads.core.jobs import JobResult
+from enfoads.core.studio import Studio
+from enfoads.core.pipelines.voice import espeak_exe
+from enfoads.server.app import create_app
+from enfoads.server.launch import start_in_thread
+
+SURROGATE = '"a\\ud800b"'  # a lone surrogate, as a JSON escape (valid JSON, invalid text)
+
+
+def png(size=(64, 48), color=(10, 120, 200)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def make_client(tiny_settings):
+    opened = []
+
+    def make(token="", start=True, **overrides):
+        overrides.setdefault("rate_limit_per_minute", 10_000)
+        studio = Studio(tiny_settings(**overrides))
+        if start:
+            studio.start()
+        client = TestClient(create_app(studio, token=token))
+        client.__enter__()
+        opened.append((studio, client))
+        return studio, client
+
+    yield make
+    for studio, client in opened:
+        client.__exit__(None, None, None)
+        studio.close()
+
+
+def blobs(studio: Studio) -> list[Path]:
+    return sorted(p for p in studio.settings.assets_dir.rglob("*") if p.is_file())
+
+
+def raw_post(client: TestClient, path: str, body: str):
+    return client.post(path, content=body.encode("utf-8"),
+                       headers={"content-type": "application/json"})  # fmt: skip
+
+
+# 1 -- /speak never hands the text to espeak-ng as an argument ------------------------------
+@pytest.mark.skipif(espeak_exe() is None, reason="espeak-ng is not installed")
+def test_speak_text_starting_with_a_dash_is_spoken_not_parsed(make_client, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("uno dos tres cuatro cinco seis siete ocho nueve diez " * 30)
+    studio, c = make_client()
+    # The default voice is not on disk and the hub is offline: espeak-ng speaks.
+    r = c.post("/speak", json={"text": f"-f{secret}", "voice": "es_MX-claude-high"})
+    assert r.status_code == 200, r.text
+    assert r.json()["engine"] == "espeak-ng"
+    # The file would take well over a minute to read aloud; its name takes seconds.
+    assert r.json()["duration_s"] < 20
+    for text in ("-20% de descuento hoy", "-h", "--help"):
+        r = c.post("/speak", json={"text": text, "voice": "es_MX-claude-high"})
+        assert r.status_code == 200, (text, r.text)
+        asset = studio.get_asset(r.json()["asset_id"])
+        assert asset.prompt == text and r.json()["duration_s"] > 0.3
+
+
+# 2 -- one bad character never breaks the job list ------------------------------------------
+@pytest.mark.parametrize("path,body", [
+    ("/generate-image", '{"prompt": %s}' % SURROGATE),
+    ("/magic-prompt", '{"prompt": %s}' % SURROGATE),
+    ("/speak", '{"text": %s}' % SURROGATE),
+    ("/detect-faces", '{"asset_id": %s}' % SURROGATE),
+    ("/render-video", '{"script": "hola\\u0000", "avatar_asset_id": "ava_1"}'),
+    ("/generate-image", '{"prompt": "ok", "negative_prompt": "x\\u001b[31m"}'),
+    ("/render-multi-scene", '{"scenes": [{"asset_id": "a", "script": %s}]}' % SURROGATE),
+    ("/api/assets", '{"data": "aGk=", "name": %s}' % SURROGATE),
+])
+def test_bad_characters_get_a_clear_422_and_store_nothing(make_client, path, body):
+    _, c = make_client(language="es")
+    r = raw_post(c, path, body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "bad_character"
+    assert "carácter no permitido" in r.json()["message"] and r.json()["field"]
+    jobs = c.get("/api/jobs")
+    assert jobs.status_code == 200 and jobs.json() == []
+
+
+def test_tags_and_search_with_bad_characters(make_client):
+    studio, c = make_client()
+    asset = studio.upload_asset(png(), "p.png")
+    r = raw_post(c, f"/api/assets/{asset.id}/tags", '{"add": [%s]}' % SURROGATE)
+    assert r.status_code == 422 and r.json()["error"] == "bad_character"
+    r = c.get("/api/assets", params={"q": "caf\x00e"})
+    assert r.status_code == 422 and r.json()["field"] == "q"
+    assert c.get("/api/assets/" + asset.id).json()["tags"] == []
+
+
+def test_a_job_stored_before_the_checks_cannot_poison_the_list(make_client):
+    studio, c = make_client(start=False)
+    from enfoads.core.assets import utcnow
+
+    with studio.jobs.store._sessions.begin() as s:  # a row written by an older version
+        # JSON columns store a lone surrogate as an escape, and give it back on every read
+        s.add(JobRow(id="job_poisoned", kind="generate_image", state="failed", progress=0.0,
+                     stage="", params={"prompt": "a\ud800b"}, result_asset_ids=[],
+                     result={"note": "\udfff"}, error="", error_code="", created_at=utcnow()))  # fmt: skip
+    r = c.get("/api/jobs")
+    assert r.status_code == 200 and r.json()[0]["params"]["prompt"] == "a\ufffdb"
+    assert c.get("/api/jobs/job_poisoned").status_code == 200
+    retried = c.post("/api/jobs/job_poisoned/retry")  # the scrubbed text is valid again
+    assert retried.status_code == 202 and retried.json()["params"]["prompt"] == "a\ufffdb"
+
+
+def test_the_facade_refuses_what_it_could_not_store(studio):
+    from enfoads.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="not allowed"):
+        studio.submit("prepare_model", {"model": "sdxl\x00"})
+    with pytest.raises(InvalidInput, match="finite"):
+        studio.submit("prepare_model", {"model": "sdxl", "x": float("nan")})
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        deep: dict = {}
+        cursor = deep
+        for _ in range(40):
+            cursor["a"] = {}
+            cursor = cursor["a"]
+        studio.submit("prepare_model", {"model": "sdxl", "deep": deep})
+    assert studio.list_jobs() == []
+
+
+def test_deeply_nested_json_is_a_clear_4xx(make_client):
+    _, c = make_client()
+    for body in ("[" * 100_000 + "]" * 100_000, '{"prompt": ' + "[" * 5000 + "]" * 5000 + "}"):
+        r = raw_post(c, "/generate-image", body)
+        assert 400 <= r.status_code < 500, r.text
+        assert r.json()["message"] and "Traceback" not in r.text
+    assert c.get("/").status_code == 200
+
+
+# 3 -- deleting an asset never takes another asset's file -----------------------------------
+def test_identical_content_create_and_delete_race_loses_no_file(studio):
+    data = png(color=(1, 2, 3))
+    sha = hashlib.sha256(data).hexdigest()
+    survivors = []
+    for _round in range(150):
+        first = studio.assets.add_bytes(data, "image", name="a")
+        made: list = []
+        barrier = threading.Barrier(2)
+
+        def create():
+            barrier.wait()
+            made.append(studio.assets.add_bytes(data, "image", name="b"))
+
+        def delete(asset_id=first.id):
+            barrier.wait()
+            studio.assets.delete(asset_id)
+
+        threads = [threading.Thread(target=create), threading.Thread(target=delete)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        survivors.extend(made)
+        path = studio.assets.file_path(made[0])
+        assert path.is_file(), f"round {_round}: the new asset lost its file"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    for asset in survivors:
+        studio.assets.delete(asset.id)
+    assert blobs(studio) == []  # the last delete took the file and the thumbnail
+
+
+def test_racing_deletes_over_http_keep_every_file(make_client):
+    studio, c = make_client()
+    data = png(color=(9, 9, 9))
+    for _ in range(30):
+        a = c.post("/api/assets", files={"file": ("a.png", data, "image/png")}).json()
+        results = {}
+
+        def upload():
+            results["b"] = c.post("/api/assets", files={"file": ("b.png", data, "image/png")})
+
+        def delete():
+            results["d"] = c.delete(f"/api/assets/{a['id']}")
+
+        threads = [threading.Thread(target=upload), threading.Thread(target=delete)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results["d"].status_code == 204
+        b = results["b"].json()
+        assert c.get(b["url"]).status_code == 200  # never a row whose file answers 500
+
+
+# 4 -- reserved kinds and internal assets are not the client's --------------------------------
+def test_an_upload_cannot_claim_a_reserved_kind(make_client):
+    studio, c = make_client()
+    r = c.post("/api/assets", files={"file": ("kit.png", png(), "image/png")},
+               data={"kind": "brand_kit"})  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"] == "reserved_kind"
+    r = c.post("/api/assets", json={"data": "aGVsbG8=", "kind": "brand_kit"})
+    assert r.status_code == 422
+    r = c.post("/api/assets", files={"file": ("v.png", png(), "image/png")}, data={"kind": "video"})
+    assert r.status_code == 422 and r.json()["error"] == "kind_mismatch"
+    assert studio.list_assets().total == 0
+    assert studio.brand_kit()["logo_asset_id"] is None  # the studio still reads its kit
+    kit_logo = studio.upload_asset(png(), "logo.png", "logo")
+    studio.save_brand_kit(logo_asset_id=kit_logo.id, cta="Compra ya")
+    kit = studio.list_assets(kind="brand_kit").items[0]
+    assert c.delete(f"/api/assets/{kit.id}").status_code == 422
+    assert c.post(f"/api/assets/{kit.id}/tags", json={"add": ["x"]}).status_code == 422
+    assert studio.brand_kit()["cta"] == "Compra ya"
+
+
+def test_an_unreadable_kit_falls_back_to_defaults(studio):
+    studio.assets.add_bytes(b"\x89PNG not json", "brand_kit", ext="json")
+    assert studio.brand_kit()["cta"] == ""
+
+
+# 5 -- user text is escaped in widget HTML ----------------------------------------------------
+def test_an_uploaded_vtt_is_shown_as_text_not_html(studio):
+    pytest.importorskip("ipywidgets")
+    from enfoads.widgets.vault import VaultPanel
+
+    vtt = b"WEBVTT\n\n00:00.000 --> 00:01.000\n<img src=x onerror=alert(1)><b>hola</b>\n"
+    asset = studio.upload_asset(vtt, "subs.vtt")
+    panel = VaultPanel(studio)
+    panel.show(asset.id)
+    html_view = panel.preview.children[0]
+    assert "<img" not in html_view.value and "&lt;img src=x onerror=alert(1)&gt;" in html_view.value
+    panel.close()
+
+
+# 6 -- rate limits: the client as the server sees it, every costly route, Retry-After ---------
+def test_forwarded_for_does_not_buy_a_fresh_bucket(tiny_settings):
+    import httpx
+
+    studio = Studio(tiny_settings(rate_limit_per_minute=3)).start()
+    handle = start_in_thread(studio, port=0)
+    try:
+        codes = [httpx.post(f"{handle.url}/magic-prompt", json={"prompt": "zapatos"},
+                            headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+                 for i in range(5)]  # fmt: skip
+        assert codes == [200, 200, 200, 429, 429]
+    finally:
+        handle.stop()
+        studio.close()
+
+
+def test_retry_and_uploads_are_limited_too(make_client):
+    studio, c = make_client(rate_limit_per_minute=2)
+    job = studio.submit("prepare_model", {"model": "no-such-model"})
+    studio.wait_job(job.id, 60)
+    assert c.post(f"/api/jobs/{job.id}/retry").status_code == 202
+    assert c.post("/api/assets", files={"file": ("a.png", png(), "image/png")}).status_code == 201
+    r = c.post(f"/api/jobs/{job.id}/retry")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert c.post("/detect-faces", json={"image": "aGk="}).status_code == 429
+
+
+# 7 -- bodies are refused before they are read ------------------------------------------------
+def _raw_request(url: str, head: str, body_chunks, *, chunked: bool) -> tuple[str, int]:
+    """Send ``head`` then the body in pieces until the server answers; return the status line
+    and how many body bytes went out before the answer."""
+    import select
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    sock = socket.create_connection((u.hostname, u.port), timeout=30)
+    sent = 0
+    try:
+        sock.sendall(head.encode())
+        for chunk in body_chunks:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+            time.sleep(0.002)
+        sock.settimeout(30)
+        reply = sock.recv(4096).decode(errors="replace")
+    finally:
+        sock.close()
+    return reply.split("\r\n", 1)[0], sent
+
+
+def test_unauthenticated_and_oversized_bodies_are_refused_unread(tiny_settings):
+    studio = Studio(tiny_settings(max_upload_mb=1.0)).start()
+    handle = start_in_thread(studio, port=0, token="s3cret")
+    mb = b"x" * 2**20
+    try:
+        status, sent = _raw_request(
+            handle.url, "POST /generate-image HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Type: application/json\r\nContent-Length: 67108864\r\n\r\n",
+            (mb for _ in range(64)), chunked=False)  # fmt: skip
+        assert " 401 " in status and sent < 16 * 2**20
+        status, _ = _raw_request(
+            handle.url, "POST /api/assets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+            "s3cret\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n",
+            (), chunked=False)  # fmt: skip
+        assert " 413 " in status
+        # Chunked: no length declared; counted while it streams and cut past the limit.
+        status, sent = _raw_request(
+            handle.url, "POST /api/assets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+            "s3cret\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n",
+            (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+             if i == 0 else mb for i in range(200)), chunked=True)  # fmt: skip
+        assert " 413 " in status and sent < 32 * 2**20
+        assert studio.list_assets().total == 0
+    finally:
+        handle.stop()
+        studio.close()
+
+
+def test_a_non_ascii_token_is_a_401_not_a_500(make_client):
+    _, c = make_client(token="s3cret")
+    r = c.get("/api/jobs", headers={"Authorization": "Bearer s3crét".encode("utf-8")})
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert c.get("/api/jobs", params={"token": "ñandú"}).status_code == 401
+    assert c.get("/api/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+# 8 -- uploads do not stall the server ----------------------------------------------------------
+def test_uploads_run_off_the_event_loop(tiny_settings):
+    import httpx
+
+    studio = Studio(tiny_settings()).start()
+    handle = start_in_thread(studio, port=0)
+    release = threading.Event()
+    real = studio.upload_asset
+
+    def slow_upload(*args, **kwargs):
+        assert threading.current_thread().name != "enfoads-server"
+        release.wait(30)  # held until the health check below has been answered
+        return real(*args, **kwargs)
+
+    studio.upload_asset = slow_upload
+    results = []
+    uploads = [threading.Thread(target=lambda: results.append(httpx.post(
+        f"{handle.url}/api/assets", files={"file": ("a.png", png(), "image/png")}, timeout=60)))
+        for _ in range(3)]  # fmt: skip
+    try:
+        for thread in uploads:
+            thread.start()
+        time.sleep(0.3)
+        assert httpx.get(f"{handle.url}/", timeout=10).status_code == 200  # answered meanwhile
+        release.set()
+        for thread in uploads:
+            thread.join(60)
+        assert [r.status_code for r in results] == [201, 201, 201]
+    finally:
+        release.set()
+        handle.stop()
+        studio.close()
+
+
+# 9 -- numbers and choices are checked before a job is queued -------------------------------
+@pytest.mark.parametrize("path,body,field", [
+    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "subtitle_style": {"outline": 1e308}}', "outline"),
+    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "subtitle_style": {"outline": NaN}}', "outline"),
+    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "rate": 9}', "rate"),
+    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "music_volume": -1}', "music_volume"),
+    ("/speak", '{"text": "hola", "rate": 0}', "rate"),
+    ("/render-multi-scene", '{"scenes": [{"asset_id": "a", "script": "x", "duration": Infinity}]}', "duration"),
+])
+def test_out_of_range_numbers_are_refused_at_once(make_client, path, body, field):
+    _, c = make_client()
+    r = raw_post(c, path, body)
+    assert r.status_code == 422, r.text
+    assert field in r.json()["message"]
+    assert c.get("/api/jobs").json() == []
+
+
+def test_core_ranges_hold_for_callers_that_skip_http(studio):
+    from enfoads.core.errors import InvalidInput
+    from enfoads.core.pipelines.video import SubtitleStyle
+
+    with pytest.raises(InvalidInput, match="outline"):
+        SubtitleStyle(outline=float("nan")).validated()
+    with pytest.raises(InvalidInput, match="outline"):
+        SubtitleStyle(outline=1e308).validated()
+
+
+def test_a_video_face_swap_checks_the_face_choice_before_queueing(make_client, tmp_path):
+    studio, c = make_client()
+    face = studio.upload_asset(png(), "face.png")
+    video = tmp_path / "clip.mp4"
+    with media.FrameWriter(video, 64, 48, 10) as writer:
+        for _ in range(5):
+            writer.write(__import__("numpy").zeros((48, 64, 3), "uint8"))
+    clip = studio.upload_asset(video.read_bytes(), "clip.mp4")
+    for bad in ("banana", -1, True):
+        r = c.post("/face-swap", json={"source_asset_id": face.id, "video_asset_id": clip.id,
+                                       "target_face": bad})  # fmt: skip
+        assert r.status_code == 422 and r.json()["field"] == "target_face", (bad, r.text)
+    assert c.get("/api/jobs").json() == []
+
+
+# 10 -- nothing left behind, nothing leaked ---------------------------------------------------
+@pytest.mark.parametrize("data", [
+    b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000),  # an MP4 header on noise
+    b"\x1aE\xdf\xa3" + b"\x00" * 100,  # a WebM header, truncated
+])
+def test_rejected_videos_leave_nothing_and_say_nothing_of_paths(make_client, data):
+    studio, c = make_client()
+    r = c.post("/api/assets", files={"file": ("fake.mp4", data, "video/mp4")})
+    assert r.status_code == 422 and r.json()["error"] == "corrupt_video", r.text
+    message = r.json()["message"]
+    assert "fake.mp4" in message
+    assert str(studio.settings.data_dir) not in r.text and "ffmpeg" not in r.text.lower()
+    assert blobs(studio) == []
+
+
+def test_start_up_sweeps_what_a_killed_process_left(tiny_settings):
+    settings = tiny_settings()
+    studio = Studio(settings).start()
+    kept = studio.upload_asset(png(), "kept.png")
+    studio.close()
+    root = settings.assets_dir
+    old = time.time() - 3600
+    leftovers = [root / ".tmp-abc123", root / "ab" / f"{'ab' * 32}.png"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+        os.utime(path, (old, old))
+    young = root / ".tmp-now"
+    young.write_bytes(b"a write in progress")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    render = settings.work_dir / f"{dead.pid}-render-xyz"
+    render.mkdir(parents=True)
+    (render / "ad.mp4").write_bytes(b"x" * 100)
+    mine = settings.work_dir / f"{os.getpid()}-render-live"
+    mine.mkdir()
+    with Studio(settings) as again:
+        assert not any(p.exists() for p in leftovers) and young.exists()
+        assert not render.exists() and mine.exists()
+        assert again.assets.file_path(kept.id).is_file()  # what is in use stays
+    young.unlink()
+    mine.rmdir()
+
+
+def test_job_errors_name_no_paths(studio, tmp_path):
+    def crash(ctx):
+        raise FileNotFoundError(2, "No such file", str(tmp_path / "enfoads-render-x" / "voice.wav"))
+
+    studio.jobs.register("crash", crash)
+    job = studio.wait_job(studio.submit("crash", {}).id, 30)
+    assert job.state.value == "failed" and job.error_code == "error.internal"
+    assert str(tmp_path) not in job.error and "<file>" in job.error
+
+
+def test_a_full_disk_is_named(make_client, monkeypatch):
+    studio, c = make_client(language="es")
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/assets/ab/x.png")
+
+    import enfoads.core.assets as assets_mod
+
+    monkeypatch.setattr(assets_mod.tempfile, "mkstemp", full)
+    r = c.post("/api/assets", files={"file": ("a.png", png(), "image/png")})
+    assert r.status_code == 507 and "espacio" in r.json()["message"]
+    assert "/data" not in r.text
+    studio.jobs.register("fill", lambda ctx: full())
+    job = studio.wait_job(studio.submit("fill", {}).id, 30)
+    assert job.error_code == "error.disk_full" and "espacio" in job.error
+
+
+def test_info_json_masks_the_token(tmp_path):
+    env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path), ENFOADS_SERVER_TOKEN="abcd-very-secret")
+    out = subprocess.run([sys.executable, "-m", "enfoads.cli", "info", "--json"], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert "very-secret" not in out.stdout
+    assert json.loads(out.stdout)["settings"]["server_token"] == "abcd…"
+
+
+def test_a_job_result_is_still_served_after_all_this(studio):
+    studio.jobs.register("echo", lambda ctx: JobResult(data={"ok": ctx.params["text"]}))
+    job = studio.wait_job(studio.submit("echo", {"text": "¡Hola, señor! 😀"}).id, 30)
+    assert job.result == {"ok": "¡Hola, señor! 😀"}

@@ -4,3 +4,11 @@ Importing this package does no work: no torch, no GPU probe, no argument parsing
 """
 
 __version__ = "0.1.0"
+
+
+def connect(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """The studio of the data dir: this process becomes its engine, or attaches to the one
+    running (see ``enfoads.attach``)."""
+    from enfoads.attach import connect as _connect
+
+    return _connect(*args, **kwargs)

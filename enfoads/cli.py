@@ -59,8 +59,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from enfoads.core.studio import Studio
     from enfoads.server.launch import serve_forever
 
+    from enfoads.core.engine import EngineBusy
+
     settings = load_settings()
-    with Studio(settings) as studio:
+    studio = Studio(settings)
+    try:
+        studio.start()
+    except EngineBusy as busy:  # one engine per data dir: name the running one
+        studio.close()
+        print(busy.message(settings.language), file=sys.stderr)
+        return 1
+    with studio:
         serve_forever(studio, host=args.host or settings.server_host,
                       port=args.port or settings.server_port,
                       token=args.token if args.token is not None else settings.server_token,
@@ -80,33 +89,84 @@ def find_notebook() -> Any:
     raise SystemExit("EnfoadsStudio.ipynb not found (run from a checkout of the repository)")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def cmd_studio(args: argparse.Namespace) -> int:
-    """The dashboard: Voila serving the notebook on localhost (no code runs from the browser)."""
+    """The dashboard: one engine (``enfoads serve``, started here unless one already runs on
+    the data dir) and Voila serving the notebook on localhost; each page's kernel attaches to
+    the engine and loads no model. Closed pages' kernels are culled."""
     import os
     import subprocess
 
-    from enfoads.core.inventory import missing_models
+    from enfoads.attach import attach
     from enfoads.core.settings import load_settings
-    from enfoads.core.studio import Studio
 
     notebook = find_notebook()
     settings = load_settings()
-    with Studio(settings) as studio:
-        missing = missing_models(studio)
+    env = dict(os.environ, ENFOADS_DATA_DIR=str(settings.data_dir))
+    engine_proc = None
+    studio = attach(settings, wait_s=0)
+    if studio is None:
+        port = args.engine_port or free_port()
+        engine_proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "serve", "--host",
+                                        "127.0.0.1", "--port", str(port)], env=env)  # fmt: skip
+        studio = _wait_for_engine(settings, engine_proc)
+        if studio is None:
+            return 1
     url = f"http://127.0.0.1:{args.port}/"
     print(f"Enfoads Studio {__version__} — {url}")
     print(f"  datos / data: {settings.data_dir}")
-    for model in missing:
+    print(f"  motor / engine: {studio.engine_info.describe()}")
+    for model in studio.missing_models():
         print(f"  ⬇ falta / missing: {model['model']} ({model['capability']}); "
               "descárgalo en Ajustes / download it in Settings")  # fmt: skip
+    studio.close()
+    cull = str(args.cull_after)
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", "--no-browser",
            "--Voila.ip=127.0.0.1", "--theme=light", "--show_tracebacks=False",
-           f"--Voila.root_dir={notebook.parent}"]  # fmt: skip
-    env = dict(os.environ, ENFOADS_DATA_DIR=str(settings.data_dir))
+           f"--Voila.root_dir={notebook.parent}",
+           # A closed page's kernel (small: it attaches, it loads no model) is shut down once
+           # idle for this long; one still open keeps its kernel.
+           f"--MappingKernelManager.cull_idle_timeout={cull}",
+           f"--MappingKernelManager.cull_interval={max(1, args.cull_after // 2)}",
+           "--MappingKernelManager.cull_connected=False"]  # fmt: skip
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
+    finally:
+        if engine_proc is not None:
+            engine_proc.terminate()
+            try:
+                engine_proc.wait(30)
+            except subprocess.TimeoutExpired:
+                engine_proc.kill()
+
+
+def _wait_for_engine(settings: Any, proc: Any, timeout: float = 120.0) -> Any:
+    """The engine ``proc`` becomes, attached, once it has published its address."""
+    import time
+
+    from enfoads.attach import attach
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print("El motor no arrancó / the engine did not start (see above).", file=sys.stderr)
+            return None
+        studio = attach(settings, wait_s=1.0)
+        if studio is not None:
+            return studio
+        time.sleep(0.2)
+    print("El motor no respondió a tiempo / the engine did not answer in time.", file=sys.stderr)
+    proc.terminate()
+    return None
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -132,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     studio = sub.add_parser("studio", help="the dashboard: Voila on localhost")
     studio.add_argument("--port", type=int, default=8866)
+    studio.add_argument("--engine-port", type=int, default=0,
+                        help="the engine's API port (default: a free one; an engine already "
+                        "running on the data dir is used as it is)")  # fmt: skip
+    studio.add_argument("--cull-after", type=int, default=120,
+                        help="seconds before a closed page's kernel is shut down")  # fmt: skip
     studio.set_defaults(func=cmd_studio)
     info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
     info.add_argument("--json", action="store_true", help="machine-readable output")

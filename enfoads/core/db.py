@@ -72,6 +72,40 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The lease: which process runs the job, and when it last said it still does.
+    owner: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class EngineRow(Base):
+    """The one engine of this data dir: who it is, where its API listens, and its lease."""
+
+    __tablename__ = "engine"
+
+    key: Mapped[str] = mapped_column(String(20), primary_key=True)  # always "engine"
+    owner: Mapped[str] = mapped_column(String(120))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(255), default="")
+    token: Mapped[str] = mapped_column(String(255), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Columns added after the first release: (table, column, SQL type). ``create_all`` makes new
+# tables only, so an older database gets these by ALTER TABLE at start-up.
+_ADDED_COLUMNS = (("jobs", "owner", "VARCHAR(120)"), ("jobs", "heartbeat_at", "DATETIME"))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    for table, column, sql_type in _ADDED_COLUMNS:
+        have = {c["name"] for c in inspector.get_columns(table)}
+        if column not in have:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def create_engine(url: str) -> Engine:
@@ -92,6 +126,7 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
 
 

@@ -165,6 +165,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "El recurso '{id}' no tiene miniatura.",
         "en": "The asset '{id}' has no thumbnail.",
     },
+    "error.engine_busy": {
+        "es": "Ya hay un motor del estudio usando esta carpeta de datos ({engine}). Conéctate a él (enfoads.connect()) o detenlo antes de abrir otro.",
+        "en": "A studio engine already uses this data folder ({engine}). Attach to it (enfoads.connect()) or stop it before starting another.",
+    },
+    "error.engine_unreachable": {
+        "es": "El motor del estudio de esta carpeta de datos ({engine}) no responde: {reason}. Espera unos segundos o reinícialo.",
+        "en": "The studio engine of this data folder ({engine}) does not answer: {reason}. Wait a few seconds or restart it.",
+    },
     "error.cancelled": {"es": "Cancelado por el usuario.", "en": "Cancelled by the user."},
     "error.interrupted": {
         "es": "Interrumpido: el proceso se detuvo mientras se ejecutaba.",
@@ -307,6 +315,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.settings.data_dir": {"es": "Carpeta de datos", "en": "Data folder"},
     "ui.settings.server": {"es": "Servidor HTTP", "en": "HTTP server"},
     "ui.settings.expose": {"es": "Accesible desde fuera (pide token)", "en": "Reachable from outside (token required)"},
+    "ui.settings.engine_api": {
+        "es": "Esta página usa el motor del estudio, cuya API ya escucha en {url} (enfoads serve).",
+        "en": "This page uses the studio engine, whose API already listens on {url} (enfoads serve).",
+    },
     "ui.settings.server_on": {"es": "Servidor activo en", "en": "Server running at"},
     "ui.swap.accept": {"es": "He leído que estos modelos son solo para uso no comercial", "en": "I have read that these models are for non-commercial use only"},
     "ui.swap.source": {"es": "Cara de origen", "en": "Source face"},

@@ -76,9 +76,13 @@ def model_inventory(studio: Studio) -> list[dict[str, Any]]:
     return rows
 
 
-def missing_models(studio: Studio) -> list[dict[str, Any]]:
+def missing_models(studio: Any) -> list[dict[str, Any]]:
+    """The models not on disk (see ``missing_from``), for an engine or an attached studio."""
+    return missing_from(studio.model_inventory())
+
+
+def missing_from(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows not on disk, voices aside (one voice is enough, and espeak-ng stands in)."""
-    rows = model_inventory(studio)
     missing = [r for r in rows if not r["on_disk"] and r["capability"] != "voice"]
     if not any(r["on_disk"] for r in rows if r["capability"] == "voice"):
         missing.append({"key": "voice:*", "capability": "voice", "model": "Piper",

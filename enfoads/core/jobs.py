@@ -63,6 +63,8 @@ class Job:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None = None  # the process running it (its lease), while it runs
+    heartbeat_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: JobRow) -> Job:
@@ -74,6 +76,7 @@ class Job:
             result=scrub(dict(row.result or {})), error=scrub(row.error or ""),
             error_code=row.error_code, retry_of=row.retry_of,
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+            owner=row.owner, heartbeat_at=row.heartbeat_at,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,16 +248,17 @@ class JobStore:
         with self._sessions() as s:
             return [Job.from_row(r) for r in s.scalars(query.limit(min(max(1, limit), 500)))]
 
-    def transition(self, job_id: str, from_states: Iterable[JobState], **changes: Any) -> Job | None:
-        """Apply ``changes`` only if the job is in one of ``from_states``; publish on success."""
+    def transition(self, job_id: str, from_states: Iterable[JobState], *,
+                   leased_by: str | None = None, **changes: Any) -> Job | None:  # fmt: skip
+        """Apply ``changes`` only if the job is in one of ``from_states`` (and, with
+        ``leased_by``, still leased by that owner); publish on success."""
         if "state" in changes:
             changes["state"] = JobState(changes["state"]).value
+        where = [JobRow.id == job_id, JobRow.state.in_([st.value for st in from_states])]
+        if leased_by is not None:
+            where.append(JobRow.owner == leased_by)
         with self._sessions.begin() as s:
-            result = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state.in_([st.value for st in from_states]))
-                .values(**changes)
-            )
+            result = s.execute(update(JobRow).where(*where).values(**changes))
             if result.rowcount != 1:
                 return None
             job = Job.from_row(s.get(JobRow, job_id))
@@ -262,13 +266,58 @@ class JobStore:
         return job
 
 
-class LocalJobQueue:
-    """Runs jobs on ``workers`` threads of this process (one per GPU; one by default)."""
+    def heartbeat(self, owner: str) -> int:
+        """Renew the lease of every job ``owner`` runs; how many it holds."""
+        with self._sessions.begin() as s:
+            return s.execute(update(JobRow).where(JobRow.owner == owner,
+                                                  JobRow.state == JobState.RUNNING.value)
+                             .values(heartbeat_at=self.clock())).rowcount  # fmt: skip
 
-    def __init__(self, store: JobStore, *, workers: int = 1, lang: str = "es"):
+    def reclaim_expired(self, lease_s: float, lang: str) -> list[Job]:
+        """Mark interrupted, once, each running job whose runner is gone (lease expired, or
+        its process dead on this machine). Jobs a live owner holds are never touched."""
+        from enfoads.core.engine import owner_gone
+
+        now = self.clock()
+        reclaimed = []
+        with self._sessions() as s:
+            running = s.execute(select(JobRow.id, JobRow.owner, JobRow.heartbeat_at)
+                                .where(JobRow.state == JobState.RUNNING.value)).all()  # fmt: skip
+        for job_id, owner, beat in running:
+            if not owner_gone(owner, beat, now, lease_s):
+                continue
+            with self._sessions.begin() as s:  # compare-and-set: the lease we saw, unchanged
+                where = [JobRow.id == job_id, JobRow.state == JobState.RUNNING.value,
+                         JobRow.owner.is_(None) if owner is None else JobRow.owner == owner,
+                         JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat]  # fmt: skip
+                done = s.execute(update(JobRow).where(*where).values(
+                    state=JobState.FAILED.value, finished_at=now, error=t("error.interrupted", lang),
+                    error_code="interrupted", owner=None)).rowcount  # fmt: skip
+            if done == 1:
+                job = self.get(job_id)
+                self._bus.publish(events.job_update(job.to_dict()))
+                reclaimed.append(job)
+                log.warning("job %s: its runner %s is gone; marked interrupted", job_id, owner)
+        return reclaimed
+
+
+class LocalJobQueue:
+    """Runs jobs on ``workers`` threads of this process (one per GPU; one by default).
+
+    Each job is claimed with a lease (``owner`` + heartbeat every ``lease_s / 3``); at start,
+    only jobs whose runner is gone are marked interrupted, never those another live process
+    runs."""
+
+    def __init__(self, store: JobStore, *, workers: int = 1, lang: str = "es",
+                 owner: str | None = None, lease_s: float = 30.0):  # fmt: skip
+        from enfoads.core.engine import new_owner_id
+
         self.store = store
         self.workers = workers
         self.lang = lang
+        self.owner = owner or new_owner_id()
+        self.lease_s = lease_s
+        self._stop = threading.Event()
         self._handlers: dict[str, Handler] = {}
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._tokens: dict[str, CancelToken] = {}
@@ -331,20 +380,31 @@ class LocalJobQueue:
         """Recover what a dead process left, then start the worker threads."""
         if self._threads:
             return
-        for job in self.store.list(state=JobState.RUNNING.value, limit=500):
-            self._finish(job.id, [JobState.RUNNING], JobState.FAILED,
-                         error=t("error.interrupted", self.lang), error_code="interrupted")  # fmt: skip
-            log.warning("job %s was running when the last process stopped: marked failed", job.id)
+        for job in self.store.reclaim_expired(self.lease_s, self.lang):
+            with self._lock:
+                self._done.setdefault(job.id, threading.Event()).set()
         for job in sorted(self.store.list(state=JobState.QUEUED.value, limit=500),
                           key=lambda j: j.created_at):  # fmt: skip
             log.info("job %s requeued after restart", job.id)
             self._enqueue(job.id)
+        self._stop.clear()
         for i in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"enfoads-worker-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        beat = threading.Thread(target=self._beat, name="enfoads-job-lease", daemon=True)
+        beat.start()
+        self._beat_thread = beat
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self.store.heartbeat(self.owner)
+            except Exception:  # noqa: BLE001 - a locked database must not end the leases
+                log.exception("could not renew the job leases")
 
     def shutdown(self, timeout: float = 10.0) -> None:
+        self._stop.set()
         with self._lock:
             tokens = list(self._tokens.values())
         for token in tokens:
@@ -363,7 +423,9 @@ class LocalJobQueue:
 
     def _finish(self, job_id: str, from_states: list[JobState], state: JobState,
                 **changes: Any) -> Job | None:  # fmt: skip
-        job = self.store.transition(job_id, from_states, state=state,
+        # a running job is finished only by the process that holds its lease
+        leased_by = self.owner if list(from_states) == [JobState.RUNNING] else None
+        job = self.store.transition(job_id, from_states, state=state, leased_by=leased_by,
                                     finished_at=self.store.clock(), **changes)  # fmt: skip
         if job is not None:
             with self._lock:
@@ -386,8 +448,9 @@ class LocalJobQueue:
         with self._lock:
             self._tokens[job_id] = token
         try:
+            now = self.store.clock()
             job = self.store.transition(job_id, [JobState.QUEUED], state=JobState.RUNNING,
-                                        started_at=self.store.clock(),
+                                        started_at=now, owner=self.owner, heartbeat_at=now,
                                         stage=t("stage.queued", self.lang))  # fmt: skip
             if job is None:
                 return  # cancelled while queued
@@ -402,7 +465,8 @@ class LocalJobQueue:
                     if percent - last["progress"] < 0.5 and stage == last["stage"]:
                         return  # nothing a user could see
                     last.update(progress=percent, stage=stage)
-                    self.store.transition(job_id, [JobState.RUNNING], progress=percent, stage=stage)
+                    self.store.transition(job_id, [JobState.RUNNING], leased_by=self.owner,
+                                          progress=percent, stage=stage)  # fmt: skip
 
             ctx = JobContext(job, token, report, self.lang)
             try:

@@ -235,6 +235,18 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
         reader.close()
 
 
+def first_frame(path: Path, name: str) -> Image.Image:
+    """A video's first frame as a PIL image (where the UI numbers a video target's faces)."""
+    frames = read_frames(path)
+    try:
+        frame = next(frames, None)
+    finally:
+        frames.close()
+    if frame is None:
+        raise InvalidInput("error.invalid", field="video_asset_id", reason=f"{name} has no frames")
+    return Image.fromarray(np.array(frame))
+
+
 def frame_workers(limit: int = 8) -> int:
     """Threads for per-frame work: one core is left to ffmpeg's encoder."""
     return max(1, min(limit, (os.cpu_count() or 2) - 1))

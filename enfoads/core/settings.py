@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     gpu_budget_gb: float = Field(15.0, gt=0)
     ram_budget_gb: float = Field(12.7, gt=0)
     workers: int = Field(1, ge=1, le=16)
+    # A job's runner and the engine renew their leases every third of this; past it, a silent
+    # one counts as gone (on the same machine a dead process counts at once).
+    lease_s: float = Field(30.0, ge=1, le=3600)
     max_upload_mb: float = Field(25.0, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_prompt_chars: int = Field(1000, ge=10)

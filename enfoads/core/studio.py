@@ -8,6 +8,8 @@ VRAM manager once, and hands them to the pipelines. Long operations are jobs; sh
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
 import time
 from dataclasses import asdict
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from enfoads import __version__
 from enfoads.core import events
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.db import create_engine, make_session_factory
+from enfoads.core.engine import EngineRegistry, new_owner_id
 from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
 from enfoads.core.vram import ModelManager, resolve_device
@@ -50,9 +53,19 @@ class Studio:
             sessions, s.assets_dir, self.bus, thumbnail_px=s.thumbnail_px,
             max_upload_bytes=s.max_upload_bytes, max_image_pixels=s.max_image_pixels, clock=clock,
         )  # fmt: skip
+        self.owner = new_owner_id()
+        self.registry = EngineRegistry(sessions, self.owner, lease_s=s.lease_s, clock=clock)
+        # Attached surfaces (dashboard pages, other kernels, the CLI) present this token to the
+        # engine's API; it is stored in the database of the data dir, next to the engine's URL.
+        self.attach_token = secrets.token_urlsafe(24)
         self.jobs: JobBackend = jobs or LocalJobQueue(
-            JobStore(sessions, self.bus, clock), workers=s.workers, lang=s.language
-        )
+            JobStore(sessions, self.bus, clock), workers=s.workers, lang=s.language,
+            owner=self.owner, lease_s=s.lease_s,
+        )  # fmt: skip
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._closers: list[Callable[[], None]] = []  # e.g. the API server started for it
+        self.closed = False
         self.models = ModelManager(
             device=lambda: resolve_device(s.device),
             gpu_budget_bytes=int(s.gpu_budget_gb * GB),
@@ -71,10 +84,36 @@ class Studio:
         inventory.register(self)
 
     # -- lifecycle ---------------------------------------------------------------------
+    is_engine = True  # this object owns the models and the queue (AttachedStudio: False)
+
     def start(self) -> Studio:
+        """Become the engine of the data dir (``EngineBusy`` names the live one otherwise),
+        sweep what a killed process left, then run the queue."""
+        if self._beat is not None:
+            return self
+        self.registry.claim()
         self.sweep()
         self.jobs.start()
+        self._beat = threading.Thread(target=self._keep_lease, name="enfoads-engine-lease",
+                                      daemon=True)  # fmt: skip
+        self._beat.start()
         return self
+
+    def _keep_lease(self) -> None:
+        while not self._stop.wait(self.settings.lease_s / 3):
+            try:
+                if not self.registry.heartbeat():
+                    log.error("this engine lost its lease on %s", self.settings.data_dir)
+            except Exception:  # noqa: BLE001 - a busy database must not end the lease thread
+                log.exception("could not renew the engine lease")
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` first when the studio closes (servers started for it, tunnels)."""
+        self._closers.append(closer)
+
+    def publish_api(self, url: str) -> None:
+        """Record where this engine's API listens, for the surfaces that attach to it."""
+        self.registry.publish(url, self.attach_token)
 
     def sweep(self) -> dict[str, int]:
         """Remove what a killed process left: temp files, unused blobs, dead renders' folders."""
@@ -85,7 +124,19 @@ class Studio:
         return removed
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - the rest must close anyway
+                log.exception("closing %r failed", closer)
+        self._stop.set()
         self.jobs.shutdown()
+        if self._beat is not None:
+            self._beat.join(5)
+            self.registry.release()
         self.models.unload_all()
         self.engine.dispose()
 
@@ -137,6 +188,12 @@ class Studio:
         from enfoads.core.inventory import model_inventory
 
         return model_inventory(self)
+
+    def missing_models(self) -> list[dict[str, Any]]:
+        """The models not on disk yet (voices count once: one is enough)."""
+        from enfoads.core.inventory import missing_from
+
+        return missing_from(self.model_inventory())
 
     def prepare_model(self, key: str) -> Job:
         """Download one model (an inventory key) as a job, e.g. from the Settings panel."""
@@ -261,17 +318,9 @@ class Studio:
 
     def image_options(self) -> dict[str, Any]:
         """Aspects, styles and limits, for the widgets and the API."""
-        from enfoads.core.pipelines import image, prompt
+        from enfoads.core.pipelines.image import image_options
 
-        lang = self.settings.language
-        return {
-            "aspects": {k: {"width": w, "height": h} for k, (w, h) in image.ASPECTS.items()},
-            "styles": {k: v.label(lang) for k, v in prompt.STYLES.items()},
-            "max_batch": self.settings.image_max_batch,
-            "max_prompt_chars": self.settings.max_prompt_chars,
-            "steps": self.settings.image_steps,
-            "models": [m.to_dict() for m in image.MODEL_TABLE.values()],
-        }
+        return image_options(self.settings)
 
     # -- face swap (pipelines/faceswap.py) -----------------------------------------------
     def detect_faces(self, image: Any) -> dict[str, Any]:
@@ -322,6 +371,12 @@ class Studio:
         return self.submit("face_swap_video", {"source_asset_id": source_asset_id,
                                                "video_asset_id": video_asset_id,
                                                "source_face": source_face, "target_face": target_face})  # fmt: skip
+
+    def first_frame(self, asset_id: str) -> Any:
+        """A video asset's first frame, as a PIL image."""
+        from enfoads.core import media
+
+        return media.first_frame(self.assets.file_path(asset_id), asset_id)
 
     def faceswap_licence(self) -> dict[str, Any]:
         return self.pipelines["faceswap"].licence()

@@ -15,7 +15,7 @@ from enfoads.core.studio import Studio
 from enfoads.server.deps import RateLimiter, install_error_handlers
 from enfoads.server.guard import RequestGuard
 from enfoads.server.realtime import EventBridge, create_sio
-from enfoads.server.routes import assets, faceswap, health, images, jobs, video
+from enfoads.server.routes import assets, faceswap, health, images, jobs, studio as studio_routes, video
 
 
 def create_app(studio: Studio, *, token: str | None = None) -> Any:
@@ -23,7 +23,8 @@ def create_app(studio: Studio, *, token: str | None = None) -> Any:
     but the health check, and the Socket.IO handshake."""
     settings = studio.settings
     token = settings.server_token if token is None else token
-    sio = create_sio(token, settings.cors_origins)
+    attach_token = getattr(studio, "attach_token", "")
+    sio = create_sio(token, settings.cors_origins, attach_token)
     bridge = EventBridge(sio)
 
     @asynccontextmanager
@@ -35,15 +36,16 @@ def create_app(studio: Studio, *, token: str | None = None) -> Any:
     api = FastAPI(title="Enfoads Studio API", version=__version__, lifespan=lifespan)
     api.state.studio = studio
     api.state.token = token
+    api.state.attach_token = attach_token
     api.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     api.state.sio = sio
     # Added first, so it runs inside CORS (preflights are answered before the token check).
     api.add_middleware(RequestGuard, token=lambda: api.state.token,
-                       settings=lambda: studio.settings)  # fmt: skip
+                       settings=lambda: studio.settings, attach_token=attach_token)  # fmt: skip
     api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                        allow_methods=["*"], allow_headers=["*"])  # fmt: skip
     install_error_handlers(api)
-    for module in (health, images, faceswap, video, assets, jobs):
+    for module in (health, images, faceswap, video, assets, jobs, studio_routes):
         api.include_router(module.router)
     app = socketio.ASGIApp(sio, other_asgi_app=api)
     app.api = api  # for tests and the OpenAPI export

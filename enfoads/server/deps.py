@@ -49,7 +49,9 @@ def require_token(request: Request) -> None:
     """The token again, per route: the guard middleware checks it first; this keeps the rule
     beside the routes (and in the OpenAPI schema) if the app is mounted without the guard."""
     expected = request.app.state.token
-    if expected and not check_token(expected, presented_token(request.scope)):
+    presented = presented_token(request.scope)
+    if expected and not (check_token(expected, presented)
+                         or check_token(request.app.state.attach_token, presented)):
         raise ApiError(401, "unauthorized", t("error.unauthorized", language(request)))
 
 
@@ -95,7 +97,10 @@ class RateLimiter:
 
 
 def rate_limit(request: Request) -> None:
-    request.app.state.rate_limiter(request)
+    """Costly routes: limited per client, except the engine's own attached surfaces (the
+    dashboard pages and kernels of this data dir, which present the attach token)."""
+    if not request.scope.get("state", {}).get("attached"):
+        request.app.state.rate_limiter(request)
 
 
 _BODY_PARSE = "There was an error parsing the body"

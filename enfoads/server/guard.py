@@ -46,10 +46,12 @@ class BodyTooLarge(HTTPException):
 class RequestGuard:
     """Token first, then the body's size; ``settings`` is read live (language, upload cap)."""
 
-    def __init__(self, app: Any, *, token: Callable[[], str], settings: Callable[[], Any]):
+    def __init__(self, app: Any, *, token: Callable[[], str], settings: Callable[[], Any],
+                 attach_token: str = ""):  # fmt: skip
         self.app = app
         self.token = token
         self.settings = settings
+        self.attach_token = attach_token
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -59,7 +61,10 @@ class RequestGuard:
         lang = settings.language
         path, method = scope.get("path", ""), scope.get("method", "GET")
         expected = self.token()
-        if expected and path not in PUBLIC_PATHS and not _authorized(scope, expected):
+        presented = presented_token(scope)
+        attached = check_token(self.attach_token, presented)
+        scope.setdefault("state", {})["attached"] = attached  # the engine's own surfaces
+        if expected and path not in PUBLIC_PATHS and not (attached or check_token(expected, presented)):
             await _reply(send, 401, "unauthorized", t("error.unauthorized", lang),
                          [(b"www-authenticate", b"Bearer")])  # fmt: skip
             return
@@ -115,10 +120,6 @@ def check_token(expected: str, presented: str | None) -> bool:
         return False
     return hmac.compare_digest(expected.encode("utf-8"),
                                presented.encode("utf-8", "replace"))  # fmt: skip
-
-
-def _authorized(scope: dict, expected: str) -> bool:
-    return check_token(expected, presented_token(scope))
 
 
 async def _reply(send: Callable, status: int, error: str, message: str,

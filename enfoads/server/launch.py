@@ -93,13 +93,30 @@ def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None
 
 def serve_forever(studio: Studio, *, host: str, port: int, token: str,
                   public_url: str | None = None) -> None:  # fmt: skip
-    """``enfoads serve``: print the URL and token, then serve until interrupted."""
+    """``enfoads serve``: the engine's API in the foreground; its address is recorded for the
+    surfaces that attach to it. Ends on Ctrl-C or SIGTERM."""
+    import signal
+
     token = choose_token(host, token, exposed=bool(public_url))
-    server = _build(studio, host, port, token)
-    print(f"Enfoads Studio API: {public_url or local_url(host, port)}", flush=True)
+    handle = start_in_thread(studio, host=host, port=port, token=token)
+    studio.publish_api(local_url("127.0.0.1" if host in ("0.0.0.0", "::") else host,
+                                 int(handle.url.rsplit(":", 1)[1])))  # fmt: skip
+    print(f"Enfoads Studio API: {public_url or handle.url}", flush=True)
     if token:
         print(f"Token (Authorization: Bearer …): {token}", flush=True)
-    server.run()
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while handle.thread is not None and handle.thread.is_alive():
+            handle.thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        handle.stop()
 
 
 def public_url(port: int) -> str | None:

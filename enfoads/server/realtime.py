@@ -35,7 +35,7 @@ def allowed_origin(origins: list[str]) -> Callable[[str | None, dict[str, Any]],
     return check
 
 
-def create_sio(token: str, cors_origins: list[str]) -> socketio.AsyncServer:
+def create_sio(token: str, cors_origins: list[str], attach_token: str = "") -> socketio.AsyncServer:
     sio = socketio.AsyncServer(async_mode="asgi",
                                cors_allowed_origins=allowed_origin(cors_origins))  # fmt: skip
 
@@ -48,7 +48,7 @@ def create_sio(token: str, cors_origins: list[str]) -> socketio.AsyncServer:
                 presented = header[7:].strip() if header.lower().startswith("bearer ") else None
             if presented is None:
                 presented = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
-            if not check_token(token, presented):
+            if not (check_token(token, presented) or check_token(attach_token, presented)):
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         await sio.enter_room(sid, ALL)
 

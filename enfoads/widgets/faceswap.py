@@ -129,7 +129,7 @@ class FaceSwapPanel(w.VBox):
         if not self.target_is_video():
             return self.studio.assets.read_bytes(self.target.value)
         out = io.BytesIO()
-        self.studio.pipelines["faceswap"].first_frame(self.target.value).save(out, "PNG")
+        self.studio.first_frame(self.target.value).save(out, "PNG")
         return out.getvalue()
 
     def start(self) -> None:

@@ -28,7 +28,7 @@ class SettingsPanel(w.VBox):
         self.message = Message()
         self.progress = JobProgress(studio, lambda _job: self.refresh_models())
         budgets = t("ui.settings.budgets", lang, gpu=s.gpu_budget_gb, ram=s.ram_budget_gb,
-                    device=studio.models.device)  # fmt: skip
+                    device=studio.health()["device"])  # fmt: skip
         self.server_toggle = w.ToggleButton(value=False, description=t("ui.settings.server", lang),
                                             icon="server")  # fmt: skip
         self.expose = w.Checkbox(value=False, description=t("ui.settings.expose", lang))
@@ -43,6 +43,10 @@ class SettingsPanel(w.VBox):
                    f"<code>{html.escape(str(s.data_dir))}</code></p>"),
             w.HBox([self.server_toggle, self.expose]), self.server_info,
         ])  # fmt: skip
+        if not studio.is_engine:  # a page attached to the engine: its API is already up
+            self.server_toggle.disabled = self.expose.disabled = True
+            self.server_info.value = html.escape(t("ui.settings.engine_api", lang,
+                                                   url=studio.engine_info.url))  # fmt: skip
         self.refresh_models()
 
     def set_language(self, lang: str) -> None:

@@ -375,17 +375,7 @@ class FaceSwapPipeline:
 
     def first_frame(self, asset_id: str) -> Image.Image:
         """A video asset's first frame (where the UI numbers the faces of a video target)."""
-        asset = self.studio.assets.get(asset_id)
-        frames = media.read_frames(self.studio.assets.file_path(asset))
-        try:
-            frame = next(frames, None)
-        finally:
-            frames.close()
-        if frame is None:
-            raise InvalidInput("error.invalid", field="video_asset_id", reason=f"{asset.id} has no frames")
-        from PIL import Image
-
-        return Image.fromarray(np.array(frame))
+        return media.first_frame(self.studio.assets.file_path(asset_id), asset_id)
 
     def detect(self, item: ImageInput) -> dict[str, Any]:
         """The faces in an image (or a video's first frame), left to right, for numbered boxes."""

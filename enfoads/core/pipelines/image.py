@@ -385,3 +385,18 @@ def register(studio: Studio) -> None:
     )
     studio.jobs.register(JOB_KIND, pipeline.run)
     studio.pipelines["image"] = pipeline
+
+
+def image_options(settings: Settings) -> dict[str, Any]:
+    """Aspects, styles and limits, for the widgets and the API (no model needed)."""
+    from enfoads.core.pipelines import prompt
+
+    lang = settings.language
+    return {
+        "aspects": {k: {"width": w, "height": h} for k, (w, h) in ASPECTS.items()},
+        "styles": {k: v.label(lang) for k, v in prompt.STYLES.items()},
+        "max_batch": settings.image_max_batch,
+        "max_prompt_chars": settings.max_prompt_chars,
+        "steps": settings.image_steps,
+        "models": [m.to_dict() for m in MODEL_TABLE.values()],
+    }

@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     with studio:
         serve_forever(studio, host=args.host or settings.server_host,
-                      port=args.port or settings.server_port,
+                      port=settings.server_port if args.port is None else args.port,
                       token=args.token if args.token is not None else settings.server_token,
                       public_url=args.public_url)  # fmt: skip
     return 0
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
     serve = sub.add_parser("serve", help="the HTTP + Socket.IO API in the foreground")
     serve.add_argument("--host", help="default ENFOADS_SERVER_HOST (127.0.0.1)")
-    serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000)")
+    serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000); 0: a free one")
     serve.add_argument("--token", help="bearer token; generated when the server is exposed")
     serve.add_argument("--public-url", help="the URL clients use (ngrok, Colab proxy): a token "
                        "is then required")  # fmt: skip

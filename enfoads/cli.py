@@ -185,6 +185,34 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redis(args: argparse.Namespace) -> int:
+    """A Redis for a one-machine demo of the distributed backend, in the foreground."""
+    import time
+    from pathlib import Path
+
+    from enfoads.core.settings import load_settings
+    from enfoads.testing.redis import RedisServer
+
+    folder = Path(args.dir) if args.dir else load_settings().data_dir / "redis"
+    server = RedisServer(folder, args.port).start()
+    print(f"Redis: {server.url}  (ENFOADS_REDIS_URL={server.url})", flush=True)
+    try:
+        while server.proc is not None and server.proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """One GPU worker of the distributed backend (Celery + Redis), in the foreground."""
+    from enfoads.workers.worker import main as worker_main
+
+    return worker_main(args.gpu, args.queues, (args.log_level or "INFO").upper())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enfoads", description="Enfoads Studio")
     parser.add_argument("--version", action="version", version=__version__)
@@ -209,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "is then required")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("openapi", help="print the API's OpenAPI schema").set_defaults(func=cmd_openapi)
+    worker = sub.add_parser("worker", help="a Celery worker for one GPU (ENFOADS_QUEUE=celery)")
+    worker.add_argument("--gpu", type=int, default=None,
+                        help="the GPU this process owns (CUDA_VISIBLE_DEVICES); none: CPU")  # fmt: skip
+    worker.add_argument("--queues", default="images,faces,video",
+                        help="the capabilities' queues it takes (default: all)")  # fmt: skip
+    worker.set_defaults(func=cmd_worker)
+    redis_cmd = sub.add_parser("redis", help="a Redis on loopback for a one-machine demo")
+    redis_cmd.add_argument("--port", type=int, default=6379)
+    redis_cmd.add_argument("--dir", help="its data folder (default: redis/ in the data dir)")
+    redis_cmd.set_defaults(func=cmd_redis)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -75,6 +75,8 @@ class JobRow(Base):
     # The lease: which process runs the job, and when it last said it still does.
     owner: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Set by a cancel from any process; the runner checks it between steps.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class EngineRow(Base):
@@ -94,7 +96,8 @@ class EngineRow(Base):
 
 # Columns added after the first release: (table, column, SQL type). ``create_all`` makes new
 # tables only, so an older database gets these by ALTER TABLE at start-up.
-_ADDED_COLUMNS = (("jobs", "owner", "VARCHAR(120)"), ("jobs", "heartbeat_at", "DATETIME"))
+_ADDED_COLUMNS = (("jobs", "owner", "VARCHAR(120)"), ("jobs", "heartbeat_at", "DATETIME"),
+                  ("jobs", "cancel_requested", "BOOLEAN DEFAULT 0"))
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -215,6 +215,10 @@ class JobStore:
         self._bus = bus
         self.clock = clock
 
+    @property
+    def bus(self) -> events.EventBus:
+        return self._bus
+
     def create(self, kind: str, params: dict[str, Any], retry_of: str | None = None) -> Job:
         check_tree(params, "params")
         storable(params, "params")  # nothing that cannot be read back is ever stored
@@ -265,6 +269,46 @@ class JobStore:
         self._bus.publish(events.job_update(job.to_dict()))
         return job
 
+
+    def claim(self, job_id: str, owner: str, lease_s: float, stage: str) -> tuple[Job | None, bool]:
+        """Take the job to run it: a queued job, or a running one whose runner is gone (a
+        redelivery after a worker died). Returns the job (None when it is not ours to run:
+        finished, cancelled, or held by a live runner) and whether it was taken over."""
+        from enfoads.core.engine import owner_gone
+
+        now = self.clock()
+        job = self.transition(job_id, [JobState.QUEUED], state=JobState.RUNNING, started_at=now,
+                              owner=owner, heartbeat_at=now, stage=stage)  # fmt: skip
+        if job is not None:
+            return job, False
+        with self._sessions() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.state != JobState.RUNNING.value:
+                return None, False
+            old_owner, beat = row.owner, row.heartbeat_at
+        if old_owner == owner or not owner_gone(old_owner, beat, now, lease_s):
+            return None, False
+        with self._sessions.begin() as s:
+            done = s.execute(update(JobRow).where(
+                JobRow.id == job_id, JobRow.state == JobState.RUNNING.value,
+                JobRow.owner.is_(None) if old_owner is None else JobRow.owner == old_owner,
+                JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat,
+            ).values(owner=owner, heartbeat_at=now, progress=0.0, stage=stage)).rowcount  # fmt: skip
+        if done != 1:
+            return None, False
+        log.warning("job %s taken over from %s (gone)", job_id, old_owner)
+        return self.get(job_id), True
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Flag a running job for cancel; its runner stops at its next step, wherever it runs."""
+        with self._sessions.begin() as s:
+            return s.execute(update(JobRow).where(JobRow.id == job_id,
+                                                  JobRow.state == JobState.RUNNING.value)
+                             .values(cancel_requested=True)).rowcount == 1  # fmt: skip
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._sessions() as s:
+            return bool(s.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
     def heartbeat(self, owner: str) -> int:
         """Renew the lease of every job ``owner`` runs; how many it holds."""
@@ -448,56 +492,85 @@ class LocalJobQueue:
         with self._lock:
             self._tokens[job_id] = token
         try:
-            now = self.store.clock()
-            job = self.store.transition(job_id, [JobState.QUEUED], state=JobState.RUNNING,
-                                        started_at=now, owner=self.owner, heartbeat_at=now,
-                                        stage=t("stage.queued", self.lang))  # fmt: skip
+            job, _took_over = self.store.claim(job_id, self.owner, self.lease_s,
+                                               t("stage.queued", self.lang))  # fmt: skip
             if job is None:
                 return  # cancelled while queued
-            handler = self._handlers.get(job.kind)
-            last = {"progress": 0.0, "stage": job.stage}
-            lock = threading.Lock()  # a download watcher reports from its own thread
-
-            def report(percent: float, stage: str | None) -> None:
-                with lock:
-                    percent = max(percent, last["progress"])  # progress never goes back
-                    stage = stage if stage is not None else last["stage"]
-                    if percent - last["progress"] < 0.5 and stage == last["stage"]:
-                        return  # nothing a user could see
-                    last.update(progress=percent, stage=stage)
-                    self.store.transition(job_id, [JobState.RUNNING], leased_by=self.owner,
-                                          progress=percent, stage=stage)  # fmt: skip
-
-            ctx = JobContext(job, token, report, self.lang)
-            try:
-                if handler is None:
-                    raise NotFound("job kind", job.kind)
-                result = handler(ctx)
-            except JobCancelled:
-                self._finish(job_id, [JobState.RUNNING], JobState.CANCELLED,
-                             error=t("error.cancelled", self.lang), error_code="cancelled")  # fmt: skip
-                log.info("job %s cancelled", job_id)
-                return
-            except EnfoadsError as exc:
-                self._finish(job_id, [JobState.RUNNING], JobState.FAILED,
-                             error=exc.message(self.lang), error_code=exc.key)  # fmt: skip
-                log.info("job %s failed: %s", job_id, exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - a job's crash is recorded, not raised
-                if is_disk_full(exc):
-                    log.error("job %s (%s): the disk is full", job_id, job.kind)
-                    error, code = DiskFull().message(self.lang), "error.disk_full"
-                else:
-                    log.exception("job %s (%s) crashed", job_id, job.kind)
-                    error = t("error.internal", self.lang, kind=job.kind, reason=public_reason(exc))
-                    code = "error.internal"
-                self._finish(job_id, [JobState.RUNNING], JobState.FAILED, error=error,
-                             error_code=code)  # fmt: skip
-                return
-            self._finish(job_id, [JobState.RUNNING], JobState.COMPLETED, progress=100.0,
-                         stage=t("stage.completed", self.lang),
-                         result_asset_ids=list(result.asset_ids), result=result.data)  # fmt: skip
-            log.info("job %s completed", job_id)
+            if execute(self.store, job, self._handlers.get(job.kind), token, self.owner,
+                       self.lang) is not None:  # fmt: skip
+                with self._lock:
+                    self._done.setdefault(job_id, threading.Event()).set()
         finally:
             with self._lock:
                 self._tokens.pop(job_id, None)
+
+
+class DbCancelToken:
+    """Cancel as a flag in the job's row (set by ``JobStore.request_cancel`` from any process),
+    read at most every ``interval_s``: how a job on a remote worker learns it was cancelled."""
+
+    def __init__(self, store: JobStore, job_id: str, interval_s: float = 0.5):
+        import time
+
+        self._store, self._job_id, self._interval = store, job_id, interval_s
+        self._time = time.monotonic
+        self._checked = -1e9
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._store.request_cancel(self._job_id)
+
+    @property
+    def cancelled(self) -> bool:
+        now = self._time()
+        if not self._cancelled and now - self._checked >= self._interval:
+            self._checked = now
+            self._cancelled = self._store.cancel_requested(self._job_id)
+        return self._cancelled
+
+
+def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owner: str,
+            lang: str) -> Job | None:  # fmt: skip
+    """Run a claimed job's handler and record how it ended (only while ``owner`` still holds
+    its lease). The one path for the local queue and for remote workers."""
+    job_id = job.id
+    last = {"progress": 0.0, "stage": job.stage}
+    lock = threading.Lock()  # a download watcher reports from its own thread
+
+    def report(percent: float, stage: str | None) -> None:
+        with lock:
+            percent = max(percent, last["progress"])  # progress never goes back
+            stage = stage if stage is not None else last["stage"]
+            if percent - last["progress"] < 0.5 and stage == last["stage"]:
+                return  # nothing a user could see
+            last.update(progress=percent, stage=stage)
+            store.transition(job_id, [JobState.RUNNING], leased_by=owner, progress=percent,
+                             stage=stage)  # fmt: skip
+
+    def finish(state: JobState, **changes: Any) -> Job | None:
+        return store.transition(job_id, [JobState.RUNNING], leased_by=owner, state=state,
+                                finished_at=store.clock(), **changes)  # fmt: skip
+
+    ctx = JobContext(job, token, report, lang)
+    try:
+        if handler is None:
+            raise NotFound("job kind", job.kind)
+        result = handler(ctx)
+    except JobCancelled:
+        log.info("job %s cancelled", job_id)
+        return finish(JobState.CANCELLED, error=t("error.cancelled", lang), error_code="cancelled")
+    except EnfoadsError as exc:
+        log.info("job %s failed: %s", job_id, exc)
+        return finish(JobState.FAILED, error=exc.message(lang), error_code=exc.key)
+    except Exception as exc:  # noqa: BLE001 - a job's crash is recorded, not raised
+        if is_disk_full(exc):
+            log.error("job %s (%s): the disk is full", job_id, job.kind)
+            error, code = DiskFull().message(lang), "error.disk_full"
+        else:
+            log.exception("job %s (%s) crashed", job_id, job.kind)
+            error = t("error.internal", lang, kind=job.kind, reason=public_reason(exc))
+            code = "error.internal"
+        return finish(JobState.FAILED, error=error, error_code=code)
+    log.info("job %s completed", job_id)
+    return finish(JobState.COMPLETED, progress=100.0, stage=t("stage.completed", lang),
+                  result_asset_ids=list(result.asset_ids), result=result.data)  # fmt: skip

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # A job's runner and the engine renew their leases every third of this; past it, a silent
     # one counts as gone (on the same machine a dead process counts at once).
     lease_s: float = Field(30.0, ge=1, le=3600)
+    # Where jobs run: "local" (threads of the engine) or "celery" (GPU worker processes behind
+    # Redis, `enfoads worker`); the database stays the record of every job either way.
+    queue: Literal["local", "celery"] = "local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis redelivers a job whose worker went silent after this long; longer than the longest
+    # job (a lease check keeps a live worker's job from running twice anyway).
+    visibility_timeout_s: float = Field(7200.0, ge=1)
     max_upload_mb: float = Field(25.0, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_prompt_chars: int = Field(1000, ge=10)

@@ -58,10 +58,8 @@ class Studio:
         # Attached surfaces (dashboard pages, other kernels, the CLI) present this token to the
         # engine's API; it is stored in the database of the data dir, next to the engine's URL.
         self.attach_token = secrets.token_urlsafe(24)
-        self.jobs: JobBackend = jobs or LocalJobQueue(
-            JobStore(sessions, self.bus, clock), workers=s.workers, lang=s.language,
-            owner=self.owner, lease_s=s.lease_s,
-        )  # fmt: skip
+        self.sessions, self.clock = sessions, clock
+        self.jobs: JobBackend = jobs or self._job_backend()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self._closers: list[Callable[[], None]] = []  # e.g. the API server started for it
@@ -74,6 +72,17 @@ class Studio:
         )
         self.pipelines: dict[str, Any] = {}  # filled by each capability's register()
         self._register_capabilities()
+
+    def _job_backend(self) -> JobBackend:
+        """Threads of this process, or Celery workers on other processes (``ENFOADS_QUEUE``)."""
+        s = self.settings
+        store = JobStore(self.sessions, self.bus, self.clock)
+        if s.queue == "celery":
+            from enfoads.workers.backend import CeleryJobQueue
+
+            return CeleryJobQueue(store, s, lang=s.language)
+        return LocalJobQueue(store, workers=s.workers, lang=s.language, owner=self.owner,
+                             lease_s=s.lease_s)  # fmt: skip
 
     def _register_capabilities(self) -> None:
         """Each capability registers its job handlers and models here, in one place."""

@@ -1,0 +1,144 @@
+"""The engine's job queue when jobs run on Celery workers (``ENFOADS_QUEUE=celery``).
+
+Submitting records the job in the database, then sends its id to the capability's queue;
+workers claim it there with a lease. Cancel is a flag in the job's row (a solo worker cannot
+be interrupted by Celery's revoke); the workers' events come back over a Redis channel onto
+this process's bus, so widgets and Socket.IO clients see a remote job move.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from enfoads.core import events
+from enfoads.core.errors import JobStateError, NotFound
+from enfoads.core.i18n import t
+from enfoads.core.jobs import Handler, Job, JobState, JobStore
+from enfoads.workers.app import TASK, events_channel, make_celery, queue_for
+
+log = logging.getLogger(__name__)
+
+
+class CeleryJobQueue:
+    """``JobBackend`` over Celery + Redis (see the module docstring)."""
+
+    def __init__(self, store: JobStore, settings: Any, *, lang: str = "es"):
+        self.store = store
+        self.settings = settings
+        self.lang = lang
+        self.app = make_celery(settings)
+        self._kinds: set[str] = set()
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._done: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self._kinds.add(kind)  # the handlers run in the workers
+
+    def kinds(self) -> list[str]:
+        return sorted(self._kinds)
+
+    def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job:
+        if kind not in self._kinds:
+            raise NotFound("job kind", kind)
+        job = self.store.create(kind, params, retry_of)
+        self._send(job)
+        return job
+
+    def _send(self, job: Job) -> None:
+        self.app.send_task(TASK, args=[job.id], queue=queue_for(job.kind))
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id)
+
+    def list(self, *, state: str | None = None, kind: str | None = None,
+             limit: int = 50) -> list[Job]:  # fmt: skip
+        return self.store.list(state=state, kind=kind, limit=limit)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state is JobState.QUEUED:
+            done = self.store.transition(job_id, [JobState.QUEUED], state=JobState.CANCELLED,
+                                         finished_at=self.store.clock(),
+                                         error=t("error.cancelled", self.lang),
+                                         error_code="cancelled")  # fmt: skip
+            if done is not None:
+                return done  # its message is dropped by the worker that gets it
+            job = self.store.get(job_id)
+        if job.state is JobState.RUNNING:
+            self.store.request_cancel(job_id)
+            return self.store.get(job_id)
+        raise JobStateError(job_id, job.state.value, "cancelled")
+
+    def retry(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise JobStateError(job_id, job.state.value, "retried")
+        return self.submit(job.kind, job.params, retry_of=job.id)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            done = self._done.setdefault(job_id, threading.Event())
+        while True:
+            job = self.store.get(job_id)
+            left = None if deadline is None else deadline - time.monotonic()
+            if job.state.finished or (left is not None and left <= 0):
+                return job
+            done.wait(0.5 if left is None else min(0.5, left))
+
+    def start(self) -> None:
+        """Listen to the workers' events; send again what is queued in the database (a message
+        lost with a Redis that restarted without its data; a duplicate is dropped by the
+        claim)."""
+        if self._listener is not None:
+            return
+        for job in self.store.reclaim_expired(self.settings.lease_s, self.lang):
+            log.info("job %s: its worker is gone", job.id)
+        for job in self.store.list(state=JobState.QUEUED.value, limit=500):
+            self._send(job)
+        self._stop.clear()
+        self._listener = threading.Thread(target=self._listen, name="enfoads-worker-events",
+                                          daemon=True)  # fmt: skip
+        self._listener.start()
+
+    def _listen(self) -> None:
+        import redis
+
+        channel = events_channel(self.settings)
+        while not self._stop.is_set():
+            try:
+                client = redis.Redis.from_url(self.settings.redis_url)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(channel)
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and message.get("type") == "message":
+                        self._relay(json.loads(message["data"]))
+                pubsub.close()
+                client.close()
+            except Exception:  # noqa: BLE001 - Redis restarting: listen again shortly
+                log.warning("lost the workers' event channel; reconnecting", exc_info=True)
+                self._stop.wait(1.0)
+
+    def _relay(self, data: dict[str, Any]) -> None:
+        event = events.Event(str(data.get("name")), dict(data.get("payload") or {}))
+        if event.name == "job_update" and event.payload.get("state") in ("completed", "failed",
+                                                                         "cancelled"):  # fmt: skip
+            with self._lock:
+                waiter = self._done.get(event.payload.get("id", ""))
+            if waiter is not None:
+                waiter.set()
+        self.store.bus.publish(event)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join(timeout)
+            self._listener = None

@@ -1,0 +1,180 @@
+"""The distributed backend (issue #14): an engine whose queue is Celery, two `enfoads worker`
+processes and a real Redis, all on loopback. Exactly-once results, a SIGKILLed worker, a Redis
+restart, cancel across processes and a Socket.IO client seeing a worker's progress."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("celery")
+from enfoads.core.jobs import JobState  # noqa: E402
+from enfoads.core.studio import Studio  # noqa: E402
+from enfoads.testing.redis import RedisServer, redis_binary  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(redis_binary() is None, reason="needs redis-server")]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 300
+SIX = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+
+
+class Cluster:
+    """Redis + the engine (this process, Celery queue) + `enfoads worker` processes."""
+
+    def __init__(self, tmp: Path, tiny_sdxl, face_models):
+        self.tmp = tmp
+        self.redis = RedisServer(tmp / "redis").start()
+        self.env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp / "data"), ENFOADS_DEVICE="cpu",
+                        ENFOADS_LANGUAGE="en", HF_HUB_OFFLINE="1", ENFOADS_QUEUE="celery",
+                        ENFOADS_REDIS_URL=self.redis.url, ENFOADS_LEASE_S="4",
+                        ENFOADS_VISIBILITY_TIMEOUT_S="8",
+                        ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
+                        ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
+                        ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
+                        ENFOADS_FACESWAP_ANALYSIS_MODEL=str(face_models["analysis"]),
+                        ENFOADS_FACESWAP_SWAPPER_MODEL=str(face_models["swapper"]),
+                        ENFOADS_FACESWAP_LICENCE_ACCEPTED="true")  # fmt: skip
+        from enfoads.core.settings import load_settings
+
+        keys = {k[8:].lower(): v for k, v in self.env.items() if k.startswith("ENFOADS_")}
+        self.settings = load_settings(**keys)
+        self.studio = Studio(self.settings).start()
+        self.workers: list[subprocess.Popen] = []
+
+    def add_worker(self) -> subprocess.Popen:
+        log = self.tmp / f"worker{len(self.workers)}.log"
+        proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "worker"], env=self.env,
+                                stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+        self.workers.append(proc)
+        deadline = time.monotonic() + 120
+        while " ready." not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.studio.close()
+        self.redis.stop()
+
+    def assets_of(self, job_id: str) -> list:
+        return [a for a in self.studio.list_assets(limit=500).items if a.job_id == job_id]
+
+
+@pytest.fixture
+def cluster(tmp_path, tiny_sdxl, face_models):
+    made = Cluster(tmp_path, tiny_sdxl, face_models)
+    yield made
+    made.close()
+
+
+def png_of_face() -> bytes:
+    from enfoads.testing.faces import astronaut_rgb
+
+    out = io.BytesIO()
+    Image.fromarray(astronaut_rgb()).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_twenty_mixed_jobs_on_two_workers_exactly_once_with_live_progress(cluster):
+    import socketio
+
+    from enfoads.server.launch import start_in_thread
+
+    threads = [threading.Thread(target=cluster.add_worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handle = start_in_thread(cluster.studio, port=0)  # the API the React client talks to
+    client = socketio.Client()
+    updates: dict[str, list] = {}
+    client.on("job_update", lambda job: updates.setdefault(job["id"], []).append(
+        (job["state"], job["progress"])))  # fmt: skip
+    client.connect(handle.url, transports=["websocket"])
+    studio = cluster.studio
+    try:
+        face = studio.upload_asset(png_of_face(), "face.png")
+        jobs = [studio.generate_images(prompt=f"anuncio {i}", placements=[SIX[i % 6]], seed=i)
+                for i in range(14)]  # fmt: skip
+        jobs += [studio.swap_faces(source_asset_id=face.id, target_asset_id=face.id)
+                 for _ in range(6)]  # fmt: skip
+        owners = set()
+        for job in jobs:
+            done = studio.wait_job(job.id, TIMEOUT)
+            assert done.state is JobState.COMPLETED, (job.kind, done.error)
+            made = cluster.assets_of(job.id)
+            assert sorted(a.id for a in made) == sorted(done.result_asset_ids)
+            assert len(made) == 1  # one image, or one swapped result (its inputs were assets)
+            owners.add(done.owner.split(":")[1])
+        assert len(owners) == 2  # both workers took jobs
+        worker_pids = {str(p.pid) for p in cluster.workers}
+        assert owners == worker_pids
+        # A Socket.IO client of the API server saw a worker's job move, up to 100.
+        deadline = time.monotonic() + 10
+        while updates.get(jobs[0].id, [(None, 0)])[-1] != ("completed", 100.0):
+            assert time.monotonic() < deadline, updates.get(jobs[0].id)
+            time.sleep(0.1)
+        assert any(state == "running" and 0 < p < 100 for state, p in updates[jobs[0].id])
+        # Cancel from the API stops a job running in a worker within a step.
+        long = studio.generate_images(prompt="cancelado", placements=SIX, seed=99)
+        while studio.get_job(long.id).progress < 5:
+            time.sleep(0.05)
+        studio.cancel_job(long.id)
+        cancelled = studio.wait_job(long.id, 60)
+        assert cancelled.state is JobState.CANCELLED and cancelled.progress < 60
+        assert cluster.assets_of(long.id) == [] or len(cluster.assets_of(long.id)) < 6
+    finally:
+        client.disconnect()
+        handle.stop()
+
+
+def test_a_sigkilled_worker_loses_no_job_and_duplicates_no_asset(cluster):
+    first = cluster.add_worker()
+    studio = cluster.studio
+    job = studio.generate_images(prompt="reloj dorado", placements=SIX, seed=5)
+    deadline = time.monotonic() + TIMEOUT
+    while studio.get_job(job.id).progress < 20:  # some of its images are already stored
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert studio.get_job(job.id).owner.split(":")[1] == str(first.pid)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    second = cluster.add_worker()
+    done = studio.wait_job(job.id, TIMEOUT)
+    assert done.state is JobState.COMPLETED, done.error
+    assert done.owner.split(":")[1] == str(second.pid)  # finished on the other worker
+    made = cluster.assets_of(job.id)
+    assert len(made) == 6 and sorted(a.id for a in made) == sorted(done.result_asset_ids)
+    for asset in made:
+        data = studio.assets.file_path(asset).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == asset.sha256
+
+
+def test_a_redis_restart_loses_no_queued_job(cluster):
+    studio = cluster.studio
+    jobs = [studio.generate_images(prompt=f"taza {i}", seed=i) for i in range(3)]
+    cluster.redis.stop()  # nothing has run: the three wait in Redis
+    cluster.redis.start()
+    cluster.add_worker()
+    for job in jobs:
+        done = studio.wait_job(job.id, TIMEOUT)
+        assert done.state is JobState.COMPLETED and len(cluster.assets_of(job.id)) == 1

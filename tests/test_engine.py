@@ -394,3 +394,22 @@ def test_the_same_scenario_on_both_facades(facade):
     while not {"job_update", "asset_added", "asset_deleted"} <= set(seen):
         assert time.monotonic() < deadline, sorted(set(seen))
         time.sleep(0.05)
+
+
+def test_an_older_database_gets_the_lease_columns_and_its_cut_job_is_marked(settings):
+    import sqlite3
+
+    settings.ensure_dirs()
+    db = sqlite3.connect(settings.data_dir / "enfoads.db")  # as the first release wrote it
+    db.execute("CREATE TABLE jobs (id VARCHAR(40) PRIMARY KEY, kind VARCHAR(40), state VARCHAR(20),"
+               " progress FLOAT, stage VARCHAR(255), params JSON, result_asset_ids JSON, result JSON,"
+               " error TEXT, error_code VARCHAR(64), retry_of VARCHAR(40), created_at DATETIME,"
+               " started_at DATETIME, finished_at DATETIME)")  # fmt: skip
+    db.execute("INSERT INTO jobs VALUES ('job_old', 'generate_image', 'running', 40, '', '{}', '[]',"
+               " '{}', '', '', NULL, '2026-01-01 00:00:00', NULL, NULL)")  # fmt: skip
+    db.commit()
+    db.close()
+    with Studio(settings) as studio:
+        job = studio.get_job("job_old")
+        assert job.state is JobState.FAILED and job.error_code == "interrupted"
+        assert job.owner is None

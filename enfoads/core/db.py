@@ -94,21 +94,23 @@ class EngineRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-# Columns added after the first release: (table, column, SQL type). ``create_all`` makes new
-# tables only, so an older database gets these by ALTER TABLE at start-up.
-_ADDED_COLUMNS = (("jobs", "owner", "VARCHAR(120)"), ("jobs", "heartbeat_at", "DATETIME"),
-                  ("jobs", "cancel_requested", "BOOLEAN DEFAULT 0"))
+# Columns added after the first release. ``create_all`` makes new tables only, so an older
+# database gets these by ALTER TABLE at start-up (types compiled for its dialect: SQLite or
+# PostgreSQL).
+_ADDED_COLUMNS = (("jobs", "owner", String(120), None), ("jobs", "heartbeat_at", DateTime(), None),
+                  ("jobs", "cancel_requested", Boolean(), "FALSE"))  # fmt: skip
 
 
 def _add_missing_columns(engine: Engine) -> None:
     from sqlalchemy import inspect, text
 
     inspector = inspect(engine)
-    for table, column, sql_type in _ADDED_COLUMNS:
+    for table, column, sa_type, default in _ADDED_COLUMNS:
         have = {c["name"] for c in inspector.get_columns(table)}
         if column not in have:
+            sql = f"ALTER TABLE {table} ADD COLUMN {column} {sa_type.compile(dialect=engine.dialect)}"
             with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+                conn.execute(text(sql + (f" DEFAULT {default}" if default else "")))
 
 
 def create_engine(url: str) -> Engine:

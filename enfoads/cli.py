@@ -122,7 +122,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{args.port}/"
     print(f"Enfoads Studio {__version__} — {url}")
     print(f"  datos / data: {settings.data_dir}")
-    print(f"  motor / engine: {studio.engine_info.describe()}")
+    print(f"  motor / engine: {studio.engine_info.describe(settings.language)}")
     for model in studio.missing_models():
         print(f"  ⬇ falta / missing: {model['model']} ({model['capability']}); "
               "descárgalo en Ajustes / download it in Settings")  # fmt: skip

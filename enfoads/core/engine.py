@@ -72,13 +72,26 @@ class EngineInfo:
         return cls(row.owner, row.host, row.pid, row.url, row.token, row.started_at,
                    row.heartbeat_at)  # fmt: skip
 
-    def describe(self) -> str:
+    def describe(self, lang: str = "en") -> str:
         """Names the engine for people: pid, machine, address and since when."""
-        where = self.url or "no address yet"
-        return f"pid {self.pid} on {self.host}, {where}, since {self.started_at:%Y-%m-%d %H:%M} UTC"
+        since = f"{self.started_at:%Y-%m-%d %H:%M} UTC"
+        if lang == "es":
+            return f"pid {self.pid} en {self.host}, {self.url or 'sin dirección aún'}, desde {since}"
+        return f"pid {self.pid} on {self.host}, {self.url or 'no address yet'}, since {since}"
 
 
-class EngineBusy(EnfoadsError):
+class _EngineError(EnfoadsError):
+    """An error that names an engine, in the language of the message."""
+
+    engine: EngineInfo
+
+    def message(self, lang: str = "es") -> str:
+        from enfoads.core.i18n import t
+
+        return t(self.key, lang, **{**self.params, "engine": self.engine.describe(lang)})
+
+
+class EngineBusy(_EngineError):
     """Another live engine owns this data dir."""
 
     status = 409
@@ -88,7 +101,7 @@ class EngineBusy(EnfoadsError):
         super().__init__("error.engine_busy", engine=engine.describe())
 
 
-class EngineUnreachable(EnfoadsError):
+class EngineUnreachable(_EngineError):
     """A live engine owns this data dir, but its API cannot be reached."""
 
     status = 503

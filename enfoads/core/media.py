@@ -192,24 +192,16 @@ def sweep_work_dirs(root: Path) -> int:
     """Remove the work folders of processes that are no longer alive; return how many."""
     import shutil
 
+    from enfoads.core.engine import pid_alive
+
     removed = 0
     for path in root.glob("*-*") if root.is_dir() else ():
         pid = path.name.split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resolve_inside(root: Path, relative: str | Path) -> Path:

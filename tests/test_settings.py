@@ -75,3 +75,19 @@ def test_every_asset_kind_has_a_name_in_both_languages():
 
     for kind in ASSET_KINDS:
         assert CATALOG[f"kind.{kind}"]["es"] and CATALOG[f"kind.{kind}"]["en"]
+
+
+def test_a_language_switch_reaches_the_magic_prompt_and_the_queue(tmp_path):
+    """One live settings object: no copy keeps the old language after a switch."""
+    from enfoads.core.jobs import JobResult
+    from enfoads.core.studio import Studio
+
+    with Studio(load_settings(data_dir=tmp_path, device="cpu", language="es")) as studio:
+        before = studio.enhance_prompt("zapatillas rojas en la playa").notices
+        studio.update_settings(language="en")
+        after = studio.enhance_prompt("zapatillas rojas en la playa").notices
+        assert before and after and before != after
+        assert all("Spanish" in n or "English" in n for n in after), after
+        studio.jobs.register("hold", lambda ctx: JobResult(data={"stage": ctx.t("stage.saving")}))
+        job = studio.wait_job(studio.submit("hold", {}).id, 30)
+        assert job.result["stage"] == "Saving" and job.stage == "Completed"

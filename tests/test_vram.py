@@ -219,3 +219,62 @@ def test_real_gpu_moves_and_frees_memory():
     with m.use("b") as b:
         assert b.weight.is_cuda
     assert where(m) == {"a": CPU, "b": GPU}
+
+
+def test_a_slow_load_holds_no_lock_and_runs_once():
+    """A first load (a download, minutes) never blocks stats() or another model's users; two
+    threads asking for the same model share the one load in flight; its room stays booked."""
+    m = cpu_manager(ram_mb=20)
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow():
+        calls.append(1)
+        started.set()
+        assert release.wait(20)
+        return linear_mb(4)
+
+    m.register("slow", slow, 4 * MB)
+    m.register("quick", lambda: linear_mb(2), 2 * MB)
+    got = []
+
+    def user():
+        with m.use("slow") as model:
+            got.append(model)
+
+    threads = [threading.Thread(target=user) for _ in range(2)]
+    threads[0].start()
+    assert started.wait(20)
+    threads[1].start()
+    # While the loader runs: stats() answers (the booked room shows), and another model loads.
+    done = threading.Event()
+    threading.Thread(target=lambda: (m.stats(with_devices=False), done.set())).start()
+    assert done.wait(2), "stats() waited for a model load"
+    assert m.stats(with_devices=False)["ram_used_bytes"] == 4 * MB
+    with m.use("quick"):
+        pass
+    release.set()
+    for thread in threads:
+        thread.join(20)
+    assert len(calls) == 1 and len(got) == 2 and got[0] is got[1]
+    assert where(m)["slow"] == CPU and loads(m)["slow"] == 1
+
+
+def test_a_failed_load_lets_the_next_user_try_again():
+    m = cpu_manager(ram_mb=20)
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("connection reset")
+        return linear_mb(2)
+
+    m.register("flaky", flaky, 2 * MB)
+    with pytest.raises(ModelUnavailable, match="connection reset"):
+        with m.use("flaky"):
+            pass
+    assert m.stats(with_devices=False)["ram_used_bytes"] == 0  # nothing stays booked
+    with m.use("flaky") as model:
+        assert model is not None
+    assert len(attempts) == 2

@@ -352,13 +352,13 @@ class LocalJobQueue:
     only jobs whose runner is gone are marked interrupted, never those another live process
     runs."""
 
-    def __init__(self, store: JobStore, *, workers: int = 1, lang: str = "es",
+    def __init__(self, store: JobStore, *, workers: int = 1, lang: str | Callable[[], str] = "es",
                  owner: str | None = None, lease_s: float = 30.0):  # fmt: skip
         from enfoads.core.engine import new_owner_id
 
         self.store = store
         self.workers = workers
-        self.lang = lang
+        self._lang = lang
         self.owner = owner or new_owner_id()
         self.lease_s = lease_s
         self._stop = threading.Event()
@@ -368,6 +368,12 @@ class LocalJobQueue:
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+
+    @property
+    def lang(self) -> str:
+        """The language of stages and errors now (read from the live settings when given a
+        function: a switch in Settings applies to the next job)."""
+        return self._lang() if callable(self._lang) else self._lang
 
     # -- the backend interface ---------------------------------------------------------
     def register(self, kind: str, handler: Handler) -> None:

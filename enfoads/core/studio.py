@@ -80,9 +80,9 @@ class Studio:
         if s.queue == "celery":
             from enfoads.workers.backend import CeleryJobQueue
 
-            return CeleryJobQueue(store, s, lang=s.language)
-        return LocalJobQueue(store, workers=s.workers, lang=s.language, owner=self.owner,
-                             lease_s=s.lease_s)  # fmt: skip
+            return CeleryJobQueue(store, s, lang=lambda: self.settings.language)
+        return LocalJobQueue(store, workers=s.workers, lang=lambda: self.settings.language,
+                             owner=self.owner, lease_s=s.lease_s)  # fmt: skip
 
     def _register_capabilities(self) -> None:
         """Each capability registers its job handlers and models here, in one place."""
@@ -183,9 +183,7 @@ class Studio:
         stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         stored.update({k: getattr(updated, k) for k in changes})
         path.write_text(json.dumps(stored, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        self.settings = updated
-        if hasattr(self.jobs, "lang"):
-            self.jobs.lang = updated.language
+        self.settings = updated  # the queue and the pipelines read it from here, live
         return updated
 
     @property

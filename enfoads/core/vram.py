@@ -156,6 +156,8 @@ class _Entry:
     last_used: float = 0.0
     in_use: int = 0
     loads: int = 0
+    loading: bool = False  # a thread runs its loader now (outside the manager's lock)
+    reserved: str | None = None  # the room booked for it on that device while it loads
 
 
 def resolve_device(choice: str) -> str:
@@ -226,6 +228,10 @@ class ModelManager:
             try:
                 while entry.where != target and not self._make_room(entry, target):
                     self._cond.wait()  # other threads hold the models that would have to go
+                while entry.loading:  # another thread loads it: wait for that load
+                    self._cond.wait()
+                if entry.model is None:
+                    self._load_unlocked(entry, target)
                 self._bring(entry, target)
             except BaseException:
                 entry.in_use -= 1
@@ -264,7 +270,8 @@ class ModelManager:
         return entry
 
     def _used(self, where: str) -> int:
-        return sum(e.size for e in self._entries.values() if e.where == where)
+        return sum(e.size for e in self._entries.values()
+                   if e.where == where or e.reserved == where)  # fmt: skip
 
     def _budget(self, where: str) -> int:
         return self.gpu_budget if where == GPU else self.ram_budget
@@ -324,29 +331,42 @@ class ModelManager:
         else:
             self._drop(victim)
 
+    def _load_unlocked(self, entry: _Entry, target: str) -> None:
+        """Run the loader (a download, minutes on first use) with the lock released, so
+        ``stats()`` and other models' users never wait for it; its room stays booked on
+        ``target`` meanwhile. Called holding the lock once; returns holding it."""
+        entry.loading, entry.reserved = True, target
+        self._cond.release()
+        try:
+            log.info("loading %s", entry.name)
+            model = entry.loader()
+        except (ModelUnavailable, ModelTooLarge):
+            raise
+        except (OSError, ValueError, ImportError, RuntimeError) as exc:
+            raise ModelUnavailable(entry.name, f"{type(exc).__name__}: {exc}"[:400]) from exc
+        finally:
+            self._cond.acquire()
+            entry.loading, entry.reserved = False, None
+            self._cond.notify_all()
+        entry.loads += 1
+        entry.model, entry.where = model, CPU  # loaders build on CPU first
+        measured = entry.adapter.measure(model)
+        if measured:
+            entry.size = measured
+        try:
+            self._check_fits(entry, target)
+        except ModelTooLarge:
+            self._drop(entry)
+            raise
+        if target == CPU:
+            self._trim(CPU, keep=entry)  # the measured size may exceed the estimate
+        self._after_change(gpu_freed=False)
+
     def _bring(self, entry: _Entry, target: str) -> None:
         if entry.where == target:
             return
         if entry.model is None:
-            log.info("loading %s", entry.name)
-            try:
-                model = entry.loader()
-            except (ModelUnavailable, ModelTooLarge):
-                raise
-            except (OSError, ValueError, ImportError, RuntimeError) as exc:
-                raise ModelUnavailable(entry.name, f"{type(exc).__name__}: {exc}"[:400]) from exc
-            entry.loads += 1
-            entry.model, entry.where = model, CPU  # loaders build on CPU first
-            measured = entry.adapter.measure(model)
-            if measured:
-                entry.size = measured
-            try:
-                self._check_fits(entry, target)
-            except ModelTooLarge:
-                self._drop(entry)
-                raise
-            if target == CPU:
-                self._trim(CPU, keep=entry)  # the measured size may exceed the estimate
+            self._load_unlocked(entry, target)
         if target == GPU:
             log.info("moving %s to the GPU", entry.name)
             entry.where = None  # it leaves RAM as it enters the GPU

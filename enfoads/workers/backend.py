@@ -25,16 +25,20 @@ log = logging.getLogger(__name__)
 class CeleryJobQueue:
     """``JobBackend`` over Celery + Redis (see the module docstring)."""
 
-    def __init__(self, store: JobStore, settings: Any, *, lang: str = "es"):
+    def __init__(self, store: JobStore, settings: Any, *, lang: Any = "es"):
         self.store = store
         self.settings = settings
-        self.lang = lang
+        self._lang = lang  # a language, or a function that reads the live settings
         self.app = make_celery(settings)
         self._kinds: set[str] = set()
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+
+    @property
+    def lang(self) -> str:
+        return self._lang() if callable(self._lang) else self._lang
 
     def register(self, kind: str, handler: Handler) -> None:
         self._kinds.add(kind)  # the handlers run in the workers

@@ -21,6 +21,7 @@ from enfoads.core.i18n import t
 from enfoads.core.pipelines.base import ModelFile, hub_kwargs, local_weights_bytes
 
 if TYPE_CHECKING:
+    from enfoads.core.settings import Settings
     from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,10 @@ class PromptEnhancer:
 
     def __init__(self, studio: Studio):
         self.studio = studio
-        self.settings = studio.settings
+
+    @property
+    def settings(self) -> Settings:
+        return self.studio.settings  # live: a language switch reaches the notices
 
     def enhance(self, prompt: str, *, style: str = "none", placement: str | None = None,
                 brand_colors: tuple[str, ...] | list[str] = (), product: str | None = None,

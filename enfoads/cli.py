@@ -55,6 +55,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
     from enfoads.server.launch import serve_forever
@@ -73,7 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve_forever(studio, host=args.host or settings.server_host,
                       port=settings.server_port if args.port is None else args.port,
                       token=args.token if args.token is not None else settings.server_token,
-                      public_url=args.public_url)  # fmt: skip
+                      public_url=args.public_url,
+                      parent=os.getppid() if args.exit_with_parent else None)  # fmt: skip
     return 0
 
 
@@ -115,7 +118,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
     if studio is None:
         port = args.engine_port or free_port()
         engine_proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "serve", "--host",
-                                        "127.0.0.1", "--port", str(port)], env=env)  # fmt: skip
+                                        "127.0.0.1", "--port", str(port), "--exit-with-parent"],
+                                       env=env)  # fmt: skip
         studio = _wait_for_engine(settings, engine_proc)
         if studio is None:
             return 1
@@ -136,17 +140,26 @@ def cmd_studio(args: argparse.Namespace) -> int:
            f"--MappingKernelManager.cull_idle_timeout={cull}",
            f"--MappingKernelManager.cull_interval={max(1, args.cull_after // 2)}",
            "--MappingKernelManager.cull_connected=False"]  # fmt: skip
+    import signal
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM: the children are stopped below, not orphaned
+
+    signal.signal(signal.SIGTERM, stop)
+    voila = None
     try:
-        return subprocess.call(cmd, env=env)
+        voila = subprocess.Popen(cmd, env=env)
+        return voila.wait()
     except KeyboardInterrupt:
         return 0
     finally:
-        if engine_proc is not None:
-            engine_proc.terminate()
-            try:
-                engine_proc.wait(30)
-            except subprocess.TimeoutExpired:
-                engine_proc.kill()
+        for child in (voila, engine_proc):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
 
 
 def _wait_for_engine(settings: Any, proc: Any, timeout: float = 120.0) -> Any:
@@ -235,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="bearer token; generated when the server is exposed")
     serve.add_argument("--public-url", help="the URL clients use (ngrok, Colab proxy): a token "
                        "is then required")  # fmt: skip
+    serve.add_argument("--exit-with-parent", action="store_true",
+                       help=argparse.SUPPRESS)  # the engine `enfoads studio` starts for itself
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("openapi", help="print the API's OpenAPI schema").set_defaults(func=cmd_openapi)
     worker = sub.add_parser("worker", help="a Celery worker for one GPU (ENFOADS_QUEUE=celery)")

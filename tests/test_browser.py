@@ -172,3 +172,9 @@ def test_pages_come_and_go_while_a_job_runs_on_the_one_engine(dashboard):
         time.sleep(1)
     client.close()
     assert "Traceback" not in log.read_text()
+    # Stopping `enfoads studio` (SIGTERM) stops the engine and Voila it started: no orphans.
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.terminate()
+    proc.wait(60)
+    gone, alive = psutil.wait_procs([engine, *children], timeout=60)
+    assert alive == [], [p.cmdline() for p in alive]

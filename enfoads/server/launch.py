@@ -92,9 +92,12 @@ def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None
 
 
 def serve_forever(studio: Studio, *, host: str, port: int, token: str,
-                  public_url: str | None = None) -> None:  # fmt: skip
+                  public_url: str | None = None, parent: int | None = None) -> None:  # fmt: skip
     """``enfoads serve``: the engine's API in the foreground; its address is recorded for the
-    surfaces that attach to it. Ends on Ctrl-C or SIGTERM."""
+    surfaces that attach to it. Ends on Ctrl-C or SIGTERM, or when process ``parent`` is gone
+    (the engine that ``enfoads studio`` started never outlives it, even after a kill -9)."""
+    import os
+
     import signal
 
     token = choose_token(host, token, exposed=bool(public_url))
@@ -112,6 +115,9 @@ def serve_forever(studio: Studio, *, host: str, port: int, token: str,
     try:
         while handle.thread is not None and handle.thread.is_alive():
             handle.thread.join(0.5)
+            if parent is not None and os.getppid() != parent:
+                log.info("the process that started this engine is gone: stopping")
+                break
     except KeyboardInterrupt:
         pass
     finally:

@@ -345,7 +345,56 @@ class JobStore:
         return reclaimed
 
 
-class LocalJobQueue:
+class StoredQueue:
+    """What every queue shares: the database is the record (get, list), and the rules of
+    cancel and retry. A queue says how a running job is told to stop (``_cancel_running``)."""
+
+    store: JobStore
+    _lang: str | Callable[[], str]
+
+    @property
+    def lang(self) -> str:
+        """The language of stages and errors now (read from the live settings when given a
+        function: a switch in Settings applies to the next job)."""
+        return self._lang() if callable(self._lang) else self._lang
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id)
+
+    def list(self, *, state: str | None = None, kind: str | None = None,
+             limit: int = 50) -> list[Job]:  # fmt: skip
+        return self.store.list(state=state, kind=kind, limit=limit)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state is JobState.QUEUED:
+            done = self.store.transition(job_id, [JobState.QUEUED], state=JobState.CANCELLED,
+                                         finished_at=self.store.clock(),
+                                         error=t("error.cancelled", self.lang),
+                                         error_code="cancelled")  # fmt: skip
+            if done is not None:
+                self._finished(job_id)
+                return done
+            job = self.store.get(job_id)  # it started meanwhile: cancel the running job
+        if job.state is JobState.RUNNING:
+            self._cancel_running(job_id)
+            return self.store.get(job_id)
+        raise JobStateError(job_id, job.state.value, "cancelled")
+
+    def retry(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise JobStateError(job_id, job.state.value, "retried")
+        return self.submit(job.kind, job.params, retry_of=job.id)  # type: ignore[attr-defined]
+
+    def _cancel_running(self, job_id: str) -> None:
+        raise NotImplementedError
+
+    def _finished(self, job_id: str) -> None:
+        """A job ended outside a runner (cancelled while queued): wake its waiters."""
+
+
+class LocalJobQueue(StoredQueue):
     """Runs jobs on ``workers`` threads of this process (one per GPU; one by default).
 
     Each job is claimed with a lease (``owner`` + heartbeat every ``lease_s / 3``); at start,
@@ -369,12 +418,6 @@ class LocalJobQueue:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    @property
-    def lang(self) -> str:
-        """The language of stages and errors now (read from the live settings when given a
-        function: a switch in Settings applies to the next job)."""
-        return self._lang() if callable(self._lang) else self._lang
-
     # -- the backend interface ---------------------------------------------------------
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
@@ -389,34 +432,15 @@ class LocalJobQueue:
         self._enqueue(job.id)
         return job
 
-    def get(self, job_id: str) -> Job:
-        return self.store.get(job_id)
+    def _cancel_running(self, job_id: str) -> None:
+        with self._lock:
+            token = self._tokens.get(job_id)
+        if token is not None:
+            token.cancel()
 
-    def list(self, *, state: str | None = None, kind: str | None = None,
-             limit: int = 50) -> list[Job]:  # fmt: skip
-        return self.store.list(state=state, kind=kind, limit=limit)
-
-    def cancel(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
-        if job.state is JobState.QUEUED:
-            done = self._finish(job_id, [JobState.QUEUED], JobState.CANCELLED,
-                                error=t("error.cancelled", self.lang), error_code="cancelled")  # fmt: skip
-            if done is not None:
-                return done
-            job = self.store.get(job_id)  # it started meanwhile: cancel the running job
-        if job.state is JobState.RUNNING:
-            with self._lock:
-                token = self._tokens.get(job_id)
-            if token is not None:
-                token.cancel()
-            return self.store.get(job_id)
-        raise JobStateError(job_id, job.state.value, "cancelled")
-
-    def retry(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
-        if job.state not in (JobState.FAILED, JobState.CANCELLED):
-            raise JobStateError(job_id, job.state.value, "retried")
-        return self.submit(job.kind, job.params, retry_of=job.id)
+    def _finished(self, job_id: str) -> None:
+        with self._lock:
+            self._done.setdefault(job_id, threading.Event()).set()
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job has finished (or ``timeout`` passed); return its record."""
@@ -431,8 +455,7 @@ class LocalJobQueue:
         if self._threads:
             return
         for job in self.store.reclaim_expired(self.lease_s, self.lang):
-            with self._lock:
-                self._done.setdefault(job.id, threading.Event()).set()
+            self._finished(job.id)
         for job in sorted(self.store.list(state=JobState.QUEUED.value, limit=500),
                           key=lambda j: j.created_at):  # fmt: skip
             log.info("job %s requeued after restart", job.id)
@@ -471,18 +494,6 @@ class LocalJobQueue:
             self._done.setdefault(job_id, threading.Event())
         self._queue.put(job_id)
 
-    def _finish(self, job_id: str, from_states: list[JobState], state: JobState,
-                **changes: Any) -> Job | None:  # fmt: skip
-        # a running job is finished only by the process that holds its lease
-        leased_by = self.owner if list(from_states) == [JobState.RUNNING] else None
-        job = self.store.transition(job_id, from_states, state=state, leased_by=leased_by,
-                                    finished_at=self.store.clock(), **changes)  # fmt: skip
-        if job is not None:
-            with self._lock:
-                done = self._done.setdefault(job_id, threading.Event())
-            done.set()
-        return job
-
     def _work(self) -> None:
         while True:
             job_id = self._queue.get()
@@ -504,8 +515,7 @@ class LocalJobQueue:
                 return  # cancelled while queued
             if execute(self.store, job, self._handlers.get(job.kind), token, self.owner,
                        self.lang) is not None:  # fmt: skip
-                with self._lock:
-                    self._done.setdefault(job_id, threading.Event()).set()
+                self._finished(job_id)
         finally:
             with self._lock:
                 self._tokens.pop(job_id, None)

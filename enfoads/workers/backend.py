@@ -14,15 +14,14 @@ import threading
 from typing import Any
 
 from enfoads.core import events
-from enfoads.core.errors import JobStateError, NotFound
-from enfoads.core.i18n import t
-from enfoads.core.jobs import Handler, Job, JobState, JobStore
+from enfoads.core.errors import NotFound
+from enfoads.core.jobs import Handler, Job, JobState, JobStore, StoredQueue
 from enfoads.workers.app import TASK, events_channel, make_celery, queue_for
 
 log = logging.getLogger(__name__)
 
 
-class CeleryJobQueue:
+class CeleryJobQueue(StoredQueue):
     """``JobBackend`` over Celery + Redis (see the module docstring)."""
 
     def __init__(self, store: JobStore, settings: Any, *, lang: Any = "es"):
@@ -35,10 +34,6 @@ class CeleryJobQueue:
         self._listener: threading.Thread | None = None
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-
-    @property
-    def lang(self) -> str:
-        return self._lang() if callable(self._lang) else self._lang
 
     def register(self, kind: str, handler: Handler) -> None:
         self._kinds.add(kind)  # the handlers run in the workers
@@ -56,33 +51,8 @@ class CeleryJobQueue:
     def _send(self, job: Job) -> None:
         self.app.send_task(TASK, args=[job.id], queue=queue_for(job.kind))
 
-    def get(self, job_id: str) -> Job:
-        return self.store.get(job_id)
-
-    def list(self, *, state: str | None = None, kind: str | None = None,
-             limit: int = 50) -> list[Job]:  # fmt: skip
-        return self.store.list(state=state, kind=kind, limit=limit)
-
-    def cancel(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
-        if job.state is JobState.QUEUED:
-            done = self.store.transition(job_id, [JobState.QUEUED], state=JobState.CANCELLED,
-                                         finished_at=self.store.clock(),
-                                         error=t("error.cancelled", self.lang),
-                                         error_code="cancelled")  # fmt: skip
-            if done is not None:
-                return done  # its message is dropped by the worker that gets it
-            job = self.store.get(job_id)
-        if job.state is JobState.RUNNING:
-            self.store.request_cancel(job_id)
-            return self.store.get(job_id)
-        raise JobStateError(job_id, job.state.value, "cancelled")
-
-    def retry(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
-        if job.state not in (JobState.FAILED, JobState.CANCELLED):
-            raise JobStateError(job_id, job.state.value, "retried")
-        return self.submit(job.kind, job.params, retry_of=job.id)
+    def _cancel_running(self, job_id: str) -> None:
+        self.store.request_cancel(job_id)  # a solo worker reads it between steps
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         import time

@@ -381,8 +381,12 @@ def test_the_same_scenario_on_both_facades(facade):
     image = facade.get_asset(done.result_asset_ids[0])
     assert image.width == 1024 and facade.assets.read_bytes(image)[:4] == b"\x89PNG"
     assert facade.list_jobs()[0].id == job.id
-    failed = facade.wait_job(facade.prepare_model("no-such-model").id, TIMEOUT)
-    assert failed.state is JobState.FAILED and "no-such-model" in failed.error
+    with pytest.raises(EnfoadsError) as unknown:  # refused before anything is queued
+        facade.prepare_model("no-such-model")
+    assert unknown.value.key == "error.unknown_choice" and unknown.value.field == "model"
+    faceless = facade.swap_faces(source_asset_id=asset.id, target_asset_id=asset.id)
+    failed = facade.wait_job(faceless.id, TIMEOUT)  # fails inside the job: a logo has no face
+    assert failed.state is JobState.FAILED and failed.error_code == "error.no_face"
     with pytest.raises(EnfoadsError) as bad:
         facade.generate_images(prompt="  ")
     assert bad.value.key == "error.empty" and bad.value.field == "prompt"

@@ -271,3 +271,15 @@ def test_live_socketio_sees_a_job_to_completion(tiny_settings):
     finally:
         handle.stop()
         studio.close()
+
+
+def test_settings_and_model_requests_name_the_problem(make_client):
+    _, c = make_client(language="es")
+    r = c.patch("/api/settings", json={"language": "fr"})
+    assert r.status_code == 422 and r.json()["field"] == "language"
+    assert "es" in r.json()["message"] and "http" not in r.json()["message"]
+    r = c.post("/api/models/no-such-model/prepare")
+    assert r.status_code == 422 and r.json()["error"] == "unknown_choice"
+    assert c.get("/api/jobs").json() == []
+    assert c.patch("/api/settings", json={"language": "en"}).json()["language"] == "en"
+    assert c.put("/api/brand-kit", json={"cta": "Compra ya"}).json()["cta"] == "Compra ya"

@@ -176,9 +176,11 @@ class Studio:
                                reason="not changeable while the studio runs")  # fmt: skip
         try:
             updated = Settings.model_validate({**self.settings.model_dump(), **changes})
-        except ValueError as exc:
-            raise InvalidInput("error.invalid", field=next(iter(changes)),
-                               reason=str(exc).splitlines()[-1][:200]) from exc  # fmt: skip
+        except ValueError as exc:  # pydantic's ValidationError: name the first problem
+            errors = getattr(exc, "errors", lambda: [])()
+            field = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else next(iter(changes))
+            reason = errors[0]["msg"] if errors else str(exc).splitlines()[0]
+            raise InvalidInput("error.invalid", field=field, reason=reason[:200]) from exc
         path = self.settings.data_dir / SETTINGS_FILE
         stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         stored.update({k: getattr(updated, k) for k in changes})
@@ -203,7 +205,14 @@ class Studio:
         return missing_from(self.model_inventory())
 
     def prepare_model(self, key: str) -> Job:
-        """Download one model (an inventory key) as a job, e.g. from the Settings panel."""
+        """Download one model (an inventory key) as a job, e.g. from the Settings panel. An
+        unknown key is refused here, before anything is queued."""
+        from enfoads.core.errors import InvalidInput
+
+        keys = [m["key"] for m in self.model_inventory()]
+        if key not in keys:
+            raise InvalidInput("error.unknown_choice", field="model", value=str(key)[:80],
+                               choices=", ".join(keys))  # fmt: skip
         return self.submit("prepare_model", {"model": key})
 
     # -- brand kit ---------------------------------------------------------------------

@@ -121,12 +121,33 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
     assert "Traceback" not in log.read_text()
 
 
-def kernels_of(voila_pid: int) -> list:
-    """The page kernels Voila runs (its ipykernel children)."""
+def live_children(pid: int, word: str = "") -> list:
+    """The live processes under ``pid`` whose command line has ``word`` (a culled kernel not
+    yet reaped is a zombie, and counts as gone; one that ends while we look is skipped)."""
     import psutil
 
-    return [c for c in psutil.Process(voila_pid).children(recursive=True)
-            if "ipykernel" in " ".join(c.cmdline())]  # fmt: skip
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and word in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
+
+
+def kernels_of(voila_pid: int) -> list:
+    """The page kernels Voila runs (its ipykernel children)."""
+    return live_children(voila_pid, "ipykernel")
+
+
+def rss_of(process) -> int:
+    import psutil
+
+    try:
+        return process.memory_info().rss
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return 0
 
 
 @pytest.mark.slow
@@ -157,7 +178,7 @@ def test_pages_come_and_go_while_a_job_runs_on_the_one_engine(dashboard):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(url, timeout=180_000, wait_until="domcontentloaded")
                 page.get_by_text("Inicio", exact=True).first.wait_for(timeout=180_000)
-                rss += [k.memory_info().rss for k in kernels_of(proc.pid)]
+                rss += [rss_of(k) for k in kernels_of(proc.pid)]
                 page.close()
         finally:
             browser.close()
@@ -173,7 +194,7 @@ def test_pages_come_and_go_while_a_job_runs_on_the_one_engine(dashboard):
     client.close()
     assert "Traceback" not in log.read_text()
     # Stopping `enfoads studio` (SIGTERM) stops the engine and Voila it started: no orphans.
-    children = psutil.Process(proc.pid).children(recursive=True)
+    children = live_children(proc.pid)
     proc.terminate()
     proc.wait(60)
     gone, alive = psutil.wait_procs([engine, *children], timeout=60)

@@ -503,3 +503,22 @@ def test_a_job_result_is_still_served_after_all_this(studio):
     studio.jobs.register("echo", lambda ctx: JobResult(data={"ok": ctx.params["text"]}))
     job = studio.wait_job(studio.submit("echo", {"text": "¡Hola, señor! 😀"}).id, 30)
     assert job.result == {"ok": "¡Hola, señor! 😀"}
+
+
+def test_a_foreign_web_page_cannot_change_the_studio(make_client):
+    """With no token on loopback, a page on another site could post a form to the studio (no
+    CORS preflight for a form): state-changing requests from a foreign origin are refused."""
+    studio, c = make_client(language="es")
+    upload = {"file": ("a.png", png(), "image/png")}
+    for origin in ("http://evil.example", "null"):
+        r = c.post("/api/assets", files=upload, headers={"Origin": origin})
+        assert r.status_code == 403 and r.json()["error"] == "cross_site", r.text
+    r = c.post("/generate-image", json={"prompt": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert studio.list_assets().total == 0 and c.get("/api/jobs").json() == []
+    # The React dev server (a configured origin), the server's own pages and programs may.
+    assert c.post("/api/assets", files=upload,
+                  headers={"Origin": "http://localhost:5173"}).status_code == 201
+    assert c.post("/api/assets", files=upload, headers={"Origin": "http://testserver"}).status_code == 201
+    assert c.post("/api/assets", files=upload).status_code == 201
+    assert c.get("/api/assets", headers={"Origin": "http://evil.example"}).status_code == 200

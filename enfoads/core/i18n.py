@@ -157,6 +157,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "El campo '{field}' no es válido: {reason}.",
         "en": "The field '{field}' is not valid: {reason}.",
     },
+    "error.cross_site": {
+        "es": "Petición rechazada: viene de otra web. Añade su origen a ENFOADS_CORS_ORIGINS si es tu cliente.",
+        "en": "Request refused: it comes from another website. Add its origin to ENFOADS_CORS_ORIGINS if it is your client.",
+    },
     "error.internal_http": {
         "es": "Error interno del servidor; sigue funcionando. Consulta el registro del servidor.",
         "en": "Internal server error; the server keeps running. See the server log.",

@@ -60,6 +60,11 @@ class RequestGuard:
         settings = self.settings()
         lang = settings.language
         path, method = scope.get("path", ""), scope.get("method", "GET")
+        if method in UNSAFE_METHODS and not _same_or_allowed_origin(scope, settings.cors_origins):
+            # A page on another site (any page the user visits) cannot make the studio change
+            # anything: a form post to 127.0.0.1 needs no CORS preflight, so refuse it here.
+            await _reply(send, 403, "cross_site", t("error.cross_site", lang))
+            return
         expected = self.token()
         presented = presented_token(scope)
         attached = check_token(self.attach_token, presented)
@@ -91,6 +96,23 @@ class RequestGuard:
             return message
 
         await self.app(scope, counted, send)
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _same_or_allowed_origin(scope: dict, allowed: list[str]) -> bool:
+    """No Origin (a program, not a browser page), the server's own origin, or one the
+    settings allow (the React dev server). Without an Origin, ``Sec-Fetch-Site: cross-site``
+    still counts as foreign; ``Origin: null`` (a sandboxed or local page) is foreign too."""
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return _header(scope, b"sec-fetch-site") != "cross-site"
+    if "*" in allowed or origin in allowed:
+        return True
+    host = _header(scope, b"host") or ""
+    scheme = scope.get("scheme", "http")
+    return origin == f"{scheme}://{host}"
 
 
 def _header(scope: dict, name: bytes) -> str | None:

@@ -94,6 +94,7 @@ def test_speak_text_starting_with_a_dash_is_spoken_not_parsed(make_client, tmp_p
     ("/generate-image", '{"prompt": "ok", "negative_prompt": "x\\u001b[31m"}'),
     ("/render-multi-scene", '{"scenes": [{"asset_id": "a", "script": %s}]}' % SURROGATE),
     ("/api/assets", '{"data": "aGk=", "name": %s}' % SURROGATE),
+    ("/api/assets", '{"data": "aGk=", "kind": %s}' % SURROGATE),
 ])
 def test_bad_characters_get_a_clear_422_and_store_nothing(make_client, path, body):
     _, c = make_client(language="es")
@@ -522,3 +523,14 @@ def test_a_foreign_web_page_cannot_change_the_studio(make_client):
     assert c.post("/api/assets", files=upload, headers={"Origin": "http://testserver"}).status_code == 201
     assert c.post("/api/assets", files=upload).status_code == 201
     assert c.get("/api/assets", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+def test_assets_are_listed_by_the_job_that_made_them(studio):
+    """What a worker taking over a dead worker's job removes: that job's assets, however many
+    the vault holds."""
+    for i in range(3):
+        studio.assets.add_bytes(png(color=(i, 0, 0)), "image", job_id="job_a")
+    studio.assets.add_bytes(png(color=(9, 9, 9)), "image", job_id="job_b")
+    studio.assets.add_bytes(png(color=(8, 8, 8)), "image")
+    assert studio.assets.list(job_id="job_a").total == 3
+    assert [a.job_id for a in studio.assets.list(job_id="job_b").items] == ["job_b"]

@@ -319,7 +319,7 @@ class AssetStore:
             media.check_font(data, name or kind)
             thumb_bytes = media.font_thumbnail(data, self.thumbnail_px)
         sha = hashlib.sha256(data).hexdigest()
-        staged = self._stage(data)
+        staged, staged_thumb = self._stage(data), None
         try:
             if ext in media.VIDEO_EXTS:  # probed in its temp file: a bad one leaves nothing
                 info = media.probe_video(staged, name or kind)
@@ -352,10 +352,10 @@ class AssetStore:
                     if created_thumb:
                         self._blob_path(thumb_sha, "jpg").unlink(missing_ok=True)
                     raise
-        finally:
-            staged.unlink(missing_ok=True)  # already moved, unless something failed
-            if thumb_bytes and "staged_thumb" in locals() and staged_thumb is not None:
-                staged_thumb.unlink(missing_ok=True)
+        finally:  # both were moved into place, unless something failed
+            for leftover in (staged, staged_thumb):
+                if leftover is not None:
+                    leftover.unlink(missing_ok=True)
         log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
         self._bus.publish(events.asset_added(asset.to_dict()))
         return asset
@@ -368,8 +368,9 @@ class AssetStore:
     def add_upload(self, data: bytes, name: str, kind: str | None = None, **fields: Any) -> Asset:
         """Store a user's upload: size cap, format check, image decode (all before writing).
         Reserved kinds (the brand kit's JSON) cannot be claimed by an upload."""
+        check_text(name, "name")  # before any message names the file
         media.check_upload_size(data, name, self.max_upload_bytes)
-        if kind is not None and kind not in UPLOAD_KINDS:
+        if kind is not None and check_text(kind, "kind") not in UPLOAD_KINDS:
             if kind in RESERVED_KINDS:
                 raise InvalidInput("error.reserved_kind", field="kind", kind=kind, action="upload")
             raise InvalidInput("error.unknown_choice", field="kind", value=kind,
@@ -405,10 +406,12 @@ class AssetStore:
         kind: str | None = None,
         tag: str | None = None,
         text: str | None = None,
+        job_id: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> Page:
-        """Newest first, filtered by kind, tag and a text search over name, prompt and tags."""
+        """Newest first, filtered by kind, tag, the job that made them, and a text search over
+        name, prompt and tags."""
         if kind is not None and kind not in ASSET_KINDS:
             raise InvalidInput("error.unknown_choice", field="kind", value=kind,
                                choices=", ".join(ASSET_KINDS))  # fmt: skip
@@ -422,6 +425,8 @@ class AssetStore:
             query = query.where(AssetRow.kind == kind)
         if tag:
             query = query.where(AssetRow.tags.any(TagRow.tag == tag))
+        if job_id:
+            query = query.where(AssetRow.job_id == job_id)
         if text and check_text(text, "q", limit=200).strip():
             pattern = "%" + re.sub(r"([%_\\])", r"\\\1", text.strip()) + "%"
             query = query.where(

@@ -22,6 +22,7 @@ from enfoads.core.engine import EngineInfo, EngineUnreachable
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.jobs import Job, JobStore
 from enfoads.core.settings import Settings
+from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
 # A job's record is read back from the database after the engine answers; generation and
@@ -138,7 +139,7 @@ class AttachedStudio:
         return self.bus.subscribe(handler, name)
 
     # -- settings and status -------------------------------------------------------------
-    PERSISTED = ("language", "faceswap_licence_accepted")
+    PERSISTED = Studio.PERSISTED  # the settings a surface may change at run time
 
     @property
     def language(self) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -190,8 +190,3 @@ class EngineRegistry:
             if live is None or live.url or time.monotonic() > deadline:
                 return live
             sleep(0.1)
-
-
-def read_engine_rows(sessions: sessionmaker) -> list[EngineInfo]:
-    with sessions() as s:
-        return [EngineInfo.from_row(r) for r in s.scalars(select(EngineRow))]

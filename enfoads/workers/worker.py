@@ -83,9 +83,8 @@ class Worker:
         if job is None:
             return "skipped"  # finished, cancelled, or a live worker runs it
         if took_over:  # a worker died mid-job: what it stored of it goes, one set stays
-            for asset in self.studio.assets.list(limit=500).items:
-                if asset.job_id == job_id:
-                    self.studio.assets.delete(asset.id)
+            for asset in self.studio.assets.list(job_id=job_id, limit=500).items:
+                self.studio.assets.delete(asset.id)
         done = execute(self.store, job, self.table.handlers.get(job.kind),
                        DbCancelToken(self.store, job_id), self.owner, lang)  # fmt: skip
         return done.state.value if done is not None else "lost"

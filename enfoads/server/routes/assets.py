@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from enfoads.core.assets import MAX_OFFSET
 from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import t
-from enfoads.core.validation import RequestModel, check_tree
+from enfoads.core.validation import RequestModel
 from enfoads.core.studio import Studio
 from enfoads.server.deps import (ApiError, asset_links, decode_base64, get_studio, rate_limit,
                                  require_token)
@@ -85,7 +85,6 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
         raise ApiError(415, "unsupported_media_type", t("error.unsupported_media_type", lang))
     if not isinstance(name, str) or not (kind is None or isinstance(kind, str)):
         raise InvalidInput("error.invalid", field="name", reason="text expected")
-    check_tree([name, kind or "", *tags], "name")
     # Decoding, thumbnails and ffmpeg probes block: a worker thread does them, so the event
     # loop keeps answering other requests during large uploads.
     asset = await run_in_threadpool(studio.upload_asset, data, name[:255], kind, tuple(tags))

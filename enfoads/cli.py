@@ -34,8 +34,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "cached_models": _cached_models(settings.models_dir),
         "settings": json.loads(settings.model_dump_json()),
     }
-    if settings.server_token:  # never print a secret in full: enough to tell which one it is
-        info["settings"]["server_token"] = settings.server_token[:4] + "…"
+    for secret in ("server_token", "ngrok_authtoken"):  # never print a secret in full
+        if getattr(settings, secret):
+            info["settings"][secret] = getattr(settings, secret)[:4] + "…"
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -75,7 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve_forever(studio, host=args.host or settings.server_host,
                       port=settings.server_port if args.port is None else args.port,
                       token=args.token if args.token is not None else settings.server_token,
-                      public_url=args.public_url,
+                      public_url=args.public_url, tunnel=args.tunnel,
+                      ngrok_authtoken=settings.ngrok_authtoken or os.environ.get("NGROK_AUTHTOKEN", ""),
                       parent=os.getppid() if args.exit_with_parent else None)  # fmt: skip
     return 0
 
@@ -245,9 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the HTTP + Socket.IO API in the foreground")
     serve.add_argument("--host", help="default ENFOADS_SERVER_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000); 0: a free one")
-    serve.add_argument("--token", help="bearer token; generated when the server is exposed")
-    serve.add_argument("--public-url", help="the URL clients use (ngrok, Colab proxy): a token "
-                       "is then required")  # fmt: skip
+    serve.add_argument("--token", help="bearer token (default: a new one, printed at start)")
+    serve.add_argument("--public-url", help="the URL clients use, when you put a proxy in front: "
+                       "the token is then required for every request")  # fmt: skip
+    serve.add_argument("--tunnel", nargs="?", const="auto", choices=["auto", "cloudflare", "ngrok"],
+                       help="also open a public URL for the React client: a Cloudflare quick "
+                       "tunnel (no account), or ngrok when NGROK_AUTHTOKEN is set")  # fmt: skip
     serve.add_argument("--exit-with-parent", action="store_true",
                        help=argparse.SUPPRESS)  # the engine `enfoads studio` starts for itself
     serve.set_defaults(func=cmd_serve)

@@ -194,16 +194,18 @@ def test_token_required_when_set(make_client):
     assert c.get("/api/assets", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = c.get("/api/assets", headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 200
-    assert c.get("/api/assets", params={"token": "s3cret"}).status_code == 200
+    # never in the query string: it would end up in logs, Referer headers, tunnel inspectors
+    assert c.get("/api/assets", params={"token": "s3cret"}).status_code == 401
     assert c.post("/magic-prompt", json={"prompt": "x"}).status_code == 401
 
 
-def test_token_is_generated_once_exposed():
-    assert choose_token("127.0.0.1", "") == ""
-    assert choose_token("localhost", "") == ""
-    assert len(choose_token("0.0.0.0", "")) >= 24
-    assert len(choose_token("127.0.0.1", "", exposed=True)) >= 24
-    assert choose_token("0.0.0.0", "mine") == "mine"
+def test_a_served_studio_always_has_a_token():
+    token, local_open = choose_token("127.0.0.1", "")
+    assert len(token) >= 24 and local_open  # loopback: local Hosts pass without it
+    assert choose_token("localhost", "")[1] and choose_token("[::1]", "")[1]
+    assert len(choose_token("0.0.0.0", "")[0]) >= 24 and not choose_token("0.0.0.0", "")[1]
+    assert not choose_token("127.0.0.1", "", exposed=True)[1]  # behind a tunnel: always
+    assert choose_token("127.0.0.1", "mine") == ("mine", False)  # a chosen token: always
 
 
 def test_generation_is_rate_limited(make_client):

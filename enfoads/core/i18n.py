@@ -137,6 +137,34 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "Hace falta un token válido (Authorization: Bearer <token>).",
         "en": "A valid bearer token is required (Authorization: Bearer <token>).",
     },
+    "error.media_link_expired": {
+        "es": "Este enlace al archivo ha caducado; pide la lista de recursos otra vez para tener uno nuevo.",
+        "en": "This link to the file has expired; list the assets again to get a fresh one.",
+    },
+    "error.media_link_bad": {
+        "es": "Este enlace al archivo no es válido (firma incorrecta o de otro recurso).",
+        "en": "This link to the file is not valid (wrong signature, or one for another asset).",
+    },
+    "error.tunnel_no_cloudflared": {
+        "es": "No se encuentra cloudflared: instala 'pycloudflared' (lo descarga) o indica su ruta con ENFOADS_CLOUDFLARED_PATH.",
+        "en": "cloudflared was not found: install 'pycloudflared' (it downloads it) or give its path in ENFOADS_CLOUDFLARED_PATH.",
+    },
+    "error.tunnel_failed": {
+        "es": "No se pudo abrir el túnel público (cloudflared no dio una URL). Revisa la conexión y vuelve a intentarlo.",
+        "en": "The public tunnel could not be opened (cloudflared gave no URL). Check the connection and try again.",
+    },
+    "error.tunnel_no_pyngrok": {
+        "es": "Para usar ngrok instala 'pyngrok', o usa el túnel de Cloudflare (sin cuenta).",
+        "en": "To use ngrok install 'pyngrok', or use the Cloudflare tunnel (no account needed).",
+    },
+    "error.tunnel_no_ngrok_token": {
+        "es": "ngrok necesita un token de cuenta (NGROK_AUTHTOKEN); el túnel de Cloudflare no.",
+        "en": "ngrok needs an account token (NGROK_AUTHTOKEN); the Cloudflare tunnel does not.",
+    },
+    "notice.tunnel_policy": {
+        "es": "El túnel publica la API del estudio en Internet, protegida con el token. Ábrelo solo mientras trabajas: las normas de Colab prohíben ofrecer servicios web ajenos a tu trabajo interactivo.",
+        "en": "The tunnel puts the studio's API on the Internet, guarded by the token. Open it only while you work: Colab's rules forbid offering web services unrelated to your interactive work.",
+    },
     "error.rate_limited": {
         "es": "Demasiadas peticiones: como máximo {limit} por minuto. Vuelve a intentarlo en {retry_after} s.",
         "en": "Too many requests: at most {limit} per minute. Try again in {retry_after} s.",
@@ -318,7 +346,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.settings.budgets": {"es": "Presupuestos: GPU {gpu} GB, RAM {ram} GB · dispositivo {device}", "en": "Budgets: GPU {gpu} GB, RAM {ram} GB · device {device}"},
     "ui.settings.data_dir": {"es": "Carpeta de datos", "en": "Data folder"},
     "ui.settings.server": {"es": "Servidor HTTP", "en": "HTTP server"},
-    "ui.settings.expose": {"es": "Accesible desde fuera (pide token)", "en": "Reachable from outside (token required)"},
+    "ui.settings.expose": {"es": "Túnel público para el cliente React (pide token)", "en": "Public tunnel for the React client (token required)"},
     "ui.settings.engine_api": {
         "es": "Esta página usa el motor del estudio, cuya API ya escucha en {url} (enfoads serve).",
         "en": "This page uses the studio engine, whose API already listens on {url} (enfoads serve).",

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     server_token: str = ""
     cors_origins: list[str] = ["http://localhost:5173", "http://127.0.0.1:5173",
                                "http://localhost:3000"]  # fmt: skip
+    # The cloudflared binary for `--tunnel` (empty: on the PATH, else pycloudflared's download).
+    cloudflared_path: str = ""
+    # An ngrok account token: with it, the tunnel is ngrok's instead of Cloudflare's.
+    ngrok_authtoken: str = ""
+    # How long a signed media URL (an asset's file or thumbnail for <img src>) stays valid.
+    media_url_ttl_s: float = Field(600.0, ge=10, le=7 * 86400)
     rate_limit_per_minute: int = Field(30, ge=1)
     # Proxies whose X-Forwarded-For is believed (comma-separated IPs); empty: none, so a
     # client cannot pick a fresh rate-limit bucket by sending the header itself.

@@ -12,20 +12,24 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from enfoads import __version__
 from enfoads.core.studio import Studio
+from enfoads.server.access import Access
 from enfoads.server.deps import RateLimiter, install_error_handlers
 from enfoads.server.guard import RequestGuard
 from enfoads.server.realtime import EventBridge, create_sio
 from enfoads.server.routes import assets, faceswap, health, images, jobs, studio as studio_routes, video
 
 
-def create_app(studio: Studio, *, token: str | None = None) -> Any:
+def create_app(studio: Studio, *, token: str | None = None, local_open: bool = False) -> Any:
     """The ASGI app serving ``studio``. ``token`` (default: the setting) guards every route
-    but the health check, and the Socket.IO handshake."""
+    but the health check and the docs, and the Socket.IO handshake; with ``local_open`` (a
+    generated token on a loopback server) a request whose Host is local passes without it.
+    ``app.api.state.access`` is the live rule (a tunnel closes it)."""
     settings = studio.settings
     token = settings.server_token if token is None else token
-    attach_token = getattr(studio, "attach_token", "")
-    sio = create_sio(token, settings.cors_origins, attach_token)
-    bridge = EventBridge(sio)
+    access = Access(token=token, attach_token=getattr(studio, "attach_token", ""),
+                    local_open=local_open, media_ttl_s=settings.media_url_ttl_s)  # fmt: skip
+    sio = create_sio(lambda: access, settings.cors_origins)
+    bridge = EventBridge(sio, lambda: api.state.access)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -35,13 +39,12 @@ def create_app(studio: Studio, *, token: str | None = None) -> Any:
 
     api = FastAPI(title="Enfoads Studio API", version=__version__, lifespan=lifespan)
     api.state.studio = studio
-    api.state.token = token
-    api.state.attach_token = attach_token
+    api.state.access = access
     api.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     api.state.sio = sio
     # Added first, so it runs inside CORS (preflights are answered before the token check).
-    api.add_middleware(RequestGuard, token=lambda: api.state.token,
-                       settings=lambda: studio.settings, attach_token=attach_token)  # fmt: skip
+    api.add_middleware(RequestGuard, access=lambda: api.state.access,
+                       settings=lambda: studio.settings)  # fmt: skip
     api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                        allow_methods=["*"], allow_headers=["*"])  # fmt: skip
     install_error_handlers(api)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, is_disk_full
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.server.guard import check_token, presented_token
+from enfoads.server.guard import presented_token
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,10 @@ def language(request: Request) -> str:
 def require_token(request: Request) -> None:
     """The token again, per route: the guard middleware checks it first; this keeps the rule
     beside the routes (and in the OpenAPI schema) if the app is mounted without the guard."""
-    expected = request.app.state.token
-    presented = presented_token(request.scope)
-    if expected and not (check_token(expected, presented)
-                         or check_token(request.app.state.attach_token, presented)):
+    if request.scope.get("state", {}).get("authorized"):
+        return  # the guard let it in (token, local Host on a local server, or a signed URL)
+    access = request.app.state.access
+    if access.required(request.headers.get("host")) and not access.allows(presented_token(request.scope)):
         raise ApiError(401, "unauthorized", t("error.unauthorized", language(request)))
 
 

@@ -1,5 +1,5 @@
-"""The first thing every HTTP request meets: the token, then the body's size, before anything
-is read or parsed.
+"""The first thing every HTTP request meets: the origin, the token (or a media URL's
+signature), then the body's size, before anything is read or parsed.
 
 An ASGI middleware, so an unauthenticated or oversized request costs the server nothing: the
 401 comes before the body is read, a declared ``Content-Length`` over the route's limit is a
@@ -15,6 +15,9 @@ from typing import Any
 from fastapi import HTTPException
 
 from enfoads.core.i18n import t
+from enfoads.server.access import MEDIA_VARIANTS, Access, check_token
+
+__all__ = ["RequestGuard", "check_token", "presented_token", "body_limit"]
 
 # Open without a token: the health check (tunnels probe it) and the API's own documentation.
 PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -44,14 +47,13 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestGuard:
-    """Token first, then the body's size; ``settings`` is read live (language, upload cap)."""
+    """Origin, token, then the body's size; ``access`` and ``settings`` are read live (a tunnel
+    closes the access rule; language and upload cap)."""
 
-    def __init__(self, app: Any, *, token: Callable[[], str], settings: Callable[[], Any],
-                 attach_token: str = ""):  # fmt: skip
+    def __init__(self, app: Any, *, access: Callable[[], Access], settings: Callable[[], Any]):
         self.app = app
-        self.token = token
+        self.access = access
         self.settings = settings
-        self.attach_token = attach_token
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -65,14 +67,25 @@ class RequestGuard:
             # anything: a form post to 127.0.0.1 needs no CORS preflight, so refuse it here.
             await _reply(send, 403, "cross_site", t("error.cross_site", lang))
             return
-        expected = self.token()
+        access = self.access()
         presented = presented_token(scope)
-        attached = check_token(self.attach_token, presented)
-        scope.setdefault("state", {})["attached"] = attached  # the engine's own surfaces
-        if expected and path not in PUBLIC_PATHS and not (attached or check_token(expected, presented)):
-            await _reply(send, 401, "unauthorized", t("error.unauthorized", lang),
-                         [(b"www-authenticate", b"Bearer")])  # fmt: skip
-            return
+        state = scope.setdefault("state", {})
+        state["attached"] = check_token(access.attach_token, presented)  # the engine's surfaces
+        media = _media_request(method, path, scope)
+        if media is not None:  # a signed media URL opens one file, token or not
+            verdict = access.check_media(*media)
+            if verdict != "ok":
+                await _reply(send, 403, f"media_link_{verdict}", t(f"error.media_link_{verdict}", lang))
+                return
+            state["authorized"] = True
+        elif path not in PUBLIC_PATHS and access.required(_header(scope, b"host")):
+            if not access.allows(presented):
+                await _reply(send, 401, "unauthorized", t("error.unauthorized", lang),
+                             [(b"www-authenticate", b"Bearer")])  # fmt: skip
+                return
+            state["authorized"] = True
+        else:
+            state["authorized"] = True
         limit = body_limit(method, path, settings.max_upload_bytes)
         declared = _header(scope, b"content-length")
         if declared is not None:
@@ -123,25 +136,25 @@ def _header(scope: dict, name: bytes) -> str | None:
 
 
 def presented_token(scope: dict) -> str | None:
-    """The bearer token of a request: the ``Authorization`` header, else ``?token=`` (an
-    ``<img src>`` cannot send headers)."""
+    """The bearer token of a request, from the ``Authorization`` header only: a token in the
+    query string would end up in logs and Referer headers (media use signed URLs instead)."""
     header = _header(scope, b"authorization") or ""
     if header.lower().startswith("bearer "):
         return header[7:].strip()
+    return None
+
+
+def _media_request(method: str, path: str, scope: dict) -> tuple[str, str, str] | None:
+    """``(sig, asset_id, variant)`` for a GET of an asset's file or thumbnail with ``?sig=``."""
+    if method not in ("GET", "HEAD"):
+        return None
+    parts = path.split("/")  # "", "api", "assets", id, variant
+    if len(parts) != 5 or parts[1:3] != ["api", "assets"] or parts[4] not in MEDIA_VARIANTS:
+        return None
     from urllib.parse import parse_qs
 
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return query.get("token", [None])[0]
-
-
-def check_token(expected: str, presented: str | None) -> bool:
-    """Constant-time comparison of UTF-8 bytes (a non-ASCII token is simply wrong: 401)."""
-    import hmac
-
-    if not expected or presented is None:
-        return False
-    return hmac.compare_digest(expected.encode("utf-8"),
-                               presented.encode("utf-8", "replace"))  # fmt: skip
+    sig = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("sig", [None])[0]
+    return None if sig is None else (sig, parts[3], parts[4])
 
 
 async def _reply(send: Callable, status: int, error: str, message: str,

@@ -3,7 +3,6 @@ the notebook, sharing the notebook's Studio so both see the same jobs and assets
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import threading
@@ -12,27 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from enfoads.core.studio import Studio
+from enfoads.server.access import Access, host_is_local
 
 log = logging.getLogger(__name__)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def choose_token(host: str, token: str, exposed: bool = False) -> str:
-    """The token to require: the one given, or a new one once the server is reachable from
-    outside (a non-loopback host, or behind the Colab proxy or ngrok: ``exposed``)."""
+def choose_token(host: str, token: str, exposed: bool = False) -> tuple[str, bool]:
+    """``(token, local_open)``: a served studio always has a token, the one given or a new
+    one. Only a generated token on a loopback server (not ``exposed`` through a tunnel or
+    public URL) is local-open: requests whose Host is local pass without it."""
     if token:
-        return token
-    if exposed or not is_loopback(host):
-        return secrets.token_urlsafe(24)
-    return ""
+        return token, False
+    return secrets.token_urlsafe(24), not exposed and host_is_local(host)
 
 
 @dataclass
@@ -41,8 +31,23 @@ class ServerHandle:
     token: str
     server: Any
     thread: threading.Thread | None = None
+    access: Access | None = None
+    tunnel: Any = None
+
+    def open_tunnel(self, provider: str = "auto", **options: Any) -> Any:
+        """Put this server on a public URL (``enfoads.server.tunnel``); from then on every
+        request needs the token, whatever its Host."""
+        from enfoads.server.tunnel import start_tunnel
+
+        if self.access is not None:
+            self.access.close_to_outside()
+        port = int(self.url.rsplit(":", 1)[1])
+        self.tunnel = start_tunnel(port, provider, **options)
+        return self.tunnel
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.tunnel is not None:
+            self.tunnel.close()
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout)
@@ -53,29 +58,33 @@ def local_url(host: str, port: int) -> str:
     return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
 
 
-def _build(studio: Studio, host: str, port: int, token: str) -> Any:
+def _build(studio: Studio, host: str, port: int, token: str, local_open: bool) -> Any:
     import uvicorn
 
     from enfoads.server.app import create_app
 
     trusted = studio.settings.trusted_proxies.strip()
+    app = create_app(studio, token=token, local_open=local_open)
     # Forwarded headers only from a configured proxy: otherwise any client could claim any
     # address (and a fresh rate-limit bucket) with X-Forwarded-For.
-    config = uvicorn.Config(create_app(studio, token=token), host=host, port=port,
+    config = uvicorn.Config(app, host=host, port=port,
                             log_level="warning", lifespan="on", proxy_headers=bool(trusted),
                             forwarded_allow_ips=trusted or None)  # fmt: skip
-    return uvicorn.Server(config)
+    server = uvicorn.Server(config)
+    server.enfoads_access = app.api.state.access
+    return server
 
 
 def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None = None,
                     token: str | None = None, exposed: bool = False,
                     timeout: float = 30.0) -> ServerHandle:  # fmt: skip
     """Serve ``studio`` from a daemon thread (the notebook keeps running); returns once it
-    listens. ``port=0`` picks a free port."""
+    listens. ``port=0`` picks a free port. ``exposed``: it will sit behind a tunnel or a
+    public URL, so every request needs the token from the start."""
     s = studio.settings
     host = host or s.server_host
-    token = choose_token(host, s.server_token if token is None else token, exposed)
-    server = _build(studio, host, s.server_port if port is None else port, token)
+    token, local_open = choose_token(host, s.server_token if token is None else token, exposed)
+    server = _build(studio, host, s.server_port if port is None else port, token, local_open)
     thread = threading.Thread(target=server.run, name="enfoads-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
@@ -88,25 +97,38 @@ def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None
         raise RuntimeError("the server could not start (is the port in use?)")
     url = local_url(host, server.servers[0].sockets[0].getsockname()[1])  # port 0: the real one
     log.info("Enfoads Studio API on %s", url)
-    return ServerHandle(url, token, server, thread)
+    return ServerHandle(url, token, server, thread, server.enfoads_access)
 
 
 def serve_forever(studio: Studio, *, host: str, port: int, token: str,
-                  public_url: str | None = None, parent: int | None = None) -> None:  # fmt: skip
+                  public_url: str | None = None, tunnel: str | None = None,
+                  ngrok_authtoken: str = "", parent: int | None = None) -> None:  # fmt: skip
     """``enfoads serve``: the engine's API in the foreground; its address is recorded for the
-    surfaces that attach to it. Ends on Ctrl-C or SIGTERM, or when process ``parent`` is gone
-    (the engine that ``enfoads studio`` started never outlives it, even after a kill -9)."""
+    surfaces that attach to it. ``tunnel`` (``cloudflare``, ``ngrok`` or ``auto``) also opens a
+    public URL. Ends on Ctrl-C or SIGTERM, or when process ``parent`` is gone (the engine that
+    ``enfoads studio`` started never outlives it, even after a kill -9)."""
     import os
 
     import signal
 
-    token = choose_token(host, token, exposed=bool(public_url))
-    handle = start_in_thread(studio, host=host, port=port, token=token)
+    from enfoads.server.tunnel import policy_notice
+
+    exposed = bool(public_url or tunnel)
+    handle = start_in_thread(studio, host=host, port=port, token=token, exposed=exposed)
     studio.publish_api(local_url("127.0.0.1" if host in ("0.0.0.0", "::") else host,
                                  int(handle.url.rsplit(":", 1)[1])))  # fmt: skip
+    if tunnel:
+        print(policy_notice(studio.settings.language), flush=True)
+        try:
+            public_url = handle.open_tunnel(tunnel, cloudflared=studio.settings.cloudflared_path,
+                                            ngrok_authtoken=ngrok_authtoken).url  # fmt: skip
+        except Exception:
+            handle.stop()
+            raise
     print(f"Enfoads Studio API: {public_url or handle.url}", flush=True)
-    if token:
-        print(f"Token (Authorization: Bearer …): {token}", flush=True)
+    print(f"Token (Authorization: Bearer …): {handle.token}", flush=True)
+    if handle.access is not None and handle.access.local_open:
+        print("  (needed from anywhere but this machine)", flush=True)
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
@@ -125,22 +147,10 @@ def serve_forever(studio: Studio, *, host: str, port: int, token: str,
         handle.stop()
 
 
-def public_url(port: int) -> str | None:
-    """A URL reachable from outside this machine: Colab's kernel-port proxy when in Colab,
-    else an ngrok tunnel when ``NGROK_AUTHTOKEN`` is set and pyngrok is installed."""
-    import os
-    import sys
+def colab_docs_iframe(port: int, height: int = 600) -> None:
+    """Show the API's ``/docs`` inside the notebook through Colab's kernel-port proxy. The
+    proxy is only good for this: it carries neither POST nor WebSockets for an outside client
+    and needs the notebook user's login; the React client uses a tunnel."""
+    from google.colab import output  # type: ignore[import-not-found]
 
-    if "google.colab" in sys.modules:
-        from google.colab.output import eval_js  # type: ignore[import-not-found]
-
-        return str(eval_js(f"google.colab.kernel.proxyPort({port})")).rstrip("/")
-    if os.environ.get("NGROK_AUTHTOKEN"):
-        try:
-            from pyngrok import ngrok  # type: ignore[import-not-found]
-        except ImportError:
-            log.warning("NGROK_AUTHTOKEN is set but pyngrok is not installed")
-            return None
-        ngrok.set_auth_token(os.environ["NGROK_AUTHTOKEN"])
-        return str(ngrok.connect(port, "http").public_url)
-    return None
+    output.serve_kernel_port_as_iframe(port, path="/docs", height=height)

@@ -11,12 +11,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
-
 import socketio
 
 from enfoads.core.events import Event
-from enfoads.server.guard import check_token
+from enfoads.server.access import Access
 
 log = logging.getLogger(__name__)
 ALL = "all"
@@ -35,20 +33,21 @@ def allowed_origin(origins: list[str]) -> Callable[[str | None, dict[str, Any]],
     return check
 
 
-def create_sio(token: str, cors_origins: list[str], attach_token: str = "") -> socketio.AsyncServer:
+def create_sio(access: Callable[[], Access], cors_origins: list[str]) -> socketio.AsyncServer:
+    """The handshake follows the HTTP rule: the token in ``auth`` (or an Authorization
+    header), required unless the server is local-open and the Host is local."""
     sio = socketio.AsyncServer(async_mode="asgi",
                                cors_allowed_origins=allowed_origin(cors_origins))  # fmt: skip
 
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        if token:
+        rule = access()
+        if rule.required(environ.get("HTTP_HOST")):
             presented = auth.get("token") if isinstance(auth, dict) else None
             if presented is None:
                 header = environ.get("HTTP_AUTHORIZATION", "")
                 presented = header[7:].strip() if header.lower().startswith("bearer ") else None
-            if presented is None:
-                presented = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
-            if not (check_token(token, presented) or check_token(attach_token, presented)):
+            if not rule.allows(presented if isinstance(presented, str) else None):
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         await sio.enter_room(sid, ALL)
 
@@ -67,8 +66,9 @@ def create_sio(token: str, cors_origins: list[str], attach_token: str = "") -> s
 class EventBridge:
     """Forwards bus events (from any thread) to Socket.IO on the server's loop."""
 
-    def __init__(self, sio: socketio.AsyncServer):
+    def __init__(self, sio: socketio.AsyncServer, access: Callable[[], Access] | None = None):
         self.sio = sio
+        self.access = access
         self.loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[Event] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -96,6 +96,8 @@ class EventBridge:
         while True:
             event = await self._queue.get()
             payload = event.payload
+            if self.access is not None and event.name in ("asset_added", "asset_updated"):
+                payload = self.access().sign_asset(payload)  # clients get signed media URLs
             try:
                 await self.sio.emit(event.name, payload, room=ALL)
                 if event.name == "job_update":

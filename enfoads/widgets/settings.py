@@ -31,7 +31,9 @@ class SettingsPanel(w.VBox):
                     device=studio.health()["device"])  # fmt: skip
         self.server_toggle = w.ToggleButton(value=False, description=t("ui.settings.server", lang),
                                             icon="server")  # fmt: skip
-        self.expose = w.Checkbox(value=False, description=t("ui.settings.expose", lang))
+        self.expose = w.Checkbox(value=False, description=t("ui.settings.expose", lang),
+                                 indent=False)  # fmt: skip
+        self.tunnel_notice = w.HTML(f"<small>{html.escape(t('notice.tunnel_policy', lang))}</small>")
         self.server_info = w.HTML()
         self.server = None
         self.server_toggle.observe(lambda c: self.toggle_server(c["new"]), "value")
@@ -41,7 +43,7 @@ class SettingsPanel(w.VBox):
             self.progress, self.message,
             w.HTML(f"<p>{html.escape(budgets)}</p><p>{html.escape(t('ui.settings.data_dir', lang))}: "
                    f"<code>{html.escape(str(s.data_dir))}</code></p>"),
-            w.HBox([self.server_toggle, self.expose]), self.server_info,
+            w.HBox([self.server_toggle, self.expose]), self.tunnel_notice, self.server_info,
         ])  # fmt: skip
         if not studio.is_engine:  # a page attached to the engine: its API is already up
             self.server_toggle.disabled = self.expose.disabled = True
@@ -83,7 +85,7 @@ class SettingsPanel(w.VBox):
         self.progress.start(lambda: self.studio.prepare_model(key), self.message, w.Button())
 
     def toggle_server(self, on: bool) -> None:
-        from enfoads.server.launch import public_url, start_in_thread
+        from enfoads.server.launch import start_in_thread
 
         if on and self.server is not None:
             return  # carried over from the panel this one replaced
@@ -93,18 +95,23 @@ class SettingsPanel(w.VBox):
                 self.server = None
             self.server_info.value = ""
             return
+        s = self.studio.settings
         try:
-            host = "0.0.0.0" if self.expose.value else None
-            self.server = start_in_thread(self.studio, host=host, exposed=self.expose.value)
-            outside = public_url(int(self.server.url.rsplit(":", 1)[1])) if self.expose.value else None
+            self.server = start_in_thread(self.studio, exposed=self.expose.value)
+            if self.expose.value:  # the tunnel is opt-in: a public URL, the token required
+                self.server.open_tunnel("auto", cloudflared=s.cloudflared_path,
+                                        ngrok_authtoken=s.ngrok_authtoken)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - shown to the user
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
             self.message.show_error(exc, self.lang)
             self.server_toggle.value = False
             return
-        url = outside or self.server.url
-        token = self.server.token or "—"
+        url = self.server.tunnel.url if self.server.tunnel is not None else self.server.url
         self.server_info.value = (f"{html.escape(t('ui.settings.server_on', self.lang))} "
-                                  f"<code>{html.escape(url)}</code> · token: <code>{html.escape(token)}</code>")  # fmt: skip
+                                  f"<code>{html.escape(url)}</code> · token: "
+                                  f"<code>{html.escape(self.server.token)}</code>")  # fmt: skip
 
     def stop(self) -> None:
         if self.server is not None:

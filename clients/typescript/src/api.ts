@@ -145,7 +145,8 @@ export class EnfoadsClient {
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = {};
+    // ngrok answers browsers with a warning page unless this header is present.
+    const headers: Record<string, string> = { "ngrok-skip-browser-warning": "1" };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(this.baseUrl + path, {
@@ -159,11 +160,11 @@ export class EnfoadsClient {
     return data as T;
   }
 
-  /** A file URL usable in <img src> (the token travels as a query parameter). */
-  fileUrl(path: string): string {
-    const url = new URL(this.baseUrl + path);
-    if (this.token) url.searchParams.set("token", this.token);
-    return url.toString();
+  /** A URL usable in <img src> for an asset's `url` or `thumbnail_url`: the server signs
+   * them for a few minutes (never the bearer token in a URL); list the assets again for fresh
+   * ones. */
+  fileUrl(signedPath: string): string {
+    return this.baseUrl + signedPath;
   }
 
   health() {
@@ -328,7 +329,10 @@ export class EnfoadsClient {
 
   /** Socket.IO with the token on the handshake; `job_update` events carry a Job. */
   socket(): Socket {
-    return io(this.baseUrl, { auth: this.token ? { token: this.token } : undefined });
+    return io(this.baseUrl, {
+      auth: this.token ? { token: this.token } : undefined,
+      extraHeaders: { "ngrok-skip-browser-warning": "1" }, // the long-polling requests
+    });
   }
 
   /** Resolve when the job finishes, calling `onUpdate` for each progress event. */

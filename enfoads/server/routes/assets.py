@@ -27,13 +27,16 @@ class TagsRequest(RequestModel):
 
 
 @router.get("")
-def list_assets(studio: Studio = Depends(get_studio), kind: str | None = None,
+def list_assets(request: Request, studio: Studio = Depends(get_studio), kind: str | None = None,
                 tag: str | None = None, q: str | None = None,
                 offset: int = Query(0, ge=0, le=MAX_OFFSET),
                 limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:  # fmt: skip
-    """Newest first; filter by kind and tag, search name/prompt/tags with ``q``."""
+    """Newest first; filter by kind and tag, search name/prompt/tags with ``q``. ``url`` and
+    ``thumbnail_url`` are signed: they open the file without a token for a few minutes
+    (``ENFOADS_MEDIA_URL_TTL_S``), for ``<img src>``."""
     page = studio.list_assets(kind=kind, tag=tag, text=q, offset=offset, limit=limit)
-    return {"items": [a.to_dict() for a in page.items], "total": page.total,
+    access = request.app.state.access
+    return {"items": [access.sign_asset(a.to_dict()) for a in page.items], "total": page.total,
             "offset": page.offset, "limit": page.limit}  # fmt: skip
 
 
@@ -88,12 +91,13 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
     # Decoding, thumbnails and ffmpeg probes block: a worker thread does them, so the event
     # loop keeps answering other requests during large uploads.
     asset = await run_in_threadpool(studio.upload_asset, data, name[:255], kind, tuple(tags))
-    return asset.to_dict()
+    return request.app.state.access.sign_asset(asset.to_dict())
 
 
 @router.get("/{asset_id}")
-def get_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
-    return studio.get_asset(asset_id).to_dict()
+def get_asset(asset_id: str, request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """One asset; its ``url`` and ``thumbnail_url`` are freshly signed."""
+    return request.app.state.access.sign_asset(studio.get_asset(asset_id).to_dict())
 
 
 @router.get("/{asset_id}/file", response_class=FileResponse)
@@ -114,9 +118,10 @@ def asset_thumbnail(asset_id: str, studio: Studio = Depends(get_studio)) -> File
 
 @router.post("/{asset_id}/tags", responses={200: {"description": "the asset",
              "links": asset_links("$response.body#/id")}})
-def tag_asset(asset_id: str, body: TagsRequest,
+def tag_asset(asset_id: str, body: TagsRequest, request: Request,
               studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
-    return studio.tag_asset(asset_id, tuple(body.add), tuple(body.remove)).to_dict()
+    asset = studio.tag_asset(asset_id, tuple(body.add), tuple(body.remove))
+    return request.app.state.access.sign_asset(asset.to_dict())
 
 
 @router.delete("/{asset_id}", status_code=204)

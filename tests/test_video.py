@@ -155,7 +155,7 @@ def test_avatar_mouth_follows_the_voice_and_the_background_stays(av_studio):
                                            speech.sample_rate, fps)  # fmt: skip
     frames = list(avatar.render_frames(animator, drive))
     assert len(frames) == round(speech.duration_s * fps)
-    assert face.source == "haar"
+    assert face.source == "cascade"
     mx, my = (int(v) for v in face.mouth)
     half = int(face.mouth_width * 0.6)
     mouth = np.stack([f[my - 5 : my + half, mx - half : mx + half].astype(float) for f in frames])
@@ -185,7 +185,7 @@ def test_the_jaw_opens_under_the_teeth_and_the_upper_lip_stays():
     from enfoads.core.pipelines import avatar
 
     portrait = astronaut_rgb()
-    face = avatar.haar_face(portrait)
+    face = avatar.cascade_face(portrait)
     mx, my = (int(round(v)) for v in face.mouth)
     assert 146 <= my <= 150  # under the teeth (rows 144-148), not across them
     animator = avatar.TalkingPhotoAnimator()

@@ -5,7 +5,8 @@ part (under the teeth, in a smile that shows them) drops with the audio's loudne
 lens-shaped gap it leaves is shaded as the inside of the mouth; the eyelids close every few
 seconds, and the head sways slightly. Only a soft region around the head moves; the rest of
 the photo stays still. Face geometry comes from InsightFace's 106-point landmarks when the
-``buffalo_l`` pack is on disk, else from OpenCV's Haar cascade (shipped in ``cv2.data``).
+``buffalo_l`` pack is on disk, else from scikit-image's LBP frontal-face cascade (shipped with
+scikit-image, BSD): OpenCV 5, which Colab ships, dropped ``CascadeClassifier``.
 
 ``Animator`` is the interface a neural animator (LivePortrait) implements to plug in later.
 """
@@ -36,7 +37,7 @@ class FaceGeometry:
     eye_size: tuple[float, float]  # width, height of one eye
     mouth: tuple[float, float]
     mouth_width: float
-    source: str  # insightface or haar
+    source: str  # insightface or cascade
 
     @property
     def width(self) -> float:
@@ -87,47 +88,39 @@ def geometry_from_landmarks(box: Any, points: np.ndarray) -> FaceGeometry:
 
 
 def geometry_from_box(x: float, y: float, w: float, h: float) -> FaceGeometry:
-    """Eyes and mouth at their usual place in a frontal face box (Haar's box proportions)."""
+    """Eyes and mouth at their usual place in a frontal face box (a cascade's box proportions)."""
     return FaceGeometry((x, y, x + w, y + h), (x + 0.30 * w, y + 0.38 * h),
                         (x + 0.70 * w, y + 0.38 * h), (0.22 * w, 0.09 * h),
-                        (x + 0.5 * w, y + 0.78 * h), 0.40 * w, "haar")  # fmt: skip
+                        (x + 0.5 * w, y + 0.78 * h), 0.40 * w, "cascade")  # fmt: skip
 
 
-def haar_face(rgb: np.ndarray) -> FaceGeometry | None:
-    import cv2
+def cascade_face(rgb: np.ndarray) -> FaceGeometry | None:
+    """The largest frontal face that scikit-image's LBP cascade finds (no OpenCV cascade:
+    ``cv2.CascadeClassifier`` is gone from OpenCV 5)."""
+    from skimage import data
+    from skimage.feature import Cascade
 
-    gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = Cascade(data.lbp_frontal_face_cascade_filename())
     side = min(rgb.shape[:2])
-    faces = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                     minSize=(max(24, side // 12),) * 2)  # fmt: skip
-    if len(faces) == 0:
+    faces = cascade.detect_multi_scale(img=np.ascontiguousarray(rgb[:, :, :3]), scale_factor=1.2,
+                                       step_ratio=1, min_size=(max(24, side // 12),) * 2,
+                                       max_size=(side, side))  # fmt: skip
+    if not faces:
         return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    return refine_mouth(rgb, geometry_from_box(float(x), float(y), float(w), float(h)))
+    box = max(faces, key=lambda f: f["width"] * f["height"])
+    return refine_mouth(rgb, geometry_from_box(float(box["c"]), float(box["r"]),
+                                               float(box["width"]), float(box["height"])))  # fmt: skip
 
 
-def refine_mouth(rgb: np.ndarray, face: FaceGeometry, *, smile_cascade: bool = True) -> FaceGeometry:
-    """Put the mouth on the line where the jaw opens: the smile cascade (``cv2.data``) finds the
-    mouth in a Haar face, the darkest row across its middle is where the lips part, and under
-    teeth that show (a smile) the line moves below them."""
+def refine_mouth(rgb: np.ndarray, face: FaceGeometry) -> FaceGeometry:
+    """Put the mouth on the line where the jaw opens: the darkest row across the middle of the
+    mouth is where the lips part, and under teeth that show (a smile) the line moves below."""
     import cv2
 
     gray = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2GRAY))
     x0, y0, x1, y1 = (int(round(v)) for v in face.box)
     w, h = x1 - x0, y1 - y0
     (mx, my), width = face.mouth, face.mouth_width
-    if smile_cascade:
-        top, bottom = y0 + int(0.55 * h), min(gray.shape[0], y1 + int(0.1 * h))
-        smile = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_smile.xml")
-        found = smile.detectMultiScale(gray[top:bottom, x0:x1], scaleFactor=1.1, minNeighbors=10,
-                                       minSize=(max(8, int(0.25 * w)), max(4, int(0.1 * h))))  # fmt: skip
-        plausible = [(sx + sw / 2, top + sy + sh / 2, sw) for sx, sy, sw, sh in found
-                     if 0.35 * w <= sx + sw / 2 <= 0.65 * w
-                     and 0.65 * h <= top + sy + sh / 2 - y0 <= 0.95 * h]  # fmt: skip
-        if plausible:
-            cx, cy, sw = min(plausible, key=lambda c: abs(c[1] - my))
-            mx, my, width = x0 + cx, cy, 0.8 * sw
     reach = max(2, int(0.06 * h))
     lo, hi = max(0, int(my) - reach), min(gray.shape[0], int(my) + reach + 1)
     band = gray[lo:hi, x0 + int(0.38 * w) : x0 + int(0.62 * w) + 1].astype(np.float32).mean(axis=1)
@@ -141,7 +134,7 @@ def refine_mouth(rgb: np.ndarray, face: FaceGeometry, *, smile_cascade: bool = T
 
 
 def locate_face(studio: Studio, rgb: np.ndarray, name: str) -> FaceGeometry:
-    """InsightFace landmarks when its models are already on disk, else the Haar cascade."""
+    """InsightFace landmarks when its models are already on disk, else the LBP cascade."""
     pipeline = studio.pipelines.get("faceswap")
     if pipeline is not None and pipeline.analysis_on_disk():
         try:
@@ -150,11 +143,10 @@ def locate_face(studio: Studio, rgb: np.ndarray, name: str) -> FaceGeometry:
             if faces:
                 face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
                 if getattr(face, "landmark_2d_106", None) is not None:
-                    return refine_mouth(rgb, geometry_from_landmarks(face.bbox, face.landmark_2d_106),
-                                        smile_cascade=False)  # fmt: skip
+                    return refine_mouth(rgb, geometry_from_landmarks(face.bbox, face.landmark_2d_106))
         except EnfoadsError as exc:
-            log.warning("InsightFace landmarks unavailable (%s); using the Haar cascade", exc)
-    found = haar_face(rgb)
+            log.warning("InsightFace landmarks unavailable (%s); using the LBP cascade", exc)
+    found = cascade_face(rgb)
     if found is None:
         raise InvalidInput("error.no_face", field="avatar", name=name)
     return found

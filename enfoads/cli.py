@@ -28,6 +28,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "version": __version__,
         "data_dir": str(settings.data_dir),
         "database": settings.db_url,
+        # on Drive: the live file is local and copied here after each job (dbfile.py)
+        "database_copy": str(settings.db_backup_path) if settings.db_on_local_disk else None,
         "device": resolve_device(settings.device),
         "budgets": {"gpu_gb": settings.gpu_budget_gb, "ram_gb": settings.ram_budget_gb},
         "devices": device_totals(),

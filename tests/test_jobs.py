@@ -181,9 +181,17 @@ def test_event_bus_unsubscribe_and_failing_handler():
     assert events.job_update({"id": "j"}).to_dict() == {"event": "job_update", "id": "j"}
 
 
-def test_a_first_model_load_says_how_much_has_downloaded(h, tmp_path):
-    """While a model downloads into the data dir the stage counts the GB; then it stops."""
+def test_a_first_model_load_says_how_much_has_downloaded(h, tmp_path, monkeypatch):
+    """While a model downloads into the data dir the stage counts the GB; then it stops. The
+    count comes from the process's own write counter: the models folder (on Drive in Colab)
+    is never walked."""
+    import os
     import time
+
+    def no_walk(*_a, **_k):
+        raise AssertionError("the models folder was walked")
+
+    monkeypatch.setattr(os, "walk", no_walk)
 
     models = tmp_path / "models"
     models.mkdir()

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     language: Literal["es", "en"] = "es"
     database_url: str | None = None
+    # Where the live SQLite file sits. "auto": on this machine's local disk when the data dir
+    # is on a network mount (Google Drive in Colab), copied into the data dir after each
+    # finished job and on exit, restored from there on a new machine; "data_dir": always in
+    # the data dir; "local": always on local disk (with the copy).
+    db_location: Literal["auto", "data_dir", "local"] = "auto"
     device: Literal["auto", "cuda", "cpu"] = "auto"
     gpu_budget_gb: float = Field(15.0, gt=0)
     ram_budget_gb: float = Field(12.7, gt=0)
@@ -160,8 +165,34 @@ class Settings(BaseSettings):
         return Path(tempfile.gettempdir()) / f"enfoads-work-{digest}"
 
     @property
+    def db_on_local_disk(self) -> bool:
+        """The live SQLite file is off the data dir (see ``db_location``)."""
+        if self.database_url or self.db_location == "data_dir":
+            return False
+        if self.db_location == "local":
+            return True
+        from enfoads.core.dbfile import on_network_fs
+
+        return on_network_fs(self.data_dir)
+
+    @property
+    def db_backup_path(self) -> Path:
+        """The database in the data dir: the live file, or its copy when that is local."""
+        return self.data_dir / "enfoads.db"
+
+    @property
+    def live_db_path(self) -> Path:
+        if not self.db_on_local_disk:
+            return self.db_backup_path
+        import hashlib
+        import tempfile
+
+        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"enfoads-db-{digest}" / "enfoads.db"
+
+    @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'enfoads.db'}"
+        return self.database_url or f"sqlite:///{self.live_db_path}"
 
     @property
     def max_upload_bytes(self) -> int:

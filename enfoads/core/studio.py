@@ -7,6 +7,7 @@ VRAM manager once, and hands them to the pipelines. Long operations are jobs; sh
 
 from __future__ import annotations
 
+import atexit
 import logging
 import secrets
 import threading
@@ -21,6 +22,7 @@ from enfoads import __version__
 from enfoads.core import events
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.db import create_engine, make_session_factory
+from enfoads.core.dbfile import DatabaseBackup, restore_live
 from enfoads.core.engine import EngineRegistry, new_owner_id
 from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
@@ -46,6 +48,10 @@ class Studio:
         logging.getLogger("enfoads").setLevel(self.settings.log_level.upper())
         self.started_at = time.time()
         self.bus = events.EventBus()
+        self.db_backup: DatabaseBackup | None = None
+        if self.settings.db_on_local_disk:  # the data dir is on Drive: SQLite lives locally
+            restore_live(self.settings.live_db_path, self.settings.db_backup_path)
+            self.db_backup = DatabaseBackup(self.settings.live_db_path, self.settings.db_backup_path)
         self.engine = create_engine(self.settings.db_url)
         sessions = make_session_factory(self.engine)
         s = self.settings
@@ -102,6 +108,10 @@ class Studio:
             return self
         self.registry.claim()
         self.sweep()
+        if self.db_backup is not None:  # a copy in the data dir after each finished job
+            self.db_backup.start()
+            self.bus.subscribe(self._job_finished_backup, "job_update")
+            atexit.register(self.db_backup.now)  # a kernel that ends without close()
         self.jobs.start()
         self._beat = threading.Thread(target=self._keep_lease, name="enfoads-engine-lease",
                                       daemon=True)  # fmt: skip
@@ -115,6 +125,10 @@ class Studio:
                     log.error("this engine lost its lease on %s", self.settings.data_dir)
             except Exception:  # noqa: BLE001 - a busy database must not end the lease thread
                 log.exception("could not renew the engine lease")
+
+    def _job_finished_backup(self, event: events.Event) -> None:
+        if event.payload.get("state") in ("completed", "failed", "cancelled") and self.db_backup:
+            self.db_backup.request()
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Call ``closer`` first when the studio closes (servers started for it, tunnels)."""
@@ -146,6 +160,9 @@ class Studio:
         if self._beat is not None:
             self._beat.join(5)
             self.registry.release()
+            if self.db_backup is not None:  # the last copy, with the finished jobs' rows
+                atexit.unregister(self.db_backup.now)
+                self.db_backup.close()
         self.models.unload_all()
         self.engine.dispose()
 

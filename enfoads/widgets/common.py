@@ -11,6 +11,7 @@ import ipywidgets as w
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
+from enfoads.widgets.loop import subscribe
 
 _COLORS = {"info": "#2d6cdf", "ok": "#1e8e3e", "error": "#c5221f"}
 
@@ -50,7 +51,7 @@ class JobProgress(w.VBox):
         self.cancel = w.Button(description=t("ui.cancel", lang), icon="stop", disabled=True)
         self.cancel.on_click(lambda _b: self._cancel())
         super().__init__([w.HBox([self.bar, self.cancel]), self.stage])
-        self._unsubscribe = studio.subscribe(self._on_event, "job_update")
+        self._unsubscribe = subscribe(studio, self._on_event, "job_update")
 
     def start(self, submit: Callable[[], Any], message: Message, button: w.Button) -> bool:
         """Submit a job (bad input shows in ``message``, nothing starts), then follow it with
@@ -139,7 +140,7 @@ class AssetPicker(w.VBox):
         self.upload.observe(lambda _c: self._uploaded(), "value")
         self.dropdown.observe(lambda _c: self._refreshing or self._changed(), "value")
         super().__init__([w.HBox([self.dropdown, self.upload]), self.message])
-        self._unsubscribe = [studio.subscribe(lambda _e: self.refresh(), name)
+        self._unsubscribe = [subscribe(studio, lambda _e: self.refresh(), name)
                              for name in ("asset_added", "asset_deleted")]  # fmt: skip
         self.refresh()
 

@@ -10,6 +10,7 @@ import ipywidgets as w
 from enfoads.core.i18n import CATALOG, t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import thumbnail
+from enfoads.widgets.loop import subscribe
 
 GB = 1024**3
 
@@ -37,9 +38,9 @@ class HomePanel(w.VBox):
             w.HTML(f"<b>{html.escape(t('ui.home.recent', lang))}</b>"), self.recent,
             self.refresh_button,
         ])  # fmt: skip
-        self._unsubscribe = [studio.subscribe(lambda _e: self.refresh_status(), "gpu_status"),
-                             studio.subscribe(lambda _e: self.refresh_jobs(), "job_update"),
-                             studio.subscribe(lambda _e: self.refresh_assets(), "asset_added")]  # fmt: skip
+        self._unsubscribe = [subscribe(studio, lambda _e: self.refresh_status(), "gpu_status"),
+                             subscribe(studio, lambda _e: self.refresh_jobs(), "job_update"),
+                             subscribe(studio, lambda _e: self.refresh_assets(), "asset_added")]  # fmt: skip
         self.refresh()
 
     def refresh(self) -> None:

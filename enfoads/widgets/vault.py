@@ -13,6 +13,7 @@ from enfoads.core.assets import ASSET_KINDS
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import AssetPicker, Message, asset_download
+from enfoads.widgets.loop import subscribe
 
 
 def as_hex(colour: str) -> str:
@@ -83,7 +84,7 @@ class VaultPanel(w.VBox):
         self.refresh_button.on_click(lambda _b: self.refresh())
         super().__init__([w.HBox([self.kind, self.search, self.refresh_button]), self.count,
                           self.message, self.preview, self.grid, self.kit])  # fmt: skip
-        self._unsubscribe = [studio.subscribe(lambda _e: self.refresh(), name)
+        self._unsubscribe = [subscribe(studio, lambda _e: self.refresh(), name)
                              for name in ("asset_added", "asset_updated", "asset_deleted")]  # fmt: skip
         self.refresh()
 

@@ -406,6 +406,11 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.video.render": {"es": "Crear vídeo", "en": "Render video"},
     "ui.video.done": {"es": "Vídeo listo: {seconds} s.", "en": "Video ready: {seconds} s."},
     "ui.failed": {"es": "No se pudo completar: {error}", "en": "Could not finish: {error}"},
+    "ui.job_follow": {"es": "Trabajo {id}: también en Inicio.", "en": "Job {id}: also on Home."},
+    "error.job_failed": {
+        "es": "El trabajo {id} no se completó ({state}): {error}",
+        "en": "Job {id} did not complete ({state}): {error}",
+    },
 }
 
 

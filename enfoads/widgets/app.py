@@ -14,6 +14,7 @@ from enfoads.widgets.home import HomePanel
 from enfoads.widgets.settings import SettingsPanel
 from enfoads.widgets.vault import VaultPanel
 from enfoads.widgets.video import VideoStudioPanel
+from enfoads.widgets.compat import set_titles
 
 TABS = ("home", "creator", "faceswap", "video", "vault", "settings")
 # ipywidgets cuts tab titles at 144 px ("Creador de anunci…"); widen them for this app only.
@@ -50,7 +51,7 @@ class StudioApp(w.Tab):
         self.home.children = (style, *self.home.children)
         self.panels = (self.home, self.creator, self.faceswap, self.video, self.vault, self.settings)
         self.children = self.panels
-        self.titles = tuple(t(f"ui.tab.{name}", lang) for name in TABS)
+        set_titles(self, tuple(t(f"ui.tab.{name}", lang) for name in TABS))
 
     def use_in_video(self, asset_id: str) -> None:
         self.video.add_scene(asset_id, "image")

@@ -12,6 +12,7 @@ from enfoads.core.errors import EnfoadsError
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.loop import subscribe
+from enfoads.widgets.compat import uploaded_files
 
 _COLORS = {"info": "#2d6cdf", "ok": "#1e8e3e", "error": "#c5221f"}
 
@@ -36,10 +37,8 @@ class Message(w.HTML):
 
 
 class JobProgress(w.VBox):
-    """A progress bar, the stage text and a cancel button for one job at a time.
-
-    Updated from the job's events: worker threads only set traits.
-    """
+    """A progress bar, the stage text and a cancel button for one job at a time, updated from
+    the job's events on the kernel's thread (``widgets.loop``)."""
 
     def __init__(self, studio: Studio, on_finished: Callable[[dict[str, Any]], None]):
         lang = studio.settings.language
@@ -81,7 +80,10 @@ class JobProgress(w.VBox):
                 pass  # it finished meanwhile
 
     def _on_event(self, event: Any) -> None:
-        job = event.payload
+        self.show(event.payload)
+
+    def show(self, job: dict[str, Any]) -> None:
+        """Show the followed job's state (a ``job_update`` payload; others are ignored)."""
         if job.get("id") != self.job_id:
             return
         self.bar.value = job["progress"]
@@ -182,12 +184,12 @@ class AssetPicker(w.VBox):
             callback(self.value)
 
     def _uploaded(self) -> None:
-        files = self.upload.value
+        files = uploaded_files(self.upload)
         if not files:
             return
-        item = files[0]
+        name, content = files[0]
         try:
-            asset = self.studio.upload_asset(bytes(item["content"]), item["name"], self.upload_kind)
+            asset = self.studio.upload_asset(content, name, self.upload_kind)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.studio.settings.language)
             return

@@ -14,6 +14,7 @@ from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import AssetPicker, Message, asset_download
 from enfoads.widgets.loop import subscribe
+from enfoads.widgets.compat import tooltip
 
 
 def as_hex(colour: str) -> str:
@@ -107,7 +108,7 @@ class VaultPanel(w.VBox):
         tags = ", ".join(asset.tags)
         if asset.meta.get("commercial_use") is False:
             tags = "⚖ " + t("ui.non_commercial", self.lang) + (f" · {tags}" if tags else "")
-        return w.VBox([picture, w.Label(name[:28], tooltip=name), w.Label(tags[:28], tooltip=tags),
+        return w.VBox([picture, w.Label(name[:28], **tooltip(name)), w.Label(tags[:28], **tooltip(tags)),
                        w.HBox([show, delete])])  # fmt: skip
 
     def show(self, asset_id: str) -> None:

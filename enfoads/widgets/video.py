@@ -11,6 +11,7 @@ from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download
 from enfoads.widgets.vault import as_hex
+from enfoads.widgets.compat import tooltip
 
 ASPECTS = ("9:16", "1:1", "4:5", "16:9")
 MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "none")
@@ -29,7 +30,7 @@ class SceneRow(w.HBox):
         self.script = w.Textarea(placeholder=t("ui.video.scene_script", lang),
                                  layout=w.Layout(width="300px", height="56px"))  # fmt: skip
         self.duration = w.FloatText(value=0, description="s", layout=w.Layout(width="110px"),
-                                    tooltip=t("ui.video.duration_help", lang),
+                                    **tooltip(t("ui.video.duration_help", lang)),
                                     style={"description_width": "20px"})  # fmt: skip
         self.motion = w.Dropdown(options=[(t(f"ui.video.motion.{m}", lang), m) for m in MOTIONS],
                                  value="zoom_in", layout=w.Layout(width="130px"))  # fmt: skip

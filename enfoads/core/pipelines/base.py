@@ -38,7 +38,11 @@ class ModelFile:
 
 
 def is_local(repo: str) -> bool:
-    return Path(repo).expanduser().is_dir()
+    """A folder on disk rather than a hub repo id (``name`` or ``org/name``): one that exists,
+    or anything written as a path (absolute, ``./``, ``~``, or with more than one ``/``), which
+    is then simply missing, never sent to the hub as a repo id."""
+    return (Path(repo).expanduser().is_dir() or repo.startswith(("/", ".", "~"))
+            or repo.count("/") > 1)  # fmt: skip
 
 
 def hub_offline() -> bool:

@@ -39,9 +39,13 @@ VIDEO_JOB = "face_swap_video"
 LICENCE = "InsightFace: non-commercial research use only"
 LICENCE_NOTICE = {
     "es": "Los modelos de InsightFace (buffalo_l, inswapper_128) son solo para investigación "
-    "no comercial. No uses estos resultados en anuncios comerciales sin una licencia.",
+    "no comercial. No uses estos resultados en anuncios comerciales sin una licencia. Las "
+    "normas de Colab prohíben crear deepfakes en sus entornos: cambia solo caras de personas "
+    "que lo hayan permitido, y nunca para engañar.",
     "en": "InsightFace's models (buffalo_l, inswapper_128) are for non-commercial research "
-    "only. Don't use these results in commercial ads without a licence.",
+    "only. Don't use these results in commercial ads without a licence. Colab's rules forbid "
+    "creating deepfakes on its runtimes: swap only the faces of people who agreed to it, and "
+    "never to deceive.",
 }
 MODEL_TABLE: dict[str, ModelFile] = {
     m.key: m

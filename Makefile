@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps "$(INSIGHTFACE_SPEC)"
 	touch $@
 
-.PHONY: studio test install system
+.PHONY: studio test test-colab install system
 install: $(STAMP)
 
 studio: $(STAMP)
@@ -36,3 +36,11 @@ test: system $(STAMP) $(CLIENT)/node_modules/.package-lock.json
 	# The TypeScript client: types from the OpenAPI schema, then tsc.
 	cd $(CLIENT) && npm run --silent check
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+	# Colab's Python and preinstalled packages (OpenCV 5, ipywidgets 7.7.1...), the notebook's
+	# own install cell, then the panels, avatar and face tests there. COLAB_ENV=0 skips it.
+	if [ "$(COLAB_ENV)" != "0" ]; then $(MAKE) test-colab; fi
+
+# A Colab-like virtualenv (.colab-venv, built once), the notebook under nbval there, and the
+# tests of what meets Colab's packages (scripts/colab-env.sh).
+test-colab:
+	bash scripts/colab-env.sh

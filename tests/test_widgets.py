@@ -287,3 +287,32 @@ def test_settings_lists_models_and_starts_the_server(app):
     finally:
         panel.server_toggle.value = False
     assert panel.server is None
+
+
+def simulate_upload(upload, name: str, content: bytes) -> None:
+    """What the page sends when the user picks a file, in each ipywidgets' own format."""
+    from datetime import datetime
+
+    from enfoads.widgets.compat import IPYWIDGETS_8
+
+    if IPYWIDGETS_8:
+        upload.value = ({"name": name, "type": "image/png", "size": len(content),
+                         "content": memoryview(content), "last_modified": datetime.now()},)  # fmt: skip
+    else:  # 7.x: metadata and data, then the counter that makes ``value``
+        upload.metadata = [{"name": name, "type": "image/png", "size": len(content),
+                            "lastModified": 0}]  # fmt: skip
+        upload.data = [content]
+        upload._counter += 1  # noqa: SLF001 - the front end's own trait
+
+
+def test_an_upload_goes_into_the_vault_and_is_chosen(app):
+    """On ipywidgets 8 (Voila) and 7.7.1 (Colab, in scripts/colab-env.sh) alike."""
+    picker = app.faceswap.source
+    before = app.studio.list_assets().total
+    simulate_upload(picker.upload, "cara.png", png(astronaut_rgb()))
+    assert app.studio.list_assets().total == before + 1
+    asset = app.studio.get_asset(picker.value)
+    assert asset.name == "cara.png" and asset.kind == "image"
+    simulate_upload(picker.upload, "roto.png", b"not a picture")
+    assert picker.message.value and "roto.png" in picker.message.value  # named, in the panel
+    assert app.studio.list_assets().total == before + 1 and picker.value == asset.id

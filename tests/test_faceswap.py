@@ -187,6 +187,10 @@ def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
     progress = [p for p in events if p is not None]
     assert progress == sorted(progress) and progress[-1] == 100
     assert face_studio.get_asset(done.result_asset_ids[0]).parents == (source.id, video.id)
+    # labelled as AI-generated, with InsightFace's non-commercial licence, in the MP4 itself
+    tags = media.read_tags(out)
+    assert tags["ai_generated"] == "true" and "insightface/inswapper_128" in tags["enfoads"]
+    assert "non-commercial" in tags["copyright"]
 
 
 def test_video_swap_on_threads_gives_the_frames_of_one_thread(face_studio, tmp_path, monkeypatch):

@@ -73,20 +73,51 @@ def test_voice_bad_input(av_studio, text, voice, language, words):
         assert word in info.value.message("en")
 
 
-def test_missing_piper_voice_falls_back_to_espeak_or_says_why(av_studio, monkeypatch):
-    from enfoads.core.errors import ModelUnavailable
+def test_a_missing_voice_fails_at_once_and_says_how_to_get_it(av_studio, monkeypatch):
+    """Offline, a voice that is not on disk fails within a second (no 23 s hub timeout), in
+    the user's language, naming the voice, Settings and the voices that are there; espeak-ng
+    never speaks unless the settings allow it."""
+    import time
+
+    from enfoads.core.errors import VoiceNotDownloaded
     from enfoads.core.pipelines import voice as voice_mod
 
-    if voice_mod.espeak_exe() is None:
-        with pytest.raises(ModelUnavailable, match="espeak-ng is not installed"):
-            av_studio.pipelines["voice"].synthesize("Hola a todos.", "es_ES-davefx-medium")
-        return
-    speech = av_studio.pipelines["voice"].synthesize("Hola a todos. Bienvenidos.", "es_ES-davefx-medium")
-    assert speech.engine == "espeak-ng" and speech.duration_s > 1
-    monkeypatch.setattr(voice_mod, "espeak_exe", lambda: None)
-    with pytest.raises(ModelUnavailable) as info:
-        av_studio.pipelines["voice"].synthesize("Hola.", "es_ES-davefx-medium")
-    assert "es_ES-davefx-medium" in info.value.message("en") and "espeak-ng" in info.value.message("en")
+    started = time.monotonic()
+    with pytest.raises(VoiceNotDownloaded) as info:
+        av_studio.pipelines["voice"].synthesize("Hola a todos.", "es_ES-davefx-medium")
+    assert time.monotonic() - started < 1.0
+    es, en = info.value.message("es"), info.value.message("en")
+    assert "es_ES-davefx-medium" in es and "Ajustes" in es and "en_US-joe-medium" in es
+    assert "Settings" in en and "not downloaded" in en
+    # the same through a job: its record holds the message
+    still = av_studio.upload_asset(png(np.full((64, 64, 3), 90, np.uint8)), "fondo.png")
+    job = av_studio.render_multi_scene(voice="es_ES-davefx-medium", scenes=[
+        {"kind": "image", "asset_id": still.id, "script": "Hola a todos."}])
+    done = av_studio.wait_job(job.id, 60)
+    assert done.state.value == "failed" and "es_ES-davefx-medium" in done.error
+    # with the fallback chosen, espeak-ng speaks, and the result says so
+    if voice_mod.espeak_exe() is not None:
+        monkeypatch.setattr(av_studio, "settings",
+                            av_studio.settings.model_copy(update={"voice_fallback_espeak": True}))
+        speech = av_studio.pipelines["voice"].synthesize("Hola a todos. Bienvenidos.",
+                                                         "es_ES-davefx-medium")  # fmt: skip
+        assert speech.engine == "espeak-ng" and speech.duration_s > 1
+
+
+def test_offline_is_detected_without_waiting_for_the_hub(monkeypatch):
+    """Without HF_HUB_OFFLINE, an unreachable hub answers within the probe's timeout."""
+    import time
+
+    from enfoads.core.pipelines import base
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    base._PROBE.clear()  # noqa: SLF001
+    started = time.monotonic()
+    assert base.hub_reachable(timeout_s=1.0) is False
+    assert time.monotonic() - started < 1.5
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert base.hub_reachable() is False
 
 
 # -- subtitles --------------------------------------------------------------------------
@@ -287,6 +318,24 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     x0, x1, y0 = int(360 * (1 - 0.12)) - int(360 * 0.16), int(360 * (1 - 0.12)), int(640 * 0.12)
     patch = first[y0 + 12 : y0 + 20, x0 + 10 : x1 - 10].astype(int)
     assert patch[..., 0].mean() > 150 and patch[..., 1].mean() < 110
+    # lineage names the voice and engine that spoke, and what else made the video
+    assert list(video.model_ids) == ["piper/en_US-joe-medium", "faster-whisper/" + Path(
+        av_studio.settings.subtitle_model).name, "enfoads/talking-photo"]  # fmt: skip
+    assert video.meta["voices"] == [{"voice": "en_US-joe-medium", "engine": "piper"}]
+    # the MP4 says what it is, as ffmpeg/ffprobe read it
+    tags = media.read_tags(av_studio.assets.file_path(video))
+    assert tags["ai_generated"] == "true" and tags["comment"].startswith("AI-generated with")
+    assert "piper/en_US-joe-medium" in tags["enfoads"] and "Fresh coffee" in tags["comment"]
+    # the voice-over WAV is the voice alone: silent where only the music plays
+    from enfoads.core.pipelines.compose import MIX_RATE
+    from enfoads.core.pipelines.voice import read_wav
+
+    wav_id = next(a for a in done.result_asset_ids if av_studio.get_asset(a).ext == "wav")
+    stem, rate = read_wav(av_studio.assets.read_bytes(wav_id))
+    assert rate == MIX_RATE
+    lead = stem[: int(0.15 * rate)]  # before the voice starts: the music alone in the mix
+    assert np.abs(lead).max() < 1e-3
+    assert np.abs(stem).max() > 0.05
 
 
 def test_single_render_and_cancel_leaves_no_asset(av_studio):

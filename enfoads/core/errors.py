@@ -70,6 +70,23 @@ class ModelUnavailable(EnfoadsError):
         super().__init__("error.model_unavailable", model=model, reason=reason)
 
 
+class ModelNotDownloaded(EnfoadsError):
+    """Not on disk, and the hub cannot be reached to download it (offline, or no network)."""
+
+    status = 503
+
+    def __init__(self, model: str):
+        super().__init__("error.model_not_downloaded", model=model)
+
+
+class VoiceNotDownloaded(EnfoadsError):
+    status = 503
+
+    def __init__(self, voice: str, available: list[str]):
+        super().__init__("error.voice_not_downloaded", voice=voice,
+                         available=", ".join(available) or "—")  # fmt: skip
+
+
 class ModelTooLarge(EnfoadsError):
     status = 507
 

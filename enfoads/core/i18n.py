@@ -69,6 +69,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "No se pudo cargar el modelo '{model}': {reason}",
         "en": "The model '{model}' could not be loaded: {reason}",
     },
+    "error.model_not_downloaded": {
+        "es": "El modelo '{model}' no está descargado y ahora no se puede descargar (no hay conexión con Hugging Face). Descárgalo en Ajustes cuando tengas conexión.",
+        "en": "The model '{model}' is not downloaded and cannot be downloaded now (Hugging Face cannot be reached). Download it in Settings when you are online.",
+    },
+    "error.voice_not_downloaded": {
+        "es": "La voz '{voice}' no está descargada y ahora no se puede descargar (no hay conexión). Descárgala en Ajustes cuando tengas conexión, o elige una voz que ya esté: {available}.",
+        "en": "The voice '{voice}' is not downloaded and cannot be downloaded now (no connection). Download it in Settings when you are online, or choose a voice that is there: {available}.",
+    },
     "error.model_too_large": {
         "es": "El modelo '{model}' ({size_gb:.1f} GB) no cabe en el presupuesto de {where} "
         "({budget_gb:.1f} GB).",
@@ -248,6 +256,22 @@ CATALOG: dict[str, dict[str, str]] = {
         "el inglés.",
         "en": "The prompt is in Spanish and no translation model is set; SDXL understands "
         "English best.",
+    },
+    "notice.translator_downloading": {
+        "es": "El traductor español→inglés (300 MB) se está descargando; mientras tanto el prompt "
+        "va en español. Las generaciones lo traducirán en cuanto esté.",
+        "en": "The Spanish→English translator (300 MB) is downloading; meanwhile the prompt stays "
+        "in Spanish. Generations will translate it as soon as it is there.",
+    },
+    "notice.translation_failed": {
+        "es": "No se pudo traducir el prompt ({reason}); va en español.",
+        "en": "The prompt could not be translated ({reason}); it stays in Spanish.",
+    },
+    "notice.prompt_trimmed": {
+        "es": "El prompt se ha acortado a los {limit} tokens que lee SDXL: se quitaron los "
+        "añadidos menos importantes.",
+        "en": "The prompt was shortened to the {limit} tokens SDXL reads: the least important "
+        "additions were left out.",
     },
     # widget labels
     "ui.tab.creator": {"es": "Creador de anuncios", "en": "Ad Creator"},

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from enfoads.core.errors import InvalidInput
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines.base import hub_cache, is_local
+from enfoads.core.pipelines.base import in_cache, is_local
 
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
@@ -24,14 +24,7 @@ PREPARE_JOB = "prepare_model"
 
 def in_hub_cache(studio: Studio, repo: str, filename: str) -> bool:
     """Whether ``repo/filename`` is in the data dir's hub cache (no network)."""
-    if is_local(repo):
-        return (Path(repo).expanduser() / filename).exists()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    found = try_to_load_from_cache(repo, filename, cache_dir=hub_cache(studio.settings.models_dir))
-    return isinstance(found, str)
+    return in_cache(repo, filename, studio.settings.models_dir)
 
 
 def model_inventory(studio: Studio) -> list[dict[str, Any]]:
@@ -68,6 +61,15 @@ def model_inventory(studio: Studio) -> list[dict[str, Any]]:
                      "model": f"Piper {item['key']}", "licence": item["licence"],
                      "licence_url": item["model_card_url"], "commercial_use": None,
                      "size_bytes": VOICE_BYTES, "on_disk": item["available"]})  # fmt: skip
+    translator = studio.pipelines["translate"]
+    if translator.enabled():
+        from enfoads.core.pipelines.translate import MODEL, MODEL_NAME
+
+        rows.append({"key": MODEL_NAME, "capability": "prompt", "model": translator.repo,
+                     "licence": MODEL.licence if translator.repo == MODEL.repo
+                     else "see the model card", "commercial_use": True
+                     if translator.repo == MODEL.repo else None,
+                     "size_bytes": MODEL.size_bytes, "on_disk": translator.on_disk()})  # fmt: skip
     if s.prompt_llm_model:
         rows.append({"key": "prompt-llm", "capability": "prompt", "model": s.prompt_llm_model,
                      "licence": "see the model card", "commercial_use": None,

@@ -268,17 +268,31 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
                 future.cancel()
 
 
+def read_tags(path: Path) -> dict[str, str]:
+    """A media file's container tags, as ffmpeg reads them (``-f ffmetadata``)."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    tags = {}
+    for line in out.stdout.splitlines()[1:]:
+        if "=" in line and not line.startswith(";"):
+            key, value = line.split("=", 1)
+            tags[key] = value
+    return tags
+
+
 class FrameWriter:
     """Stream RGB frames into ffmpeg: H.264 (yuv420p) + AAC in an MP4 with faststart.
 
     ``audio`` is a file whose first audio stream is muxed in (none when it has none);
-    ``duration_s`` trims audio and video to a length. Use as a context manager: the file exists
-    only after a clean exit.
+    ``duration_s`` trims audio and video to a length. ``metadata`` becomes the MP4's tags (what
+    ffprobe shows under ``format.tags``; keys beyond MP4's own are kept as ``mdta`` tags). Use
+    as a context manager: the file exists only after a clean exit.
     """
 
     def __init__(self, path: Path, width: int, height: int, fps: float, *,
                  audio: Path | None = None, duration_s: float | None = None,
-                 crf: int = 20, preset: str = "veryfast", threads: int = 0):  # fmt: skip
+                 crf: int = 20, preset: str = "veryfast", threads: int = 0,
+                 metadata: dict[str, str] | None = None):  # fmt: skip
         if width % 2 or height % 2:
             raise InvalidInput("error.invalid", field="size",
                                reason=f"{width}x{height}: H.264 needs even sides")  # fmt: skip
@@ -290,8 +304,11 @@ class FrameWriter:
                     "-b:a", "160k"]  # fmt: skip
         if duration_s is not None:
             cmd += ["-t", f"{duration_s:.3f}"]
+        for key, value in (metadata or {}).items():
+            cmd += ["-metadata", f"{key}={' '.join(str(value).split())}"]
         cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-threads", str(threads), "-movflags", "+faststart", str(self.path)]  # fmt: skip
+                "-threads", str(threads), "-movflags", "+faststart+use_metadata_tags",
+                str(self.path)]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames = 0
 

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     image_vae_model: str = "madebyollin/sdxl-vae-fp16-fix"
     image_max_batch: int = Field(4, ge=1, le=16)
     compile: Literal["auto", "on", "off"] = "auto"
+    # Spanish prompts are translated to English before the rules (SDXL reads English); empty: off.
+    prompt_translation_model: str = "Helsinki-NLP/opus-mt-es-en"
     prompt_llm_model: str = ""
     faceswap_analysis_model: str = "buffalo_l"
     faceswap_swapper_model: str = "ezioruan/inswapper_128.onnx"
@@ -100,6 +102,9 @@ class Settings(BaseSettings):
     faceswap_licence_accepted: bool = False
     voice_default: str = "es_MX-claude-high"
     voice_repo: str = "rhasspy/piper-voices"
+    # A Piper voice that cannot be had: false fails the job and says how to get it; true lets
+    # espeak-ng's robotic voice speak instead (the result says so).
+    voice_fallback_espeak: bool = False
     subtitle_model: str = "base"
     max_script_chars: int = Field(2000, ge=10)
     max_scenes: int = Field(12, ge=1, le=100)

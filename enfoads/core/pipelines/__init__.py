@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from enfoads.core.studio import Studio
 
 CAPABILITIES: tuple[str, ...] = (
-    "image", "prompt", "faceswap", "voice", "subtitles", "avatar", "video",
+    "image", "translate", "prompt", "faceswap", "voice", "subtitles", "avatar", "video",
 )
 
 

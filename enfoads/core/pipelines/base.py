@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from enfoads.core.errors import ModelUnavailable
+from enfoads.core.errors import ModelNotDownloaded, ModelUnavailable
 
 if TYPE_CHECKING:
     from enfoads.core.jobs import JobContext
@@ -54,6 +57,18 @@ def hub_cache(models_dir: Path) -> Path:
     return models_dir / "hub"
 
 
+def in_cache(repo: str, filename: str, models_dir: Path) -> bool:
+    """Whether ``repo/filename`` is on disk: in a local folder, or in the data dir's hub cache
+    (no network)."""
+    if is_local(repo):
+        return (Path(repo).expanduser() / filename).exists()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(repo, filename, cache_dir=hub_cache(models_dir)), str)
+
+
 def hub_kwargs(repo: str, revision: str, models_dir: Path) -> dict[str, object]:
     """``from_pretrained`` arguments for ``repo``: none for a local folder, else the pinned
     revision, the cache in the data dir, and offline mode when the hub is off."""
@@ -81,13 +96,55 @@ def resolve_file(repo: str, filename: str, revision: str | None, cache_dir: Path
         if not path.is_file():
             raise ModelUnavailable(f"{repo}/{filename}", f"file not found: {path}")
         return path
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    cached = try_to_load_from_cache(repo, filename, cache_dir=cache_dir, revision=revision)
+    if isinstance(cached, str):
+        return Path(cached)
+    if not hub_reachable():  # at once, not after the hub client's own timeouts
+        raise ModelNotDownloaded(f"{repo}/{filename}")
     try:
-        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir,
-                                    local_files_only=hub_offline()))  # fmt: skip
+        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes
         raise ModelUnavailable(f"{repo}/{filename}", hub_error_reason(exc)) from exc
+
+
+_PROBE: dict[str, tuple[float, bool]] = {}
+_PROBE_LOCK = threading.Lock()
+
+
+def hub_reachable(timeout_s: float = 1.5, ttl_s: float = 60.0) -> bool:
+    """Whether the Hugging Face hub can be reached now: False at once with HF_HUB_OFFLINE,
+    else a TCP connection to its host (``HF_ENDPOINT``'s, or huggingface.co) within
+    ``timeout_s``, name lookup included; the answer is kept ``ttl_s`` seconds."""
+    if hub_offline():
+        return False
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (
+        443 if endpoint.scheme == "https" else 80)  # fmt: skip
+    key = f"{host}:{port}"
+    with _PROBE_LOCK:
+        seen = _PROBE.get(key)
+        if seen is not None and time.monotonic() - seen[0] < ttl_s:
+            return seen[1]
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    probe = threading.Thread(target=connect, name="enfoads-hub-probe", daemon=True)
+    probe.start()
+    probe.join(timeout_s)  # getaddrinfo has no timeout of its own
+    reachable = bool(result and result[0])
+    with _PROBE_LOCK:
+        _PROBE[key] = (time.monotonic(), reachable)
+    return reachable
 
 
 def hub_error_reason(exc: Exception) -> str:
@@ -133,6 +190,22 @@ def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
         "enfoads": json.dumps(record, ensure_ascii=False),
         "XML:com.adobe.xmp": XMP_AI,
     }
+
+
+def ai_video_tags(description: str, fields: dict[str, object],
+                  licence: str | None = None) -> dict[str, str]:  # fmt: skip
+    """MP4 tags that label a video as AI-generated, as the PNG chunks do for images: the
+    description, the models, the date, and a model licence that limits use (InsightFace)."""
+    import json
+
+    record = ai_record(**fields, **({"licence": licence} if licence else {}))
+    tags = {"title": description[:120], "comment": f"AI-generated with {record['generator']}. "
+            + description, "ai_generated": "true", "date": str(record["created"]),
+            "encoded_by": str(record["generator"]),
+            "enfoads": json.dumps(record, ensure_ascii=False)}  # fmt: skip
+    if licence:
+        tags["copyright"] = f"Model licence: {licence}"
+    return tags
 
 
 @contextmanager

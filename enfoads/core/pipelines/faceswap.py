@@ -22,7 +22,7 @@ import numpy as np
 from enfoads.core import media
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_offline, is_local,
+from enfoads.core.pipelines.base import (ModelFile, ai_png_text, ai_video_tags, hub_cache, hub_offline, is_local,
                                          resolve_file, use_model)  # fmt: skip
 
 if TYPE_CHECKING:
@@ -520,8 +520,11 @@ class FaceSwapPipeline:
                 # ONNX Runtime, OpenCV and numpy release the GIL: frames are swapped on threads
                 # (the models' batch is 1), written in order while ffmpeg encodes.
                 workers = media.frame_workers(4)
+                tags = ai_video_tags(f"AI face swap of {video.name}"[:200],
+                                     {"models": ["insightface/buffalo_l", "insightface/inswapper_128"],
+                                      "job_id": ctx.job_id}, licence=LICENCE)  # fmt: skip
                 with media.FrameWriter(out_path, info.width, info.height, info.fps,
-                                       audio=path) as writer:  # fmt: skip
+                                       audio=path, metadata=tags) as writer:  # fmt: skip
                     results = media.ordered_map(swap_frame, media.read_frames(path), workers)
                     for n, (frame, swapped) in enumerate(results):
                         if n % 5 == 0:

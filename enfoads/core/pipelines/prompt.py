@@ -1,24 +1,34 @@
 """The magic prompt: turns a marketer's short idea into a prompt SDXL renders well as an ad.
 
-Rules first: deterministic, in milliseconds, written for ads (product emphasis, lighting, lens,
-composition that leaves room for a headline, brand colours, style words, the placement's
-framing). Optionally a small instruct LLM from the hub translates Spanish to English and
-expands the idea before the rules; when it cannot be loaded the rules answer alone, with a
-notice, never an error.
+SDXL's text encoders were trained on English captions and read at most 77 CLIP tokens, so:
+
+1. Spanish is translated to English first (``translate.py``: MarianMT, downloaded on first
+   use; a direct call never waits for that download).
+2. Rules add what an ad needs (product emphasis, the style's look, lighting, a setting, the
+   placement's framing with room for a headline, brand colours in words), never against the
+   subject: scene and light words in the prompt (Spanish or English) win over the style's
+   defaults ("en la playa" gets no "seamless background"; "luz natural" no "softbox").
+3. The result fits CLIP's 77 tokens, counted with SDXL's own tokenizer when it is on disk
+   (else a conservative estimate): the least important phrases go first, the subject last.
+
+Optionally a small instruct LLM expands the idea first; when it cannot be loaded the rules
+answer alone, with a notice, never an error.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enfoads.core.validation import check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import t
-from enfoads.core.pipelines.base import ModelFile, hub_kwargs, local_weights_bytes
+from enfoads.core.pipelines.base import ModelFile, hub_cache, hub_kwargs, is_local, local_weights_bytes
 
 if TYPE_CHECKING:
     from enfoads.core.settings import Settings
@@ -30,37 +40,46 @@ MODEL_NAME = "prompt-llm"
 MODEL_TABLE = {
     "qwen2.5-0.5b-instruct": ModelFile(
         "qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", None, "main", "Apache-2.0",
-        988_000_000, note="optional; translates Spanish and expands",
+        988_000_000, note="optional; expands the idea",
     ),
 }
+CLIP_MAX_TOKENS = 77  # with the start and end tokens: 75 for the text
+CLIP_VOCAB = 49408  # SDXL's two tokenizers are CLIP's BPE
+
 
 @dataclass(frozen=True)
 class StylePreset:
     label_es: str
     label_en: str
-    words: str  # English: SDXL's text encoders were trained on English captions
+    look: str = ""  # English: SDXL's text encoders were trained on English captions
+    lighting: str = ""  # dropped when the prompt names its own light
+    setting: str = ""  # dropped when the prompt names its own place
 
     def label(self, lang: str) -> str:
         return self.label_es if lang == "es" else self.label_en
 
+    @property
+    def words(self) -> str:
+        return ", ".join(p for p in (self.look, self.lighting, self.setting) if p)
+
 
 STYLES: dict[str, StylePreset] = {
-    "none": StylePreset("Sin estilo", "No style", ""),
+    "none": StylePreset("Sin estilo", "No style"),
     "product": StylePreset("Foto de producto", "Product photo",
-                           "professional product photography, clean seamless background, "
-                           "softbox lighting, crisp reflections, 100mm macro lens"),
+                           "professional product photography, crisp reflections, 100mm macro lens",
+                           "softbox lighting", "clean seamless background"),
     "lifestyle": StylePreset("Estilo de vida", "Lifestyle",
-                             "lifestyle photography, candid moment, natural window light, "
-                             "warm tones, 35mm lens, authentic everyday setting"),
+                             "lifestyle photography, candid moment, warm tones, 35mm lens",
+                             "natural window light", "authentic everyday setting"),
     "flat": StylePreset("Ilustración plana", "Flat illustration",
                         "flat vector illustration, bold simple shapes, limited colour palette, "
                         "clean lines, no gradients"),
     "cinematic": StylePreset("Cinematográfico", "Cinematic",
-                             "cinematic still, dramatic rim lighting, anamorphic lens, "
-                             "film grain, rich contrast, teal and orange grade"),
+                             "cinematic still, anamorphic lens, film grain, rich contrast, "
+                             "teal and orange grade", "dramatic rim lighting"),
     "minimal": StylePreset("Estudio minimalista", "Minimal studio",
-                           "minimalist studio set, single pastel backdrop, soft diffused light, "
-                           "generous negative space, elegant and calm"),
+                           "minimalist, generous negative space, elegant and calm",
+                           "soft diffused light", "single pastel studio backdrop"),
 }  # fmt: skip
 
 AD_BASE = "high-end advertising image, sharp focus on the subject, professional colour grading"
@@ -108,35 +127,193 @@ class PromptResult:
                 "additions": list(self.additions), "notices": list(self.notices)}  # fmt: skip
 
 
+def plain(text: str) -> str:
+    """Lower case without accents: "Cafetería" and "cafeteria" read the same."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# A place named in the prompt (Spanish or English): the style's studio setting would contradict it.
+SCENE_WORDS = frozenset("""
+playa arena mar oceano costa orilla piscina lago rio montana montanas bosque selva jardin parque
+campo pradera desierto nieve calle ciudad urbano terraza balcon cocina bano dormitorio salon
+habitacion oficina restaurante cafeteria bar tienda mercado gimnasio estadio exterior exteriores
+aire libre atardecer amanecer noche cielo interior mesa escritorio estanteria
+beach sand sea ocean coast shore pool lake river mountain mountains forest jungle garden park
+field meadow desert snow street city urban terrace balcony kitchen bathroom bedroom living room
+office restaurant cafe bar shop store market gym stadium outdoor outdoors outside sunset sunrise
+night sky indoors table desk shelf countertop
+""".split())  # fmt: skip
+# Light named in the prompt: the style's studio light would contradict it.
+LIGHT_WORDS = frozenset("""
+luz iluminacion sol soleado atardecer amanecer noche neon velas vela contraluz sombra sombras
+dorada
+light lighting lit sun sunny sunlight sunset sunrise night neon candle candles candlelight
+backlit backlight shadow shadows golden hour glow
+""".split())  # fmt: skip
+
+# Colour names CLIP knows, for brand colours given as hex (CLIP does not read "#E63946").
+NAMED_COLOURS = {
+    "black": (0, 0, 0), "white": (255, 255, 255), "light grey": (200, 200, 200),
+    "grey": (128, 128, 128), "charcoal": (54, 69, 79), "red": (220, 30, 30),
+    "crimson": (190, 20, 60), "burgundy": (128, 0, 32), "coral": (255, 110, 90),
+    "orange": (255, 130, 0), "peach": (255, 200, 160), "gold": (212, 175, 55),
+    "yellow": (255, 220, 0), "cream": (255, 250, 220), "beige": (225, 205, 170),
+    "brown": (120, 70, 30), "olive green": (110, 120, 30), "lime green": (150, 220, 40),
+    "green": (30, 150, 60), "emerald green": (0, 155, 100), "mint green": (160, 230, 190),
+    "teal": (0, 128, 128), "turquoise": (60, 210, 200), "sky blue": (120, 190, 240),
+    "blue": (30, 80, 220), "navy blue": (15, 30, 90), "royal blue": (65, 105, 225),
+    "purple": (120, 40, 160), "lavender": (190, 170, 230), "magenta": (220, 30, 160),
+    "pink": (255, 150, 190), "hot pink": (255, 60, 150),
+}  # fmt: skip
+
+
+def colour_name(hex_colour: str) -> str:
+    """The nearest named colour (a redmean-weighted RGB distance, close to how eyes compare)."""
+    value = hex_colour.lstrip("#")
+    r, g, b = (int(value[i : i + 2], 16) for i in (0, 2, 4))
+
+    def distance(rgb: tuple[int, int, int]) -> float:
+        mean = (r + rgb[0]) / 2
+        dr, dg, db = r - rgb[0], g - rgb[1], b - rgb[2]
+        return (2 + mean / 256) * dr * dr + 4 * dg * dg + (2 + (255 - mean) / 256) * db * db
+
+    return min(NAMED_COLOURS, key=lambda name: distance(NAMED_COLOURS[name]))
+
+
+def mentions(texts: tuple[str, ...], words: frozenset[str]) -> bool:
+    found = set()
+    for text in texts:
+        tokens = re.findall(r"[a-z]+", plain(text))
+        found.update(tokens)
+        found.update(" ".join(pair) for pair in zip(tokens, tokens[1:]))
+    return bool(found & words)
+
+
 def _dedupe(parts: list[str], existing: str) -> list[str]:
     """Drop additions whose words the prompt already has (no "studio lighting" twice)."""
     have = unicodedata.normalize("NFKC", existing.lower())
     return [p for p in parts if p and p.split(",")[0].strip().lower() not in have]
 
 
-def rule_additions(text: str, *, style: str = "none", placement: str | None = None,
-                   brand_colors: tuple[str, ...] = (), product: str | None = None) -> list[str]:  # fmt: skip
-    """The words the rules add to ``text``, in the order they are appended."""
-    parts = []
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    drop: int  # the order in which phrases go when the prompt is too long (1 first)
+
+
+def rule_phrases(text: str, *, style: str = "none", placement: str | None = None,
+                 brand_colors: tuple[str, ...] = (), product: str | None = None,
+                 original: str = "") -> list[Phrase]:  # fmt: skip
+    """What the rules add to ``text`` (English), in prompt order. ``original`` is the prompt as
+    typed (Spanish, before translation): its scene and light words count too."""
+    preset = STYLES[style]
+    said = (text, original)
+    phrases = []
     if product:
-        parts.append(f"hero shot of the {product.strip()}, product clearly visible and in focus")
-    parts.append(AD_BASE)
-    style_words = STYLES[style].words
-    if style_words:
-        parts.append(style_words)
-    elif "light" not in text.lower() and "luz" not in text.lower():
-        parts.append(DEFAULT_LIGHTING)
-    parts.append(COMPOSITION.get(placement or "1:1", COMPOSITION["1:1"]))
+        phrases.append(Phrase(f"hero shot of the {product.strip()}, product in sharp focus", 5))
+    if preset.look:
+        phrases.append(Phrase(preset.look, 4))
+    if not mentions(said, LIGHT_WORDS):
+        phrases.append(Phrase(preset.lighting or DEFAULT_LIGHTING, 3))
+    if preset.setting and not mentions(said, SCENE_WORDS):
+        phrases.append(Phrase(preset.setting, 2))
+    phrases.append(Phrase(COMPOSITION.get(placement or "1:1", COMPOSITION["1:1"]), 7))
     if brand_colors:
-        parts.append("brand colour palette " + " and ".join(c.upper() for c in brand_colors))
-    return _dedupe(parts, text)
+        names = list(dict.fromkeys(colour_name(c) for c in brand_colors))
+        phrases.append(Phrase(f"{' and '.join(names)} brand colour accents", 6))
+    phrases.append(Phrase(AD_BASE, 1))
+    keep = set(_dedupe([p.text for p in phrases], " ".join(said)))
+    return [p for p in phrases if p.text in keep]
+
+
+def rule_additions(text: str, **options: Any) -> list[str]:
+    """The words the rules add to ``text``, in the order they are appended."""
+    return [p.text for p in rule_phrases(text, **options)]
+
+
+def estimate_tokens(text: str) -> int:
+    """CLIP tokens of ``text`` without its tokenizer: one per word and punctuation mark, plus
+    one per 6 letters past the first 6 (BPE splits long and rare words). On 20 shop prompts
+    it never undercounts the real tokenizer."""
+    count = 0
+    for piece in re.findall(r"\w+|[^\w\s]", text):
+        count += 1 + max(0, math.ceil((len(piece) - 6) / 6)) if piece[0].isalnum() else 1
+    return count
+
+
+def fit_tokens(subject: str, phrases: list[Phrase], count: Any, limit: int) -> tuple[str, bool]:
+    """``subject, phrase, …`` within ``limit`` tokens: phrases go in their drop order, then the
+    subject's last words. Returns the text and whether anything was left out."""
+    kept = list(phrases)
+
+    def join(head: str) -> str:
+        return ", ".join([head.rstrip(" ,.")] + [p.text for p in kept])
+
+    trimmed = False
+    while kept and count(join(subject)) > limit:
+        kept.remove(min(kept, key=lambda p: p.drop))
+        trimmed = True
+    words = subject.split()
+    while len(words) > 1 and count(join(" ".join(words))) > limit:
+        words.pop()
+        trimmed = True
+    return join(" ".join(words)), trimmed
+
+
+class ClipTokenCounter:
+    """Counts tokens with SDXL's own CLIP tokenizer when its files are on disk (the base
+    model's ``tokenizer/`` folder, local or in the hub cache), else ``estimate_tokens``."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+
+    def tokenizer(self, settings: Settings) -> Any | None:
+        folder = self._folder(settings)
+        if folder is None:
+            return None
+        key = str(folder)
+        if key not in self._loaded:
+            try:
+                from transformers import CLIPTokenizer
+
+                tok = CLIPTokenizer.from_pretrained(folder)
+                # A tokenizer of another size is not SDXL's (a test stand-in): estimate.
+                self._loaded[key] = tok if len(tok) == CLIP_VOCAB else None
+            except Exception as exc:  # noqa: BLE001 - a broken folder: estimate instead
+                log.warning("CLIP tokenizer in %s unreadable (%s): estimating", folder, exc)
+                self._loaded[key] = None
+        return self._loaded[key]
+
+    @staticmethod
+    def _folder(settings: Settings) -> Path | None:
+        repo = settings.image_base_model
+        if is_local(repo):
+            folder = Path(repo).expanduser() / "tokenizer"
+            return folder if (folder / "vocab.json").is_file() else None
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        cache = hub_cache(settings.models_dir)
+        vocab = try_to_load_from_cache(repo, "tokenizer/vocab.json", cache_dir=cache)
+        merges = try_to_load_from_cache(repo, "tokenizer/merges.txt", cache_dir=cache)
+        return Path(vocab).parent if isinstance(vocab, str) and isinstance(merges, str) else None
+
+    def counter(self, settings: Settings) -> Any:
+        """``count(text)``: the text's tokens, without the start and end tokens."""
+        tok = self.tokenizer(settings)
+        if tok is None:
+            return estimate_tokens
+        return lambda text: len(tok(text, truncation=False).input_ids) - 2
 
 
 class PromptEnhancer:
-    """Rules always; the LLM first when ``prompt_llm_model`` is set and loads."""
+    """Translation (Spanish), the optional LLM, then the rules; the result fits CLIP."""
 
     def __init__(self, studio: Studio):
         self.studio = studio
+        self.tokens = ClipTokenCounter()
 
     @property
     def settings(self) -> Settings:
@@ -144,7 +321,9 @@ class PromptEnhancer:
 
     def enhance(self, prompt: str, *, style: str = "none", placement: str | None = None,
                 brand_colors: tuple[str, ...] | list[str] = (), product: str | None = None,
-                use_llm: bool | None = None) -> PromptResult:  # fmt: skip
+                use_llm: bool | None = None, download: bool = False) -> PromptResult:  # fmt: skip
+        """``download``: a translation model not on disk is fetched now (inside a job); else
+        the rules answer at once with a notice while a job fetches it."""
         text = check_text(prompt or "", "prompt", limit=self.settings.max_prompt_chars).strip()
         if not text:
             raise InvalidInput("error.empty", field="prompt")
@@ -159,29 +338,67 @@ class PromptEnhancer:
             if not _HEX.match(color):
                 raise InvalidInput("error.invalid", field="brand_colors",
                                    reason=f"'{color}' is not a #RRGGBB colour")  # fmt: skip
-        colors = tuple(c if c.startswith("#") else f"#{c}" for c in colors)
         lang = self.settings.language
         language = detect_language(text)
         notices: list[str] = []
         engine = "rules"
         base = text
+        if language == "es":
+            base, engine = self._translate(text, download, notices)
         model = self.settings.prompt_llm_model
         if use_llm is None:
             use_llm = bool(model)
         if use_llm:
             try:
-                base = self._expand_with_llm(text)
+                base = self._expand_with_llm(base)
                 engine = "llm"
             except EnfoadsError as exc:
                 log.warning("prompt LLM unavailable, using the rules: %s", exc)
                 notices.append(t("notice.llm_fallback", lang, model=model or "-",
                                  reason=exc.message(lang)))  # fmt: skip
-        if engine == "rules" and language == "es":
+        phrases = rule_phrases(base, style=style, placement=placement, brand_colors=colors,
+                               product=product, original=text)  # fmt: skip
+        count = self.tokens.counter(self.settings)
+        enhanced, trimmed = fit_tokens(base, phrases, count, CLIP_MAX_TOKENS - 2)
+        if trimmed:
+            notices.append(t("notice.prompt_trimmed", lang, limit=CLIP_MAX_TOKENS))
+        additions = tuple(p.text for p in phrases if p.text in enhanced)
+        return PromptResult(text, enhanced, language, engine, additions, tuple(notices))
+
+    def _translate(self, text: str, download: bool, notices: list[str]) -> tuple[str, str]:
+        """English for a Spanish prompt, and the engine that made it; the prompt itself, with
+        a notice, when no translation can be had now."""
+        lang = self.settings.language
+        translator = self.studio.pipelines.get("translate")
+        if translator is None or not translator.enabled():
             notices.append(t("notice.spanish_kept", lang))
-        additions = rule_additions(base, style=style, placement=placement,
-                                   brand_colors=colors, product=product)  # fmt: skip
-        enhanced = ", ".join([base.rstrip(" ,.")] + additions)
-        return PromptResult(text, enhanced, language, engine, tuple(additions), tuple(notices))
+            return text, "rules"
+        if not download and not translator.on_disk():
+            notices.append(t("notice.translator_downloading", lang))
+            self._fetch_translator()
+            return text, "rules"
+        try:
+            english = translator.translate(text)
+        except EnfoadsError as exc:
+            log.warning("translation unavailable: %s", exc)
+            notices.append(t("notice.translation_failed", lang, reason=exc.message(lang)))
+            return text, "rules"
+        if not english:
+            return text, "rules"
+        return english, "translation"
+
+    def _fetch_translator(self) -> None:
+        """A job downloads the translation model (once: not while one is queued or running)."""
+        from enfoads.core.inventory import PREPARE_JOB
+        from enfoads.core.pipelines.translate import MODEL_NAME as TRANSLATOR
+
+        try:
+            active = [j for state in ("queued", "running")
+                      for j in self.studio.jobs.list(state=state, kind=PREPARE_JOB)]  # fmt: skip
+            if not any(j.params.get("model") == TRANSLATOR for j in active):
+                self.studio.jobs.submit(PREPARE_JOB, {"model": TRANSLATOR})
+        except Exception:  # noqa: BLE001 - the magic prompt answers anyway
+            log.exception("could not start the translation model's download")
 
     # -- the optional LLM ----------------------------------------------------------------
     SYSTEM = ("You write prompts for an image generator that makes advertising images. "
@@ -239,22 +456,9 @@ def load_llm(studio: Studio, repo: str) -> tuple[Any, Any]:
 
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc
     model.eval()
-    return _LLM(model, tokenizer)
+    from enfoads.core.pipelines.translate import ModelWithTokenizer
 
-
-class _LLM(tuple):
-    """(model, tokenizer) that the VRAM manager can move and measure like a torch module."""
-
-    def __new__(cls, model: Any, tokenizer: Any) -> _LLM:
-        return super().__new__(cls, (model, tokenizer))
-
-    def to(self, device: str) -> _LLM:
-        self[0].to(device)
-        return self
-
-    @property
-    def components(self) -> dict[str, Any]:
-        return {"model": self[0]}
+    return ModelWithTokenizer(model, tokenizer)
 
 
 def register(studio: Studio) -> None:

@@ -24,6 +24,7 @@ from enfoads.core.errors import InvalidInput
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import avatar as avatar_mod
 from enfoads.core.pipelines import compose
+from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.subtitles import CueRules, Cue, to_srt, to_vtt
 from enfoads.core.pipelines.voice import check_script
 
@@ -362,8 +363,10 @@ class VideoPipeline:
         return timeline, cues
 
     def encode(self, request: RenderRequest, timeline: list[Timed], cues: list[Cue], out: Path,
-               ctx: JobContext) -> tuple[np.ndarray, float]:  # fmt: skip
-        """Mix the audio and stream the composed frames into ``out``; (mix, duration)."""
+               ctx: JobContext, tags: dict[str, str] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+        """Mix the audio and stream the composed frames into ``out`` (tagged with ``tags``);
+        (mix, voice alone, duration)."""
         fps = self.settings.video_fps
         size = compose.frame_size(request.aspect, request.size)
         end_card = END_CARD_S if request.cta.strip() else 0.0
@@ -379,24 +382,30 @@ class VideoPipeline:
         ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
         audio_path = out.with_suffix(".wav")
         audio_path.write_bytes(compose.wav_bytes(audio))
-        with media.FrameWriter(out, *size, fps, audio=audio_path, duration_s=frames / fps) as writer:
+        with media.FrameWriter(out, *size, fps, audio=audio_path, duration_s=frames / fps,
+                               metadata=tags) as writer:  # fmt: skip
             for i, frame in enumerate(self.frames(timeline, overlay, fps, frames, size)):
                 if i % 10 == 0:
                     ctx.check_cancelled()
                     ctx.progress(72 + 26 * i / frames,
                                  ctx.t("stage.rendering", frame=i, total=frames))  # fmt: skip
                 writer.write(frame)
-        return audio, frames / fps
+        return audio, voice, frames / fps
 
     def render(self, request: RenderRequest, ctx: JobContext) -> JobResult:
         request = self.validate(request)
         timeline, cues = self.prepare(request, ctx)
+        models = self.model_ids(timeline, bool(cues))
+        script = " ".join(s.script for s in request.scenes if s.script.strip())
+        tags = ai_video_tags(f"AI-generated ad video ({ctx.kind}). Script: {script[:300]}",
+                             {"models": models, "voices": self.voices_used(timeline),
+                              "job_id": ctx.job_id, "aspect": request.aspect})  # fmt: skip
         with media.work_dir(self.settings.work_dir, "render-") as tmp:
             out = Path(tmp) / "ad.mp4"
-            audio, duration = self.encode(request, timeline, cues, out, ctx)
+            _mix, voice, duration = self.encode(request, timeline, cues, out, ctx, tags)
             ctx.check_cancelled()
             ctx.progress(99, ctx.t("stage.saving"))
-            return self.store(request, ctx, out, audio, cues, duration)
+            return self.store(request, ctx, out, voice, cues, duration, timeline)
 
     def frames(self, timeline: list[Timed], overlay: Overlay, fps: int, frames: int,
                size: tuple[int, int], workers: int | None = None) -> Iterator[np.ndarray]:  # fmt: skip
@@ -427,25 +436,29 @@ class VideoPipeline:
 
         yield from media.ordered_map(frame_at, range(frames), workers or media.frame_workers())
 
-    def store(self, request: RenderRequest, ctx: JobContext, video_path: Path, audio: np.ndarray,
-              cues: list[Cue], duration: float) -> JobResult:  # fmt: skip
-        """Store the video, voice-over, SRT and VTT; on any failure remove what was stored."""
+    def store(self, request: RenderRequest, ctx: JobContext, video_path: Path, voice: np.ndarray,
+              cues: list[Cue], duration: float, timeline: list[Timed]) -> JobResult:  # fmt: skip
+        """Store the video (its mixed audio inside), the voice-over alone (a clean stem: no
+        music), SRT and VTT; on any failure remove what was stored."""
         assets = self.studio.assets
         inputs = [s.asset_id for s in request.scenes]
         inputs += [a for a in (request.music_asset_id, request.logo_asset_id,
                                request.subtitle_style.font_asset_id) if a]  # fmt: skip
         script = " ".join(s.script for s in request.scenes if s.script.strip())
-        record = {"ai_generated": True, "kind": ctx.kind, "voice": request.voice or
-                  self.settings.voice_default, "aspect": request.aspect,
+        spoke = self.voices_used(timeline)
+        record = {"ai_generated": True, "kind": ctx.kind, "voices": spoke,
+                  "voice": spoke[0]["voice"] if spoke else None,
+                  "engine": spoke[0]["engine"] if spoke else None, "aspect": request.aspect,
                   "scenes": len(request.scenes), "duration_s": round(duration, 3)}  # fmt: skip
+        models = self.model_ids(timeline, bool(cues))
         stored: list[str] = []
         try:
             video = assets.add_bytes(video_path.read_bytes(), "video", ext="mp4",
                                      name=f"{script[:60]}", prompt=script, job_id=ctx.job_id,
                                      parents=list(dict.fromkeys(inputs)), meta=record,
-                                     model_ids=self.model_ids())  # fmt: skip
+                                     model_ids=models)  # fmt: skip
             stored.append(video.id)
-            extra = [("audio", "wav", compose.wav_bytes(audio), "voice-over"),
+            extra = [("audio", "wav", compose.wav_bytes(voice), "voice-over"),
                      ("subtitle", "srt", to_srt(cues).encode(), "SRT"),
                      ("subtitle", "vtt", to_vtt(cues, request.subtitle_style.karaoke).encode(), "VTT")]  # fmt: skip
             ids = {}
@@ -468,10 +481,25 @@ class VideoPipeline:
             "width": video.width, "height": video.height, "fps": self.settings.video_fps,
         })  # fmt: skip
 
-    def model_ids(self) -> list[str]:
-        voice = self.settings.voice_default
-        return [f"piper/{voice}", f"faster-whisper/{Path(self.settings.subtitle_model).name}",
-                "enfoads/talking-photo"]  # fmt: skip
+    @staticmethod
+    def voices_used(timeline: list[Timed]) -> list[dict[str, str]]:
+        """Each voice that spoke, with its engine, in order of first use."""
+        seen: dict[tuple[str, str], None] = {}
+        for item in timeline:
+            if item.speech is not None:
+                seen[(item.speech.voice, item.speech.engine)] = None
+        return [{"voice": v, "engine": e} for v, e in seen]
+
+    def model_ids(self, timeline: list[Timed], subtitled: bool) -> list[str]:
+        """The models that made this video: the voices that actually spoke (Piper's, or
+        espeak-ng's), whisper when it timed subtitles, the animator for an avatar scene."""
+        ids = [f"piper/{v['voice']}" if v["engine"] == "piper" else v["voice"]
+               for v in self.voices_used(timeline)]  # fmt: skip
+        if subtitled:
+            ids.append(f"faster-whisper/{Path(self.settings.subtitle_model).name}")
+        if any(item.scene.kind == "avatar" for item in timeline):
+            ids.append("enfoads/talking-photo")
+        return ids
 
     # -- job handlers ----------------------------------------------------------------------
     def request_single(self, p: dict[str, Any]) -> RenderRequest:

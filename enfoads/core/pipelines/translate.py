@@ -1,0 +1,99 @@
+"""Spanish to English for SDXL's text encoders (trained on English captions): MarianMT.
+
+``Helsinki-NLP/opus-mt-es-en`` (Apache-2.0, ~300 MB, 77 M parameters: about 0.1 s a prompt on
+a CPU) is downloaded into the data dir on first use, like every model, and owned by the VRAM
+manager. The magic prompt calls ``translate`` when the prompt reads as Spanish; a generation job
+may download it, a direct call (``POST /magic-prompt``) never waits for a download: it answers
+with the rules and a notice while a job fetches the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from enfoads.core.errors import ModelUnavailable
+from enfoads.core.pipelines.base import ModelFile, hub_kwargs, in_cache, local_weights_bytes
+
+if TYPE_CHECKING:
+    from enfoads.core.studio import Studio
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "translator"
+MODEL = ModelFile("opus-mt-es-en", "Helsinki-NLP/opus-mt-es-en", None, "main", "Apache-2.0",
+                  312_000_000, note="Spanish → English for the image prompt")  # fmt: skip
+
+
+class ModelWithTokenizer(tuple):
+    """(model, tokenizer) that the VRAM manager can move and measure like a torch module."""
+
+    def __new__(cls, model: Any, tokenizer: Any) -> ModelWithTokenizer:
+        return super().__new__(cls, (model, tokenizer))
+
+    def to(self, device: str) -> ModelWithTokenizer:
+        self[0].to(device)
+        return self
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return {"model": self[0]}
+
+
+def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:
+    """MarianMT and its SentencePiece tokenizer, on CPU (safetensors preferred; an older
+    ``pytorch_model.bin`` is read by transformers with ``weights_only=True``)."""
+    import warnings
+
+    from transformers import AutoTokenizer, MarianMTModel
+
+    kwargs = hub_kwargs(repo, MODEL.revision, models_dir)
+    try:
+        with warnings.catch_warnings():  # "pip install sacremoses": only for its detokenizer
+            warnings.simplefilter("ignore", UserWarning)
+            tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
+        model = MarianMTModel.from_pretrained(repo, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+        raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc
+    return ModelWithTokenizer(model.eval(), tokenizer)
+
+
+class Translator:
+    """Spanish → English with the model of ``prompt_translation_model`` (empty: off)."""
+
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    @property
+    def repo(self) -> str:
+        return self.studio.settings.prompt_translation_model
+
+    def enabled(self) -> bool:
+        return bool(self.repo)
+
+    def on_disk(self) -> bool:
+        return self.enabled() and in_cache(self.repo, "config.json", self.studio.settings.models_dir)
+
+    def ensure_registered(self) -> None:
+        repo, models_dir = self.repo, self.studio.settings.models_dir
+        size = local_weights_bytes(repo) or MODEL.size_bytes
+        self.studio.models.register(MODEL_NAME, lambda: load_marian(repo, models_dir), size)
+
+    def translate(self, text: str) -> str:
+        """One prompt, greedy (beam search buys nothing on a one-line prompt here)."""
+        import torch
+
+        with self.studio.models.use(MODEL_NAME) as (model, tokenizer):
+            batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=256)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            with torch.inference_mode():
+                out = model.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=128)
+            english = tokenizer.decode(out[0], skip_special_tokens=True)
+        return " ".join(english.split())
+
+
+def register(studio: Studio) -> None:
+    translator = Translator(studio)
+    if translator.enabled():
+        translator.ensure_registered()
+    studio.pipelines["translate"] = translator

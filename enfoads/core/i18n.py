@@ -239,6 +239,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "stage.downloading": {"es": "Descargando {model}", "en": "Downloading {model}"},
     "stage.downloading_size": {"es": "Descargando {model}: {done} de ~{total} (solo la primera vez)",
                                "en": "Downloading {model}: {done} of ~{total} (first time only)"},
+    "stage.magic_prompt": {"es": "Preparando el prompt de cada formato", "en": "Writing the prompt for each placement"},
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
     # notices
@@ -262,6 +263,12 @@ CATALOG: dict[str, dict[str, str]] = {
         "va en español. Las generaciones lo traducirán en cuanto esté.",
         "en": "The Spanish→English translator (300 MB) is downloading; meanwhile the prompt stays "
         "in Spanish. Generations will translate it as soon as it is there.",
+    },
+    "notice.translator_offline": {
+        "es": "El prompt está en español y el traductor no está descargado (sin conexión ahora); "
+        "descárgalo en Ajustes. SDXL entiende mejor el inglés.",
+        "en": "The prompt is in Spanish and the translator is not downloaded (no connection now); "
+        "download it in Settings. SDXL understands English best.",
     },
     "notice.translation_failed": {
         "es": "No se pudo traducir el prompt ({reason}); va en español.",

@@ -6,7 +6,8 @@
 - ``build_tiny_marian``: a random-weight MarianMT (Helsinki-NLP/opus-mt-es-en's architecture,
   tiny) with a SentencePiece vocabulary trained on the given sentences, saved in the hub's
   layout (``config.json``, ``model.safetensors``, ``source.spm``, ``target.spm``,
-  ``vocab.json``). Its "translations" are random, which is what the rules must survive.
+  ``vocab.json``). Its pieces are whole words (SentencePiece's word model), so its random
+  "translations" are strings of words, which is what the rules must survive.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def build_tiny_marian(folder: Path, sentences: list[str]) -> Path:
     corpus = folder / "corpus.txt"
     corpus.write_text("\n".join(sentences * 3), "utf-8")
     spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(folder / "spm"),
-                                   vocab_size=300, model_type="unigram", character_coverage=1.0,
+                                   vocab_size=300, model_type="word", character_coverage=1.0,
                                    hard_vocab_limit=False, minloglevel=2)  # fmt: skip
     corpus.unlink()
     processor = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))

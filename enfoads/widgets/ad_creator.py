@@ -43,6 +43,7 @@ class AdCreatorPanel(w.VBox):
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
         self.gallery = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self._magic_text = ""  # the magic prompt's last preview (for the first placement)
         self.magic.on_click(lambda _b: self.enhance())
         self.generate.on_click(lambda _b: self.start())
         super().__init__([
@@ -59,7 +60,7 @@ class AdCreatorPanel(w.VBox):
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
-        self.enhanced.value = result.enhanced
+        self.enhanced.value = self._magic_text = result.enhanced
         self.message.show(" ".join(result.notices), "info")
 
     def start(self) -> None:
@@ -67,8 +68,11 @@ class AdCreatorPanel(w.VBox):
                                       placements=list(self.placements.value),
                                       num_images=self.batch.value,
                                       seed=None if self.seed.value < 0 else self.seed.value)  # fmt: skip
-        if self.enhanced.value.strip():
-            params["enhanced_prompt"] = self.enhanced.value.strip()
+        edited = self.enhanced.value.strip()
+        if edited and edited != self._magic_text:
+            params["enhanced_prompt"] = edited  # the user's own words: sent as they are
+        elif edited:
+            params["magic_prompt"] = True  # composed again in the job for every placement
         self.progress.start(lambda: self.studio.generate_images(**params), self.message,
                             self.generate)  # fmt: skip
 

@@ -84,7 +84,9 @@ class ImageRequest:
     style: str = "none"
     width: int | None = None  # a custom size replaces the placements
     height: int | None = None
-    enhanced_prompt: str | None = None  # the magic prompt's text, when the user kept it
+    enhanced_prompt: str | None = None  # the user's own final text: sent as it is
+    # The magic prompt per placement, in the job (translation, framing, CLIP's 77 tokens).
+    magic_prompt: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ImageRequest:
@@ -115,6 +117,8 @@ class ImageRequest:
         if self.style not in STYLES:
             raise InvalidInput("error.unknown_choice", field="style", value=self.style,
                                choices=", ".join(STYLES))  # fmt: skip
+        if not isinstance(self.magic_prompt, bool):
+            raise InvalidInput("error.invalid", field="magic_prompt", reason="true or false")
         if not isinstance(self.num_images, int) or not 1 <= self.num_images <= max_batch:
             raise InvalidInput("error.out_of_range", field="num_images", value=self.num_images,
                                low=1, high=max_batch)  # fmt: skip
@@ -325,10 +329,8 @@ class ImagePipeline:
         sizes = request.sizes()
         steps = self.settings.image_steps
         total = len(sizes) * steps
-        text = request.enhanced_prompt or request.prompt
-        if request.style != "none" and not request.enhanced_prompt:
-            text = f"{text}, {STYLES[request.style].words}"
         ctx.progress(2, ctx.t("stage.loading_model"))
+        notices: list[str] = []
         seeds = [request.seed + i for i in range(request.num_images)]
         made: list[tuple[str, int, int, int, Any]] = []
         clock = time.perf_counter
@@ -336,7 +338,10 @@ class ImagePipeline:
         download = unet_file(self.settings).size_bytes + sum(
             MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
         with use_model(self.studio, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
+            # After the load: SDXL's own tokenizer is on disk, so the prompts fit it exactly.
+            texts = self.prompts(request, sizes, ctx, notices)
             for index, (placement, width, height) in enumerate(sizes):
+                text = texts[placement]
                 def on_step(step: int, of: int, index: int = index, placement: str = placement):
                     done = index * steps + step
                     ctx.progress(5 + 90 * done / total, ctx.t(
@@ -353,7 +358,6 @@ class ImagePipeline:
         ctx.check_cancelled()  # nothing is stored for a cancelled job
         generated = clock()
         ctx.progress(96, ctx.t("stage.saving"))
-        notices = []
         if request.negative_prompt.strip():
             notices.append(ctx.t("notice.negative_prompt_ignored"))
         ids = self.model_ids()
@@ -362,12 +366,12 @@ class ImagePipeline:
             asset = self.studio.assets.add_image(
                 image, "image", name=f"{request.prompt[:60]} [{placement}]",
                 prompt=request.prompt, seed=seed, job_id=ctx.job_id, model_ids=ids,
-                png_text=ai_metadata(prompt=request.prompt, enhanced=request.enhanced_prompt,
+                png_text=ai_metadata(prompt=request.prompt, enhanced=texts[placement],
                                      seed=seed, width=width, height=height,
                                      placement=placement, model_ids=ids, job_id=ctx.job_id,
                                      steps=steps),
                 meta={"placement": placement, "width": width, "height": height,
-                      "enhanced_prompt": text, "style": request.style, "steps": steps,
+                      "enhanced_prompt": texts[placement], "style": request.style, "steps": steps,
                       "ai_generated": True},
             )  # fmt: skip
             asset_ids.append(asset.id)
@@ -376,9 +380,34 @@ class ImagePipeline:
         # Where a job's time goes, for the log (benchmarks/workers.py reads it).
         log.info("job %s: %d images generated in %.3f s, stored in %.3f s", ctx.job_id,
                  len(made), generated - started, clock() - generated)  # fmt: skip
-        return JobResult(tuple(asset_ids), {"seed": request.seed, "prompt_used": text,
+        return JobResult(tuple(asset_ids), {"seed": request.seed,
+                                            "prompt_used": texts[sizes[0][0]], "prompts": texts,
                                             "notices": notices, "images": images_out,
                                             "request": asdict(request)})  # fmt: skip
+
+
+    def prompts(self, request: ImageRequest, sizes: list[tuple[str, int, int]], ctx: JobContext,
+                notices: list[str]) -> dict[str, str]:  # fmt: skip
+        """The text sent to SDXL for each placement: the user's own final text as it is, the
+        magic prompt composed for that placement, or the prompt with the style's words."""
+        if request.enhanced_prompt:
+            return {p: request.enhanced_prompt for p, _w, _h in sizes}
+        if not request.magic_prompt:
+            words = STYLES[request.style].words
+            text = f"{request.prompt}, {words}" if words else request.prompt
+            return {p: text for p, _w, _h in sizes}
+        from enfoads.core.pipelines.translate import MODEL
+
+        enhancer, texts = self.studio.pipelines["prompt"], {}
+        ctx.stage(ctx.t("stage.magic_prompt"))
+        with ctx.watching_downloads(self.settings.models_dir, MODEL.repo, MODEL.size_bytes):
+            for placement, _w, _h in sizes:
+                result = enhancer.enhance(request.prompt, style=request.style,
+                                          placement=placement if placement in ASPECTS else None,
+                                          download=True)  # fmt: skip
+                texts[placement] = result.enhanced
+                notices.extend(n for n in result.notices if n not in notices)
+        return texts
 
 
 def register(studio: Studio) -> None:

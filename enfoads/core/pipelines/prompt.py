@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from enfoads.core.validation import check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import t
-from enfoads.core.pipelines.base import ModelFile, hub_cache, hub_kwargs, is_local, local_weights_bytes
+from enfoads.core.pipelines.base import (ModelFile, hub_cache, hub_kwargs, hub_reachable, is_local,
+                                         local_weights_bytes)
 
 if TYPE_CHECKING:
     from enfoads.core.settings import Settings
@@ -159,7 +160,7 @@ NAMED_COLOURS = {
     "crimson": (190, 20, 60), "burgundy": (128, 0, 32), "coral": (255, 110, 90),
     "orange": (255, 130, 0), "peach": (255, 200, 160), "gold": (212, 175, 55),
     "yellow": (255, 220, 0), "cream": (255, 250, 220), "beige": (225, 205, 170),
-    "brown": (120, 70, 30), "olive green": (110, 120, 30), "lime green": (150, 220, 40),
+    "brown": (120, 70, 30), "sandy brown": (244, 164, 96), "tan": (210, 180, 140), "olive green": (110, 120, 30), "lime green": (150, 220, 40),
     "green": (30, 150, 60), "emerald green": (0, 155, 100), "mint green": (160, 230, 190),
     "teal": (0, 128, 128), "turquoise": (60, 210, 200), "sky blue": (120, 190, 240),
     "blue": (30, 80, 220), "navy blue": (15, 30, 90), "royal blue": (65, 105, 225),
@@ -232,33 +233,58 @@ def rule_additions(text: str, **options: Any) -> list[str]:
     return [p.text for p in rule_phrases(text, **options)]
 
 
+def _rule_words() -> frozenset[str]:
+    """The words of the rules' own phrases that CLIP's BPE keeps whole (checked by a test
+    against the real tokenizer): common English words, one token each."""
+    texts = [f"{p.look} {p.lighting} {p.setting}" for p in STYLES.values()]
+    texts += [*COMPOSITION.values(), AD_BASE, DEFAULT_LIGHTING, *NAMED_COLOURS,
+              "hero shot of the product in sharp focus brand colour accents and a an"]  # fmt: skip
+    words = {w for text in texts for w in re.findall(r"[a-z]+", text.lower())}
+    return frozenset(words - {"anamorphic", "diffused", "gradients", "softbox"})
+
+
 def estimate_tokens(text: str) -> int:
-    """CLIP tokens of ``text`` without its tokenizer: one per word and punctuation mark, plus
-    one per 6 letters past the first 6 (BPE splits long and rare words). On 20 shop prompts
-    it never undercounts the real tokenizer."""
+    """CLIP tokens of ``text`` without its tokenizer: the rules' own words one each, any other
+    word one token per 3 letters (CLIP's BPE keeps common English words whole but splits
+    Spanish and rare words), each punctuation mark one. On the tests' shop prompts, Spanish
+    and English, it never undercounts the real tokenizer (an undercount would let SDXL cut the
+    prompt's end). It serves only until SDXL's tokenizer is on disk: a job counts exactly."""
     count = 0
     for piece in re.findall(r"\w+|[^\w\s]", text):
-        count += 1 + max(0, math.ceil((len(piece) - 6) / 6)) if piece[0].isalnum() else 1
+        if piece.lower() in RULE_WORDS:
+            count += 1
+        else:
+            count += math.ceil(len(piece) / 3) if piece[0].isalnum() else 1
     return count
+
+
+RULE_WORDS = _rule_words()
+FRAMING = 7  # the placement's framing: kept while the subject can shrink instead
 
 
 def fit_tokens(subject: str, phrases: list[Phrase], count: Any, limit: int) -> tuple[str, bool]:
     """``subject, phrase, …`` within ``limit`` tokens: phrases go in their drop order, then the
-    subject's last words. Returns the text and whether anything was left out."""
+    subject loses its last words (it keeps room for the placement's framing), and last the
+    framing itself. Returns the text and whether anything was left out."""
     kept = list(phrases)
+    words = subject.split()
 
-    def join(head: str) -> str:
-        return ", ".join([head.rstrip(" ,.")] + [p.text for p in kept])
+    def text() -> str:
+        return ", ".join([" ".join(words).rstrip(" ,.")] + [p.text for p in kept])
 
     trimmed = False
-    while kept and count(join(subject)) > limit:
-        kept.remove(min(kept, key=lambda p: p.drop))
+    while count(text()) > limit:
+        droppable = [p for p in kept if p.drop < FRAMING]
+        if droppable:
+            kept.remove(min(droppable, key=lambda p: p.drop))
+        elif len(words) > 1:
+            words.pop()
+        elif kept:
+            kept.pop()
+        else:
+            break
         trimmed = True
-    words = subject.split()
-    while len(words) > 1 and count(join(" ".join(words))) > limit:
-        words.pop()
-        trimmed = True
-    return join(" ".join(words)), trimmed
+    return text(), trimmed
 
 
 class ClipTokenCounter:
@@ -305,7 +331,7 @@ class ClipTokenCounter:
         tok = self.tokenizer(settings)
         if tok is None:
             return estimate_tokens
-        return lambda text: len(tok(text, truncation=False).input_ids) - 2
+        return lambda text: len(tok(text, truncation=False, verbose=False).input_ids) - 2
 
 
 class PromptEnhancer:
@@ -372,6 +398,9 @@ class PromptEnhancer:
         translator = self.studio.pipelines.get("translate")
         if translator is None or not translator.enabled():
             notices.append(t("notice.spanish_kept", lang))
+            return text, "rules"
+        if not translator.on_disk() and not hub_reachable():
+            notices.append(t("notice.translator_offline", lang))
             return text, "rules"
         if not download and not translator.on_disk():
             notices.append(t("notice.translator_downloading", lang))

@@ -86,8 +86,10 @@ class Translator:
         with self.studio.models.use(MODEL_NAME) as (model, tokenizer):
             batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=256)
             batch = {k: v.to(model.device) for k, v in batch.items()}
+            # English runs about as long as the Spanish: a bound keeps a bad decode short.
+            limit = min(128, 2 * int(batch["input_ids"].shape[1]) + 8)
             with torch.inference_mode():
-                out = model.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=128)
+                out = model.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=limit)
             english = tokenizer.decode(out[0], skip_special_tokens=True)
         return " ".join(english.split())
 

@@ -43,7 +43,9 @@ class GenerateImageRequest(RequestModel):
     style: Style = "none"
     width: int | None = None
     height: int | None = None
-    enhanced_prompt: str | None = None
+    enhanced_prompt: str | None = Field(None, description="the user's own final text, sent as it is")
+    magic_prompt: bool = Field(False, description="compose the magic prompt for each placement in "
+                               "the job (Spanish translated, framed, within CLIP's 77 tokens)")
 
 
 @router.post("/magic-prompt", dependencies=[Depends(rate_limit)])

@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	$(BIN)/python -m pip install -q --no-deps "$(INSIGHTFACE_SPEC)"
+	# Tests only: the real CLIP BPE vocabulary file that open-clip-torch ships (never imported).
+	$(BIN)/python -m pip install -q --no-deps "open-clip-torch==3.3.0"
 	touch $@
 
 .PHONY: studio test test-colab install system

@@ -532,3 +532,39 @@ def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
         video.validate(RenderRequest.from_params({
             "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Hi."}],
             "subtitle_style": {"font_asset_id": avatar.id}}))
+
+
+@pytest.mark.parametrize("aspect", ["9:16", "1:1", "4:5", "16:9"])
+@pytest.mark.parametrize("position", ["bottom", "top"])
+def test_subtitle_ink_stays_inside_the_safe_zone(av_studio, aspect, position):
+    """Lines are wrapped with the real font's metrics: every drawn pixel of every cue (and of
+    every karaoke state) lies inside the placement's safe zone, at full size (1080 px)."""
+    from enfoads.core.pipelines import compose
+    from enfoads.core.pipelines.subtitles import CueRules, Word, make_cues
+    from enfoads.core.pipelines.video import Overlay, RenderRequest, SubtitleGeometry
+
+    script = ("¡Descubre nuestras zapatillas ultraligeras! Transpirables, resistentes y "
+              "sostenibles, fabricadas artesanalmente en Guanajuato. Compra hoy en "
+              "www.tiendaonline-zapatillas-ultraligeras-ejemplo.com con envío gratuito "
+              "internacionalmente garantizado.")  # fmt: skip
+    words = [Word(w, 0.4 * i, 0.4 * i + 0.35) for i, w in enumerate(script.split())]
+    request = RenderRequest.from_params({
+        "scenes": [{"kind": "image", "asset_id": "x", "script": script}], "aspect": aspect,
+        "size": 1080, "subtitle_style": {"position": position, "karaoke": True}})  # fmt: skip
+    size = compose.frame_size(aspect, 1080)
+    geometry = SubtitleGeometry(request, size, None)
+    cues = make_cues(words, CueRules(fits=geometry.fits))
+    assert len(cues) >= 4 and all(len(c.lines) <= 2 for c in cues)
+    for cue in cues:  # wrapped by the font: only a word wider than the zone is shrunk to fit
+        assert all(geometry.fits(line) for line in cue.lines if "www." not in line), cue.lines
+    overlay = Overlay(av_studio, request, size, cues, words[-1].end + 1, 25)
+    x0, y0, x1, y1 = overlay.safe
+    for cue in cues:
+        for word in cue.words:
+            frame = overlay.apply(np.zeros((size[1], size[0], 3), np.uint8), word.start + 0.01)
+            ys, xs = np.nonzero(frame.max(axis=2) > 0)
+            assert xs.size, cue.text
+            assert x0 <= xs.min() and xs.max() < x1, (cue.text, xs.min(), xs.max(), (x0, x1))
+            assert y0 <= ys.min() and ys.max() < y1, (cue.text, ys.min(), ys.max(), (y0, y1))
+    if aspect == "9:16":  # TikTok's buttons cover the right edge: the zone ends at 88 %
+        assert x1 <= int(size[0] * 0.88) and x0 >= int(size[0] * 0.06)

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,10 +54,15 @@ class Cue:
 
 @dataclass(frozen=True)
 class CueRules:
-    max_chars: int = 42  # per line
+    max_chars: int = 42  # per line, when the font is not known
     max_lines: int = 2
     min_duration: float = 0.8
     max_duration: float = 6.0
+    # The real font's test, when the video knows it: whether a line fits the safe zone.
+    fits: Callable[[str], bool] | None = None
+
+    def line_fits(self, text: str) -> bool:
+        return self.fits(text) if self.fits is not None else len(text) <= self.max_chars
 
 
 def normalise(word: str) -> str:
@@ -111,10 +117,14 @@ def align_script(script: str, heard: list[Word], duration: float) -> list[Word]:
     return fixed
 
 
-def wrap(words: list[str], max_chars: int) -> list[str]:
+def wrap(words: list[str], fits: int | Callable[[str], bool]) -> list[str]:
+    """Words into lines that ``fits`` (a test, or a number of characters)."""
+    if isinstance(fits, int):
+        limit = fits
+        fits = lambda line: len(line) <= limit  # noqa: E731
     lines, current = [], ""
     for w in words:
-        if current and len(current) + 1 + len(w) > max_chars:
+        if current and not fits(f"{current} {w}"):
             lines.append(current)
             current = w
         else:
@@ -124,28 +134,29 @@ def wrap(words: list[str], max_chars: int) -> list[str]:
     return lines
 
 
-def balanced_lines(words: list[str], max_chars: int) -> list[str]:
+def balanced_lines(words: list[str], rules: CueRules) -> list[str]:
     """Two lines of similar length when the words need two (no one-word line at the end)."""
-    lines = wrap(words, max_chars)
+    lines = wrap(words, rules.line_fits)
     if len(lines) != 2:
         return lines
     best = lines
     for cut in range(1, len(words)):
         top, bottom = " ".join(words[:cut]), " ".join(words[cut:])
-        if len(top) <= max_chars and len(bottom) <= max_chars:
+        if rules.line_fits(top) and rules.line_fits(bottom):
             if abs(len(top) - len(bottom)) < abs(len(best[0]) - len(best[1])):
                 best = [top, bottom]
     return best
 
 
 def make_cues(words: list[Word], rules: CueRules = CueRules()) -> list[Cue]:
-    """Group words into cues: at most ``max_lines`` lines of ``max_chars``, at most
+    """Group words into cues: at most ``max_lines`` lines that fit (the font's width, or
+    ``max_chars``), at most
     ``max_duration`` s, breaking after sentence ends, never leaving one word alone."""
     groups: list[list[Word]] = []
     current: list[Word] = []
     for w in words:
         candidate = current + [w]
-        fits = len(wrap([x.text for x in candidate], rules.max_chars)) <= rules.max_lines
+        fits = len(wrap([x.text for x in candidate], rules.line_fits)) <= rules.max_lines
         short = candidate[-1].end - candidate[0].start <= rules.max_duration
         if current and not (fits and short):
             groups.append(current)
@@ -162,14 +173,14 @@ def make_cues(words: list[Word], rules: CueRules = CueRules()) -> list[Cue]:
         if len(groups[i]) == 1 and len(groups[i - 1]) > 2 and \
                 not re.search(r"[.!?…]$", groups[i - 1][-1].text):  # fmt: skip
             moved = [groups[i - 1][-1], *groups[i]]
-            if len(wrap([x.text for x in moved], rules.max_chars)) <= rules.max_lines:
+            if len(wrap([x.text for x in moved], rules.line_fits)) <= rules.max_lines:
                 groups[i - 1], groups[i] = groups[i - 1][:-1], moved
     cues = []
     for i, group in enumerate(groups):
         start, end = group[0].start, group[-1].end
         limit = groups[i + 1][0].start if i + 1 < len(groups) else end + rules.min_duration
         end = max(end, min(start + rules.min_duration, limit))
-        lines = tuple(balanced_lines([w.text for w in group], rules.max_chars))
+        lines = tuple(balanced_lines([w.text for w in group], rules))
         cues.append(Cue(start, end, lines, tuple(group)))
     return cues
 

@@ -325,7 +325,13 @@ class VideoPipeline:
         ctx.progress(70, ctx.t("stage.subtitles"))
         subs = self.studio.pipelines["subtitles"]
         style = request.subtitle_style
-        rules = CueRules(max_chars=style.max_chars or max(16, min(42, int(0.9 / style.size / 0.55))))
+        size = compose.frame_size(request.aspect, request.size)
+        font_path = (str(self.studio.assets.file_path(style.font_asset_id))
+                     if style.font_asset_id else None)  # fmt: skip
+        # Lines are measured with the font they are drawn in, against the placement's safe
+        # zone (a character count put 9:16 subtitles under TikTok's buttons).
+        geometry = SubtitleGeometry(request, size, font_path)
+        rules = CueRules(max_chars=style.max_chars or 42, fits=geometry.fits)
         cues: list[Cue] = []
         for item in timeline:
             ctx.check_cancelled()
@@ -520,6 +526,29 @@ class VideoPipeline:
         return self.render(RenderRequest.from_params(ctx.params), ctx)
 
 
+class SubtitleGeometry:
+    """Where subtitles go and how big: the placement's safe zone, the font's pixel size and
+    outline, and whether a line fits the zone's width in that font (what the sprite will be:
+    the text's advance width plus the sprite's padding on both sides)."""
+
+    def __init__(self, request: RenderRequest, size: tuple[int, int], font_path: str | None):
+        width, height = size
+        zone = compose.SAFE_ZONES[request.aspect]
+        self.safe = (int(zone["left"] * width), int(zone["top"] * height),
+                     int(width - zone["right"] * width), int(height - zone["bottom"] * height))  # fmt: skip
+        style = request.subtitle_style
+        self.font_px = max(10, int(style.size * width))
+        self.outline_px = max(1, int(self.font_px * style.outline))
+        self.pad = self.outline_px + max(4, self.font_px // 5)
+        self.face = compose.font(self.font_px, font_path)
+        self.max_chars = style.max_chars
+
+    def fits(self, line: str) -> bool:
+        if self.max_chars and len(line) > self.max_chars:
+            return False
+        return self.face.getlength(line) + 2 * self.pad <= self.safe[2] - self.safe[0]
+
+
 class Overlay:
     """Subtitles, logo and the end card, drawn onto frames."""
 
@@ -528,13 +557,11 @@ class Overlay:
         self.size, self.cues, self.content_s, self.fps = size, cues, content_s, fps
         self.request = request
         width, height = size
-        zone = compose.SAFE_ZONES[request.aspect]
-        self.safe = (int(zone["left"] * width), int(zone["top"] * height),
-                     int(width - zone["right"] * width), int(height - zone["bottom"] * height))  # fmt: skip
         self.style = request.subtitle_style
-        self.font_px = max(10, int(self.style.size * width))
         self.font_path = (str(studio.assets.file_path(self.style.font_asset_id))
                           if self.style.font_asset_id else None)  # fmt: skip
+        geometry = SubtitleGeometry(request, size, self.font_path)
+        self.safe, self.font_px, self.outline_px = geometry.safe, geometry.font_px, geometry.outline_px
         self.sprites: dict[tuple[int, int | None], compose.Sprite] = {}
         self.logo = None
         if request.logo_asset_id:
@@ -560,11 +587,17 @@ class Overlay:
             lines = [line.split() for line in cue.lines]
             rgba = compose.text_sprite(
                 lines, self.font_px, compose.hex_rgb(st.colour), compose.hex_rgb(st.outline_colour),
-                max(1, int(self.font_px * st.outline)), highlight=word,
+                self.outline_px, highlight=word,
                 highlight_colour=compose.hex_rgb(st.highlight_colour),
                 font_path=self.font_path)  # fmt: skip
-            h, w = rgba.shape[:2]
             x0, y0, x1, y1 = self.safe
+            if rgba.shape[1] > x1 - x0:  # one word wider than the zone (a long web address)
+                from PIL import Image
+
+                scale = (x1 - x0) / rgba.shape[1]
+                rgba = np.asarray(Image.fromarray(rgba).resize(
+                    (x1 - x0, max(1, round(rgba.shape[0] * scale))), Image.LANCZOS))  # fmt: skip
+            h, w = rgba.shape[:2]
             x = x0 + (x1 - x0 - w) // 2
             y = {"bottom": y1 - h, "top": y0, "middle": (y0 + y1 - h) // 2}[st.position]
             self.sprites[key] = compose.Sprite(rgba, x, y)

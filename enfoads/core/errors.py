@@ -111,6 +111,16 @@ class JobCancelled(Exception):
     """Raised inside a running job when its cancellation token is set."""
 
 
+class JobTimedOut(EnfoadsError):
+    """A job ran past its kind's time limit (``ENFOADS_JOB_TIMEOUTS_S``)."""
+
+    status = 504
+
+    def __init__(self, kind: str, limit_s: float):
+        limit = f"{limit_s:.0f} s" if limit_s < 120 else f"{limit_s / 60:.0f} min"
+        super().__init__("error.job_timeout", kind=kind, limit=limit)
+
+
 class DiskFull(EnfoadsError):
     status = 507
 

@@ -77,6 +77,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "es": "La voz '{voice}' no está descargada y ahora no se puede descargar (no hay conexión). Descárgala en Ajustes cuando tengas conexión, o elige una voz que ya esté: {available}.",
         "en": "The voice '{voice}' is not downloaded and cannot be downloaded now (no connection). Download it in Settings when you are online, or choose a voice that is there: {available}.",
     },
+    "error.job_timeout": {
+        "es": "El trabajo superó su tiempo máximo ({limit}) y se detuvo; la GPU queda libre. Prueba con menos formatos o imágenes, o un vídeo más corto.",
+        "en": "The job ran past its time limit ({limit}) and was stopped; the GPU is free again. Try fewer placements or images, or a shorter video.",
+    },
     "error.model_too_large": {
         "es": "El modelo '{model}' ({size_gb:.1f} GB) no cabe en el presupuesto de {where} "
         "({budget_gb:.1f} GB).",

@@ -14,6 +14,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from sqlalchemy.orm import sessionmaker
 from enfoads.core import events
 from enfoads.core.assets import utcnow
 from enfoads.core.db import JobRow
-from enfoads.core.errors import (DiskFull, EnfoadsError, JobCancelled, JobStateError, NotFound,
+from enfoads.core.errors import (DiskFull, EnfoadsError, JobCancelled, JobStateError, JobTimedOut, NotFound,
                                  is_disk_full, public_reason)
 from enfoads.core.i18n import t
 from enfoads.core.validation import check_tree, scrub, storable
@@ -117,7 +118,12 @@ class JobContext:
     """Handed to a running handler: its params, progress reporting and the cancel check."""
 
     def __init__(self, job: Job, token: CancelToken, report: Callable[[float, str | None], None],
-                 lang: str):  # fmt: skip
+                 lang: str, timeout_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+        self.timeout_s = timeout_s
+        self._clock = clock
+        # Past this the job ends failed; download time does not count (watching_downloads).
+        self.deadline = clock() + timeout_s if timeout_s else None
         self.job_id = job.id
         self.kind = job.kind
         self.params = job.params
@@ -130,9 +136,12 @@ class JobContext:
         return self._token.cancelled
 
     def check_cancelled(self) -> None:
-        """Raise ``JobCancelled`` when the user has cancelled; call it between steps."""
+        """Raise ``JobCancelled`` when the user has cancelled, ``JobTimedOut`` past the job's
+        time limit; call it between steps."""
         if self._token.cancelled:
             raise JobCancelled()
+        if self.deadline is not None and self._clock() > self.deadline:
+            raise JobTimedOut(self.kind, self.timeout_s or 0)
 
     def progress(self, percent: float, stage: str | None = None) -> None:
         """Report progress (0–100, never going back) and a stage text; checks cancel first."""
@@ -153,6 +162,7 @@ class JobContext:
         measure = process_written_bytes if process_written_bytes() is not None else (
             lambda: folder_bytes(folder))  # fmt: skip
         start = measure() or 0
+        began = self._clock()
         stop = threading.Event()
 
         def watch() -> None:
@@ -169,6 +179,8 @@ class JobContext:
         finally:
             stop.set()
             thread.join()
+            if self.deadline is not None:  # a download's time is the network's, not the job's
+                self.deadline += self._clock() - began
 
     def t(self, key: str, **params: Any) -> str:
         return t(key, self.lang, **params)
@@ -418,9 +430,11 @@ class LocalJobQueue(StoredQueue):
     runs."""
 
     def __init__(self, store: JobStore, *, workers: int = 1, lang: str | Callable[[], str] = "es",
-                 owner: str | None = None, lease_s: float = 30.0):  # fmt: skip
+                 owner: str | None = None, lease_s: float = 30.0,
+                 timeout_s: Callable[[str], float | None] | None = None):  # fmt: skip
         from enfoads.core.engine import new_owner_id
 
+        self._timeout_s = timeout_s or (lambda _kind: None)
         self.store = store
         self.workers = workers
         self._lang = lang
@@ -530,7 +544,7 @@ class LocalJobQueue(StoredQueue):
             if job is None:
                 return  # cancelled while queued
             if execute(self.store, job, self._handlers.get(job.kind), token, self.owner,
-                       self.lang) is not None:  # fmt: skip
+                       self.lang, self._timeout_s(job.kind)) is not None:  # fmt: skip
                 self._finished(job_id)
         finally:
             with self._lock:
@@ -568,9 +582,10 @@ class DbCancelToken:
 
 
 def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owner: str,
-            lang: str) -> Job | None:  # fmt: skip
+            lang: str, timeout_s: float | None = None) -> Job | None:  # fmt: skip
     """Run a claimed job's handler and record how it ended (only while ``owner`` still holds
-    its lease). The one path for the local queue and for remote workers."""
+    its lease). The one path for the local queue and for remote workers. Past ``timeout_s``
+    (checked between steps) the job ends failed and its models are released."""
     import time
 
     job_id = job.id
@@ -600,7 +615,7 @@ def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owne
         return store.transition(job_id, [JobState.RUNNING], leased_by=owner, state=state,
                                 finished_at=store.clock(), **changes)  # fmt: skip
 
-    ctx = JobContext(job, token, report, lang)
+    ctx = JobContext(job, token, report, lang, timeout_s)
     try:
         if handler is None:
             raise NotFound("job kind", job.kind)

@@ -21,6 +21,8 @@ SETTINGS_FILE = "settings.json"
 # Where Colab mounts Google Drive (google.colab.drive.mount("/content/drive")).
 COLAB_DRIVE = Path("/content/drive/MyDrive")
 GB = 1024**3
+# Generous for a T4 (download time does not count): 3 placements × 4 images take about a minute.
+DEFAULT_JOB_TIMEOUTS_S = {"generate_image": 900.0, "face_swap": 300.0}
 
 
 def default_data_dir() -> Path:
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     # Redis redelivers a job whose worker went silent after this long; longer than the longest
     # job (a lease check keeps a live worker's job from running twice anyway).
     visibility_timeout_s: float = Field(7200.0, ge=1)
+    # The most a job may run, in seconds (download time does not count): per kind in
+    # job_timeouts_s (JSON), else job_timeout_s. A job past it ends failed and frees the GPU.
+    job_timeout_s: float = Field(3600.0, gt=0)
+    job_timeouts_s: dict[str, float] = {}
     max_upload_mb: float = Field(25.0, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_prompt_chars: int = Field(1000, ge=10)
@@ -198,6 +204,12 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.live_db_path}"
+
+    def job_timeout(self, kind: str) -> float:
+        """The limit of a job kind: ``job_timeouts_s``, then the studio's defaults per kind,
+        then ``job_timeout_s``."""
+        limits = {**DEFAULT_JOB_TIMEOUTS_S, **self.job_timeouts_s}
+        return float(limits.get(kind, self.job_timeout_s))
 
     @property
     def max_upload_bytes(self) -> int:

@@ -88,7 +88,8 @@ class Studio:
 
             return CeleryJobQueue(store, s, lang=lambda: self.settings.language)
         return LocalJobQueue(store, workers=s.workers, lang=lambda: self.settings.language,
-                             owner=self.owner, lease_s=s.lease_s)  # fmt: skip
+                             owner=self.owner, lease_s=s.lease_s,
+                             timeout_s=lambda kind: self.settings.job_timeout(kind))  # fmt: skip
 
     def _register_capabilities(self) -> None:
         """Each capability registers its job handlers and models here, in one place."""

@@ -86,7 +86,8 @@ class Worker:
             for asset in self.studio.assets.list(job_id=job_id, limit=500).items:
                 self.studio.assets.delete(asset.id)
         done = execute(self.store, job, self.table.handlers.get(job.kind),
-                       DbCancelToken(self.store, job_id), self.owner, lang)  # fmt: skip
+                       DbCancelToken(self.store, job_id), self.owner, lang,
+                       self.settings.job_timeout(job.kind))  # fmt: skip
         return done.state.value if done is not None else "lost"
 
     def close(self) -> None:

@@ -99,7 +99,7 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             page.get_by_role("button", name="Guardar").first.click()
             page.get_by_text("Guardado en el BrandVault").wait_for(timeout=30_000)
             page.get_by_text("BrandVault", exact=True).first.click()
-            page.get_by_text("1 recursos").wait_for(timeout=30_000)
+            page.get_by_text("1 recurso", exact=True).wait_for(timeout=30_000)
             # ... and turns a script into a talking-avatar video with a photo of their own.
             portrait = artifacts / "portrait.png"
             Image.fromarray(astronaut_rgb()).save(portrait)

@@ -70,8 +70,8 @@ def raw_post(client: TestClient, path: str, body: str):
 def test_speak_text_starting_with_a_dash_is_spoken_not_parsed(make_client, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("uno dos tres cuatro cinco seis siete ocho nueve diez " * 30)
-    studio, c = make_client()
-    # The default voice is not on disk and the hub is offline: espeak-ng speaks.
+    studio, c = make_client(voice_fallback_espeak=True)
+    # The voice is not on disk and the hub is offline: espeak-ng speaks, as chosen.
     r = c.post("/speak", json={"text": f"-f{secret}", "voice": "es_MX-claude-high"})
     assert r.status_code == 200, r.text
     assert r.json()["engine"] == "espeak-ng"

@@ -128,7 +128,7 @@ def test_vault_filters_previews_tags_and_deletes_with_confirmation(app):
     Image.new("RGB", (32, 32), (9, 9, 9)).save(out, "PNG")
     logo = app.studio.upload_asset(out.getvalue(), "logo-cafe.png", kind="logo")
     vault = app.vault
-    assert vault.count.value == "1 recursos"
+    assert vault.count.value == "1 recurso"  # singular
     vault.kind.value = "image"
     assert vault.count.value == "0 recursos"
     vault.kind.value = ""
@@ -195,7 +195,7 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     panel.swap.click()
     job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
     assert job.state.value == "completed"
-    assert "1 cara(s) cambiada(s)" in panel.message.value and len(panel.result.children) == 2
+    assert "Listo: 1 cara cambiada." in panel.message.value and len(panel.result.children) == 2
     app.vault.refresh()
     card = next(c for c in app.vault.grid.children if c.children[1].value.startswith("face swap"))
     assert "no comercial" in card.children[2].value  # the licence shows on the vault card

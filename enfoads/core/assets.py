@@ -37,6 +37,7 @@ from enfoads.core import events, media
 from enfoads.core.db import AssetRow, TagRow
 from enfoads.core.errors import DiskFull, InvalidInput, NotFound, is_disk_full
 from enfoads.core.validation import check_text
+from enfoads.core.i18n import Reason
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ class AssetStore:
     def open_image(self, asset_or_id: Asset | str) -> Image.Image:
         asset = self.get(asset_or_id) if isinstance(asset_or_id, str) else asset_or_id
         if asset.ext not in media.IMAGE_EXTS:
-            raise InvalidInput("error.invalid", field="asset_id", reason=f"{asset.id} is not an image")
+            raise InvalidInput("error.invalid", field="asset_id", reason=Reason("reason.not_image", id=asset.id))
         return media.decode_image(self.read_bytes(asset), asset.id, self.max_image_pixels)
 
     # -- adding ------------------------------------------------------------------------
@@ -298,14 +299,14 @@ class AssetStore:
         if ext is None:
             sniffed = media.sniff(data)
             if sniffed is None:
-                raise InvalidInput("error.invalid", field="file", reason="unknown file format")
+                raise InvalidInput("error.invalid", field="file", reason=Reason("reason.unknown_format"))
             ext = sniffed[0]
         if ext not in KIND_EXTS[kind]:
             raise InvalidInput("error.kind_mismatch", field="kind", ext=ext, kind=kind)
         if asset_id is None:
             asset_id = f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
         elif not _ID_RE.match(asset_id):
-            raise InvalidInput("error.invalid", field="id", reason="letters, digits, _ and - only")
+            raise InvalidInput("error.invalid", field="id", reason=Reason("reason.tag_chars"))
         mime = media.MIME_BY_EXT.get(ext, "application/octet-stream")
         tags = [self._check_tag(t) for t in tags] + (["avatar"] if kind == "avatar" else [])
         width = height = None
@@ -342,7 +343,7 @@ class AssetStore:
                     with self._sessions.begin() as s:
                         if s.get(AssetRow, asset_id) is not None:
                             raise InvalidInput("error.invalid", field="id",
-                                               reason=f"{asset_id} already exists")  # fmt: skip
+                                               reason=Reason("reason.exists", id=asset_id))  # fmt: skip
                         s.add(row)
                         s.flush()
                         asset = Asset.from_row(row)
@@ -377,7 +378,7 @@ class AssetStore:
                                choices=", ".join(UPLOAD_KINDS))  # fmt: skip
         sniffed = media.sniff(data)
         if sniffed is None:
-            raise InvalidInput("error.corrupt_image", name=name, reason="unknown file format")
+            raise InvalidInput("error.corrupt_image", name=name, reason=Reason("reason.unknown_format"))
         ext = sniffed[0]
         if kind is None:
             kind = ("image" if ext in media.IMAGE_EXTS else
@@ -448,7 +449,7 @@ class AssetStore:
     def _check_tag(tag: str) -> str:
         tag = check_text(tag, "tags").strip().lower()
         if not _TAG_RE.match(tag):
-            raise InvalidInput("error.invalid", field="tags", reason=f"'{tag[:40]}' is not a tag")
+            raise InvalidInput("error.invalid", field="tags", reason=Reason("reason.not_tag", value=tag[:40]))
         return tag
 
     def tag(self, asset_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Asset:
@@ -496,7 +497,7 @@ class AssetStore:
         except (OSError, ValueError) as exc:
             raise InvalidInput("error.invalid", field="assets.json", reason=str(exc)[:200]) from exc
         if not isinstance(entries, list):
-            raise InvalidInput("error.invalid", field="assets.json", reason="expected a list")
+            raise InvalidInput("error.invalid", field="assets.json", reason=Reason("reason.list_expected"))
         imported = []
         for entry in entries:
             url = entry.get("url", "") if isinstance(entry, dict) else ""

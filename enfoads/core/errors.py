@@ -10,7 +10,7 @@ import errno
 import re
 from typing import Any
 
-from enfoads.core.i18n import t
+from enfoads.core.i18n import CATALOG, t
 
 
 class EnfoadsError(Exception):
@@ -25,7 +25,11 @@ class EnfoadsError(Exception):
         super().__init__(self.message("en"))
 
     def message(self, lang: str = "es") -> str:
-        return t(self.key, lang, **self.params)
+        params = dict(self.params)
+        if "field" in params:  # a field named inside a sentence: in the message's language
+            label = f"field.{params['field']}"
+            params["field_label"] = t(label, lang) if label in CATALOG else params["field"]
+        return t(self.key, lang, **params)
 
     def to_dict(self, lang: str = "es") -> dict[str, Any]:
         return {

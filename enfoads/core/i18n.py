@@ -7,7 +7,8 @@ from __future__ import annotations
 
 LANGUAGES = ("es", "en")
 
-CATALOG: dict[str, dict[str, str]] = {
+# A text per language, or per plural form: {"es": {"one": "…", "other": "…"}, "en": …}.
+CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     # errors
     "error.empty": {
         "es": "El campo '{field}' está vacío.",
@@ -92,8 +93,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "The job '{id}' is '{state}' and cannot be {action}.",
     },
     "error.no_face": {
-        "es": "No se encontró ninguna cara en la imagen de {field} ('{name}').",
-        "en": "No face was found in the {field} image ('{name}').",
+        "es": "No se encontró ninguna cara en {field_label} ('{name}').",
+        "en": "No face was found in {field_label} ('{name}').",
     },
     "error.face_index": {
         "es": "El campo '{field}' pide la cara {index}, pero hay {count} (de 0 a {last}, "
@@ -284,6 +285,49 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "The prompt was shortened to the {limit} tokens SDXL reads: the least important "
         "additions were left out.",
     },
+    # field names inside sentences ("in the target image")
+    "field.source": {"es": "la imagen de origen", "en": "the source image"},
+    "field.target": {"es": "la imagen de destino", "en": "the target image"},
+    "field.avatar": {"es": "la foto del avatar", "en": "the avatar photo"},
+    "field.image": {"es": "la imagen", "en": "the image"},
+    # reasons inside error messages
+    "reason.unknown_field": {"es": "campo desconocido", "en": "unknown field"},
+    "reason.text_expected": {"es": "se espera un texto", "en": "text expected"},
+    "reason.list_expected": {"es": "se espera una lista", "en": "a list expected"},
+    "reason.number_expected": {"es": "se espera un número", "en": "a number expected"},
+    "reason.bool_expected": {"es": "se espera true o false", "en": "true or false expected"},
+    "reason.object_expected": {"es": "se espera un objeto JSON", "en": "a JSON object expected"},
+    "reason.missing": {"es": "falta", "en": "missing"},
+    "reason.not_json": {"es": "no es JSON", "en": "not JSON"},
+    "reason.not_storable": {"es": "no se puede guardar como JSON", "en": "not storable as JSON"},
+    "reason.bad_base64": {"es": "base64 mal formado", "en": "malformed base64"},
+    "reason.unknown_format": {"es": "formato de archivo desconocido", "en": "unknown file format"},
+    "reason.unreadable_audio": {"es": "archivo de audio ilegible", "en": "unreadable audio file"},
+    "reason.no_streams": {"es": "no tiene pista de audio ni de vídeo", "en": "no audio or video stream"},
+    "reason.no_frames": {"es": "el vídeo no tiene fotogramas", "en": "the video has no frames"},
+    "reason.named_no_frames": {"es": "'{name}' no tiene fotogramas", "en": "'{name}' has no frames"},
+    "reason.wav_16bit": {"es": "se espera un WAV PCM de 16 bits", "en": "16-bit PCM WAV expected"},
+    "reason.scenes_list": {"es": "una lista de escenas", "en": "a list of scenes"},
+    "reason.fields": {"es": "campos: {fields}", "en": "fields: {fields}"},
+    "reason.not_font": {"es": "{id} no es una fuente", "en": "{id} is not a font"},
+    "reason.not_video": {"es": "{id} no es un vídeo", "en": "{id} is not a video"},
+    "reason.not_image": {"es": "{id} no es una imagen", "en": "{id} is not an image"},
+    "reason.kind_mismatch": {"es": "{id} es de tipo {have}, no {want}", "en": "{id} is a {have}, not a {want} file"},
+    "reason.exists": {"es": "{id} ya existe", "en": "{id} already exists"},
+    "reason.not_hex": {"es": "'{value}' no es un color #RRGGBB", "en": "'{value}' is not a #RRGGBB colour"},
+    "reason.not_tag": {"es": "'{value}' no es una etiqueta", "en": "'{value}' is not a tag"},
+    "reason.tag_chars": {"es": "solo letras, números, _ y -", "en": "letters, digits, _ and - only"},
+    "reason.even_sides": {"es": "{size}: H.264 necesita lados pares", "en": "{size}: H.264 needs even sides"},
+    "reason.not_changeable": {"es": "no se puede cambiar con el estudio en marcha", "en": "not changeable while the studio runs"},
+    "reason.unknown_kit_field": {"es": "campo del kit de marca desconocido", "en": "unknown brand kit field"},
+    "reason.ids_not_images": {"es": "los trabajos usan ids de recursos; sube antes las imágenes", "en": "jobs take asset ids; upload the images first"},
+    "reason.id_or_image": {"es": "da un id de recurso o una imagen, no ambos", "en": "give an asset id or an image, not both"},
+    "reason.value": {"es": "valor no válido", "en": "not a valid value"},
+    "reason.too_short": {"es": "demasiado corto", "en": "too short"},
+    "reason.too_long": {"es": "demasiado largo", "en": "too long"},
+    "reason.out_of_range": {"es": "fuera de rango", "en": "out of range"},
+    "reason.choice": {"es": "debe ser uno de: {choices}", "en": "must be one of: {choices}"},
+    "reason.bad_text": {"es": "contiene caracteres no permitidos (NUL, control o sustitutos sueltos)", "en": "has characters that are not allowed (NUL, control or lone surrogates)"},
     # widget labels
     "ui.tab.creator": {"es": "Creador de anuncios", "en": "Ad Creator"},
     "ui.tab.vault": {"es": "BrandVault", "en": "BrandVault"},
@@ -314,8 +358,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.confirm_delete": {"es": "¿Eliminar '{name}'? Pulsa de nuevo para confirmar.",
                           "en": "Delete '{name}'? Click again to confirm."},
     "ui.deleted": {"es": "'{name}' eliminado.", "en": "'{name}' deleted."},
-    "ui.count": {"es": "{total} recursos", "en": "{total} assets"},
-    "ui.done": {"es": "Listo: {n} imágenes (semilla {seed}).", "en": "Done: {n} images (seed {seed})."},
+    "ui.count": {"es": {"one": "{total} recurso", "other": "{total} recursos"},
+                 "en": {"one": "{total} asset", "other": "{total} assets"}},
+    "ui.done": {"es": {"one": "Listo: {n} imagen (semilla {seed}).", "other": "Listo: {n} imágenes (semilla {seed})."},
+                "en": {"one": "Done: {n} image (seed {seed}).", "other": "Done: {n} images (seed {seed})."}},
     "ui.tab.home": {"es": "Inicio", "en": "Home"},
     "ui.tab.faceswap": {"es": "Cambio de cara", "en": "Face Swap"},
     "ui.tab.video": {"es": "Estudio de vídeo", "en": "Video Studio"},
@@ -400,7 +446,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "ui.swap.found": {"es": "Caras encontradas: {n} (numeradas de izquierda a derecha).", "en": "Faces found: {n} (numbered left to right)."},
     "ui.swap.pick_target": {"es": "Elige primero una imagen o un vídeo de destino.", "en": "Pick a target image or video first."},
     "ui.swap.pick_both": {"es": "Elige la cara de origen y la imagen o el vídeo de destino.", "en": "Pick the source face and the target image or video."},
-    "ui.swap.done": {"es": "Listo: {n} cara(s) cambiada(s).", "en": "Done: {n} face(s) swapped."},
+    "ui.swap.done": {"es": {"one": "Listo: {n} cara cambiada.", "other": "Listo: {n} caras cambiadas."},
+                     "en": {"one": "Done: {n} face swapped.", "other": "Done: {n} faces swapped."}},
     "ui.swap.done_video": {"es": "Listo: cara cambiada en {n} de {total} fotogramas (audio conservado).", "en": "Done: face swapped in {n} of {total} frames (audio kept)."},
     "ui.swap.similarity": {"es": "Parecido con el origen: {value:.2f}.", "en": "Likeness to the source: {value:.2f}."},
     "ui.video.script": {"es": "Guion", "en": "Script"},
@@ -449,8 +496,52 @@ CATALOG: dict[str, dict[str, str]] = {
 }
 
 
-def t(key: str, lang: str = "es", /, **params: object) -> str:
-    """The text for ``key`` in ``lang`` (Spanish when the language is unknown)."""
+class Text(str):
+    """A translated text that remembers its key and parameters, so whoever stores it (a job's
+    stage) can show it again in another language."""
+
+    key: str
+    params: dict[str, object]
+
+
+class Reason:
+    """A translatable detail inside a message (an error's ``reason``): rendered in the
+    message's language, never as English inside Spanish."""
+
+    def __init__(self, key: str, **params: object):
+        self.key, self.params = key, params
+
+    def render(self, lang: str) -> str:
+        return t(self.key, lang, **self.params)
+
+    def __str__(self) -> str:
+        return self.render("en")
+
+
+def plural_form(count: object, lang: str) -> str:
+    """``one`` or ``other`` (Spanish and English share the rule: exactly 1 is singular)."""
+    return "one" if count == 1 or count == "1" else "other"
+
+
+def t(key: str, lang: str = "es", /, **params: object) -> Text:
+    """The text for ``key`` in ``lang`` (Spanish when the language is unknown). An entry with
+    ``one``/``other`` forms picks by its ``n`` (or ``count``, ``total``) parameter; a
+    ``Reason`` parameter is rendered in the same language."""
     entry = CATALOG[key]
     template = entry.get(lang) or entry["es"]
-    return template.format(**params)
+    if isinstance(template, dict):
+        count = next((params[k] for k in ("n", "count", "total") if k in params), None)
+        template = template[plural_form(count, lang)]
+    rendered = {k: v.render(lang) if isinstance(v, Reason) else v for k, v in params.items()}
+    text = Text(template.format(**rendered))
+    text.key = key
+    text.params = {k: ({"reason": v.key, "params": v.params} if isinstance(v, Reason) else v)
+                   for k, v in params.items()}  # fmt: skip
+    return text
+
+
+def render_stored(key: str, params: dict[str, object], lang: str) -> str:
+    """A text stored as ``(key, params)`` (``Text.key``/``Text.params``) in ``lang``."""
+    rendered = {k: Reason(v["reason"], **v.get("params", {})) if isinstance(v, dict)
+                and "reason" in v else v for k, v in params.items()}  # fmt: skip
+    return t(key, lang, **rendered)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from enfoads.core.errors import InvalidInput, TooLarge, UnsafePath
+from enfoads.core.i18n import Reason
 
 # Magic numbers of the formats the studio stores: (prefix, offset, ext, mime).
 _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
@@ -235,7 +236,7 @@ def first_frame(path: Path, name: str) -> Image.Image:
     finally:
         frames.close()
     if frame is None:
-        raise InvalidInput("error.invalid", field="video_asset_id", reason=f"{name} has no frames")
+        raise InvalidInput("error.invalid", field="video_asset_id", reason=Reason("reason.named_no_frames", name=name))
     return Image.fromarray(np.array(frame))
 
 
@@ -295,7 +296,7 @@ class FrameWriter:
                  metadata: dict[str, str] | None = None):  # fmt: skip
         if width % 2 or height % 2:
             raise InvalidInput("error.invalid", field="size",
-                               reason=f"{width}x{height}: H.264 needs even sides")  # fmt: skip
+                               reason=Reason("reason.even_sides", size=f"{width}x{height}"))  # fmt: skip
         self.path, self.size = Path(path), (width, height)
         cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-"]  # fmt: skip
@@ -376,7 +377,7 @@ def probe_streams(path: Path) -> StreamInfo:
     audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", text)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
     if video is None and audio is None:
-        raise InvalidInput("error.invalid", field="file", reason="no audio or video stream")
+        raise InvalidInput("error.invalid", field="file", reason=Reason("reason.no_streams"))
     h, m, s = duration.groups() if duration else (0, 0, 0)
     return StreamInfo(
         video=video.group(1) if video else None, audio=audio.group(1) if audio else None,

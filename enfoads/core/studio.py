@@ -27,6 +27,7 @@ from enfoads.core.engine import EngineRegistry, new_owner_id
 from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
 from enfoads.core.vram import ModelManager, resolve_device
+from enfoads.core.i18n import Reason
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class Studio:
         unknown = set(changes) - set(self.PERSISTED)
         if unknown:
             raise InvalidInput("error.invalid", field=sorted(unknown)[0],
-                               reason="not changeable while the studio runs")  # fmt: skip
+                               reason=Reason("reason.not_changeable"))  # fmt: skip
         try:
             updated = Settings.model_validate({**self.settings.model_dump(), **changes})
         except ValueError as exc:  # pydantic's ValidationError: name the first problem
@@ -260,13 +261,13 @@ class Studio:
         allowed = {"logo_asset_id", "colours", "font_asset_id", "cta"}
         if set(kit) - allowed:
             raise InvalidInput("error.invalid", field=sorted(set(kit) - allowed)[0],
-                               reason="unknown brand kit field")  # fmt: skip
+                               reason=Reason("reason.unknown_kit_field"))  # fmt: skip
         merged = {**self.brand_kit(), **kit}
         if merged["logo_asset_id"]:
             self.assets.open_image(merged["logo_asset_id"])
         if merged["font_asset_id"] and self.assets.get(merged["font_asset_id"]).kind != "font":
             raise InvalidInput("error.invalid", field="font_asset_id",
-                               reason=f"{merged['font_asset_id']} is not a font")  # fmt: skip
+                               reason=Reason("reason.not_font", id=merged["font_asset_id"]))  # fmt: skip
         for colour in merged["colours"]:
             hex_rgb(colour, "colours")
         if len(merged["cta"]) > 80:
@@ -397,7 +398,7 @@ class Studio:
         video = self.assets.get(video_asset_id)
         if video.ext not in media.VIDEO_EXTS:
             raise InvalidInput("error.invalid", field="video_asset_id",
-                               reason=f"{video_asset_id} is not a video")  # fmt: skip
+                               reason=Reason("reason.not_video", id=video_asset_id))  # fmt: skip
         limit = self.settings.max_swap_video_s
         if (video.duration_s or 0) > limit:
             raise InvalidInput("error.video_too_long", field="video_asset_id", name=video.name or video.id,

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from enfoads.core.errors import InvalidInput
+from enfoads.core.i18n import Reason
 
 # C0 controls except tab, newline and carriage return; DEL; lone UTF-16 surrogates.
 _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -27,7 +28,7 @@ def check_text(value: Any, field: str, *, limit: int | None = None) -> str:
     """``value`` as a string the studio can store, show and hand to a library, or a clear
     ``InvalidInput`` naming the field and the offending character."""
     if not isinstance(value, str):
-        raise InvalidInput("error.invalid", field=field, reason="text expected")
+        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.text_expected"))
     bad = _BAD_CHAR.search(value)
     if bad is not None:
         raise InvalidInput("error.bad_character", field=field, char=f"U+{ord(bad.group()):04X}",
@@ -40,7 +41,7 @@ def check_text(value: Any, field: str, *, limit: int | None = None) -> str:
 def check_number(value: Any, field: str, low: float, high: float) -> float:
     """``value`` as a finite number within ``[low, high]``, or a clear ``InvalidInput``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput("error.invalid", field=field, reason="a number expected")
+        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.number_expected"))
     if not math.isfinite(value):
         raise InvalidInput("error.not_finite", field=field)
     if not low <= value <= high:
@@ -74,7 +75,7 @@ def storable(value: Any, field: str) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
-        raise InvalidInput("error.invalid", field=field, reason="not storable as JSON") from exc
+        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.not_storable")) from exc
     return text
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, is_disk_full
-from enfoads.core.i18n import t
+from enfoads.core.i18n import Reason, t
 from enfoads.core.studio import Studio
 from enfoads.server.guard import presented_token
 
@@ -106,6 +106,30 @@ def rate_limit(request: Request) -> None:
 _BODY_PARSE = "There was an error parsing the body"
 
 
+# pydantic's error types, as reasons in the studio's language (its own texts are English).
+_REASONS = {"missing": "reason.missing", "extra_forbidden": "reason.unknown_field",
+            "string_type": "reason.text_expected", "list_type": "reason.list_expected",
+            "dict_type": "reason.object_expected", "model_type": "reason.object_expected",
+            "model_attributes_type": "reason.object_expected", "bool_type": "reason.bool_expected",
+            "bool_parsing": "reason.bool_expected", "int_type": "reason.number_expected",
+            "int_parsing": "reason.number_expected", "int_from_float": "reason.number_expected",
+            "float_type": "reason.number_expected", "float_parsing": "reason.number_expected",
+            "finite_number": "reason.number_expected", "too_short": "reason.too_short",
+            "too_long": "reason.too_long", "string_too_long": "reason.too_long",
+            "string_too_short": "reason.too_short", "greater_than": "reason.out_of_range",
+            "greater_than_equal": "reason.out_of_range", "less_than": "reason.out_of_range",
+            "less_than_equal": "reason.out_of_range", "enum": "reason.choice",
+            "literal_error": "reason.choice", "string_unicode": "reason.bad_text"}  # fmt: skip
+
+
+def validation_reason(error: dict[str, Any]) -> Reason:
+    key = _REASONS.get(str(error.get("type")), "reason.value")
+    if key == "reason.choice":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return Reason(key, choices=str(expected).replace("'", ""))
+    return Reason(key)
+
+
 def install_error_handlers(app) -> None:
     """Every error is JSON with a message in the studio's current language; no traceback,
     path or tool output ever reaches a client."""
@@ -126,8 +150,8 @@ def install_error_handlers(app) -> None:
         if first.get("type") == "json_invalid":
             return JSONResponse({"error": "bad_json", "message": t("error.bad_json", language(request)),
                                  "field": None}, status_code=422)  # fmt: skip
-        reason = str(first.get("msg", "invalid")).rstrip(".")
-        message = t("error.invalid_field", language(request), field=field, reason=reason)
+        message = t("error.invalid_field", language(request), field=field,
+                    reason=validation_reason(first))  # fmt: skip
         return JSONResponse({"error": "invalid", "message": message, "field": field},
                             status_code=422)  # fmt: skip
 
@@ -181,7 +205,7 @@ def decode_base64(text: str, field: str) -> bytes:
     try:
         data = base64.b64decode(_DATA_URL.sub("", text.strip()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("error.invalid", field=field, reason="malformed base64") from exc
+        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.bad_base64")) from exc
     if not data:
         raise InvalidInput("error.empty", field=field)
     return data

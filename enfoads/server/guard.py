@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from enfoads.core.i18n import t
+from enfoads.core.i18n import Reason, t
 from enfoads.server.access import MEDIA_VARIANTS, Access, check_token
 
 __all__ = ["RequestGuard", "check_token", "presented_token", "body_limit"]
@@ -91,7 +91,7 @@ class RequestGuard:
         if declared is not None:
             if not declared.isdigit():
                 await _reply(send, 400, "invalid", t("error.invalid", lang, field="Content-Length",
-                                                     reason="not a number"))  # fmt: skip
+                                                     reason=Reason("reason.number_expected")))  # fmt: skip
                 return
             if int(declared) > limit:
                 await _reply(send, 413, "body_too_large",

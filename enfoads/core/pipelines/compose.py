@@ -17,6 +17,7 @@ import numpy as np
 
 from enfoads.core import media
 from enfoads.core.errors import InvalidInput
+from enfoads.core.i18n import Reason
 
 FONT_PATHS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
@@ -59,7 +60,7 @@ def font(size: int, path: str | None = None):
 def hex_rgb(value: str, field_name: str = "colour") -> tuple[int, int, int]:
     text = value.strip().lstrip("#")
     if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise InvalidInput("error.invalid", field=field_name, reason=f"'{value}' is not #RRGGBB")
+        raise InvalidInput("error.invalid", field=field_name, reason=Reason("reason.not_hex", value=value))
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
@@ -179,7 +180,7 @@ def decode_audio(path: Path, rate: int = MIX_RATE) -> np.ndarray:
                            "-ar", str(rate), "-f", "f32le", "-"], capture_output=True,
                           timeout=300, check=False)  # fmt: skip
     if proc.returncode != 0:
-        raise InvalidInput("error.invalid", field="music", reason="unreadable audio file")
+        raise InvalidInput("error.invalid", field="music", reason=Reason("reason.unreadable_audio"))
     samples = np.frombuffer(proc.stdout, np.float32)
     if samples.size == 0:
         raise InvalidInput("error.silent_audio", field="music")

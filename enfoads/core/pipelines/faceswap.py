@@ -22,8 +22,9 @@ import numpy as np
 from enfoads.core import media
 from enfoads.core.errors import InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines.base import (ModelFile, ai_png_text, ai_video_tags, hub_cache, hub_offline, is_local,
-                                         resolve_file, use_model)  # fmt: skip
+from enfoads.core.i18n import Reason
+from enfoads.core.pipelines.base import (ModelFile, ai_png_text, ai_video_tags, hub_cache, hub_offline,
+                                         is_local, resolve_file, use_model)  # fmt: skip
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -488,7 +489,7 @@ class FaceSwapPipeline:
         p = ctx.params
         video = self.studio.assets.get(str(p.get("video_asset_id", "")))
         if video.ext not in media.VIDEO_EXTS:
-            raise InvalidInput("error.invalid", field="video_asset_id", reason=f"{video.id} is not a video")
+            raise InvalidInput("error.invalid", field="video_asset_id", reason=Reason("reason.not_video", id=video.id))
         source = ImageInput(asset_id=p.get("source_asset_id"))
         src_pixels, _ = to_bgr(self.open_input(source, "source"))
         path = self.studio.assets.file_path(video)

@@ -22,6 +22,7 @@ from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_error_reason, hub_kwargs,
                                          is_local, local_weights_bytes, resolve_file, use_model)  # fmt: skip
 from enfoads.core.pipelines.prompt import STYLES
+from enfoads.core.i18n import Reason
 
 if TYPE_CHECKING:
     from enfoads.core.settings import Settings
@@ -93,7 +94,7 @@ class ImageRequest:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(params) - known)
         if unknown:
-            raise InvalidInput("error.invalid", field=unknown[0], reason="unknown field")
+            raise InvalidInput("error.invalid", field=unknown[0], reason=Reason("reason.unknown_field"))
         params = dict(params)
         if isinstance(params.get("placements"), str):
             params["placements"] = (params["placements"],)
@@ -118,7 +119,7 @@ class ImageRequest:
             raise InvalidInput("error.unknown_choice", field="style", value=self.style,
                                choices=", ".join(STYLES))  # fmt: skip
         if not isinstance(self.magic_prompt, bool):
-            raise InvalidInput("error.invalid", field="magic_prompt", reason="true or false")
+            raise InvalidInput("error.invalid", field="magic_prompt", reason=Reason("reason.bool_expected"))
         if not isinstance(self.num_images, int) or not 1 <= self.num_images <= max_batch:
             raise InvalidInput("error.out_of_range", field="num_images", value=self.num_images,
                                low=1, high=max_batch)  # fmt: skip

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from enfoads.core.validation import check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput
-from enfoads.core.i18n import t
+from enfoads.core.i18n import Reason, t
 from enfoads.core.pipelines.base import (ModelFile, hub_cache, hub_kwargs, hub_reachable, is_local,
                                          local_weights_bytes)
 
@@ -363,7 +363,7 @@ class PromptEnhancer:
         for color in colors:
             if not _HEX.match(color):
                 raise InvalidInput("error.invalid", field="brand_colors",
-                                   reason=f"'{color}' is not a #RRGGBB colour")  # fmt: skip
+                                   reason=Reason("reason.not_hex", value=color))  # fmt: skip
         lang = self.settings.language
         language = detect_language(text)
         notices: list[str] = []

@@ -27,6 +27,7 @@ from enfoads.core.pipelines import compose
 from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.subtitles import CueRules, Cue, to_srt, to_vtt
 from enfoads.core.pipelines.voice import check_script
+from enfoads.core.i18n import Reason
 
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
@@ -97,23 +98,23 @@ class RenderRequest:
         known = {f.name for f in fields(cls)}
         unknown = set(p) - known
         if unknown:
-            raise InvalidInput("error.invalid", field=sorted(unknown)[0], reason="unknown field")
+            raise InvalidInput("error.invalid", field=sorted(unknown)[0], reason=Reason("reason.unknown_field"))
         scenes = p.get("scenes")
         if not isinstance(scenes, (list, tuple)):
-            raise InvalidInput("error.invalid", field="scenes", reason="a list of scenes")
+            raise InvalidInput("error.invalid", field="scenes", reason=Reason("reason.scenes_list"))
         parsed = []
         scene_fields = {f.name for f in fields(Scene)}
         for i, s in enumerate(scenes):
             if not isinstance(s, dict) or set(s) - scene_fields:
                 raise InvalidInput("error.invalid", field=f"scenes[{i}]",
-                                   reason=f"fields: {', '.join(sorted(scene_fields))}")  # fmt: skip
+                                   reason=Reason("reason.fields", fields=", ".join(sorted(scene_fields))))  # fmt: skip
             parsed.append(Scene(**s))
         style = p.get("subtitle_style") or {}
         if isinstance(style, dict):
             style_fields = {f.name for f in fields(SubtitleStyle)}
             if set(style) - style_fields:
                 raise InvalidInput("error.invalid", field="subtitle_style",
-                                   reason=f"fields: {', '.join(sorted(style_fields))}")  # fmt: skip
+                                   reason=Reason("reason.fields", fields=", ".join(sorted(style_fields))))  # fmt: skip
             style = SubtitleStyle(**style)
         values = {k: v for k, v in p.items() if k not in ("scenes", "subtitle_style")}
         return cls(scenes=tuple(parsed), subtitle_style=style, **values)
@@ -197,7 +198,7 @@ class ClipSource:
                 while len(self.cache) > self.KEEP:
                     self.cache.popitem(last=False)
             if not self.cache:
-                raise InvalidInput("error.invalid", field="scenes", reason="the video has no frames")
+                raise InvalidInput("error.invalid", field="scenes", reason=Reason("reason.no_frames"))
             usable = [k for k in self.cache if k <= want] or [next(iter(self.cache))]
             return self.cache[usable[-1]]
 
@@ -260,7 +261,7 @@ class VideoPipeline:
             ext_ok = media.VIDEO_EXTS if scene.kind == "video" else media.IMAGE_EXTS
             if asset.ext not in ext_ok:
                 raise InvalidInput("error.invalid", field=f"{where}.asset_id",
-                                   reason=f"{asset.id} is a {asset.kind}, not a {scene.kind} file")  # fmt: skip
+                                   reason=Reason("reason.kind_mismatch", id=asset.id, have=asset.kind, want=scene.kind))  # fmt: skip
         if not scripted:
             raise InvalidInput("error.empty", field="script")
         total = sum(len(sc.script) for sc in request.scenes)
@@ -273,7 +274,7 @@ class VideoPipeline:
         font_id = request.subtitle_style.font_asset_id
         if font_id and self.studio.assets.get(font_id).kind != "font":
             raise InvalidInput("error.invalid", field="subtitle_style.font_asset_id",
-                               reason=f"{font_id} is not a font")  # fmt: skip
+                               reason=Reason("reason.not_font", id=font_id))  # fmt: skip
         return replace(request, subtitle_style=request.subtitle_style.validated())
 
     # -- stages --------------------------------------------------------------------------

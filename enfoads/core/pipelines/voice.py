@@ -30,6 +30,7 @@ from enfoads.core.errors import (EnfoadsError, InvalidInput, ModelNotDownloaded,
 from enfoads.core import media
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
 from enfoads.core.validation import check_text
+from enfoads.core.i18n import Reason
 
 if TYPE_CHECKING:
     from enfoads.core.settings import Settings
@@ -114,7 +115,7 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
         rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
         frames = wav.readframes(wav.getnframes())
     if width != 2:
-        raise InvalidInput("error.invalid", field="audio", reason="16-bit PCM WAV expected")
+        raise InvalidInput("error.invalid", field="audio", reason=Reason("reason.wav_16bit"))
     samples = np.frombuffer(frames, np.int16).astype(np.float32) / 32768
     return samples.reshape(-1, channels).mean(axis=1), rate
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from enfoads.core.assets import MAX_OFFSET
 from enfoads.core.errors import InvalidInput
-from enfoads.core.i18n import t
+from enfoads.core.i18n import Reason, t
 from enfoads.core.validation import RequestModel
 from enfoads.core.studio import Studio
 from enfoads.server.deps import (ApiError, asset_links, decode_base64, get_studio, rate_limit,
@@ -76,18 +76,18 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
         try:
             body = json.loads(await _read_body(request))
         except (ValueError, RecursionError) as exc:
-            raise InvalidInput("error.invalid", field="body", reason="not JSON") from exc
+            raise InvalidInput("error.invalid", field="body", reason=Reason("reason.not_json")) from exc
         if not isinstance(body, dict) or not isinstance(body.get("data"), str):
             raise InvalidInput("error.empty", field="data")
         data = decode_base64(body["data"], "data")
         name, kind = body.get("name") or "upload", body.get("kind")
         tags = body.get("tags") or []
         if not isinstance(tags, list):
-            raise InvalidInput("error.invalid", field="tags", reason="expected a list")
+            raise InvalidInput("error.invalid", field="tags", reason=Reason("reason.list_expected"))
     else:
         raise ApiError(415, "unsupported_media_type", t("error.unsupported_media_type", lang))
     if not isinstance(name, str) or not (kind is None or isinstance(kind, str)):
-        raise InvalidInput("error.invalid", field="name", reason="text expected")
+        raise InvalidInput("error.invalid", field="name", reason=Reason("reason.text_expected"))
     # Decoding, thumbnails and ffmpeg probes block: a worker thread does them, so the event
     # loop keeps answering other requests during large uploads.
     asset = await run_in_threadpool(studio.upload_asset, data, name[:255], kind, tuple(tags))

@@ -13,6 +13,7 @@ from enfoads.core.pipelines.faceswap import ImageInput, check_choice
 from enfoads.core.studio import Studio
 from enfoads.core.validation import RequestModel
 from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
+from enfoads.core.i18n import Reason
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
 
@@ -44,7 +45,7 @@ class DetectRequest(RequestModel):
 
 def image_input(asset_id: str | None, image: str | None, field: str) -> ImageInput:
     if asset_id and image:
-        raise InvalidInput("error.invalid", field=field, reason="give an asset id or an image, not both")
+        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.id_or_image"))
     if asset_id:
         return ImageInput(asset_id=asset_id)
     if image:
@@ -83,7 +84,7 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
     if body.run_as_job:
         if not (source.asset_id and target.asset_id):
             raise InvalidInput("error.invalid", field="run_as_job",
-                               reason="jobs take asset ids; upload the images first")  # fmt: skip
+                               reason=Reason("reason.ids_not_images"))  # fmt: skip
         job = studio.swap_faces(source_asset_id=source.asset_id, target_asset_id=target.asset_id,
                                 source_face=body.source_face, target_face=body.target_face)  # fmt: skip
         return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(),

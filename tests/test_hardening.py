@@ -534,3 +534,41 @@ def test_assets_are_listed_by_the_job_that_made_them(studio):
     studio.assets.add_bytes(png(color=(8, 8, 8)), "image")
     assert studio.assets.list(job_id="job_a").total == 3
     assert [a.job_id for a in studio.assets.list(job_id="job_b").items] == ["job_b"]
+
+
+def test_every_text_has_both_languages_and_plural_forms_agree():
+    import string
+
+    from enfoads.core.i18n import CATALOG
+
+    for key, entry in CATALOG.items():
+        assert set(entry) == {"es", "en"}, key
+        forms = [entry["es"], entry["en"]]
+        if isinstance(entry["es"], dict):
+            assert all(set(f) == {"one", "other"} for f in forms), key
+            forms = [text for f in forms for text in f.values()]
+        fields = [{f for _, f, _, _ in string.Formatter().parse(text) if f} for text in forms]
+        assert all(f == fields[0] for f in fields), (key, fields)  # same placeholders
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_error_paths_answer_in_one_language(make_client, lang):
+    """Validation (pydantic's and the core's), unknown ids, size, auth and bad choices: each
+    message entirely in the chosen language."""
+    english_only = ("Input should", "Field required", "not valid: a ", "expected", "unknown field")
+    spanish_only = ("no es válido", "falta", "se espera", "El campo", "No existe")
+    _, c = make_client(language=lang, token="")
+    replies = [
+        c.post("/generate-image", json={"prompt": "x", "num_images": "muchas"}),
+        c.post("/generate-image", json={"prompt": "x", "colour": "red"}),
+        c.post("/generate-image", json={}),
+        c.post("/api/assets/abc/tags", json={"add": "nope"}),
+        c.get("/api/jobs/job_nope"),
+        c.post("/magic-prompt", json={"prompt": "hola", "brand_colors": ["rojo"]}),
+        c.post("/render-video", json={"script": "hola", "avatar_asset_id": "img_nope"}),
+    ]
+    for r in replies:
+        assert 400 <= r.status_code < 500, r.text
+        message = r.json()["message"]
+        wrong = english_only if lang == "es" else spanish_only
+        assert not any(w in message for w in wrong), (lang, message)

@@ -258,3 +258,41 @@ def test_a_job_past_its_time_limit_fails_clearly_and_frees_its_model(tmp_path):
         assert models["toy"]["in_use"] == 0  # released: another job can take the GPU
         assert st.wait_job(st.jobs.submit("download", {}).id, TIMEOUT).state is JobState.COMPLETED
         assert s.job_timeout("generate_image") == 900 and s.job_timeout("render_video") == 3600
+
+
+def test_stages_and_errors_show_in_the_language_of_now(tmp_path):
+    """A job finished (or failed) in Spanish reads in English after a switch: in the API, the
+    facade and the Home panel; a stage stored as plain text stays as it was."""
+    from fastapi.testclient import TestClient
+
+    from enfoads.core.errors import InvalidInput
+    from enfoads.core.i18n import Reason
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+    from enfoads.server.app import create_app
+
+    s = load_settings(data_dir=tmp_path / "d", device="cpu", language="es")
+    with Studio(s) as st:
+        def bad(ctx):
+            ctx.progress(10, ctx.t("stage.loading_model"))
+            raise InvalidInput("error.invalid", field="tags", reason=Reason("reason.list_expected"))
+
+        st.jobs.register("ok", lambda ctx: JobResult((), {}))
+        st.jobs.register("bad", bad)
+        done = st.wait_job(st.jobs.submit("ok", {}).id, TIMEOUT)
+        failed = st.wait_job(st.jobs.submit("bad", {}).id, TIMEOUT)
+        assert done.stage == "Completado"
+        assert failed.error == "El campo 'tags' no es válido: se espera una lista."
+        st.update_settings(language="en")
+        with TestClient(create_app(st, token="")) as c:
+            assert c.get(f"/api/jobs/{done.id}").json()["stage"] == "Completed"
+            assert c.get(f"/api/jobs/{failed.id}").json()["error"] == (
+                "The field 'tags' is not valid: a list expected.")
+            listed = {j["id"]: j for j in c.get("/api/jobs").json()}
+            assert listed[done.id]["stage"] == "Completed"
+        assert st.get_job(done.id).localized("en").stage == "Completed"
+        from enfoads.widgets.home import HomePanel
+
+        home = HomePanel(st)
+        assert "Completed" in home.jobs.value and "Completado" not in home.jobs.value
+        home.close()

@@ -77,6 +77,10 @@ class JobRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Set by a cancel from any process; the runner checks it between steps.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The stage's and the error's catalogue key and parameters, to show them in whatever
+    # language the studio speaks when they are read ({"key": …, "params": {…}}).
+    stage_i18n: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error_i18n: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class EngineRow(Base):
@@ -98,7 +102,8 @@ class EngineRow(Base):
 # database gets these by ALTER TABLE at start-up (types compiled for its dialect: SQLite or
 # PostgreSQL).
 _ADDED_COLUMNS = (("jobs", "owner", String(120), None), ("jobs", "heartbeat_at", DateTime(), None),
-                  ("jobs", "cancel_requested", Boolean(), "FALSE"))  # fmt: skip
+                  ("jobs", "cancel_requested", Boolean(), "FALSE"),
+                  ("jobs", "stage_i18n", JSON(), None), ("jobs", "error_i18n", JSON(), None))  # fmt: skip
 
 
 def _add_missing_columns(engine: Engine) -> None:

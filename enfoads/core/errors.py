@@ -10,7 +10,7 @@ import errno
 import re
 from typing import Any
 
-from enfoads.core.i18n import CATALOG, t
+from enfoads.core.i18n import t
 
 
 class EnfoadsError(Exception):
@@ -25,11 +25,7 @@ class EnfoadsError(Exception):
         super().__init__(self.message("en"))
 
     def message(self, lang: str = "es") -> str:
-        params = dict(self.params)
-        if "field" in params:  # a field named inside a sentence: in the message's language
-            label = f"field.{params['field']}"
-            params["field_label"] = t(label, lang) if label in CATALOG else params["field"]
-        return t(self.key, lang, **params)
+        return t(self.key, lang, **self.params)
 
     def to_dict(self, lang: str = "es") -> dict[str, Any]:
         return {
@@ -45,15 +41,9 @@ class InvalidInput(EnfoadsError):
 
 class NotFound(EnfoadsError):
     status = 404
-    NOUNS = {"asset": ("el recurso", "asset"), "job": ("el trabajo", "job"),
-             "model": ("el modelo", "model"), "job kind": ("el tipo de trabajo", "job kind")}
 
     def __init__(self, what: str, id: str):
-        super().__init__("error.not_found", what=what, id=id)
-
-    def message(self, lang: str = "es") -> str:
-        es, en = self.NOUNS.get(self.params["what"], (self.params["what"],) * 2)
-        return t(self.key, lang, **{**self.params, "what": es if lang == "es" else en})
+        super().__init__("error.not_found", what=what, id=id)  # ``what``: noun.<what>
 
 
 class TooLarge(EnfoadsError):

@@ -285,6 +285,11 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "en": "The prompt was shortened to the {limit} tokens SDXL reads: the least important "
         "additions were left out.",
     },
+    # nouns inside sentences ("no job 'x'")
+    "noun.asset": {"es": "el recurso", "en": "asset"},
+    "noun.job": {"es": "el trabajo", "en": "job"},
+    "noun.model": {"es": "el modelo", "en": "model"},
+    "noun.job kind": {"es": "el tipo de trabajo", "en": "job kind"},
     # field names inside sentences ("in the target image")
     "field.source": {"es": "la imagen de origen", "en": "the source image"},
     "field.target": {"es": "la imagen de destino", "en": "the target image"},
@@ -526,13 +531,20 @@ def plural_form(count: object, lang: str) -> str:
 def t(key: str, lang: str = "es", /, **params: object) -> Text:
     """The text for ``key`` in ``lang`` (Spanish when the language is unknown). An entry with
     ``one``/``other`` forms picks by its ``n`` (or ``count``, ``total``) parameter; a
-    ``Reason`` parameter is rendered in the same language."""
+    ``Reason`` parameter is rendered in the same language, and so are a ``field`` named in a
+    sentence (``{field_label}``) and a ``what`` noun (``noun.<what>``)."""
     entry = CATALOG[key]
     template = entry.get(lang) or entry["es"]
     if isinstance(template, dict):
         count = next((params[k] for k in ("n", "count", "total") if k in params), None)
         template = template[plural_form(count, lang)]
     rendered = {k: v.render(lang) if isinstance(v, Reason) else v for k, v in params.items()}
+    if "field" in params and f"field.{params['field']}" in CATALOG:
+        rendered["field_label"] = t(f"field.{params['field']}", lang)
+    else:
+        rendered.setdefault("field_label", params.get("field", ""))
+    if "what" in params and f"noun.{params['what']}" in CATALOG:
+        rendered["what"] = t(f"noun.{params['what']}", lang)
     text = Text(template.format(**rendered))
     text.key = key
     text.params = {k: ({"reason": v.key, "params": v.params} if isinstance(v, Reason) else v)

@@ -30,7 +30,7 @@ from enfoads.core.assets import utcnow
 from enfoads.core.db import JobRow
 from enfoads.core.errors import (DiskFull, EnfoadsError, JobCancelled, JobStateError, JobTimedOut, NotFound,
                                  is_disk_full, public_reason)
-from enfoads.core.i18n import t
+from enfoads.core.i18n import render_stored, t
 from enfoads.core.validation import check_tree, scrub, storable
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class Job:
     finished_at: datetime | None
     owner: str | None = None  # the process running it (its lease), while it runs
     heartbeat_at: datetime | None = None
+    stage_i18n: dict[str, Any] | None = None  # {"key", "params"}: the stage in any language
+    error_i18n: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: JobRow) -> Job:
@@ -78,9 +80,27 @@ class Job:
             error_code=row.error_code, retry_of=row.retry_of,
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             owner=row.owner, heartbeat_at=row.heartbeat_at,
+            stage_i18n=row.stage_i18n or None, error_i18n=row.error_i18n or None,
         )  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
+    def localized(self, lang: str) -> Job:
+        """This job with its stage and error in ``lang`` (as stored where no key was kept)."""
+        from dataclasses import replace
+
+        def render(stored: dict[str, Any] | None, fallback: str) -> str:
+            if not stored:
+                return fallback
+            try:
+                return render_stored(stored["key"], stored.get("params") or {}, lang)
+            except (KeyError, IndexError, ValueError, TypeError):
+                return fallback  # a key from another version of the studio
+        return replace(self, stage=render(self.stage_i18n, self.stage),
+                       error=render(self.error_i18n, self.error) if self.error else self.error)
+
+    def to_dict(self, lang: str | None = None) -> dict[str, Any]:
+        """The job as clients read it; with ``lang``, its stage and error in that language."""
+        if lang is not None:
+            return self.localized(lang).to_dict()
         iso = lambda d: d.isoformat() + "Z" if d else None  # noqa: E731
         return {
             "id": self.id, "kind": self.kind, "state": self.state.value,
@@ -186,6 +206,18 @@ class JobContext:
         return t(key, self.lang, **params)
 
 
+def i18n_record(text: Any) -> dict[str, Any] | None:
+    """``{"key", "params"}`` of a catalogue text (``i18n.Text``), when it can be stored."""
+    key, params = getattr(text, "key", None), getattr(text, "params", None)
+    if not key or not isinstance(params, dict):
+        return None
+    try:
+        storable(params, "stage")
+    except EnfoadsError:
+        return None
+    return {"key": key, "params": params}
+
+
 def human_size(n: int) -> str:
     """``640 MB`` under a gigabyte, ``6.4 GB`` above."""
     return f"{n / 1024**2:.0f} MB" if n < 1024**3 else f"{n / 1024**3:.1f} GB"
@@ -286,6 +318,9 @@ class JobStore:
         ``leased_by``, still leased by that owner); publish on success."""
         if "state" in changes:
             changes["state"] = JobState(changes["state"]).value
+        for name in ("stage", "error"):  # keep what it says, to show it in any language
+            if name in changes:
+                changes[f"{name}_i18n"] = i18n_record(changes[name])
         where = [JobRow.id == job_id, JobRow.state.in_([st.value for st in from_states])]
         if leased_by is not None:
             where.append(JobRow.owner == leased_by)
@@ -362,9 +397,11 @@ class JobStore:
                 where = [JobRow.id == job_id, JobRow.state == JobState.RUNNING.value,
                          JobRow.owner.is_(None) if owner is None else JobRow.owner == owner,
                          JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat]  # fmt: skip
+                error = t("error.interrupted", lang)
                 done = s.execute(update(JobRow).where(*where).values(
-                    state=JobState.FAILED.value, finished_at=now, error=t("error.interrupted", lang),
-                    error_code="interrupted", owner=None)).rowcount  # fmt: skip
+                    state=JobState.FAILED.value, finished_at=now, error=error,
+                    error_i18n=i18n_record(error), error_code="interrupted",
+                    owner=None)).rowcount  # fmt: skip
             if done == 1:
                 job = self.get(job_id)
                 self._bus.publish(events.job_update(job.to_dict()))

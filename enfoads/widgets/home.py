@@ -84,6 +84,7 @@ class HomePanel(w.VBox):
     def refresh_jobs(self) -> None:
         rows = []
         for job in self.studio.list_jobs(limit=8):
+            job = job.localized(self.lang)  # a stage stored before a language switch
             state = t(f"ui.state.{job.state.value}", self.lang)
             kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
             rows.append(f"<tr><td>{html.escape(kind)}</td><td>{html.escape(state)}</td>"

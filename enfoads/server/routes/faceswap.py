@@ -77,7 +77,7 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
                                       video_asset_id=body.video_asset_id,
                                       source_face=body.source_face,
                                       target_face=body.target_face)  # fmt: skip
-        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(),
+        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language),
                 "licence": studio.faceswap_licence()}  # fmt: skip
     source = image_input(body.source_asset_id, body.source_image, "source")
     target = image_input(body.target_asset_id, body.target_image, "target")
@@ -87,7 +87,7 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
                                reason=Reason("reason.ids_not_images"))  # fmt: skip
         job = studio.swap_faces(source_asset_id=source.asset_id, target_asset_id=target.asset_id,
                                 source_face=body.source_face, target_face=body.target_face)  # fmt: skip
-        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(),
+        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language),
                 "licence": studio.faceswap_licence()}  # fmt: skip
     result = studio.swap_face_now(source, target, source_face=body.source_face,
                                   target_face=body.target_face)  # fmt: skip

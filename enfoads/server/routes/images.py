@@ -67,4 +67,4 @@ def generate_image(body: GenerateImageRequest,
     """
     params = body.model_dump(exclude_unset=True)
     job = studio.generate_images(**params)
-    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict()}
+    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}

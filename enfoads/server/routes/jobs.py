@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(requ
 def list_jobs(studio: Studio = Depends(get_studio), state: str | None = None,
               kind: str | None = None,
               limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:  # fmt: skip
-    return [j.to_dict() for j in studio.list_jobs(state=state, kind=kind, limit=limit)]
+    return [j.to_dict(studio.settings.language) for j in studio.list_jobs(state=state, kind=kind, limit=limit)]
 
 
 @router.get("/{job_id}")
@@ -25,7 +25,7 @@ def get_job(job_id: str, inline: bool = False,
             studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
     """The job; with ``inline=true`` a finished job's images also come as base64 data URLs
     (the seed's client shows images that way)."""
-    job = studio.get_job(job_id).to_dict()
+    job = studio.get_job(job_id).to_dict(studio.settings.language)
     if inline:
         job["images_base64"] = []
         for asset_id in job["result_asset_ids"]:
@@ -39,9 +39,9 @@ def get_job(job_id: str, inline: bool = False,
 @router.post("/{job_id}/cancel", responses={200: {"description": "the job",
              "links": job_links("$response.body#/id")}})
 def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
-    return studio.cancel_job(job_id).to_dict()
+    return studio.cancel_job(job_id).to_dict(studio.settings.language)
 
 
 @router.post("/{job_id}/retry", status_code=202, dependencies=[Depends(rate_limit)])
 def retry_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
-    return studio.retry_job(job_id).to_dict()
+    return studio.retry_job(job_id).to_dict(studio.settings.language)

@@ -56,7 +56,7 @@ def models(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
 def prepare_model(key: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Download one model into the data dir, as a job."""
     job = studio.prepare_model(key)
-    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict()}
+    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}
 
 
 @router.get("/settings")

@@ -67,7 +67,7 @@ class SpeakRequest(RequestModel):
 
 
 def queued(job: Any) -> dict[str, Any]:
-    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict()}
+    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}
 
 
 @router.post("/render-video", status_code=202, dependencies=[Depends(rate_limit)])

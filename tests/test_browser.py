@@ -92,7 +92,7 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             page.get_by_placeholder("p. ej. zapatillas rojas sobre arena al atardecer").fill(
                 "botella de aceite de oliva sobre una mesa")
             page.get_by_role("button", name="Generar").click()
-            page.get_by_text("Listo: 1 imágenes").wait_for(timeout=240_000)
+            page.get_by_text("Listo: 1 imagen ").wait_for(timeout=240_000)
             gallery_image = page.locator(".widget-image:visible").first
             gallery_image.wait_for(timeout=30_000)
             assert gallery_image.evaluate("img => img.naturalWidth") > 0

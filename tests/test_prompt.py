@@ -127,7 +127,6 @@ def test_spanish_shop_prompts_become_fitting_english_prompts(shop_studio, placem
     from enfoads.core.pipelines.prompt import plain
 
     studio, clip = shop_studio
-    kept_colours = 0
     for prompt in SHOP_PROMPTS:
         result = studio.enhance_prompt(prompt, style="product", placement=placement,
                                        brand_colors=["#E63946", "#1D3557"])  # fmt: skip

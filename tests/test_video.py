@@ -322,6 +322,7 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     assert list(video.model_ids) == ["piper/en_US-joe-medium", "faster-whisper/" + Path(
         av_studio.settings.subtitle_model).name, "enfoads/talking-photo"]  # fmt: skip
     assert video.meta["voices"] == [{"voice": "en_US-joe-medium", "engine": "piper"}]
+    assert done.result["voices"] == video.meta["voices"]
     # the MP4 says what it is, as ffmpeg/ffprobe read it
     tags = media.read_tags(av_studio.assets.file_path(video))
     assert tags["ai_generated"] == "true" and tags["comment"].startswith("AI-generated with")

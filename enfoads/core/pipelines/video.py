@@ -486,6 +486,7 @@ class VideoPipeline:
             "audio_url": ids["wav"].url, "srt_url": ids["srt"].url if "srt" in ids else None,
             "vtt_url": ids["vtt"].url if "vtt" in ids else None, "duration_s": duration,
             "width": video.width, "height": video.height, "fps": self.settings.video_fps,
+            "voices": spoke,  # which voice and engine actually spoke
         })  # fmt: skip
 
     @staticmethod

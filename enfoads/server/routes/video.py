@@ -66,7 +66,7 @@ class SpeakRequest(RequestModel):
     preview: bool = False
 
 
-def queued(job: Any) -> dict[str, Any]:
+def queued(job: Any, studio: Studio) -> dict[str, Any]:
     return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}
 
 
@@ -74,7 +74,7 @@ def queued(job: Any) -> dict[str, Any]:
 def render_video(body: RenderVideoRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Script + avatar → voiced, subtitled talking-avatar MP4, as a job. Progress: 10% voice,
     30% animating face, 70% subtitles, then rendering, 100% with ``video_url``."""
-    return queued(studio.render_video(**body.model_dump()))
+    return queued(studio.render_video(**body.model_dump()), studio)
 
 
 @router.post("/render-multi-scene", status_code=202, dependencies=[Depends(rate_limit)])
@@ -82,7 +82,7 @@ def render_multi_scene(body: RenderMultiSceneRequest,
                        studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
     """Several scenes (image with zoom/pan, talking avatar, video clip), each with its own
     script, joined into one ad, as a job."""
-    return queued(studio.render_multi_scene(**body.model_dump()))
+    return queued(studio.render_multi_scene(**body.model_dump()), studio)
 
 
 @router.get("/avatars")

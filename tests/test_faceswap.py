@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enfoads.core.errors import InvalidInput, ModelUnavailable
+from enfoads.core.errors import ModelNotDownloaded, InvalidInput, ModelUnavailable
 from enfoads.core.pipelines.faceswap import ImageInput
 from enfoads.testing.faces import FACE_BOX, astronaut_rgb, scaled_face_patch
 
@@ -128,9 +128,10 @@ def test_missing_models_are_named(tmp_path, face_models):
     settings = load_settings(data_dir=tmp_path / "d", device="cpu", language="es",
                              faceswap_swapper_model=str(face_models["swapper"]))  # fmt: skip
     with Studio(settings) as st:
-        with pytest.raises(ModelUnavailable) as info:
+        with pytest.raises(ModelNotDownloaded) as info:
             st.pipelines["faceswap"].detect(ImageInput(data=png(astronaut_rgb())))
-    assert "buffalo_l" in info.value.message("es") and "HF_HUB_OFFLINE" in info.value.message("es")
+    es = info.value.message("es")
+    assert "buffalo_l" in es and "no está descargado" in es and "Ajustes" in es
 
 
 def test_swapper_sha256_is_checked(tmp_path, face_models):

@@ -30,6 +30,13 @@ json_values = st.recursive(
 )
 
 
+
+def missing_model(response) -> bool:
+    """The one 5xx a request may get here: a 503 that names a model or voice not on disk
+    (offline tests: only the joe voice is), never a crash."""
+    return response.status_code == 503 and response.json().get("error") in (
+        "model_not_downloaded", "voice_not_downloaded")
+
 def request_models() -> list[type[BaseModel]]:
     found, todo = [], list(RequestModel.__subclasses__())
     while todo:
@@ -134,7 +141,8 @@ def test_stateful_links_never_give_a_server_error(tiny_settings):
     class Machine(schema.as_state_machine()):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             calls.append((case.method, case.operation.path, response.status_code))
-            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+            assert response.status_code < 500 or missing_model(response), (
+                case.method, case.path, response.text[:300])  # fmt: skip
             if response.status_code >= 400:
                 assert response.json()["message"]
 

@@ -151,22 +151,22 @@ def test_custom_size_and_bad_input_in_a_retried_job_record(img_studio):
     assert failed.state is JobState.FAILED and failed.error == "The field 'prompt' is empty."
 
 
-def test_missing_or_oversized_model_is_a_clear_job_error(tmp_path):
-    # Full SDXL in fp32 (CPU) does not fit the Colab RAM budget: refused before loading, also
-    # when the device is "auto" and resolves to the CPU (the estimate follows the device).
+def test_missing_or_oversized_model_is_a_clear_job_error(tmp_path, monkeypatch):
+    # Offline and not on disk: that is what the user hears first (see also the CPU test).
+    s = load_settings(data_dir=tmp_path / "b", device="cpu", language="es", ram_budget_gb=20)
+    with Studio(s) as st:
+        failed = st.wait_job(st.generate_images(prompt="hola").id, TIMEOUT)
+    assert failed.state is JobState.FAILED
+    assert failed.error_code == "error.model_not_downloaded"
+    assert "El modelo 'SDXL-Lightning' no está descargado" in failed.error
+    # Online, full SDXL in fp32 (CPU) does not fit the Colab RAM budget: refused before any
+    # download, also when the device is "auto" and resolves to the CPU.
+    monkeypatch.setattr(image_mod, "hub_reachable", lambda: True)
     s = load_settings(data_dir=tmp_path / "a", device="auto", language="en")
     with Studio(s) as st:
         failed = st.wait_job(st.generate_images(prompt="hola").id, TIMEOUT)
     assert failed.state is JobState.FAILED and failed.error_code == "error.model_too_large"
     assert "does not fit the RAM budget (12.7 GB)" in failed.error
-    # With room for it, the hub is what is missing (tests are offline).
-    s = load_settings(data_dir=tmp_path / "b", device="cpu", language="es", ram_budget_gb=20)
-    with Studio(s) as st:
-        failed = st.wait_job(st.generate_images(prompt="hola").id, TIMEOUT)
-    assert failed.state is JobState.FAILED
-    assert failed.error_code == "error.model_unavailable"
-    assert "No se pudo cargar el modelo 'sdxl-lightning'" in failed.error
-    assert "offline" in failed.error
 
 
 def test_model_table_lists_every_lightning_unet_and_the_licences():
@@ -209,3 +209,15 @@ def test_compiled_generation_in_the_job_thread_caches_in_the_data_dir(tmp_path, 
                               pixels(st, again.result_asset_ids[0]))
     inductor = s.compile_cache_dir / "inductor"
     assert inductor.is_dir() and any(p.is_file() for p in inductor.rglob("*"))
+
+
+def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path):
+    """Offline, no GPU, no model on disk: the job says the model is missing (not that an fp32
+    SDXL exceeds the RAM budget), in the user's language."""
+    from enfoads.core.settings import load_settings
+
+    s = load_settings(data_dir=tmp_path / "d", device="cpu", language="es")
+    with Studio(s) as st:
+        done = st.wait_job(st.generate_images(prompt="zapatillas rojas").id, 60)
+    assert done.state.value == "failed" and done.error_code == "error.model_not_downloaded"
+    assert "no está descargado" in done.error and "RAM" not in done.error

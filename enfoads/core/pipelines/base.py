@@ -71,11 +71,14 @@ def in_cache(repo: str, filename: str, models_dir: Path) -> bool:
 
 def hub_kwargs(repo: str, revision: str, models_dir: Path) -> dict[str, object]:
     """``from_pretrained`` arguments for ``repo``: none for a local folder, else the pinned
-    revision, the cache in the data dir, and offline mode when the hub is off."""
+    revision, the cache in the data dir, and offline mode when the hub is off or out of
+    reach."""
     if is_local(repo):
         return {}
     return {"revision": revision, "cache_dir": hub_cache(models_dir),
-            "local_files_only": hub_offline()}  # fmt: skip
+            # offline (or the hub unreachable now): the cache only, at once, not after the
+            # hub client's own timeouts
+            "local_files_only": not hub_reachable()}  # fmt: skip
 
 
 def local_weights_bytes(*folders: str) -> int:

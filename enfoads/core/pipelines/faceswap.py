@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from enfoads.core import media
-from enfoads.core.errors import InvalidInput, ModelUnavailable
+from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.i18n import Reason
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, ai_video_tags, hub_cache, hub_offline,
@@ -107,7 +107,7 @@ def analysis_dir(settings: Settings) -> Path:
     if any(folder.glob("*.onnx")):
         return folder
     if hub_offline():
-        raise ModelUnavailable(name, "not downloaded yet and the network is off (HF_HUB_OFFLINE)")
+        raise ModelNotDownloaded(name)
     from insightface.utils import ensure_available
 
     try:

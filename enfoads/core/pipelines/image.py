@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enfoads.core.validation import check_text
-from enfoads.core.errors import InvalidInput, ModelUnavailable
+from enfoads.core.errors import ModelNotDownloaded, InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_cache, hub_error_reason, hub_kwargs,
+from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_reachable, in_cache, hub_cache, hub_error_reason, hub_kwargs,
                                          is_local, local_weights_bytes, resolve_file, use_model)  # fmt: skip
 from enfoads.core.pipelines.prompt import STYLES
 from enfoads.core.i18n import Reason
@@ -318,6 +318,14 @@ class ImagePipeline:
         return [label(s.image_base_model), f"{label(s.image_unet_model)}/{unet_file(s).filename}",
                 label(s.image_vae_model)]  # fmt: skip
 
+    def on_disk(self) -> bool:
+        """The base (text encoders, configs), the Lightning UNet and the VAE are on disk."""
+        s = self.settings
+        models = s.models_dir
+        return (in_cache(s.image_base_model, "model_index.json", models)
+                and in_cache(s.image_unet_model, unet_file(s).filename, models)
+                and in_cache(s.image_vae_model, "config.json", models))  # fmt: skip
+
     def compiles(self) -> bool:
         return self.settings.compile != "off" and self.studio.models.device == "cuda"
 
@@ -338,6 +346,10 @@ class ImagePipeline:
         started = clock()
         download = unet_file(self.settings).size_bytes + sum(
             MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
+        if not self.on_disk() and not hub_reachable():
+            # Said first: on a CPU the fp32 estimate would otherwise report "too large for the
+            # RAM budget" for a model that simply is not there.
+            raise ModelNotDownloaded("SDXL-Lightning")
         with use_model(self.studio, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
             # After the load: SDXL's own tokenizer is on disk, so the prompts fit it exactly.
             texts = self.prompts(request, sizes, ctx, notices)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from enfoads.core.errors import InvalidInput, ModelUnavailable
-from enfoads.core.pipelines.base import hub_offline, is_local
+from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
+from enfoads.core.pipelines.base import hub_reachable, is_local
 from enfoads.core.vram import CTranslate2Adapter
 
 if TYPE_CHECKING:
@@ -234,14 +234,15 @@ class SubtitlePipeline:
         from faster_whisper import WhisperModel
 
         spec = self.studio.settings.subtitle_model
-        if not is_local(spec) and hub_offline():
-            raise ModelUnavailable(f"faster-whisper {spec}",
-                                   "not a local folder and the hub is offline (HF_HUB_OFFLINE)")  # fmt: skip
+        root = self.studio.settings.models_dir / "whisper"
+        offline = not is_local(spec) and not hub_reachable()
+        if offline and not any(root.glob(f"*{spec}*")):
+            raise ModelNotDownloaded(f"faster-whisper {spec}")
         device = self.studio.models.device
         try:
             return WhisperModel(spec, device=device,
                                 compute_type="float16" if device == "cuda" else "int8",
-                                download_root=str(self.studio.settings.models_dir / "whisper"))  # fmt: skip
+                                download_root=str(root), local_files_only=offline)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - hub, ctranslate2 and file errors alike
             raise ModelUnavailable(f"faster-whisper {spec}", f"{type(exc).__name__}: {exc}") from exc
 

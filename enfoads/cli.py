@@ -74,13 +74,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         studio.close()
         print(busy.message(settings.language), file=sys.stderr)
         return 1
-    with studio:
-        serve_forever(studio, host=args.host or settings.server_host,
-                      port=settings.server_port if args.port is None else args.port,
-                      token=args.token if args.token is not None else settings.server_token,
-                      public_url=args.public_url, tunnel=args.tunnel,
-                      ngrok_authtoken=settings.ngrok_authtoken or os.environ.get("NGROK_AUTHTOKEN", ""),
-                      parent=os.getppid() if args.exit_with_parent else None)  # fmt: skip
+    from enfoads.core.errors import EnfoadsError
+
+    try:
+        with studio:
+            serve_forever(
+                studio, host=args.host or settings.server_host,
+                port=settings.server_port if args.port is None else args.port,
+                token=args.token if args.token is not None else settings.server_token,
+                public_url=args.public_url, tunnel=args.tunnel,
+                ngrok_authtoken=settings.ngrok_authtoken or os.environ.get("NGROK_AUTHTOKEN", ""),
+                parent=os.getppid() if args.exit_with_parent else None)  # fmt: skip
+    except EnfoadsError as exc:  # a tunnel that cannot open: say why, no traceback
+        print(exc.message(settings.language), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -273,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # Spanish text on a C-locale terminal: no crash
+        if "utf" not in (getattr(stream, "encoding", "") or "").lower():
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level or "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip

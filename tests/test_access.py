@@ -173,3 +173,47 @@ def test_a_tunnel_that_gives_no_url_fails_clearly(tmp_path):
     with pytest.raises(TunnelError) as err:
         start_tunnel(5000, "ngrok")
     assert "NGROK_AUTHTOKEN" in err.value.message("en")
+
+
+def test_enfoads_serve_tunnel_prints_the_public_url_and_token(tmp_path):
+    """``enfoads serve --tunnel`` with a (fake) cloudflared: the policy notice, the public URL,
+    the token; the API then needs the token from this machine too. Without cloudflared: the
+    reason, no traceback."""
+    import os
+    import re
+    import signal
+    import subprocess
+
+    env = {**os.environ, "ENFOADS_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1",
+           "ENFOADS_LANGUAGE": "en",
+           "ENFOADS_CLOUDFLARED_PATH": fake_cloudflared(tmp_path, CLOUDFLARED_LOG)}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "serve", "--port", "0",
+                             "--tunnel"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    import threading
+
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
+    try:
+        lines = []
+        while not any(line.startswith("Token") for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(err)
+            lines.append(line.strip())
+        text = "\n".join(lines)
+        assert "Colab's rules forbid" in text
+        assert "Enfoads Studio API: https://kind-words-lake-owl.trycloudflare.com" in text
+        token = lines[-1].rsplit(": ", 1)[1]
+        local = next(m.group(0) for line in err
+                     if (m := re.search(r"http://127\.0\.0\.1:\d+", line)))  # fmt: skip
+        assert httpx.get(local + "/api/jobs").status_code == 401  # closed: a tunnel is up
+        assert httpx.get(local + "/api/jobs",
+                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    env["ENFOADS_CLOUDFLARED_PATH"] = str(tmp_path / "missing")
+    out = subprocess.run([sys.executable, "-m", "enfoads.cli", "serve", "--port", "0", "--tunnel"],
+                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "cloudflared" in out.stderr

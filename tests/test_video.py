@@ -14,6 +14,7 @@ from PIL import Image
 
 from enfoads.core.errors import InvalidInput, NotFound
 from enfoads.testing.faces import astronaut_rgb
+from tests.helpers import read_tags
 
 SCRIPT = "Fresh coffee, every morning. Try our new espresso blend today! Visit us downtown."
 
@@ -324,7 +325,7 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     assert video.meta["voices"] == [{"voice": "en_US-joe-medium", "engine": "piper"}]
     assert done.result["voices"] == video.meta["voices"]
     # the MP4 says what it is, as ffmpeg/ffprobe read it
-    tags = media.read_tags(av_studio.assets.file_path(video))
+    tags = read_tags(av_studio.assets.file_path(video))
     assert tags["ai_generated"] == "true" and tags["comment"].startswith("AI-generated with")
     assert "piper/en_US-joe-medium" in tags["enfoads"] and "Fresh coffee" in tags["comment"]
     # the voice-over WAV is the voice alone: silent where only the music plays

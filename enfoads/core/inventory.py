@@ -39,8 +39,7 @@ def model_inventory(studio: Studio) -> list[dict[str, Any]]:
                  "model": f"{s.image_base_model} + {s.image_unet_model}/{unet.filename}",
                  "licence": unet.licence, "commercial_use": True,
                  "size_bytes": unet.size_bytes + image.MODEL_TABLE["sdxl-base"].size_bytes,
-                 "on_disk": in_hub_cache(studio, s.image_base_model, "model_index.json")
-                 and in_hub_cache(studio, s.image_unet_model, unet.filename)})  # fmt: skip
+                 "on_disk": studio.pipelines["image"].on_disk()})  # fmt: skip
     swap = studio.pipelines["faceswap"]
     swapper_local = Path(s.faceswap_swapper_model).expanduser().is_file() or in_hub_cache(
         studio, s.faceswap_swapper_model, "inswapper_128.onnx")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,8 +85,6 @@ class Job:
 
     def localized(self, lang: str) -> Job:
         """This job with its stage and error in ``lang`` (as stored where no key was kept)."""
-        from dataclasses import replace
-
         def render(stored: dict[str, Any] | None, fallback: str) -> str:
             if not stored:
                 return fallback
@@ -179,9 +177,9 @@ class JobContext:
         SDXL: 2.1 / 6.9 GB" instead of a stage that looks stuck for minutes. Counted from the
         bytes this process writes (``/proc/self/io``), so nothing walks ``folder`` (on Drive
         in Colab) every second; where that counter is missing, ``folder`` is walked."""
-        measure = process_written_bytes if process_written_bytes() is not None else (
-            lambda: folder_bytes(folder))  # fmt: skip
-        start = measure() or 0
+        start = process_written_bytes()
+        measure = process_written_bytes if start is not None else lambda: folder_bytes(folder)
+        start = start if start is not None else measure()
         began = self._clock()
         stop = threading.Event()
 

@@ -269,18 +269,6 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
                 future.cancel()
 
 
-def read_tags(path: Path) -> dict[str, str]:
-    """A media file's container tags, as ffmpeg reads them (``-f ffmetadata``)."""
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    tags = {}
-    for line in out.stdout.splitlines()[1:]:
-        if "=" in line and not line.startswith(";"):
-            key, value = line.split("=", 1)
-            tags[key] = value
-    return tags
-
-
 class FrameWriter:
     """Stream RGB frames into ffmpeg: H.264 (yuv420p) + AAC in an MP4 with faststart.
 

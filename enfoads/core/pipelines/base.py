@@ -40,6 +40,21 @@ class ModelFile:
                 "note": self.note}  # fmt: skip
 
 
+class ModelWithTokenizer(tuple):
+    """(model, tokenizer) that the VRAM manager can move and measure like a torch module."""
+
+    def __new__(cls, model: Any, tokenizer: Any) -> ModelWithTokenizer:
+        return super().__new__(cls, (model, tokenizer))
+
+    def to(self, device: str) -> ModelWithTokenizer:
+        self[0].to(device)
+        return self
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return {"model": self[0]}
+
+
 def is_local(repo: str) -> bool:
     """A folder on disk rather than a hub repo id (``name`` or ``org/name``): one that exists,
     or anything written as a path (absolute, ``./``, ``~``, or with more than one ``/``), which

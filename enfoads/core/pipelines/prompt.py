@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from enfoads.core.validation import check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import Reason, t
-from enfoads.core.pipelines.base import (ModelFile, hub_cache, hub_kwargs, hub_reachable, is_local,
+from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_cache, hub_kwargs, hub_reachable, is_local,
                                          local_weights_bytes)
 
 if TYPE_CHECKING:
@@ -485,8 +485,6 @@ def load_llm(studio: Studio, repo: str) -> tuple[Any, Any]:
 
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc
     model.eval()
-    from enfoads.core.pipelines.translate import ModelWithTokenizer
-
     return ModelWithTokenizer(model, tokenizer)
 
 

@@ -13,7 +13,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from enfoads.core.errors import ModelUnavailable
-from enfoads.core.pipelines.base import ModelFile, hub_kwargs, in_cache, local_weights_bytes
+from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_kwargs, in_cache,
+                                         local_weights_bytes)
 
 if TYPE_CHECKING:
     from enfoads.core.studio import Studio
@@ -23,21 +24,6 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "translator"
 MODEL = ModelFile("opus-mt-es-en", "Helsinki-NLP/opus-mt-es-en", None, "main", "Apache-2.0",
                   312_000_000, note="Spanish → English for the image prompt")  # fmt: skip
-
-
-class ModelWithTokenizer(tuple):
-    """(model, tokenizer) that the VRAM manager can move and measure like a torch module."""
-
-    def __new__(cls, model: Any, tokenizer: Any) -> ModelWithTokenizer:
-        return super().__new__(cls, (model, tokenizer))
-
-    def to(self, device: str) -> ModelWithTokenizer:
-        self[0].to(device)
-        return self
-
-    @property
-    def components(self) -> dict[str, Any]:
-        return {"model": self[0]}
 
 
 def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:

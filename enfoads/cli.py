@@ -164,13 +164,10 @@ def cmd_studio(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        from enfoads.core.media import stop_process
+
         for child in (voila, engine_proc):
-            if child is not None and child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            stop_process(child, 30)
 
 
 def _wait_for_engine(settings: Any, proc: Any, timeout: float = 120.0) -> Any:

@@ -189,6 +189,18 @@ def work_dir(root: Path, prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    """Ask a child process to end (SIGTERM), then kill it if it has not within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def sweep_work_dirs(root: Path) -> int:
     """Remove the work folders of processes that are no longer alive; return how many."""
     import shutil

@@ -62,13 +62,9 @@ class Tunnel:
         return self._ngrok is not None
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        from enfoads.core.media import stop_process
+
+        stop_process(self.process, 5)
         if self._ngrok is not None:
             from pyngrok import ngrok  # type: ignore[import-not-found]
 

@@ -67,12 +67,9 @@ class RedisServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        from enfoads.core.media import stop_process
+
+        stop_process(self.proc, 20)
         self.proc = None
 
     def __enter__(self) -> RedisServer:

@@ -190,6 +190,39 @@ def _wait_for_engine(settings: Any, proc: Any, timeout: float = 120.0) -> Any:
     return None
 
 
+def cmd_import_assets(args: argparse.Namespace) -> int:
+    """Import the seed backend's assets.json into the vault (through the running engine, if
+    one serves this data dir)."""
+    from pathlib import Path
+
+    import enfoads
+    from enfoads.core.errors import EnfoadsError
+    from enfoads.core.i18n import t
+    from enfoads.core.settings import load_settings
+
+    settings = load_settings()
+    lang = settings.language
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(t("cli.import.unreadable", lang, file=args.file, reason=exc.strerror or "?"), file=sys.stderr)
+        return 1
+    studio = enfoads.connect(settings)
+    try:
+        report = studio.import_seed_json(data)
+    except EnfoadsError as exc:
+        print(exc.message(lang), file=sys.stderr)
+        return 1
+    finally:
+        studio.close()
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "assets"}, indent=2))
+    else:
+        print(t("cli.import.done", lang, imported=report["imported"], skipped=report["skipped"],
+                existing=report["already_there"]))  # fmt: skip
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print the API's OpenAPI schema (the TypeScript client's types are generated from it)."""
     import tempfile
@@ -263,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)  # the engine `enfoads studio` starts for itself
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("openapi", help="print the API's OpenAPI schema").set_defaults(func=cmd_openapi)
+    importer = sub.add_parser("import-assets", help="import the seed backend's assets.json into the vault")
+    importer.add_argument("file", help="the assets.json file (entries with inline data: URLs)")
+    importer.add_argument("--json", action="store_true", help="machine-readable output")
+    importer.set_defaults(func=cmd_import_assets)
     worker = sub.add_parser("worker", help="a Celery worker for one GPU (ENFOADS_QUEUE=celery)")
     worker.add_argument("--gpu", type=int, default=None,
                         help="the GPU this process owns (CUDA_VISIBLE_DEVICES); none: CPU")  # fmt: skip

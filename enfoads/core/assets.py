@@ -30,12 +30,12 @@ from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from enfoads.core import events, media
 from enfoads.core.db import AssetRow, TagRow
-from enfoads.core.errors import DiskFull, InvalidInput, NotFound, is_disk_full
+from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, NotFound, is_disk_full
 from enfoads.core.validation import check_text
 from enfoads.core.i18n import Reason
 
@@ -56,8 +56,22 @@ TMP_PREFIX = ".tmp-"
 MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _TAG_RE = re.compile(r"^[\w\- áéíóúñüÁÉÍÓÚÑÜ]{1,64}$")
+# Face-swap inputs uploaded with a swap: kept for lineage, hidden in the vault unless asked.
+INPUT_TAG = "faceswap-input"
 _PREFIX = {"image": "img", "video": "vid", "audio": "aud", "avatar": "ava", "logo": "logo",
            "subtitle": "sub", "brand_kit": "kit", "font": "fnt"}  # fmt: skip
+
+
+def fold(text: str) -> str:
+    """Text as the vault's search compares it: no accents, no case ("Campaña" -> "campana")."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def search_text(name: str, prompt: str, tags: Iterable[str]) -> str:
+    return fold(" \n".join([name, prompt, *tags]))
 
 
 def utcnow() -> datetime:
@@ -85,6 +99,7 @@ class Asset:
     model_ids: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    part_of: str | None = None  # the asset this one is a file of (a video's WAV, SRT, VTT)
 
     @property
     def url(self) -> str:
@@ -102,7 +117,7 @@ class Asset:
             "url": self.url, "thumbnail_url": self.thumbnail_url, "prompt": self.prompt,
             "seed": self.seed, "job_id": self.job_id, "parents": list(self.parents),
             "model_ids": list(self.model_ids), "tags": list(self.tags), "meta": self.meta,
-            "created_at": self.created_at.isoformat() + "Z",
+            "part_of": self.part_of, "created_at": self.created_at.isoformat() + "Z",
         }  # fmt: skip
 
     @classmethod
@@ -114,7 +129,7 @@ class Asset:
             has_thumbnail=row.thumb_sha256 is not None, prompt=row.prompt, seed=row.seed,
             job_id=row.job_id, parents=tuple(row.parents or ()),
             model_ids=tuple(row.model_ids or ()), tags=tuple(sorted(t.tag for t in row.tags)),
-            meta=dict(row.meta or {}),
+            meta=dict(row.meta or {}), part_of=row.part_of,
         )  # fmt: skip
 
 
@@ -124,6 +139,8 @@ class Page:
     total: int
     offset: int
     limit: int
+    # With ``grouped=True``: each item's own files (a video's WAV, SRT and VTT), by item id.
+    parts: dict[str, list[Asset]] = field(default_factory=dict)
 
 
 # zlib level 3, not Pillow's 6: about 3x faster to write a 1024² result for 7-11 % more
@@ -165,6 +182,15 @@ class AssetStore:
         self._clock = clock
         self._thread_lock = threading.RLock()
         self._lock_path = self.root.with_name(self.root.name + ".lock")  # beside the blobs
+        self._fill_search_columns()
+
+    def _fill_search_columns(self) -> None:
+        """Rows from before the search and grouping columns: fill them in once."""
+        with self._sessions.begin() as s:
+            for row in s.scalars(select(AssetRow).where(AssetRow.search_text.is_(None))):
+                row.search_text = search_text(row.name, row.prompt, (t.tag for t in row.tags))
+                of = (row.meta or {}).get("of")
+                row.part_of = of if isinstance(of, str) and _ID_RE.match(of) else None
 
     # -- files -------------------------------------------------------------------------
     @contextmanager
@@ -283,8 +309,10 @@ class AssetStore:
         tags: Iterable[str] = (),
         meta: dict[str, Any] | None = None,
         created_at: datetime | None = None,
+        part_of: str | None = None,
     ) -> Asset:
         """Store bytes as a new asset. Images and videos are probed and get a thumbnail.
+        ``part_of``: the asset this one is a file of (shown on that asset's card).
 
         The studio's own outputs come here directly; user uploads go through ``add_upload``,
         which applies the upload size cap first.
@@ -332,7 +360,8 @@ class AssetStore:
                 size_bytes=len(data), width=width, height=height, duration_s=duration,
                 thumb_sha256=thumb_sha, prompt=prompt, seed=seed, job_id=job_id,
                 parents=list(parents), model_ids=list(model_ids), meta=dict(meta or {}),
-                created_at=created_at or self._clock(),
+                created_at=created_at or self._clock(), part_of=part_of,
+                search_text=search_text(name, prompt, dict.fromkeys(tags)),
             )  # fmt: skip
             row.tags = [TagRow(tag=t) for t in dict.fromkeys(tags)]
             staged_thumb = self._stage(thumb_bytes) if thumb_bytes else None
@@ -401,6 +430,12 @@ class AssetStore:
         with self._sessions() as s:
             return Asset.from_row(self._row(s, asset_id))
 
+    def exists(self, asset_id: str) -> bool:
+        if not isinstance(asset_id, str) or not _ID_RE.match(asset_id):
+            return False
+        with self._sessions() as s:
+            return s.get(AssetRow, asset_id) is not None
+
     def list(
         self,
         *,
@@ -410,9 +445,16 @@ class AssetStore:
         job_id: str | None = None,
         offset: int = 0,
         limit: int = 50,
+        grouped: bool = False,
+        inputs: bool = True,
     ) -> Page:
         """Newest first, filtered by kind, tag, the job that made them, and a text search over
-        name, prompt and tags."""
+        name, prompt and tags that ignores accents and case.
+
+        ``grouped``: one item per card, as the vault shows them: a video's WAV, SRT and VTT
+        come in ``Page.parts`` instead of as items, and the brand kit's own record is left out.
+        ``inputs=False`` leaves out the pictures uploaded only as face-swap inputs.
+        """
         if kind is not None and kind not in ASSET_KINDS:
             raise InvalidInput("error.unknown_choice", field="kind", value=kind,
                                choices=", ".join(ASSET_KINDS))  # fmt: skip
@@ -428,21 +470,33 @@ class AssetStore:
             query = query.where(AssetRow.tags.any(TagRow.tag == tag))
         if job_id:
             query = query.where(AssetRow.job_id == job_id)
+        if grouped:
+            query = query.where(AssetRow.part_of.is_(None), AssetRow.kind.not_in(RESERVED_KINDS))
+        if not inputs:
+            query = query.where(~AssetRow.tags.any(TagRow.tag == INPUT_TAG))
         if text and check_text(text, "q", limit=200).strip():
-            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", text.strip()) + "%"
-            query = query.where(
-                or_(
-                    AssetRow.name.ilike(pattern, escape="\\"),
-                    AssetRow.prompt.ilike(pattern, escape="\\"),
-                    AssetRow.tags.any(TagRow.tag.ilike(pattern, escape="\\")),
-                )
-            )
+            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", fold(text.strip())) + "%"
+            query = query.where(AssetRow.search_text.like(pattern, escape="\\"))
         with self._sessions() as s:
             total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = s.scalars(
                 query.order_by(AssetRow.created_at.desc(), AssetRow.id).offset(offset).limit(limit)
             ).all()
-            return Page([Asset.from_row(r) for r in rows], total, offset, limit)
+            items = [Asset.from_row(r) for r in rows]
+        parts = self.parts_of([a.id for a in items]) if grouped else {}
+        return Page(items, total, offset, limit, parts)
+
+    def parts_of(self, asset_ids: list[str]) -> dict[str, list[Asset]]:
+        """The files of each asset (a video's WAV, SRT, VTT), oldest first."""
+        if not asset_ids:
+            return {}
+        found: dict[str, list[Asset]] = {}
+        with self._sessions() as s:
+            rows = s.scalars(select(AssetRow).where(AssetRow.part_of.in_(asset_ids))
+                             .order_by(AssetRow.created_at, AssetRow.id)).all()  # fmt: skip
+            for row in rows:
+                found.setdefault(row.part_of, []).append(Asset.from_row(row))
+        return found
 
     # -- changing ----------------------------------------------------------------------
     @staticmethod
@@ -460,6 +514,7 @@ class AssetStore:
             have = {t.tag for t in row.tags}
             row.tags = [t for t in row.tags if t.tag not in remove]
             row.tags.extend(TagRow(tag=t) for t in dict.fromkeys(add) if t not in have)
+            row.search_text = search_text(row.name, row.prompt, (t.tag for t in row.tags))
             s.flush()
             asset = Asset.from_row(row)
         self._bus.publish(events.asset_updated(asset.to_dict()))
@@ -487,49 +542,75 @@ class AssetStore:
 
     # -- the seed's assets.json ----------------------------------------------------------
     def import_seed_json(self, path: Path) -> list[Asset]:
-        """Import the seed backend's ``assets.json`` (entries with ``data:`` URLs).
-
-        Entries whose URL is not an inline ``data:`` URL are skipped with a log line: a path or
-        a remote URL in the file is never read.
-        """
+        """Import the seed backend's ``assets.json`` file (see ``import_seed``)."""
         try:
-            entries = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInput("error.invalid", field="assets.json", reason=str(exc)[:200]) from exc
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise InvalidInput("error.invalid", field="assets.json",
+                               reason=Reason("reason.unreadable_file")) from exc  # fmt: skip
+        return self.import_seed(data).imported
+
+    def import_seed(self, data: bytes) -> ImportReport:
+        """Import the seed backend's ``assets.json``: a list of entries with inline ``data:``
+        URLs. An entry whose URL is not an inline ``data:`` URL is skipped: a path or a remote
+        URL in the file is never read. A bad entry (malformed base64, a corrupt or oversized
+        file) is skipped and counted; the others are imported; an entry whose id is already in
+        the vault is not imported twice."""
+        try:
+            entries = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise InvalidInput("error.invalid", field="assets.json", reason=Reason("reason.not_json")) from exc
         if not isinstance(entries, list):
             raise InvalidInput("error.invalid", field="assets.json", reason=Reason("reason.list_expected"))
-        imported = []
+        report = ImportReport()
         for entry in entries:
+            seed_id = str(entry.get("id", ""))[:80] if isinstance(entry, dict) else ""
             url = entry.get("url", "") if isinstance(entry, dict) else ""
-            match = re.match(r"^data:([\w/+.-]+);base64,(.*)$", url, re.S)
+            match = re.match(r"^data:([\w/+.-]+);base64,(.*)$", url, re.S) if isinstance(url, str) else None
             if not match:
-                log.warning("seed import: skipped an entry without a data: URL (%r)",
-                            entry.get("id") if isinstance(entry, dict) else entry)  # fmt: skip
+                log.warning("seed import: skipped an entry without a data: URL (%r)", seed_id)
+                report.skipped.append(seed_id)
                 continue
-            try:
-                data = base64.b64decode(match.group(2), validate=True)
-            except (binascii.Error, ValueError):
-                log.warning("seed import: skipped %r, malformed base64", entry.get("id"))
-                continue
-            seed_id = str(entry.get("id", ""))
-            kind = entry.get("type", "image")
-            kind = kind if kind in ASSET_KINDS else "image"
             with self._sessions() as s:
-                exists = _ID_RE.match(seed_id) and s.get(AssetRow, seed_id) is not None
-            if exists:
-                continue  # importing twice keeps one copy
-            created = entry.get("created_at")
+                if _ID_RE.match(seed_id) and s.get(AssetRow, seed_id) is not None:
+                    report.existing.append(seed_id)
+                    continue  # importing twice keeps one copy
             try:
-                created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
-                created_at = created_at.astimezone(timezone.utc).replace(tzinfo=None)
-            except ValueError:
-                created_at = None
-            imported.append(
-                self.add_bytes(
-                    data, kind, name=str(entry.get("name", seed_id))[:255],
+                blob = base64.b64decode(match.group(2), validate=True)
+                media.check_upload_size(blob, seed_id or "asset", self.max_upload_bytes)
+                kind = entry.get("type", "image")
+                kind = kind if kind in UPLOAD_KINDS else "image"
+                created = entry.get("created_at")
+                try:
+                    created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+                    created_at = created_at.astimezone(timezone.utc).replace(tzinfo=None)
+                except ValueError:
+                    created_at = None
+                tags = [t for t in entry.get("tags") or [] if isinstance(t, str) and _TAG_RE.match(t)]
+                report.imported.append(self.add_bytes(
+                    blob, kind, name=str(entry.get("name") or seed_id)[:255],
                     asset_id=seed_id if _ID_RE.match(seed_id) else None,
-                    prompt=str(entry.get("prompt", "")), created_at=created_at,
-                    meta={"imported_from": "assets.json"},
-                )  # fmt: skip
-            )
-        return imported
+                    prompt=str(entry.get("prompt", ""))[:4000], created_at=created_at,
+                    tags=tags[:20], meta={"imported_from": "assets.json"},
+                ))  # fmt: skip
+            except (binascii.Error, ValueError, EnfoadsError) as exc:
+                log.warning("seed import: skipped %r (%s)", seed_id, exc)
+                report.skipped.append(seed_id)
+        log.info("seed import: %d imported, %d skipped, %d already there", len(report.imported),
+                 len(report.skipped), len(report.existing))  # fmt: skip
+        return report
+
+
+@dataclass
+class ImportReport:
+    """What an ``assets.json`` import did: the new assets, the entries skipped (no inline data,
+    malformed, refused) and those already in the vault, by the seed's id."""
+
+    imported: list[Asset] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"imported": len(self.imported), "skipped": len(self.skipped),
+                "already_there": len(self.existing), "skipped_ids": self.skipped[:100],
+                "assets": [a.to_dict() for a in self.imported]}  # fmt: skip

@@ -191,8 +191,11 @@ class AttachedStudio:
         self._call("POST", f"/api/assets/{asset_id}/tags", json={"add": list(add), "remove": list(remove)})
         return self.get_asset(asset_id)
 
-    def delete_asset(self, asset_id: str) -> None:
-        self._call("DELETE", f"/api/assets/{asset_id}")
+    def delete_asset(self, asset_id: str, confirm: bool = False) -> None:
+        self._call("DELETE", f"/api/assets/{asset_id}", params={"confirm": "true"} if confirm else None)
+
+    def import_seed_json(self, data: bytes) -> dict[str, Any]:
+        return self._call("POST", "/api/assets/import", files={"file": ("assets.json", data)})
 
     def first_frame(self, asset_id: str) -> Any:
         from enfoads.core import media

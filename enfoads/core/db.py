@@ -39,6 +39,12 @@ class AssetRow(Base):
     model_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    # Name, prompt and tags folded (no accents, no case) for the vault's search: "cafe" finds
+    # "Café". NULL on rows written before the column existed (filled in at start-up).
+    search_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The asset this one is a file of (a video's voice-over WAV and its SRT/VTT subtitles):
+    # the vault shows them on the video's card, not as cards of their own.
+    part_of: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     tags: Mapped[list[TagRow]] = relationship(
         back_populates="asset", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -103,7 +109,8 @@ class EngineRow(Base):
 # PostgreSQL).
 _ADDED_COLUMNS = (("jobs", "owner", String(120), None), ("jobs", "heartbeat_at", DateTime(), None),
                   ("jobs", "cancel_requested", Boolean(), "FALSE"),
-                  ("jobs", "stage_i18n", JSON(), None), ("jobs", "error_i18n", JSON(), None))  # fmt: skip
+                  ("jobs", "stage_i18n", JSON(), None), ("jobs", "error_i18n", JSON(), None),
+                  ("assets", "search_text", Text(), None), ("assets", "part_of", String(40), None))  # fmt: skip
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -94,6 +94,17 @@ class ModelTooLarge(EnfoadsError):
         )
 
 
+class AssetInUse(EnfoadsError):
+    """Deleting an asset the brand kit uses needs a confirmation (``confirm=True``)."""
+
+    status = 409
+
+    def __init__(self, name: str, role: str):
+        from enfoads.core.i18n import Reason
+
+        super().__init__("error.asset_in_kit", name=name, role=Reason(f"noun.kit_{role}"))
+
+
 class JobStateError(EnfoadsError):
     status = 409
 

@@ -130,6 +130,14 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "El campo '{field}' debe ser un número finito.",
         "en": "The field '{field}' must be a finite number.",
     },
+    "error.asset_in_kit": {
+        "es": "'{name}' es {role} de tu kit de marca: confirma para quitarlo del kit y borrarlo.",
+        "en": "'{name}' is your brand kit's {role}: confirm to remove it from the kit and delete it.",
+    },
+    "error.highlight_contrast": {
+        "es": "El color de resaltado ({highlight}) apenas se distingue del color del texto ({colour}): elige uno más distinto.",
+        "en": "The highlight colour ({highlight}) can hardly be told from the text colour ({colour}): choose a more different one.",
+    },
     "error.reserved_kind": {
         "es": "Los recursos de tipo '{kind}' los gestiona el estudio: no se pueden subir, etiquetar ni borrar desde aquí.",
         "en": "'{kind}' assets are managed by the studio: they cannot be uploaded, tagged or deleted from here.",
@@ -288,6 +296,8 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     # nouns inside sentences ("no job 'x'")
     "noun.asset": {"es": "el recurso", "en": "asset"},
     "noun.job": {"es": "el trabajo", "en": "job"},
+    "noun.kit_logo": {"es": "el logo", "en": "logo"},
+    "noun.kit_font": {"es": "la fuente", "en": "font"},
     "noun.model": {"es": "el modelo", "en": "model"},
     "noun.job kind": {"es": "el tipo de trabajo", "en": "job kind"},
     # field names inside sentences ("in the target image")
@@ -307,6 +317,7 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "reason.not_storable": {"es": "no se puede guardar como JSON", "en": "not storable as JSON"},
     "reason.bad_base64": {"es": "base64 mal formado", "en": "malformed base64"},
     "reason.unknown_format": {"es": "formato de archivo desconocido", "en": "unknown file format"},
+    "reason.unreadable_file": {"es": "no se puede leer el archivo", "en": "the file cannot be read"},
     "reason.unreadable_audio": {"es": "archivo de audio ilegible", "en": "unreadable audio file"},
     "reason.no_streams": {"es": "no tiene pista de audio ni de vídeo", "en": "no audio or video stream"},
     "reason.no_frames": {"es": "el vídeo no tiene fotogramas", "en": "the video has no frames"},
@@ -341,6 +352,9 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "p. ej. zapatillas rojas sobre arena al atardecer",
         "en": "e.g. red sneakers on sand at sunset",
     },
+    "cli.import.done": {"es": "Importados: {imported} · omitidos: {skipped} · ya estaban: {existing}",
+                        "en": "Imported: {imported} · skipped: {skipped} · already there: {existing}"},
+    "cli.import.unreadable": {"es": "No se puede leer {file}: {reason}", "en": "Cannot read {file}: {reason}"},
     "ui.magic": {"es": "✨ Prompt mágico", "en": "✨ Magic prompt"},
     "ui.enhanced": {"es": "Prompt mejorado (editable)", "en": "Enhanced prompt (editable)"},
     "ui.style": {"es": "Estilo", "en": "Style"},

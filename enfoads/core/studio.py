@@ -23,6 +23,7 @@ from enfoads.core import events
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.dbfile import DatabaseBackup, restore_live
+from enfoads.core.errors import AssetInUse
 from enfoads.core.engine import EngineRegistry, new_owner_id
 from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
@@ -250,6 +251,9 @@ class Studio:
                 saved = {}
             if isinstance(saved, dict):
                 kit.update({k: v for k, v in saved.items() if k in kit})
+        for key in ("logo_asset_id", "font_asset_id"):  # an asset deleted since is not in it
+            if kit[key] and not self.assets.exists(kit[key]):
+                kit[key] = None
         return kit
 
     def save_brand_kit(self, **kit: Any) -> dict[str, Any]:
@@ -304,11 +308,23 @@ class Studio:
         self._refuse_reserved(asset_id, "tag")
         return self.assets.tag(asset_id, add, remove)
 
-    def delete_asset(self, asset_id: str) -> None:
-        """Delete an asset of the vault; the studio's own records (the brand kit's JSON) are
-        changed through their own calls (``save_brand_kit``)."""
+    def delete_asset(self, asset_id: str, confirm: bool = False) -> None:
+        """Delete an asset of the vault with its own files (a video's WAV, SRT and VTT).
+
+        The brand kit's logo or font goes only with ``confirm=True`` (else ``AssetInUse``), and
+        the kit then drops it. The studio's own records (the brand kit's JSON) change through
+        their own calls (``save_brand_kit``)."""
         self._refuse_reserved(asset_id, "delete")
+        asset = self.assets.get(asset_id)
+        kit = self.brand_kit()
+        uses = [key for key in ("logo_asset_id", "font_asset_id") if kit[key] == asset_id]
+        if uses and not confirm:
+            raise AssetInUse(asset.name or asset.id, uses[0].split("_")[0])
+        for part in self.assets.parts_of([asset_id]).get(asset_id, []):
+            self.assets.delete(part.id)
         self.assets.delete(asset_id)
+        if uses:
+            self.save_brand_kit(**{key: None for key in uses})
 
     def _refuse_reserved(self, asset_id: str, action: str) -> None:
         from enfoads.core.assets import RESERVED_KINDS
@@ -320,6 +336,10 @@ class Studio:
 
     def import_seed_assets(self, path: str | Path) -> list[Asset]:
         return self.assets.import_seed_json(Path(path))
+
+    def import_seed_json(self, data: bytes) -> dict[str, Any]:
+        """Import the seed's ``assets.json`` (its bytes): counts and the new assets."""
+        return self.assets.import_seed(data).to_dict()
 
     # -- jobs --------------------------------------------------------------------------
     def submit(self, kind: str, params: dict[str, Any]) -> Job:

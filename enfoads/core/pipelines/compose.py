@@ -64,6 +64,37 @@ def hex_rgb(value: str, field_name: str = "colour") -> tuple[int, int, int]:
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
+# The karaoke highlight must stand out from the text: a CIE76 colour difference below this
+# reads as the same colour at subtitle size (white against light grey is about 6, white
+# against the default yellow about 88).
+MIN_HIGHLIGHT_DELTA_E = 20.0
+
+
+def _lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    """sRGB (0-255) to CIE L*a*b* (D65)."""
+
+    def linear(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgb)
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
+
+    fx, fy, fz = f(x), f(y), f(z)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def colour_difference(a: str, b: str) -> float:
+    """How different two ``#RRGGBB`` colours look (CIE76 ΔE: 0 the same, ~100 black/white)."""
+    la, lb = _lab(hex_rgb(a)), _lab(hex_rgb(b))
+    return sum((p - q) ** 2 for p, q in zip(la, lb)) ** 0.5
+
+
 @dataclass(frozen=True)
 class Sprite:
     """An RGBA image placed at (x, y); ``blend`` draws it onto a frame in place."""

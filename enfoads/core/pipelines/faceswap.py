@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from enfoads.core import media
+from enfoads.core.assets import INPUT_TAG
 from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.i18n import Reason
@@ -471,7 +472,7 @@ class FaceSwapPipeline:
         if item.asset_id:
             return item.asset_id
         asset = self.studio.assets.add_upload(item.data, item.name, "image", job_id=job_id,
-                                              tags=("faceswap-input",))  # fmt: skip
+                                              tags=(INPUT_TAG,))  # fmt: skip
         return asset.id
 
     # -- jobs ---------------------------------------------------------------------------

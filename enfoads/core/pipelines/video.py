@@ -65,6 +65,9 @@ class SubtitleStyle:
         check_number(self.size, "subtitle_style.size", 0.02, 0.15)
         check_number(self.outline, "subtitle_style.outline", 0.0, 0.3)
         check_number(self.max_chars, "subtitle_style.max_chars", 0, 80)
+        if self.karaoke and compose.colour_difference(self.colour, self.highlight_colour) < compose.MIN_HIGHLIGHT_DELTA_E:
+            raise InvalidInput("error.highlight_contrast", field="subtitle_style.highlight_colour",
+                               colour=self.colour, highlight=self.highlight_colour)  # fmt: skip
         return self
 
 
@@ -474,6 +477,7 @@ class VideoPipeline:
                     continue
                 asset = assets.add_bytes(data, kind, ext=ext, name=f"{label}: {script[:50]}",
                                          job_id=ctx.job_id, parents=[video.id], prompt=script,
+                                         part_of=video.id,
                                          meta={"ai_generated": True, "of": video.id})  # fmt: skip
                 stored.append(asset.id)
                 ids[ext] = asset

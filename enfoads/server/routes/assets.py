@@ -30,14 +30,23 @@ class TagsRequest(RequestModel):
 def list_assets(request: Request, studio: Studio = Depends(get_studio), kind: str | None = None,
                 tag: str | None = None, q: str | None = None,
                 offset: int = Query(0, ge=0, le=MAX_OFFSET),
-                limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:  # fmt: skip
-    """Newest first; filter by kind and tag, search name/prompt/tags with ``q``. ``url`` and
-    ``thumbnail_url`` are signed: they open the file without a token for a few minutes
-    (``ENFOADS_MEDIA_URL_TTL_S``), for ``<img src>``."""
-    page = studio.list_assets(kind=kind, tag=tag, text=q, offset=offset, limit=limit)
+                limit: int = Query(50, ge=1, le=500), grouped: bool = False,
+                inputs: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Newest first; filter by kind and tag, search name/prompt/tags with ``q`` (accents and
+    case ignored: ``cafe`` finds "Café"). ``grouped=true`` gives one item per card, as the
+    vault shows them: a video's WAV, SRT and VTT come in ``parts`` (by the video's id) instead
+    of as items; ``inputs=false`` leaves out pictures uploaded only as face-swap inputs.
+    ``url`` and ``thumbnail_url`` are signed: they open the file without a token for a few
+    minutes (``ENFOADS_MEDIA_URL_TTL_S``), for ``<img src>``."""
+    page = studio.list_assets(kind=kind, tag=tag, text=q, offset=offset, limit=limit,
+                              grouped=grouped, inputs=inputs)  # fmt: skip
     access = request.app.state.access
-    return {"items": [access.sign_asset(a.to_dict()) for a in page.items], "total": page.total,
-            "offset": page.offset, "limit": page.limit}  # fmt: skip
+    reply = {"items": [access.sign_asset(a.to_dict()) for a in page.items], "total": page.total,
+             "offset": page.offset, "limit": page.limit}  # fmt: skip
+    if grouped:
+        reply["parts"] = {key: [access.sign_asset(a.to_dict()) for a in parts]
+                          for key, parts in page.parts.items()}  # fmt: skip
+    return reply
 
 
 async def _read_body(request: Request) -> bytes:
@@ -94,6 +103,27 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
     return request.app.state.access.sign_asset(asset.to_dict())
 
 
+@router.post("/import", dependencies=[Depends(rate_limit)], openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
+async def import_assets(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Import the seed backend's ``assets.json`` (entries with inline ``data:`` URLs), sent as
+    the multipart field ``file``. Entries without inline data, or whose file is corrupt or too
+    large, are skipped and counted; an id already in the vault is not imported twice."""
+    limit = studio.settings.max_upload_bytes
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type",
+                       t("error.unsupported_media_type", studio.settings.language))  # fmt: skip
+    form = await request.form(max_part_size=limit + 1)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInput("error.empty", field="file")
+    data = await upload.read()
+    report = await run_in_threadpool(studio.import_seed_json, data)
+    access = request.app.state.access
+    return dict(report, assets=[access.sign_asset(a) for a in report["assets"]])
+
+
 @router.get("/{asset_id}")
 def get_asset(asset_id: str, request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """One asset; its ``url`` and ``thumbnail_url`` are freshly signed."""
@@ -125,5 +155,7 @@ def tag_asset(asset_id: str, body: TagsRequest, request: Request,
 
 
 @router.delete("/{asset_id}", status_code=204)
-def delete_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> None:
-    studio.delete_asset(asset_id)
+def delete_asset(asset_id: str, studio: Studio = Depends(get_studio), confirm: bool = False) -> None:
+    """Delete an asset with its own files (a video's WAV, SRT, VTT). The brand kit's logo or
+    font answers 409 ``asset_in_kit`` unless ``confirm=true``; then the kit drops it too."""
+    studio.delete_asset(asset_id, confirm=confirm)

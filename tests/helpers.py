@@ -22,3 +22,45 @@ def read_tags(path: Path) -> dict[str, str]:
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     return dict(line.split("=", 1) for line in out.stdout.splitlines()[1:]
                 if "=" in line and not line.startswith(";"))  # fmt: skip
+
+
+def png(colour=(200, 30, 30), size=(64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def wav(seconds: float = 0.1) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * int(16000 * seconds))
+    return out.getvalue()
+
+
+def video_with_files(studio, name: str = "Anuncio de campaña") -> tuple:
+    """A video asset with its voice-over and subtitles, stored as the video pipeline stores
+    them (``part_of`` the video)."""
+    from enfoads.core import media
+
+    path = studio.settings.data_dir / "clip.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=10:duration=1", "-pix_fmt", "yuv420p", str(path)],
+                   check=True)  # fmt: skip
+    video = studio.assets.add_bytes(path.read_bytes(), "video", ext="mp4", name=name)
+    path.unlink()
+    files = (("audio", "wav", wav()), ("subtitle", "srt", b"1\n00:00:00,000 --> 00:00:01,000\nHola\n"),
+             ("subtitle", "vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHola\n"))
+    parts = [studio.assets.add_bytes(data, kind, ext=ext, name=f"{ext}: {name}", part_of=video.id,
+                                     meta={"of": video.id})
+             for kind, ext, data in files]  # fmt: skip
+    return video, parts

@@ -5,54 +5,20 @@ imported over HTTP and from the command line."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
-
 from enfoads.core.assets import INPUT_TAG, fold
 from enfoads.core.errors import AssetInUse
 from enfoads.server.app import create_app
+from tests.helpers import png, video_with_files
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def png(colour=(200, 30, 30), size=(64, 48)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "PNG")
-    return out.getvalue()
-
-
-def wav() -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
-        w.writeframes(b"\0\0" * 1600)
-    return out.getvalue()
-
-
-def video_with_files(studio, name="Anuncio de campaña") -> tuple:
-    """A video asset with its voice-over and subtitles, stored as the video pipeline does."""
-    from enfoads.core import media
-
-    path = studio.settings.data_dir / "clip.mp4"
-    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc=size=160x120:rate=10:duration=1", "-pix_fmt", "yuv420p", str(path)],
-                   check=True)  # fmt: skip
-    video = studio.assets.add_bytes(path.read_bytes(), "video", ext="mp4", name=name)
-    parts = [studio.assets.add_bytes(data, kind, ext=ext, name=f"{ext}: {name}", part_of=video.id,
-                                     meta={"of": video.id})
-             for kind, ext, data in (("audio", "wav", wav()),
-                                     ("subtitle", "srt", b"1\n00:00:00,000 --> 00:00:01,000\nHola\n"),
-                                     ("subtitle", "vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHola\n"))]  # fmt: skip
-    return video, parts
 
 
 def test_fold_drops_accents_and_case():

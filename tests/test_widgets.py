@@ -98,9 +98,11 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     assert len(creator.gallery.children) == 2 and not creator.generate.disabled
     labels = [card.children[1].value for card in creator.gallery.children]
     assert labels == ["1:1 · 21", "16:9 · 21"]
-    assert "Listo: 2 imágenes (semilla 21)." in creator.message.value
+    assert "Listo: 2 imágenes (variación 21)." in creator.message.value
     assert vault.count.value == "2 recursos" and len(vault.grid.children) == 2
-    assert len(app.home.recent.children) == 2 and "<td>Imágenes</td><td>completado</td>" in app.home.jobs.value
+    assert len(app.home.recent.children) == 2
+    assert "<b>Imágenes</b>" in app.home.jobs.children[0].children[0].value
+    assert "completado" in app.home.jobs.children[0].children[0].value
     # gallery actions: keep (a tag), use in a video (a scene), use as avatar (needs a face)
     card = creator.gallery.children[0]
     keep, avatar = card.children[2].children
@@ -197,7 +199,7 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     assert job.state.value == "completed"
     assert "Listo: 1 cara cambiada." in panel.message.value and len(panel.result.children) == 2
     app.vault.refresh()
-    card = next(c for c in app.vault.grid.children if c.children[1].value.startswith("face swap"))
+    card = next(c for c in app.vault.grid.children if ">face swap" in c.children[1].value)
     assert "no comercial" in card.children[2].value  # the licence shows on the vault card
 
 
@@ -287,7 +289,7 @@ def test_settings_lists_models_and_starts_the_server(app):
     rows = panel.models.children
     assert any("inswapper_128" in row.children[1].value and "no comercial" in row.children[1].value
                for row in rows)  # fmt: skip
-    assert all(row.children[0].disabled for row in rows if "✅" in row.children[1].value)
+    assert all(row.children[0].disabled for row in rows if "fa-check-circle" in row.children[1].value)
     # A voice whose licence is not checked here says so, in Spanish, with its MODEL_CARD.
     davefx = next(row.children[1].value for row in rows if "es_ES-davefx-medium" in row.children[1].value)
     assert "licencia sin verificar" in davefx
@@ -331,3 +333,101 @@ def test_an_upload_goes_into_the_vault_and_is_chosen(app):
     simulate_upload(picker.upload, "roto.png", b"not a picture")
     assert picker.message.value and "roto.png" in picker.message.value  # named, in the panel
     assert app.studio.list_assets().total == before + 1 and picker.value == asset.id
+
+
+def test_a_language_switch_keeps_the_tab_and_ends_the_old_panels_subscriptions(app):
+    """The bus holds as many handlers after two switches as before (it grew 26 → 46 → 66)."""
+    handlers = len(app.studio.bus._handlers)  # noqa: SLF001 - what leaked
+    app.selected_index = 4  # BrandVault
+    app.settings.language.value = "en"
+    assert app.selected_index == 4 and tab_titles(app)[4] == "BrandVault"
+    assert app.vault.count.value.endswith("assets")
+    app.settings.language.value = "es"
+    assert len(app.studio.bus._handlers) == handlers  # noqa: SLF001
+    assert app.selected_index == 4 and app.vault.count.value.endswith("recursos")
+
+
+def test_the_vault_pages_through_any_number_of_assets_grouped(app):
+    from enfoads.core.assets import INPUT_TAG
+
+    studio = app.studio
+    for i in range(60):
+        studio.assets.add_bytes(png(np.full((24, 24, 3), i, np.uint8)), "image", name=f"Campaña {i:02d}")
+    studio.assets.add_bytes(png(np.full((24, 24, 3), 200, np.uint8)), "image", name="source.upload",
+                            tags=(INPUT_TAG,))  # fmt: skip
+    vault = app.vault
+    vault.refresh()
+    assert vault.count.value == "60 recursos" and len(vault.grid.children) == 24
+    assert vault.page_label.value == "Página 1 de 3" and vault.previous.disabled
+    vault.next.click()
+    vault.next.click()
+    assert vault.page_label.value == "Página 3 de 3" and vault.next.disabled
+    names = [c.children[1].value for c in vault.grid.children]
+    assert len(names) == 12 and ">Campaña 00<" in names[-1]  # the 60th, the oldest
+    vault.search.value = "campana 0"  # accents and case ignored; back to the first page
+    assert vault.count.value == "10 recursos" and vault.page_label.value == "Página 1 de 1"
+    vault.search.value = ""
+    vault.inputs.value = True  # the face-swap input shows only when asked
+    assert vault.count.value == "61 recursos"
+
+
+def test_deleting_the_kits_logo_in_the_vault_warns_and_updates_the_kit(app):
+    logo = app.studio.upload_asset(png(np.zeros((40, 40, 3), np.uint8)), "marca.png", kind="logo")
+    app.studio.save_brand_kit(logo_asset_id=logo.id)
+    vault = app.vault
+    vault.kit.reload()
+    assert vault.kit.logo.value == logo.id
+    vault.refresh()
+    delete = vault.grid.children[0].children[3].children[1]
+    delete.click()
+    assert "logo de tu kit de marca" in vault.message.value and app.studio.assets.exists(logo.id)
+    delete.click()
+    assert not app.studio.assets.exists(logo.id)
+    assert app.studio.brand_kit()["logo_asset_id"] is None and vault.kit.logo.value is None
+    vault.kit.cta.value = "Compra hoy"
+    vault.kit.save.click()
+    assert "guardado" in vault.kit.message.value
+
+
+def test_a_failed_job_shows_its_reason_and_retries_from_the_panel_and_home(app):
+    studio = app.studio
+    creator = app.creator
+    creator.prompt.value = "taza de café"
+    real_run = studio.jobs._handlers["generate_image"]  # noqa: SLF001
+
+    def broken(ctx):
+        raise RuntimeError("the GPU fell off")
+
+    studio.jobs._handlers["generate_image"] = broken  # noqa: SLF001
+    creator.generate.click()
+    job = studio.wait_job(creator.progress.job_id, TIMEOUT)
+    assert job.state.value == "failed"
+    assert "the GPU fell off" in creator.progress.stage.value
+    assert creator.progress.retry.layout.display == "" and not creator.generate.disabled
+    row = app.home.jobs.children[0]
+    assert "the GPU fell off" in row.children[0].value and row.children[1].description == "Reintentar"
+    studio.jobs._handlers["generate_image"] = real_run  # noqa: SLF001
+    creator.progress.retry.click()
+    retried = studio.wait_job(creator.progress.job_id, TIMEOUT)
+    assert retried.state.value == "completed" and retried.retry_of == job.id
+    assert creator.progress.retry.layout.display == "none" and len(creator.gallery.children) == 1
+    row.children[1].click()  # Home's retry of the same failed job: one more run
+    assert "lanzado de nuevo" in app.home.jobs_message.value
+    latest = studio.list_jobs(limit=1)[0]
+    assert latest.retry_of == job.id
+    studio.wait_job(latest.id, TIMEOUT)
+
+
+def test_video_studio_reads_plainly_and_picks_the_only_avatar(app):
+    panel = app.video
+    labels = dict((v, k) for k, v in panel.voice.options)
+    assert labels["es_MX-claude-high"] == "Claude · México · calidad alta · se descarga al usarla"
+    assert labels["en_US-joe-medium"] == "Joe · Estados Unidos · calidad media"
+    assert panel.avatar.value is None
+    avatar = app.studio.upload_asset(png(astronaut_rgb()), "presentadora.png", kind="avatar")
+    assert panel.avatar.value == avatar.id  # the only avatar is chosen
+    panel.karaoke.value = True
+    panel.highlight.value = "#FFFFFF"  # the same as the text: the words would not show
+    assert "casi no se distingue" in panel.contrast.value
+    panel.highlight.value = "#FFD400"
+    assert panel.contrast.value == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,30 @@ import ipywidgets as w
 from enfoads.core.i18n import CATALOG, t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import JobProgress, Message, asset_download
+from enfoads.widgets.compat import tooltip
+
+
+class PlacementToggles(w.HBox):
+    """Formats as toggle buttons: click to add or remove one (no Ctrl-click)."""
+
+    def __init__(self, options: list[tuple[str, str]], value: tuple[str, ...] = ("1:1",),
+                 help_text: str = ""):  # fmt: skip
+        self.options = options
+        self.buttons = {key: w.ToggleButton(description=label, value=key in value, tooltip=help_text,
+                                            icon="check" if key in value else "")
+                        for label, key in options}  # fmt: skip
+        for button in self.buttons.values():
+            button.observe(lambda c, b=button: setattr(b, "icon", "check" if c["new"] else ""), "value")
+        super().__init__(list(self.buttons.values()))
+
+    @property
+    def value(self) -> tuple[str, ...]:
+        return tuple(key for key, button in self.buttons.items() if button.value)
+
+    @value.setter
+    def value(self, keys: tuple[str, ...]) -> None:
+        for key, button in self.buttons.items():
+            button.value = key in keys
 
 
 class AdCreatorPanel(w.VBox):
@@ -23,7 +48,8 @@ class AdCreatorPanel(w.VBox):
                                  placeholder=t("ui.prompt.placeholder", lang),
                                  layout=w.Layout(width="95%", height="70px"),
                                  style={"description_width": "initial"})  # fmt: skip
-        self.magic = w.Button(description=t("ui.magic", lang))
+        self.magic = w.Button(description=t("ui.magic", lang), icon="magic",
+                              tooltip=t("ui.magic_help", lang))  # fmt: skip
         self.enhanced = w.Textarea(description=t("ui.enhanced", lang),
                                    layout=w.Layout(width="95%", height="90px"),
                                    style={"description_width": "initial"})  # fmt: skip
@@ -31,10 +57,10 @@ class AdCreatorPanel(w.VBox):
                                 value="none", description=t("ui.style", lang))  # fmt: skip
         named = [(f"{a} · {t(f'placement.{a}', lang)}" if f"placement.{a}" in CATALOG else a, a)
                  for a in options["aspects"]]  # fmt: skip
-        self.placements = w.SelectMultiple(options=named, value=["1:1"],
-                                           rows=6, description=t("ui.placements", lang))  # fmt: skip
+        self.placements = PlacementToggles(named, ("1:1",), t("ui.placements_help", lang))
         self.seed = w.IntText(value=-1, description=t("ui.seed", lang),
-                              style={"description_width": "initial"})  # fmt: skip
+                              style={"description_width": "initial"},
+                              **tooltip(t("ui.seed_help", lang)))  # fmt: skip
         self.batch = w.IntSlider(value=1, min=1, max=options["max_batch"],
                                  description=t("ui.batch", lang),
                                  style={"description_width": "initial"})  # fmt: skip
@@ -42,13 +68,15 @@ class AdCreatorPanel(w.VBox):
                                  icon="magic")  # fmt: skip
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
+        self.progress.on_retry = lambda: setattr(self.generate, "disabled", True)
         self.gallery = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self._magic_text = ""  # the magic prompt's last preview (for the first placement)
         self.magic.on_click(lambda _b: self.enhance())
         self.generate.on_click(lambda _b: self.start())
         super().__init__([
             self.prompt, w.HBox([self.magic]), self.enhanced,
-            w.HBox([self.style, self.placements]), w.HBox([self.seed, self.batch]),
+            self.style, w.HTML(f"<b>{html.escape(t('ui.placements', lang))}</b>"), self.placements,
+            w.HBox([self.seed, self.batch]),
             self.generate, self.message, self.progress, self.gallery,
         ])  # fmt: skip
 
@@ -90,12 +118,11 @@ class AdCreatorPanel(w.VBox):
         """A result: thumbnail, keep, download, use as avatar, use in a video."""
         asset_id = info["asset_id"]
         thumb = self.studio.assets.thumbnail_path(asset_id)
-        small = w.Layout(width="88px")
-        keep = w.Button(description=t("ui.keep", self.lang), icon="star", layout=small)
+        keep = w.Button(description=t("ui.keep", self.lang), icon="star")
         keep.on_click(lambda _b: self.act("keep", asset_id, keep))
-        avatar = w.Button(description=t("ui.avatar_short", self.lang), icon="user", layout=small)
+        avatar = w.Button(description=t("ui.avatar_short", self.lang), icon="user")
         avatar.on_click(lambda _b: self.act("use_avatar", asset_id, avatar))
-        video = w.Button(description=t("ui.video_short", self.lang), icon="film", layout=small)
+        video = w.Button(description=t("ui.video_short", self.lang), icon="film")
         video.on_click(lambda _b: self.act("use_video", asset_id, video))
         return w.VBox([
             w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px")),

@@ -9,6 +9,7 @@ import ipywidgets as w
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.ad_creator import AdCreatorPanel
+from enfoads.widgets.common import APP_CSS, close_subscriptions
 from enfoads.widgets.faceswap import FaceSwapPanel
 from enfoads.widgets.home import HomePanel
 from enfoads.widgets.settings import SettingsPanel
@@ -17,22 +18,25 @@ from enfoads.widgets.video import VideoStudioPanel
 from enfoads.widgets.compat import set_titles
 
 TABS = ("home", "creator", "faceswap", "video", "vault", "settings")
-# ipywidgets cuts tab titles at 144 px ("Creador de anunci…"); widen them for this app only.
-APP_CSS = "<style>.enfoads-app { --jp-widgets-horizontal-tab-width: 200px; }</style>"
 
 
 class StudioApp(w.Tab):
     def __init__(self, studio: Studio):
         self.studio = studio
-        super().__init__()
+        # One fixed box per tab: a rebuild swaps the panels inside them, never the tab bar's
+        # children (the page resets a tab bar whose children change to its first tab).
+        self.slots = tuple(w.VBox(layout=w.Layout(width="100%")) for _ in TABS)
+        super().__init__(children=self.slots)
         self.add_class("enfoads-app")
         self.build()
 
     def build(self) -> None:
+        """The panels in the studio's language; a rebuild (the language switch) ends the old
+        panels' event subscriptions and closes them; the tab that was open stays open."""
         lang = self.studio.settings.language
-        for panel in getattr(self, "panels", ()):
-            for stop in getattr(panel, "_unsubscribe", []) or []:
-                stop()
+        old = getattr(self, "panels", ())
+        for panel in old:
+            close_subscriptions(panel)
         self.home = HomePanel(self.studio)
         self.creator = AdCreatorPanel(self.studio, on_action=self.on_gallery_action)
         self.faceswap = FaceSwapPanel(self.studio)
@@ -50,8 +54,16 @@ class StudioApp(w.Tab):
         style = w.HTML(APP_CSS, layout=w.Layout(display="none"))
         self.home.children = (style, *self.home.children)
         self.panels = (self.home, self.creator, self.faceswap, self.video, self.vault, self.settings)
-        self.children = self.panels
+        for slot, panel in zip(self.slots, self.panels):
+            slot.children = (panel,)
         set_titles(self, tuple(t(f"ui.tab.{name}", lang) for name in TABS))
+        for panel in old:  # (a running server moved to the new settings panel above)
+            panel.close()
+
+    def close(self) -> None:
+        for panel in getattr(self, "panels", ()):
+            close_subscriptions(panel)
+        super().close()
 
     def use_in_video(self, asset_id: str) -> None:
         self.video.add_scene(asset_id, "image")

@@ -1,4 +1,5 @@
-"""Pieces every panel uses: a job's live progress with cancel, and readable messages."""
+"""Pieces every panel uses: the app's styles, icons, a job's live progress with cancel and
+retry, readable messages, asset pickers with upload, and closing a panel's subscriptions."""
 
 from __future__ import annotations
 
@@ -8,13 +9,102 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.assets import RESERVED_KINDS
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.loop import subscribe
-from enfoads.widgets.compat import uploaded_files
+from enfoads.widgets.compat import IPYWIDGETS_8, uploaded_files
 
 _COLORS = {"info": "#2d6cdf", "ok": "#1e8e3e", "error": "#c5221f"}
+
+# The studio's styles, carried by a hidden HTML widget inside the app (Colab, Jupyter and
+# Voila alike). Buttons size to their label instead of ipywidgets' fixed 148 px (labels were
+# cut: "Guar…"); rows wrap at a phone's width; tab titles are readable in full; the vault's
+# grid fills the width with cards of one height. Under Voila (``body[data-voila]``) the
+# notebook's instructions (its Markdown cells) are hidden: the page is the studio only.
+APP_CSS = """<style>
+.enfoads-app { --jp-widgets-horizontal-tab-width: 200px; max-width: 100%; }
+.enfoads-app .lm-TabBar-content, .enfoads-app .p-TabBar-content { flex-wrap: wrap; }
+.enfoads-app .lm-TabBar-tab, .enfoads-app .p-TabBar-tab { flex: 0 0 auto !important; min-width: fit-content; }
+.enfoads-app .widget-button, .enfoads-app .jupyter-button.widget-upload,
+.enfoads-app .widget-toggle-button { width: auto; min-width: fit-content; padding: 0 10px; }
+.enfoads-app .enfoads-icon-button { min-width: 36px; padding: 0; }
+.enfoads-app .widget-vbox > .widget-button { align-self: flex-start; }
+.enfoads-app .widget-hbox { flex-wrap: wrap; gap: 4px 8px; }
+.enfoads-app .widget-dropdown, .enfoads-app .widget-text, .enfoads-app .widget-textarea { max-width: 100%; }
+.enfoads-app .widget-dropdown > select { min-width: 0; }
+.enfoads-app .widget-toggle-buttons .widget-toggle-button { width: auto; }
+.enfoads-app .enfoads-upload { font-size: 0 !important; }
+.enfoads-app .enfoads-upload > i { font-size: var(--jp-widgets-font-size, 13px); margin-right: 6px; }
+.enfoads-app .enfoads-upload::after { content: attr(title); font-size: var(--jp-widgets-font-size, 13px); }
+.enfoads-vault-grid { display: grid !important; gap: 12px;
+  grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important; width: 100%; }
+.enfoads-card { border: 1px solid #ddd; border-radius: 8px; padding: 6px; height: 270px;
+  overflow: hidden; box-sizing: border-box; }
+.enfoads-card .enfoads-thumb { height: 150px; display: flex; align-items: center; justify-content: center;
+  background: #f4f4f4; border-radius: 6px; overflow: hidden; }
+.enfoads-card .enfoads-thumb img { max-height: 150px; max-width: 100%; object-fit: contain; }
+.enfoads-card .widget-label, .enfoads-card .widget-html { max-width: 100%; }
+.enfoads-card .widget-html-content { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+@media (max-width: 600px) {
+  .enfoads-app .widget-inline-hbox { flex-wrap: wrap; height: auto; }
+  .enfoads-app .widget-inline-hbox > .widget-label { max-width: 100%; width: auto; }
+  .enfoads-app .widget-textarea, .enfoads-app .widget-text, .enfoads-app .widget-dropdown,
+  .enfoads-app .widget-colorpicker { width: 100% !important; box-sizing: border-box; }
+  .enfoads-app .widget-textarea { height: auto !important; }
+  .enfoads-app .widget-textarea > textarea { min-height: 64px; }
+  .enfoads-app .widget-inline-hbox > textarea, .enfoads-app .widget-inline-hbox > input[type=text],
+  .enfoads-app .widget-inline-hbox > select { flex: 1 1 100%; min-width: 0; box-sizing: border-box; }
+}
+body[data-voila] .jp-MarkdownCell { display: none; }
+</style>"""
+
+
+def icon(name: str, colour: str = "") -> str:
+    """A Font Awesome icon (ipywidgets' own icon font: it renders where no emoji font does)."""
+    style = f' style="color:{colour}"' if colour else ""
+    return f'<i class="fa fa-{name}"{style} aria-hidden="true"></i>'
+
+
+def file_upload(label: str, accept: str) -> w.FileUpload:
+    """An upload button that reads ``label`` (then the chosen file's name) without ipywidgets'
+    counter ("Subir (0)"): on 8.x the label is its tooltip, which the app's CSS shows. 7.x
+    (Colab) has no tooltip on FileUpload and keeps its own text."""
+    upload = w.FileUpload(accept=accept, multiple=False, description=label)
+    if IPYWIDGETS_8:
+        upload.tooltip = label
+        upload.add_class("enfoads-upload")
+    return upload
+
+
+def show_file_name(upload: w.FileUpload, name: str) -> None:
+    """The chosen file's name on the upload button."""
+    if IPYWIDGETS_8:
+        upload.tooltip = name if len(name) <= 40 else name[:37] + "…"
+    else:
+        upload.description = name[:40]
+
+
+def close_subscriptions(widget: w.Widget) -> int:
+    """Unsubscribe ``widget`` and every widget inside it from the studio's events (what a
+    panel holds in ``_unsubscribe``: one function or a list); how many were ended."""
+    ended = 0
+    stack, seen = [widget], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        stops = getattr(item, "_unsubscribe", None)
+        if stops:
+            for stop in stops if isinstance(stops, list | tuple) else [stops]:
+                stop()
+                ended += 1
+            item._unsubscribe = []
+        stack.extend(getattr(item, "children", ()) or ())
+        stack.extend(getattr(item, "_owned", ()) or ())  # widgets kept but not shown
+    return ended
 
 
 class Message(w.HTML):
@@ -32,8 +122,15 @@ class Message(w.HTML):
         """Show why a finished job did not complete; False when it completed."""
         if job["state"] == "completed":
             return False
-        self.show(t("ui.failed", lang, error=job["error"] or job["state"]), "error")
+        self.show(failure_text(job, lang), "error")
         return True
+
+
+def failure_text(job: dict[str, Any], lang: str) -> str:
+    """Why a job did not complete, in words: its error, or that it was cancelled."""
+    if job["state"] == "cancelled":
+        return t("ui.cancelled", lang)
+    return t("ui.failed", lang, error=job.get("error") or t("ui.no_reason", lang))
 
 
 class JobProgress(w.VBox):
@@ -49,7 +146,12 @@ class JobProgress(w.VBox):
         self.stage = w.Label("")
         self.cancel = w.Button(description=t("ui.cancel", lang), icon="stop", disabled=True)
         self.cancel.on_click(lambda _b: self._cancel())
-        super().__init__([w.HBox([self.bar, self.cancel]), self.stage])
+        # A failed, interrupted or cancelled job can be run again from here, same parameters.
+        self.retry = w.Button(description=t("ui.retry", lang), icon="repeat", button_style="warning")
+        self.retry.layout.display = "none"
+        self.retry.on_click(lambda _b: self._retry())
+        self.on_retry: Callable[[], None] | None = None  # the panel disables its own button
+        super().__init__([w.HBox([self.bar, self.cancel, self.retry]), self.stage])
         self._unsubscribe = subscribe(studio, self._on_event, "job_update")
 
     def start(self, submit: Callable[[], Any], message: Message, button: w.Button) -> bool:
@@ -71,6 +173,19 @@ class JobProgress(w.VBox):
         self.bar.bar_style = ""
         self.stage.value = t("stage.queued", self.studio.settings.language)
         self.cancel.disabled = False
+        self.retry.layout.display = "none"
+
+    def _retry(self) -> None:
+        if self.job_id is None:
+            return
+        try:
+            job = self.studio.retry_job(self.job_id)
+        except EnfoadsError as exc:
+            self.stage.value = exc.message(self.studio.settings.language)
+            return
+        if self.on_retry is not None:
+            self.on_retry()
+        self.follow(job.id)
 
     def _cancel(self) -> None:
         if self.job_id is not None:
@@ -91,6 +206,9 @@ class JobProgress(w.VBox):
         if job["state"] in ("completed", "failed", "cancelled"):
             self.cancel.disabled = True
             self.bar.bar_style = {"completed": "success", "failed": "danger"}.get(job["state"], "warning")
+            if job["state"] != "completed":  # the reason stays in view, with a way out
+                self.stage.value = failure_text(job, self.studio.settings.language)
+                self.retry.layout.display = ""
             self._on_finished(job)
 
     def close(self) -> None:
@@ -104,7 +222,7 @@ def download_link(data: bytes, filename: str, label: str, mime: str) -> str:
 
     encoded = base64.b64encode(data).decode()
     return (f'<a download="{html.escape(filename)}" href="data:{mime};base64,{encoded}" '
-            f'style="margin-right:12px">⬇ {html.escape(label)}</a>')  # fmt: skip
+            f'style="margin-right:12px">{icon("download")} {html.escape(label)}</a>')  # fmt: skip
 
 
 def asset_download(studio: Studio, asset_id: str, label: str) -> str:
@@ -133,17 +251,17 @@ class AssetPicker(w.VBox):
         self.studio, self.kinds, self.tag, self.optional = studio, kinds, tag, optional
         self.upload_kind = upload_kind or kinds[0]
         self.dropdown = w.Dropdown(description=label, style={"description_width": "initial"},
-                                   layout=w.Layout(width="420px"))  # fmt: skip
-        self.upload = w.FileUpload(accept=accept, multiple=False,
-                                   description=t("ui.upload", lang))  # fmt: skip
+                                   layout=w.Layout(width="420px", max_width="100%"))  # fmt: skip
+        self.upload = file_upload(t("ui.upload", lang), accept)
         self.message = Message()
         self._callbacks: list = []
         self._refreshing = False
         self.upload.observe(lambda _c: self._uploaded(), "value")
         self.dropdown.observe(lambda _c: self._refreshing or self._changed(), "value")
         super().__init__([w.HBox([self.dropdown, self.upload]), self.message])
+        # asset_updated: a picture marked as avatar elsewhere joins the avatar list at once
         self._unsubscribe = [subscribe(studio, lambda _e: self.refresh(), name)
-                             for name in ("asset_added", "asset_deleted")]  # fmt: skip
+                             for name in ("asset_added", "asset_updated", "asset_deleted")]  # fmt: skip
         self.refresh()
 
     @property
@@ -162,7 +280,11 @@ class AssetPicker(w.VBox):
             items += self.studio.list_assets(kind=kind, tag=self.tag, limit=200).items
         if self.tag and not self.kinds:
             items = self.studio.list_assets(tag=self.tag, limit=200).items
-        options = [(f"{a.name or a.id} ({a.id})"[:70], a.id) for a in items]
+        items = [a for a in items if a.kind not in RESERVED_KINDS]
+        names = [(a.name or a.id)[:60] for a in items]
+        # The name people gave it; the id only tells apart two of the same name.
+        options = [(name if names.count(name) == 1 else f"{name} · {a.id[-6:]}", a.id)
+                   for name, a in zip(names, items)]  # fmt: skip
         if self.optional or not options:
             options = [("—", "")] + options
         current = self.dropdown.value
@@ -171,6 +293,8 @@ class AssetPicker(w.VBox):
             self.dropdown.options = options
             if current in {v for _, v in options}:
                 self.dropdown.value = current
+            elif not self.optional:  # a required choice: the first (often the only) one
+                self.dropdown.value = options[0][1]
         finally:
             self._refreshing = False
         if self.dropdown.value != current:
@@ -194,4 +318,5 @@ class AssetPicker(w.VBox):
             self.message.show_error(exc, self.studio.settings.language)
             return
         self.message.show("")
+        show_file_name(self.upload, name)
         self.value = asset.id

@@ -12,7 +12,7 @@ import ipywidgets as w
 from enfoads.core.i18n import t
 from enfoads.core.media import VIDEO_EXTS
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, thumbnail
+from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, icon, thumbnail
 
 
 def numbered_boxes(image_bytes: bytes, faces: list[dict[str, Any]]) -> bytes:
@@ -46,7 +46,7 @@ class FaceSwapPanel(w.VBox):
         lang = self.lang = studio.settings.language
         licence = studio.faceswap_licence()
         self.notice = w.HTML(f'<div style="background:#fff4e5;padding:8px;border-left:4px solid '
-                             f'#b06000">⚖ {html.escape(licence["notice"])}<br><small>'
+                             f'#b06000">{icon("balance-scale")} {html.escape(licence["notice"])}<br><small>'
                              f'{html.escape(licence["licence"])}</small></div>')  # fmt: skip
         self.accept = w.Checkbox(value=bool(licence["accepted"]), indent=False,
                                  description=t("ui.swap.accept", lang),
@@ -69,6 +69,7 @@ class FaceSwapPanel(w.VBox):
                              icon="exchange", disabled=not licence["accepted"])  # fmt: skip
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
+        self.progress.on_retry = lambda: setattr(self.swap, "disabled", True)
         self.result = w.VBox()
         self.detect.on_click(lambda _b: self.find_faces())
         self.target.on_change(lambda _v: self.forget_faces())

@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from enfoads.core.i18n import CATALOG, t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import thumbnail
+from enfoads.widgets.common import Message, failure_text, icon, thumbnail
 from enfoads.widgets.loop import subscribe
 
 GB = 1024**3
@@ -26,7 +26,8 @@ class HomePanel(w.VBox):
         self.gpu_text, self.ram_text = w.Label(), w.Label()
         self.models = w.HTML()
         self.missing = w.HTML()
-        self.jobs = w.HTML()
+        self.jobs = w.VBox()
+        self.jobs_message = Message()
         self.recent = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
@@ -34,7 +35,7 @@ class HomePanel(w.VBox):
             w.HTML(f"<h3>{html.escape(t('ui.home.title', lang))}</h3>"),
             w.HBox([self.gpu, self.gpu_text]), w.HBox([self.ram, self.ram_text]),
             self.models, self.missing,
-            w.HTML(f"<b>{html.escape(t('ui.home.jobs', lang))}</b>"), self.jobs,
+            w.HTML(f"<b>{html.escape(t('ui.home.jobs', lang))}</b>"), self.jobs, self.jobs_message,
             w.HTML(f"<b>{html.escape(t('ui.home.recent', lang))}</b>"), self.recent,
             self.refresh_button,
         ])  # fmt: skip
@@ -78,18 +79,43 @@ class HomePanel(w.VBox):
             self.missing.value = ""
             return
         names = ", ".join(f"{m['model']} ({m['capability']})" for m in missing)
-        self.missing.value = (f'<div style="color:#b06000">⚠ '
+        self.missing.value = (f'<div style="color:#b06000">{icon("exclamation-triangle")} '
                               f"{html.escape(t('ui.home.missing', self.lang, models=names))}</div>")  # fmt: skip
 
     def refresh_jobs(self) -> None:
-        rows = []
+        """The last jobs: what, state, progress, and for a failed, interrupted or cancelled one
+        the reason and a retry button (a new job with the same parameters)."""
+        rows: list[w.Widget] = []
         for job in self.studio.list_jobs(limit=8):
             job = job.localized(self.lang)  # a stage stored before a language switch
             state = t(f"ui.state.{job.state.value}", self.lang)
             kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
-            rows.append(f"<tr><td>{html.escape(kind)}</td><td>{html.escape(state)}</td>"
-                        f"<td>{job.progress:.0f}%</td><td>{html.escape(job.stage or '')}</td></tr>")  # fmt: skip
-        self.jobs.value = f"<table>{''.join(rows)}</table>" if rows else "—"
+            failed = job.state.value in ("failed", "cancelled")
+            detail = (failure_text({"state": job.state.value, "error": job.error}, self.lang)
+                      if failed else job.stage or "")  # fmt: skip
+            colour = "#c5221f" if failed else "inherit"
+            cells = (f'<span style="display:inline-block;min-width:9em"><b>{html.escape(kind)}</b></span> '
+                     f'<span style="display:inline-block;min-width:7em">{html.escape(state)}</span> '
+                     f'<span style="display:inline-block;min-width:3.5em">{job.progress:.0f}%</span> '
+                     f'<span style="color:{colour}">{html.escape(detail)}</span>')  # fmt: skip
+            row: list[w.Widget] = [w.HTML(cells)]
+            if failed:
+                retry = w.Button(description=t("ui.retry", self.lang), icon="repeat",
+                                 button_style="warning")  # fmt: skip
+                retry.on_click(lambda _b, job_id=job.id: self.retry(job_id))
+                row.append(retry)
+            rows.append(w.HBox(row))
+        self.jobs.children = tuple(rows) if rows else (w.Label("—"),)
+
+    def retry(self, job_id: str) -> None:
+        try:
+            job = self.studio.retry_job(job_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.jobs_message.show_error(exc, self.lang)
+            return
+        kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
+        self.jobs_message.show(t("ui.retried", self.lang, kind=kind), "ok")
+        self.refresh_jobs()
 
     def refresh_assets(self) -> None:
         page = self.studio.list_assets(kind="image", limit=6)

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import JobProgress, Message
+from enfoads.widgets.common import JobProgress, Message, icon
 
 GB = 1024**3
 
@@ -59,11 +59,11 @@ class SettingsPanel(w.VBox):
     def refresh_models(self) -> None:
         rows = []
         for model in self.studio.model_inventory():
-            state = "✅" if model["on_disk"] else "⬇"
+            state = icon("check-circle", "#1e8e3e") if model["on_disk"] else icon("cloud-download", "#b06000")
             label = w.HTML(f"{state} <b>{html.escape(model['model'])}</b> · "
                            f"{model['size_bytes'] / GB:.2f} GB · <small>{self.licence_html(model)}</small>")  # fmt: skip
             button = w.Button(description=t("ui.settings.download", self.lang), icon="download",
-                              disabled=model["on_disk"], layout=w.Layout(width="130px"))  # fmt: skip
+                              disabled=model["on_disk"])  # fmt: skip
             button.on_click(lambda _b, key=model["key"]: self.download(key))
             rows.append(w.HBox([button, label]))
         self.models.children = tuple(rows)
@@ -75,8 +75,10 @@ class SettingsPanel(w.VBox):
         if text == UNVERIFIED:
             text = t("ui.licence_unverified", self.lang)
         if model["commercial_use"] is False:
-            text += " ⚖ " + t("ui.non_commercial", self.lang)
+            text += " · " + t("ui.non_commercial", self.lang)
         out = html.escape(text)
+        if model["commercial_use"] is False:
+            out = f"{icon('balance-scale')} {out}"
         if model.get("licence_url"):
             out = f'<a href="{html.escape(model["licence_url"])}" target="_blank">{out}</a>'
         return out

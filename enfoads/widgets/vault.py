@@ -9,10 +9,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from enfoads.core.assets import ASSET_KINDS
+from enfoads.core.assets import UPLOAD_KINDS
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import AssetPicker, Message, asset_download
+from enfoads.widgets.common import AssetPicker, Message, asset_download, icon, thumbnail
 from enfoads.widgets.loop import subscribe
 from enfoads.widgets.compat import tooltip
 
@@ -46,9 +46,16 @@ class BrandKitEditor(w.VBox):
         self.save = w.Button(description=t("ui.kit.save", lang), icon="save")
         self.message = Message()
         self.save.on_click(lambda _b: self.store())
-        super().__init__([w.HTML(f"<b>{html.escape(t('ui.kit.title', lang))}</b>"), self.logo,
-                          w.HBox([self.primary, self.accent]), self.font, self.cta, self.save,
-                          self.message])  # fmt: skip
+        super().__init__([w.HTML(f"<h4>{icon('paint-brush')} {html.escape(t('ui.kit.title', lang))}</h4>"),
+                          self.logo, w.HBox([self.primary, self.accent]), self.font, self.cta,
+                          self.save, self.message])  # fmt: skip
+
+    def reload(self) -> None:
+        """The kit as stored (after the studio changed it: a deleted logo or font)."""
+        kit = self.studio.brand_kit()
+        self.logo.value = kit["logo_asset_id"] or ""
+        self.font.value = kit["font_asset_id"] or ""
+        self.cta.value = kit.get("cta", "")
 
     def store(self) -> None:
         try:
@@ -63,64 +70,125 @@ class BrandKitEditor(w.VBox):
             self.on_saved(kit)
 
 
+KIND_ICONS = {"image": "picture-o", "video": "film", "audio": "music", "avatar": "user",
+              "logo": "certificate", "subtitle": "file-text-o", "font": "font"}  # fmt: skip
+
+
 class VaultPanel(w.VBox):
+    """The brand kit on top; then search (accents and case ignored), kind, paging, and one
+    card per asset with its own files grouped (a video's voice-over and subtitles)."""
+
     def __init__(self, studio: Studio, page_size: int = 24):
         self.studio = studio
         lang = self.lang = studio.settings.language
         self.page_size = page_size
-        kinds = [(t(f"kind.{k}", lang), k) for k in ASSET_KINDS]
-        self.kind = w.Dropdown(options=[(t("ui.all", lang), ""), *kinds],
-                               value="", description=t("ui.kind", lang))  # fmt: skip
-        self.search = w.Text(description=t("ui.search", lang))
+        self.page = 0
+        kinds = [(t(f"kind.{k}", lang), k) for k in UPLOAD_KINDS]
+        self.kind = w.Dropdown(options=[(t("ui.all", lang), ""), *kinds], value="",
+                               description=t("ui.kind", lang))  # fmt: skip
+        self.search = w.Text(description=t("ui.search", lang),
+                             placeholder=t("ui.search_placeholder", lang))  # fmt: skip
+        self.inputs = w.Checkbox(value=False, indent=False, description=t("ui.show_inputs", lang),
+                                 layout=w.Layout(width="auto"), **tooltip(t("ui.show_inputs_help", lang)))  # fmt: skip
         self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
         self.count = w.Label("")
         self.message = Message()
-        self.grid = w.GridBox(layout=w.Layout(grid_template_columns="repeat(4, 190px)"))
+        self.grid = w.GridBox()
+        self.grid.add_class("enfoads-vault-grid")
+        self.previous = w.Button(description=t("ui.page_prev", lang), icon="chevron-left")
+        self.next = w.Button(description=t("ui.page_next", lang), icon="chevron-right")
+        self.page_label = w.Label("")
         self.preview = w.VBox()
         self.kit = BrandKitEditor(studio)
         self.on_use_in_video = None  # set by the app: (asset_id) -> None
         self._pending_delete: str | None = None
-        self.kind.observe(lambda _c: self.refresh(), "value")
-        self.search.observe(lambda _c: self.refresh(), "value")
+        self.kind.observe(lambda _c: self.refresh(first_page=True), "value")
+        self.search.observe(lambda _c: self.refresh(first_page=True), "value")
+        self.inputs.observe(lambda _c: self.refresh(first_page=True), "value")
         self.refresh_button.on_click(lambda _b: self.refresh())
-        super().__init__([w.HBox([self.kind, self.search, self.refresh_button]), self.count,
-                          self.message, self.preview, self.grid, self.kit])  # fmt: skip
+        self.previous.on_click(lambda _b: self.turn(-1))
+        self.next.on_click(lambda _b: self.turn(1))
+        super().__init__([self.kit, w.HTML("<hr>"),
+                          w.HBox([self.kind, self.search, self.inputs, self.refresh_button]),
+                          self.count, self.message, self.preview, self.grid,
+                          w.HBox([self.previous, self.page_label, self.next])])  # fmt: skip
         self._unsubscribe = [subscribe(studio, lambda _e: self.refresh(), name)
                              for name in ("asset_added", "asset_updated", "asset_deleted")]  # fmt: skip
         self.refresh()
 
-    def refresh(self) -> None:
-        page = self.studio.list_assets(kind=self.kind.value or None,
-                                       text=self.search.value or None, limit=self.page_size)  # fmt: skip
-        self.count.value = t("ui.count", self.lang, total=page.total)
-        self.grid.children = tuple(self._card(a) for a in page.items)
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
 
-    def _card(self, asset: Any) -> w.Widget:
+    def turn(self, step: int) -> None:
+        self.page = min(max(self.page + step, 0), self.pages - 1)
+        self.refresh()
+
+    def refresh(self, first_page: bool = False) -> None:
+        if first_page:
+            self.page = 0
+        query = dict(kind=self.kind.value or None, text=self.search.value or None, grouped=True,
+                     inputs=self.inputs.value, limit=self.page_size)  # fmt: skip
+        try:
+            page = self.studio.list_assets(offset=self.page * self.page_size, **query)
+            if not page.items and self.page:  # the last page emptied (a delete): step back
+                self.page = max(0, -(-page.total // self.page_size) - 1)
+                page = self.studio.list_assets(offset=self.page * self.page_size, **query)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.message.show_error(exc, self.lang)
+            return
+        self.total = page.total
+        self.count.value = t("ui.count", self.lang, total=page.total)
+        self.grid.children = tuple(self._card(a, page.parts.get(a.id, [])) for a in page.items)
+        self.page_label.value = t("ui.page", self.lang, page=self.page + 1, pages=self.pages)
+        self.previous.disabled = self.page == 0
+        self.next.disabled = self.page >= self.pages - 1
+
+    def _card(self, asset: Any, parts: list[Any]) -> w.Widget:
         thumb = self.studio.assets.thumbnail_path(asset) if asset.has_thumbnail else None
-        picture = (w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px"))
-                   if thumb else w.Label(t(f"kind.{asset.kind}", self.lang)))  # fmt: skip
-        delete = w.Button(description=t("ui.delete", self.lang), icon="trash",
-                          layout=w.Layout(width="104px"))  # fmt: skip
+        if thumb:
+            picture: w.Widget = w.Image(value=thumb.read_bytes(), format="jpeg")
+        else:
+            picture = w.HTML(f'<span style="font-size:48px;color:#888">'
+                             f"{icon(KIND_ICONS.get(asset.kind, 'file-o'))}</span>")  # fmt: skip
+        frame = w.HBox([picture])
+        frame.add_class("enfoads-thumb")
+        delete = w.Button(description=t("ui.delete", self.lang), icon="trash")
         delete.on_click(lambda _b, a=asset: self.delete(a.id, a.name or a.id))
-        show = w.Button(description=t("ui.preview", self.lang), icon="eye", layout=w.Layout(width="72px"))
+        show = w.Button(description=t("ui.preview", self.lang), icon="eye")
         show.on_click(lambda _b, a=asset: self.show(a.id))
         name = asset.name or asset.id
-        tags = ", ".join(asset.tags)
+        details = [t(f"kind.{asset.kind}", self.lang)]
+        if parts:  # the video's own files, on its card
+            details.append(" · ".join([asset.ext.upper()] + [p.ext.upper() for p in parts]))
         if asset.meta.get("commercial_use") is False:
-            tags = "⚖ " + t("ui.non_commercial", self.lang) + (f" · {tags}" if tags else "")
-        return w.VBox([picture, w.Label(name[:28], **tooltip(name)), w.Label(tags[:28], **tooltip(tags)),
+            details.append(t("ui.non_commercial", self.lang))
+        if asset.tags:
+            details.append(", ".join(asset.tags))
+        info = " · ".join(details)
+        card = w.VBox([frame,
+                       w.HTML(f'<b title="{html.escape(name)}">{html.escape(name)}</b>'),
+                       w.HTML(f'<small title="{html.escape(info)}">{html.escape(info)}</small>'),
                        w.HBox([show, delete])])  # fmt: skip
+        card.add_class("enfoads-card")
+        return card
 
     def show(self, asset_id: str) -> None:
-        """A larger preview with download, tags and actions."""
-        asset = self.studio.get_asset(asset_id)
-        data = self.studio.assets.read_bytes(asset)
+        """A larger preview with downloads (the video's files too), tags and actions."""
+        try:
+            asset = self.studio.get_asset(asset_id)
+            data = self.studio.assets.read_bytes(asset)
+        except Exception as exc:  # noqa: BLE001 - shown to the user (deleted meanwhile)
+            self.message.show_error(exc, self.lang)
+            return
         if asset.ext in ("png", "jpg", "webp", "gif"):
             view: w.Widget = w.Image(value=data, format=asset.ext, layout=w.Layout(max_width="420px"))
         elif asset.ext in ("mp4", "webm"):
             view = w.Video(value=data, format=asset.ext, autoplay=False, layout=w.Layout(max_width="360px"))
         elif asset.ext in ("wav", "mp3", "ogg"):
             view = w.Audio(value=data, format=asset.ext, autoplay=False)
+        elif asset.kind == "font":
+            view = thumbnail(self.studio, asset.id, "320px")
         else:
             view = w.HTML(f"<pre>{html.escape(data[:2000].decode(errors='replace'))}</pre>")
         tag = w.Text(placeholder=t("ui.tag_placeholder", self.lang), layout=w.Layout(width="200px"))
@@ -133,12 +201,18 @@ class VaultPanel(w.VBox):
             video = w.Button(description=t("ui.use_video", self.lang), icon="film")
             video.on_click(lambda _b: self.on_use_in_video and self.on_use_in_video(asset_id))
             extra = [avatar, video]
-        info = f"{asset.id} · {t(f'kind.{asset.kind}', self.lang)} · {asset.size_bytes // 1024} KB"
+        info = f"{t(f'kind.{asset.kind}', self.lang)} · {asset.size_bytes // 1024} KB"
+        if asset.width:
+            info += f" · {asset.width}×{asset.height}"
         if asset.meta.get("commercial_use") is False:
-            info += " · ⚖ " + t("ui.non_commercial", self.lang)
-        self.preview.children = (view, w.Label(info),
-                                 w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))),
-                                 w.HBox([tag, add, *extra]))  # fmt: skip
+            info += " · " + t("ui.non_commercial", self.lang)
+        parts = self.studio.assets.parts_of([asset_id]).get(asset_id, [])
+        links = [asset_download(self.studio, asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}")]
+        links += [asset_download(self.studio, p.id, p.ext.upper()) for p in parts]
+        close = w.Button(description=t("ui.close", self.lang), icon="times")
+        close.on_click(lambda _b: setattr(self.preview, "children", ()))
+        self.preview.children = (view, w.Label(info), w.HTML(" ".join(links)),
+                                 w.HBox([tag, add, *extra, close]))  # fmt: skip
 
     def add_tag(self, asset_id: str, tag: str) -> None:
         try:
@@ -158,17 +232,29 @@ class VaultPanel(w.VBox):
         self.refresh()
         self.message.show(t("ui.avatar_ready", self.lang), "ok")
 
+    def kit_role(self, asset_id: str) -> str | None:
+        """``logo`` or ``font`` when the brand kit uses the asset."""
+        kit = self.studio.brand_kit()
+        for role in ("logo", "font"):
+            if kit.get(f"{role}_asset_id") == asset_id:
+                return role
+        return None
+
     def delete(self, asset_id: str, name: str) -> None:
-        """First click asks, the second deletes."""
+        """First click asks (saying so when the brand kit uses it), the second deletes."""
+        role = self.kit_role(asset_id)
         if self._pending_delete != asset_id:
             self._pending_delete = asset_id
-            self.message.show(t("ui.confirm_delete", self.lang, name=name), "info")
+            key = f"ui.confirm_delete_kit_{role}" if role else "ui.confirm_delete"
+            self.message.show(t(key, self.lang, name=name), "info")
             return
         self._pending_delete = None
         try:
-            self.studio.delete_asset(asset_id)
+            self.studio.delete_asset(asset_id, confirm=role is not None)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.preview.children = ()
+        if role is not None:
+            self.kit.reload()
         self.message.show(t("ui.deleted", self.lang, name=name), "ok")

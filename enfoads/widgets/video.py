@@ -9,11 +9,26 @@ import ipywidgets as w
 
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download
+from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, icon
 from enfoads.widgets.vault import as_hex
 from enfoads.widgets.compat import tooltip
 
 ASPECTS = ("9:16", "1:1", "4:5", "16:9")
+
+
+def voice_label(voice: dict[str, Any], lang: str) -> str:
+    """A voice as people choose one: name, country and quality (its Piper key is the value)."""
+    from enfoads.core.i18n import CATALOG
+
+    name = voice["label"].split(" (")[0]
+    country = f"country.{voice['region']}"
+    quality = f"quality.{voice['key'].rsplit('-', 1)[-1]}"
+    parts = [name, t(country, lang) if country in CATALOG else voice["region"]]
+    if quality in CATALOG:
+        parts.append(t(quality, lang))
+    if not voice["available"]:
+        parts.append(t("ui.video.to_download", lang))
+    return " · ".join(parts)
 MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "none")
 
 
@@ -37,11 +52,13 @@ class SceneRow(w.HBox):
         self.crossfade = w.Checkbox(value=False, description=t("ui.video.crossfade", lang),
                                     indent=False, layout=w.Layout(width="110px"))  # fmt: skip
         buttons = []
-        for icon, action, tip in (("arrow-up", -1, "ui.video.up"), ("arrow-down", 1, "ui.video.down")):
-            button = w.Button(icon=icon, tooltip=t(tip, lang), layout=w.Layout(width="36px"))
+        for glyph, action, tip in (("arrow-up", -1, "ui.video.up"), ("arrow-down", 1, "ui.video.down")):
+            button = w.Button(icon=glyph, tooltip=t(tip, lang), layout=w.Layout(width="36px"))
+            button.add_class("enfoads-icon-button")
             button.on_click(lambda _b, a=action: panel.move_scene(self, a))
             buttons.append(button)
         remove = w.Button(icon="trash", tooltip=t("ui.delete", lang), layout=w.Layout(width="36px"))
+        remove.add_class("enfoads-icon-button")
         remove.on_click(lambda _b: panel.remove_scene(self))
         self.kind.observe(lambda _c: self.refresh(), "value")
         super().__init__([self.kind, self.asset, self.script, self.duration, self.motion,
@@ -78,10 +95,10 @@ class VideoStudioPanel(w.VBox):
                                  placeholder=t("ui.video.script_placeholder", lang),
                                  layout=w.Layout(width="95%", height="90px"))  # fmt: skip
         voices = studio.voices()
-        self.voice = w.Dropdown(options=[(f"{v['label']} · {v['key']}" + ("" if v["available"]
-                                          else " ⬇"), v["key"]) for v in voices],
+        self.voice = w.Dropdown(options=[(voice_label(v, lang), v["key"]) for v in voices],
                                 value=studio.settings.voice_default, style=wide,
-                                description=t("ui.video.voice", lang))  # fmt: skip
+                                description=t("ui.video.voice", lang),
+                                **tooltip(t("ui.video.voice_help", lang)))  # fmt: skip
         self.rate = w.FloatSlider(value=1.0, min=0.7, max=1.4, step=0.05, style=wide,
                                   description=t("ui.video.rate", lang))  # fmt: skip
         self.preview = w.Button(description=t("ui.video.preview", lang), icon="play")
@@ -107,6 +124,10 @@ class VideoStudioPanel(w.VBox):
                                          concise=False, style=wide)  # fmt: skip
         self.highlight = w.ColorPicker(value="#FFD400", description=t("ui.video.highlight", lang),
                                        style=wide)  # fmt: skip
+        self.contrast = w.HTML()  # a live warning when the highlight would not show
+        for picker in (self.text_colour, self.highlight):
+            picker.observe(lambda _c: self.check_contrast(), "value")
+        self.karaoke.observe(lambda _c: self.check_contrast(), "value")
         self.brand_colour = "#111111"  # the end card's background
         self.apply_kit(kit)
         self.scenes = w.VBox()
@@ -115,6 +136,7 @@ class VideoStudioPanel(w.VBox):
                                icon="film")  # fmt: skip
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
+        self.progress.on_retry = lambda: setattr(self.render, "disabled", True)
         self.video = w.Video(format="mp4", autoplay=False, controls=True,
                              layout=w.Layout(max_width="360px"))  # fmt: skip
         self.video.layout.display = "none"
@@ -126,7 +148,7 @@ class VideoStudioPanel(w.VBox):
             self.script, w.HBox([self.voice, self.rate]), w.HBox([self.preview, self.player]),
             self.avatar, self.music, self.logo, self.font, self.aspect, self.cta,
             w.HBox([self.subtitles, self.karaoke, self.position]),
-            w.HBox([self.text_colour, self.highlight]),
+            w.HBox([self.text_colour, self.highlight]), self.contrast,
             w.HTML(f"<b>{html.escape(t('ui.video.scenes', lang))}</b> "
                    f"<small>{html.escape(t('ui.video.scenes_help', lang))}</small>"),
             self.scenes, self.add_scene_button, self.render, self.message, self.progress,
@@ -171,6 +193,21 @@ class VideoStudioPanel(w.VBox):
         if colours:
             self.brand_colour = colours[0]
             self.highlight.value = colours[-1]
+
+    def check_contrast(self) -> bool:
+        """Warn (and say False) when the karaoke highlight is too like the text colour."""
+        from enfoads.core.pipelines.compose import MIN_HIGHLIGHT_DELTA_E, colour_difference
+
+        try:
+            low = colour_difference(as_hex(self.text_colour.value),
+                                    as_hex(self.highlight.value)) < MIN_HIGHLIGHT_DELTA_E  # fmt: skip
+        except ValueError:
+            low = False  # a colour still being typed
+        low = low and self.karaoke.value
+        self.contrast.value = (f'<span style="color:#b06000">{icon("exclamation-triangle")} '
+                               f"{html.escape(t('ui.video.low_contrast', self.lang))}</span>"
+                               if low else "")  # fmt: skip
+        return not low
 
     def options(self) -> dict[str, Any]:
         return {"voice": self.voice.value, "rate": self.rate.value, "aspect": self.aspect.value,

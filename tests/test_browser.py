@@ -110,6 +110,10 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             chooser.value.set_files(str(portrait))
             page.locator("option", has_text="portrait.png").first.wait_for(state="attached",
                                                                            timeout=30_000)
+            # The upload button shows the file's name, not ipywidgets' counter ("Subir (1)").
+            shown = page.locator(".enfoads-upload:visible").evaluate_all(
+                "els => els.map(e => getComputedStyle(e, '::after').content)")
+            assert '"portrait.png"' in shown and '"Subir"' in shown, shown
             page.get_by_role("button", name="Crear vídeo").click()
             page.get_by_text("Vídeo listo").wait_for(timeout=240_000)
             video = page.locator("video:visible").first

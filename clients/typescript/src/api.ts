@@ -97,6 +97,8 @@ export interface Asset {
   seed: number | null;
   tags: string[];
   meta: Record<string, unknown>;
+  /** The asset this one is a file of (a video's voice-over, its subtitles). */
+  part_of: string | null;
   created_at: string;
 }
 
@@ -105,6 +107,17 @@ export interface AssetPage {
   total: number;
   offset: number;
   limit: number;
+  /** With `grouped: true`: each card's own files (a video's WAV, SRT, VTT), by its id. */
+  parts?: Record<string, Asset[]>;
+}
+
+/** What an assets.json import did. */
+export interface ImportReport {
+  imported: number;
+  skipped: number;
+  already_there: number;
+  skipped_ids: string[];
+  assets: Asset[];
 }
 
 export interface ApiErrorBody {
@@ -148,11 +161,12 @@ export class EnfoadsClient {
     // ngrok answers browsers with a warning page unless this header is present.
     const headers: Record<string, string> = { "ngrok-skip-browser-warning": "1" };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const form = typeof FormData !== "undefined" && body instanceof FormData;
+    if (body !== undefined && !form) headers["Content-Type"] = "application/json";
     const response = await fetch(this.baseUrl + path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : form ? (body as FormData) : JSON.stringify(body),
     });
     if (response.status === 204) return undefined as T;
     const data = await response.json();
@@ -287,8 +301,18 @@ export class EnfoadsClient {
     return this.request<Asset>("POST", `/api/assets/${encodeURIComponent(id)}/tags`, body);
   }
 
-  deleteAsset(id: string) {
-    return this.request<void>("DELETE", `/api/assets/${encodeURIComponent(id)}`);
+  /** The brand kit's logo or font answers 409 `asset_in_kit` unless `confirm` is true;
+   * then the kit drops it too. A video goes with its voice-over and subtitles. */
+  deleteAsset(id: string, confirm = false) {
+    const query = confirm ? "?confirm=true" : "";
+    return this.request<void>("DELETE", `/api/assets/${encodeURIComponent(id)}${query}`);
+  }
+
+  /** Import the seed backend's assets.json (entries with inline data: URLs). */
+  importAssets(file: Blob, name = "assets.json") {
+    const form = new FormData();
+    form.append("file", file, name);
+    return this.request<ImportReport>("POST", "/api/assets/import", form);
   }
 
   brandKit() {

@@ -1,16 +1,22 @@
 """Benchmark: our SDXL-Lightning pipeline against stock diffusers, in the same run.
 
 Full-size SDXL architecture with random weights (the real model's speed and memory), fp16,
-1024×1024, 4 steps, Euler trailing, guidance 0, batch 1 and 4. Both pipelines share the same
-weights and are called through the studio's own ``generate()``:
+4 steps, Euler trailing, guidance 0. Both pipelines share the same weights and are called
+through the studio's own ``generate()``:
 
 - ``stock``: diffusers as shipped: fp16 UNet with SDPA, the SDXL VAE upcast to fp32 to decode.
 - ``ours-eager``: the fp16-fix VAE decoding in fp16, fused QKV, channels-last (no compile:
-  what a T4 gets when compiling is switched off).
-- ``ours``: the same plus ``torch.compile`` of the UNet and the VAE decoder, with Inductor's
-  caches in ``--cache-dir``; run the script twice to see the warm-up with a warm cache.
+  what every shape runs until its compiled twin is ready).
+- ``ours``: what the studio does on a GPU (``fastpath.CompiledPath``): a 3-placement job's
+  first images run eager while a background thread compiles each shape (``torch.compile``,
+  CUDA graphs); then the compiled twins' steady speed per placement. torch's portable compile
+  cache goes to ``--cache-dir``: run the script twice for the warm-cache numbers.
 
-    python benchmarks/image.py --out docs/image-bench.json          # on a GPU machine
+    python benchmarks/image.py --out docs/benchmarks/image.json     # on a GPU machine
+
+JSON: ``first_images_s`` (cold or warm cache: each placement's first image and the job's
+total), ``compiled_after_s`` (from the job's start until every shape is compiled),
+``ms_per_image`` (per config, placement and batch) and ``ratios_vs_stock``.
 """
 
 from __future__ import annotations
@@ -27,59 +33,117 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def measure(pipe, batch: int, iters: int, steps: int = 4) -> dict:
+SIDE = 1024  # 1024² (``--smoke``: 64², the tiny architecture on the CPU)
+
+
+def sync() -> None:
     import torch
 
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def peak_gb(reset: bool = False) -> float:
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    value = torch.cuda.max_memory_allocated() / 1024**3
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+    return round(value, 2)
+
+
+def measure(pipe, batch: int, iters: int, steps: int = 4) -> dict:
     from enfoads.core.pipelines.image import generate
 
     seeds = list(range(batch))
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    sync()
+    peak_gb(reset=True)
     t0 = time.perf_counter()
-    generate(pipe, "a red sneaker on a beach, product photo", 1024, 1024, seeds, steps)
-    torch.cuda.synchronize()
+    generate(pipe, "a red sneaker on a beach, product photo", SIDE, SIDE, seeds, steps)
+    sync()
     first = time.perf_counter() - t0
-    generate(pipe, "warm", 1024, 1024, seeds, steps)  # a second warm-up (allocator, autotune)
+    generate(pipe, "warm", SIDE, SIDE, seeds, steps)  # a second warm-up (allocator, autotune)
     times = []
     for i in range(iters):
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
-        generate(pipe, f"a coffee cup on a wooden table {i}", 1024, 1024, seeds, steps)
-        torch.cuda.synchronize()
+        generate(pipe, f"a coffee cup on a wooden table {i}", SIDE, SIDE, seeds, steps)
+        sync()
         times.append(time.perf_counter() - t0)
     times.sort()
     median = times[len(times) // 2]
     return {"batch": batch, "ms_per_image": round(1000 * median / batch, 1),
             "ms_per_call": round(1000 * median, 1), "first_call_s": round(first, 2),
-            "peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 1024**3, 2)}  # fmt: skip
+            "peak_gpu_gb": peak_gb()}  # fmt: skip
+
+
+PLACEMENTS = {"1:1": (1024, 1024), "9:16": (768, 1344), "16:9": (1344, 768), "4:5": (896, 1152),
+              "2:3": (832, 1216), "3:2": (1216, 832)}
+
+
+def steady(pipe, width: int, height: int, batch: int, iters: int, steps: int = 4) -> float:
+    """Median ms per image at one shape, after two warm-ups (CUDA graphs record there)."""
+    from enfoads.core.pipelines.image import generate
+
+    seeds = list(range(batch))
+    for _ in range(2):
+        generate(pipe, "warm", width, height, seeds, steps)
+    times = []
+    for i in range(iters):
+        sync()
+        t0 = time.perf_counter()
+        generate(pipe, f"a coffee cup on a wooden table {i}", width, height, seeds, steps)
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return round(1000 * times[len(times) // 2] / batch, 1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--batches", default="1,4")
+    parser.add_argument("--batches", default="1,4", help="stock and eager: batches at 1024²")
+    parser.add_argument("--placements", default="1:1,9:16,16:9", help="the job's placements")
+    parser.add_argument("--compiled-batch4", action="store_true",
+                        help="also compile and time batch 4 at 1024² (about 2 more minutes)")
     parser.add_argument("--configs", default="stock,ours-eager,ours")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".enfoads/compile-cache")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode for 'ours'")
+    parser.add_argument("--smoke", action="store_true",
+                        help="check the script on a CPU: tiny SDXL at 64², torch.compile's eager backend")
     args = parser.parse_args()
     # Before torch is imported: Inductor reads its cache dir once.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(args.cache_dir / "inductor"))
     os.environ.setdefault("TRITON_CACHE_DIR", str(args.cache_dir / "triton"))
 
+    from contextlib import nullcontext
+
     import torch
     from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTokenizer
 
+    from enfoads.core.pipelines import fastpath
     from enfoads.core.pipelines.image import (COMPILE_MODE, apply_eager_optimizations,
-                                              compile_pipeline)  # fmt: skip
+                                              compile_pipeline, encode, generate)  # fmt: skip
     from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
-    assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
+    global SIDE
+    if args.smoke:
+        SIDE = 64
+        placements_px = {k: (64, 64 + 32 * i) for i, k in enumerate(PLACEMENTS)}
+        PLACEMENTS.update(placements_px)
+    else:
+        assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU (or --smoke)"
     batches = [int(b) for b in args.batches.split(",")]
     configs = args.configs.split(",")
+    mode = None if args.smoke else args.compile_mode or COMPILE_MODE
+    backend = "eager" if args.smoke else "inductor"
     t0 = time.perf_counter()
-    parts = build_components("full", device="cuda", dtype=torch.float16)
+    parts = (build_components("tiny") if args.smoke else
+             build_components("full", device="cuda", dtype=torch.float16))  # fmt: skip
     tok_dir = Path("/tmp/enfoads-bench-tok")
     write_clip_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
@@ -90,36 +154,85 @@ def main() -> int:
     print(f"built full-size SDXL in {time.perf_counter() - t0:.1f}s", flush=True)
 
     results: dict[str, list[dict]] = {}
-    # Always in this order (each step changes the shared modules); --configs picks what is timed.
-    for config in ("stock", "ours-eager", "ours"):
-        if config == "stock":
-            assert pipe.vae.config.force_upcast  # the SDXL base VAE as shipped
-        elif config == "ours-eager":
+    ms_per_image: dict[str, dict[str, float]] = {}
+    report: dict = {}
+    for config in ("stock", "ours-eager"):
+        if config == "ours-eager":
             pipe.vae.register_to_config(force_upcast=False)  # as the fp16-fix VAE's config
             apply_eager_optimizations(pipe)
         else:
-            compile_pipeline(pipe, args.compile_mode or COMPILE_MODE)
+            assert pipe.vae.config.force_upcast  # the SDXL base VAE as shipped
         if config not in configs:
             continue
         results[config] = []
         for batch in batches:
             row = measure(pipe, batch, args.iters)
             results[config].append(row)
+            ms_per_image.setdefault(config, {})[f"1:1/b{batch}"] = row["ms_per_image"]
             print(config, row, flush=True)
 
+    if "ours" in configs:
+        cache = fastpath.cache_file(args.cache_dir)
+        state = "warm" if cache.exists() else "cold"
+        loaded = fastpath.load_cache(cache) if state == "warm" else False
+        fast = fastpath.CompiledPath(
+            pipe, lambda p: compile_pipeline(p, mode, backend),
+            warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1],
+                                                 list(range(shape[2])), 4),
+            pin=lambda: nullcontext(pipe), on_compiled=lambda _s: fastpath.save_cache(cache))  # fmt: skip
+        placements = args.placements.split(",")
+        # The job: each placement's first image, as ImagePipeline.run makes it.
+        sync()
+        job_start = time.perf_counter()
+        first: dict[str, float] = {}
+        with fast.generating():
+            embeds = encode(pipe, "a red sneaker on a beach, product photo")
+            for placement in placements:
+                width, height = PLACEMENTS[placement]
+                t1 = time.perf_counter()
+                target = fast.pipe_for((width, height, 1))
+                generate(target, "", width, height, [1], 4, embeds=embeds)
+                sync()
+                first[placement] = round(time.perf_counter() - t1, 2)
+        first["job_total"] = round(time.perf_counter() - job_start, 2)
+        print("first images", state, first, flush=True)
+        if args.compiled_batch4:
+            fast.pipe_for((SIDE, SIDE, 4))
+        assert fast.wait_idle(3600), "compiling did not finish"
+        compiled_after = round(time.perf_counter() - job_start, 1)
+        print("every shape compiled after", compiled_after, "s; failed:", fast.failed, flush=True)
+        peak0 = peak_gb(reset=True)
+        ours = {}
+        for placement in placements:
+            width, height = PLACEMENTS[placement]
+            if fast.ready((width, height, 1)):
+                ours[f"{placement}/b1"] = steady(fast.fast, width, height, 1, args.iters)
+                print("ours", placement, ours[f"{placement}/b1"], "ms/image", flush=True)
+        if args.compiled_batch4 and fast.ready((SIDE, SIDE, 4)):
+            ours["1:1/b4"] = steady(fast.fast, SIDE, SIDE, 4, args.iters)
+            print("ours 1:1 b4", ours["1:1/b4"], "ms/image", flush=True)
+        ms_per_image["ours"] = ours
+        report.update({
+            "cache": state, "cache_loaded": loaded,
+            "first_images_s": {state: first}, "compiled_after_s": {state: compiled_after},
+            "compile_failed": {str(k): v for k, v in fast.failed.items()},
+            "peak_gpu_gb": {"ours_compile": peak0, "ours_steady": peak_gb()},
+        })  # fmt: skip
+        fast.close()
+
+    stock = ms_per_image.get("stock", {})
     report = {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "command": " ".join(["python", "benchmarks/image.py", *sys.argv[1:]]),
-        "compile_mode": args.compile_mode or COMPILE_MODE,
+        "compile_mode": mode,
         "results": results,
-        "ratios_vs_stock": {
-            c: {r["batch"]: round(s["ms_per_image"] / r["ms_per_image"], 2)
-                for s, r in zip(results["stock"], rows)}
-            for c, rows in results.items() if "stock" in results and c != "stock"
-        },  # fmt: skip
+        "ms_per_image": ms_per_image,
+        "ratios_vs_stock": {c: {k: round(stock[k] / v, 2) for k, v in rows.items() if k in stock}
+                            for c, rows in ms_per_image.items() if c != "stock"},  # fmt: skip
+        **report,
     }
     print(json.dumps(report, indent=2))
     if args.out:

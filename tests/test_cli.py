@@ -11,7 +11,7 @@ def test_enfoads_info_reports_the_settings(tmp_path):
     info = json.loads(out.stdout)
     assert info["data_dir"] == str(tmp_path.resolve())
     assert info["device"] == "cpu"
-    assert info["budgets"] == {"gpu_gb": 15.0, "ram_gb": 12.7}
+    assert info["budgets"] == {"gpu_gb": 12.0, "ram_gb": 12.7}
     assert info["devices"]["ram"]["total_bytes"] > 0
     human = subprocess.run([sys.executable, "-m", "enfoads.cli", "info"], env=env,
                            capture_output=True, text=True, check=True).stdout

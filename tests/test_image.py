@@ -190,8 +190,8 @@ def test_fp16_on_the_gpu_without_vae_upcast(tmp_path, tiny_sdxl):
 
 
 @pytest.mark.gpu
-def test_compiled_generation_in_the_job_thread_caches_in_the_data_dir(tmp_path, tiny_sdxl,
-                                                                      monkeypatch):
+def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(tmp_path, tiny_sdxl,
+                                                                              monkeypatch):
     for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
         monkeypatch.delenv(var, raising=False)
     s = load_settings(data_dir=tmp_path, device="cuda", compile="on", language="en",
@@ -201,14 +201,17 @@ def test_compiled_generation_in_the_job_thread_caches_in_the_data_dir(tmp_path, 
     with Studio(s) as st:
         st.subscribe(lambda e: stages.append((e.payload["id"], e.payload["stage"])), "job_update")
         first = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
+        assert first.state is JobState.COMPLETED, first.error
+        with st.models.use(image_mod.MODEL_NAME) as pipe:
+            fast = pipe._enfoads_compiled
+        assert fast.wait_idle(600) and fast.ready((1024, 1024, 1)), fast.failed
         again = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
-        compiling = [job for job, stage in stages if stage.startswith("Preparing the GPU")]
-        assert compiling == [first.id]  # told once, for the first image at this size
-        assert first.state is again.state is JobState.COMPLETED, (first.error, again.error)
-        assert np.array_equal(pixels(st, first.result_asset_ids[0]),
-                              pixels(st, again.result_asset_ids[0]))
-    inductor = s.compile_cache_dir / "inductor"
-    assert inductor.is_dir() and any(p.is_file() for p in inductor.rglob("*"))
+        assert again.state is JobState.COMPLETED, again.error
+        eager = [job for job, stage in stages if "optimizing in the background" in stage]
+        assert set(eager) == {first.id}  # the first job ran eager, the second compiled
+        a, b = (pixels(st, j.result_asset_ids[0]).astype(int) for j in (first, again))
+        assert np.abs(a - b).mean() < 3  # the same picture (fp16 kernels differ slightly)
+    assert list(s.compile_cache_dir.glob("artifacts-*.bin"))  # torch's portable cache
 
 
 def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path):
@@ -221,3 +224,80 @@ def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path
         done = st.wait_job(st.generate_images(prompt="zapatillas rojas").id, 60)
     assert done.state.value == "failed" and done.error_code == "error.model_not_downloaded"
     assert "no está descargado" in done.error and "RAM" not in done.error
+
+
+def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio):
+    """On the CPU with torch.compile's eager backend (the threading and switching are the
+    real ones; Inductor is what the GPU adds): a shape runs eager until compiled aside."""
+    import threading
+    from contextlib import nullcontext
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    shape = (64, 64, 1)
+    warmed, started = [], threading.Event()
+
+    def warm_up(twin, shape):
+        started.set()
+        warmed.append(shape)
+        image_mod.generate(twin, "warm-up", shape[0], shape[1], [0] * shape[2], 4)
+
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        fast = CompiledPath(pipe, lambda p: image_mod.compile_pipeline(p, mode=None, backend="eager"),
+                            warm_up, pin=lambda: nullcontext(pipe), idle_wait_s=0.05)  # fmt: skip
+        assert fast.fast.unet is not pipe.unet and fast.fast.scheduler is not pipe.scheduler
+        assert fast.fast.vae.decoder is pipe.vae.decoder  # the weights are shared, not copied
+        with fast.generating():
+            assert fast.pipe_for(shape) is pipe  # not compiled: eager, and queued
+            assert not started.wait(0.5) and fast.compiling is None  # not while generating
+            eager = image_mod.generate(pipe, "a shoe", 64, 64, [3], 4)
+        assert fast.wait_idle(120) and fast.ready(shape) and warmed == [shape]
+        assert fast.pipe_for(shape) is fast.fast
+        compiled = image_mod.generate(fast.fast, "a shoe", 64, 64, [3], 4)
+        assert np.array_equal(np.asarray(eager[0]), np.asarray(compiled[0]))
+        assert pipe.vae.decode.__func__ is type(pipe.vae).decode  # the original is untouched
+        fast.close()
+        fast._thread.join(10)
+        assert not fast._thread.is_alive() and fast.fast is None
+
+
+def test_a_failed_compile_leaves_the_shape_eager(img_studio):
+    from contextlib import nullcontext
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    def broken(_twin, _shape):
+        raise RuntimeError("inductor exploded")
+
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        fast = CompiledPath(pipe, lambda p: None, broken, pin=lambda: nullcontext(pipe),
+                            idle_wait_s=0.05)  # fmt: skip
+        assert fast.pipe_for((64, 64, 1)) is pipe
+        assert fast.wait_idle(30)
+        assert "inductor exploded" in fast.failed[(64, 64, 1)]
+        assert fast.pipe_for((64, 64, 1)) is pipe and not fast._wanted  # not retried forever
+        fast.close()
+
+
+def test_batches_are_split_to_the_measured_memory_left():
+    from enfoads.core.pipelines.fastpath import BatchPlanner
+
+    free = [10 * 2**30]
+    planner = BatchPlanner(lambda: free[0], margin=1.0)
+    assert planner.chunk(1024, 1024, 4) == 1  # the first image measures the size
+    planner.record(1024, 1024, 1, 3 * 2**30)  # one image needed 3 GiB at its peak
+    assert planner.chunk(1024, 1024, 4) == 3  # 10 GiB left: three at a time
+    free[0] = 2 * 2**30
+    assert planner.chunk(1024, 1024, 4) == 1  # never zero: one image says its own error
+    planner.record(1024, 1024, 2, 4 * 2**30)  # a smaller per-image cost never lowers it
+    assert planner.per_image[(1024, 1024)] == 3 * 2**30
+    assert planner.chunk(768, 1344, 4) == 1  # another size is measured on its own
+
+
+def test_a_prompt_goes_through_the_text_encoders_once_per_job(img_studio, monkeypatch):
+    calls = []
+    real = image_mod.encode
+    monkeypatch.setattr(image_mod, "encode", lambda pipe, text: calls.append(text) or real(pipe, text))
+    done = run(img_studio, prompt="red sneaker", seed=3, num_images=2,
+               placements=["1:1", "9:16", "16:9"])  # fmt: skip
+    assert len(done.result_asset_ids) == 6 and calls == ["red sneaker"]

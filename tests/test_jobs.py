@@ -294,5 +294,6 @@ def test_stages_and_errors_show_in_the_language_of_now(tmp_path):
         from enfoads.widgets.home import HomePanel
 
         home = HomePanel(st)
-        assert "Completed" in home.jobs.value and "Completado" not in home.jobs.value
+        rows = " ".join(row.children[0].value for row in home.jobs.children)
+        assert "Completed" in rows and "Completado" not in rows
         home.close()

@@ -12,7 +12,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_defaults_are_the_colab_t4_profile(tmp_path):
     s = load_settings(data_dir=tmp_path)
-    assert s.gpu_budget_gb == 15.0 and s.ram_budget_gb == 12.7
+    assert s.gpu_budget_gb == 12.0 and s.ram_budget_gb == 12.7
     assert s.language == "es" and s.workers == 1
     assert s.db_url == f"sqlite:///{tmp_path / 'enfoads.db'}"
     assert s.models_dir == tmp_path / "models"

@@ -238,9 +238,9 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Generando {placement} ({step}/{steps})",
         "en": "Generating {placement} ({step}/{steps})",
     },
-    "stage.compiling": {
-        "es": "Preparando la GPU para {placement} (solo la primera vez; puede tardar minutos)",
-        "en": "Preparing the GPU for {placement} (first time only; may take minutes)",
+    "stage.generating_eager": {
+        "es": "Generando {placement} ({step}/{steps}) · optimizando en segundo plano para la próxima vez",
+        "en": "Generating {placement} ({step}/{steps}) · optimizing in the background for next time",
     },
     "stage.swapping_frame": {"es": "Cambiando caras: fotograma {frame}/{total}",
                              "en": "Swapping faces: frame {frame}/{total}"},

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     # the data dir; "local": always on local disk (with the copy).
     db_location: Literal["auto", "data_dir", "local"] = "auto"
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    gpu_budget_gb: float = Field(15.0, gt=0)
+    # What the models may take together on the GPU. Colab's T4 has about 14.5 GiB usable: the
+    # rest of it is left for activations (measured per placement, batches split to fit) and
+    # CUDA-graph pools.
+    gpu_budget_gb: float = Field(12.0, gt=0)
     ram_budget_gb: float = Field(12.7, gt=0)
     workers: int = Field(1, ge=1, le=16)
     # A job's runner and the engine renew their leases every third of this; past it, a silent

@@ -246,6 +246,24 @@ class ModelManager:
                 entry.last_used = self._clock()
                 self._cond.notify_all()
 
+    @contextmanager
+    def use_if_resident(self, name: str) -> Iterator[Any]:
+        """The model pinned until the block ends if it is loaded on the manager's device now;
+        else None (nothing is loaded or moved: background work that only makes sense while
+        the model is there, such as compiling it)."""
+        with self._cond:
+            entry = self._entry(name)
+            model = entry.model if entry.where == self.device and not entry.loading else None
+            if model is not None:
+                entry.in_use += 1
+        try:
+            yield model
+        finally:
+            if model is not None:
+                with self._cond:
+                    entry.in_use -= 1
+                    self._cond.notify_all()
+
     def unload(self, name: str) -> None:
         """Drop a model from GPU and RAM (it reloads from disk when next used)."""
         with self._cond:

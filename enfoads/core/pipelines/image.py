@@ -12,15 +12,19 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enfoads.core.validation import check_text
 from enfoads.core.errors import ModelNotDownloaded, InvalidInput, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.vram import TorchAdapter
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_reachable, in_cache, hub_cache, hub_error_reason, hub_kwargs,
                                          is_local, local_weights_bytes, resolve_file, use_model)  # fmt: skip
+from enfoads.core.pipelines import fastpath
+from enfoads.core.pipelines.fastpath import BatchPlanner, CompiledPath
 from enfoads.core.pipelines.prompt import STYLES
 from enfoads.core.i18n import Reason
 
@@ -209,19 +213,12 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     if device == "cuda":
-        optimize_pipeline(pipe, compile=settings.compile != "off")
+        # Eager speed-ups only: the compile happens in the background (ImagePipeline.fast_path)
+        apply_eager_optimizations(pipe)
     return pipe
 
 
 COMPILE_MODE = "reduce-overhead"
-
-
-def optimize_pipeline(pipe: Any, *, compile: bool, mode: str = COMPILE_MODE) -> Any:
-    """The GPU speed-ups measured in ``benchmarks/image.py``; all of them work on a T4 (fp16)."""
-    apply_eager_optimizations(pipe)
-    if compile:
-        compile_pipeline(pipe, mode)
-    return pipe
 
 
 def apply_eager_optimizations(pipe: Any) -> None:
@@ -234,11 +231,12 @@ def apply_eager_optimizations(pipe: Any) -> None:
     pipe.vae.to(memory_format=torch.channels_last)
 
 
-def compile_pipeline(pipe: Any, mode: str = COMPILE_MODE) -> None:
+def compile_pipeline(pipe: Any, mode: str | None = COMPILE_MODE, backend: str = "inductor") -> None:
     """``torch.compile`` the UNet and the VAE decoder with CUDA graphs (``reduce-overhead``).
 
-    The compile cost (about 2 minutes on an H100) is paid once per machine: Inductor's and
-    Triton's caches live in the data dir (``Settings.apply_cache_env``), on Drive in Colab.
+    Nothing compiles here: each shape compiles on its first call, which the studio makes on a
+    background thread (``fastpath.CompiledPath``), never in a job. Inductor's and Triton's
+    caches, and torch's portable cache artifacts, live in the data dir, on Drive in Colab.
     """
     import torch
     import torch._inductor.config as inductor_config
@@ -249,8 +247,9 @@ def compile_pipeline(pipe: Any, mode: str = COMPILE_MODE) -> None:
     # Static shapes: one specialised graph per (placement, batch) instead of slower dynamic
     # kernels; 6 placements × a few batch sizes stay within the raised limit.
     dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
-    pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True, dynamic=False)
-    pipe.vae.decode = torch.compile(pipe.vae.decode, mode=mode, fullgraph=True, dynamic=False)
+    options = dict(mode=mode, fullgraph=True, dynamic=False, backend=backend)
+    pipe.unet = torch.compile(pipe.unet, **options)
+    pipe.vae.decode = torch.compile(pipe.vae.decode, **options)
 
 
 def estimate_bytes(settings: Settings, device: str) -> int:
@@ -267,9 +266,23 @@ def estimate_bytes(settings: Settings, device: str) -> int:
 StepCallback = Callable[[int, int], None]
 
 
+def encode(pipe: Any, prompt: str) -> dict[str, Any]:
+    """The prompt through both text encoders, once: every placement and image of a job that
+    uses this text reuses it (``generate(..., embeds=)``)."""
+    import torch
+
+    with torch.no_grad():
+        embeds, _neg, pooled, _neg_pooled = pipe.encode_prompt(
+            prompt, device=pipe._execution_device, num_images_per_prompt=1,
+            do_classifier_free_guidance=False)  # fmt: skip
+    return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+
+
 def generate(pipe: Any, prompt: str, width: int, height: int, seeds: list[int], steps: int,
-             on_step: StepCallback | None = None) -> list[Any]:  # fmt: skip
-    """``len(seeds)`` images in one batched call; image i depends only on seeds[i]."""
+             on_step: StepCallback | None = None,
+             embeds: dict[str, Any] | None = None) -> list[Any]:  # fmt: skip
+    """``len(seeds)`` images in one batched call; image i depends only on seeds[i].
+    ``embeds``: the prompt already encoded (``encode``), instead of ``prompt``."""
     import torch
 
     # CPU generators: the same seed gives the same image on any device.
@@ -280,8 +293,9 @@ def generate(pipe: Any, prompt: str, width: int, height: int, seeds: list[int], 
             on_step(step + 1, steps)  # raises JobCancelled to stop between steps
         return kwargs
 
+    text = embeds if embeds is not None else {"prompt": prompt}
     return pipe(
-        prompt=prompt, width=width, height=height, num_inference_steps=steps,
+        **text, width=width, height=height, num_inference_steps=steps,
         guidance_scale=0.0, num_images_per_prompt=len(seeds), generator=generators,
         callback_on_step_end=callback,
     ).images  # fmt: skip
@@ -304,8 +318,10 @@ class ImagePipeline:
     """The image capability: validation, the model in the VRAM manager, the job handler."""
 
     studio: Studio
-    # Shapes already compiled in this process: a new one compiles first (minutes on a T4).
-    compiled_shapes: set[tuple[int, int, int]] = field(default_factory=set)
+    # How many images of a placement fit one call, from the memory each one was measured to
+    # take on this GPU (a batch of 4 at 1024² does not fit a T4 in one call).
+    planner: BatchPlanner | None = None
+    _cache_loaded: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -329,6 +345,30 @@ class ImagePipeline:
     def compiles(self) -> bool:
         return self.settings.compile != "off" and self.studio.models.device == "cuda"
 
+    def fast_path(self, pipe: Any) -> CompiledPath | None:
+        """The loaded pipeline's compiled twin and its background compiler (GPU only, unless
+        ``compile`` is off). Created on the first job after a load; closed with the model."""
+        if not self.compiles():
+            return None
+        fast = getattr(pipe, "_enfoads_compiled", None)
+        if fast is None:
+            cache = fastpath.cache_file(self.settings.compile_cache_dir)
+            if not self._cache_loaded:  # before anything compiles in this process
+                self._cache_loaded = fastpath.load_cache(cache)
+            fast = CompiledPath(
+                pipe, compile_fn=compile_pipeline,
+                warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1],
+                                                     list(range(shape[2])), self.settings.image_steps),
+                pin=lambda: self.studio.models.use_if_resident(MODEL_NAME),
+                on_compiled=lambda _shape: fastpath.save_cache(cache))  # fmt: skip
+            pipe._enfoads_compiled = fast
+        return fast
+
+    def batch_planner(self) -> BatchPlanner:
+        if self.planner is None:
+            self.planner = BatchPlanner(fastpath.cuda_available_bytes)
+        return self.planner
+
     def validate(self, params: dict[str, Any]) -> ImageRequest:
         s = self.settings
         return ImageRequest.from_params(params).validated(s.max_prompt_chars, s.image_max_batch)
@@ -337,7 +377,6 @@ class ImagePipeline:
         request = self.validate(ctx.params)
         sizes = request.sizes()
         steps = self.settings.image_steps
-        total = len(sizes) * steps
         ctx.progress(2, ctx.t("stage.loading_model"))
         notices: list[str] = []
         seeds = [request.seed + i for i in range(request.num_images)]
@@ -353,21 +392,38 @@ class ImagePipeline:
         with use_model(self.studio, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
             # After the load: SDXL's own tokenizer is on disk, so the prompts fit it exactly.
             texts = self.prompts(request, sizes, ctx, notices)
-            for index, (placement, width, height) in enumerate(sizes):
-                text = texts[placement]
-                def on_step(step: int, of: int, index: int = index, placement: str = placement):
-                    done = index * steps + step
-                    ctx.progress(5 + 90 * done / total, ctx.t(
-                        "stage.generating", placement=placement, step=step, steps=of))
+            fast = self.fast_path(pipe)
+            on_gpu = self.studio.models.device == "cuda"
+            planner = self.batch_planner() if on_gpu else None
+            encoded: dict[str, Any] = {}  # each text through the encoders once per job
+            done = 0
+            with fast.generating() if fast is not None else nullcontext():
+                for placement, width, height in sizes:
+                    text = texts[placement]
+                    if text not in encoded:
+                        encoded[text] = encode(pipe, text)
+                    left = list(seeds)
+                    while left:
+                        ctx.check_cancelled()
+                        count = planner.chunk(width, height, len(left)) if planner else len(left)
+                        chunk, left = left[:count], left[count:]
+                        shape = (width, height, len(chunk))
+                        target = fast.pipe_for(shape) if fast is not None else pipe
+                        # Honest: a shape not compiled yet runs eager while it compiles aside.
+                        key = "stage.generating_eager" if fast is not None and target is pipe else "stage.generating"
 
-                ctx.check_cancelled()
-                shape = (width, height, len(seeds))
-                if self.compiles() and shape not in self.compiled_shapes:
-                    ctx.progress(5 + 90 * index * steps / total,
-                                 ctx.t("stage.compiling", placement=placement))
-                images = generate(pipe, text, width, height, seeds, steps, on_step)
-                self.compiled_shapes.add(shape)
-                made += [(placement, width, height, seed, img) for seed, img in zip(seeds, images)]
+                        def on_step(step: int, of: int, start: int = done, n: int = len(chunk),
+                                    placement: str = placement, key: str = key) -> None:  # fmt: skip
+                            share = (start + n * step / of) / (len(sizes) * len(seeds))
+                            ctx.progress(5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of))
+
+                        with fastpath.measured_peak(self.studio.models.device) as peak:
+                            images = generate(target, text, width, height, chunk, steps, on_step,
+                                              embeds=encoded[text])  # fmt: skip
+                        if planner is not None and peak and target is pipe:
+                            planner.record(width, height, len(chunk), peak[0])
+                        done += len(chunk)
+                        made += [(placement, width, height, seed, img) for seed, img in zip(chunk, images)]
         ctx.check_cancelled()  # nothing is stored for a cancelled job
         generated = clock()
         ctx.progress(96, ctx.t("stage.saving"))
@@ -423,6 +479,26 @@ class ImagePipeline:
         return texts
 
 
+class ImageAdapter(TorchAdapter):
+    """The SDXL pipeline in the VRAM manager: its background compiler stops (and its compiled
+    twins go) when the pipeline leaves the GPU or is dropped."""
+
+    @staticmethod
+    def _stop_compiling(pipe: Any) -> None:
+        fast = getattr(pipe, "_enfoads_compiled", None)
+        if fast is not None:
+            fast.close()
+            pipe._enfoads_compiled = None
+
+    def to_device(self, model: Any, device: str) -> Any:
+        if device != "cuda":
+            self._stop_compiling(model)
+        return super().to_device(model, device)
+
+    def release(self, model: Any) -> None:
+        self._stop_compiling(model)
+
+
 def register(studio: Studio) -> None:
     pipeline = ImagePipeline(studio)
     settings = studio.settings
@@ -431,6 +507,7 @@ def register(studio: Studio) -> None:
         MODEL_NAME,
         lambda: load_pipeline(settings, studio.models.device),
         lambda: estimate_bytes(settings, studio.models.device),
+        adapter=ImageAdapter(),
     )
     studio.jobs.register(JOB_KIND, pipeline.run)
     studio.pipelines["image"] = pipeline

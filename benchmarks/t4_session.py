@@ -1,0 +1,124 @@
+"""A studio session inside a T4's memory: images at every placement, batch 1 and 4, then again.
+
+The GPU is capped at what a Colab T4 leaves usable (``torch.cuda.set_per_process_memory_fraction``
+to 14.5 GiB) and the studio runs with its default budgets (models 12 GiB on the GPU, 12.7 GiB of
+RAM). Image jobs go through the real ``Studio`` and ``ImagePipeline.run`` (prompt, batch
+planning from the memory each placement was measured to take, storage with metadata); only the
+weights differ: a full-size SDXL architecture with random fp16 weights, built in the process
+(saving and reloading 7 GB of random weights would time the disk, not the session).
+
+    python benchmarks/t4_session.py --out docs/benchmarks/t4-session.json
+
+Reports each step's job state, time, images, peak GPU memory (allocated, and reserved by
+torch's allocator) and the process's peak RAM. Compilation is off here (a T4 compiles in the
+background while jobs run eager: the memory of eager runs is what every first job needs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+T4_USABLE_GIB = 14.5
+ALL = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--cap-gib", type=float, default=T4_USABLE_GIB)
+    parser.add_argument("--smoke", action="store_true", help="check the script on a CPU (tiny SDXL)")
+    args = parser.parse_args()
+
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    from enfoads.core.jobs import JobState
+    from enfoads.core.pipelines import image as image_mod
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+    from enfoads.testing.sdxl import build_components, write_clip_tokenizer
+
+    gib = 1024**3
+    cuda = not args.smoke
+    if cuda:
+        assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU (or --smoke)"
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(args.cap_gib * gib / total, 0)
+    data = Path(tempfile.mkdtemp(prefix="enfoads-t4-"))
+    settings = load_settings(data_dir=data, device="cuda" if cuda else "cpu", compile="off",
+                             language="en", image_max_batch=4)  # fmt: skip
+    parts = (build_components("full", device="cpu", dtype=torch.float16) if cuda
+             else build_components("tiny"))  # fmt: skip
+    tok = data / "tok"
+    write_clip_tokenizer(tok)
+    tokenizer = CLIPTokenizer.from_pretrained(tok)
+    pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
+    pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config,
+                                                          timestep_spacing="trailing")  # fmt: skip
+    pipe.vae.register_to_config(force_upcast=False)  # as the fp16-fix VAE
+    pipe.set_progress_bar_config(disable=True)
+    # The weights are built here instead of read from the hub: the rest is the studio's own.
+    image_mod.ImagePipeline.on_disk = lambda self: True
+
+    def loader():
+        image_mod.apply_eager_optimizations(pipe)
+        return pipe
+
+    steps = []
+    with Studio(settings) as studio:
+        studio.models.unload(image_mod.MODEL_NAME)
+        weights = image_mod.TorchAdapter().measure(pipe)
+        studio.models.register(image_mod.MODEL_NAME, loader, weights, adapter=image_mod.ImageAdapter())
+
+        def step(name: str, **params) -> None:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            job = studio.wait_job(studio.generate_images(**params).id, 1800)
+            row = {"step": name, "state": job.state.value, "error": job.error or None,
+                   "images": len(job.result_asset_ids), "seconds": round(time.perf_counter() - t0, 1),
+                   "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2) if cuda else 0,
+                   "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2) if cuda else 0,
+                   "peak_ram_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}  # fmt: skip
+            planner = studio.pipelines["image"].planner
+            if planner is not None:
+                row["measured_gib_per_image"] = {f"{w}x{h}": round(c / gib, 2)
+                                                 for (w, h), c in planner.per_image.items()}  # fmt: skip
+            steps.append(row)
+            print(json.dumps(row), flush=True)
+
+        step("images, 6 placements, batch 1", prompt="red sneaker on a beach", seed=1, placements=ALL)
+        step("images, 6 placements, batch 4", prompt="coffee cup on a table", seed=2, placements=ALL,
+             num_images=4)
+        step("images again, 1:1 batch 4", prompt="olive oil bottle", seed=3, num_images=4)
+
+    report = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu (smoke)",
+        "cap_gib": args.cap_gib,
+        "weights_gib": round(weights / gib, 2),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "command": " ".join(["python", "benchmarks/t4_session.py", *sys.argv[1:]]),
+        "steps": steps,
+        "no_oom": all(s["state"] == JobState.COMPLETED.value for s in steps),
+    }
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    return 0 if report["no_oom"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

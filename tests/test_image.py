@@ -301,3 +301,14 @@ def test_a_prompt_goes_through_the_text_encoders_once_per_job(img_studio, monkey
     done = run(img_studio, prompt="red sneaker", seed=3, num_images=2,
                placements=["1:1", "9:16", "16:9"])  # fmt: skip
     assert len(done.result_asset_ids) == 6 and calls == ["red sneaker"]
+
+
+def test_pictures_are_rounded_to_bytes_as_diffusers_does():
+    """The device-side conversion gives diffusers' own PIL pixels, bit for bit."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    decoded = (torch.rand(3, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1).half()
+    processor = VaeImageProcessor()  # what the pipeline hands back for output_type "pt" / "pil"
+    ours = [np.asarray(i) for i in image_mod.to_pil(processor.postprocess(decoded, output_type="pt"))]
+    theirs = [np.asarray(i) for i in processor.postprocess(decoded, output_type="pil")]
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)) and ours[0].shape == (40, 56, 3)

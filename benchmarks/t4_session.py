@@ -10,7 +10,7 @@ weights differ: a full-size SDXL architecture with random fp16 weights, built in
     python benchmarks/t4_session.py --out docs/benchmarks/t4-session.json
 
 Reports each step's job state, time, images, peak GPU memory (allocated, and reserved by
-torch's allocator) and the process's peak RAM. Compilation is off here (a T4 compiles in the
+torch's allocator), the process's peak RAM, and each size's measured memory per image. Compilation is off here (a T4 compiles in the
 background while jobs run eager: the memory of eager runs is what every first job needs).
 """
 
@@ -53,13 +53,17 @@ def main() -> int:
     cuda = not args.smoke
     if cuda:
         assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU (or --smoke)"
-        total = torch.cuda.get_device_properties(0).total_memory
-        torch.cuda.set_per_process_memory_fraction(args.cap_gib * gib / total, 0)
     data = Path(tempfile.mkdtemp(prefix="enfoads-t4-"))
     settings = load_settings(data_dir=data, device="cuda" if cuda else "cpu", compile="off",
                              language="en", image_max_batch=4)  # fmt: skip
-    parts = (build_components("full", device="cpu", dtype=torch.float16) if cuda
+    # Built on the GPU (random init would double the host RAM the studio itself needs), then
+    # the cap: the session's steps run inside a T4's memory.
+    parts = (build_components("full", device="cuda", dtype=torch.float16) if cuda
              else build_components("tiny"))  # fmt: skip
+    if cuda:
+        torch.cuda.empty_cache()
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(args.cap_gib * gib / total, 0)
     tok = data / "tok"
     write_clip_tokenizer(tok)
     tokenizer = CLIPTokenizer.from_pretrained(tok)

@@ -312,3 +312,17 @@ def test_pictures_are_rounded_to_bytes_as_diffusers_does():
     ours = [np.asarray(i) for i in image_mod.to_pil(processor.postprocess(decoded, output_type="pt"))]
     theirs = [np.asarray(i) for i in processor.postprocess(decoded, output_type="pil")]
     assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)) and ours[0].shape == (40, 56, 3)
+
+
+@pytest.mark.gpu
+def test_the_memory_left_respects_the_process_cap():
+    from enfoads.core.pipelines.fastpath import cuda_available_bytes
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(0.5)
+    try:
+        held = torch.empty(2**28, dtype=torch.uint8, device="cuda")  # 256 MiB
+        left = cuda_available_bytes()
+        assert 0 < left <= total * 0.5 - held.numel()
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)

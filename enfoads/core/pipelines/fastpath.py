@@ -246,15 +246,18 @@ class BatchPlanner:
             self.per_image[(width, height)] = max(cost, self.per_image.get((width, height), 0))
 
 
-def cuda_available_bytes(budget_bytes: int) -> int:
-    """What a new allocation may take on the current GPU: the studio's budget minus what
-    torch holds, and never more than the device has free (other processes count)."""
+def cuda_available_bytes() -> int:
+    """What a new allocation may take on the current GPU: the device's free memory plus what
+    torch's allocator holds unused, and never past the process's cap
+    (``torch.cuda.set_per_process_memory_fraction``: a T4's size on a bigger card)."""
     import torch
 
-    free, _total = torch.cuda.mem_get_info()
-    reserved, allocated = torch.cuda.memory_reserved(), torch.cuda.memory_allocated()
-    in_pool = reserved - allocated  # cached by torch's allocator: reusable without the driver
-    return max(0, min(free + in_pool, budget_bytes - allocated))
+    free, total = torch.cuda.mem_get_info()
+    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    fraction = get_fraction() if get_fraction is not None else 1.0
+    allocated = torch.cuda.memory_allocated()
+    in_pool = torch.cuda.memory_reserved() - allocated  # reusable without asking the driver
+    return max(0, min(free + in_pool, int(total * fraction) - allocated))
 
 
 @contextmanager

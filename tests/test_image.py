@@ -326,3 +326,61 @@ def test_the_memory_left_respects_the_process_cap():
         assert 0 < left <= total * 0.5 - held.numel()
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
+
+
+def test_no_compile_starts_while_other_jobs_run(img_studio):
+    import threading
+    from contextlib import nullcontext
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    others = threading.Event()
+    others.set()  # a face swap runs in this process
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        fast = CompiledPath(pipe, lambda p: None, lambda twin, shape: None,
+                            pin=lambda: nullcontext(pipe), others_busy=others.is_set,
+                            idle_wait_s=0.05)  # fmt: skip
+        fast.pipe_for((64, 64, 1))
+        assert not fast.wait_idle(0.5) and fast.compiling is None  # waits for idle
+        others.clear()
+        assert fast.wait_idle(30) and fast.ready((64, 64, 1))
+        fast.close()
+
+
+def test_a_compiled_shape_out_of_memory_in_a_job_falls_back_to_eager(img_studio, monkeypatch):
+    """On a small GPU the compiled graphs' own buffers may not fit: the job still completes
+    (eager), and that shape stays eager."""
+    from contextlib import nullcontext
+
+    import torch.nn as nn
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    class OutOfMemoryUNet(nn.Module):
+        def __init__(self, unet):
+            super().__init__()
+            self.inner = unet
+            self.config, self.dtype, self.device = unet.config, unet.dtype, unet.device
+            self.add_embedding = unet.add_embedding
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.50 GiB")
+
+    made = {}
+
+    def fast_path(self, pipe):
+        if "fast" not in made:
+            def compile_fn(twin):
+                twin.unet = OutOfMemoryUNet(pipe.unet)
+
+            made["fast"] = CompiledPath(pipe, compile_fn, lambda twin, shape: None,
+                                        pin=lambda: nullcontext(pipe), idle_wait_s=0.05)  # fmt: skip
+            made["fast"].compiled.add((1024, 1024, 1))  # as if compiled earlier
+        return made["fast"]
+
+    monkeypatch.setattr(image_mod.ImagePipeline, "fast_path", fast_path)
+    done = run(img_studio, prompt="red sneaker", seed=4)
+    assert len(done.result_asset_ids) == 1
+    fast = made["fast"]
+    assert fast.failed[(1024, 1024, 1)] == "out of memory" and not fast.ready((1024, 1024, 1))
+    fast.close()

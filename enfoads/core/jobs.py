@@ -253,6 +253,7 @@ class JobBackend(Protocol):
 
     def register(self, kind: str, handler: Handler) -> None: ...
     def kinds(self) -> list[str]: ...
+    def busy(self) -> bool: ...
     def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job: ...
     def get(self, job_id: str) -> Job: ...
     def list(self, *, state: str | None = None, kind: str | None = None,
@@ -421,6 +422,11 @@ class StoredQueue:
         function: a switch in Settings applies to the next job)."""
         return self._lang() if callable(self._lang) else self._lang
 
+    def busy(self) -> bool:
+        """Whether this process is running or holding jobs (background work waits for idle);
+        a queue whose jobs run in other processes never is."""
+        return False
+
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id)
 
@@ -489,6 +495,11 @@ class LocalJobQueue(StoredQueue):
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
+
+    def busy(self) -> bool:
+        with self._lock:
+            running = bool(self._tokens)
+        return running or not self._queue.empty()
 
     def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job:
         if kind not in self._handlers:

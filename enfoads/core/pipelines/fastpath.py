@@ -100,12 +100,14 @@ class CompiledPath:
     ``compile_fn(pipe)`` turns a twin's modules into compiled ones (``torch.compile``);
     ``warm_up(pipe, shape)`` runs one generation at ``shape`` (the compile happens there);
     ``pin()`` holds the model in the VRAM manager while a compile runs, or says it is gone;
-    ``on_compiled(shape)`` runs after each (the portable cache is saved there).
+    ``on_compiled(shape)`` runs after each (the portable cache is saved there);
+    ``others_busy()`` says whether other jobs run in this process (no compile starts then).
     """
 
     def __init__(self, eager: Any, compile_fn: Callable[[Any], None],
                  warm_up: Callable[[Any, Shape], None],
                  pin: Callable[[], Any], on_compiled: Callable[[Shape], None] | None = None,
+                 others_busy: Callable[[], bool] = lambda: False,
                  idle_wait_s: float = 0.5):  # fmt: skip
         self.eager = eager
         self.fast = twin(eager)
@@ -114,6 +116,7 @@ class CompiledPath:
         self.warm_pipe.unet = self.fast.unet
         self.warm_pipe.vae.decode = self.fast.vae.decode
         self._warm_up, self._pin, self._on_compiled = warm_up, pin, on_compiled
+        self._others_busy = others_busy  # other jobs of this process (a face swap, a video)
         self.compiled: set[Shape] = set()
         self.failed: dict[Shape, str] = {}
         self.compiling: Shape | None = None
@@ -172,9 +175,23 @@ class CompiledPath:
             return True
 
     # -- the background thread ----------------------------------------------------------
+    def demote(self, shape: Shape, reason: str) -> None:
+        """A compiled shape that failed in a job (out of memory on a small GPU, say) runs eager
+        from now on."""
+        with self._cond:
+            self.compiled.discard(shape)
+            self.failed[shape] = reason
+        log.warning("compiled %dx%d batch %d failed in a job (%s): eager from now on", *shape, reason)
+
+    def _idle(self) -> bool:
+        try:
+            return not self._busy and not self._others_busy()
+        except Exception:  # noqa: BLE001 - a closed database: wait and ask again
+            return False
+
     def _next(self) -> Shape | None:
         with self._cond:
-            while not self._closed and (not self._wanted or self._busy):
+            while not self._closed and (not self._wanted or not self._idle()):
                 self._cond.wait(self._idle_wait_s if self._wanted else None)
             if self._closed:
                 return None
@@ -258,6 +275,19 @@ def cuda_available_bytes() -> int:
     allocated = torch.cuda.memory_allocated()
     in_pool = torch.cuda.memory_reserved() - allocated  # reusable without asking the driver
     return max(0, min(free + in_pool, int(total * fraction) - allocated))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def free_cached_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @contextmanager

@@ -374,7 +374,8 @@ class ImagePipeline:
                 warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1],
                                                      list(range(shape[2])), self.settings.image_steps),
                 pin=lambda: self.studio.models.use_if_resident(MODEL_NAME),
-                on_compiled=lambda _shape: fastpath.save_cache(cache))  # fmt: skip
+                on_compiled=lambda _shape: fastpath.save_cache(cache),
+                others_busy=self.studio.jobs.busy)  # fmt: skip
             pipe._enfoads_compiled = fast
         return fast
 
@@ -432,8 +433,18 @@ class ImagePipeline:
                             ctx.progress(5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of))
 
                         with fastpath.measured_peak(self.studio.models.device) as peak:
-                            images = generate(target, text, width, height, chunk, steps, on_step,
-                                              embeds=encoded[text])  # fmt: skip
+                            try:
+                                images = generate(target, text, width, height, chunk, steps,
+                                                  on_step, embeds=encoded[text])  # fmt: skip
+                            except Exception as exc:
+                                if target is pipe or not fastpath.is_out_of_memory(exc):
+                                    raise
+                                # The compiled graphs' own buffers did not fit: eager again.
+                                fast.demote(shape, "out of memory")
+                                fastpath.free_cached_memory()
+                                target = pipe
+                                images = generate(pipe, text, width, height, chunk, steps,
+                                                  on_step, embeds=encoded[text])  # fmt: skip
                         if planner is not None and peak and target is pipe:
                             planner.record(width, height, len(chunk), peak[0])
                         done += len(chunk)

@@ -141,6 +141,7 @@ def main() -> int:
     configs = args.configs.split(",")
     mode = None if args.smoke else args.compile_mode or COMPILE_MODE
     backend = "eager" if args.smoke else "inductor"
+    fastpath.ensure_cudagraph_tls()  # this thread runs compiled code too (as a job's worker)
     t0 = time.perf_counter()
     parts = (build_components("tiny") if args.smoke else
              build_components("full", device="cuda", dtype=torch.float16))  # fmt: skip

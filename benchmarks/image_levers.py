@@ -43,6 +43,8 @@ def timed(fn, iters: int = 10) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--vae-autotune", action="store_true",
+                        help="also time the VAE decode compiled with max-autotune (minutes)")
     args = parser.parse_args()
 
     import torch
@@ -54,6 +56,7 @@ def main() -> int:
                                               generate, to_pil)  # fmt: skip
     from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
+    fastpath.ensure_cudagraph_tls()  # this thread runs compiled code too (as a job's worker)
     parts = build_components("full", device="cuda", dtype=torch.float16)
     tok = Path("/tmp/enfoads-bench-tok")
     write_clip_tokenizer(tok)
@@ -110,6 +113,18 @@ def main() -> int:
         "prompt_once_per_job": timed(lambda: generate(compiled, "", 1024, 1024, [1], 4, embeds=embeds)),
     }  # fmt: skip
     out["ratio_vs_stock"] = {k: round(out["stock_ms"] / v, 2) for k, v in out["compiled_ms"].items()}
+    scaled = latents / pipe.vae.config.scaling_factor
+    with torch.no_grad():  # the same call the pipeline makes: the shape's compiled graph
+        out["compiled_parts_ms"] = {"vae_decode": timed(lambda: compiled.vae.decode(scaled, return_dict=False))}
+        if args.vae_autotune:
+            import copy
+
+            vae = copy.copy(pipe.vae)
+            vae.decode = torch.compile(vae.decode, mode="max-autotune", fullgraph=True, dynamic=False)
+            t0 = time.perf_counter()
+            vae.decode(scaled, return_dict=False)
+            out["compiled_parts_ms"]["vae_decode_max_autotune_compile_s"] = round(time.perf_counter() - t0, 1)
+            out["compiled_parts_ms"]["vae_decode_max_autotune"] = timed(lambda: vae.decode(scaled, return_dict=False))
     fast.close()
     report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
               "python": platform.python_version(),

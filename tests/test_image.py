@@ -347,9 +347,9 @@ def test_no_compile_starts_while_other_jobs_run(img_studio):
         fast.close()
 
 
-def test_a_compiled_shape_out_of_memory_in_a_job_falls_back_to_eager(img_studio, monkeypatch):
-    """On a small GPU the compiled graphs' own buffers may not fit: the job still completes
-    (eager), and that shape stays eager."""
+def test_a_compiled_shape_that_fails_in_a_job_falls_back_to_eager(img_studio, monkeypatch):
+    """On a small GPU the compiled graphs' own buffers may not fit (or a compiled run fails
+    another way): the job still completes (eager), and that shape stays eager."""
     from contextlib import nullcontext
 
     import torch.nn as nn

@@ -103,7 +103,6 @@ def close_subscriptions(widget: w.Widget) -> int:
                 ended += 1
             item._unsubscribe = []
         stack.extend(getattr(item, "children", ()) or ())
-        stack.extend(getattr(item, "_owned", ()) or ())  # widgets kept but not shown
     return ended
 
 
@@ -212,7 +211,7 @@ class JobProgress(w.VBox):
             self._on_finished(job)
 
     def close(self) -> None:
-        self._unsubscribe()
+        close_subscriptions(self)
         super().close()
 
 

@@ -210,6 +210,9 @@ class CompiledPath:
                     if model is None:  # unloaded meanwhile: compile when it is back
                         error = "model not resident"
                     else:
+                        # The CUDA graphs recorded here are the ones jobs replay: a compiled
+                        # function keeps the graphs of the thread that first ran it.
+                        ensure_cudagraph_tls()
                         self._warm_up(self.warm_pipe, shape)
             except Exception as exc:  # noqa: BLE001 - jobs keep the eager path
                 error = f"{type(exc).__name__}: {exc}"
@@ -277,10 +280,38 @@ def cuda_available_bytes() -> int:
     return max(0, min(free + in_pool, int(total * fraction) - allocated))
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
+def failure_reason(exc: BaseException) -> str:
+    """What made a compiled run fail, in a few words for the log and ``failed``."""
     import torch
 
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return "out of memory"
+    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def ensure_cudagraph_tls() -> None:
+    """Inductor keeps its CUDA-graph trees per thread, set up only in the thread that first
+    imported it (and the autograd threads it spawns): a compiled run in another thread
+    (the background compiler, a job's worker) fails an assertion there. Set this thread's up,
+    as that module does at import (torch 2.11 to 2.13)."""
+    import threading
+    from collections import defaultdict
+
+    import torch
+
+    try:
+        from torch._inductor import cudagraph_trees as trees
+    except ImportError:  # a torch without Inductor: nothing to set up
+        return
+    if hasattr(trees.local, "tree_manager_containers"):
+        return
+    trees.local.tree_manager_containers = {}
+    trees.local.tree_manager_locks = defaultdict(threading.Lock)
+    stash = getattr(torch._C, "_stash_obj_in_tls", None)
+    if stash is not None:  # copied into the autograd threads this thread starts
+        stash("tree_manager_containers", trees.local.tree_manager_containers)
+        stash("tree_manager_locks", trees.local.tree_manager_locks)
 
 
 def free_cached_memory() -> None:

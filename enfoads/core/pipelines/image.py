@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enfoads.core.validation import check_text
-from enfoads.core.errors import ModelNotDownloaded, InvalidInput, ModelUnavailable
+from enfoads.core.errors import EnfoadsError, InvalidInput, JobCancelled, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.vram import TorchAdapter
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_reachable, in_cache, hub_cache, hub_error_reason, hub_kwargs,
@@ -424,6 +424,8 @@ class ImagePipeline:
                         chunk, left = left[:count], left[count:]
                         shape = (width, height, len(chunk))
                         target = fast.pipe_for(shape) if fast is not None else pipe
+                        if target is not pipe:
+                            fastpath.ensure_cudagraph_tls()  # this worker thread's CUDA graphs
                         # Honest: a shape not compiled yet runs eager while it compiles aside.
                         key = "stage.generating_eager" if fast is not None and target is pipe else "stage.generating"
 
@@ -437,10 +439,11 @@ class ImagePipeline:
                                 images = generate(target, text, width, height, chunk, steps,
                                                   on_step, embeds=encoded[text])  # fmt: skip
                             except Exception as exc:
-                                if target is pipe or not fastpath.is_out_of_memory(exc):
+                                if target is pipe or isinstance(exc, JobCancelled | EnfoadsError):
                                     raise
-                                # The compiled graphs' own buffers did not fit: eager again.
-                                fast.demote(shape, "out of memory")
+                                # The compiled twin failed (its graphs' buffers did not fit a
+                                # small GPU, say): this shape runs eager from now on.
+                                fast.demote(shape, fastpath.failure_reason(exc))
                                 fastpath.free_cached_memory()
                                 target = pipe
                                 images = generate(pipe, text, width, height, chunk, steps,

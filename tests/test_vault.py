@@ -193,3 +193,42 @@ def test_a_karaoke_highlight_like_the_text_colour_is_refused(studio):
         SubtitleStyle(karaoke=True, highlight_colour="#F4F4F4").validated()
     assert caught.value.field == "subtitle_style.highlight_colour"
     assert "apenas se distingue" in caught.value.message("es")
+
+
+def test_seed_import_takes_the_json_body_and_a_few_uploads_worth(tmp_path):
+    """The React client may send the file's content as JSON; a seed vault is bigger than one
+    upload (each entry is still held to the upload limit), and a body past a few uploads'
+    worth gets a 413 that names the limit."""
+    import numpy as np
+
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    settings = load_settings(data_dir=tmp_path / "d", device="cpu", language="es", max_upload_mb=0.05)
+
+    def noise(seed: int) -> bytes:  # 30 KB of incompressible pixels: under the 50 KB limit
+        import io
+
+        from PIL import Image
+
+        rng = np.random.default_rng(seed)
+        out = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)).save(out, "PNG")
+        return out.getvalue()
+
+    entries = [{"id": f"img_{i}", "type": "image", "name": f"foto {i}",
+                "url": "data:image/png;base64," + base64.b64encode(noise(i)).decode()}
+               for i in range(4)]  # fmt: skip
+    body = json.dumps(entries).encode()
+    assert len(body) > settings.max_upload_bytes * 2  # more than one upload's worth
+    with Studio(settings) as studio, TestClient(create_app(studio, token="t")) as c:
+        c.headers["Authorization"] = "Bearer t"
+        reply = c.post("/api/assets/import", content=body, headers={"Content-Type": "application/json"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["imported"] == 4
+        huge = json.dumps(entries * 5).encode()
+        too_big = c.post("/api/assets/import", content=huge, headers={"Content-Type": "application/json"})
+        assert too_big.status_code == 413 and "MB" in too_big.json()["message"]
+        plain = c.post("/api/assets/import", content=b"x", headers={"Content-Type": "text/plain"})
+        assert plain.status_code == 415
+        assert studio.list_assets().total == 4

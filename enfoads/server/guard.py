@@ -23,14 +23,19 @@ __all__ = ["RequestGuard", "check_token", "presented_token", "body_limit"]
 PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 SMALL_BODY = 1 * 2**20  # every JSON request but those that carry files
 FORM_OVERHEAD = 64 * 1024  # a multipart form's own fields and boundaries
+# The seed's assets.json carries a whole vault as base64: up to this many uploads' worth.
+IMPORT_UPLOADS = 4
 
 
 def body_limit(method: str, path: str, max_upload_bytes: int) -> int:
     """The largest body a route takes: uploads carry a file (as base64 in JSON: 4/3 larger),
-    face routes up to two images; everything else is small JSON."""
+    face routes up to two images, the seed's assets.json a few uploads' worth; everything else
+    is small JSON."""
     encoded = max_upload_bytes * 4 // 3 + FORM_OVERHEAD
     if method == "POST" and path == "/api/assets":
         return encoded
+    if method == "POST" and path == "/api/assets/import":
+        return IMPORT_UPLOADS * encoded
     if method == "POST" and path in ("/face-swap", "/detect-faces"):
         return 2 * encoded
     return SMALL_BODY

@@ -17,6 +17,7 @@ from enfoads.core.validation import RequestModel
 from enfoads.core.studio import Studio
 from enfoads.server.deps import (ApiError, asset_links, decode_base64, get_studio, rate_limit,
                                  require_token)
+from enfoads.server.guard import body_limit
 
 router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
 
@@ -105,20 +106,27 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
 
 @router.post("/import", dependencies=[Depends(rate_limit)], openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
+        "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"},
+                                    "description": "the assets.json file's own content"}}}}})
 async def import_assets(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
-    """Import the seed backend's ``assets.json`` (entries with inline ``data:`` URLs), sent as
-    the multipart field ``file``. Entries without inline data, or whose file is corrupt or too
-    large, are skipped and counted; an id already in the vault is not imported twice."""
-    limit = studio.settings.max_upload_bytes
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    """Import the seed backend's ``assets.json`` (entries with inline ``data:`` URLs): the file
+    as the multipart field ``file``, or its content as the JSON body. Entries without inline
+    data, or whose file is corrupt or too large, are skipped and counted; an id already in the
+    vault is not imported twice. The body may be a few uploads' worth (413 past that)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=body_limit("POST", "/api/assets/import",
+                                                           studio.settings.max_upload_bytes))  # fmt: skip
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("error.empty", field="file")
+        data = await upload.read()
+    elif ctype.startswith("application/json"):
+        data = await _read_body(request)
+    else:
         raise ApiError(415, "unsupported_media_type",
                        t("error.unsupported_media_type", studio.settings.language))  # fmt: skip
-    form = await request.form(max_part_size=limit + 1)
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise InvalidInput("error.empty", field="file")
-    data = await upload.read()
     report = await run_in_threadpool(studio.import_seed_json, data)
     access = request.app.state.access
     return dict(report, assets=[access.sign_asset(a) for a in report["assets"]])

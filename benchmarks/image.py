@@ -22,15 +22,13 @@ total), ``compiled_after_s`` (from the job's start until every shape is compiled
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import run_record, write_json  # noqa: E402
 
 
 SIDE = 1024  # 1024² (``--smoke``: 64², the tiny architecture on the CPU)
@@ -55,28 +53,18 @@ def peak_gb(reset: bool = False) -> float:
 
 
 def measure(pipe, batch: int, iters: int, steps: int = 4) -> dict:
+    """1024² at ``batch``: the first call, then the steady median (``steady``)."""
     from enfoads.core.pipelines.image import generate
 
-    seeds = list(range(batch))
     sync()
     peak_gb(reset=True)
     t0 = time.perf_counter()
-    generate(pipe, "a red sneaker on a beach, product photo", SIDE, SIDE, seeds, steps)
+    generate(pipe, "a red sneaker on a beach, product photo", SIDE, SIDE, list(range(batch)), steps)
     sync()
     first = time.perf_counter() - t0
-    generate(pipe, "warm", SIDE, SIDE, seeds, steps)  # a second warm-up (allocator, autotune)
-    times = []
-    for i in range(iters):
-        sync()
-        t0 = time.perf_counter()
-        generate(pipe, f"a coffee cup on a wooden table {i}", SIDE, SIDE, seeds, steps)
-        sync()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    median = times[len(times) // 2]
-    return {"batch": batch, "ms_per_image": round(1000 * median / batch, 1),
-            "ms_per_call": round(1000 * median, 1), "first_call_s": round(first, 2),
-            "peak_gpu_gb": peak_gb()}  # fmt: skip
+    per_image = steady(pipe, SIDE, SIDE, batch, iters, steps)
+    return {"batch": batch, "ms_per_image": per_image, "ms_per_call": round(per_image * batch, 1),
+            "first_call_s": round(first, 2), "peak_gpu_gb": peak_gb()}  # fmt: skip
 
 
 PLACEMENTS = {"1:1": (1024, 1024), "9:16": (768, 1344), "16:9": (1344, 768), "4:5": (896, 1152),
@@ -222,22 +210,13 @@ def main() -> int:
         fast.close()
 
     stock = ms_per_image.get("stock", {})
-    report = {
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke)",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "command": " ".join(["python", "benchmarks/image.py", *sys.argv[1:]]),
-        "compile_mode": mode,
-        "results": results,
-        "ms_per_image": ms_per_image,
-        "ratios_vs_stock": {c: {k: round(stock[k] / v, 2) for k, v in rows.items() if k in stock}
-                            for c, rows in ms_per_image.items() if c != "stock"},  # fmt: skip
-        **report,
-    }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
+    report = run_record(
+        device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke)",
+        torch=torch.__version__, compile_mode=mode, results=results, ms_per_image=ms_per_image,
+        ratios_vs_stock={c: {k: round(stock[k] / v, 2) for k, v in rows.items() if k in stock}
+                         for c, rows in ms_per_image.items() if c != "stock"},
+        **report)  # fmt: skip
+    write_json(args.out, report)
     return 0
 
 

@@ -13,31 +13,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402
 
 
 def timed(fn, iters: int = 10) -> float:
-    """Median ms of ``fn()`` after two warm-ups."""
+    """Median ms of ``fn()`` (the GPU's work included) after two warm-ups."""
     import torch
 
+    def call() -> None:
+        fn()
+        torch.cuda.synchronize()
+
     for _ in range(2):
-        fn()
-    times = []
-    for _ in range(iters):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return round(1000 * times[len(times) // 2], 2)
+        call()
+    return round(1000 * common.timed(call, iters), 2)
 
 
 def main() -> int:
@@ -126,13 +121,8 @@ def main() -> int:
             out["compiled_parts_ms"]["vae_decode_max_autotune_compile_s"] = round(time.perf_counter() - t0, 1)
             out["compiled_parts_ms"]["vae_decode_max_autotune"] = timed(lambda: vae.decode(scaled, return_dict=False))
     fast.close()
-    report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-              "python": platform.python_version(),
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["python", "benchmarks/image_levers.py", *sys.argv[1:]]), **out}  # fmt: skip
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
+    common.write_json(args.out, common.run_record(device=torch.cuda.get_device_name(0),
+                                                  torch=torch.__version__, **out))  # fmt: skip
     return 0
 
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import run_record, write_json  # noqa: E402
 
 T4_USABLE_GIB = 14.5
 ALL = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
@@ -107,21 +106,11 @@ def main() -> int:
              num_images=4)
         step("images again, 1:1 batch 4", prompt="olive oil bottle", seed=3, num_images=4)
 
-    report = {
-        "device": torch.cuda.get_device_name(0) if cuda else "cpu (smoke)",
-        "cap_gib": args.cap_gib,
-        "weights_gib": round(weights / gib, 2),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "command": " ".join(["python", "benchmarks/t4_session.py", *sys.argv[1:]]),
-        "steps": steps,
-        "no_oom": all(s["state"] == JobState.COMPLETED.value for s in steps),
-    }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
-    return 0 if report["no_oom"] else 1
+    no_oom = all(s["state"] == JobState.COMPLETED.value for s in steps)
+    write_json(args.out, run_record(device=torch.cuda.get_device_name(0) if cuda else "cpu (smoke)",
+                                    cap_gib=args.cap_gib, weights_gib=round(weights / gib, 2),
+                                    torch=torch.__version__, steps=steps, no_oom=no_oom))  # fmt: skip
+    return 0 if no_oom else 1
 
 
 if __name__ == "__main__":

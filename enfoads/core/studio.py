@@ -314,8 +314,7 @@ class Studio:
         The brand kit's logo or font goes only with ``confirm=True`` (else ``AssetInUse``), and
         the kit then drops it. The studio's own records (the brand kit's JSON) change through
         their own calls (``save_brand_kit``)."""
-        self._refuse_reserved(asset_id, "delete")
-        asset = self.assets.get(asset_id)
+        asset = self._refuse_reserved(asset_id, "delete")
         kit = self.brand_kit()
         uses = [key for key in ("logo_asset_id", "font_asset_id") if kit[key] == asset_id]
         if uses and not confirm:
@@ -326,13 +325,15 @@ class Studio:
         if uses:
             self.save_brand_kit(**{key: None for key in uses})
 
-    def _refuse_reserved(self, asset_id: str, action: str) -> None:
+    def _refuse_reserved(self, asset_id: str, action: str) -> Asset:
+        """The asset, unless it is one of the studio's own records (the brand kit's JSON)."""
         from enfoads.core.assets import RESERVED_KINDS
         from enfoads.core.errors import InvalidInput
 
-        kind = self.assets.get(asset_id).kind
-        if kind in RESERVED_KINDS:
-            raise InvalidInput("error.reserved_kind", field="asset_id", kind=kind, action=action)
+        asset = self.assets.get(asset_id)
+        if asset.kind in RESERVED_KINDS:
+            raise InvalidInput("error.reserved_kind", field="asset_id", kind=asset.kind, action=action)
+        return asset
 
     def import_seed_assets(self, path: str | Path) -> list[Asset]:
         return self.assets.import_seed_json(Path(path))

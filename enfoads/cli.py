@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from enfoads import __version__
+from enfoads.version import __version__
 
 
 def _cached_models(models_dir: Any) -> list[str]:

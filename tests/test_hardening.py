@@ -137,15 +137,21 @@ def test_the_facade_refuses_what_it_could_not_store(studio):
 
     with pytest.raises(InvalidInput, match="not allowed"):
         studio.submit("prepare_model", {"model": "sdxl\x00"})
+    with pytest.raises(InvalidInput, match="'x' is not valid: unknown field"):
+        studio.submit("prepare_model", {"model": "sdxl", "x": 1})
+    with pytest.raises(InvalidInput, match="'seed' must be a finite number"):
+        studio.submit("generate_image", {"prompt": "x", "seed": float("nan")})
+    # A job kind of one's own (no request model) is still held to what can be stored.
+    studio.jobs.register("own", lambda ctx: None)
     with pytest.raises(InvalidInput, match="finite"):
-        studio.submit("prepare_model", {"model": "sdxl", "x": float("nan")})
+        studio.submit("own", {"x": float("nan")})
     with pytest.raises(InvalidInput, match="nested too deeply"):
         deep: dict = {}
         cursor = deep
         for _ in range(40):
             cursor["a"] = {}
             cursor = cursor["a"]
-        studio.submit("prepare_model", {"model": "sdxl", "deep": deep})
+        studio.submit("own", {"deep": deep})
     assert studio.list_jobs() == []
 
 
@@ -269,8 +275,15 @@ def test_forwarded_for_does_not_buy_a_fresh_bucket(tiny_settings):
 
 
 def test_retry_and_uploads_are_limited_too(make_client):
+    from enfoads.core.errors import InvalidInput
+
     studio, c = make_client(rate_limit_per_minute=2)
-    job = studio.submit("prepare_model", {"model": "no-such-model"})
+
+    def fails(ctx):
+        raise InvalidInput("error.empty", field="x")
+
+    studio.jobs.register("fails", fails)
+    job = studio.submit("fails", {})
     studio.wait_job(job.id, 60)
     assert c.post(f"/api/jobs/{job.id}/retry").status_code == 202
     assert c.post("/api/assets", files={"file": ("a.png", png(), "image/png")}).status_code == 201
@@ -399,11 +412,15 @@ def test_out_of_range_numbers_are_refused_at_once(make_client, path, body, field
 def test_core_ranges_hold_for_callers_that_skip_http(studio):
     from enfoads.core.errors import InvalidInput
     from enfoads.core.pipelines.video import SubtitleStyle
+    from enfoads.core.validation import parse_request
 
     with pytest.raises(InvalidInput, match="outline"):
-        SubtitleStyle(outline=float("nan")).validated()
+        parse_request(SubtitleStyle, {"outline": float("nan")})
     with pytest.raises(InvalidInput, match="outline"):
-        SubtitleStyle(outline=1e308).validated()
+        parse_request(SubtitleStyle, {"outline": 1e308})
+    # Built in code without validation, the renderer's own check still holds the range.
+    with pytest.raises(InvalidInput, match="outline"):
+        SubtitleStyle.model_construct(**{**SubtitleStyle().model_dump(), "outline": 1e308}).validated()
 
 
 def test_a_video_face_swap_checks_the_face_choice_before_queueing(make_client, tmp_path):

@@ -145,10 +145,16 @@ def test_custom_size_and_bad_input_in_a_retried_job_record(img_studio):
     done = run(img_studio, prompt="lamp", width=512, height=256, seed=1)
     asset = img_studio.get_asset(done.result_asset_ids[0])
     assert (asset.width, asset.height) == (512, 256)
-    # A job whose params became invalid (as a retry of an old record could) fails clearly.
-    job = img_studio.submit("generate_image", {"prompt": "  "})
-    failed = img_studio.wait_job(job.id, TIMEOUT)
-    assert failed.state is JobState.FAILED and failed.error == "The field 'prompt' is empty."
+    # Bad input is refused before anything is queued...
+    before = len(img_studio.list_jobs())
+    with pytest.raises(InvalidInput, match="The field 'prompt' is empty."):
+        img_studio.submit("generate_image", {"prompt": "  "})
+    assert len(img_studio.list_jobs()) == before
+    # ...and a stored record that is no longer valid (an old one) is checked again on retry.
+    old = img_studio.jobs.submit("generate_image", {"prompt": "lamp", "width": 300, "height": 256})
+    assert img_studio.wait_job(old.id, TIMEOUT).state.finished
+    with pytest.raises(InvalidInput, match="'width'"):
+        img_studio.retry_job(old.id)
 
 
 def test_missing_or_oversized_model_is_a_clear_job_error(tmp_path, monkeypatch):

@@ -183,7 +183,7 @@ def test_avatar_mouth_follows_the_voice_and_the_background_stays(av_studio):
     speech = av_studio.pipelines["voice"].synthesize(SCRIPT)
     portrait = astronaut_rgb()
     fps = 25
-    animator, drive, face = avatar.animate(av_studio, portrait, speech.samples,
+    animator, drive, face = av_studio.capabilities["avatar"].animate(portrait, speech.samples,
                                            speech.sample_rate, fps)  # fmt: skip
     frames = list(avatar.render_frames(animator, drive))
     assert len(frames) == round(speech.duration_s * fps)

@@ -2,12 +2,11 @@
 
 import threading
 
-import numpy as np
 import pytest
 import torch
 
 from enfoads.core.errors import ModelTooLarge, ModelUnavailable, NotFound
-from enfoads.core.vram import CPU, GPU, ModelManager, OnnxAdapter, OnnxModel, TorchAdapter
+from enfoads.core.vram import CPU, GPU, ModelManager, TorchAdapter
 
 MB = 1024 * 1024
 
@@ -94,29 +93,6 @@ def test_a_failing_loader_is_a_clear_model_error():
         with m.use("broken"):
             pass
     assert m.stats(with_devices=False)["models"][0]["in_use"] == 0
-
-
-def test_onnx_sessions_are_managed(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "x"], ["y"])], "double",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
-    )
-    path = tmp_path / "double.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    m = cpu_manager(ram_mb=10)
-    m.register("double", lambda: OnnxModel(path), 1024, OnnxAdapter())
-    with m.use("double") as model:
-        y = model.session.run(None, {"x": np.array([[1, 2, 3]], np.float32)})[0]
-        assert model.providers_in_use == ["CPUExecutionProvider"]
-    assert y.tolist() == [[2, 4, 6]]
-    m.unload("double")
-    assert where(m) == {"double": None}
-    with pytest.raises(ModelUnavailable):
-        OnnxModel(tmp_path / "missing.onnx")
 
 
 def test_ctranslate2_models_are_managed():

@@ -245,13 +245,22 @@ class AttachedStudio:
                             language=d["language"], engine=d["engine"],
                             additions=tuple(d["additions"]), notices=tuple(d["notices"]))  # fmt: skip
 
-    def generate_images(self, **params: Any) -> Job:
-        return self._job_from(self._call("POST", "/generate-image", json=_jsonable(params)))
+    def _queue(self, path: str, request: Any, params: dict[str, Any], **extra: Any) -> Job:
+        """A job through the engine's route: the request model's fields (set ones only, so the
+        engine's defaults apply), or the keyword fields, as JSON."""
+        body = request.model_dump(mode="json", exclude_unset=True) if request is not None else params
+        return self._job_from(self._call("POST", path, json={**_jsonable(body), **extra}))
+
+    def generate_images(self, request: Any = None, /, **params: Any) -> Job:
+        return self._queue("/generate-image", request, params)
+
+    def options(self, name: str) -> dict[str, Any]:
+        return self._call("GET", "/api/capabilities")["capabilities"][name]["options"]
 
     def image_options(self) -> dict[str, Any]:
         from enfoads.core.pipelines.image import image_options
 
-        return image_options(self.settings)
+        return image_options(self.settings)  # no model needed: computed here, no round trip
 
     # -- face swap ---------------------------------------------------------------------
     @staticmethod
@@ -273,17 +282,11 @@ class AttachedStudio:
                 **options, "inline": False}  # fmt: skip
         return self._call("POST", "/face-swap", json=body)
 
-    def swap_faces(self, *, source_asset_id: str, target_asset_id: str,
-                   source_face: str | int = "largest", target_face: str | int = "largest") -> Job:  # fmt: skip
-        return self._job_from(self._call("POST", "/face-swap", json={
-            "source_asset_id": source_asset_id, "target_asset_id": target_asset_id,
-            "source_face": source_face, "target_face": target_face, "run_as_job": True}))  # fmt: skip
+    def swap_faces(self, request: Any = None, /, **params: Any) -> Job:
+        return self._queue("/face-swap", request, params, run_as_job=True)
 
-    def swap_faces_video(self, *, source_asset_id: str, video_asset_id: str,
-                         source_face: str | int = "largest", target_face: str | int = "all") -> Job:  # fmt: skip
-        return self._job_from(self._call("POST", "/face-swap", json={
-            "source_asset_id": source_asset_id, "video_asset_id": video_asset_id,
-            "source_face": source_face, "target_face": target_face}))  # fmt: skip
+    def swap_faces_video(self, request: Any = None, /, **params: Any) -> Job:
+        return self._queue("/face-swap", request, params)
 
     def faceswap_licence(self) -> dict[str, Any]:
         return self._call("GET", "/face-swap/licence")
@@ -302,11 +305,11 @@ class AttachedStudio:
     def list_avatars(self, **filters: Any) -> Page:
         return self.assets.list(tag="avatar", **filters)
 
-    def render_video(self, **params: Any) -> Job:
-        return self._job_from(self._call("POST", "/render-video", json=_jsonable(params)))
+    def render_video(self, request: Any = None, /, **params: Any) -> Job:
+        return self._queue("/render-video", request, params)
 
-    def render_multi_scene(self, **params: Any) -> Job:
-        return self._job_from(self._call("POST", "/render-multi-scene", json=_jsonable(params)))
+    def render_multi_scene(self, request: Any = None, /, **params: Any) -> Job:
+        return self._queue("/render-multi-scene", request, params)
 
 
 def _jsonable(value: Any) -> Any:

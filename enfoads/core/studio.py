@@ -12,15 +12,15 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import asdict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from enfoads import __version__
+from enfoads.version import __version__
 from enfoads.core import events
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
+from enfoads.core.capability import Capabilities, Capability, Services
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.dbfile import DatabaseBackup, restore_live
 from enfoads.core.errors import AssetInUse
@@ -78,7 +78,8 @@ class Studio:
             ram_budget_bytes=int(s.ram_budget_gb * GB),
             bus=self.bus,
         )
-        self.pipelines: dict[str, Any] = {}  # filled by each capability's register()
+        self.capabilities = Capabilities(self._services, self.models, self.jobs)
+        self.pipelines = self.capabilities  # the capabilities by name (older name)
         self._register_capabilities()
 
     def _job_backend(self) -> JobBackend:
@@ -93,13 +94,35 @@ class Studio:
                              owner=self.owner, lease_s=s.lease_s,
                              timeout_s=lambda kind: self.settings.job_timeout(kind))  # fmt: skip
 
+    def _services(self, needs: tuple[str, ...], capabilities: Any) -> Services:
+        """What one capability gets: the live settings, the stores, and what it named."""
+        return Services(settings=lambda: self.settings, assets=self.assets, models=self.models,
+                        bus=self.bus, jobs=self.jobs, capabilities=capabilities, needs=needs)  # fmt: skip
+
     def _register_capabilities(self) -> None:
-        """Each capability registers its job handlers and models here, in one place."""
+        """The capabilities (checked against the contract) and the studio's own job."""
         from enfoads.core import inventory
         from enfoads.core.pipelines import register_all
 
-        register_all(self)
-        inventory.register(self)
+        register_all(self.capabilities)
+        self.capabilities.add_job(inventory.prepare_job(self.capabilities, lambda: self.settings,
+                                                        self.models))  # fmt: skip
+
+    def capability(self, name: str) -> Capability:
+        return self.capabilities[name]
+
+    def describe_capabilities(self) -> dict[str, Any]:
+        """Each capability: what it needs, its jobs (and their request models), its models,
+        its options."""
+        caps = self.capabilities
+        return {name: {"needs": list(cap.needs),
+                       "jobs": {j.kind: j.request.__name__ for j in cap.jobs()},
+                       "models": [m.key for m in cap.models()], "options": cap.options()}
+                for name, cap in caps.items()}  # fmt: skip
+
+    def options(self, name: str) -> dict[str, Any]:
+        """A capability's choices and limits for the UI (``image``, ``video``, ``voice``...)."""
+        return self.capabilities[name].options()
 
     # -- lifecycle ---------------------------------------------------------------------
     is_engine = True  # this object owns the models and the queue (AttachedStudio: False)
@@ -213,10 +236,8 @@ class Studio:
         return self.settings.language
 
     def model_inventory(self) -> list[dict[str, Any]]:
-        """Every model with its licence and whether it is on disk (no network used)."""
-        from enfoads.core.inventory import model_inventory
-
-        return model_inventory(self)
+        """Every declared model with its licence and whether it is on disk (no network)."""
+        return self.capabilities.inventory()
 
     def missing_models(self) -> list[dict[str, Any]]:
         """The models not on disk yet (voices count once: one is enough)."""
@@ -227,13 +248,9 @@ class Studio:
     def prepare_model(self, key: str) -> Job:
         """Download one model (an inventory key) as a job, e.g. from the Settings panel. An
         unknown key is refused here, before anything is queued."""
-        from enfoads.core.errors import InvalidInput
+        from enfoads.core.capability import PREPARE_JOB
 
-        keys = [m["key"] for m in self.model_inventory()]
-        if key not in keys:
-            raise InvalidInput("error.unknown_choice", field="model", value=str(key)[:80],
-                               choices=", ".join(keys))  # fmt: skip
-        return self.submit("prepare_model", {"model": key})
+        return self.submit(PREPARE_JOB, {"model": key})
 
     # -- brand kit ---------------------------------------------------------------------
     def brand_kit(self) -> dict[str, Any]:
@@ -343,8 +360,10 @@ class Studio:
         return self.assets.import_seed(data).to_dict()
 
     # -- jobs --------------------------------------------------------------------------
-    def submit(self, kind: str, params: dict[str, Any]) -> Job:
-        return self.jobs.submit(kind, params)
+    def submit(self, kind: str, params: Any) -> Job:
+        """Queue a job: ``params`` (its request model, or the fields as a dict) is validated
+        once, by the request model of the capability that declared ``kind``."""
+        return self.capabilities.submit(kind, params)
 
     def get_job(self, job_id: str) -> Job:
         return self.jobs.get(job_id)
@@ -356,6 +375,11 @@ class Studio:
         return self.jobs.cancel(job_id)
 
     def retry_job(self, job_id: str) -> Job:
+        """Run a finished job's request again, checked again first (an asset it names may be
+        gone, or the record predates a rule)."""
+        job = self.jobs.get(job_id)
+        if self.capabilities.job(job.kind) is not None and job.state.finished:
+            self.capabilities.request(job.kind, job.params)
         return self.jobs.retry(job_id)
 
     def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
@@ -364,19 +388,16 @@ class Studio:
     # -- images (pipelines/image.py, pipelines/prompt.py) --------------------------------
     def enhance_prompt(self, prompt: str, **options: Any) -> Any:
         """The magic prompt (direct call, milliseconds with the rules): a ``PromptResult``."""
-        return self.pipelines["prompt"].enhance(prompt, **options)
+        return self.capabilities["prompt"].enhance(prompt, **options)
 
-    def generate_images(self, **params: Any) -> Job:
-        """Queue an image job: prompt, placements, style, seed, num_images… Bad input raises
-        here, before anything is queued; the job validates again when it runs (retries)."""
-        request = self.pipelines["image"].validate(params)
-        return self.submit("generate_image", asdict(request))
+    def generate_images(self, request: Any = None, /, **params: Any) -> Job:
+        """Queue an image job (``GenerateImageRequest`` or its fields: prompt, placements,
+        style, seed, num_images…). Bad input raises here, before anything is queued."""
+        return self.submit("generate_image", request if request is not None else params)
 
     def image_options(self) -> dict[str, Any]:
         """Aspects, styles and limits, for the widgets and the API."""
-        from enfoads.core.pipelines.image import image_options
-
-        return image_options(self.settings)
+        return self.options("image")
 
     # -- face swap (pipelines/faceswap.py) -----------------------------------------------
     def detect_faces(self, image: Any) -> dict[str, Any]:
@@ -384,7 +405,7 @@ class Studio:
         from enfoads.core.pipelines.faceswap import ImageInput
 
         item = image if isinstance(image, ImageInput) else ImageInput(asset_id=str(image))
-        return self.pipelines["faceswap"].detect(item)
+        return self.capabilities["faceswap"].detect(item)
 
     def swap_face_now(self, source: Any, target: Any, **options: Any) -> dict[str, Any]:
         """Image face swap as a direct call (about a second on a T4): ``source``/``target`` are
@@ -392,41 +413,17 @@ class Studio:
         from enfoads.core.pipelines.faceswap import ImageInput
 
         wrap = lambda x: x if isinstance(x, ImageInput) else ImageInput(asset_id=str(x))  # noqa: E731
-        return self.pipelines["faceswap"].swap_image(wrap(source), wrap(target), **options)
+        return self.capabilities["faceswap"].swap_image(wrap(source), wrap(target), **options)
 
-    def swap_faces(self, *, source_asset_id: str, target_asset_id: str,
-                   source_face: str | int = "largest", target_face: str | int = "largest") -> Job:  # fmt: skip
-        """Image face swap as a queued job (for the HTTP API and the widgets)."""
-        from enfoads.core.pipelines.faceswap import check_choice
+    def swap_faces(self, request: Any = None, /, **params: Any) -> Job:
+        """Image face swap as a queued job (``FaceSwapJobRequest`` or its fields:
+        source_asset_id, target_asset_id, source_face, target_face)."""
+        return self.submit("face_swap", request if request is not None else params)
 
-        source_face = check_choice(source_face, "source_face", allow_all=False)
-        target_face = check_choice(target_face, "target_face", allow_all=True)
-        self.assets.open_image(source_asset_id), self.assets.open_image(target_asset_id)
-        return self.submit("face_swap", {"source_asset_id": source_asset_id,
-                                         "target_asset_id": target_asset_id,
-                                         "source_face": source_face, "target_face": target_face})  # fmt: skip
-
-    def swap_faces_video(self, *, source_asset_id: str, video_asset_id: str,
-                         source_face: str | int = "largest", target_face: str | int = "all") -> Job:  # fmt: skip
-        """Swap the source face onto every frame of a video asset, audio kept (a job)."""
-        from enfoads.core import media
-        from enfoads.core.errors import InvalidInput
-        from enfoads.core.pipelines.faceswap import check_choice
-
-        source_face = check_choice(source_face, "source_face", allow_all=False)
-        target_face = check_choice(target_face, "target_face", allow_all=True)
-        self.assets.open_image(source_asset_id)
-        video = self.assets.get(video_asset_id)
-        if video.ext not in media.VIDEO_EXTS:
-            raise InvalidInput("error.invalid", field="video_asset_id",
-                               reason=Reason("reason.not_video", id=video_asset_id))  # fmt: skip
-        limit = self.settings.max_swap_video_s
-        if (video.duration_s or 0) > limit:
-            raise InvalidInput("error.video_too_long", field="video_asset_id", name=video.name or video.id,
-                               seconds=round(video.duration_s, 1), limit=limit)  # fmt: skip
-        return self.submit("face_swap_video", {"source_asset_id": source_asset_id,
-                                               "video_asset_id": video_asset_id,
-                                               "source_face": source_face, "target_face": target_face})  # fmt: skip
+    def swap_faces_video(self, request: Any = None, /, **params: Any) -> Job:
+        """Swap the source face onto every frame of a video asset, audio kept (a job:
+        ``FaceSwapVideoRequest`` or its fields)."""
+        return self.submit("face_swap_video", request if request is not None else params)
 
     def first_frame(self, asset_id: str) -> Any:
         """A video asset's first frame, as a PIL image."""
@@ -435,41 +432,36 @@ class Studio:
         return media.first_frame(self.assets.file_path(asset_id), asset_id)
 
     def faceswap_licence(self) -> dict[str, Any]:
-        return self.pipelines["faceswap"].licence()
+        return self.capabilities["faceswap"].licence()
 
     # -- voice, avatar and video (pipelines/voice.py, avatar.py, video.py) ------------------
     def voices(self) -> list[dict[str, Any]]:
         """The voice catalogue, with whether each voice is on disk already."""
-        return self.pipelines["voice"].catalogue()
+        return self.capabilities["voice"].catalogue()
 
     def speak(self, text: str, voice: str | None = None, **options: Any) -> dict[str, Any]:
         """Synthesise ``text`` into a WAV asset (``preview=True``: a short fixed sentence)."""
-        return self.pipelines["voice"].speak_to_asset(text, voice, **options)
+        return self.capabilities["voice"].speak_to_asset(text, voice, **options)
 
     def use_as_avatar(self, asset_id: str) -> Asset:
         """Mark an image as an avatar (after checking that it has a face): tag ``avatar``."""
         import numpy as np
 
-        from enfoads.core.pipelines.avatar import locate_face
-
         image = self.assets.open_image(asset_id).convert("RGB")
-        locate_face(self, np.asarray(image), asset_id)
+        self.capabilities["avatar"].locate(np.asarray(image), asset_id)
         return self.assets.tag(asset_id, add=("avatar",))
 
     def list_avatars(self, **filters: Any) -> Page:
         return self.assets.list(tag="avatar", **filters)
 
-    def render_video(self, **params: Any) -> Job:
-        """Queue a talking-avatar ad: script, avatar_asset_id, voice, rate, music_asset_id,
-        logo_asset_id, subtitle_style, aspect, cta… Bad input raises here, before queueing."""
-        video = self.pipelines["video"]
-        video.validate(video.request_single(params))
-        return self.submit("render_video", params)
+    def render_video(self, request: Any = None, /, **params: Any) -> Job:
+        """Queue a talking-avatar ad (``RenderVideoRequest`` or its fields: script,
+        avatar_asset_id, voice, rate, music_asset_id, logo_asset_id, subtitle_style, aspect,
+        cta…). Bad input raises here, before queueing."""
+        return self.submit("render_video", request if request is not None else params)
 
-    def render_multi_scene(self, **params: Any) -> Job:
-        """Queue a multi-scene ad: ``scenes`` (kind, asset_id, script, duration, motion,
-        transition) plus the single render's options."""
-        from enfoads.core.pipelines.video import RenderRequest
-
-        self.pipelines["video"].validate(RenderRequest.from_params(params))
-        return self.submit("render_multi_scene", params)
+    def render_multi_scene(self, request: Any = None, /, **params: Any) -> Job:
+        """Queue a multi-scene ad (``RenderMultiSceneRequest`` or its fields: ``scenes`` of
+        kind, asset_id, script, duration, motion, transition, plus the single render's
+        options)."""
+        return self.submit("render_multi_scene", request if request is not None else params)

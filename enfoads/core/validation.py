@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason
 
 # C0 controls except tab, newline and carriage return; DEL; lone UTF-16 surrogates.
 _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+M = TypeVar("M", bound="BaseModel")
 MAX_DEPTH = 16  # request parameters are at most a few levels deep (scenes → subtitle style)
 
 
@@ -91,6 +92,41 @@ def scrub(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+# pydantic's error types, as reasons in the studio's language (its own texts are English).
+_REASONS = {"missing": "reason.missing", "extra_forbidden": "reason.unknown_field",
+            "string_type": "reason.text_expected", "list_type": "reason.list_expected",
+            "dict_type": "reason.object_expected", "model_type": "reason.object_expected",
+            "model_attributes_type": "reason.object_expected", "bool_type": "reason.bool_expected",
+            "bool_parsing": "reason.bool_expected", "int_type": "reason.number_expected",
+            "int_parsing": "reason.number_expected", "int_from_float": "reason.number_expected",
+            "float_type": "reason.number_expected", "float_parsing": "reason.number_expected",
+            "finite_number": "reason.number_expected", "too_short": "reason.too_short",
+            "too_long": "reason.too_long", "string_too_long": "reason.too_long",
+            "string_too_short": "reason.too_short", "greater_than": "reason.out_of_range",
+            "greater_than_equal": "reason.out_of_range", "less_than": "reason.out_of_range",
+            "less_than_equal": "reason.out_of_range", "enum": "reason.choice",
+            "literal_error": "reason.choice", "string_unicode": "reason.bad_text"}  # fmt: skip
+
+
+def validation_reason(error: dict[str, Any]) -> Reason:
+    key = _REASONS.get(str(error.get("type")), "reason.value")
+    if key == "reason.choice":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return Reason(key, choices=str(expected).replace("'", ""))
+    return Reason(key)
+
+
+def parse_request(model: type[M], params: Any, field_prefix: str = "") -> M:
+    """``params`` validated by ``model``; pydantic's first error as an ``InvalidInput`` naming
+    the field, in the studio's words (an ``InvalidInput`` raised inside passes through)."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())) or field_prefix or "body"
+        raise InvalidInput("error.invalid", field=field, reason=validation_reason(first)) from None
 
 
 class RequestModel(BaseModel):

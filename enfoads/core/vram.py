@@ -65,59 +65,6 @@ class TorchAdapter:
         pass
 
 
-class OnnxModel:
-    """An ONNX Runtime session that can be rebuilt for another device.
-
-    ``providers_in_use`` is what ONNX Runtime really chose: asking for CUDA on a runtime
-    without it (a frequent Colab failure: the CPU-only ``onnxruntime`` wheel installed
-    beside ``onnxruntime-gpu``) silently gives CPU, so the manager warns when that happens.
-    """
-
-    def __init__(self, path: str | Path, device: str = CPU, **session_kwargs: Any):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelUnavailable(self.path.name, f"file not found: {self.path}")
-        self._kwargs = session_kwargs
-        self.device = device
-        self.session = self._build(device)
-
-    def _build(self, device: str) -> Any:
-        import onnxruntime as ort
-
-        wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == GPU else [
-            "CPUExecutionProvider"
-        ]  # fmt: skip
-        available = set(ort.get_available_providers())
-        providers = [p for p in wanted if p in available]
-        session = ort.InferenceSession(str(self.path), providers=providers, **self._kwargs)
-        if device == GPU and "CUDAExecutionProvider" not in session.get_providers():
-            log.warning(
-                "%s: CUDA was requested but ONNX Runtime runs on %s (is onnxruntime-gpu "
-                "installed, and only it?)", self.path.name, session.get_providers(),
-            )  # fmt: skip
-        return session
-
-    @property
-    def providers_in_use(self) -> list[str]:
-        return list(self.session.get_providers())
-
-    def rebuild(self, device: str) -> OnnxModel:
-        self.session = self._build(device)
-        self.device = device
-        return self
-
-
-class OnnxAdapter:
-    def to_device(self, model: OnnxModel, device: str) -> OnnxModel:
-        return model if model.device == device else model.rebuild(device)
-
-    def measure(self, model: OnnxModel) -> int | None:
-        return model.path.stat().st_size
-
-    def release(self, model: OnnxModel) -> None:
-        model.session = None
-
-
 class CTranslate2Adapter:
     """A CTranslate2 model, or faster-whisper's ``WhisperModel`` (whose ``.model`` is one).
 

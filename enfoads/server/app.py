@@ -10,7 +10,7 @@ import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from enfoads import __version__
+from enfoads.version import __version__
 from enfoads.core.studio import Studio
 from enfoads.server.access import Access
 from enfoads.server.deps import RateLimiter, install_error_handlers

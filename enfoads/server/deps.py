@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, is_disk_full
 from enfoads.core.i18n import Reason, t
+from enfoads.core.validation import validation_reason
 from enfoads.core.studio import Studio
 from enfoads.server.guard import presented_token
 
@@ -104,30 +105,6 @@ def rate_limit(request: Request) -> None:
 
 
 _BODY_PARSE = "There was an error parsing the body"
-
-
-# pydantic's error types, as reasons in the studio's language (its own texts are English).
-_REASONS = {"missing": "reason.missing", "extra_forbidden": "reason.unknown_field",
-            "string_type": "reason.text_expected", "list_type": "reason.list_expected",
-            "dict_type": "reason.object_expected", "model_type": "reason.object_expected",
-            "model_attributes_type": "reason.object_expected", "bool_type": "reason.bool_expected",
-            "bool_parsing": "reason.bool_expected", "int_type": "reason.number_expected",
-            "int_parsing": "reason.number_expected", "int_from_float": "reason.number_expected",
-            "float_type": "reason.number_expected", "float_parsing": "reason.number_expected",
-            "finite_number": "reason.number_expected", "too_short": "reason.too_short",
-            "too_long": "reason.too_long", "string_too_long": "reason.too_long",
-            "string_too_short": "reason.too_short", "greater_than": "reason.out_of_range",
-            "greater_than_equal": "reason.out_of_range", "less_than": "reason.out_of_range",
-            "less_than_equal": "reason.out_of_range", "enum": "reason.choice",
-            "literal_error": "reason.choice", "string_unicode": "reason.bad_text"}  # fmt: skip
-
-
-def validation_reason(error: dict[str, Any]) -> Reason:
-    key = _REASONS.get(str(error.get("type")), "reason.value")
-    if key == "reason.choice":
-        expected = (error.get("ctx") or {}).get("expected", "")
-        return Reason(key, choices=str(expected).replace("'", ""))
-    return Reason(key)
 
 
 def install_error_handlers(app) -> None:

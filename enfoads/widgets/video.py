@@ -13,7 +13,6 @@ from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_down
 from enfoads.widgets.vault import as_hex
 from enfoads.widgets.compat import tooltip
 
-ASPECTS = ("9:16", "1:1", "4:5", "16:9")
 
 
 def voice_label(voice: dict[str, Any], lang: str) -> str:
@@ -29,7 +28,6 @@ def voice_label(voice: dict[str, Any], lang: str) -> str:
     if not voice["available"]:
         parts.append(t("ui.video.to_download", lang))
     return " · ".join(parts)
-MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "none")
 
 
 class SceneRow(w.HBox):
@@ -39,7 +37,7 @@ class SceneRow(w.HBox):
         lang = panel.lang
         self.panel = panel
         self.kind = w.Dropdown(options=[(t(f"ui.video.kind.{k}", lang), k)
-                                        for k in ("image", "avatar", "video")], value=kind,
+                                        for k in panel.choices["scene_kinds"]], value=kind,
                                layout=w.Layout(width="110px"))  # fmt: skip
         self.asset = w.Dropdown(layout=w.Layout(width="220px"))
         self.script = w.Textarea(placeholder=t("ui.video.scene_script", lang),
@@ -47,7 +45,7 @@ class SceneRow(w.HBox):
         self.duration = w.FloatText(value=0, description="s", layout=w.Layout(width="110px"),
                                     **tooltip(t("ui.video.duration_help", lang)),
                                     style={"description_width": "20px"})  # fmt: skip
-        self.motion = w.Dropdown(options=[(t(f"ui.video.motion.{m}", lang), m) for m in MOTIONS],
+        self.motion = w.Dropdown(options=[(t(f"ui.video.motion.{m}", lang), m) for m in panel.choices["motions"]],
                                  value="zoom_in", layout=w.Layout(width="130px"))  # fmt: skip
         self.crossfade = w.Checkbox(value=False, description=t("ui.video.crossfade", lang),
                                     indent=False, layout=w.Layout(width="110px"))  # fmt: skip
@@ -89,6 +87,7 @@ class VideoStudioPanel(w.VBox):
     def __init__(self, studio: Studio):
         self.studio = studio
         lang = self.lang = studio.settings.language
+        self.choices = studio.options("video")  # aspects, motions, scene kinds: the capability's
         kit = studio.brand_kit()
         wide = {"description_width": "initial"}
         self.script = w.Textarea(description=t("ui.video.script", lang), style=wide,
@@ -112,7 +111,7 @@ class VideoStudioPanel(w.VBox):
                                 upload_kind="logo", optional=True)  # fmt: skip
         self.font = AssetPicker(studio, t("ui.video.font", lang), kinds=("font",), upload_kind="font",
                                 accept=".ttf,.otf", optional=True)  # fmt: skip
-        self.aspect = w.ToggleButtons(options=ASPECTS, value="9:16",
+        self.aspect = w.ToggleButtons(options=self.choices["aspects"], value="9:16",
                                       description=t("ui.video.aspect", lang), style=wide)  # fmt: skip
         self.cta = w.Text(description=t("ui.video.cta", lang), style=wide)
         self.subtitles = w.Checkbox(value=True, description=t("ui.video.subtitles", lang))

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from enfoads.core.capability import Capability, Services
 from enfoads.core.errors import EnfoadsError, InvalidInput
 
 if TYPE_CHECKING:
-    from enfoads.core.studio import Studio
+    from enfoads.core.pipelines.faceswap import FaceSwapPipeline
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +134,14 @@ def refine_mouth(rgb: np.ndarray, face: FaceGeometry) -> FaceGeometry:
                         float(width), face.source)  # fmt: skip
 
 
-def locate_face(studio: Studio, rgb: np.ndarray, name: str) -> FaceGeometry:
-    """InsightFace landmarks when its models are already on disk, else the LBP cascade."""
-    pipeline = studio.pipelines.get("faceswap")
-    if pipeline is not None and pipeline.analysis_on_disk():
+def locate_face(faces: FaceSwapPipeline | None, rgb: np.ndarray, name: str) -> FaceGeometry:
+    """InsightFace landmarks (from the face capability) when its models are already on disk,
+    else the LBP cascade."""
+    if faces is not None:
         try:
-            with studio.models.use("faceswap") as models:
-                faces = models.analysis.get(np.ascontiguousarray(rgb[:, :, ::-1]))
-            if faces:
-                face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
-                if getattr(face, "landmark_2d_106", None) is not None:
-                    return refine_mouth(rgb, geometry_from_landmarks(face.bbox, face.landmark_2d_106))
+            face = faces.landmarks(rgb)
+            if face is not None:
+                return refine_mouth(rgb, geometry_from_landmarks(face.bbox, face.landmark_2d_106))
         except EnfoadsError as exc:
             log.warning("InsightFace landmarks unavailable (%s); using the LBP cascade", exc)
     found = cascade_face(rgb)
@@ -315,10 +313,10 @@ def animators() -> dict[str, type]:
     return {TalkingPhotoAnimator.name: TalkingPhotoAnimator}
 
 
-def animate(studio: Studio, portrait: np.ndarray, samples: np.ndarray, rate: int, fps: int,
-            name: str = "avatar") -> tuple[Animator, DriveSignal, FaceGeometry]:  # fmt: skip
+def animate(faces: FaceSwapPipeline | None, portrait: np.ndarray, samples: np.ndarray, rate: int,
+            fps: int, name: str = "avatar") -> tuple[Animator, DriveSignal, FaceGeometry]:  # fmt: skip
     """A prepared animator and its drive signal for the portrait and the voice samples."""
-    face = locate_face(studio, portrait, name)
+    face = locate_face(faces, portrait, name)
     drive = drive_from_audio(samples, rate, fps)
     animator = TalkingPhotoAnimator()
     animator.prepare(portrait, face)
@@ -330,5 +328,25 @@ def render_frames(animator: Animator, drive: DriveSignal) -> Iterator[np.ndarray
         yield animator.frame(i, drive)
 
 
-def register(studio: Studio) -> None:
-    studio.pipelines["avatar"] = animators()
+
+class AvatarCapability(Capability):
+    """The talking avatar: face geometry (InsightFace's landmarks through the face capability,
+    else the cascade) and the animators."""
+
+    name = "avatar"
+    needs = ("faceswap",)
+
+    def __init__(self, services: Services):
+        super().__init__(services)
+        self.faces: FaceSwapPipeline = services.need("faceswap")
+
+    def options(self) -> dict[str, Any]:
+        return {"animators": list(animators())}
+
+    def locate(self, rgb: np.ndarray, name: str) -> FaceGeometry:
+        """The face of a portrait, or ``InvalidInput`` (``error.no_face``) naming it."""
+        return locate_face(self.faces, rgb, name)
+
+    def animate(self, portrait: np.ndarray, samples: np.ndarray, rate: int, fps: int,
+                name: str = "avatar") -> tuple[Animator, DriveSignal, FaceGeometry]:  # fmt: skip
+        return animate(self.faces, portrait, samples, rate, fps, name)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from enfoads.core.errors import ModelNotDownloaded, ModelUnavailable
 
 if TYPE_CHECKING:
+    from enfoads.core.capability import Services
     from enfoads.core.jobs import JobContext
-    from enfoads.core.studio import Studio
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def ai_record(**fields: object) -> dict[str, object]:
     """The studio's provenance record of a generated file: who made it, when, from what."""
     from datetime import datetime, timezone
 
-    from enfoads import __version__
+    from enfoads.version import __version__
 
     return {"ai_generated": True, "generator": f"Enfoads Studio {__version__}",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}  # fmt: skip
@@ -227,11 +227,11 @@ def ai_video_tags(description: str, fields: dict[str, object],
 
 
 @contextmanager
-def use_model(studio: Studio, ctx: JobContext, name: str, label: str,
+def use_model(services: Services, ctx: JobContext, name: str, label: str,
               expected_bytes: int) -> Iterator[Any]:  # fmt: skip
-    """``studio.models.use(name)`` inside a job: while the model loads (a first use downloads it
-    into the data dir), the job's stage says how many GB have arrived."""
+    """``services.models.use(name)`` inside a job: while the model loads (a first use downloads
+    it into the data dir), the job's stage says how many GB have arrived."""
     with ExitStack() as stack:
-        with ctx.watching_downloads(studio.settings.models_dir, label, expected_bytes):
-            model = stack.enter_context(studio.models.use(name))
+        with ctx.watching_downloads(services.settings.models_dir, label, expected_bytes):
+            model = stack.enter_context(services.models.use(name))
         yield model

@@ -177,7 +177,7 @@ def warp_cover(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np
     return cv2.warpAffine(src, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-MOTIONS = ("none", "zoom_in", "zoom_out", "pan_left", "pan_right")
+MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "none")  # the UI offers them in this order
 
 
 def motion_at(motion: str, progress: float) -> tuple[float, tuple[float, float]]:

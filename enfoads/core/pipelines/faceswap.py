@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +24,18 @@ from enfoads.core.assets import INPUT_TAG
 from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.i18n import Reason
+from pydantic import field_validator
+
+from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.pipelines.base import (ModelFile, ai_png_text, ai_video_tags, hub_cache, hub_offline,
-                                         is_local, resolve_file, use_model)  # fmt: skip
+                                         in_cache, is_local, resolve_file, use_model)  # fmt: skip
+from enfoads.core.validation import RequestModel
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from enfoads.core.settings import Settings
-    from enfoads.core.studio import Studio
+
 
 log = logging.getLogger(__name__)
 
@@ -317,14 +321,111 @@ class ImageInput:
     name: str = "upload"
 
 
-@dataclass
-class FaceSwapPipeline:
-    studio: Studio
-    notices: list[str] = field(default_factory=list)
+class _FaceChoices(RequestModel):
+    """``source_face`` and ``target_face``: ``largest``, a face number from 0, or (target
+    only) ``all``; how many faces there are is known only when the job runs."""
 
-    @property
-    def settings(self) -> Settings:
-        return self.studio.settings
+    source_face: str | int = "largest"
+    target_face: str | int = "largest"
+
+    @field_validator("source_face", "target_face", mode="before")
+    @classmethod
+    def _face_choice(cls, value: object, info: Any) -> str | int:
+        return check_choice(value, info.field_name, allow_all=info.field_name == "target_face")
+
+
+class FaceSwapJobRequest(_FaceChoices):
+    """The ``face_swap`` job: two images of the vault."""
+
+    source_asset_id: str
+    target_asset_id: str
+
+
+class FaceSwapVideoRequest(_FaceChoices):
+    """The ``face_swap_video`` job: the source's face on every frame of a video, audio kept."""
+
+    source_asset_id: str
+    video_asset_id: str
+    target_face: str | int = "all"
+
+
+class FaceSwapRequest(_FaceChoices):
+    """``POST /face-swap``: source and target as asset ids or base64 images (the React client
+    sends base64). A ``video_asset_id`` target swaps every frame of that video (always a
+    job); ``run_as_job`` queues an image swap."""
+
+    source_asset_id: str | None = None
+    source_image: str | None = None
+    target_asset_id: str | None = None
+    target_image: str | None = None
+    video_asset_id: str | None = None
+    run_as_job: bool = False
+    inline: bool = True  # also return the result as base64 (the seed's client shows it)
+
+
+class DetectRequest(RequestModel):
+    asset_id: str | None = None
+    image: str | None = None
+
+
+class FaceSwapPipeline(Capability):
+    """InsightFace: face detection, landmarks and the swap, for images and videos."""
+
+    name = "faceswap"
+
+    def __init__(self, services: Services):
+        super().__init__(services)
+        self.notices: list[str] = []
+
+    # -- the contract ----------------------------------------------------------------------
+    def models(self) -> list[ModelSpec]:
+        s = self.settings
+        return [ModelSpec(MODEL_NAME, self.name, f"{s.faceswap_analysis_model} + inswapper_128",
+                          LICENCE, self.estimate_bytes(), self.on_disk, commercial_use=False,
+                          load=self.load, memory_bytes=self.estimate_bytes,
+                          adapter=FaceModelsAdapter())]  # fmt: skip
+
+    def jobs(self) -> list[JobSpec]:
+        return [JobSpec(IMAGE_JOB, FaceSwapJobRequest, self.run_image, check=self.check_image),
+                JobSpec(VIDEO_JOB, FaceSwapVideoRequest, self.run_video, check=self.check_video)]  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        return {"licence": self.licence(), "max_video_s": self.settings.max_swap_video_s}
+
+    def on_disk(self) -> bool:
+        swapper = self.settings.faceswap_swapper_model
+        return self.analysis_on_disk() and (
+            Path(swapper).expanduser().is_file()
+            or in_cache(swapper, "inswapper_128.onnx", self.settings.models_dir))  # fmt: skip
+
+    def check_image(self, request: FaceSwapJobRequest) -> FaceSwapJobRequest:
+        self.services.assets.open_image(request.source_asset_id)
+        self.services.assets.open_image(request.target_asset_id)
+        return request
+
+    def check_video(self, request: FaceSwapVideoRequest) -> FaceSwapVideoRequest:
+        self.services.assets.open_image(request.source_asset_id)
+        video = self.services.assets.get(request.video_asset_id)
+        if video.ext not in media.VIDEO_EXTS:
+            raise InvalidInput("error.invalid", field="video_asset_id",
+                               reason=Reason("reason.not_video", id=request.video_asset_id))  # fmt: skip
+        limit = self.settings.max_swap_video_s
+        if (video.duration_s or 0) > limit:
+            raise InvalidInput("error.video_too_long", field="video_asset_id", name=video.name or video.id,
+                               seconds=round(video.duration_s, 1), limit=limit)  # fmt: skip
+        return request
+
+    def landmarks(self, rgb: np.ndarray) -> Any | None:
+        """The largest face with InsightFace's 106 landmarks, when its models are already on
+        disk (never a download for this); None otherwise. The avatar's face geometry."""
+        if not self.analysis_on_disk():
+            return None
+        with self.services.models.use(MODEL_NAME) as models:
+            faces = models.analysis.get(np.ascontiguousarray(rgb[:, :, ::-1]))
+        if not faces:
+            return None
+        face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+        return face if getattr(face, "landmark_2d_106", None) is not None else None
 
     def load(self) -> FaceModels:
         models = FaceModels(analysis_dir(self.settings), swapper_file(self.settings))
@@ -349,7 +450,7 @@ class FaceSwapPipeline:
     def open_input(self, item: ImageInput, field_name: str) -> Image.Image:
         if item.asset_id:
             try:
-                return self.studio.assets.open_image(item.asset_id)
+                return self.services.assets.open_image(item.asset_id)
             except InvalidInput as exc:
                 raise InvalidInput("error.invalid", field=field_name,
                                    reason=exc.message("en")) from exc  # fmt: skip
@@ -381,14 +482,14 @@ class FaceSwapPipeline:
 
     def first_frame(self, asset_id: str) -> Image.Image:
         """A video asset's first frame (where the UI numbers the faces of a video target)."""
-        return media.first_frame(self.studio.assets.file_path(asset_id), asset_id)
+        return media.first_frame(self.services.assets.file_path(asset_id), asset_id)
 
     def detect(self, item: ImageInput) -> dict[str, Any]:
         """The faces in an image (or a video's first frame), left to right, for numbered boxes."""
-        is_video = bool(item.asset_id) and self.studio.assets.get(item.asset_id).ext in media.VIDEO_EXTS
+        is_video = bool(item.asset_id) and self.services.assets.get(item.asset_id).ext in media.VIDEO_EXTS
         image = self.first_frame(item.asset_id) if is_video else self.open_input(item, "image")
         pixels, _ = to_bgr(image)
-        with self.studio.models.use(MODEL_NAME) as models:
+        with self.services.models.use(MODEL_NAME) as models:
             faces = self.analyse(models, pixels)
         return {"faces": [f.to_dict() for f in describe(faces)], "width": image.width,
                 "height": image.height}  # fmt: skip
@@ -419,8 +520,8 @@ class FaceSwapPipeline:
         dst_pixels, mode_alpha = to_bgr(dst_image)
         src_name = source.asset_id or source.name
         dst_name = target.asset_id or target.name
-        loading = (use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes())
-                   if ctx is not None else self.studio.models.use(MODEL_NAME))  # fmt: skip
+        loading = (use_model(self.services, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes())
+                   if ctx is not None else self.services.models.use(MODEL_NAME))  # fmt: skip
         with loading as models:
             src_faces = self.faces_in(src_pixels, models, "source", src_name)
             dst_faces = self.faces_in(dst_pixels, models, "target", dst_name)
@@ -446,7 +547,7 @@ class FaceSwapPipeline:
         record = {"source_asset_id": parents[0], "target_asset_id": parents[1],
                   "source_face": src_index, "target_faces": dst_indices,
                   "model": "InsightFace inswapper_128 + buffalo_l", "licence": LICENCE}  # fmt: skip
-        asset = self.studio.assets.add_image(
+        asset = self.services.assets.add_image(
             image, "image", name=f"face swap: {self.label(source)} → {self.label(target)}"[:120],
             job_id=job_id,
             parents=parents, model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
@@ -464,46 +565,44 @@ class FaceSwapPipeline:
     def label(self, item: ImageInput) -> str:
         """The name a person gave the input (the asset's name, else the upload's)."""
         if item.asset_id:
-            asset = self.studio.assets.get(item.asset_id)
+            asset = self.services.assets.get(item.asset_id)
             return asset.name or asset.id
         return item.name
 
     def stored_input(self, item: ImageInput, image: Image.Image, job_id: str | None) -> str:
         if item.asset_id:
             return item.asset_id
-        asset = self.studio.assets.add_upload(item.data, item.name, "image", job_id=job_id,
+        asset = self.services.assets.add_upload(item.data, item.name, "image", job_id=job_id,
                                               tags=(INPUT_TAG,))  # fmt: skip
         return asset.id
 
     # -- jobs ---------------------------------------------------------------------------
-    def run_image(self, ctx: JobContext) -> JobResult:
-        p = ctx.params
+    def run_image(self, ctx: JobContext, request: FaceSwapJobRequest) -> JobResult:
         ctx.progress(10, ctx.t("stage.loading_model"))
-        out = self.swap_image(ImageInput(asset_id=p.get("source_asset_id")),
-                              ImageInput(asset_id=p.get("target_asset_id")),
-                              source_face=p.get("source_face", "largest"),
-                              target_face=p.get("target_face", "largest"), ctx=ctx)  # fmt: skip
+        out = self.swap_image(ImageInput(asset_id=request.source_asset_id),
+                              ImageInput(asset_id=request.target_asset_id),
+                              source_face=request.source_face,
+                              target_face=request.target_face, ctx=ctx)  # fmt: skip
         out.pop("asset")
         return JobResult((out["asset_id"],), out)
 
-    def run_video(self, ctx: JobContext) -> JobResult:
-        p = ctx.params
-        video = self.studio.assets.get(str(p.get("video_asset_id", "")))
+    def run_video(self, ctx: JobContext, request: FaceSwapVideoRequest) -> JobResult:
+        video = self.services.assets.get(request.video_asset_id)
         if video.ext not in media.VIDEO_EXTS:
             raise InvalidInput("error.invalid", field="video_asset_id", reason=Reason("reason.not_video", id=video.id))
-        source = ImageInput(asset_id=p.get("source_asset_id"))
+        source = ImageInput(asset_id=request.source_asset_id)
         src_pixels, _ = to_bgr(self.open_input(source, "source"))
-        path = self.studio.assets.file_path(video)
+        path = self.services.assets.file_path(video)
         info = media.probe_video(path)
         total = max(1, round(info.duration_s * info.fps))
         ctx.progress(2, ctx.t("stage.loading_model"))
-        target_face = p.get("target_face", "all")
+        target_face = request.target_face
         swapped_frames, n = 0, -1
         with media.work_dir(self.settings.work_dir, "swap-") as tmp:
             out_path = Path(tmp) / "swapped.mp4"
-            with use_model(self.studio, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()) as models:
+            with use_model(self.services, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()) as models:
                 src_faces = self.faces_in(src_pixels, models, "source", source.asset_id or "")
-                [src_index] = choose(src_faces, p.get("source_face", "largest"), "source_face",
+                [src_index] = choose(src_faces, request.source_face, "source_face",
                                      allow_all=False)  # fmt: skip
                 chosen = src_faces[src_index]  # the source embedding, computed once
 
@@ -537,7 +636,7 @@ class FaceSwapPipeline:
                         writer.write(frame)
             ctx.check_cancelled()
             ctx.progress(97, ctx.t("stage.saving"))
-            asset = self.studio.assets.add_bytes(
+            asset = self.services.assets.add_bytes(
                 out_path.read_bytes(), "video", ext="mp4", name=f"face swap {video.name}"[:120],
                 job_id=ctx.job_id, parents=[source.asset_id, video.id],
                 model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
@@ -548,10 +647,3 @@ class FaceSwapPipeline:
                                        "frames": n + 1, "frames_swapped": swapped_frames,
                                        "licence": self.licence(ctx.lang)})  # fmt: skip
 
-
-def register(studio: Studio) -> None:
-    pipeline = FaceSwapPipeline(studio)
-    studio.models.register(MODEL_NAME, pipeline.load, pipeline.estimate_bytes, FaceModelsAdapter())
-    studio.jobs.register(IMAGE_JOB, pipeline.run_image)
-    studio.jobs.register(VIDEO_JOB, pipeline.run_video)
-    studio.pipelines["faceswap"] = pipeline

@@ -13,11 +13,13 @@ import secrets
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from enfoads.core.validation import check_text
+from pydantic import Field, field_validator
+
+from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
+from enfoads.core.validation import RequestModel, check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput, JobCancelled, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.vram import TorchAdapter
@@ -26,11 +28,10 @@ from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_reachable, 
 from enfoads.core.pipelines import fastpath
 from enfoads.core.pipelines.fastpath import BatchPlanner, CompiledPath
 from enfoads.core.pipelines.prompt import STYLES
-from enfoads.core.i18n import Reason
 
 if TYPE_CHECKING:
+    from enfoads.core.pipelines.prompt import PromptEnhancer
     from enfoads.core.settings import Settings
-    from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -77,43 +78,39 @@ ASPECTS: dict[str, tuple[int, int]] = {
 MIN_SIDE, MAX_SIDE = 256, 2048
 
 
-@dataclass(frozen=True)
-class ImageRequest:
-    """One generation request. ``placements`` gives one image set per aspect, same seed."""
+Style = Annotated[str, Field(json_schema_extra={"enum": list(STYLES)})]
+Placement = Annotated[str, Field(json_schema_extra={"enum": list(ASPECTS)})]
+
+
+class GenerateImageRequest(RequestModel):
+    """One image job: ``placements`` gives one image set per aspect, with the same seed.
+    ``width`` and ``height`` (multiples of 8) replace the placements with one custom size."""
 
     prompt: str
     negative_prompt: str = ""
     seed: int | None = None
     num_images: int = 1
-    placements: tuple[str, ...] = ("1:1",)
-    style: str = "none"
-    width: int | None = None  # a custom size replaces the placements
+    placements: list[Placement] = Field(default_factory=lambda: ["1:1"])
+    style: Style = "none"
+    width: int | None = Field(None, description="a custom size replaces the placements")
     height: int | None = None
-    enhanced_prompt: str | None = None  # the user's own final text: sent as it is
-    # The magic prompt per placement, in the job (translation, framing, CLIP's 77 tokens).
-    magic_prompt: bool = False
+    enhanced_prompt: str | None = Field(None, description="the user's own final text, sent as it is")
+    magic_prompt: bool = Field(False, description="compose the magic prompt for each placement in "
+                               "the job (Spanish translated, framed, within CLIP's 77 tokens)")
 
+    @field_validator("placements", mode="before")
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ImageRequest:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InvalidInput("error.invalid", field=unknown[0], reason=Reason("reason.unknown_field"))
-        params = dict(params)
-        if isinstance(params.get("placements"), str):
-            params["placements"] = (params["placements"],)
-        if "placements" in params:
-            params["placements"] = tuple(params["placements"])
-        return cls(**params)
+    def _one_placement(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     def sizes(self) -> list[tuple[str, int, int]]:
         if self.width is not None or self.height is not None:
             return [(f"{self.width}x{self.height}", int(self.width or 0), int(self.height or 0))]
         return [(p, *ASPECTS[p]) for p in self.placements]
 
-    def validated(self, max_prompt_chars: int, max_batch: int) -> ImageRequest:
+    def validated(self, max_prompt_chars: int, max_batch: int) -> GenerateImageRequest:
         """The request with its seed chosen, or an InvalidInput naming the bad field."""
-        prompt = check_text(self.prompt or "", "prompt").strip()
+        prompt = self.prompt.strip()
         if not prompt:
             raise InvalidInput("error.empty", field="prompt")
         for name, text in (("prompt", prompt), ("negative_prompt", self.negative_prompt),
@@ -122,15 +119,13 @@ class ImageRequest:
         if self.style not in STYLES:
             raise InvalidInput("error.unknown_choice", field="style", value=self.style,
                                choices=", ".join(STYLES))  # fmt: skip
-        if not isinstance(self.magic_prompt, bool):
-            raise InvalidInput("error.invalid", field="magic_prompt", reason=Reason("reason.bool_expected"))
-        if not isinstance(self.num_images, int) or not 1 <= self.num_images <= max_batch:
+        if not 1 <= self.num_images <= max_batch:
             raise InvalidInput("error.out_of_range", field="num_images", value=self.num_images,
                                low=1, high=max_batch)  # fmt: skip
         if self.width is not None or self.height is not None:
             for name in ("width", "height"):
                 value = getattr(self, name)
-                if not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE:
+                if value is None or not MIN_SIDE <= value <= MAX_SIDE:
                     raise InvalidInput("error.out_of_range", field=name, value=value,
                                        low=MIN_SIDE, high=MAX_SIDE)  # fmt: skip
                 if value % 8:
@@ -145,11 +140,25 @@ class ImageRequest:
         seed = self.seed
         if seed is None:
             seed = secrets.randbelow(2**31)
-        elif not isinstance(seed, int) or not 0 <= seed < 2**63:
+        elif not 0 <= seed < 2**63:
             raise InvalidInput("error.out_of_range", field="seed", value=seed, low=0,
                                high=2**63 - 1)  # fmt: skip
-        return replace(self, prompt=prompt, seed=seed,
-                       placements=tuple(dict.fromkeys(self.placements)))  # fmt: skip
+        return self.model_copy(update={"prompt": prompt, "seed": seed,
+                                       "placements": list(dict.fromkeys(self.placements))})  # fmt: skip
+
+
+ImageRequest = GenerateImageRequest  # the name the pipeline's code reads best with
+
+
+class MagicPromptRequest(RequestModel):
+    """The magic prompt's options (a direct call: rules in milliseconds, the LLM when set)."""
+
+    prompt: str
+    style: Style = "none"
+    placement: Placement | None = None
+    brand_colors: list[str] = Field(default_factory=list)
+    product: str | None = None
+    use_llm: bool | None = None
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -327,19 +336,37 @@ def ai_metadata(*, prompt: str, enhanced: str | None, seed: int, width: int, hei
     )  # fmt: skip
 
 
-@dataclass
-class ImagePipeline:
+class ImagePipeline(Capability):
     """The image capability: validation, the model in the VRAM manager, the job handler."""
 
-    studio: Studio
-    # How many images of a placement fit one call, from the memory each one was measured to
-    # take on this GPU (a batch of 4 at 1024² does not fit a T4 in one call).
-    planner: BatchPlanner = field(default_factory=lambda: BatchPlanner(fastpath.cuda_available_bytes))
-    _cache_loaded: bool = False
+    name = "image"
+    needs = ("prompt",)
 
-    @property
-    def settings(self) -> Settings:
-        return self.studio.settings
+    def __init__(self, services: Services):
+        super().__init__(services)
+        self.enhancer: PromptEnhancer = services.need("prompt")
+        # How many images of a placement fit one call, from the memory each one was measured
+        # to take on this GPU (a batch of 4 at 1024² does not fit a T4 in one call).
+        self.planner = BatchPlanner(fastpath.cuda_available_bytes)
+        self._cache_loaded = False
+
+    # -- the contract ----------------------------------------------------------------------
+    def models(self) -> list[ModelSpec]:
+        s, manager = self.settings, self.services.models
+        unet = unet_file(s)
+        # The device is resolved when the model is first used, not here (no torch at start-up).
+        return [ModelSpec(MODEL_NAME, self.name,
+                          f"{s.image_base_model} + {s.image_unet_model}/{unet.filename}",
+                          unet.licence, unet.size_bytes + MODEL_TABLE["sdxl-base"].size_bytes,
+                          self.on_disk, load=lambda: load_pipeline(self.settings, manager.device),
+                          memory_bytes=lambda: estimate_bytes(self.settings, manager.device),
+                          adapter=ImageAdapter())]  # fmt: skip
+
+    def jobs(self) -> list[JobSpec]:
+        return [JobSpec(JOB_KIND, GenerateImageRequest, self.run, check=self.validate)]
+
+    def options(self) -> dict[str, Any]:
+        return image_options(self.settings)
 
     def model_ids(self) -> list[str]:
         """Hub ids of the models used (a local folder shows as ``local:<name>``, no paths)."""
@@ -357,7 +384,7 @@ class ImagePipeline:
                 and in_cache(s.image_vae_model, "config.json", models))  # fmt: skip
 
     def compiles(self) -> bool:
-        return self.settings.compile != "off" and self.studio.models.device == "cuda"
+        return self.settings.compile != "off" and self.services.models.device == "cuda"
 
     def fast_path(self, pipe: Any) -> CompiledPath | None:
         """The loaded pipeline's compiled twin and its background compiler (GPU only, unless
@@ -373,18 +400,20 @@ class ImagePipeline:
                 pipe, compile_fn=compile_pipeline,
                 warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1],
                                                      list(range(shape[2])), self.settings.image_steps),
-                pin=lambda: self.studio.models.use_if_resident(MODEL_NAME),
+                pin=lambda: self.services.models.use_if_resident(MODEL_NAME),
                 on_compiled=lambda _shape: fastpath.save_cache(cache),
-                others_busy=self.studio.jobs.busy)  # fmt: skip
+                others_busy=self.services.jobs.busy)  # fmt: skip
             pipe._enfoads_compiled = fast
         return fast
 
-    def validate(self, params: dict[str, Any]) -> ImageRequest:
+    def validate(self, request: GenerateImageRequest) -> GenerateImageRequest:
+        """The settings' limits and the seed: once, before the job is queued."""
         s = self.settings
-        return ImageRequest.from_params(params).validated(s.max_prompt_chars, s.image_max_batch)
+        return request.validated(s.max_prompt_chars, s.image_max_batch)
 
-    def run(self, ctx: JobContext) -> JobResult:
-        request = self.validate(ctx.params)
+    def run(self, ctx: JobContext, request: GenerateImageRequest) -> JobResult:
+        if request.seed is None:  # a job queued without the facade (its checks ran before)
+            request = request.model_copy(update={"seed": secrets.randbelow(2**31)})
         sizes = request.sizes()
         steps = self.settings.image_steps
         ctx.progress(2, ctx.t("stage.loading_model"))
@@ -399,11 +428,11 @@ class ImagePipeline:
             # Said first: on a CPU the fp32 estimate would otherwise report "too large for the
             # RAM budget" for a model that simply is not there.
             raise ModelNotDownloaded("SDXL-Lightning")
-        with use_model(self.studio, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
+        with use_model(self.services, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
             # After the load: SDXL's own tokenizer is on disk, so the prompts fit it exactly.
             texts = self.prompts(request, sizes, ctx, notices)
             fast = self.fast_path(pipe)
-            on_gpu = self.studio.models.device == "cuda"
+            on_gpu = self.services.models.device == "cuda"
             planner = self.planner if on_gpu else None
             encoded: dict[str, Any] = {}  # each text through the encoders once per job
             done = 0
@@ -429,7 +458,7 @@ class ImagePipeline:
                             share = (start + n * step / of) / (len(sizes) * len(seeds))
                             ctx.progress(5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of))
 
-                        with fastpath.measured_peak(self.studio.models.device) as peak:
+                        with fastpath.measured_peak(self.services.models.device) as peak:
                             try:
                                 images = generate(target, text, width, height, chunk, steps,
                                                   on_step, embeds=encoded[text])  # fmt: skip
@@ -455,7 +484,7 @@ class ImagePipeline:
         ids = self.model_ids()
         asset_ids, images_out = [], []
         for placement, width, height, seed, image in made:
-            asset = self.studio.assets.add_image(
+            asset = self.services.assets.add_image(
                 image, "image", name=f"{request.prompt[:60]} [{placement}]",
                 prompt=request.prompt, seed=seed, job_id=ctx.job_id, model_ids=ids,
                 png_text=ai_metadata(prompt=request.prompt, enhanced=texts[placement],
@@ -475,7 +504,7 @@ class ImagePipeline:
         return JobResult(tuple(asset_ids), {"seed": request.seed,
                                             "prompt_used": texts[sizes[0][0]], "prompts": texts,
                                             "notices": notices, "images": images_out,
-                                            "request": asdict(request)})  # fmt: skip
+                                            "request": request.model_dump(mode="json")})  # fmt: skip
 
 
     def prompts(self, request: ImageRequest, sizes: list[tuple[str, int, int]], ctx: JobContext,
@@ -490,7 +519,7 @@ class ImagePipeline:
             return {p: text for p, _w, _h in sizes}
         from enfoads.core.pipelines.translate import MODEL
 
-        enhancer, texts = self.studio.pipelines["prompt"], {}
+        enhancer, texts = self.enhancer, {}
         ctx.stage(ctx.t("stage.magic_prompt"))
         with ctx.watching_downloads(self.settings.models_dir, MODEL.repo, MODEL.size_bytes):
             for placement, _w, _h in sizes:
@@ -520,20 +549,6 @@ class ImageAdapter(TorchAdapter):
 
     def release(self, model: Any) -> None:
         self._stop_compiling(model)
-
-
-def register(studio: Studio) -> None:
-    pipeline = ImagePipeline(studio)
-    settings = studio.settings
-    # The device is resolved when the model is first used, not here (no torch at start-up).
-    studio.models.register(
-        MODEL_NAME,
-        lambda: load_pipeline(settings, studio.models.device),
-        lambda: estimate_bytes(settings, studio.models.device),
-        adapter=ImageAdapter(),
-    )
-    studio.jobs.register(JOB_KIND, pipeline.run)
-    studio.pipelines["image"] = pipeline
 
 
 def image_options(settings: Settings) -> dict[str, Any]:

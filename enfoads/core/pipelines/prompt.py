@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from enfoads.core.validation import check_text
 from enfoads.core.errors import EnfoadsError, InvalidInput
+from enfoads.core.capability import PREPARE_JOB, Capability, ModelSpec, Services
 from enfoads.core.i18n import Reason, t
-from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_cache, hub_kwargs, hub_reachable, is_local,
+from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_cache, hub_kwargs, hub_reachable, in_cache, is_local,
                                          local_weights_bytes)
 
 if TYPE_CHECKING:
+    from enfoads.core.pipelines.translate import Translator
     from enfoads.core.settings import Settings
-    from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -334,16 +335,31 @@ class ClipTokenCounter:
         return lambda text: len(tok(text, truncation=False, verbose=False).input_ids) - 2
 
 
-class PromptEnhancer:
+class PromptEnhancer(Capability):
     """Translation (Spanish), the optional LLM, then the rules; the result fits CLIP."""
 
-    def __init__(self, studio: Studio):
-        self.studio = studio
-        self.tokens = ClipTokenCounter()
+    name = "prompt"
+    needs = ("translate",)
 
-    @property
-    def settings(self) -> Settings:
-        return self.studio.settings  # live: a language switch reaches the notices
+    def __init__(self, services: Services):
+        super().__init__(services)
+        self.tokens = ClipTokenCounter()
+        self.translator: Translator = services.need("translate")
+
+    def models(self) -> list[ModelSpec]:
+        repo = self.settings.prompt_llm_model
+        if not repo:
+            return []
+        models_dir = self.settings.models_dir
+        return [ModelSpec(MODEL_NAME, self.name, repo, "see the model card", 1_000_000_000,
+                          lambda: in_cache(repo, "config.json", models_dir), commercial_use=None,
+                          load=lambda: load_llm(repo, models_dir, self.services.models.device),
+                          memory_bytes=local_weights_bytes(repo)
+                          or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes)]  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        return {"styles": {k: v.label(self.settings.language) for k, v in STYLES.items()},
+                "llm": bool(self.settings.prompt_llm_model)}  # fmt: skip
 
     def enhance(self, prompt: str, *, style: str = "none", placement: str | None = None,
                 brand_colors: tuple[str, ...] | list[str] = (), product: str | None = None,
@@ -395,8 +411,8 @@ class PromptEnhancer:
         """English for a Spanish prompt, and the engine that made it; the prompt itself, with
         a notice, when no translation can be had now."""
         lang = self.settings.language
-        translator = self.studio.pipelines.get("translate")
-        if translator is None or not translator.enabled():
+        translator = self.translator
+        if not translator.enabled():
             notices.append(t("notice.spanish_kept", lang))
             return text, "rules"
         if not translator.on_disk() and not hub_reachable():
@@ -418,14 +434,13 @@ class PromptEnhancer:
 
     def _fetch_translator(self) -> None:
         """A job downloads the translation model (once: not while one is queued or running)."""
-        from enfoads.core.inventory import PREPARE_JOB
         from enfoads.core.pipelines.translate import MODEL_NAME as TRANSLATOR
 
         try:
             active = [j for state in ("queued", "running")
-                      for j in self.studio.jobs.list(state=state, kind=PREPARE_JOB)]  # fmt: skip
+                      for j in self.services.jobs.list(state=state, kind=PREPARE_JOB)]  # fmt: skip
             if not any(j.params.get("model") == TRANSLATOR for j in active):
-                self.studio.jobs.submit(PREPARE_JOB, {"model": TRANSLATOR})
+                self.services.jobs.submit(PREPARE_JOB, {"model": TRANSLATOR})
         except Exception:  # noqa: BLE001 - the magic prompt answers anyway
             log.exception("could not start the translation model's download")
 
@@ -435,20 +450,12 @@ class PromptEnhancer:
               "if it is not English, name the subject, setting, mood and lighting. "
               "Answer with the prompt only.")  # fmt: skip
 
-    def _ensure_registered(self) -> None:
-        if self.studio.models.is_registered(MODEL_NAME):
-            return
-        repo = self.settings.prompt_llm_model
-        size = local_weights_bytes(repo) or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes
-        self.studio.models.register(MODEL_NAME, lambda: load_llm(self.studio, repo), size)
-
     def _expand_with_llm(self, text: str) -> str:
         from enfoads.core.errors import ModelUnavailable
 
         if not self.settings.prompt_llm_model:
             raise ModelUnavailable(MODEL_NAME, "ENFOADS_PROMPT_LLM_MODEL is not set")
-        self._ensure_registered()
-        with self.studio.models.use(MODEL_NAME) as (model, tokenizer):
+        with self.services.models.use(MODEL_NAME) as (model, tokenizer):
             import torch
 
             messages = [{"role": "system", "content": self.SYSTEM},
@@ -468,14 +475,13 @@ class PromptEnhancer:
         return cleaned
 
 
-def load_llm(studio: Studio, repo: str) -> tuple[Any, Any]:
+def load_llm(repo: str, models_dir: Path, device: str) -> tuple[Any, Any]:
     """(model, tokenizer) on CPU; the VRAM manager moves the model."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = hub_kwargs(repo, MODEL_TABLE["qwen2.5-0.5b-instruct"].revision,
-                        studio.settings.models_dir)
-    dtype = torch.float16 if studio.models.device == "cuda" else torch.float32
+    kwargs = hub_kwargs(repo, MODEL_TABLE["qwen2.5-0.5b-instruct"].revision, models_dir)
+    dtype = torch.float16 if device == "cuda" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(repo, dtype=dtype, use_safetensors=True,
@@ -487,6 +493,3 @@ def load_llm(studio: Studio, repo: str) -> tuple[Any, Any]:
     model.eval()
     return ModelWithTokenizer(model, tokenizer)
 
-
-def register(studio: Studio) -> None:
-    studio.pipelines["prompt"] = PromptEnhancer(studio)

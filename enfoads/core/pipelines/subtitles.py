@@ -15,16 +15,15 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
+from enfoads.core.capability import Capability, ModelSpec
 from enfoads.core.pipelines.base import hub_reachable, is_local
 from enfoads.core.vram import CTranslate2Adapter
 
-if TYPE_CHECKING:
-    from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -226,19 +225,30 @@ def resample(samples: np.ndarray, rate: int, target: int = WHISPER_RATE) -> np.n
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
-class SubtitlePipeline:
-    def __init__(self, studio: Studio):
-        self.studio = studio
+class SubtitlePipeline(Capability):
+    """Word timings from faster-whisper, aligned to the script, cut into cues."""
+
+    name = "subtitles"
+
+    def models(self) -> list[ModelSpec]:
+        spec = self.settings.subtitle_model
+        return [ModelSpec(MODEL_NAME, self.name, f"faster-whisper {Path(spec).name}", "MIT",
+                          self.estimate_bytes(), self.on_disk, load=self.load,
+                          memory_bytes=self.estimate_bytes, adapter=CTranslate2Adapter())]  # fmt: skip
+
+    def on_disk(self) -> bool:
+        spec = self.settings.subtitle_model
+        return is_local(spec) or any((self.settings.models_dir / "whisper").glob(f"*{spec}*"))
 
     def load(self) -> Any:
         from faster_whisper import WhisperModel
 
-        spec = self.studio.settings.subtitle_model
-        root = self.studio.settings.models_dir / "whisper"
+        spec = self.settings.subtitle_model
+        root = self.settings.models_dir / "whisper"
         offline = not is_local(spec) and not hub_reachable()
         if offline and not any(root.glob(f"*{spec}*")):
             raise ModelNotDownloaded(f"faster-whisper {spec}")
-        device = self.studio.models.device
+        device = self.services.models.device
         try:
             return WhisperModel(spec, device=device,
                                 compute_type="float16" if device == "cuda" else "int8",
@@ -247,7 +257,7 @@ class SubtitlePipeline:
             raise ModelUnavailable(f"faster-whisper {spec}", f"{type(exc).__name__}: {exc}") from exc
 
     def estimate_bytes(self) -> int:
-        spec = self.studio.settings.subtitle_model
+        spec = self.settings.subtitle_model
         if is_local(spec):
             return sum(p.stat().st_size for p in Path(spec).expanduser().glob("*.bin"))
         return SIZES.get(spec.removesuffix(".en"), 500) * 2**20
@@ -259,7 +269,7 @@ class SubtitlePipeline:
         audio = resample(samples, rate)
         if audio.size < WHISPER_RATE // 10:
             raise InvalidInput("error.silent_audio", field="audio")
-        with self.studio.models.use(MODEL_NAME) as model:
+        with self.services.models.use(MODEL_NAME) as model:
             segments, _ = model.transcribe(audio, word_timestamps=True, beam_size=1,
                                            language=None if language == "auto" else language,
                                            vad_filter=False, condition_on_previous_text=False)  # fmt: skip
@@ -273,8 +283,3 @@ class SubtitlePipeline:
         words = align_script(script, heard, duration) if script else heard
         return make_cues(words, rules)
 
-
-def register(studio: Studio) -> None:
-    pipeline = SubtitlePipeline(studio)
-    studio.models.register(MODEL_NAME, pipeline.load, pipeline.estimate_bytes, CTranslate2Adapter())
-    studio.pipelines["subtitles"] = pipeline

@@ -10,14 +10,12 @@ with the rules and a notice while a job fetches the model.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from enfoads.core.capability import Capability, ModelSpec
 from enfoads.core.errors import ModelUnavailable
 from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_kwargs, in_cache,
                                          local_weights_bytes)
-
-if TYPE_CHECKING:
-    from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -44,32 +42,37 @@ def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:
     return ModelWithTokenizer(model.eval(), tokenizer)
 
 
-class Translator:
+class Translator(Capability):
     """Spanish → English with the model of ``prompt_translation_model`` (empty: off)."""
 
-    def __init__(self, studio: Studio):
-        self.studio = studio
+    name = "translate"
 
     @property
     def repo(self) -> str:
-        return self.studio.settings.prompt_translation_model
+        return self.settings.prompt_translation_model
 
     def enabled(self) -> bool:
         return bool(self.repo)
 
     def on_disk(self) -> bool:
-        return self.enabled() and in_cache(self.repo, "config.json", self.studio.settings.models_dir)
+        return self.enabled() and in_cache(self.repo, "config.json", self.settings.models_dir)
 
-    def ensure_registered(self) -> None:
-        repo, models_dir = self.repo, self.studio.settings.models_dir
-        size = local_weights_bytes(repo) or MODEL.size_bytes
-        self.studio.models.register(MODEL_NAME, lambda: load_marian(repo, models_dir), size)
+    def models(self) -> list[ModelSpec]:
+        if not self.enabled():
+            return []
+        repo, models_dir = self.repo, self.settings.models_dir
+        ours = repo == MODEL.repo
+        return [ModelSpec(MODEL_NAME, self.name, repo,
+                          MODEL.licence if ours else "see the model card",
+                          MODEL.size_bytes, self.on_disk, commercial_use=True if ours else None,
+                          load=lambda: load_marian(repo, models_dir),
+                          memory_bytes=local_weights_bytes(repo) or MODEL.size_bytes)]  # fmt: skip
 
     def translate(self, text: str) -> str:
         """One prompt, greedy (beam search buys nothing on a one-line prompt here)."""
         import torch
 
-        with self.studio.models.use(MODEL_NAME) as (model, tokenizer):
+        with self.services.models.use(MODEL_NAME) as (model, tokenizer):
             batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=256)
             batch = {k: v.to(model.device) for k, v in batch.items()}
             # English runs about as long as the Spanish: a bound keeps a bad decode short.
@@ -79,9 +82,3 @@ class Translator:
             english = tokenizer.decode(out[0], skip_special_tokens=True)
         return " ".join(english.split())
 
-
-def register(studio: Studio) -> None:
-    translator = Translator(studio)
-    if translator.enabled():
-        translator.ensure_registered()
-    studio.pipelines["translate"] = translator

@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from enfoads.core import media
-from enfoads.core.validation import check_number, check_text
+from pydantic import Field
+
+from enfoads.core.capability import Capability, JobSpec, Services
+from enfoads.core.validation import RequestModel, check_number, check_text, parse_request
 from enfoads.core.errors import InvalidInput
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.pipelines import avatar as avatar_mod
 from enfoads.core.pipelines import compose
 from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.subtitles import CueRules, Cue, to_srt, to_vtt
-from enfoads.core.pipelines.voice import check_script
+from enfoads.core.pipelines.voice import VOICE_BYTES, check_script
 from enfoads.core.i18n import Reason
 
 if TYPE_CHECKING:
-    from enfoads.core.studio import Studio
+    from enfoads.core.pipelines.avatar import AvatarCapability
+    from enfoads.core.pipelines.subtitles import SubtitlePipeline
+    from enfoads.core.pipelines.voice import VoicePipeline
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +44,21 @@ TRANSITIONS = ("cut", "crossfade")
 CROSSFADE_S = 0.5
 END_CARD_S = 2.5
 VOICE_LEAD_S, VOICE_TAIL_S = 0.2, 0.4
-VOICE_BYTES = 63_000_000  # a medium Piper voice, downloaded on its first use
 
 
-@dataclass(frozen=True)
-class SubtitleStyle:
+class SubtitleStyleModel(RequestModel):
     enabled: bool = True
-    size: float = 0.055  # font size as a fraction of the frame width
+    size: float = Field(0.055, ge=0.02, le=0.15, description="font size, a fraction of the frame width")
     colour: str = "#FFFFFF"
     highlight_colour: str = "#FFD400"
     outline_colour: str = "#000000"
-    outline: float = 0.08  # outline width as a fraction of the font size
-    position: str = "bottom"  # bottom, middle, top (always inside the safe zone)
-    karaoke: bool = False  # highlight each word while it is said
-    max_chars: int = 0  # per line; 0: from the frame width
-    font_asset_id: str | None = None  # a font asset (TTF/OTF), also used by the end card
+    outline: float = Field(0.08, ge=0, le=0.3, description="outline width, a fraction of the font size")
+    position: str = Field("bottom", description="bottom, middle or top (always inside the safe zone)")
+    karaoke: bool = Field(False, description="highlight each word while it is said")
+    max_chars: int = Field(0, ge=0, le=80, description="per line; 0: from the frame width")
+    font_asset_id: str | None = Field(None, description="a font asset (TTF/OTF) for subtitles and end card")
 
-    def validated(self) -> SubtitleStyle:
+    def validated(self) -> SubtitleStyleModel:
         for name in ("colour", "highlight_colour", "outline_colour"):
             compose.hex_rgb(getattr(self, name), f"subtitle_style.{name}")
         if self.position not in ("bottom", "middle", "top"):
@@ -71,59 +73,57 @@ class SubtitleStyle:
         return self
 
 
-@dataclass(frozen=True)
-class Scene:
-    kind: str
+class SceneModel(RequestModel):
+    kind: str = Field("image", json_schema_extra={"enum": list(SCENE_KINDS)})
     asset_id: str
     script: str = ""
-    duration: float | None = None  # seconds; None: the voice's length (or 3 s, or the clip's)
+    duration: float | None = Field(None, ge=0.5, le=120, description="seconds; none: the voice's "
+                                   "length (or 3 s, or the clip's)")
     motion: str = "zoom_in"
-    transition: str = "cut"  # into this scene
+    transition: str = Field("cut", json_schema_extra={"enum": list(TRANSITIONS)},
+                            description="into this scene")
 
 
-@dataclass(frozen=True)
-class RenderRequest:
-    scenes: tuple[Scene, ...]
+class RenderOptions(RequestModel):
+    """What every video render shares (the single avatar render and the multi-scene ad)."""
+
     voice: str | None = None
-    rate: float = 1.0
+    rate: float = Field(1.0, ge=0.5, le=2.0)
     language: str = "auto"
     aspect: str = "9:16"
-    size: int = 1080  # short side in pixels
+    size: int = Field(1080, ge=144, le=2160, description="short side in pixels")
     music_asset_id: str | None = None
-    music_volume: float = 0.35
+    music_volume: float = Field(0.35, ge=0, le=1)
     logo_asset_id: str | None = None
     cta: str = ""
     brand_colour: str = "#111111"
-    subtitle_style: SubtitleStyle = field(default_factory=SubtitleStyle)
+    subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
+
+
+class RenderMultiSceneRequest(RenderOptions):
+    """The ``render_multi_scene`` job: scenes (image with zoom/pan, talking avatar, clip)."""
+
+    scenes: list[SceneModel]
 
     @classmethod
-    def from_params(cls, p: dict[str, Any]) -> RenderRequest:
-        known = {f.name for f in fields(cls)}
-        unknown = set(p) - known
-        if unknown:
-            raise InvalidInput("error.invalid", field=sorted(unknown)[0], reason=Reason("reason.unknown_field"))
-        scenes = p.get("scenes")
-        if not isinstance(scenes, (list, tuple)):
-            raise InvalidInput("error.invalid", field="scenes", reason=Reason("reason.scenes_list"))
-        parsed = []
-        scene_fields = {f.name for f in fields(Scene)}
-        for i, s in enumerate(scenes):
-            if not isinstance(s, dict) or set(s) - scene_fields:
-                raise InvalidInput("error.invalid", field=f"scenes[{i}]",
-                                   reason=Reason("reason.fields", fields=", ".join(sorted(scene_fields))))  # fmt: skip
-            parsed.append(Scene(**s))
-        style = p.get("subtitle_style") or {}
-        if isinstance(style, dict):
-            style_fields = {f.name for f in fields(SubtitleStyle)}
-            if set(style) - style_fields:
-                raise InvalidInput("error.invalid", field="subtitle_style",
-                                   reason=Reason("reason.fields", fields=", ".join(sorted(style_fields))))  # fmt: skip
-            style = SubtitleStyle(**style)
-        values = {k: v for k, v in p.items() if k not in ("scenes", "subtitle_style")}
-        return cls(scenes=tuple(parsed), subtitle_style=style, **values)
+    def from_params(cls, params: dict[str, Any]) -> RenderMultiSceneRequest:
+        return parse_request(cls, params)
 
-    def to_params(self) -> dict[str, Any]:
-        return asdict(self)
+
+class RenderVideoRequest(RenderOptions):
+    """The ``render_video`` job: one talking-avatar scene."""
+
+    script: str
+    avatar_asset_id: str
+
+    def as_scenes(self) -> RenderMultiSceneRequest:
+        options = self.model_dump(exclude={"script", "avatar_asset_id"})
+        scene = {"kind": "avatar", "asset_id": self.avatar_asset_id, "script": self.script}
+        return RenderMultiSceneRequest.model_validate({**options, "scenes": [scene]})
+
+
+# The names the renderer's code reads best with.
+SubtitleStyle, Scene, RenderRequest = SubtitleStyleModel, SceneModel, RenderMultiSceneRequest
 
 
 @dataclass
@@ -211,15 +211,37 @@ class ClipSource:
 
 
 # -- the renderer ----------------------------------------------------------------------------
-class VideoPipeline:
-    def __init__(self, studio: Studio):
-        self.studio = studio
+class VideoPipeline(Capability):
+    """Voiced, subtitled talking-avatar ads and multi-scene ads."""
 
-    @property
-    def settings(self) -> Any:
-        return self.studio.settings
+    name = "video"
+    needs = ("voice", "subtitles", "avatar")
 
-    # validation happens before queueing and again when the job runs
+    def __init__(self, services: Services):
+        super().__init__(services)
+        self.voice: VoicePipeline = services.need("voice")
+        self.subtitles: SubtitlePipeline = services.need("subtitles")
+        self.avatar: AvatarCapability = services.need("avatar")
+
+    def jobs(self) -> list[JobSpec]:
+        return [JobSpec(SINGLE_JOB, RenderVideoRequest, self.run_single, check=self.check_single),
+                JobSpec(MULTI_JOB, RenderMultiSceneRequest, self.run_multi, check=self.validate)]  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        return {"aspects": list(compose.ASPECT_RATIOS), "motions": list(compose.MOTIONS),
+                "transitions": list(TRANSITIONS), "scene_kinds": list(SCENE_KINDS),
+                "max_scenes": self.settings.max_scenes,
+                "max_script_chars": self.settings.max_script_chars}  # fmt: skip
+
+    def check_single(self, request: RenderVideoRequest) -> RenderVideoRequest:
+        if not request.script.strip():
+            raise InvalidInput("error.empty", field="script")
+        if not request.avatar_asset_id:
+            raise InvalidInput("error.empty", field="avatar_asset_id")
+        checked = self.validate(request.as_scenes())
+        return request.model_copy(update={"subtitle_style": checked.subtitle_style})
+
+    # checked once, before queueing (the job runs the stored request)
     def validate(self, request: RenderRequest) -> RenderRequest:
         s = self.settings
         if not request.scenes:
@@ -237,8 +259,7 @@ class VideoPipeline:
         compose.hex_rgb(request.brand_colour, "brand_colour")
         if len(request.cta) > 80:
             raise InvalidInput("error.too_long", field="cta", length=len(request.cta), limit=80)
-        voice = self.studio.pipelines["voice"]
-        voice.resolve_voice(request.voice, request.language)
+        self.voice.resolve_voice(request.voice, request.language)
         scripted = False
         for i, scene in enumerate(request.scenes):
             where = f"scenes[{i}]"
@@ -260,7 +281,7 @@ class VideoPipeline:
                 check_number(scene.duration, f"{where}.duration", 0.5, 120)
             if not scene.asset_id:
                 raise InvalidInput("error.empty", field=f"{where}.asset_id")
-            asset = self.studio.assets.get(scene.asset_id)
+            asset = self.services.assets.get(scene.asset_id)
             ext_ok = media.VIDEO_EXTS if scene.kind == "video" else media.IMAGE_EXTS
             if asset.ext not in ext_ok:
                 raise InvalidInput("error.invalid", field=f"{where}.asset_id",
@@ -273,17 +294,17 @@ class VideoPipeline:
         for name in ("music_asset_id", "logo_asset_id"):
             value = getattr(request, name)
             if value:
-                self.studio.assets.get(value)
+                self.services.assets.get(value)
         font_id = request.subtitle_style.font_asset_id
-        if font_id and self.studio.assets.get(font_id).kind != "font":
+        if font_id and self.services.assets.get(font_id).kind != "font":
             raise InvalidInput("error.invalid", field="subtitle_style.font_asset_id",
                                reason=Reason("reason.not_font", id=font_id))  # fmt: skip
-        return replace(request, subtitle_style=request.subtitle_style.validated())
+        return request.model_copy(update={"subtitle_style": request.subtitle_style.validated()})
 
     # -- stages --------------------------------------------------------------------------
     def build_timeline(self, request: RenderRequest, ctx: JobContext, fps: int,
                        size: tuple[int, int]) -> list[Timed]:  # fmt: skip
-        voice = self.studio.pipelines["voice"]
+        voice = self.voice
         timeline, t = [], 0.0
         for i, scene in enumerate(request.scenes):
             ctx.check_cancelled()
@@ -297,7 +318,7 @@ class VideoPipeline:
             spoken = speech.duration_s + VOICE_LEAD_S + VOICE_TAIL_S if speech else 0.0
             natural = spoken or 3.0
             if scene.kind == "video" and not speech and scene.duration is None:
-                natural = media.probe_video(self.studio.assets.file_path(scene.asset_id)).duration_s
+                natural = media.probe_video(self.services.assets.file_path(scene.asset_id)).duration_s
             duration = max(scene.duration or 0.0, natural)
             duration = round(duration * fps) / fps
             timeline.append(Timed(scene, t, duration, speech, t + VOICE_LEAD_S))
@@ -310,15 +331,15 @@ class VideoPipeline:
         for item in timeline:
             ctx.check_cancelled()
             scene = item.scene
-            path = self.studio.assets.file_path(scene.asset_id)
+            path = self.services.assets.file_path(scene.asset_id)
             if scene.kind == "video":
                 item.source = ClipSource(path, size, fps)
                 continue
-            image = self.studio.assets.open_image(scene.asset_id).convert("RGB")
+            image = self.services.assets.open_image(scene.asset_id).convert("RGB")
             rgb = np.asarray(image)
             if scene.kind == "avatar":
                 samples, rate = item.speech.samples, item.speech.sample_rate
-                animator, drive, face = avatar_mod.animate(self.studio, rgb, samples, rate, fps,
+                animator, drive, face = self.avatar.animate(rgb, samples, rate, fps,
                                                            name=scene.asset_id)  # fmt: skip
                 offset = int(round(VOICE_LEAD_S * fps))
                 item.source = AvatarSource(animator, drive, face, rgb, size, offset)
@@ -327,10 +348,10 @@ class VideoPipeline:
 
     def subtitle(self, timeline: list[Timed], request: RenderRequest, ctx: JobContext) -> list[Cue]:
         ctx.progress(70, ctx.t("stage.subtitles"))
-        subs = self.studio.pipelines["subtitles"]
+        subs = self.subtitles
         style = request.subtitle_style
         size = compose.frame_size(request.aspect, request.size)
-        font_path = (str(self.studio.assets.file_path(style.font_asset_id))
+        font_path = (str(self.services.assets.file_path(style.font_asset_id))
                      if style.font_asset_id else None)  # fmt: skip
         # Lines are measured with the font they are drawn in, against the placement's safe
         # zone (a character count put 9:16 subtitles under TikTok's buttons).
@@ -384,11 +405,11 @@ class VideoPipeline:
         frames = int(round((content_s + end_card) * fps))
         music = None
         if request.music_asset_id:
-            music = compose.decode_audio(self.studio.assets.file_path(request.music_asset_id))
+            music = compose.decode_audio(self.services.assets.file_path(request.music_asset_id))
         voice = self.voice_track(timeline, frames / fps)
         audio = compose.mix(voice, music, music_volume=request.music_volume,
                             ducked_volume=request.music_volume * 0.25)  # fmt: skip
-        overlay = Overlay(self.studio, request, size, cues, content_s, fps)
+        overlay = Overlay(self.services, request, size, cues, content_s, fps)
         ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
         audio_path = out.with_suffix(".wav")
         audio_path.write_bytes(compose.wav_bytes(audio))
@@ -450,7 +471,7 @@ class VideoPipeline:
               cues: list[Cue], duration: float, timeline: list[Timed]) -> JobResult:  # fmt: skip
         """Store the video (its mixed audio inside), the voice-over alone (a clean stem: no
         music), SRT and VTT; on any failure remove what was stored."""
-        assets = self.studio.assets
+        assets = self.services.assets
         inputs = [s.asset_id for s in request.scenes]
         inputs += [a for a in (request.music_asset_id, request.logo_asset_id,
                                request.subtitle_style.font_asset_id) if a]  # fmt: skip
@@ -514,22 +535,11 @@ class VideoPipeline:
         return ids
 
     # -- job handlers ----------------------------------------------------------------------
-    def request_single(self, p: dict[str, Any]) -> RenderRequest:
-        params = dict(p)
-        script = params.pop("script", "")
-        avatar = params.pop("avatar_asset_id", None)
-        if not str(script or "").strip():
-            raise InvalidInput("error.empty", field="script")
-        if not avatar:
-            raise InvalidInput("error.empty", field="avatar_asset_id")
-        scene = Scene("avatar", str(avatar), script=str(script or ""))
-        return RenderRequest.from_params({**params, "scenes": [asdict(scene)]})
+    def run_single(self, ctx: JobContext, request: RenderVideoRequest) -> JobResult:
+        return self.render(request.as_scenes(), ctx)
 
-    def run_single(self, ctx: JobContext) -> JobResult:
-        return self.render(self.request_single(ctx.params), ctx)
-
-    def run_multi(self, ctx: JobContext) -> JobResult:
-        return self.render(RenderRequest.from_params(ctx.params), ctx)
+    def run_multi(self, ctx: JobContext, request: RenderMultiSceneRequest) -> JobResult:
+        return self.render(request, ctx)
 
 
 class SubtitleGeometry:
@@ -558,20 +568,20 @@ class SubtitleGeometry:
 class Overlay:
     """Subtitles, logo and the end card, drawn onto frames."""
 
-    def __init__(self, studio: Studio, request: RenderRequest, size: tuple[int, int],
+    def __init__(self, services: Services, request: RenderRequest, size: tuple[int, int],
                  cues: list[Cue], content_s: float, fps: int):  # fmt: skip
         self.size, self.cues, self.content_s, self.fps = size, cues, content_s, fps
         self.request = request
         width, height = size
         self.style = request.subtitle_style
-        self.font_path = (str(studio.assets.file_path(self.style.font_asset_id))
+        self.font_path = (str(services.assets.file_path(self.style.font_asset_id))
                           if self.style.font_asset_id else None)  # fmt: skip
         geometry = SubtitleGeometry(request, size, self.font_path)
         self.safe, self.font_px, self.outline_px = geometry.safe, geometry.font_px, geometry.outline_px
         self.sprites: dict[tuple[int, int | None], compose.Sprite] = {}
         self.logo = None
         if request.logo_asset_id:
-            logo = studio.assets.open_image(request.logo_asset_id).convert("RGBA")
+            logo = services.assets.open_image(request.logo_asset_id).convert("RGBA")
             target_w = int(width * 0.16)
             logo = logo.resize((target_w, max(1, round(logo.height * target_w / logo.width))))
             self.logo_rgba = np.asarray(logo)
@@ -649,11 +659,4 @@ def _wrap_words(words: list[str], max_chars: int) -> list[str]:
     from enfoads.core.pipelines.subtitles import wrap
 
     return wrap(words, max_chars) or [""]
-
-
-def register(studio: Studio) -> None:
-    pipeline = VideoPipeline(studio)
-    studio.jobs.register(SINGLE_JOB, pipeline.run_single)
-    studio.jobs.register(MULTI_JOB, pipeline.run_multi)
-    studio.pipelines["video"] = pipeline
 

@@ -19,22 +19,22 @@ import re
 import shutil
 import subprocess
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from enfoads.core.errors import (EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable,
                                  VoiceNotDownloaded)
 from enfoads.core import media
+from pydantic import Field
+
+from enfoads.core.capability import Capability, ModelSpec, Services
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
-from enfoads.core.validation import check_text
+from enfoads.core.validation import RequestModel, check_text
 from enfoads.core.i18n import Reason
 
-if TYPE_CHECKING:
-    from enfoads.core.settings import Settings
-    from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,16 @@ PREVIEW_TEXT = {"es": "Hola, esta es mi voz para tu próximo anuncio.",
 
 
 UNVERIFIED = "unverified"
+VOICE_BYTES = 63_000_000  # a medium Piper voice, downloaded on its first use
+
+
+class SpeakRequest(RequestModel):
+    """Speech (or a voice preview) into a WAV asset (a direct call)."""
+
+    text: str = ""
+    voice: str | None = None
+    rate: float = Field(1.0, ge=0.5, le=2.0)
+    preview: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,21 +148,35 @@ def check_script(text: str, limit: int, field_name: str = "script") -> str:
     return text
 
 
-@dataclass
-class VoicePipeline:
-    studio: Studio
-    _loaded: dict[str, Any] = field(default_factory=dict)
+class VoicePipeline(Capability):
+    """Piper voices (espeak-ng as the allowed fallback): speech for the videos and previews."""
 
-    @property
-    def settings(self) -> Settings:
-        return self.studio.settings
+    name = "voice"
+
+    def __init__(self, services: Services):
+        super().__init__(services)
+        self._loaded: dict[str, Any] = {}
+
+    def models(self) -> list[ModelSpec]:
+        """One row per voice; "prepare" downloads it (Piper voices are not held by the model
+        manager: each is a small ONNX session kept here)."""
+        return [ModelSpec(f"voice:{v.key}", self.name, f"Piper {v.key}", v.licence, VOICE_BYTES,
+                          lambda key=v.key: self.voice_files(key, download=False) is not None,
+                          commercial_use=None, licence_url=self.card_url(v),
+                          fetch=lambda key=v.key: self.voice_files(key))
+                for v in VOICES.values()]  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        return {"voices": list(VOICES), "default": self.settings.voice_default}
+
+    def card_url(self, info: VoiceInfo) -> str:
+        return (f"https://huggingface.co/{self.settings.voice_repo}/blob/main/"
+                f"{info.hub_path.rsplit('/', 1)[0]}/MODEL_CARD")  # fmt: skip
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Every voice, whether it is on disk, and where its licence is written."""
-        card = "https://huggingface.co/{repo}/blob/main/{dir}/MODEL_CARD"
         return [dict(v.to_dict(), available=self.voice_files(v.key, download=False) is not None,
-                     model_card_url=card.format(repo=self.settings.voice_repo,
-                                                dir=v.hub_path.rsplit("/", 1)[0]))
+                     model_card_url=self.card_url(v))
                 for v in VOICES.values()]  # fmt: skip
 
     def resolve_voice(self, voice: str | None, language: str | None = None) -> VoiceInfo:
@@ -275,7 +299,7 @@ class VoicePipeline:
         if preview:
             text = PREVIEW_TEXT[info.language]
         speech = self.synthesize(text, info.key, **options)
-        asset = self.studio.assets.add_bytes(
+        asset = self.services.assets.add_bytes(
             speech.wav_bytes(), "audio", ext="wav", name=f"{info.key}: {text[:60]}", prompt=text,
             job_id=job_id, model_ids=[f"piper/{speech.voice}" if speech.engine == "piper"
                                       else speech.voice],
@@ -287,6 +311,3 @@ class VoicePipeline:
         return {"asset_id": asset.id, "url": asset.url, "duration_s": speech.duration_s,
                 "voice": speech.voice, "engine": speech.engine}  # fmt: skip
 
-
-def register(studio: Studio) -> None:
-    studio.pipelines["voice"] = VoicePipeline(studio)

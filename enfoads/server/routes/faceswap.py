@@ -6,41 +6,14 @@ import base64
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import field_validator
-
 from enfoads.core.errors import InvalidInput
-from enfoads.core.pipelines.faceswap import ImageInput, check_choice
+from enfoads.core.pipelines.faceswap import (DetectRequest, FaceSwapJobRequest, FaceSwapRequest,
+                                             FaceSwapVideoRequest, ImageInput)
 from enfoads.core.studio import Studio
-from enfoads.core.validation import RequestModel
 from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
 from enfoads.core.i18n import Reason
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
-
-
-class FaceSwapRequest(RequestModel):
-    """Source and target as asset ids or base64 images (the React client sends base64).
-    A ``video_asset_id`` target swaps every frame of that video (always a job)."""
-
-    source_asset_id: str | None = None
-    source_image: str | None = None
-    target_asset_id: str | None = None
-    target_image: str | None = None
-    video_asset_id: str | None = None
-    source_face: str | int = "largest"
-    target_face: str | int = "largest"
-    run_as_job: bool = False
-    inline: bool = True  # also return the result as base64 (the seed's client shows it)
-
-    @field_validator("source_face", "target_face", mode="before")
-    @classmethod
-    def _face_choice(cls, value: object, info) -> str | int:
-        return check_choice(value, info.field_name, allow_all=info.field_name == "target_face")
-
-
-class DetectRequest(RequestModel):
-    asset_id: str | None = None
-    image: str | None = None
 
 
 def image_input(asset_id: str | None, image: str | None, field: str) -> ImageInput:
@@ -73,10 +46,10 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
     if body.video_asset_id:
         if not body.source_asset_id:
             raise InvalidInput("error.empty", field="source_asset_id")
-        job = studio.swap_faces_video(source_asset_id=body.source_asset_id,
-                                      video_asset_id=body.video_asset_id,
-                                      source_face=body.source_face,
-                                      target_face=body.target_face)  # fmt: skip
+        job = studio.swap_faces_video(FaceSwapVideoRequest(
+            source_asset_id=body.source_asset_id, video_asset_id=body.video_asset_id,
+            source_face=body.source_face,
+            target_face=body.target_face if "target_face" in body.model_fields_set else "all"))
         return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language),
                 "licence": studio.faceswap_licence()}  # fmt: skip
     source = image_input(body.source_asset_id, body.source_image, "source")
@@ -85,8 +58,9 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
         if not (source.asset_id and target.asset_id):
             raise InvalidInput("error.invalid", field="run_as_job",
                                reason=Reason("reason.ids_not_images"))  # fmt: skip
-        job = studio.swap_faces(source_asset_id=source.asset_id, target_asset_id=target.asset_id,
-                                source_face=body.source_face, target_face=body.target_face)  # fmt: skip
+        job = studio.swap_faces(FaceSwapJobRequest(
+            source_asset_id=source.asset_id, target_asset_id=target.asset_id,
+            source_face=body.source_face, target_face=body.target_face))
         return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language),
                 "licence": studio.faceswap_licence()}  # fmt: skip
     result = studio.swap_face_now(source, target, source_face=body.source_face,

@@ -1,6 +1,7 @@
 """The brand kit, the model inventory and the settings a user changes at run time.
 
-``GET``/``PUT /api/brand-kit``, ``GET /api/models``, ``POST /api/models/{key}/prepare`` and
+``GET``/``PUT /api/brand-kit``, ``GET /api/models``, ``POST /api/models/{key}/prepare``,
+``GET /api/capabilities`` and
 ``GET``/``PATCH /api/settings``: what the panels do through the facade, for the React client
 and for the surfaces attached to this engine.
 """
@@ -49,6 +50,13 @@ def put_brand_kit(body: BrandKitRequest, studio: Studio = Depends(get_studio)) -
 def models(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Every model with its licence, size and whether it is on disk (no network used)."""
     return {"models": studio.model_inventory()}
+
+
+@router.get("/capabilities")
+def capabilities(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Each capability: the capabilities it needs, its job kinds (each with the name of its
+    request model in this schema), its model keys, and its options for a UI."""
+    return {"capabilities": studio.describe_capabilities()}
 
 
 @router.post("/models/{key}/prepare", status_code=202, dependencies=[Depends(rate_limit)],

@@ -5,65 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
-
+from enfoads.core.pipelines.video import RenderMultiSceneRequest, RenderVideoRequest
+from enfoads.core.pipelines.voice import SpeakRequest
 from enfoads.core.studio import Studio
-from enfoads.core.validation import RequestModel
 from enfoads.server.deps import get_studio, rate_limit, require_token
 
 router = APIRouter(tags=["video"], dependencies=[Depends(require_token)])
-
-
-class SubtitleStyleModel(RequestModel):
-    enabled: bool = True
-    size: float = Field(0.055, ge=0.02, le=0.15)
-    colour: str = "#FFFFFF"
-    highlight_colour: str = "#FFD400"
-    outline_colour: str = "#000000"
-    outline: float = Field(0.08, ge=0, le=0.3)
-    position: str = "bottom"
-    karaoke: bool = False
-    max_chars: int = Field(0, ge=0, le=80)
-    font_asset_id: str | None = Field(None, description="a font asset (TTF/OTF) for subtitles and end card")
-
-
-class RenderOptions(RequestModel):
-    voice: str | None = None
-    rate: float = Field(1.0, ge=0.5, le=2.0)
-    language: str = "auto"
-    aspect: str = "9:16"
-    size: int = Field(1080, ge=144, le=2160)
-    music_asset_id: str | None = None
-    music_volume: float = Field(0.35, ge=0, le=1)
-    logo_asset_id: str | None = None
-    cta: str = ""
-    brand_colour: str = "#111111"
-    subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
-
-
-class RenderVideoRequest(RenderOptions):
-    script: str
-    avatar_asset_id: str
-
-
-class SceneModel(RequestModel):
-    kind: str = "image"
-    asset_id: str
-    script: str = ""
-    duration: float | None = Field(None, ge=0.5, le=120)
-    motion: str = "zoom_in"
-    transition: str = "cut"
-
-
-class RenderMultiSceneRequest(RenderOptions):
-    scenes: list[SceneModel]
-
-
-class SpeakRequest(RequestModel):
-    text: str = ""
-    voice: str | None = None
-    rate: float = Field(1.0, ge=0.5, le=2.0)
-    preview: bool = False
 
 
 def queued(job: Any, studio: Studio) -> dict[str, Any]:
@@ -74,7 +21,7 @@ def queued(job: Any, studio: Studio) -> dict[str, Any]:
 def render_video(body: RenderVideoRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Script + avatar → voiced, subtitled talking-avatar MP4, as a job. Progress: 10% voice,
     30% animating face, 70% subtitles, then rendering, 100% with ``video_url``."""
-    return queued(studio.render_video(**body.model_dump()), studio)
+    return queued(studio.render_video(body), studio)
 
 
 @router.post("/render-multi-scene", status_code=202, dependencies=[Depends(rate_limit)])
@@ -82,7 +29,7 @@ def render_multi_scene(body: RenderMultiSceneRequest,
                        studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
     """Several scenes (image with zoom/pan, talking avatar, video clip), each with its own
     script, joined into one ad, as a job."""
-    return queued(studio.render_multi_scene(**body.model_dump()), studio)
+    return queued(studio.render_multi_scene(body), studio)
 
 
 @router.get("/avatars")

@@ -1,0 +1,249 @@
+"""The contract every capability satisfies, and the registry that checks it.
+
+A capability (images, face swap, voice, video...) is one class in one module of
+``enfoads.core.pipelines``. It declares:
+
+- its **models** (``ModelSpec``: key, what it is, licence, size, an on-disk check, a loader),
+  from which the inventory, Settings' model table, ``enfoads info`` and the model manager
+  are built;
+- its **job kinds** (``JobSpec``): one pydantic request model per job, which the HTTP route,
+  the facade, the job record and the OpenAPI schema (hence the TypeScript types) all use;
+- its **options** for the UI (choices and limits);
+- the **other capabilities it needs**, by name (``needs``).
+
+It receives ``Services`` (the live settings, the asset store, the model manager, the event
+bus, the job queue, and the capabilities it named) instead of the whole studio, so no
+pipeline imports the studio and none reaches another one it did not declare.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from enfoads.core.validation import RequestModel, parse_request
+
+if TYPE_CHECKING:
+    from enfoads.core.assets import AssetStore
+    from enfoads.core.events import EventBus
+    from enfoads.core.jobs import Job, JobBackend, JobContext, JobResult
+    from enfoads.core.settings import Settings
+    from enfoads.core.vram import ModelManager
+
+log = logging.getLogger(__name__)
+
+PREPARE_JOB = "prepare_model"  # the studio's own job: fetch one declared model
+
+
+class ContractError(TypeError):
+    """A capability that does not satisfy the contract (a programming error, at start-up)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a capability, as the inventory shows it and the model manager loads it."""
+
+    key: str  # the inventory key and the model manager's name
+    capability: str
+    model: str  # what it is, for people ("faster-whisper small")
+    licence: str
+    size_bytes: int  # download size, for the inventory and the download progress
+    on_disk: Callable[[], bool]  # no network
+    commercial_use: bool | None = True  # None: see the model card
+    licence_url: str | None = None
+    # How the model manager loads it (on CPU first) and what it weighs there; None: the
+    # capability loads it itself (Piper voices).
+    load: Callable[[], Any] | None = None
+    memory_bytes: int | Callable[[], int] | None = None
+    adapter: Any = None
+    # How "prepare" fetches it; None: loaded once through the model manager.
+    fetch: Callable[[], Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        row = {"key": self.key, "capability": self.capability, "model": self.model,
+               "licence": self.licence, "commercial_use": self.commercial_use,
+               "size_bytes": int(self.size_bytes), "on_disk": bool(self.on_disk())}  # fmt: skip
+        if self.licence_url:
+            row["licence_url"] = self.licence_url
+        return row
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job kind: its request model, the checks that need the studio's state (assets that
+    must exist, a voice that must resolve), run once before queueing, and its handler."""
+
+    kind: str
+    request: type[RequestModel]
+    run: Callable[[JobContext, Any], JobResult]
+    # The request as it is stored and run (a seed chosen, defaults applied), or InvalidInput.
+    check: Callable[[Any], Any] | None = None
+
+
+class Services:
+    """What a capability may use. ``settings`` is the studio's one live settings object."""
+
+    def __init__(self, *, settings: Callable[[], Settings], assets: AssetStore,
+                 models: ModelManager, bus: EventBus, jobs: JobBackend,
+                 capabilities: Mapping[str, Capability], needs: tuple[str, ...] = ()):  # fmt: skip
+        self._settings, self.assets, self.models = settings, assets, models
+        self.bus, self.jobs = bus, jobs
+        self._capabilities, self._needs = capabilities, needs
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
+
+    def need(self, name: str) -> Any:
+        """A capability this one declared in ``needs``."""
+        if name not in self._needs:
+            raise ContractError(f"{name!r} is not in this capability's needs {self._needs}")
+        return self._capabilities[name]
+
+
+class Capability:
+    """Base of every capability. Subclasses set ``name`` (and ``needs``) and override what they
+    declare; the registry checks them when they register."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def models(self) -> list[ModelSpec]:
+        """The models, with the live settings (a configured LLM appears once set)."""
+        return []
+
+    def jobs(self) -> list[JobSpec]:
+        return []
+
+    def options(self) -> dict[str, Any]:
+        """Choices and limits for the UI (the widgets' option lists come from here)."""
+        return {}
+
+
+class Capabilities(Mapping[str, Capability]):
+    """The registered capabilities, in registration order; the job kinds and models they
+    declared are handed to the job queue and the model manager here, and nowhere else."""
+
+    def __init__(self, services: Callable[[tuple[str, ...], Mapping[str, Capability]], Services],
+                 models: ModelManager, jobs: JobBackend):  # fmt: skip
+        self._make_services, self._manager, self._queue = services, models, jobs
+        self._items: dict[str, Capability] = {}
+        self._jobs: dict[str, JobSpec] = {}
+
+    # -- Mapping -------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Capability:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- registration --------------------------------------------------------------------
+    def add(self, cls: type[Capability]) -> Capability:
+        """Check ``cls`` against the contract, build it with its services, and register its
+        job kinds and models."""
+        name = getattr(cls, "name", "")
+        if not (isinstance(cls, type) and issubclass(cls, Capability)):
+            raise ContractError(f"{cls!r} is not a Capability")
+        if not name or not name.isidentifier() or name in self._items:
+            raise ContractError(f"capability name {name!r} is empty, not an identifier or taken")
+        for need in cls.needs:
+            if need not in self._items:
+                raise ContractError(f"{name} needs {need!r}, which is not registered before it")
+        capability = cls(self._make_services(tuple(cls.needs), self))
+        specs = capability.jobs()
+        for spec in specs:
+            if not (isinstance(spec, JobSpec) and isinstance(spec.request, type)
+                    and issubclass(spec.request, RequestModel) and callable(spec.run)):  # fmt: skip
+                raise ContractError(f"{name}: {spec!r} is not a JobSpec with a RequestModel")
+            if spec.kind in self._jobs or spec.kind in self._queue.kinds():
+                raise ContractError(f"{name}: job kind {spec.kind!r} is registered twice")
+        models = capability.models()
+        self._check_models(name, models)
+        if not isinstance(capability.options(), dict):
+            raise ContractError(f"{name}: options() must return a dict")
+        self._items[name] = capability
+        for spec in specs:
+            self._jobs[spec.kind] = spec
+            self._queue.register(spec.kind, self._handler(spec))
+        self.sync_models(models)
+        return capability
+
+    def add_job(self, spec: JobSpec) -> None:
+        """A job of the studio's own (``prepare_model``), under the same contract."""
+        if spec.kind in self._jobs or not issubclass(spec.request, RequestModel):
+            raise ContractError(f"job kind {spec.kind!r} is registered twice or has no RequestModel")
+        self._jobs[spec.kind] = spec
+        self._queue.register(spec.kind, self._handler(spec))
+
+    def _check_models(self, name: str, models: list[ModelSpec]) -> None:
+        keys = {m.key for cap in self._items.values() for m in cap.models()}
+        for m in models:
+            if not isinstance(m, ModelSpec) or m.capability != name:
+                raise ContractError(f"{name}: {m!r} is not a ModelSpec of this capability")
+            if not m.key or m.key in keys:
+                raise ContractError(f"{name}: model key {m.key!r} is empty or declared twice")
+            if not m.licence or not m.model or int(m.size_bytes) < 0 or not callable(m.on_disk):
+                raise ContractError(f"{name}: model {m.key!r} lacks a licence, a name, a size "
+                                    "or an on-disk check")  # fmt: skip
+            keys.add(m.key)
+
+    def sync_models(self, models: list[ModelSpec] | None = None) -> None:
+        """Hand the model manager the declared models it does not know yet (one declared
+        later, when a setting turned it on, too)."""
+        for m in self.models() if models is None else models:
+            if m.load is not None and not self._manager.is_registered(m.key):
+                size = m.memory_bytes if m.memory_bytes is not None else m.size_bytes
+                self._manager.register(m.key, m.load, size, m.adapter)
+
+    @staticmethod
+    def _handler(spec: JobSpec) -> Callable[[JobContext], JobResult]:
+        def run(ctx: JobContext) -> JobResult:
+            # the stored request: checked before it was queued (a retry reruns it as it was)
+            return spec.run(ctx, parse_request(spec.request, ctx.params))
+
+        run.__name__ = f"run_{spec.kind}"
+        return run
+
+    # -- what the studio asks ------------------------------------------------------------
+    def models(self) -> list[ModelSpec]:
+        return [m for cap in self._items.values() for m in cap.models()]
+
+    def model(self, key: str) -> ModelSpec | None:
+        return next((m for m in self.models() if m.key == key), None)
+
+    def inventory(self) -> list[dict[str, Any]]:
+        """One row per declared model, with whether it is on disk (no network)."""
+        return [m.row() for m in self.models()]
+
+    def job(self, kind: str) -> JobSpec | None:
+        return self._jobs.get(kind)
+
+    def job_kinds(self) -> list[str]:
+        return list(self._jobs)
+
+    def request(self, kind: str, request: Any) -> Any:
+        """``request`` (a request model, or its fields as a dict) validated once: parsed if it
+        is a dict, then checked against the studio's state; the request to store."""
+        spec = self._jobs[kind]
+        if not isinstance(request, spec.request):
+            request = parse_request(spec.request, dict(request))
+        return spec.check(request) if spec.check is not None else request
+
+    def submit(self, kind: str, request: Any) -> Job:
+        """Validate once and queue. Kinds no capability declared (tests' own) go as they are."""
+        if kind not in self._jobs:
+            return self._queue.submit(kind, dict(request))
+        checked = self.request(kind, request)
+        return self._queue.submit(kind, checked.model_dump(mode="json"))

@@ -37,8 +37,10 @@ system:
 test: system $(STAMP) $(CLIENT)/node_modules/.package-lock.json
 	# The TypeScript client: types from the OpenAPI schema, then tsc.
 	cd $(CLIENT) && npm run --silent check
-	# pyflakes' rules: an undefined name fails here, not in a user's request.
-	$(BIN)/ruff check --no-cache --select F enfoads tests benchmarks
+	# The formatter and the linter (pyproject.toml's [tool.ruff]): an undefined name fails
+	# here, not in a user's request. `$(BIN)/ruff format enfoads tests benchmarks` fixes the format.
+	$(BIN)/ruff format --check --no-cache enfoads tests benchmarks
+	$(BIN)/ruff check --no-cache enfoads tests benchmarks
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 	# Colab's Python and preinstalled packages (OpenCV 5, ipywidgets 7.7.1...), the notebook's
 	# own install cell, then the panels, avatar and face tests there. COLAB_ENV=0 skips it.

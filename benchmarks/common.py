@@ -11,17 +11,24 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def run_record(**extra: Any) -> dict[str, Any]:
     """The date (UTC), the machine, the exact command, then ``extra``."""
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version()},
-            "command": " ".join(["python", *sys.argv]), **extra}  # fmt: skip
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "command": " ".join(["python", *sys.argv]),
+        **extra,
+    }
 
 
 def write_json(path: Path | None, results: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import run_record, timed, write_json  # noqa: E402
+from common import run_record, timed, write_json
 
 
 def video_swap(studio, models, frame, face, tmp: Path, count: int) -> dict:
@@ -73,11 +73,17 @@ def video_swap(studio, models, frame, face, tmp: Path, count: int) -> dict:
         swapped.append(done.result["frames_swapped"])
 
     baseline_s, ours_s = timed(insightface_loop, 1), timed(ours, 1)
-    result = {"frames": count, "size": f"{frame.shape[1]}x{frame.shape[0]}",
-              "frame_workers": media.frame_workers(4), "frames_swapped": swapped[-1],
-              "insightface_loop_s": round(baseline_s, 2), "ours_s": round(ours_s, 2),
-              "insightface_fps": round(count / baseline_s, 1), "ours_fps": round(count / ours_s, 1),
-              "speedup": round(baseline_s / ours_s, 2)}  # fmt: skip
+    result = {
+        "frames": count,
+        "size": f"{frame.shape[1]}x{frame.shape[0]}",
+        "frame_workers": media.frame_workers(4),
+        "frames_swapped": swapped[-1],
+        "insightface_loop_s": round(baseline_s, 2),
+        "ours_s": round(ours_s, 2),
+        "insightface_fps": round(count / baseline_s, 1),
+        "ours_fps": round(count / ours_s, 1),
+        "speedup": round(baseline_s / ours_s, 2),
+    }
     print("video", result, flush=True)
     return result
 
@@ -86,10 +92,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--real", action="store_true",
-                        help="the real buffalo_l + inswapper_128 from the data dir")
-    parser.add_argument("--video-frames", type=int, default=0,
-                        help="also time a video swap of this many 1080p frames (fixtures only)")
+    parser.add_argument(
+        "--real", action="store_true", help="the real buffalo_l + inswapper_128 from the data dir"
+    )
+    parser.add_argument(
+        "--video-frames",
+        type=int,
+        default=0,
+        help="also time a video swap of this many 1080p frames (fixtures only)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -104,8 +115,9 @@ def main() -> int:
     from enfoads.testing.faces import astronaut_rgb, build_face_models
 
     device = resolve_device(args.device)
-    results = run_record(device=device, providers=providers_for(device),
-                         models="real" if args.real else "fixtures")  # fmt: skip
+    results = run_record(
+        device=device, providers=providers_for(device), models="real" if args.real else "fixtures"
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.real:
@@ -115,9 +127,12 @@ def main() -> int:
             models = FaceModels(analysis_dir(settings), swapper_file(settings)).build(device)
         else:
             paths = build_face_models(tmp / "faces")
-            settings = load_settings(data_dir=tmp / "data", device=device,
-                                     faceswap_analysis_model=str(paths["analysis"]),
-                                     faceswap_swapper_model=str(paths["swapper"]))  # fmt: skip
+            settings = load_settings(
+                data_dir=tmp / "data",
+                device=device,
+                faceswap_analysis_model=str(paths["analysis"]),
+                faceswap_swapper_model=str(paths["swapper"]),
+            )
             models = FaceModels(paths["analysis"], paths["swapper"]).build(device)
         results["providers_in_use"] = models.providers_in_use()
         face = astronaut_rgb()
@@ -138,28 +153,45 @@ def main() -> int:
             fake, matrix = models.swapper.get(target, target_face, source, paste_back=False)
             crop = cv2.warpAffine(target, matrix, (fake.shape[0],) * 2)
             stages = {
-                "detect_align_embed_ms": timed(lambda t=target: models.analysis.get(t), args.repeat),
-                "swap_model_ms": timed(lambda t=target: models.swapper.get(
-                    t, target_face, source, paste_back=False), args.repeat),
-                "paste_back_ours_ms": timed(lambda t=target: paste_back(t.copy(), fake, crop, matrix),
-                                            args.repeat),
-                "paste_back_insightface_ms": timed(lambda t=target: models.swapper.get(
-                    t, target_face, source, paste_back=True), args.repeat) - timed(
+                "detect_align_embed_ms": timed(
+                    lambda t=target: models.analysis.get(t), args.repeat
+                ),
+                "swap_model_ms": timed(
                     lambda t=target: models.swapper.get(t, target_face, source, paste_back=False),
-                    args.repeat),
-            }  # fmt: skip
+                    args.repeat,
+                ),
+                "paste_back_ours_ms": timed(
+                    lambda t=target: paste_back(t.copy(), fake, crop, matrix), args.repeat
+                ),
+                "paste_back_insightface_ms": timed(
+                    lambda t=target: models.swapper.get(t, target_face, source, paste_back=True),
+                    args.repeat,
+                )
+                - timed(
+                    lambda t=target: models.swapper.get(t, target_face, source, paste_back=False),
+                    args.repeat,
+                ),
+            }
             png = io.BytesIO()
             Image.fromarray(target[:, :, ::-1]).save(png, "PNG")
             data = png.getvalue()
-            stages["decode_ms"] = timed(lambda d=data: np.asarray(Image.open(io.BytesIO(d)).convert("RGB")),
-                                        args.repeat)  # fmt: skip
-            stages["encode_png_ms"] = timed(lambda t=target: Image.fromarray(t).save(io.BytesIO(), "PNG"),
-                                            args.repeat)  # fmt: skip
+            stages["decode_ms"] = timed(
+                lambda d=data: np.asarray(Image.open(io.BytesIO(d)).convert("RGB")), args.repeat
+            )
+            stages["encode_png_ms"] = timed(
+                lambda t=target: Image.fromarray(t).save(io.BytesIO(), "PNG"), args.repeat
+            )
             stages = {k: round(v * 1000, 2) for k, v in stages.items()}
-            stages["paste_back_speedup"] = round(stages["paste_back_insightface_ms"]
-                                                 / max(stages["paste_back_ours_ms"], 1e-3), 2)  # fmt: skip
-            ours_total = (stages["decode_ms"] + stages["detect_align_embed_ms"] + stages["swap_model_ms"]
-                          + stages["paste_back_ours_ms"] + stages["encode_png_ms"])  # fmt: skip
+            stages["paste_back_speedup"] = round(
+                stages["paste_back_insightface_ms"] / max(stages["paste_back_ours_ms"], 1e-3), 2
+            )
+            ours_total = (
+                stages["decode_ms"]
+                + stages["detect_align_embed_ms"]
+                + stages["swap_model_ms"]
+                + stages["paste_back_ours_ms"]
+                + stages["encode_png_ms"]
+            )
             stages["total_ours_ms"] = round(ours_total, 2)
             out[name] = stages
             print(name, stages, flush=True)
@@ -175,9 +207,12 @@ def main() -> int:
                 swap = studio.pipelines["faceswap"]
                 swap.swap_image(item, item)  # warm-up (loads the sessions)
                 results["studio_swap_image_ms"] = round(
-                    1000 * timed(lambda: swap.swap_image(item, item), 5), 1)
+                    1000 * timed(lambda: swap.swap_image(item, item), 5), 1
+                )
                 if args.video_frames:
-                    results["video"] = video_swap(studio, models, frame, face, tmp, args.video_frames)
+                    results["video"] = video_swap(
+                        studio, models, frame, face, tmp, args.video_frames
+                    )
     write_json(args.json, results)
     return 0
 

@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_record, write_json  # noqa: E402
-
+from common import run_record, write_json
 
 SIDE = 1024  # 1024² (``--smoke``: 64², the tiny architecture on the CPU)
 
@@ -63,12 +62,23 @@ def measure(pipe, batch: int, iters: int, steps: int = 4) -> dict:
     sync()
     first = time.perf_counter() - t0
     per_image = steady(pipe, SIDE, SIDE, batch, iters, steps)
-    return {"batch": batch, "ms_per_image": per_image, "ms_per_call": round(per_image * batch, 1),
-            "first_call_s": round(first, 2), "peak_gpu_gb": peak_gb()}  # fmt: skip
+    return {
+        "batch": batch,
+        "ms_per_image": per_image,
+        "ms_per_call": round(per_image * batch, 1),
+        "first_call_s": round(first, 2),
+        "peak_gpu_gb": peak_gb(),
+    }
 
 
-PLACEMENTS = {"1:1": (1024, 1024), "9:16": (768, 1344), "16:9": (1344, 768), "4:5": (896, 1152),
-              "2:3": (832, 1216), "3:2": (1216, 832)}
+PLACEMENTS = {
+    "1:1": (1024, 1024),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "4:5": (896, 1152),
+    "2:3": (832, 1216),
+    "3:2": (1216, 832),
+}
 
 
 def steady(pipe, width: int, height: int, batch: int, iters: int, steps: int = 4) -> float:
@@ -94,14 +104,20 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--batches", default="1,4", help="stock and eager: batches at 1024²")
     parser.add_argument("--placements", default="1:1,9:16,16:9", help="the job's placements")
-    parser.add_argument("--compiled-batch4", action="store_true",
-                        help="also compile and time batch 4 at 1024² (about 2 more minutes)")
+    parser.add_argument(
+        "--compiled-batch4",
+        action="store_true",
+        help="also compile and time batch 4 at 1024² (about 2 more minutes)",
+    )
     parser.add_argument("--configs", default="stock,ours-eager,ours")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".enfoads/compile-cache")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode for 'ours'")
-    parser.add_argument("--smoke", action="store_true",
-                        help="check the script on a CPU: tiny SDXL at 64², torch.compile's eager backend")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check the script on a CPU: tiny SDXL at 64², torch.compile's eager backend",
+    )
     args = parser.parse_args()
     # Before torch is imported: Inductor reads its cache dir once.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(args.cache_dir / "inductor"))
@@ -114,8 +130,13 @@ def main() -> int:
     from transformers import CLIPTokenizer
 
     from enfoads.core.pipelines import fastpath
-    from enfoads.core.pipelines.image import (COMPILE_MODE, apply_eager_optimizations,
-                                              compile_pipeline, encode, generate)  # fmt: skip
+    from enfoads.core.pipelines.image import (
+        COMPILE_MODE,
+        apply_eager_optimizations,
+        compile_pipeline,
+        encode,
+        generate,
+    )
     from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
     global SIDE
@@ -131,14 +152,18 @@ def main() -> int:
     backend = "eager" if args.smoke else "inductor"
     fastpath.ensure_cudagraph_tls()  # this thread runs compiled code too (as a job's worker)
     t0 = time.perf_counter()
-    parts = (build_components("tiny") if args.smoke else
-             build_components("full", device="cuda", dtype=torch.float16))  # fmt: skip
+    parts = (
+        build_components("tiny")
+        if args.smoke
+        else build_components("full", device="cuda", dtype=torch.float16)
+    )
     tok_dir = Path("/tmp/enfoads-bench-tok")
     write_clip_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
     pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
-    pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config,
-                                                          timestep_spacing="trailing")  # fmt: skip
+    pipe.scheduler = pipe.scheduler.__class__.from_config(
+        pipe.scheduler.config, timestep_spacing="trailing"
+    )
     pipe.set_progress_bar_config(disable=True)
     print(f"built full-size SDXL in {time.perf_counter() - t0:.1f}s", flush=True)
 
@@ -165,10 +190,14 @@ def main() -> int:
         state = "warm" if cache.exists() else "cold"
         loaded = fastpath.load_cache(cache) if state == "warm" else False
         fast = fastpath.CompiledPath(
-            pipe, lambda p: compile_pipeline(p, mode, backend),
-            warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1],
-                                                 list(range(shape[2])), 4),
-            pin=lambda: nullcontext(pipe), on_compiled=lambda _s: fastpath.save_cache(cache))  # fmt: skip
+            pipe,
+            lambda p: compile_pipeline(p, mode, backend),
+            warm_up=lambda twin, shape: generate(
+                twin, "warm-up", shape[0], shape[1], list(range(shape[2])), 4
+            ),
+            pin=lambda: nullcontext(pipe),
+            on_compiled=lambda _s: fastpath.save_cache(cache),
+        )
         placements = args.placements.split(",")
         # The job: each placement's first image, as ImagePipeline.run makes it.
         sync()
@@ -201,21 +230,32 @@ def main() -> int:
             ours["1:1/b4"] = steady(fast.fast, SIDE, SIDE, 4, args.iters)
             print("ours 1:1 b4", ours["1:1/b4"], "ms/image", flush=True)
         ms_per_image["ours"] = ours
-        report.update({
-            "cache": state, "cache_loaded": loaded,
-            "first_images_s": {state: first}, "compiled_after_s": {state: compiled_after},
-            "compile_failed": {str(k): v for k, v in fast.failed.items()},
-            "peak_gpu_gb": {"ours_compile": peak0, "ours_steady": peak_gb()},
-        })  # fmt: skip
+        report.update(
+            {
+                "cache": state,
+                "cache_loaded": loaded,
+                "first_images_s": {state: first},
+                "compiled_after_s": {state: compiled_after},
+                "compile_failed": {str(k): v for k, v in fast.failed.items()},
+                "peak_gpu_gb": {"ours_compile": peak0, "ours_steady": peak_gb()},
+            }
+        )
         fast.close()
 
     stock = ms_per_image.get("stock", {})
     report = run_record(
         device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke)",
-        torch=torch.__version__, compile_mode=mode, results=results, ms_per_image=ms_per_image,
-        ratios_vs_stock={c: {k: round(stock[k] / v, 2) for k, v in rows.items() if k in stock}
-                         for c, rows in ms_per_image.items() if c != "stock"},
-        **report)  # fmt: skip
+        torch=torch.__version__,
+        compile_mode=mode,
+        results=results,
+        ms_per_image=ms_per_image,
+        ratios_vs_stock={
+            c: {k: round(stock[k] / v, 2) for k, v in rows.items() if k in stock}
+            for c, rows in ms_per_image.items()
+            if c != "stock"
+        },
+        **report,
+    )
     write_json(args.out, report)
     return 0
 

@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import common  # noqa: E402
+import common
 
 
 def timed(fn, iters: int = 10) -> float:
@@ -38,8 +38,11 @@ def timed(fn, iters: int = 10) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--vae-autotune", action="store_true",
-                        help="also time the VAE decode compiled with max-autotune (minutes)")
+    parser.add_argument(
+        "--vae-autotune",
+        action="store_true",
+        help="also time the VAE decode compiled with max-autotune (minutes)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -47,8 +50,13 @@ def main() -> int:
     from transformers import CLIPTokenizer
 
     from enfoads.core.pipelines import fastpath
-    from enfoads.core.pipelines.image import (apply_eager_optimizations, compile_pipeline, encode,
-                                              generate, to_pil)  # fmt: skip
+    from enfoads.core.pipelines.image import (
+        apply_eager_optimizations,
+        compile_pipeline,
+        encode,
+        generate,
+        to_pil,
+    )
     from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
     fastpath.ensure_cudagraph_tls()  # this thread runs compiled code too (as a job's worker)
@@ -57,14 +65,22 @@ def main() -> int:
     write_clip_tokenizer(tok)
     tokenizer = CLIPTokenizer.from_pretrained(tok)
     pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
-    pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    pipe.scheduler = pipe.scheduler.__class__.from_config(
+        pipe.scheduler.config, timestep_spacing="trailing"
+    )
     pipe.set_progress_bar_config(disable=True)
     prompt = "a red sneaker on a beach, product photo"
     out: dict = {}
 
     def stock_call() -> None:
-        pipe(prompt=prompt, width=1024, height=1024, num_inference_steps=4, guidance_scale=0.0,
-             generator=torch.Generator("cpu").manual_seed(1))  # fmt: skip
+        pipe(
+            prompt=prompt,
+            width=1024,
+            height=1024,
+            num_inference_steps=4,
+            guidance_scale=0.0,
+            generator=torch.Generator("cpu").manual_seed(1),
+        )
 
     out["stock_ms"] = timed(stock_call, 5)
     pipe.vae.register_to_config(force_upcast=False)
@@ -77,27 +93,40 @@ def main() -> int:
     with torch.no_grad():
         out["eager_parts_ms"] = {
             "text_encoders": timed(lambda: encode(pipe, prompt)),
-            "unet_step": timed(lambda: pipe.unet(latents, t, encoder_hidden_states=embeds["prompt_embeds"],
-                                                 added_cond_kwargs=cond, return_dict=False)),
-            "vae_decode": timed(lambda: pipe.vae.decode(latents / pipe.vae.config.scaling_factor,
-                                                        return_dict=False)),
-        }  # fmt: skip
+            "unet_step": timed(
+                lambda: pipe.unet(
+                    latents,
+                    t,
+                    encoder_hidden_states=embeds["prompt_embeds"],
+                    added_cond_kwargs=cond,
+                    return_dict=False,
+                )
+            ),
+            "vae_decode": timed(
+                lambda: pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)
+            ),
+        }
         decoded = pipe.image_processor.postprocess(
-            pipe.vae.decode(latents, return_dict=False)[0], output_type="pt")
+            pipe.vae.decode(latents, return_dict=False)[0], output_type="pt"
+        )
         out["eager_parts_ms"]["to_pictures_diffusers_pil"] = timed(
-            lambda: pipe.image_processor.postprocess(decoded * 2 - 1, output_type="pil"))
+            lambda: pipe.image_processor.postprocess(decoded * 2 - 1, output_type="pil")
+        )
         out["eager_parts_ms"]["to_pictures_studio"] = timed(lambda: to_pil(decoded))
         torch.backends.cudnn.benchmark = True
         out["eager_parts_ms"]["vae_decode_cudnn_benchmark"] = timed(
-            lambda: pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False))
+            lambda: pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)
+        )
         torch.backends.cudnn.benchmark = False
     out["eager_generate_ms"] = timed(lambda: generate(pipe, prompt, 1024, 1024, [1], 4), 5)
     print(json.dumps(out, indent=1), flush=True)
 
     fast = fastpath.CompiledPath(
-        pipe, compile_pipeline,
+        pipe,
+        compile_pipeline,
         warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1], [0], 4),
-        pin=lambda: nullcontext(pipe))  # fmt: skip
+        pin=lambda: nullcontext(pipe),
+    )
     fast.pipe_for((1024, 1024, 1))
     t0 = time.perf_counter()
     assert fast.wait_idle(900), "the compile did not finish"
@@ -105,24 +134,40 @@ def main() -> int:
     compiled = fast.fast
     out["compiled_ms"] = {
         "prompt_every_call": timed(lambda: generate(compiled, prompt, 1024, 1024, [1], 4)),
-        "prompt_once_per_job": timed(lambda: generate(compiled, "", 1024, 1024, [1], 4, embeds=embeds)),
-    }  # fmt: skip
-    out["ratio_vs_stock"] = {k: round(out["stock_ms"] / v, 2) for k, v in out["compiled_ms"].items()}
+        "prompt_once_per_job": timed(
+            lambda: generate(compiled, "", 1024, 1024, [1], 4, embeds=embeds)
+        ),
+    }
+    out["ratio_vs_stock"] = {
+        k: round(out["stock_ms"] / v, 2) for k, v in out["compiled_ms"].items()
+    }
+    print(json.dumps({"compile_s": out["compile_s"], **out["compiled_ms"]}), flush=True)
     scaled = latents / pipe.vae.config.scaling_factor
     with torch.no_grad():  # the same call the pipeline makes: the shape's compiled graph
-        out["compiled_parts_ms"] = {"vae_decode": timed(lambda: compiled.vae.decode(scaled, return_dict=False))}
+        out["compiled_parts_ms"] = {
+            "vae_decode": timed(lambda: compiled.vae.decode(scaled, return_dict=False))
+        }
         if args.vae_autotune:
             import copy
 
             vae = copy.copy(pipe.vae)
-            vae.decode = torch.compile(vae.decode, mode="max-autotune", fullgraph=True, dynamic=False)
+            vae.decode = torch.compile(
+                vae.decode, mode="max-autotune", fullgraph=True, dynamic=False
+            )
             t0 = time.perf_counter()
             vae.decode(scaled, return_dict=False)
-            out["compiled_parts_ms"]["vae_decode_max_autotune_compile_s"] = round(time.perf_counter() - t0, 1)
-            out["compiled_parts_ms"]["vae_decode_max_autotune"] = timed(lambda: vae.decode(scaled, return_dict=False))
+            out["compiled_parts_ms"]["vae_decode_max_autotune_compile_s"] = round(
+                time.perf_counter() - t0, 1
+            )
+            out["compiled_parts_ms"]["vae_decode_max_autotune"] = timed(
+                lambda: vae.decode(scaled, return_dict=False)
+            )
+            print(json.dumps(out["compiled_parts_ms"]), flush=True)
     fast.close()
-    common.write_json(args.out, common.run_record(device=torch.cuda.get_device_name(0),
-                                                  torch=torch.__version__, **out))  # fmt: skip
+    common.write_json(
+        args.out,
+        common.run_record(device=torch.cuda.get_device_name(0), torch=torch.__version__, **out),
+    )
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import run_record, timed, write_json  # noqa: E402
+from common import run_record, timed, write_json
 
 
 def main() -> int:
@@ -42,8 +42,10 @@ def main() -> int:
             image = Image.fromarray(np.asarray(Image.fromarray(pixels).resize(size, Image.LANCZOS)))
             row = {"size": size_name, "photo": photo_name}
             for level in (6, PNG_COMPRESS_LEVEL, 1):
-                seconds = timed(lambda im=image, lv=level: im.save(io.BytesIO(), "PNG", compress_level=lv),
-                                args.repeat)  # fmt: skip
+                seconds = timed(
+                    lambda im=image, lv=level: im.save(io.BytesIO(), "PNG", compress_level=lv),
+                    args.repeat,
+                )
                 out = io.BytesIO()
                 image.save(out, "PNG", compress_level=level)
                 row[f"level{level}_ms"] = round(1000 * seconds, 1)

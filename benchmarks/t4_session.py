@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_record, write_json  # noqa: E402
+from common import run_record, write_json
 
 T4_USABLE_GIB = 14.5
 ALL = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
@@ -35,7 +35,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--cap-gib", type=float, default=T4_USABLE_GIB)
-    parser.add_argument("--smoke", action="store_true", help="check the script on a CPU (tiny SDXL)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="check the script on a CPU (tiny SDXL)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -53,12 +55,20 @@ def main() -> int:
     if cuda:
         assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU (or --smoke)"
     data = Path(tempfile.mkdtemp(prefix="enfoads-t4-"))
-    settings = load_settings(data_dir=data, device="cuda" if cuda else "cpu", compile="off",
-                             language="en", image_max_batch=4)  # fmt: skip
+    settings = load_settings(
+        data_dir=data,
+        device="cuda" if cuda else "cpu",
+        compile="off",
+        language="en",
+        image_max_batch=4,
+    )
     # Built on the GPU (random init would double the host RAM the studio itself needs), then
     # the cap: the session's steps run inside a T4's memory.
-    parts = (build_components("full", device="cuda", dtype=torch.float16) if cuda
-             else build_components("tiny"))  # fmt: skip
+    parts = (
+        build_components("full", device="cuda", dtype=torch.float16)
+        if cuda
+        else build_components("tiny")
+    )
     if cuda:
         torch.cuda.empty_cache()
         total = torch.cuda.get_device_properties(0).total_memory
@@ -67,8 +77,9 @@ def main() -> int:
     write_clip_tokenizer(tok)
     tokenizer = CLIPTokenizer.from_pretrained(tok)
     pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
-    pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config,
-                                                          timestep_spacing="trailing")  # fmt: skip
+    pipe.scheduler = pipe.scheduler.__class__.from_config(
+        pipe.scheduler.config, timestep_spacing="trailing"
+    )
     pipe.vae.register_to_config(force_upcast=False)  # as the fp16-fix VAE
     pipe.set_progress_bar_config(disable=True)
     # The weights are built here instead of read from the hub: the rest is the studio's own.
@@ -82,33 +93,62 @@ def main() -> int:
     with Studio(settings) as studio:
         studio.models.unload(image_mod.MODEL_NAME)
         weights = image_mod.TorchAdapter().measure(pipe)
-        studio.models.register(image_mod.MODEL_NAME, loader, weights, adapter=image_mod.ImageAdapter())
+        studio.models.register(
+            image_mod.MODEL_NAME, loader, weights, adapter=image_mod.ImageAdapter()
+        )
 
         def step(name: str, **params) -> None:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             job = studio.wait_job(studio.generate_images(**params).id, 1800)
-            row = {"step": name, "state": job.state.value, "error": job.error or None,
-                   "images": len(job.result_asset_ids), "seconds": round(time.perf_counter() - t0, 1),
-                   "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2) if cuda else 0,
-                   "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2) if cuda else 0,
-                   "peak_ram_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}  # fmt: skip
+            row = {
+                "step": name,
+                "state": job.state.value,
+                "error": job.error or None,
+                "images": len(job.result_asset_ids),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2)
+                if cuda
+                else 0,
+                "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2)
+                if cuda
+                else 0,
+                "peak_ram_gib": round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2
+                ),
+            }
             per_image = studio.pipelines["image"].planner.per_image
-            row["measured_gib_per_image"] = {f"{w}x{h}": round(c / gib, 2)
-                                             for (w, h), c in per_image.items()}  # fmt: skip
+            row["measured_gib_per_image"] = {
+                f"{w}x{h}": round(c / gib, 2) for (w, h), c in per_image.items()
+            }
             steps.append(row)
             print(json.dumps(row), flush=True)
 
-        step("images, 6 placements, batch 1", prompt="red sneaker on a beach", seed=1, placements=ALL)
-        step("images, 6 placements, batch 4", prompt="coffee cup on a table", seed=2, placements=ALL,
-             num_images=4)
+        step(
+            "images, 6 placements, batch 1", prompt="red sneaker on a beach", seed=1, placements=ALL
+        )
+        step(
+            "images, 6 placements, batch 4",
+            prompt="coffee cup on a table",
+            seed=2,
+            placements=ALL,
+            num_images=4,
+        )
         step("images again, 1:1 batch 4", prompt="olive oil bottle", seed=3, num_images=4)
 
     no_oom = all(s["state"] == JobState.COMPLETED.value for s in steps)
-    write_json(args.out, run_record(device=torch.cuda.get_device_name(0) if cuda else "cpu (smoke)",
-                                    cap_gib=args.cap_gib, weights_gib=round(weights / gib, 2),
-                                    torch=torch.__version__, steps=steps, no_oom=no_oom))  # fmt: skip
+    write_json(
+        args.out,
+        run_record(
+            device=torch.cuda.get_device_name(0) if cuda else "cpu (smoke)",
+            cap_gib=args.cap_gib,
+            weights_gib=round(weights / gib, 2),
+            torch=torch.__version__,
+            steps=steps,
+            no_oom=no_oom,
+        ),
+    )
     return 0 if no_oom else 1
 
 

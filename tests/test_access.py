@@ -36,11 +36,26 @@ def local_open_app(settings):
 
 
 def test_local_hosts():
-    for host in ("localhost", "localhost:5000", "127.0.0.1", "127.0.0.1:80", "[::1]:5000",
-                 "127.9.9.9", "app.localhost"):  # fmt: skip
+    for host in (
+        "localhost",
+        "localhost:5000",
+        "127.0.0.1",
+        "127.0.0.1:80",
+        "[::1]:5000",
+        "127.9.9.9",
+        "app.localhost",
+    ):
         assert host_is_local(host), host
-    for host in ("", None, "example.com", "abc.trycloudflare.com:443", "10.0.0.5",
-                 "192.168.1.2:5000", "localhost.evil.com", "[2001:db8::1]:80"):  # fmt: skip
+    for host in (
+        "",
+        None,
+        "example.com",
+        "abc.trycloudflare.com:443",
+        "10.0.0.5",
+        "192.168.1.2:5000",
+        "localhost.evil.com",
+        "[2001:db8::1]:80",
+    ):
         assert not host_is_local(host), host
 
 
@@ -60,17 +75,25 @@ def test_a_tunnel_closes_the_server_for_every_host(local_open_app):
     _, app, c = local_open_app
     app.api.state.access.close_to_outside()
     assert c.get("/api/assets").status_code == 401
-    assert c.get("/api/assets", headers={"Authorization": "Bearer generated-token"}).status_code == 200
+    assert (
+        c.get("/api/assets", headers={"Authorization": "Bearer generated-token"}).status_code == 200
+    )
 
 
 def test_cross_site_multipart_post_on_loopback_is_refused(local_open_app):
     studio, _, c = local_open_app
     before = studio.list_assets().total
-    r = c.post("/api/assets", files={"file": ("x.png", png(), "image/png")},
-               headers={"Origin": "https://evil.example"})  # fmt: skip
+    r = c.post(
+        "/api/assets",
+        files={"file": ("x.png", png(), "image/png")},
+        headers={"Origin": "https://evil.example"},
+    )
     assert r.status_code == 403 and r.json()["error"] == "cross_site"
-    r = c.post("/api/assets", files={"file": ("x.png", png(), "image/png")},
-               headers={"Sec-Fetch-Site": "cross-site"})  # fmt: skip
+    r = c.post(
+        "/api/assets",
+        files={"file": ("x.png", png(), "image/png")},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
     assert r.status_code == 403
     assert studio.list_assets().total == before
 
@@ -84,10 +107,12 @@ def test_signed_media_urls_work_until_they_expire(settings):
         access.clock = lambda: now[0]
         with TestClient(app) as c:
             auth = {"Authorization": "Bearer t0ken"}
-            other = c.post("/api/assets", files={"file": ("b.png", png(), "image/png")},
-                           headers=auth).json()  # fmt: skip
-            asset = c.post("/api/assets", files={"file": ("a.png", png(), "image/png")},
-                           headers=auth).json()  # fmt: skip
+            other = c.post(
+                "/api/assets", files={"file": ("b.png", png(), "image/png")}, headers=auth
+            ).json()
+            asset = c.post(
+                "/api/assets", files={"file": ("a.png", png(), "image/png")}, headers=auth
+            ).json()
             url, thumb = asset["url"], asset["thumbnail_url"]
             assert "sig=" in url and "t0ken" not in url and "sig=" in thumb
             assert c.get(f"/api/assets/{asset['id']}/file").status_code == 401  # unsigned
@@ -131,7 +156,7 @@ def fake_cloudflared(tmp_path, body: str):
     return str(path)
 
 
-CLOUDFLARED_LOG = '''
+CLOUDFLARED_LOG = """
 args = sys.argv[1:]
 assert args[:2] == ["tunnel", "--no-autoupdate"] and args[2] == "--url", args
 print("INF Requesting new quick Tunnel on trycloudflare.com...", file=sys.stderr, flush=True)
@@ -140,7 +165,7 @@ print("INF |  https://kind-words-lake-owl.trycloudflare.com               |", fi
 for i in range(20000):  # keeps logging: an unread pipe would stall it
     print("INF Registered tunnel connection connIndex=%d" % i, file=sys.stderr, flush=True)
 time.sleep(60)
-'''
+"""
 
 
 def test_cloudflare_quick_tunnel_with_a_fake_binary(studio, tmp_path):
@@ -154,7 +179,9 @@ def test_cloudflare_quick_tunnel_with_a_fake_binary(studio, tmp_path):
         assert tunnel.provider == "cloudflare" and tunnel.alive()
         # from now on every request needs the token, even from this machine
         assert httpx.get(handle.url + "/api/jobs").status_code == 401
-        ok = httpx.get(handle.url + "/api/jobs", headers={"Authorization": f"Bearer {handle.token}"})
+        ok = httpx.get(
+            handle.url + "/api/jobs", headers={"Authorization": f"Bearer {handle.token}"}
+        )
         assert ok.status_code == 200
         time.sleep(0.5)
         assert tunnel.alive()  # still running while it logs (its pipe is drained)
@@ -164,7 +191,9 @@ def test_cloudflare_quick_tunnel_with_a_fake_binary(studio, tmp_path):
 
 
 def test_a_tunnel_that_gives_no_url_fails_clearly(tmp_path):
-    binary = fake_cloudflared(tmp_path, 'print("ERR failed to request quick Tunnel", file=sys.stderr)')
+    binary = fake_cloudflared(
+        tmp_path, 'print("ERR failed to request quick Tunnel", file=sys.stderr)'
+    )
     with pytest.raises(TunnelError) as err:
         start_tunnel(5000, "cloudflare", cloudflared=binary, timeout_s=10)
     assert "cloudflared" in err.value.message("en") and "túnel" in err.value.message("es")
@@ -184,12 +213,20 @@ def test_enfoads_serve_tunnel_prints_the_public_url_and_token(tmp_path):
     import signal
     import subprocess
 
-    env = {**os.environ, "ENFOADS_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1",
-           "ENFOADS_LANGUAGE": "en",
-           "ENFOADS_CLOUDFLARED_PATH": fake_cloudflared(tmp_path, CLOUDFLARED_LOG)}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "serve", "--port", "0",
-                             "--tunnel"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "ENFOADS_DATA_DIR": str(tmp_path / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "ENFOADS_LANGUAGE": "en",
+        "ENFOADS_CLOUDFLARED_PATH": fake_cloudflared(tmp_path, CLOUDFLARED_LOG),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enfoads.cli", "serve", "--port", "0", "--tunnel"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     import threading
 
     err: list[str] = []
@@ -204,16 +241,24 @@ def test_enfoads_serve_tunnel_prints_the_public_url_and_token(tmp_path):
         assert "Colab's rules forbid" in text
         assert "Enfoads Studio API: https://kind-words-lake-owl.trycloudflare.com" in text
         token = lines[-1].rsplit(": ", 1)[1]
-        local = next(m.group(0) for line in err
-                     if (m := re.search(r"http://127\.0\.0\.1:\d+", line)))  # fmt: skip
+        local = next(
+            m.group(0) for line in err if (m := re.search(r"http://127\.0\.0\.1:\d+", line))
+        )
         assert httpx.get(local + "/api/jobs").status_code == 401  # closed: a tunnel is up
-        assert httpx.get(local + "/api/jobs",
-                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert (
+            httpx.get(local + "/api/jobs", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     env["ENFOADS_CLOUDFLARED_PATH"] = str(tmp_path / "missing")
-    out = subprocess.run([sys.executable, "-m", "enfoads.cli", "serve", "--port", "0", "--tunnel"],
-                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "serve", "--port", "0", "--tunnel"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "cloudflared" in out.stderr

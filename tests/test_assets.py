@@ -89,8 +89,15 @@ def test_writes_are_atomic(studio, monkeypatch):
 
 def test_lineage_is_recorded(studio):
     parent = studio.assets.add_bytes(png_bytes(), "image")
-    child = studio.assets.add_bytes(png_bytes((9, 9, 9)), "image", parents=[parent.id],
-                                    job_id="job_1", prompt="p", seed=7, model_ids=["sdxl"])
+    child = studio.assets.add_bytes(
+        png_bytes((9, 9, 9)),
+        "image",
+        parents=[parent.id],
+        job_id="job_1",
+        prompt="p",
+        seed=7,
+        model_ids=["sdxl"],
+    )
     got = studio.get_asset(child.id)
     assert got.parents == (parent.id,) and got.seed == 7 and got.model_ids == ("sdxl",)
     assert got.job_id == "job_1"
@@ -98,9 +105,21 @@ def test_lineage_is_recorded(studio):
 
 def test_video_assets_get_probed_and_a_thumbnail(studio, tmp_path):
     video = tmp_path / "clip.mp4"
-    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc=size=320x240:rate=25:duration=1", "-pix_fmt", "yuv420p",
-                    str(video)], check=True)
+    subprocess.run(
+        [
+            media.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=1",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        check=True,
+    )
     asset = studio.upload_asset(video.read_bytes(), "clip.mp4")
     assert asset.kind == "video" and (asset.width, asset.height) == (320, 240)
     assert asset.duration_s == pytest.approx(1.0, abs=0.1)
@@ -112,13 +131,20 @@ def test_seed_assets_json_import(studio, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("do not read")
     entries = [
-        {"id": "img_123", "type": "image", "prompt": "café de especialidad",
-         "url": "data:image/png;base64," + base64.b64encode(png_bytes()).decode(),
-         "created_at": "2025-12-27T10:00:00Z"},
+        {
+            "id": "img_123",
+            "type": "image",
+            "prompt": "café de especialidad",
+            "url": "data:image/png;base64," + base64.b64encode(png_bytes()).decode(),
+            "created_at": "2025-12-27T10:00:00Z",
+        },
         {"id": "img_bad", "type": "image", "url": "data:image/png;base64,@@not-base64@@"},
         {"id": "img_path", "type": "image", "url": str(secret)},
-        {"id": "../../escape", "type": "image",
-         "url": "data:image/png;base64," + base64.b64encode(png_bytes((0, 0, 1))).decode()},
+        {
+            "id": "../../escape",
+            "type": "image",
+            "url": "data:image/png;base64," + base64.b64encode(png_bytes((0, 0, 1))).decode(),
+        },
     ]
     path = tmp_path / "assets.json"
     path.write_text(json.dumps(entries))

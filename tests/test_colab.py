@@ -27,9 +27,11 @@ def rows(path: Path, table: str) -> int:
 
 def test_drive_and_network_mounts_are_recognised(tmp_path):
     mounts = tmp_path / "mounts"
-    mounts.write_text("/dev/vda1 / ext4 rw 0 0\n"
-                      "drive /content/drive fuse.drive rw,nosuid 0 0\n"
-                      "server:/x /mnt/nfs nfs4 rw 0 0\n")  # fmt: skip
+    mounts.write_text(
+        "/dev/vda1 / ext4 rw 0 0\n"
+        "drive /content/drive fuse.drive rw,nosuid 0 0\n"
+        "server:/x /mnt/nfs nfs4 rw 0 0\n"
+    )
     assert mount_type(Path("/content/drive/MyDrive/EnfoadsStudio"), str(mounts)) == "fuse.drive"
     assert mount_type(Path("/mnt/nfs/a"), str(mounts)) == "nfs4"
     assert mount_type(Path("/home/u"), str(mounts)) == "ext4"
@@ -40,15 +42,20 @@ def test_drive_and_network_mounts_are_recognised(tmp_path):
     s = load_settings(data_dir=tmp_path / "d", db_location="local")
     assert s.db_on_local_disk and not s.live_db_path.is_relative_to(s.data_dir)
     assert s.db_url.endswith(str(s.live_db_path))
-    assert not load_settings(data_dir=tmp_path / "d", db_location="local",
-                             database_url="sqlite:///x.db").db_on_local_disk  # fmt: skip
+    assert not load_settings(
+        data_dir=tmp_path / "d", db_location="local", database_url="sqlite:///x.db"
+    ).db_on_local_disk
 
 
 @pytest.fixture
 def drive_settings(tmp_path):
     """A data dir standing for Drive, with the live database on local disk."""
-    s = load_settings(data_dir=tmp_path / "drive" / "EnfoadsStudio", device="cpu", language="en",
-                      db_location="local")  # fmt: skip
+    s = load_settings(
+        data_dir=tmp_path / "drive" / "EnfoadsStudio",
+        device="cpu",
+        language="en",
+        db_location="local",
+    )
     shutil.rmtree(s.live_db_path.parent, ignore_errors=True)
     yield s
     shutil.rmtree(s.live_db_path.parent, ignore_errors=True)
@@ -137,8 +144,12 @@ def test_nothing_uses_an_opencv_api_that_5_dropped():
     used = []
     for path in ENFOADS.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id == "cv2" and node.attr in ("CascadeClassifier", "data")):  # fmt: skip
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "cv2"
+                and node.attr in ("CascadeClassifier", "data")
+            ):
                 used.append(f"{path.name}:{node.lineno} cv2.{node.attr}")
     assert not used
 

@@ -55,8 +55,13 @@ def store(tmp_path):
 
 def running(store, owner, beat_age_s=0.0):
     job = store.create("steps", {})
-    return store.transition(job.id, [JobState.QUEUED], state=JobState.RUNNING, owner=owner,
-                            heartbeat_at=utcnow() - timedelta(seconds=beat_age_s))  # fmt: skip
+    return store.transition(
+        job.id,
+        [JobState.QUEUED],
+        state=JobState.RUNNING,
+        owner=owner,
+        heartbeat_at=utcnow() - timedelta(seconds=beat_age_s),
+    )
 
 
 def test_a_live_lease_is_never_reclaimed_an_expired_one_once(store):
@@ -79,8 +84,9 @@ def test_a_live_lease_is_never_reclaimed_an_expired_one_once(store):
 
 def test_reclaiming_is_exactly_once_across_racing_processes(tmp_path):
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    stores = [JobStore(make_session_factory(create_engine(url)), events.EventBus())
-              for _ in range(4)]  # fmt: skip
+    stores = [
+        JobStore(make_session_factory(create_engine(url)), events.EventBus()) for _ in range(4)
+    ]
     jobs = [running(stores[0], "gone-host:1:aaaa", beat_age_s=600) for _ in range(10)]
     found: list = []
     barrier = threading.Barrier(len(stores))
@@ -142,9 +148,18 @@ def test_a_dead_engine_is_replaced_at_once(settings):
     settings.ensure_dirs()
     db = create_engine(settings.db_url)
     with make_session_factory(db).begin() as s:
-        s.add(EngineRow(key="engine", owner=f"{os.uname().nodename}:{dead_pid()}:dead",
-                        host=os.uname().nodename, pid=dead_pid(), url="http://127.0.0.1:1",
-                        token="x", started_at=utcnow(), heartbeat_at=utcnow()))  # fmt: skip
+        s.add(
+            EngineRow(
+                key="engine",
+                owner=f"{os.uname().nodename}:{dead_pid()}:dead",
+                host=os.uname().nodename,
+                pid=dead_pid(),
+                url="http://127.0.0.1:1",
+                token="x",
+                started_at=utcnow(),
+                heartbeat_at=utcnow(),
+            )
+        )
     db.dispose()
     with Studio(settings) as studio:
         assert studio.registry.current().owner == studio.owner
@@ -153,20 +168,26 @@ def test_a_dead_engine_is_replaced_at_once(settings):
 # -- real processes ------------------------------------------------------------------------------
 @pytest.fixture
 def engine_env(tmp_path, tiny_sdxl, face_models):
-    return dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
-                ENFOADS_LANGUAGE="en", HF_HUB_OFFLINE="1", ENFOADS_LEASE_S="6",
-                ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
-                ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
-                ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
-                ENFOADS_FACESWAP_ANALYSIS_MODEL=str(face_models["analysis"]),
-                ENFOADS_FACESWAP_SWAPPER_MODEL=str(face_models["swapper"]),
-                ENFOADS_FACESWAP_LICENCE_ACCEPTED="true")  # fmt: skip
+    return dict(
+        os.environ,
+        ENFOADS_DATA_DIR=str(tmp_path / "data"),
+        ENFOADS_DEVICE="cpu",
+        ENFOADS_LANGUAGE="en",
+        HF_HUB_OFFLINE="1",
+        ENFOADS_LEASE_S="6",
+        ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
+        ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
+        ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
+        ENFOADS_FACESWAP_ANALYSIS_MODEL=str(face_models["analysis"]),
+        ENFOADS_FACESWAP_SWAPPER_MODEL=str(face_models["swapper"]),
+        ENFOADS_FACESWAP_LICENCE_ACCEPTED="true",
+    )
 
 
 def settings_from(env):
     from enfoads.core.settings import load_settings
 
-    keys = {k[len("ENFOADS_"):].lower(): v for k, v in env.items() if k.startswith("ENFOADS_")}
+    keys = {k[len("ENFOADS_") :].lower(): v for k, v in env.items() if k.startswith("ENFOADS_")}
     return load_settings(**keys)
 
 
@@ -175,9 +196,13 @@ class Engine:
 
     def __init__(self, env, log: Path):
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "enfoads.cli", "serve", "--port", "0"],
-                                     env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
-                                     cwd=ROOT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "enfoads.cli", "serve", "--port", "0"],
+            env=env,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         settings = settings_from(env)
         deadline = time.monotonic() + 120
         while True:
@@ -220,7 +245,7 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-CLIENT = textwrap.dedent('''
+CLIENT = textwrap.dedent("""
     import json, sys
     import enfoads
     from enfoads.core.settings import load_settings
@@ -239,7 +264,7 @@ CLIENT = textwrap.dedent('''
         studio.wait_job(job_id, 240)
     print(json.dumps({"jobs": jobs, "events": seen}))
     studio.close()
-''')
+""")
 
 
 def test_an_engine_and_an_attached_process_run_ten_mixed_jobs_exactly_once(engine_env, tmp_path):
@@ -251,16 +276,26 @@ def test_an_engine_and_an_attached_process_run_ten_mixed_jobs_exactly_once(engin
     studio = enfoads.connect(settings)  # this process: the engine (no other on the data dir)
     assert studio.is_engine
     transitions: dict[str, list[str]] = {}
-    studio.subscribe(lambda e: transitions.setdefault(e.payload["id"], []).append(
-        e.payload["state"]), "job_update")  # fmt: skip
-    client = subprocess.Popen([sys.executable, "-c", CLIENT, str(face)], env=engine_env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    studio.subscribe(
+        lambda e: transitions.setdefault(e.payload["id"], []).append(e.payload["state"]),
+        "job_update",
+    )
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, str(face)],
+        env=engine_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        mine = [studio.generate_images(prompt="bolso de cuero", placements=["9:16"], seed=i).id
-                for i in range(3)]  # fmt: skip
+        mine = [
+            studio.generate_images(prompt="bolso de cuero", placements=["9:16"], seed=i).id
+            for i in range(3)
+        ]
         src = studio.upload_asset(face.read_bytes(), "face.png")
-        mine += [studio.swap_faces(source_asset_id=src.id, target_asset_id=src.id).id
-                 for _ in range(2)]  # fmt: skip
+        mine += [
+            studio.swap_faces(source_asset_id=src.id, target_asset_id=src.id).id for _ in range(2)
+        ]
         out, err = client.communicate(timeout=TIMEOUT)
         assert client.returncode == 0, err[-3000:]
         theirs = json.loads(out.strip().splitlines()[-1])
@@ -293,8 +328,9 @@ def test_kill_9_of_the_engine_interrupts_its_job_once_and_loses_no_asset(engine_
     first = client.wait_job(client.generate_images(prompt="gafas", seed=3).id, TIMEOUT)
     assert first.state is JobState.COMPLETED
     kept = {a: sha(client.assets.file_path(a)) for a in first.result_asset_ids}
-    long = client.generate_images(prompt="reloj", seed=4,
-                                  placements=["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"])  # fmt: skip
+    long = client.generate_images(
+        prompt="reloj", seed=4, placements=["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+    )
     deadline = time.monotonic() + TIMEOUT
     while client.get_job(long.id).progress < 10:
         assert time.monotonic() < deadline
@@ -331,8 +367,9 @@ def test_a_dashboard_opened_during_a_served_job_leaves_it_alone(engine_env, engi
     page = enfoads.connect(settings)  # a dashboard page's kernel: attaches, no models
     assert not page.is_engine and page is not first
     moved = []
-    page.subscribe(lambda e: e.payload["id"] == job.id and moved.append(e.payload["progress"]),
-                   "job_update")  # fmt: skip
+    page.subscribe(
+        lambda e: e.payload["id"] == job.id and moved.append(e.payload["progress"]), "job_update"
+    )
     done = page.wait_job(job.id, TIMEOUT)
     assert done.state is JobState.COMPLETED and len(done.result_asset_ids) == 3
     assert moved and moved[-1] == 100.0  # the page saw it progress
@@ -405,12 +442,16 @@ def test_an_older_database_gets_the_lease_columns_and_its_cut_job_is_marked(sett
 
     settings.ensure_dirs()
     db = sqlite3.connect(settings.data_dir / "enfoads.db")  # as the first release wrote it
-    db.execute("CREATE TABLE jobs (id VARCHAR(40) PRIMARY KEY, kind VARCHAR(40), state VARCHAR(20),"
-               " progress FLOAT, stage VARCHAR(255), params JSON, result_asset_ids JSON, result JSON,"
-               " error TEXT, error_code VARCHAR(64), retry_of VARCHAR(40), created_at DATETIME,"
-               " started_at DATETIME, finished_at DATETIME)")  # fmt: skip
-    db.execute("INSERT INTO jobs VALUES ('job_old', 'generate_image', 'running', 40, '', '{}', '[]',"
-               " '{}', '', '', NULL, '2026-01-01 00:00:00', NULL, NULL)")  # fmt: skip
+    db.execute(
+        "CREATE TABLE jobs (id VARCHAR(40) PRIMARY KEY, kind VARCHAR(40), state VARCHAR(20),"
+        " progress FLOAT, stage VARCHAR(255), params JSON, result_asset_ids JSON, result JSON,"
+        " error TEXT, error_code VARCHAR(64), retry_of VARCHAR(40), created_at DATETIME,"
+        " started_at DATETIME, finished_at DATETIME)"
+    )
+    db.execute(
+        "INSERT INTO jobs VALUES ('job_old', 'generate_image', 'running', 40, '', '{}', '[]',"
+        " '{}', '', '', NULL, '2026-01-01 00:00:00', NULL, NULL)"
+    )
     db.commit()
     db.close()
     with Studio(settings) as studio:
@@ -429,10 +470,25 @@ def test_the_cli_imports_a_seed_vault_through_the_running_engine(engine_env, eng
 
     engine = engines(engine_env)
     seed = tmp_path / "assets.json"
-    seed.write_text(json.dumps([{"id": "img_seed", "name": "Café",
-                                 "url": "data:image/png;base64," + base64.b64encode(png()).decode()}]))  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "enfoads.cli", "import-assets", str(seed), "--json"],
-                         env=engine_env, capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    seed.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "img_seed",
+                    "name": "Café",
+                    "url": "data:image/png;base64," + base64.b64encode(png()).decode(),
+                }
+            ]
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "import-assets", str(seed), "--json"],
+        env=engine_env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["imported"] == 1
     assert "seed import: 1 imported" in (tmp_path / "engine.log").read_text()  # done by the engine

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enfoads.core.errors import ModelNotDownloaded, InvalidInput, ModelUnavailable
+from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.pipelines.faceswap import ImageInput
 from enfoads.testing.faces import FACE_BOX, astronaut_rgb, scaled_face_patch
 from tests.helpers import read_tags
@@ -46,9 +46,13 @@ def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 def test_swap_changes_only_the_face_and_keeps_size_mode_and_lineage(face_studio):
     swap = face_studio.pipelines["faceswap"]
     target = astronaut_rgb()
-    source = (astronaut_rgb().astype(np.float32) * 0.8 + 20).astype(np.uint8)  # same face, other light
-    result = swap.swap_image(ImageInput(data=png(source), name="me.png"),
-                             ImageInput(data=png(target, "RGBA"), name="ad.png"))  # fmt: skip
+    source = (astronaut_rgb().astype(np.float32) * 0.8 + 20).astype(
+        np.uint8
+    )  # same face, other light
+    result = swap.swap_image(
+        ImageInput(data=png(source), name="me.png"),
+        ImageInput(data=png(target, "RGBA"), name="ad.png"),
+    )
     asset = face_studio.get_asset(result["asset_id"])
     assert asset.name == "face swap: me.png → ad.png"
     out = Image.open(face_studio.assets.file_path(asset))
@@ -67,18 +71,22 @@ def test_swap_changes_only_the_face_and_keeps_size_mode_and_lineage(face_studio)
     # lineage: both uploads were stored (on success only) and are the result's parents
     parents = [face_studio.get_asset(a) for a in asset.parents]
     assert [p.name for p in parents] == ["me.png", "ad.png"]
-    assert asset.meta["commercial_use"] is False and "non-commercial" in result["licence"]["licence"]
+    assert (
+        asset.meta["commercial_use"] is False and "non-commercial" in result["licence"]["licence"]
+    )
     assert "trainedAlgorithmicMedia" in out.text["XML:com.adobe.xmp"]
 
 
-@pytest.mark.parametrize(("choice", "left", "right"), [(0, True, False), (1, False, True),
-                                                       ("all", True, True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("choice", "left", "right"), [(0, True, False), (1, False, True), ("all", True, True)]
+)
 def test_target_face_choice_left_to_right(face_studio, choice, left, right):
     target = two_faces()
     source = face_studio.upload_asset(png(astronaut_rgb()), "source.png")
     dest = face_studio.upload_asset(png(target), "two.png")
     result = face_studio.pipelines["faceswap"].swap_image(
-        ImageInput(asset_id=source.id), ImageInput(asset_id=dest.id), target_face=choice)
+        ImageInput(asset_id=source.id), ImageInput(asset_id=dest.id), target_face=choice
+    )
     assert [f["index"] for f in result["faces"]["target"]] == [0, 1]
     assert result["faces"]["target"][0]["box"][0] < result["faces"]["target"][1]["box"][0]
     out = np.asarray(face_studio.assets.open_image(result["asset_id"]))
@@ -99,24 +107,34 @@ def count(studio) -> int:
     return studio.list_assets().total
 
 
-@pytest.mark.parametrize(("source", "target", "options", "words"), [
-    ("blank", "face", {}, ["No face", "source", "blank.png"]),
-    ("face", "blank", {}, ["No face", "target", "blank.png"]),
-    ("face", "two", {"target_face": 5}, ["target_face", "face 5", "there are 2"]),
-    ("face", "face", {"source_face": "all"}, ["source_face", "all"]),
-    ("corrupt", "face", {}, ["not a readable image"]),
-])  # fmt: skip
-def test_bad_input_names_the_problem_and_stores_nothing(face_studio, source, target, options,
-                                                        words):  # fmt: skip
+@pytest.mark.parametrize(
+    ("source", "target", "options", "words"),
+    [
+        ("blank", "face", {}, ["No face", "source", "blank.png"]),
+        ("face", "blank", {}, ["No face", "target", "blank.png"]),
+        ("face", "two", {"target_face": 5}, ["target_face", "face 5", "there are 2"]),
+        ("face", "face", {"source_face": "all"}, ["source_face", "all"]),
+        ("corrupt", "face", {}, ["not a readable image"]),
+    ],
+)
+def test_bad_input_names_the_problem_and_stores_nothing(
+    face_studio, source, target, options, words
+):
     from skimage import data
 
-    files = {"face": png(astronaut_rgb()), "two": png(two_faces()),
-             "blank": png(data.coffee()), "corrupt": b"\x89PNG\r\n\x1a\nnot really"}  # fmt: skip
+    files = {
+        "face": png(astronaut_rgb()),
+        "two": png(two_faces()),
+        "blank": png(data.coffee()),
+        "corrupt": b"\x89PNG\r\n\x1a\nnot really",
+    }
     before = count(face_studio)
     with pytest.raises(InvalidInput) as info:
         face_studio.pipelines["faceswap"].swap_image(
             ImageInput(data=files[source], name=f"{source}.png"),
-            ImageInput(data=files[target], name=f"{target}.png"), **options)
+            ImageInput(data=files[target], name=f"{target}.png"),
+            **options,
+        )
     for word in words:
         assert word in info.value.message("en")
     assert count(face_studio) == before
@@ -126,8 +144,12 @@ def test_missing_models_are_named(tmp_path, face_models):
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
 
-    settings = load_settings(data_dir=tmp_path / "d", device="cpu", language="es",
-                             faceswap_swapper_model=str(face_models["swapper"]))  # fmt: skip
+    settings = load_settings(
+        data_dir=tmp_path / "d",
+        device="cpu",
+        language="es",
+        faceswap_swapper_model=str(face_models["swapper"]),
+    )
     with Studio(settings) as st:
         with pytest.raises(ModelNotDownloaded) as info:
             st.pipelines["faceswap"].detect(ImageInput(data=png(astronaut_rgb())))
@@ -139,8 +161,11 @@ def test_swapper_sha256_is_checked(tmp_path, face_models):
     from enfoads.core.pipelines.faceswap import swapper_file
     from enfoads.core.settings import load_settings
 
-    settings = load_settings(data_dir=tmp_path / "d", faceswap_swapper_model=str(face_models["swapper"]),
-                             faceswap_swapper_sha256="0" * 64)  # fmt: skip
+    settings = load_settings(
+        data_dir=tmp_path / "d",
+        faceswap_swapper_model=str(face_models["swapper"]),
+        faceswap_swapper_sha256="0" * 64,
+    )
     with pytest.raises(ModelUnavailable, match="sha256 mismatch"):
         swapper_file(settings)
 
@@ -172,7 +197,9 @@ def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
     from enfoads.core import media
 
     frames = 12
-    video = face_studio.upload_asset(two_frame_kinds_clip(tmp_path, frames).read_bytes(), "clip.mp4")
+    video = face_studio.upload_asset(
+        two_frame_kinds_clip(tmp_path, frames).read_bytes(), "clip.mp4"
+    )
     source = face_studio.upload_asset(png(astronaut_rgb()), "me.png")
     events = []
     face_studio.subscribe(lambda e: events.append(e.payload.get("progress")), "job_update")
@@ -208,7 +235,9 @@ def test_video_swap_on_threads_gives_the_frames_of_one_thread(face_studio, tmp_p
         job = face_studio.swap_faces_video(source_asset_id=source.id, video_asset_id=video.id)
         done = face_studio.wait_job(job.id, timeout=120)
         assert done.state.value == "completed", done.error
-        outputs.append(list(media.read_frames(face_studio.assets.file_path(done.result_asset_ids[0]))))
+        outputs.append(
+            list(media.read_frames(face_studio.assets.file_path(done.result_asset_ids[0])))
+        )
     one, three = outputs
     assert len(one) == len(three) == 12
     assert all(np.array_equal(a, b) for a, b in zip(one, three))
@@ -222,8 +251,10 @@ def test_upload_over_the_size_cap_is_refused(media_settings):
 
     with Studio(media_settings(max_upload_mb=0.05)) as st:
         with pytest.raises(TooLarge) as info:
-            st.pipelines["faceswap"].swap_image(ImageInput(data=png(astronaut_rgb()), name="big.png"),
-                                                ImageInput(data=png(astronaut_rgb()), name="t.png"))
+            st.pipelines["faceswap"].swap_image(
+                ImageInput(data=png(astronaut_rgb()), name="big.png"),
+                ImageInput(data=png(astronaut_rgb()), name="t.png"),
+            )
         assert "big.png" in info.value.message("en") and st.list_assets().total == 0
 
 

@@ -19,17 +19,25 @@ from enfoads.core.validation import RequestModel, check_text, check_tree, scrub,
 from enfoads.server.routes import assets, faceswap, images, jobs, video  # noqa: F401
 from tests.helpers import missing_model
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))  # fmt: skip
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=20,
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
 )
 
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 def request_models() -> list[type[BaseModel]]:
@@ -43,8 +51,16 @@ def request_models() -> list[type[BaseModel]]:
 
 def test_every_route_model_is_a_request_model():
     names = {m.__name__ for m in request_models()}
-    assert {"GenerateImageRequest", "MagicPromptRequest", "RenderVideoRequest", "SpeakRequest",
-            "FaceSwapRequest", "DetectRequest", "TagsRequest", "RenderMultiSceneRequest"} <= names
+    assert {
+        "GenerateImageRequest",
+        "MagicPromptRequest",
+        "RenderVideoRequest",
+        "SpeakRequest",
+        "FaceSwapRequest",
+        "DetectRequest",
+        "TagsRequest",
+        "RenderMultiSceneRequest",
+    } <= names
 
 
 @pytest.mark.parametrize("model", request_models(), ids=lambda m: m.__name__)
@@ -52,8 +68,9 @@ def test_a_request_model_accepts_only_what_can_be_stored(model):
     fields = list(model.model_fields)
 
     @FUZZ
-    @given(data=st.dictionaries(st.sampled_from(fields) | st.text(max_size=8), json_values,
-                                max_size=6))  # fmt: skip
+    @given(
+        data=st.dictionaries(st.sampled_from(fields) | st.text(max_size=8), json_values, max_size=6)
+    )
     def check(data):
         try:
             parsed = model.model_validate(data)
@@ -86,8 +103,10 @@ def test_scrub_makes_any_value_storable(value):
         assert scrub(value) is None
 
 
-SIGNATURES = [prefix if offset == 0 else b"RIFF\x00\x00\x00\x00" + prefix
-              for prefix, offset, _ext, _mime in media._SIGNATURES]  # fmt: skip
+SIGNATURES = [
+    prefix if offset == 0 else b"RIFF\x00\x00\x00\x00" + prefix
+    for prefix, offset, _ext, _mime in media._SIGNATURES
+]
 
 
 @pytest.fixture
@@ -101,11 +120,20 @@ def store_studio(tmp_path):
 def test_uploads_are_stored_whole_or_refused_leaving_nothing(store_studio):
     root = store_studio.settings.assets_dir
 
-    @settings(max_examples=80, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(head=st.sampled_from([b""] + SIGNATURES), tail=st.binary(max_size=600),
-           kind=st.sampled_from([None, "image", "video", "audio", "font", "subtitle", "logo",
-                                 "brand_kit", "nonsense"]))  # fmt: skip
+    @settings(
+        max_examples=80,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        head=st.sampled_from([b""] + SIGNATURES),
+        tail=st.binary(max_size=600),
+        kind=st.sampled_from(
+            [None, "image", "video", "audio", "font", "subtitle", "logo", "brand_kit", "nonsense"]
+        ),
+    )
     def check(head, tail, kind):
         before = sorted(root.rglob("*"))
         data = head + tail
@@ -116,8 +144,11 @@ def test_uploads_are_stored_whole_or_refused_leaving_nothing(store_studio):
             assert sorted(root.rglob("*")) == before  # nothing half-written stays
             return
         path = store_studio.assets.file_path(asset)
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == asset.sha256 == \
-            hashlib.sha256(data).hexdigest()
+        assert (
+            hashlib.sha256(path.read_bytes()).hexdigest()
+            == asset.sha256
+            == hashlib.sha256(data).hexdigest()
+        )
         store_studio.delete_asset(asset.id)
 
     check()
@@ -137,14 +168,24 @@ def test_stateful_links_never_give_a_server_error(tiny_settings):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             calls.append((case.method, case.operation.path, response.status_code))
             assert response.status_code < 500 or missing_model(response), (
-                case.method, case.path, response.text[:300])  # fmt: skip
+                case.method,
+                case.path,
+                response.text[:300],
+            )
             if response.status_code >= 400:
                 assert response.json()["message"]
 
     try:
-        Machine.run(settings=settings(max_examples=60, stateful_step_count=6, deadline=None,
-                                      derandomize=True, database=None,
-                                      suppress_health_check=list(HealthCheck)))  # fmt: skip
+        Machine.run(
+            settings=settings(
+                max_examples=60,
+                stateful_step_count=6,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
     finally:
         studio.close()
     # The links were followed: operations reached only through them were called.

@@ -22,8 +22,8 @@ from PIL import Image
 from enfoads.core import media
 from enfoads.core.db import JobRow
 from enfoads.core.jobs import JobResult
-from enfoads.core.studio import Studio
 from enfoads.core.pipelines.voice import espeak_exe
+from enfoads.core.studio import Studio
 from enfoads.server.app import create_app
 from enfoads.server.launch import start_in_thread
 
@@ -61,8 +61,9 @@ def blobs(studio: Studio) -> list[Path]:
 
 
 def raw_post(client: TestClient, path: str, body: str):
-    return client.post(path, content=body.encode("utf-8"),
-                       headers={"content-type": "application/json"})  # fmt: skip
+    return client.post(
+        path, content=body.encode("utf-8"), headers={"content-type": "application/json"}
+    )
 
 
 # 1 -- /speak never hands the text to espeak-ng as an argument ------------------------------
@@ -85,17 +86,20 @@ def test_speak_text_starting_with_a_dash_is_spoken_not_parsed(make_client, tmp_p
 
 
 # 2 -- one bad character never breaks the job list ------------------------------------------
-@pytest.mark.parametrize("path,body", [
-    ("/generate-image", '{"prompt": %s}' % SURROGATE),
-    ("/magic-prompt", '{"prompt": %s}' % SURROGATE),
-    ("/speak", '{"text": %s}' % SURROGATE),
-    ("/detect-faces", '{"asset_id": %s}' % SURROGATE),
-    ("/render-video", '{"script": "hola\\u0000", "avatar_asset_id": "ava_1"}'),
-    ("/generate-image", '{"prompt": "ok", "negative_prompt": "x\\u001b[31m"}'),
-    ("/render-multi-scene", '{"scenes": [{"asset_id": "a", "script": %s}]}' % SURROGATE),
-    ("/api/assets", '{"data": "aGk=", "name": %s}' % SURROGATE),
-    ("/api/assets", '{"data": "aGk=", "kind": %s}' % SURROGATE),
-])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/generate-image", '{"prompt": %s}' % SURROGATE),
+        ("/magic-prompt", '{"prompt": %s}' % SURROGATE),
+        ("/speak", '{"text": %s}' % SURROGATE),
+        ("/detect-faces", '{"asset_id": %s}' % SURROGATE),
+        ("/render-video", '{"script": "hola\\u0000", "avatar_asset_id": "ava_1"}'),
+        ("/generate-image", '{"prompt": "ok", "negative_prompt": "x\\u001b[31m"}'),
+        ("/render-multi-scene", '{"scenes": [{"asset_id": "a", "script": %s}]}' % SURROGATE),
+        ("/api/assets", '{"data": "aGk=", "name": %s}' % SURROGATE),
+        ("/api/assets", '{"data": "aGk=", "kind": %s}' % SURROGATE),
+    ],
+)
 def test_bad_characters_get_a_clear_422_and_store_nothing(make_client, path, body):
     _, c = make_client(language="es")
     r = raw_post(c, path, body)
@@ -122,9 +126,21 @@ def test_a_job_stored_before_the_checks_cannot_poison_the_list(make_client):
 
     with studio.jobs.store._sessions.begin() as s:  # a row written by an older version
         # JSON columns store a lone surrogate as an escape, and give it back on every read
-        s.add(JobRow(id="job_poisoned", kind="generate_image", state="failed", progress=0.0,
-                     stage="", params={"prompt": "a\ud800b"}, result_asset_ids=[],
-                     result={"note": "\udfff"}, error="", error_code="", created_at=utcnow()))  # fmt: skip
+        s.add(
+            JobRow(
+                id="job_poisoned",
+                kind="generate_image",
+                state="failed",
+                progress=0.0,
+                stage="",
+                params={"prompt": "a\ud800b"},
+                result_asset_ids=[],
+                result={"note": "\udfff"},
+                error="",
+                error_code="",
+                created_at=utcnow(),
+            )
+        )
     r = c.get("/api/jobs")
     assert r.status_code == 200 and r.json()[0]["params"]["prompt"] == "a\ufffdb"
     assert c.get("/api/jobs/job_poisoned").status_code == 200
@@ -222,8 +238,9 @@ def test_racing_deletes_over_http_keep_every_file(make_client):
 # 4 -- reserved kinds and internal assets are not the client's --------------------------------
 def test_an_upload_cannot_claim_a_reserved_kind(make_client):
     studio, c = make_client()
-    r = c.post("/api/assets", files={"file": ("kit.png", png(), "image/png")},
-               data={"kind": "brand_kit"})  # fmt: skip
+    r = c.post(
+        "/api/assets", files={"file": ("kit.png", png(), "image/png")}, data={"kind": "brand_kit"}
+    )
     assert r.status_code == 422 and r.json()["error"] == "reserved_kind"
     r = c.post("/api/assets", json={"data": "aGVsbG8=", "kind": "brand_kit"})
     assert r.status_code == 422
@@ -265,9 +282,14 @@ def test_forwarded_for_does_not_buy_a_fresh_bucket(tiny_settings):
     studio = Studio(tiny_settings(rate_limit_per_minute=3)).start()
     handle = start_in_thread(studio, port=0)
     try:
-        codes = [httpx.post(f"{handle.url}/magic-prompt", json={"prompt": "zapatos"},
-                            headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
-                 for i in range(5)]  # fmt: skip
+        codes = [
+            httpx.post(
+                f"{handle.url}/magic-prompt",
+                json={"prompt": "zapatos"},
+                headers={"X-Forwarded-For": f"10.0.0.{i}"},
+            ).status_code
+            for i in range(5)
+        ]
         assert codes == [200, 200, 200, 429, 429]
     finally:
         handle.stop()
@@ -327,22 +349,35 @@ def test_unauthenticated_and_oversized_bodies_are_refused_unread(tiny_settings):
     mb = b"x" * 2**20
     try:
         status, sent = _raw_request(
-            handle.url, "POST /generate-image HTTP/1.1\r\nHost: localhost\r\n"
+            handle.url,
+            "POST /generate-image HTTP/1.1\r\nHost: localhost\r\n"
             "Content-Type: application/json\r\nContent-Length: 67108864\r\n\r\n",
-            (mb for _ in range(64)), chunked=False)  # fmt: skip
+            (mb for _ in range(64)),
+            chunked=False,
+        )
         assert " 401 " in status and sent < 16 * 2**20
         status, _ = _raw_request(
-            handle.url, "POST /api/assets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+            handle.url,
+            "POST /api/assets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
             "s3cret\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n",
-            (), chunked=False)  # fmt: skip
+            (),
+            chunked=False,
+        )
         assert " 413 " in status
         # Chunked: no length declared; counted while it streams and cut past the limit.
         status, sent = _raw_request(
-            handle.url, "POST /api/assets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+            handle.url,
+            "POST /api/assets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
             "s3cret\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             "Transfer-Encoding: chunked\r\n\r\n",
-            (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
-             if i == 0 else mb for i in range(200)), chunked=True)  # fmt: skip
+            (
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+                if i == 0
+                else mb
+                for i in range(200)
+            ),
+            chunked=True,
+        )
         assert " 413 " in status and sent < 32 * 2**20
         assert studio.list_assets().total == 0
     finally:
@@ -352,7 +387,7 @@ def test_unauthenticated_and_oversized_bodies_are_refused_unread(tiny_settings):
 
 def test_a_non_ascii_token_is_a_401_not_a_500(make_client):
     _, c = make_client(token="s3cret")
-    r = c.get("/api/jobs", headers={"Authorization": "Bearer s3crét".encode("utf-8")})
+    r = c.get("/api/jobs", headers={"Authorization": "Bearer s3crét".encode()})
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     assert c.get("/api/jobs", params={"token": "ñandú"}).status_code == 401
     assert c.get("/api/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -374,9 +409,18 @@ def test_uploads_run_off_the_event_loop(tiny_settings):
 
     studio.upload_asset = slow_upload
     results = []
-    uploads = [threading.Thread(target=lambda: results.append(httpx.post(
-        f"{handle.url}/api/assets", files={"file": ("a.png", png(), "image/png")}, timeout=60)))
-        for _ in range(3)]  # fmt: skip
+    uploads = [
+        threading.Thread(
+            target=lambda: results.append(
+                httpx.post(
+                    f"{handle.url}/api/assets",
+                    files={"file": ("a.png", png(), "image/png")},
+                    timeout=60,
+                )
+            )
+        )
+        for _ in range(3)
+    ]
     try:
         for thread in uploads:
             thread.start()
@@ -393,14 +437,33 @@ def test_uploads_run_off_the_event_loop(tiny_settings):
 
 
 # 9 -- numbers and choices are checked before a job is queued -------------------------------
-@pytest.mark.parametrize("path,body,field", [
-    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "subtitle_style": {"outline": 1e308}}', "outline"),
-    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "subtitle_style": {"outline": NaN}}', "outline"),
-    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "rate": 9}', "rate"),
-    ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "music_volume": -1}', "music_volume"),
-    ("/speak", '{"text": "hola", "rate": 0}', "rate"),
-    ("/render-multi-scene", '{"scenes": [{"asset_id": "a", "script": "x", "duration": Infinity}]}', "duration"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        (
+            "/render-video",
+            '{"script": "hola", "avatar_asset_id": "a", "subtitle_style": {"outline": 1e308}}',
+            "outline",
+        ),
+        (
+            "/render-video",
+            '{"script": "hola", "avatar_asset_id": "a", "subtitle_style": {"outline": NaN}}',
+            "outline",
+        ),
+        ("/render-video", '{"script": "hola", "avatar_asset_id": "a", "rate": 9}', "rate"),
+        (
+            "/render-video",
+            '{"script": "hola", "avatar_asset_id": "a", "music_volume": -1}',
+            "music_volume",
+        ),
+        ("/speak", '{"text": "hola", "rate": 0}', "rate"),
+        (
+            "/render-multi-scene",
+            '{"scenes": [{"asset_id": "a", "script": "x", "duration": Infinity}]}',
+            "duration",
+        ),
+    ],
+)
 def test_out_of_range_numbers_are_refused_at_once(make_client, path, body, field):
     _, c = make_client()
     r = raw_post(c, path, body)
@@ -420,7 +483,9 @@ def test_core_ranges_hold_for_callers_that_skip_http(studio):
         parse_request(SubtitleStyle, {"outline": 1e308})
     # Built in code without validation, the renderer's own check still holds the range.
     with pytest.raises(InvalidInput, match="outline"):
-        SubtitleStyle.model_construct(**{**SubtitleStyle().model_dump(), "outline": 1e308}).validated()
+        SubtitleStyle.model_construct(
+            **{**SubtitleStyle().model_dump(), "outline": 1e308}
+        ).validated()
 
 
 def test_a_video_face_swap_checks_the_face_choice_before_queueing(make_client, tmp_path):
@@ -432,17 +497,22 @@ def test_a_video_face_swap_checks_the_face_choice_before_queueing(make_client, t
             writer.write(__import__("numpy").zeros((48, 64, 3), "uint8"))
     clip = studio.upload_asset(video.read_bytes(), "clip.mp4")
     for bad in ("banana", -1, True):
-        r = c.post("/face-swap", json={"source_asset_id": face.id, "video_asset_id": clip.id,
-                                       "target_face": bad})  # fmt: skip
+        r = c.post(
+            "/face-swap",
+            json={"source_asset_id": face.id, "video_asset_id": clip.id, "target_face": bad},
+        )
         assert r.status_code == 422 and r.json()["field"] == "target_face", (bad, r.text)
     assert c.get("/api/jobs").json() == []
 
 
 # 10 -- nothing left behind, nothing leaked ---------------------------------------------------
-@pytest.mark.parametrize("data", [
-    b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000),  # an MP4 header on noise
-    b"\x1aE\xdf\xa3" + b"\x00" * 100,  # a WebM header, truncated
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000),  # an MP4 header on noise
+        b"\x1aE\xdf\xa3" + b"\x00" * 100,  # a WebM header, truncated
+    ],
+)
 def test_rejected_videos_leave_nothing_and_say_nothing_of_paths(make_client, data):
     studio, c = make_client()
     r = c.post("/api/assets", files={"file": ("fake.mp4", data, "video/mp4")})
@@ -511,8 +581,13 @@ def test_a_full_disk_is_named(make_client, monkeypatch):
 
 def test_info_json_masks_the_token(tmp_path):
     env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path), ENFOADS_SERVER_TOKEN="abcd-very-secret")
-    out = subprocess.run([sys.executable, "-m", "enfoads.cli", "info", "--json"], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "info", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "very-secret" not in out.stdout
     assert json.loads(out.stdout)["settings"]["server_token"] == "abcd…"
 
@@ -535,9 +610,14 @@ def test_a_foreign_web_page_cannot_change_the_studio(make_client):
     assert r.status_code == 403
     assert studio.list_assets().total == 0 and c.get("/api/jobs").json() == []
     # The React dev server (a configured origin), the server's own pages and programs may.
-    assert c.post("/api/assets", files=upload,
-                  headers={"Origin": "http://localhost:5173"}).status_code == 201
-    assert c.post("/api/assets", files=upload, headers={"Origin": "http://testserver"}).status_code == 201
+    assert (
+        c.post("/api/assets", files=upload, headers={"Origin": "http://localhost:5173"}).status_code
+        == 201
+    )
+    assert (
+        c.post("/api/assets", files=upload, headers={"Origin": "http://testserver"}).status_code
+        == 201
+    )
     assert c.post("/api/assets", files=upload).status_code == 201
     assert c.get("/api/assets", headers={"Origin": "http://evil.example"}).status_code == 200
 

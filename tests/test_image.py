@@ -19,10 +19,15 @@ TIMEOUT = 300
 
 @pytest.fixture
 def img_studio(tmp_path, tiny_sdxl):
-    s = load_settings(data_dir=tmp_path / "data", device="cpu", language="en",
-                      image_base_model=str(tiny_sdxl["base"]),
-                      image_unet_model=str(tiny_sdxl["unet"]),
-                      image_vae_model=str(tiny_sdxl["vae"]), image_max_batch=3)
+    s = load_settings(
+        data_dir=tmp_path / "data",
+        device="cpu",
+        language="en",
+        image_base_model=str(tiny_sdxl["base"]),
+        image_unet_model=str(tiny_sdxl["unet"]),
+        image_vae_model=str(tiny_sdxl["vae"]),
+        image_max_batch=3,
+    )
     with Studio(s) as st:
         yield st
 
@@ -62,8 +67,13 @@ def test_same_seed_same_pixels_and_other_seeds_differ(img_studio):
 def test_every_placement_in_one_job_with_one_seed(img_studio):
     events = []
     img_studio.subscribe(lambda e: events.append(e.payload), "job_update")
-    done = run(img_studio, prompt="café de especialidad", placements=list(image_mod.ASPECTS),
-               seed=7, style="product")
+    done = run(
+        img_studio,
+        prompt="café de especialidad",
+        placements=list(image_mod.ASPECTS),
+        seed=7,
+        style="product",
+    )
     assert len(done.result_asset_ids) == len(image_mod.ASPECTS)
     for info, (placement, (w, h)) in zip(done.result["images"], image_mod.ASPECTS.items()):
         asset = img_studio.get_asset(info["asset_id"])
@@ -185,9 +195,14 @@ def test_model_table_lists_every_lightning_unet_and_the_licences():
 
 @pytest.mark.gpu
 def test_fp16_on_the_gpu_without_vae_upcast(tmp_path, tiny_sdxl):
-    s = load_settings(data_dir=tmp_path, device="cuda", compile="off",
-                      image_base_model=str(tiny_sdxl["base"]),
-                      image_unet_model=str(tiny_sdxl["unet"]), image_vae_model=str(tiny_sdxl["vae"]))
+    s = load_settings(
+        data_dir=tmp_path,
+        device="cuda",
+        compile="off",
+        image_base_model=str(tiny_sdxl["base"]),
+        image_unet_model=str(tiny_sdxl["unet"]),
+        image_vae_model=str(tiny_sdxl["vae"]),
+    )
     with Studio(s) as st:
         done = st.wait_job(st.generate_images(prompt="shoe", seed=1).id, TIMEOUT)
         assert done.state is JobState.COMPLETED, done.error
@@ -196,13 +211,20 @@ def test_fp16_on_the_gpu_without_vae_upcast(tmp_path, tiny_sdxl):
 
 
 @pytest.mark.gpu
-def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(tmp_path, tiny_sdxl,
-                                                                              monkeypatch):
+def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(
+    tmp_path, tiny_sdxl, monkeypatch
+):
     for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
         monkeypatch.delenv(var, raising=False)
-    s = load_settings(data_dir=tmp_path, device="cuda", compile="on", language="en",
-                      image_base_model=str(tiny_sdxl["base"]),
-                      image_unet_model=str(tiny_sdxl["unet"]), image_vae_model=str(tiny_sdxl["vae"]))
+    s = load_settings(
+        data_dir=tmp_path,
+        device="cuda",
+        compile="on",
+        language="en",
+        image_base_model=str(tiny_sdxl["base"]),
+        image_unet_model=str(tiny_sdxl["unet"]),
+        image_vae_model=str(tiny_sdxl["vae"]),
+    )
     stages = []
     with Studio(s) as st:
         st.subscribe(lambda e: stages.append((e.payload["id"], e.payload["stage"])), "job_update")
@@ -249,8 +271,13 @@ def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio)
         image_mod.generate(twin, "warm-up", shape[0], shape[1], [0] * shape[2], 4)
 
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
-        fast = CompiledPath(pipe, lambda p: image_mod.compile_pipeline(p, mode=None, backend="eager"),
-                            warm_up, pin=lambda: nullcontext(pipe), idle_wait_s=0.05)  # fmt: skip
+        fast = CompiledPath(
+            pipe,
+            lambda p: image_mod.compile_pipeline(p, mode=None, backend="eager"),
+            warm_up,
+            pin=lambda: nullcontext(pipe),
+            idle_wait_s=0.05,
+        )
         assert fast.fast.unet is not pipe.unet and fast.fast.scheduler is not pipe.scheduler
         assert fast.fast.vae.decoder is pipe.vae.decoder  # the weights are shared, not copied
         with fast.generating():
@@ -276,8 +303,9 @@ def test_a_failed_compile_leaves_the_shape_eager(img_studio):
         raise RuntimeError("inductor exploded")
 
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
-        fast = CompiledPath(pipe, lambda p: None, broken, pin=lambda: nullcontext(pipe),
-                            idle_wait_s=0.05)  # fmt: skip
+        fast = CompiledPath(
+            pipe, lambda p: None, broken, pin=lambda: nullcontext(pipe), idle_wait_s=0.05
+        )
         assert fast.pipe_for((64, 64, 1)) is pipe
         assert fast.wait_idle(30)
         assert "inductor exploded" in fast.failed[(64, 64, 1)]
@@ -303,9 +331,12 @@ def test_batches_are_split_to_the_measured_memory_left():
 def test_a_prompt_goes_through_the_text_encoders_once_per_job(img_studio, monkeypatch):
     calls = []
     real = image_mod.encode
-    monkeypatch.setattr(image_mod, "encode", lambda pipe, text: calls.append(text) or real(pipe, text))
-    done = run(img_studio, prompt="red sneaker", seed=3, num_images=2,
-               placements=["1:1", "9:16", "16:9"])  # fmt: skip
+    monkeypatch.setattr(
+        image_mod, "encode", lambda pipe, text: calls.append(text) or real(pipe, text)
+    )
+    done = run(
+        img_studio, prompt="red sneaker", seed=3, num_images=2, placements=["1:1", "9:16", "16:9"]
+    )
     assert len(done.result_asset_ids) == 6 and calls == ["red sneaker"]
 
 
@@ -313,9 +344,13 @@ def test_pictures_are_rounded_to_bytes_as_diffusers_does():
     """The device-side conversion gives diffusers' own PIL pixels, bit for bit."""
     from diffusers.image_processor import VaeImageProcessor
 
-    decoded = (torch.rand(3, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1).half()
+    decoded = (
+        torch.rand(3, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1
+    ).half()
     processor = VaeImageProcessor()  # what the pipeline hands back for output_type "pt" / "pil"
-    ours = [np.asarray(i) for i in image_mod.to_pil(processor.postprocess(decoded, output_type="pt"))]
+    ours = [
+        np.asarray(i) for i in image_mod.to_pil(processor.postprocess(decoded, output_type="pt"))
+    ]
     theirs = [np.asarray(i) for i in processor.postprocess(decoded, output_type="pil")]
     assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)) and ours[0].shape == (40, 56, 3)
 
@@ -343,9 +378,14 @@ def test_no_compile_starts_while_other_jobs_run(img_studio):
     others = threading.Event()
     others.set()  # a face swap runs in this process
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
-        fast = CompiledPath(pipe, lambda p: None, lambda twin, shape: None,
-                            pin=lambda: nullcontext(pipe), others_busy=others.is_set,
-                            idle_wait_s=0.05)  # fmt: skip
+        fast = CompiledPath(
+            pipe,
+            lambda p: None,
+            lambda twin, shape: None,
+            pin=lambda: nullcontext(pipe),
+            others_busy=others.is_set,
+            idle_wait_s=0.05,
+        )
         fast.pipe_for((64, 64, 1))
         assert not fast.wait_idle(0.5) and fast.compiling is None  # waits for idle
         others.clear()
@@ -376,11 +416,17 @@ def test_a_compiled_shape_that_fails_in_a_job_falls_back_to_eager(img_studio, mo
 
     def fast_path(self, pipe):
         if "fast" not in made:
+
             def compile_fn(twin):
                 twin.unet = OutOfMemoryUNet(pipe.unet)
 
-            made["fast"] = CompiledPath(pipe, compile_fn, lambda twin, shape: None,
-                                        pin=lambda: nullcontext(pipe), idle_wait_s=0.05)  # fmt: skip
+            made["fast"] = CompiledPath(
+                pipe,
+                compile_fn,
+                lambda twin, shape: None,
+                pin=lambda: nullcontext(pipe),
+                idle_wait_s=0.05,
+            )
             made["fast"].compiled.add((1024, 1024, 1))  # as if compiled earlier
         return made["fast"]
 

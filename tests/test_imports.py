@@ -6,13 +6,28 @@ import sys
 
 import pytest
 
-HEAVY = ["torch", "diffusers", "transformers", "onnxruntime", "ctranslate2", "faster_whisper",
-         "insightface"]
+HEAVY = [
+    "torch",
+    "diffusers",
+    "transformers",
+    "onnxruntime",
+    "ctranslate2",
+    "faster_whisper",
+    "insightface",
+]
 
 
 @pytest.mark.parametrize(
-    "module", ["enfoads", "enfoads.widgets", "enfoads.widgets.app", "enfoads.server", "enfoads.server.app",
-               "enfoads.core.studio", "enfoads.cli"],
+    "module",
+    [
+        "enfoads",
+        "enfoads.widgets",
+        "enfoads.widgets.app",
+        "enfoads.server",
+        "enfoads.server.app",
+        "enfoads.core.studio",
+        "enfoads.cli",
+    ],
 )
 def test_import_loads_no_model_library(module):
     code = (

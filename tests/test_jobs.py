@@ -216,7 +216,7 @@ def test_a_first_model_load_says_how_much_has_downloaded(h, tmp_path, monkeypatc
     downloading = [s for s in stages if s.startswith("Downloading SDXL: ")]
     assert downloading and downloading[-1].endswith(" MB of ~6.0 GB (first time only)")
     assert stages.index("generating") > stages.index(downloading[-1])
-    assert not any(s.startswith("Downloading") for s in stages[stages.index("generating"):])
+    assert not any(s.startswith("Downloading") for s in stages[stages.index("generating") :])
     progress = [e["progress"] for e in h.updates(job.id)]
     assert progress == sorted(progress)  # the stage changes, the progress never goes back
 
@@ -229,8 +229,12 @@ def test_a_job_past_its_time_limit_fails_clearly_and_frees_its_model(tmp_path):
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
 
-    s = load_settings(data_dir=tmp_path / "d", device="cpu", language="es",
-                      job_timeouts_s={"slow": 0.4, "download": 0.4})  # fmt: skip
+    s = load_settings(
+        data_dir=tmp_path / "d",
+        device="cpu",
+        language="es",
+        job_timeouts_s={"slow": 0.4, "download": 0.4},
+    )
     with Studio(s) as st:
         st.models.register("toy", lambda: object(), 1000)
 
@@ -273,6 +277,7 @@ def test_stages_and_errors_show_in_the_language_of_now(tmp_path):
 
     s = load_settings(data_dir=tmp_path / "d", device="cpu", language="es")
     with Studio(s) as st:
+
         def bad(ctx):
             ctx.progress(10, ctx.t("stage.loading_model"))
             raise InvalidInput("error.invalid", field="tags", reason=Reason("reason.list_expected"))
@@ -287,7 +292,8 @@ def test_stages_and_errors_show_in_the_language_of_now(tmp_path):
         with TestClient(create_app(st, token="")) as c:
             assert c.get(f"/api/jobs/{done.id}").json()["stage"] == "Completed"
             assert c.get(f"/api/jobs/{failed.id}").json()["error"] == (
-                "The field 'tags' is not valid: a list expected.")
+                "The field 'tags' is not valid: a list expected."
+            )
             listed = {j["id"]: j for j in c.get("/api/jobs").json()}
             assert listed[done.id]["stage"] == "Completed"
         assert st.get_job(done.id).localized("en").stage == "Completed"

@@ -21,12 +21,18 @@ def test_notebook_cells_run_with_the_offline_models(tmp_path):
     assert "colab-install" in cells[0]["metadata"]["tags"]
     code = "\n\n".join("".join(c["source"]) for c in cells)
     models = build_sdxl_folders(tmp_path / "models")
-    env = dict(os.environ, ENFOADS_DATA_DIR=str(tmp_path / "data"), ENFOADS_DEVICE="cpu",
-               ENFOADS_IMAGE_BASE_MODEL=str(models["base"]),
-               ENFOADS_IMAGE_UNET_MODEL=str(models["unet"]),
-               ENFOADS_IMAGE_VAE_MODEL=str(models["vae"]), HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
+    env = dict(
+        os.environ,
+        ENFOADS_DATA_DIR=str(tmp_path / "data"),
+        ENFOADS_DEVICE="cpu",
+        ENFOADS_IMAGE_BASE_MODEL=str(models["base"]),
+        ENFOADS_IMAGE_UNET_MODEL=str(models["unet"]),
+        ENFOADS_IMAGE_VAE_MODEL=str(models["vae"]),
+        HF_HUB_OFFLINE="1",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     assert "Dispositivo / device: cpu" in text
@@ -63,7 +69,9 @@ def test_a_cell_whose_job_fails_fails_nbval(tmp_path):
 
 
 def test_the_form_is_set_like_a_user_would():
-    nb = set_form(json.loads(NOTEBOOK.read_text(encoding="utf-8")), SOURCE="/src", WAIT_FOR_JOBS=True)
+    nb = set_form(
+        json.loads(NOTEBOOK.read_text(encoding="utf-8")), SOURCE="/src", WAIT_FOR_JOBS=True
+    )
     code = "".join("".join(c["source"]) for c in nb["cells"])
     assert "SOURCE = '/src'  #@param" in code and "WAIT_FOR_JOBS = True  #@param" in code
     with pytest.raises(ValueError):

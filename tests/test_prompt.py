@@ -15,16 +15,21 @@ def test_language_detection():
 
 def test_rules_for_spanish_with_style_placement_and_brand_colours(studio):
     """No translator on disk and no network: the rules answer at once, in Spanish, saying so."""
-    result = studio.enhance_prompt("zapatillas rojas en la playa", style="product",
-                                   placement="9:16", brand_colors=["ff5a00", "#1A1A1A"])
+    result = studio.enhance_prompt(
+        "zapatillas rojas en la playa",
+        style="product",
+        placement="9:16",
+        brand_colors=["ff5a00", "#1A1A1A"],
+    )
     assert result.engine == "rules" and result.language == "es"
     assert result.enhanced.startswith("zapatillas rojas en la playa, ")
     assert "seamless background" not in result.enhanced  # "en la playa" names the place
     assert "softbox" not in result.enhanced or "playa" in result.enhanced
     assert prompt_mod.COMPOSITION["9:16"] in result.enhanced
     assert "orange and black brand colour accents" in result.enhanced and "#" not in result.enhanced
-    assert result.notices[0].startswith("The prompt is in Spanish and the translator is not "
-                                        "downloaded")
+    assert result.notices[0].startswith(
+        "The prompt is in Spanish and the translator is not downloaded"
+    )
     assert studio.list_jobs() == []  # offline: no download job that can only fail
 
 
@@ -37,9 +42,12 @@ def test_rules_for_english_do_not_repeat_what_the_prompt_says(studio):
 
 
 def test_bad_prompt_input(studio):
-    for kwargs, field in (({"prompt": " "}, "prompt"), ({"prompt": "x" * 2000}, "prompt"),
-                          ({"prompt": "ok", "style": "??"}, "style"),
-                          ({"prompt": "ok", "brand_colors": ["red"]}, "brand_colors")):
+    for kwargs, field in (
+        ({"prompt": " "}, "prompt"),
+        ({"prompt": "x" * 2000}, "prompt"),
+        ({"prompt": "ok", "style": "??"}, "style"),
+        ({"prompt": "ok", "brand_colors": ["red"]}, "brand_colors"),
+    ):
         with pytest.raises(InvalidInput) as err:
             studio.enhance_prompt(**kwargs)
         assert err.value.field == field
@@ -49,8 +57,9 @@ def test_llm_path_with_a_tiny_random_model(tmp_path):
     from enfoads.testing.sdxl import build_tiny_llm
 
     llm = build_tiny_llm(tmp_path / "models")
-    s = load_settings(data_dir=tmp_path / "data", device="cpu", language="en",
-                      prompt_llm_model=str(llm))
+    s = load_settings(
+        data_dir=tmp_path / "data", device="cpu", language="en", prompt_llm_model=str(llm)
+    )
     with Studio(s) as st:
         result = st.enhance_prompt("zapatillas rojas en la playa", placement="16:9")
         assert result.engine == "llm" and "translator" in result.notices[0]  # it is missing
@@ -59,22 +68,29 @@ def test_llm_path_with_a_tiny_random_model(tmp_path):
         again = st.enhance_prompt("zapatillas rojas en la playa", placement="16:9")
         assert again.enhanced == result.enhanced  # greedy decoding: deterministic
         # one long "word" of random bytes: even the framing gives way, and the notice says so
-        assert prompt_mod.COMPOSITION["16:9"] in result.enhanced or "77 tokens" in result.notices[-1]
+        assert (
+            prompt_mod.COMPOSITION["16:9"] in result.enhanced or "77 tokens" in result.notices[-1]
+        )
         models = {m["name"]: m for m in st.gpu_status()["models"]}
         assert models["prompt-llm"]["loads"] == 1 and models["prompt-llm"]["where"] == "cpu"
         assert st.enhance_prompt("hola", use_llm=False).engine == "rules"
 
 
 def test_llm_fallback_to_rules_with_a_notice(tmp_path):
-    s = load_settings(data_dir=tmp_path, device="cpu", language="es",
-                      prompt_llm_model="Qwen/Qwen2.5-0.5B-Instruct")
+    s = load_settings(
+        data_dir=tmp_path,
+        device="cpu",
+        language="es",
+        prompt_llm_model="Qwen/Qwen2.5-0.5B-Instruct",
+    )
     with Studio(s) as st:
         result = st.enhance_prompt("a bottle of wine")
     assert result.engine == "rules"
     assert result.enhanced.startswith("a bottle of wine, soft studio lighting")
     assert len(result.notices) == 1
-    assert result.notices[0].startswith("El modelo de lenguaje 'Qwen/Qwen2.5-0.5B-Instruct' "
-                                        "no está disponible")
+    assert result.notices[0].startswith(
+        "El modelo de lenguaje 'Qwen/Qwen2.5-0.5B-Instruct' no está disponible"
+    )
 
 
 # -- Spanish shop prompts through the translator and the rules ------------------------------
@@ -100,8 +116,17 @@ SHOP_PROMPTS = [
     "pan de masa madre recién horneado en la panadería",
     "set de maquillaje con paleta de sombras brillantes y luz de neón",
 ]
-SCENE = ("playa", "mesa", "restaurante", "piscina", "gimnasio", "cena", "parque", "salon",
-         "panaderia")  # fmt: skip
+SCENE = (
+    "playa",
+    "mesa",
+    "restaurante",
+    "piscina",
+    "gimnasio",
+    "cena",
+    "parque",
+    "salon",
+    "panaderia",
+)
 LIGHT = ("atardecer", "luz natural", "velas", "soleado", "luminoso", "neon")
 
 
@@ -115,9 +140,13 @@ def shop_studio(tmp_path_factory):
     root = tmp_path_factory.mktemp("text-models")
     marian = build_tiny_marian(root / "opus-mt-es-en", SHOP_PROMPTS)
     write_real_clip_tokenizer(root / "sdxl-base" / "tokenizer")
-    s = load_settings(data_dir=root / "data", device="cpu", language="es",
-                      prompt_translation_model=str(marian),
-                      image_base_model=str(root / "sdxl-base"))  # fmt: skip
+    s = load_settings(
+        data_dir=root / "data",
+        device="cpu",
+        language="es",
+        prompt_translation_model=str(marian),
+        image_base_model=str(root / "sdxl-base"),
+    )
     with Studio(s) as st:
         yield st, CLIPTokenizer.from_pretrained(root / "sdxl-base" / "tokenizer")
 
@@ -128,8 +157,9 @@ def test_spanish_shop_prompts_become_fitting_english_prompts(shop_studio, placem
 
     studio, clip = shop_studio
     for prompt in SHOP_PROMPTS:
-        result = studio.enhance_prompt(prompt, style="product", placement=placement,
-                                       brand_colors=["#E63946", "#1D3557"])  # fmt: skip
+        result = studio.enhance_prompt(
+            prompt, style="product", placement=placement, brand_colors=["#E63946", "#1D3557"]
+        )
         text = result.enhanced
         assert result.language == "es" and result.engine == "translation", prompt
         assert not text.startswith(prompt)  # SDXL gets the translation, not the Spanish
@@ -181,8 +211,9 @@ def test_good_translations_keep_every_rule_and_fit(shop_studio, placement):
     studio, clip = shop_studio
     whole = 0
     for prompt in SHOP_PROMPTS_EN:
-        result = studio.enhance_prompt(prompt, style="product", placement=placement,
-                                       brand_colors=["#E63946", "#1D3557"])  # fmt: skip
+        result = studio.enhance_prompt(
+            prompt, style="product", placement=placement, brand_colors=["#E63946", "#1D3557"]
+        )
         text = result.enhanced
         assert result.engine == "rules" and text.startswith(prompt)
         assert len(clip(text).input_ids) <= 77
@@ -196,10 +227,19 @@ def test_the_estimate_never_undercounts_clip(shop_studio):
     from enfoads.core.pipelines.prompt import estimate_tokens
 
     _, clip = shop_studio
-    texts = SHOP_PROMPTS + SHOP_PROMPTS_EN + sorted(prompt_mod.RULE_WORDS) + [f"{p}, {prompt_mod.STYLES['product'].words}, "
-                            f"{prompt_mod.COMPOSITION['9:16']}, {prompt_mod.AD_BASE}"
-                            for p in ("red sneakers on beach sand at sunset",
-                                      "organic cotton t-shirt, free shipping")]  # fmt: skip
+    texts = (
+        SHOP_PROMPTS
+        + SHOP_PROMPTS_EN
+        + sorted(prompt_mod.RULE_WORDS)
+        + [
+            f"{p}, {prompt_mod.STYLES['product'].words}, "
+            f"{prompt_mod.COMPOSITION['9:16']}, {prompt_mod.AD_BASE}"
+            for p in (
+                "red sneakers on beach sand at sunset",
+                "organic cotton t-shirt, free shipping",
+            )
+        ]
+    )
     for text in texts:
         assert estimate_tokens(text) >= len(clip(text).input_ids) - 2, text
 
@@ -223,14 +263,18 @@ def test_a_generation_composes_the_magic_prompt_for_each_placement(tiny_settings
 
     marian = build_tiny_marian(tmp_path / "opus-mt-es-en", SHOP_PROMPTS)
     with Studio(tiny_settings(prompt_translation_model=str(marian), language="es")) as st:
-        job = st.generate_images(prompt="zapatillas rojas sobre arena de playa al atardecer",
-                                 style="product", placements=["9:16", "16:9"], magic_prompt=True)
+        job = st.generate_images(
+            prompt="zapatillas rojas sobre arena de playa al atardecer",
+            style="product",
+            placements=["9:16", "16:9"],
+            magic_prompt=True,
+        )
         done = st.wait_job(job.id, 300)
         assert done.state.value == "completed", done.error
         prompts = done.result["prompts"]
         assert prompt_mod.COMPOSITION["9:16"] in prompts["9:16"]
         assert prompt_mod.COMPOSITION["16:9"] in prompts["16:9"]
-        for placement, text in prompts.items():
+        for _placement, text in prompts.items():
             assert not text.startswith("zapatillas")  # translated before the rules
             assert "seamless background" not in text and "softbox" not in text
         for image in done.result["images"]:

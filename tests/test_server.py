@@ -46,27 +46,43 @@ def test_health_status_and_openapi(make_client):
     gpu = c.get("/gpu-status").json()
     assert gpu["ram_budget_bytes"] > 0 and "devices" in gpu
     paths = c.get("/openapi.json").json()["paths"]
-    for path in ("/", "/gpu-status", "/magic-prompt", "/generate-image", "/api/assets",
-                 "/api/assets/{asset_id}", "/api/assets/{asset_id}/file", "/api/jobs/{job_id}",
-                 "/api/jobs/{job_id}/cancel", "/api/jobs/{job_id}/retry"):
+    for path in (
+        "/",
+        "/gpu-status",
+        "/magic-prompt",
+        "/generate-image",
+        "/api/assets",
+        "/api/assets/{asset_id}",
+        "/api/assets/{asset_id}/file",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/cancel",
+        "/api/jobs/{job_id}/retry",
+    ):
         assert path in paths
 
 
 def test_magic_prompt(make_client):
     _, c = make_client()
-    r = c.post("/magic-prompt", json={"prompt": "zapatillas rojas", "style": "product",
-                                      "placement": "9:16"})
+    r = c.post(
+        "/magic-prompt",
+        json={"prompt": "zapatillas rojas", "style": "product", "placement": "9:16"},
+    )
     assert r.status_code == 200
     assert r.json()["language"] == "es" and "vertical composition" in r.json()["enhanced_prompt"]
     r = c.post("/magic-prompt", json={"prompt": "  "})
     assert r.status_code == 422 and r.json() == {
-        "error": "empty", "message": "The field 'prompt' is empty.", "field": "prompt"}
+        "error": "empty",
+        "message": "The field 'prompt' is empty.",
+        "field": "prompt",
+    }
 
 
 def test_generate_image_answers_at_once_then_the_job_has_the_images(make_client):
     studio, c = make_client()
-    r = c.post("/generate-image", json={"prompt": "red sneakers", "placements": ["1:1", "9:16"],
-                                        "seed": 11})
+    r = c.post(
+        "/generate-image",
+        json={"prompt": "red sneakers", "placements": ["1:1", "9:16"], "seed": 11},
+    )
     assert r.status_code == 202
     job_id = r.json()["job_id"]
     assert r.json()["status"] in ("queued", "running")
@@ -91,6 +107,7 @@ def test_cancel_and_retry_over_http(make_client):
     def hold(ctx):  # keeps the one worker busy so the next job stays queued
         release.wait(TIMEOUT)
         from enfoads.core.jobs import JobResult
+
         return JobResult()
 
     studio.jobs.register("hold", hold)
@@ -108,8 +125,11 @@ def test_cancel_and_retry_over_http(make_client):
 
 def test_assets_upload_list_tag_delete(make_client):
     _, c = make_client()
-    r = c.post("/api/assets", files={"file": ("logo.png", png(), "image/png")},
-               data={"kind": "logo", "tags": "marca,azul"})
+    r = c.post(
+        "/api/assets",
+        files={"file": ("logo.png", png(), "image/png")},
+        data={"kind": "logo", "tags": "marca,azul"},
+    )
     assert r.status_code == 201
     logo = r.json()
     assert logo["kind"] == "logo" and logo["tags"] == ["azul", "marca"]
@@ -120,9 +140,11 @@ def test_assets_upload_list_tag_delete(make_client):
     listing = c.get("/api/assets").json()
     assert listing["total"] == 2
     assert [a["id"] for a in c.get("/api/assets", params={"kind": "logo"}).json()["items"]] == [
-        logo["id"]]
+        logo["id"]
+    ]
     assert [a["id"] for a in c.get("/api/assets", params={"q": "producto"}).json()["items"]] == [
-        photo["id"]]
+        photo["id"]
+    ]
     tagged = c.post(f"/api/assets/{photo['id']}/tags", json={"add": ["verano"]}).json()
     assert tagged["tags"] == ["verano"]
     assert c.get(f"/api/assets/{logo['id']}/file").content == png()
@@ -134,15 +156,31 @@ def test_assets_upload_list_tag_delete(make_client):
 def test_bad_input_gets_a_clear_4xx_and_stores_nothing(make_client):
     studio, c = make_client(max_upload_mb=0.05)
     cases = [
-        (c.post("/api/assets", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}),
-         422, "not a readable image"),
-        (c.post("/api/assets", files={"file": ("big.png", b"\x89PNG" + bytes(80_000), "image/png")}),
-         413, "limit"),
-        (c.post("/api/assets", content=b"hello", headers={"content-type": "text/plain"}),
-         415, "multipart"),
+        (
+            c.post(
+                "/api/assets", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}
+            ),
+            422,
+            "not a readable image",
+        ),
+        (
+            c.post(
+                "/api/assets", files={"file": ("big.png", b"\x89PNG" + bytes(80_000), "image/png")}
+            ),
+            413,
+            "limit",
+        ),
+        (
+            c.post("/api/assets", content=b"hello", headers={"content-type": "text/plain"}),
+            415,
+            "multipart",
+        ),
         (c.post("/api/assets", json={"data": "@@@not base64@@@"}), 422, "malformed base64"),
-        (c.post("/api/assets", content=b"{nope", headers={"content-type": "application/json"}),
-         422, "not JSON"),
+        (
+            c.post("/api/assets", content=b"{nope", headers={"content-type": "application/json"}),
+            422,
+            "not JSON",
+        ),
         (c.get("/api/jobs/job_missing"), 404, "no job with id 'job_missing'"),
         (c.get("/api/assets/img_missing"), 404, "no asset with id 'img_missing'"),
         (c.get("/api/assets/..%2F..%2Fetc%2Fpasswd/file"), 404, "no endpoint at GET"),
@@ -151,11 +189,19 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(make_client):
         (c.get("/api/assets", params={"limit": 0}), 422, "limit"),
         (c.get("/api/jobs", params={"limit": 10**6}), 422, "limit"),
         (c.post("/generate-image", json={"prompt": "x" * 5000}), 422, "too long"),
-        (c.post("/generate-image", json={"prompt": "ok", "width": 1001, "height": 1024}),
-         422, "multiple of 8"),
+        (
+            c.post("/generate-image", json={"prompt": "ok", "width": 1001, "height": 1024}),
+            422,
+            "multiple of 8",
+        ),
         (c.post("/generate-image", json={"prompt": "ok", "colour": "red"}), 422, "colour"),
-        (c.post("/generate-image", content=b"[1,2", headers={"content-type": "application/json"}),
-         422, None),
+        (
+            c.post(
+                "/generate-image", content=b"[1,2", headers={"content-type": "application/json"}
+            ),
+            422,
+            None,
+        ),
     ]
     for response, status, words in cases:
         assert response.status_code == status, (response.request.url, response.text)
@@ -210,8 +256,9 @@ def test_a_served_studio_always_has_a_token():
 
 def test_generation_is_rate_limited(make_client):
     _, c = make_client(rate_limit_per_minute=2)
-    codes = [c.post("/generate-image", json={"prompt": "x", "seed": i}).status_code
-             for i in range(3)]
+    codes = [
+        c.post("/generate-image", json={"prompt": "x", "seed": i}).status_code for i in range(3)
+    ]
     assert codes == [202, 202, 429]
     # every costly route shares the client's bucket; reads stay open
     limited = c.post("/magic-prompt", json={"prompt": "x"})
@@ -231,8 +278,9 @@ def collect_job_events(url, token, job_id_holder, done):
             if data["state"] in ("completed", "failed", "cancelled"):
                 done.set()
 
-    client.connect(url, auth={"token": token} if token else None, transports=["websocket"],
-                   wait_timeout=20)
+    client.connect(
+        url, auth={"token": token} if token else None, transports=["websocket"], wait_timeout=20
+    )
     return client, events
 
 
@@ -245,17 +293,25 @@ def test_live_socketio_sees_a_job_to_completion(tiny_settings):
         with pytest.raises(socketio.exceptions.ConnectionError):
             socketio.Client().connect(handle.url, transports=["websocket"], wait_timeout=10)
         with pytest.raises(socketio.exceptions.ConnectionError):
-            socketio.Client().connect(handle.url, auth={"token": "bad"},
-                                      transports=["websocket"], wait_timeout=10)
+            socketio.Client().connect(
+                handle.url, auth={"token": "bad"}, transports=["websocket"], wait_timeout=10
+            )
         with pytest.raises(socketio.exceptions.ConnectionError):  # a foreign web page
-            socketio.Client().connect(handle.url, auth={"token": "tok"},
-                                      headers={"Origin": "http://evil.example"},
-                                      transports=["websocket"], wait_timeout=10)
+            socketio.Client().connect(
+                handle.url,
+                auth={"token": "tok"},
+                headers={"Origin": "http://evil.example"},
+                transports=["websocket"],
+                wait_timeout=10,
+            )
         holder, done = {}, threading.Event()
         client, events = collect_job_events(handle.url, "tok", holder, done)
         room_client, room_events = collect_job_events(handle.url, "tok", holder, threading.Event())
-        r = httpx.post(f"{handle.url}/generate-image", json={"prompt": "a bottle", "seed": 4,
-                       "placements": ["1:1", "16:9"]}, headers={"Authorization": "Bearer tok"})
+        r = httpx.post(
+            f"{handle.url}/generate-image",
+            json={"prompt": "a bottle", "seed": 4, "placements": ["1:1", "16:9"]},
+            headers={"Authorization": "Bearer tok"},
+        )
         holder["id"] = r.json()["job_id"]
         assert room_client.call("join_job", holder["id"], timeout=10)["ok"]
         assert done.wait(TIMEOUT)
@@ -267,8 +323,9 @@ def test_live_socketio_sees_a_job_to_completion(tiny_settings):
         assert progress == sorted(progress) and len(set(progress)) >= 5
         assert any(e["stage"].startswith("Generating 16:9") for e in events)
         assert room_events and room_events[-1]["progress"] == 100
-        file = httpx.get(handle.url + events[-1]["result_urls"][0],
-                         headers={"Authorization": "Bearer tok"})
+        file = httpx.get(
+            handle.url + events[-1]["result_urls"][0], headers={"Authorization": "Bearer tok"}
+        )
         assert file.status_code == 200 and file.content[:4] == b"\x89PNG"
     finally:
         handle.stop()

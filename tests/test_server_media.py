@@ -41,14 +41,23 @@ def upload(c, pixels, name="face.png", kind=None) -> str:
 
 def test_openapi_lists_the_seed_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/face-swap", "/render-video", "/render-multi-scene", "/avatars", "/voices",
-                 "/detect-faces", "/face-swap/licence"):
+    for path in (
+        "/face-swap",
+        "/render-video",
+        "/render-multi-scene",
+        "/avatars",
+        "/voices",
+        "/detect-faces",
+        "/face-swap/licence",
+    ):
         assert path in paths
 
 
 def test_face_swap_with_base64_images_answers_with_url_base64_and_licence(client):
-    r = client.post("/face-swap", json={"source_image": png_b64(astronaut_rgb()),
-                                        "target_image": png_b64(astronaut_rgb())})
+    r = client.post(
+        "/face-swap",
+        json={"source_image": png_b64(astronaut_rgb()), "target_image": png_b64(astronaut_rgb())},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "completed" and body["result_url"].startswith("/api/assets/")
@@ -64,16 +73,28 @@ def test_face_swap_errors_name_the_problem_and_store_nothing(client):
     from skimage import data
 
     before = client.get("/api/assets").json()["total"]
-    r = client.post("/face-swap", json={"source_image": png_b64(data.coffee()),
-                                        "target_image": png_b64(astronaut_rgb())})
-    assert r.status_code == 422 and "source" in r.json()["message"] and "No face" in r.json()["message"]
-    r = client.post("/face-swap", json={"source_image": "%%%", "target_image": png_b64(astronaut_rgb())})
+    r = client.post(
+        "/face-swap",
+        json={"source_image": png_b64(data.coffee()), "target_image": png_b64(astronaut_rgb())},
+    )
+    assert (
+        r.status_code == 422
+        and "source" in r.json()["message"]
+        and "No face" in r.json()["message"]
+    )
+    r = client.post(
+        "/face-swap", json={"source_image": "%%%", "target_image": png_b64(astronaut_rgb())}
+    )
     assert r.status_code == 422 and "base64" in r.json()["message"]
-    r = client.post("/face-swap", json={"source_asset_id": "img_missing",
-                                        "target_image": png_b64(astronaut_rgb())})
+    r = client.post(
+        "/face-swap",
+        json={"source_asset_id": "img_missing", "target_image": png_b64(astronaut_rgb())},
+    )
     assert r.status_code == 404 and "img_missing" in r.json()["message"]
-    r = client.post("/face-swap", json={"source_asset_id": "../../etc/passwd",
-                                        "target_image": png_b64(astronaut_rgb())})
+    r = client.post(
+        "/face-swap",
+        json={"source_asset_id": "../../etc/passwd", "target_image": png_b64(astronaut_rgb())},
+    )
     assert r.status_code == 404
     assert client.get("/api/assets").json()["total"] == before
     assert client.get("/").json()["status"] == "ok"
@@ -83,8 +104,9 @@ def test_face_swap_as_a_job_and_on_video(client):
     from enfoads.core import media
 
     face = upload(client, astronaut_rgb())
-    r = client.post("/face-swap", json={"source_asset_id": face, "target_asset_id": face,
-                                        "run_as_job": True})
+    r = client.post(
+        "/face-swap", json={"source_asset_id": face, "target_asset_id": face, "run_as_job": True}
+    )
     job = client.studio.wait_job(r.json()["job_id"], timeout=60)
     assert job.state.value == "completed"
     path = client.studio.settings.data_dir / "clip.mp4"
@@ -92,7 +114,9 @@ def test_face_swap_as_a_job_and_on_video(client):
         for _ in range(5):
             writer.write(astronaut_rgb())
     video = client.post("/api/assets", files={"file": ("clip.mp4", path.read_bytes(), "video/mp4")})
-    r = client.post("/face-swap", json={"source_asset_id": face, "video_asset_id": video.json()["id"]})
+    r = client.post(
+        "/face-swap", json={"source_asset_id": face, "video_asset_id": video.json()["id"]}
+    )
     assert r.status_code == 200 and r.json()["licence"]["commercial_use"] is False
     done = client.studio.wait_job(r.json()["job_id"], timeout=120)
     assert done.state.value == "completed" and done.result["frames"] == 5
@@ -118,9 +142,16 @@ def test_avatars_voices_and_render_video(client):
     assert any(v["key"] == "es_MX-claude-high" for v in voices["voices"])
     speak = client.post("/speak", json={"text": "Hello there.", "voice": "en_US-joe-medium"})
     assert speak.status_code == 200 and speak.json()["duration_s"] > 0.3
-    r = client.post("/render-video", json={"script": "Fresh coffee, every morning.",
-                                           "avatar_asset_id": avatar, "size": 360,
-                                           "aspect": "1:1", "cta": "Visit us"})
+    r = client.post(
+        "/render-video",
+        json={
+            "script": "Fresh coffee, every morning.",
+            "avatar_asset_id": avatar,
+            "size": 360,
+            "aspect": "1:1",
+            "cta": "Visit us",
+        },
+    )
     assert r.status_code == 202, r.text
     done = client.studio.wait_job(r.json()["job_id"], timeout=300)
     assert done.state.value == "completed", done.error
@@ -136,16 +167,30 @@ def test_render_multi_scene_and_its_bad_input(client):
     avatar = upload(client, astronaut_rgb(), "presenter.png", kind="avatar")
     r = client.post("/render-multi-scene", json={"scenes": [], "size": 360})
     assert r.status_code == 422 and "scenes" in r.json()["message"]
-    r = client.post("/render-multi-scene", json={"scenes": [
-        {"kind": "hologram", "asset_id": avatar, "script": "Hi."}]})
+    r = client.post(
+        "/render-multi-scene",
+        json={"scenes": [{"kind": "hologram", "asset_id": avatar, "script": "Hi."}]},
+    )
     assert r.status_code == 422 and "hologram" in r.json()["message"]
     r = client.post("/render-video", json={"script": "   ", "avatar_asset_id": avatar})
     assert r.status_code == 422 and "script" in r.json()["message"]
     r = client.post("/render-video", json={"script": "Hi.", "avatar_asset_id": "ava_nope"})
     assert r.status_code == 404 and "ava_nope" in r.json()["message"]
-    r = client.post("/render-multi-scene", json={"size": 360, "scenes": [
-        {"kind": "avatar", "asset_id": avatar, "script": "Our new espresso."},
-        {"kind": "image", "asset_id": avatar, "script": "Open daily.", "transition": "crossfade"}]})
+    r = client.post(
+        "/render-multi-scene",
+        json={
+            "size": 360,
+            "scenes": [
+                {"kind": "avatar", "asset_id": avatar, "script": "Our new espresso."},
+                {
+                    "kind": "image",
+                    "asset_id": avatar,
+                    "script": "Open daily.",
+                    "transition": "crossfade",
+                },
+            ],
+        },
+    )
     assert r.status_code == 202
     done = client.studio.wait_job(r.json()["job_id"], timeout=300)
     assert done.state.value == "completed", done.error

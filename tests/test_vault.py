@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from enfoads.core.assets import INPUT_TAG, fold
 from enfoads.core.errors import AssetInUse
 from enfoads.server.app import create_app
@@ -57,8 +58,9 @@ def test_rows_from_before_the_search_columns_are_filled_in(settings):
 def test_grouped_listing_gives_one_card_per_video_and_hides_inputs(studio):
     video, parts = video_with_files(studio)
     studio.save_brand_kit(cta="Compra hoy")
-    swap_input = studio.assets.add_bytes(png((1, 2, 3)), "image", name="source.upload",
-                                         tags=(INPUT_TAG,))  # fmt: skip
+    swap_input = studio.assets.add_bytes(
+        png((1, 2, 3)), "image", name="source.upload", tags=(INPUT_TAG,)
+    )
     image = studio.assets.add_bytes(png((3, 2, 1)), "image", name="zapatilla")
     flat = studio.list_assets(limit=50)
     assert flat.total == 7  # video, 3 files, kit, input, image
@@ -99,11 +101,21 @@ def test_a_kit_saved_before_its_logo_vanished_still_saves(studio):
 
 def seed_file(tmp_path: Path) -> bytes:
     entries = [
-        {"id": "img_cafe", "type": "image", "name": "Café", "prompt": "taza de café",
-         "url": "data:image/png;base64," + base64.b64encode(png()).decode(), "tags": ["verano"]},
+        {
+            "id": "img_cafe",
+            "type": "image",
+            "name": "Café",
+            "prompt": "taza de café",
+            "url": "data:image/png;base64," + base64.b64encode(png()).decode(),
+            "tags": ["verano"],
+        },
         {"id": "img_path", "type": "image", "url": str(tmp_path / "secret.png")},
-        {"id": "img_corrupt", "type": "image",
-         "url": "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nrubbish").decode()},
+        {
+            "id": "img_corrupt",
+            "type": "image",
+            "url": "data:image/png;base64,"
+            + base64.b64encode(b"\x89PNG\r\n\x1a\nrubbish").decode(),
+        },
     ]
     return json.dumps(entries).encode()
 
@@ -122,10 +134,13 @@ def client(settings):
 def test_brand_kit_over_http(client):
     studio, c = client
     assert c.get("/api/brand-kit").json()["cta"] == ""
-    logo = c.post("/api/assets", files={"file": ("logo.png", png((0, 0, 0), (80, 80)))},
-                  data={"kind": "logo"}).json()  # fmt: skip
-    reply = c.put("/api/brand-kit", json={"logo_asset_id": logo["id"], "cta": "Compra hoy",
-                                          "colours": ["#224466", "#FFD400"]})  # fmt: skip
+    logo = c.post(
+        "/api/assets", files={"file": ("logo.png", png((0, 0, 0), (80, 80)))}, data={"kind": "logo"}
+    ).json()
+    reply = c.put(
+        "/api/brand-kit",
+        json={"logo_asset_id": logo["id"], "cta": "Compra hoy", "colours": ["#224466", "#FFD400"]},
+    )
     assert reply.status_code == 200 and reply.json()["logo_asset_id"] == logo["id"]
     assert c.get("/api/brand-kit").json()["colours"] == ["#224466", "#FFD400"]
     bad = c.put("/api/brand-kit", json={"colours": ["nope"]})
@@ -153,7 +168,9 @@ def test_seed_import_over_http(client, tmp_path):
     assert (body["imported"], body["skipped"], body["already_there"]) == (1, 2, 0)
     assert body["assets"][0]["id"] == "img_cafe" and "sig=" in body["assets"][0]["url"]
     assert studio.get_asset("img_cafe").tags == ("verano",)
-    again = c.post("/api/assets/import", files={"file": ("assets.json", seed_file(tmp_path))}).json()
+    again = c.post(
+        "/api/assets/import", files={"file": ("assets.json", seed_file(tmp_path))}
+    ).json()
     assert (again["imported"], again["already_there"]) == (0, 1)
     bad = c.post("/api/assets/import", files={"file": ("assets.json", b"{not json")})
     assert bad.status_code == 422 and bad.json()["field"] == "assets.json"
@@ -167,15 +184,27 @@ def test_seed_import_from_the_command_line(tmp_path):
     data_dir = tmp_path / "data"
     seed = tmp_path / "assets.json"
     seed.write_bytes(seed_file(tmp_path))
-    env = dict(os.environ, ENFOADS_DATA_DIR=str(data_dir), ENFOADS_DEVICE="cpu",
-               ENFOADS_LANGUAGE="es")  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "enfoads.cli", "import-assets", str(seed)],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
+    env = dict(
+        os.environ, ENFOADS_DATA_DIR=str(data_dir), ENFOADS_DEVICE="cpu", ENFOADS_LANGUAGE="es"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "import-assets", str(seed)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "Importados: 1 · omitidos: 2 · ya estaban: 0" in run.stdout
-    missing = subprocess.run([sys.executable, "-m", "enfoads.cli", "import-assets",
-                              str(tmp_path / "nope.json")], capture_output=True, text=True,
-                             env=env, cwd=ROOT, timeout=120)  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "import-assets", str(tmp_path / "nope.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert missing.returncode == 1 and "No se puede leer" in missing.stderr
     assert "Traceback" not in missing.stderr
 
@@ -186,7 +215,10 @@ def test_a_karaoke_highlight_like_the_text_colour_is_refused(studio):
     from enfoads.core.pipelines.video import SubtitleStyle
 
     assert colour_difference("#FFFFFF", "#FFFFFF") == 0
-    assert colour_difference("#FFFFFF", "#FFD400") > 80 and colour_difference("#000000", "#FFFFFF") > 99
+    assert (
+        colour_difference("#FFFFFF", "#FFD400") > 80
+        and colour_difference("#000000", "#FFFFFF") > 99
+    )
     SubtitleStyle(karaoke=True).validated()  # white text, yellow words: fine
     SubtitleStyle(karaoke=False, highlight_colour="#FFFFFF").validated()  # no highlight drawn
     with pytest.raises(InvalidInput) as caught:
@@ -204,7 +236,9 @@ def test_seed_import_takes_the_json_body_and_a_few_uploads_worth(tmp_path):
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
 
-    settings = load_settings(data_dir=tmp_path / "d", device="cpu", language="es", max_upload_mb=0.05)
+    settings = load_settings(
+        data_dir=tmp_path / "d", device="cpu", language="es", max_upload_mb=0.05
+    )
 
     def noise(seed: int) -> bytes:  # 30 KB of incompressible pixels: under the 50 KB limit
         import io
@@ -216,18 +250,28 @@ def test_seed_import_takes_the_json_body_and_a_few_uploads_worth(tmp_path):
         Image.fromarray(rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)).save(out, "PNG")
         return out.getvalue()
 
-    entries = [{"id": f"img_{i}", "type": "image", "name": f"foto {i}",
-                "url": "data:image/png;base64," + base64.b64encode(noise(i)).decode()}
-               for i in range(4)]  # fmt: skip
+    entries = [
+        {
+            "id": f"img_{i}",
+            "type": "image",
+            "name": f"foto {i}",
+            "url": "data:image/png;base64," + base64.b64encode(noise(i)).decode(),
+        }
+        for i in range(4)
+    ]
     body = json.dumps(entries).encode()
     assert len(body) > settings.max_upload_bytes * 2  # more than one upload's worth
     with Studio(settings) as studio, TestClient(create_app(studio, token="t")) as c:
         c.headers["Authorization"] = "Bearer t"
-        reply = c.post("/api/assets/import", content=body, headers={"Content-Type": "application/json"})
+        reply = c.post(
+            "/api/assets/import", content=body, headers={"Content-Type": "application/json"}
+        )
         assert reply.status_code == 200, reply.text
         assert reply.json()["imported"] == 4
         huge = json.dumps(entries * 5).encode()
-        too_big = c.post("/api/assets/import", content=huge, headers={"Content-Type": "application/json"})
+        too_big = c.post(
+            "/api/assets/import", content=huge, headers={"Content-Type": "application/json"}
+        )
         assert too_big.status_code == 413 and "MB" in too_big.json()["message"]
         plain = c.post("/api/assets/import", content=b"x", headers={"Content-Type": "text/plain"})
         assert plain.status_code == 415

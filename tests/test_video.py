@@ -60,13 +60,16 @@ def test_voice_preview_and_catalogue(av_studio):
     assert voices["en_US-joe-medium"]["available"] and not voices["es_MX-claude-high"]["available"]
 
 
-@pytest.mark.parametrize(("text", "voice", "language", "words"), [
-    ("", None, None, ["script", "empty"]),
-    ("x" * 2001, None, None, ["script", "too long", "2000"]),
-    ("hola", "es_XX-nobody-low", None, ["voice", "es_XX-nobody-low"]),
-    ("hola", "en_US-joe-medium", "es", ["en_US-joe-medium", "does not speak"]),
-    ("hola", None, "fr", ["language", "fr"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "voice", "language", "words"),
+    [
+        ("", None, None, ["script", "empty"]),
+        ("x" * 2001, None, None, ["script", "too long", "2000"]),
+        ("hola", "es_XX-nobody-low", None, ["voice", "es_XX-nobody-low"]),
+        ("hola", "en_US-joe-medium", "es", ["en_US-joe-medium", "does not speak"]),
+        ("hola", None, "fr", ["language", "fr"]),
+    ],
+)
 def test_voice_bad_input(av_studio, text, voice, language, words):
     with pytest.raises(InvalidInput) as info:
         av_studio.pipelines["voice"].synthesize(text, voice, language=language)
@@ -92,16 +95,22 @@ def test_a_missing_voice_fails_at_once_and_says_how_to_get_it(av_studio, monkeyp
     assert "Settings" in en and "not downloaded" in en
     # the same through a job: its record holds the message
     still = av_studio.upload_asset(png(np.full((64, 64, 3), 90, np.uint8)), "fondo.png")
-    job = av_studio.render_multi_scene(voice="es_ES-davefx-medium", scenes=[
-        {"kind": "image", "asset_id": still.id, "script": "Hola a todos."}])
+    job = av_studio.render_multi_scene(
+        voice="es_ES-davefx-medium",
+        scenes=[{"kind": "image", "asset_id": still.id, "script": "Hola a todos."}],
+    )
     done = av_studio.wait_job(job.id, 60)
     assert done.state.value == "failed" and "es_ES-davefx-medium" in done.error
     # with the fallback chosen, espeak-ng speaks, and the result says so
     if voice_mod.espeak_exe() is not None:
-        monkeypatch.setattr(av_studio, "settings",
-                            av_studio.settings.model_copy(update={"voice_fallback_espeak": True}))
-        speech = av_studio.pipelines["voice"].synthesize("Hola a todos. Bienvenidos.",
-                                                         "es_ES-davefx-medium")  # fmt: skip
+        monkeypatch.setattr(
+            av_studio,
+            "settings",
+            av_studio.settings.model_copy(update={"voice_fallback_espeak": True}),
+        )
+        speech = av_studio.pipelines["voice"].synthesize(
+            "Hola a todos. Bienvenidos.", "es_ES-davefx-medium"
+        )
         assert speech.engine == "espeak-ng" and speech.duration_s > 1
 
 
@@ -113,7 +122,7 @@ def test_offline_is_detected_without_waiting_for_the_hub(monkeypatch):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    base._PROBE.clear()  # noqa: SLF001
+    base._PROBE.clear()
     started = time.monotonic()
     assert base.hub_reachable(timeout_s=1.0) is False
     assert time.monotonic() - started < 1.5
@@ -154,8 +163,10 @@ def test_subtitles_show_exactly_the_script_on_whisper_timings(av_studio):
     ends = [w.end for w in heard]
     for cue in cues:
         assert min(abs(cue.start - s) for s in starts) <= 0.3
-        assert cue.end - cue.start >= rules.min_duration - 1e-6 or \
-            min(abs(cue.end - e) for e in ends) <= 0.3  # fmt: skip
+        assert (
+            cue.end - cue.start >= rules.min_duration - 1e-6
+            or min(abs(cue.end - e) for e in ends) <= 0.3
+        )
         assert len(cue.lines) <= rules.max_lines
         assert all(len(line) <= rules.max_chars for line in cue.lines)
         assert len(cue.words) > 1  # no orphan word alone in a cue
@@ -168,8 +179,12 @@ def test_subtitles_show_exactly_the_script_on_whisper_timings(av_studio):
 def test_alignment_keeps_script_spelling_when_whisper_mishears():
     from enfoads.core.pipelines.subtitles import Word, align_script
 
-    heard = [Word("Fresh", 0.0, 0.3), Word("cofee", 0.3, 0.7), Word("every", 0.7, 1.0),
-             Word("mourning.", 1.0, 1.5)]  # fmt: skip
+    heard = [
+        Word("Fresh", 0.0, 0.3),
+        Word("cofee", 0.3, 0.7),
+        Word("every", 0.7, 1.0),
+        Word("mourning.", 1.0, 1.5),
+    ]
     words = align_script("Fresh coffee, every morning at Café Luna.", heard, 3.0)
     assert [w.text for w in words] == "Fresh coffee, every morning at Café Luna.".split()
     assert words[1].start == pytest.approx(0.3) and words[3].start == pytest.approx(1.0)
@@ -183,18 +198,25 @@ def test_avatar_mouth_follows_the_voice_and_the_background_stays(av_studio):
     speech = av_studio.pipelines["voice"].synthesize(SCRIPT)
     portrait = astronaut_rgb()
     fps = 25
-    animator, drive, face = av_studio.capabilities["avatar"].animate(portrait, speech.samples,
-                                           speech.sample_rate, fps)  # fmt: skip
+    animator, drive, face = av_studio.capabilities["avatar"].animate(
+        portrait, speech.samples, speech.sample_rate, fps
+    )
     frames = list(avatar.render_frames(animator, drive))
     assert len(frames) == round(speech.duration_s * fps)
     assert face.source == "cascade"
     mx, my = (int(v) for v in face.mouth)
     half = int(face.mouth_width * 0.6)
     mouth = np.stack([f[my - 5 : my + half, mx - half : mx + half].astype(float) for f in frames])
-    change = np.abs(mouth - portrait[my - 5 : my + half, mx - half : mx + half]).mean(axis=(1, 2, 3))
+    change = np.abs(mouth - portrait[my - 5 : my + half, mx - half : mx + half]).mean(
+        axis=(1, 2, 3)
+    )
     hop = speech.sample_rate / fps
-    energy = np.array([np.sqrt(np.mean(speech.samples[int(i * hop) : int((i + 1) * hop)] ** 2))
-                       for i in range(len(frames))])  # fmt: skip
+    energy = np.array(
+        [
+            np.sqrt(np.mean(speech.samples[int(i * hop) : int((i + 1) * hop)] ** 2))
+            for i in range(len(frames))
+        ]
+    )
     assert np.corrcoef(change, energy)[0, 1] > 0.5
     assert change[energy < 1e-3].mean() < change[energy > np.percentile(energy, 60)].mean() / 3
     far = (slice(400, 512), slice(0, 120))  # the flag and the suit, far from the face
@@ -202,11 +224,17 @@ def test_avatar_mouth_follows_the_voice_and_the_background_stays(av_studio):
     # Blinks: with the head and mouth held still, the eyes change exactly when the lids close.
     from dataclasses import replace
 
-    still = replace(drive, head=np.zeros_like(drive.head), mouth_open=np.zeros_like(drive.mouth_open))
+    still = replace(
+        drive, head=np.zeros_like(drive.head), mouth_open=np.zeros_like(drive.mouth_open)
+    )
     ex, ey = (int(v) for v in face.left_eye)
     eye = (slice(ey - 3, ey + 4), slice(ex - 6, ex + 7))
-    eye_change = np.array([np.abs(animator.frame(i, still)[eye].astype(int) - portrait[eye]).mean()
-                           for i in range(still.frames)])  # fmt: skip
+    eye_change = np.array(
+        [
+            np.abs(animator.frame(i, still)[eye].astype(int) - portrait[eye]).mean()
+            for i in range(still.frames)
+        ]
+    )
     assert (still.blink > 0.5).any()
     assert eye_change[still.blink > 0.5].min() > 10 and eye_change[still.blink == 0].max() == 0
 
@@ -230,8 +258,10 @@ def test_the_jaw_opens_under_the_teeth_and_the_upper_lip_stays():
     assert np.array_equal(opened[upper], portrait[upper])
     gap = opened[my + 1 : my + 5, mx - 4 : mx + 5].astype(float).mean()
     assert gap < 80 < portrait[my + 1 : my + 5, mx - 4 : mx + 5].astype(float).mean()
-    height = [int((opened[my : my + 15, x].astype(int).sum(axis=1) < 250).sum())
-              for x in (mx - 18, mx - 9, mx)]  # fmt: skip
+    height = [
+        int((opened[my : my + 15, x].astype(int).sum(axis=1) < 250).sum())
+        for x in (mx - 18, mx - 9, mx)
+    ]
     assert height[0] < height[1] < height[2]  # a lens: closed towards the corners
 
 
@@ -264,8 +294,10 @@ def tone_wav(seconds: float = 3.0, rate: int = 22050) -> bytes:
 
 def scene_assets(studio):
     avatar = studio.upload_asset(png(astronaut_rgb()), "presenter.png", kind="avatar")
-    product = studio.upload_asset(png(np.asarray(Image.open(io.BytesIO(png(
-        astronaut_rgb()))).resize((640, 400)))), "product.png")
+    product = studio.upload_asset(
+        png(np.asarray(Image.open(io.BytesIO(png(astronaut_rgb()))).resize((640, 400)))),
+        "product.png",
+    )
     music = studio.upload_asset(tone_wav(), "music.wav", kind="audio")
     logo = Image.new("RGBA", (120, 60), (255, 255, 255, 0))
     logo.paste((220, 20, 60, 255), (10, 10, 110, 50))
@@ -281,20 +313,39 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     avatar, product, music, logo = scene_assets(av_studio)
     font = av_studio.upload_asset(Path(SERIF).read_bytes(), "Marca.ttf")
     updates = []
-    av_studio.subscribe(lambda e: updates.append((e.payload["progress"], e.payload["stage"])),
-                        "job_update")  # fmt: skip
+    av_studio.subscribe(
+        lambda e: updates.append((e.payload["progress"], e.payload["stage"])), "job_update"
+    )
     job = av_studio.render_multi_scene(
-        scenes=[{"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee, every morning."},
-                {"kind": "image", "asset_id": product.id, "script": "Try our new espresso blend!",
-                 "transition": "crossfade", "motion": "pan_left", "duration": 3.0}],
-        aspect="9:16", size=360, music_asset_id=music.id, logo_asset_id=logo.id,
+        scenes=[
+            {"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee, every morning."},
+            {
+                "kind": "image",
+                "asset_id": product.id,
+                "script": "Try our new espresso blend!",
+                "transition": "crossfade",
+                "motion": "pan_left",
+                "duration": 3.0,
+            },
+        ],
+        aspect="9:16",
+        size=360,
+        music_asset_id=music.id,
+        logo_asset_id=logo.id,
         cta="Visit us downtown",
-        subtitle_style={"karaoke": True, "position": "bottom", "font_asset_id": font.id})
+        subtitle_style={"karaoke": True, "position": "bottom", "font_asset_id": font.id},
+    )
     done = av_studio.wait_job(job.id, timeout=300)
     assert done.state.value == "completed", done.error
     video = av_studio.get_asset(done.result["asset_id"])
     info = media.probe_streams(av_studio.assets.file_path(video))
-    assert (info.video, info.audio, info.width, info.height, info.fps) == ("h264", "aac", 360, 640, 25.0)
+    assert (info.video, info.audio, info.width, info.height, info.fps) == (
+        "h264",
+        "aac",
+        360,
+        640,
+        25.0,
+    )
     frames = list(media.read_frames(av_studio.assets.file_path(video)))
     assert abs(len(frames) - done.result["duration_s"] * 25) <= 1
     assert abs(info.duration_s - done.result["duration_s"]) <= 1 / 25 + 0.05
@@ -303,8 +354,12 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     progress = [p for p, _ in updates]
     assert progress == sorted(progress) and progress[-1] == 100
     stages = " | ".join(s for _, s in updates)
-    for stage in ("Generating the voice", "Animating the face", "Generating subtitles",
-                  "Rendering the video"):  # fmt: skip
+    for stage in (
+        "Generating the voice",
+        "Animating the face",
+        "Generating subtitles",
+        "Rendering the video",
+    ):
         assert stage in stages
     assert 30 in progress and 70 in progress
     # assets with lineage: video from its inputs; voice-over, SRT and VTT from the video
@@ -320,8 +375,11 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     patch = first[y0 + 12 : y0 + 20, x0 + 10 : x1 - 10].astype(int)
     assert patch[..., 0].mean() > 150 and patch[..., 1].mean() < 110
     # lineage names the voice and engine that spoke, and what else made the video
-    assert list(video.model_ids) == ["piper/en_US-joe-medium", "faster-whisper/" + Path(
-        av_studio.settings.subtitle_model).name, "enfoads/talking-photo"]  # fmt: skip
+    assert list(video.model_ids) == [
+        "piper/en_US-joe-medium",
+        "faster-whisper/" + Path(av_studio.settings.subtitle_model).name,
+        "enfoads/talking-photo",
+    ]
     assert video.meta["voices"] == [{"voice": "en_US-joe-medium", "engine": "piper"}]
     assert done.result["voices"] == video.meta["voices"]
     # the MP4 says what it is, as ffmpeg/ffprobe read it
@@ -357,13 +415,20 @@ def test_single_render_and_cancel_leaves_no_asset(av_studio):
     assert av_studio.list_assets().total == before
 
 
-@pytest.mark.parametrize(("params", "error", "words"), [
-    ({"script": "", "avatar_asset_id": "AVATAR"}, InvalidInput, ["script", "empty"]),
-    ({"script": "x" * 2001, "avatar_asset_id": "AVATAR"}, InvalidInput, ["too long"]),
-    ({"script": "Hi.", "avatar_asset_id": "ava_nope"}, NotFound, ["ava_nope"]),
-    ({"script": "Hi.", "avatar_asset_id": "AVATAR", "voice": "xx"}, InvalidInput, ["voice", "xx"]),
-    ({"script": "Hi.", "avatar_asset_id": "AVATAR", "aspect": "2:1"}, InvalidInput, ["aspect"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("params", "error", "words"),
+    [
+        ({"script": "", "avatar_asset_id": "AVATAR"}, InvalidInput, ["script", "empty"]),
+        ({"script": "x" * 2001, "avatar_asset_id": "AVATAR"}, InvalidInput, ["too long"]),
+        ({"script": "Hi.", "avatar_asset_id": "ava_nope"}, NotFound, ["ava_nope"]),
+        (
+            {"script": "Hi.", "avatar_asset_id": "AVATAR", "voice": "xx"},
+            InvalidInput,
+            ["voice", "xx"],
+        ),
+        ({"script": "Hi.", "avatar_asset_id": "AVATAR", "aspect": "2:1"}, InvalidInput, ["aspect"]),
+    ],
+)
 def test_render_bad_input(av_studio, params, error, words):
     avatar, *_ = scene_assets(av_studio)
     params = {k: (avatar.id if v == "AVATAR" else v) for k, v in params.items()}
@@ -417,11 +482,24 @@ def test_parallel_composition_gives_the_same_frames(av_studio):
 
     avatar, product, _music, logo = scene_assets(av_studio)
     video = av_studio.pipelines["video"]
-    request = video.validate(RenderRequest.from_params({
-        "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee."},
-                   {"kind": "image", "asset_id": product.id, "script": "Try it today!",
-                    "transition": "crossfade"}],
-        "size": 240, "logo_asset_id": logo.id, "cta": "Visit us"}))
+    request = video.validate(
+        RenderRequest.from_params(
+            {
+                "scenes": [
+                    {"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee."},
+                    {
+                        "kind": "image",
+                        "asset_id": product.id,
+                        "script": "Try it today!",
+                        "transition": "crossfade",
+                    },
+                ],
+                "size": 240,
+                "logo_asset_id": logo.id,
+                "cta": "Visit us",
+            }
+        )
+    )
     timeline, cues = video.prepare(request, Ctx())
     size = compose.frame_size(request.aspect, request.size)
     fps = av_studio.settings.video_fps
@@ -444,8 +522,12 @@ def test_a_video_clip_scene_and_faststart(av_studio, tmp_path):
             writer.write(frame)
     video = av_studio.upload_asset(clip.read_bytes(), "clip.mp4")
     job = av_studio.render_multi_scene(
-        scenes=[{"kind": "video", "asset_id": video.id, "script": "Look at this.", "duration": 2.0}],
-        aspect="16:9", size=180)
+        scenes=[
+            {"kind": "video", "asset_id": video.id, "script": "Look at this.", "duration": 2.0}
+        ],
+        aspect="16:9",
+        size=180,
+    )
     done = av_studio.wait_job(job.id, timeout=120)
     assert done.state.value == "completed", done.error
     path = av_studio.assets.file_path(done.result["asset_id"])
@@ -521,9 +603,18 @@ def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
     cues = [Cue(0.0, 1.0, ("Fresh coffee",), ())]
     drawn = []
     for style in ({}, {"font_asset_id": font.id}):
-        request = video.validate(RenderRequest.from_params({
-            "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee."}],
-            "size": 240, "cta": "Visit us", "subtitle_style": style}))
+        request = video.validate(
+            RenderRequest.from_params(
+                {
+                    "scenes": [
+                        {"kind": "avatar", "asset_id": avatar.id, "script": "Fresh coffee."}
+                    ],
+                    "size": 240,
+                    "cta": "Visit us",
+                    "subtitle_style": style,
+                }
+            )
+        )
         overlay = Overlay(av_studio, request, (240, 426), cues, 1.0, 25)
         overlay.end_card(0, None)
         drawn.append((overlay.sprite(0, None).rgba, overlay.card))
@@ -531,9 +622,14 @@ def test_the_chosen_font_draws_subtitles_and_end_card(av_studio):
     assert sub_default.shape != sub_font.shape or not np.array_equal(sub_default, sub_font)
     assert not np.array_equal(card_default, card_font)
     with pytest.raises(InvalidInput, match="not a font"):
-        video.validate(RenderRequest.from_params({
-            "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Hi."}],
-            "subtitle_style": {"font_asset_id": avatar.id}}))
+        video.validate(
+            RenderRequest.from_params(
+                {
+                    "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Hi."}],
+                    "subtitle_style": {"font_asset_id": avatar.id},
+                }
+            )
+        )
 
 
 @pytest.mark.parametrize("aspect", ["9:16", "1:1", "4:5", "16:9"])
@@ -545,14 +641,21 @@ def test_subtitle_ink_stays_inside_the_safe_zone(av_studio, aspect, position):
     from enfoads.core.pipelines.subtitles import CueRules, Word, make_cues
     from enfoads.core.pipelines.video import Overlay, RenderRequest, SubtitleGeometry
 
-    script = ("¡Descubre nuestras zapatillas ultraligeras! Transpirables, resistentes y "
-              "sostenibles, fabricadas artesanalmente en Guanajuato. Compra hoy en "
-              "www.tiendaonline-zapatillas-ultraligeras-ejemplo.com con envío gratuito "
-              "internacionalmente garantizado.")  # fmt: skip
+    script = (
+        "¡Descubre nuestras zapatillas ultraligeras! Transpirables, resistentes y "
+        "sostenibles, fabricadas artesanalmente en Guanajuato. Compra hoy en "
+        "www.tiendaonline-zapatillas-ultraligeras-ejemplo.com con envío gratuito "
+        "internacionalmente garantizado."
+    )
     words = [Word(w, 0.4 * i, 0.4 * i + 0.35) for i, w in enumerate(script.split())]
-    request = RenderRequest.from_params({
-        "scenes": [{"kind": "image", "asset_id": "x", "script": script}], "aspect": aspect,
-        "size": 1080, "subtitle_style": {"position": position, "karaoke": True}})  # fmt: skip
+    request = RenderRequest.from_params(
+        {
+            "scenes": [{"kind": "image", "asset_id": "x", "script": script}],
+            "aspect": aspect,
+            "size": 1080,
+            "subtitle_style": {"position": position, "karaoke": True},
+        }
+    )
     size = compose.frame_size(aspect, 1080)
     geometry = SubtitleGeometry(request, size, None)
     cues = make_cues(words, CueRules(fits=geometry.fits))

@@ -26,8 +26,7 @@ class Clock:
 
 
 def cpu_manager(ram_mb):
-    return ModelManager(device=CPU, gpu_budget_bytes=0, ram_budget_bytes=ram_mb * MB,
-                        clock=Clock())
+    return ModelManager(device=CPU, gpu_budget_bytes=0, ram_budget_bytes=ram_mb * MB, clock=Clock())
 
 
 def where(manager):
@@ -105,8 +104,12 @@ def test_ctranslate2_models_are_managed():
     folder = Path(models_pkg.__file__).parent / "model"  # faster-whisper tiny.en
     m = cpu_manager(ram_mb=200)
     size = (folder / "model.bin").stat().st_size
-    m.register("whisper", lambda: ctranslate2.models.Whisper(str(folder), device="cpu"), size,
-               CTranslate2Adapter())
+    m.register(
+        "whisper",
+        lambda: ctranslate2.models.Whisper(str(folder), device="cpu"),
+        size,
+        CTranslate2Adapter(),
+    )
     m.register("other", lambda: linear_mb(150), 150 * MB)
     with m.use("whisper") as whisper:
         assert whisper.model_is_loaded and whisper.device == "cpu"
@@ -137,7 +140,7 @@ def test_threads_using_two_models_keep_the_bookkeeping_right():
                         peak.append(stats["ram_used_bytes"])
                     out = model(torch.ones(1, 256))
                     assert out.shape[1] == 4 * MB // (4 * 256)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in "xy"]

@@ -8,21 +8,26 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from enfoads.core.studio import Studio  # noqa: E402
-from enfoads.testing.faces import astronaut_rgb  # noqa: E402
-from enfoads.widgets.app import StudioApp  # noqa: E402
-from enfoads.widgets.compat import tab_titles  # noqa: E402
+from enfoads.core.studio import Studio
+from enfoads.testing.faces import astronaut_rgb
+from enfoads.widgets.app import StudioApp
+from enfoads.widgets.compat import tab_titles
 
 TIMEOUT = 300
 
 
 @pytest.fixture
 def app(media_settings, tiny_sdxl):
-    studio = Studio(media_settings(language="es", image_base_model=str(tiny_sdxl["base"]),
-                                   image_unet_model=str(tiny_sdxl["unet"]),
-                                   image_vae_model=str(tiny_sdxl["vae"]))).start()  # fmt: skip
+    studio = Studio(
+        media_settings(
+            language="es",
+            image_base_model=str(tiny_sdxl["base"]),
+            image_unet_model=str(tiny_sdxl["unet"]),
+            image_vae_model=str(tiny_sdxl["vae"]),
+        )
+    ).start()
     yield StudioApp(studio)
     studio.close()
 
@@ -34,8 +39,14 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def test_tabs_are_spanish_first_and_the_language_switch_rebuilds_them(app):
-    assert tab_titles(app) == ("Inicio", "Creador de anuncios", "Cambio de cara", "Estudio de vídeo",
-                          "BrandVault", "Ajustes")
+    assert tab_titles(app) == (
+        "Inicio",
+        "Creador de anuncios",
+        "Cambio de cara",
+        "Estudio de vídeo",
+        "BrandVault",
+        "Ajustes",
+    )
     assert app.creator.generate.description == "Generar"
     app.settings.language.value = "en"
     assert tab_titles(app)[1:4] == ("Ad Creator", "Face Swap", "Video Studio")
@@ -85,7 +96,10 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     creator, vault = app.creator, app.vault
     assert vault.count.value == "0 recursos"
     creator.prompt.value = "botella de aceite de oliva"
-    assert ("9:16 · Stories, Reels, TikTok", "9:16") in creator.placements.options  # named placements
+    assert (
+        "9:16 · Stories, Reels, TikTok",
+        "9:16",
+    ) in creator.placements.options  # named placements
     creator.placements.value = ("1:1", "16:9")
     creator.seed.value = 21
     creator.generate.click()
@@ -287,13 +301,22 @@ def test_settings_lists_models_and_starts_the_server(app):
 
     panel = app.settings
     rows = panel.models.children
-    assert any("inswapper_128" in row.children[1].value and "no comercial" in row.children[1].value
-               for row in rows)  # fmt: skip
-    assert all(row.children[0].disabled for row in rows if "fa-check-circle" in row.children[1].value)
+    assert any(
+        "inswapper_128" in row.children[1].value and "no comercial" in row.children[1].value
+        for row in rows
+    )
+    assert all(
+        row.children[0].disabled for row in rows if "fa-check-circle" in row.children[1].value
+    )
     # A voice whose licence is not checked here says so, in Spanish, with its MODEL_CARD.
-    davefx = next(row.children[1].value for row in rows if "es_ES-davefx-medium" in row.children[1].value)
+    davefx = next(
+        row.children[1].value for row in rows if "es_ES-davefx-medium" in row.children[1].value
+    )
     assert "licencia sin verificar" in davefx
-    assert 'href="https://huggingface.co/rhasspy/piper-voices/blob/main/es/es_ES/davefx/medium/MODEL_CARD"' in davefx
+    assert (
+        'href="https://huggingface.co/rhasspy/piper-voices/blob/main/es/es_ES/davefx/medium/MODEL_CARD"'
+        in davefx
+    )
     joe = next(row.children[1].value for row in rows if "en_US-joe-medium" in row.children[1].value)
     assert "CC0" in joe and "sin verificar" not in joe
     panel.server_toggle.value = True
@@ -313,13 +336,21 @@ def simulate_upload(upload, name: str, content: bytes) -> None:
     from enfoads.widgets.compat import IPYWIDGETS_8
 
     if IPYWIDGETS_8:
-        upload.value = ({"name": name, "type": "image/png", "size": len(content),
-                         "content": memoryview(content), "last_modified": datetime.now()},)  # fmt: skip
+        upload.value = (
+            {
+                "name": name,
+                "type": "image/png",
+                "size": len(content),
+                "content": memoryview(content),
+                "last_modified": datetime.now(),
+            },
+        )
     else:  # 7.x: metadata and data, then the counter that makes ``value``
-        upload.metadata = [{"name": name, "type": "image/png", "size": len(content),
-                            "lastModified": 0}]  # fmt: skip
+        upload.metadata = [
+            {"name": name, "type": "image/png", "size": len(content), "lastModified": 0}
+        ]
         upload.data = [content]
-        upload._counter += 1  # noqa: SLF001 - the front end's own trait
+        upload._counter += 1
 
 
 def test_an_upload_goes_into_the_vault_and_is_chosen(app):
@@ -337,13 +368,13 @@ def test_an_upload_goes_into_the_vault_and_is_chosen(app):
 
 def test_a_language_switch_keeps_the_tab_and_ends_the_old_panels_subscriptions(app):
     """The bus holds as many handlers after two switches as before (it grew 26 → 46 → 66)."""
-    handlers = len(app.studio.bus._handlers)  # noqa: SLF001 - what leaked
+    handlers = len(app.studio.bus._handlers)
     app.selected_index = 4  # BrandVault
     app.settings.language.value = "en"
     assert app.selected_index == 4 and tab_titles(app)[4] == "BrandVault"
     assert app.vault.count.value.endswith("assets")
     app.settings.language.value = "es"
-    assert len(app.studio.bus._handlers) == handlers  # noqa: SLF001
+    assert len(app.studio.bus._handlers) == handlers
     assert app.selected_index == 4 and app.vault.count.value.endswith("recursos")
 
 
@@ -352,9 +383,12 @@ def test_the_vault_pages_through_any_number_of_assets_grouped(app):
 
     studio = app.studio
     for i in range(60):
-        studio.assets.add_bytes(png(np.full((24, 24, 3), i, np.uint8)), "image", name=f"Campaña {i:02d}")
-    studio.assets.add_bytes(png(np.full((24, 24, 3), 200, np.uint8)), "image", name="source.upload",
-                            tags=(INPUT_TAG,))  # fmt: skip
+        studio.assets.add_bytes(
+            png(np.full((24, 24, 3), i, np.uint8)), "image", name=f"Campaña {i:02d}"
+        )
+    studio.assets.add_bytes(
+        png(np.full((24, 24, 3), 200, np.uint8)), "image", name="source.upload", tags=(INPUT_TAG,)
+    )
     vault = app.vault
     vault.refresh()
     assert vault.count.value == "60 recursos" and len(vault.grid.children) == 24
@@ -393,20 +427,22 @@ def test_a_failed_job_shows_its_reason_and_retries_from_the_panel_and_home(app):
     studio = app.studio
     creator = app.creator
     creator.prompt.value = "taza de café"
-    real_run = studio.jobs._handlers["generate_image"]  # noqa: SLF001
+    real_run = studio.jobs._handlers["generate_image"]
 
     def broken(ctx):
         raise RuntimeError("the GPU fell off")
 
-    studio.jobs._handlers["generate_image"] = broken  # noqa: SLF001
+    studio.jobs._handlers["generate_image"] = broken
     creator.generate.click()
     job = studio.wait_job(creator.progress.job_id, TIMEOUT)
     assert job.state.value == "failed"
     assert "the GPU fell off" in creator.progress.stage.value
     assert creator.progress.retry.layout.display == "" and not creator.generate.disabled
     row = app.home.jobs.children[0]
-    assert "the GPU fell off" in row.children[0].value and row.children[1].description == "Reintentar"
-    studio.jobs._handlers["generate_image"] = real_run  # noqa: SLF001
+    assert (
+        "the GPU fell off" in row.children[0].value and row.children[1].description == "Reintentar"
+    )
+    studio.jobs._handlers["generate_image"] = real_run
     creator.progress.retry.click()
     retried = studio.wait_job(creator.progress.job_id, TIMEOUT)
     assert retried.state.value == "completed" and retried.retry_of == job.id

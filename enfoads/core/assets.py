@@ -36,8 +36,8 @@ from sqlalchemy.orm import sessionmaker
 from enfoads.core import events, media
 from enfoads.core.db import AssetRow, TagRow
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, NotFound, is_disk_full
-from enfoads.core.validation import check_text
 from enfoads.core.i18n import Reason
+from enfoads.core.validation import check_text
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,31 @@ RESERVED_KINDS = ("brand_kit",)
 UPLOAD_KINDS = tuple(k for k in ASSET_KINDS if k not in RESERVED_KINDS)
 # Which file types each kind can hold (an upload claiming ``kind=font`` for a PNG is refused).
 KIND_EXTS = {
-    "image": media.IMAGE_EXTS, "avatar": media.IMAGE_EXTS, "logo": media.IMAGE_EXTS,
-    "video": media.VIDEO_EXTS, "font": media.FONT_EXTS, "audio": media.AUDIO_EXTS,
-    "subtitle": ("vtt", "srt"), "brand_kit": ("json",),
-}  # fmt: skip
+    "image": media.IMAGE_EXTS,
+    "avatar": media.IMAGE_EXTS,
+    "logo": media.IMAGE_EXTS,
+    "video": media.VIDEO_EXTS,
+    "font": media.FONT_EXTS,
+    "audio": media.AUDIO_EXTS,
+    "subtitle": ("vtt", "srt"),
+    "brand_kit": ("json",),
+}
 TMP_PREFIX = ".tmp-"
 MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _TAG_RE = re.compile(r"^[\w\- áéíóúñüÁÉÍÓÚÑÜ]{1,64}$")
 # Face-swap inputs uploaded with a swap: kept for lineage, hidden in the vault unless asked.
 INPUT_TAG = "faceswap-input"
-_PREFIX = {"image": "img", "video": "vid", "audio": "aud", "avatar": "ava", "logo": "logo",
-           "subtitle": "sub", "brand_kit": "kit", "font": "fnt"}  # fmt: skip
+_PREFIX = {
+    "image": "img",
+    "video": "vid",
+    "audio": "aud",
+    "avatar": "ava",
+    "logo": "logo",
+    "subtitle": "sub",
+    "brand_kit": "kit",
+    "font": "fnt",
+}
 
 
 def fold(text: str) -> str:
@@ -111,26 +124,53 @@ class Asset:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "type": self.kind, "name": self.name,
-            "sha256": self.sha256, "mime": self.mime, "size_bytes": self.size_bytes,
-            "width": self.width, "height": self.height, "duration_s": self.duration_s,
-            "url": self.url, "thumbnail_url": self.thumbnail_url, "prompt": self.prompt,
-            "seed": self.seed, "job_id": self.job_id, "parents": list(self.parents),
-            "model_ids": list(self.model_ids), "tags": list(self.tags), "meta": self.meta,
-            "part_of": self.part_of, "created_at": self.created_at.isoformat() + "Z",
-        }  # fmt: skip
+            "id": self.id,
+            "kind": self.kind,
+            "type": self.kind,
+            "name": self.name,
+            "sha256": self.sha256,
+            "mime": self.mime,
+            "size_bytes": self.size_bytes,
+            "width": self.width,
+            "height": self.height,
+            "duration_s": self.duration_s,
+            "url": self.url,
+            "thumbnail_url": self.thumbnail_url,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "job_id": self.job_id,
+            "parents": list(self.parents),
+            "model_ids": list(self.model_ids),
+            "tags": list(self.tags),
+            "meta": self.meta,
+            "part_of": self.part_of,
+            "created_at": self.created_at.isoformat() + "Z",
+        }
 
     @classmethod
     def from_row(cls, row: AssetRow) -> Asset:
         return cls(
-            id=row.id, kind=row.kind, name=row.name, sha256=row.sha256, ext=row.ext,
-            mime=row.mime, size_bytes=row.size_bytes, created_at=row.created_at,
-            width=row.width, height=row.height, duration_s=row.duration_s,
-            has_thumbnail=row.thumb_sha256 is not None, prompt=row.prompt, seed=row.seed,
-            job_id=row.job_id, parents=tuple(row.parents or ()),
-            model_ids=tuple(row.model_ids or ()), tags=tuple(sorted(t.tag for t in row.tags)),
-            meta=dict(row.meta or {}), part_of=row.part_of,
-        )  # fmt: skip
+            id=row.id,
+            kind=row.kind,
+            name=row.name,
+            sha256=row.sha256,
+            ext=row.ext,
+            mime=row.mime,
+            size_bytes=row.size_bytes,
+            created_at=row.created_at,
+            width=row.width,
+            height=row.height,
+            duration_s=row.duration_s,
+            has_thumbnail=row.thumb_sha256 is not None,
+            prompt=row.prompt,
+            seed=row.seed,
+            job_id=row.job_id,
+            parents=tuple(row.parents or ()),
+            model_ids=tuple(row.model_ids or ()),
+            tags=tuple(sorted(t.tag for t in row.tags)),
+            meta=dict(row.meta or {}),
+            part_of=row.part_of,
+        )
 
 
 @dataclass(frozen=True)
@@ -253,8 +293,12 @@ class AssetStore:
         removed = {"temp": 0, "orphan": 0}
         with self._sessions() as s:
             used = {f"{sha}.{ext}" for sha, ext in s.execute(select(AssetRow.sha256, AssetRow.ext))}
-            used |= {f"{sha}.jpg" for (sha,) in s.execute(
-                select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None)))}  # fmt: skip
+            used |= {
+                f"{sha}.jpg"
+                for (sha,) in s.execute(
+                    select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None))
+                )
+            }
         with self._files_locked():
             for path in self.root.rglob("*"):
                 try:
@@ -289,7 +333,9 @@ class AssetStore:
     def open_image(self, asset_or_id: Asset | str) -> Image.Image:
         asset = self.get(asset_or_id) if isinstance(asset_or_id, str) else asset_or_id
         if asset.ext not in media.IMAGE_EXTS:
-            raise InvalidInput("error.invalid", field="asset_id", reason=Reason("reason.not_image", id=asset.id))
+            raise InvalidInput(
+                "error.invalid", field="asset_id", reason=Reason("reason.not_image", id=asset.id)
+            )
         return media.decode_image(self.read_bytes(asset), asset.id, self.max_image_pixels)
 
     # -- adding ------------------------------------------------------------------------
@@ -318,8 +364,9 @@ class AssetStore:
         which applies the upload size cap first.
         """
         if kind not in ASSET_KINDS:
-            raise InvalidInput("error.unknown_choice", field="kind", value=kind,
-                               choices=", ".join(ASSET_KINDS))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="kind", value=kind, choices=", ".join(ASSET_KINDS)
+            )
         if not data:
             raise InvalidInput("error.empty", field="file")
         name = check_text(name, "name")[:255]
@@ -327,7 +374,9 @@ class AssetStore:
         if ext is None:
             sniffed = media.sniff(data)
             if sniffed is None:
-                raise InvalidInput("error.invalid", field="file", reason=Reason("reason.unknown_format"))
+                raise InvalidInput(
+                    "error.invalid", field="file", reason=Reason("reason.unknown_format")
+                )
             ext = sniffed[0]
         if ext not in KIND_EXTS[kind]:
             raise InvalidInput("error.kind_mismatch", field="kind", ext=ext, kind=kind)
@@ -356,23 +405,42 @@ class AssetStore:
                 thumb_bytes = media.video_thumbnail(staged, self.thumbnail_px, name or kind)
             thumb_sha = hashlib.sha256(thumb_bytes).hexdigest() if thumb_bytes else None
             row = AssetRow(
-                id=asset_id, kind=kind, name=name, sha256=sha, ext=ext, mime=mime,
-                size_bytes=len(data), width=width, height=height, duration_s=duration,
-                thumb_sha256=thumb_sha, prompt=prompt, seed=seed, job_id=job_id,
-                parents=list(parents), model_ids=list(model_ids), meta=dict(meta or {}),
-                created_at=created_at or self._clock(), part_of=part_of,
+                id=asset_id,
+                kind=kind,
+                name=name,
+                sha256=sha,
+                ext=ext,
+                mime=mime,
+                size_bytes=len(data),
+                width=width,
+                height=height,
+                duration_s=duration,
+                thumb_sha256=thumb_sha,
+                prompt=prompt,
+                seed=seed,
+                job_id=job_id,
+                parents=list(parents),
+                model_ids=list(model_ids),
+                meta=dict(meta or {}),
+                created_at=created_at or self._clock(),
+                part_of=part_of,
                 search_text=search_text(name, prompt, dict.fromkeys(tags)),
-            )  # fmt: skip
+            )
             row.tags = [TagRow(tag=t) for t in dict.fromkeys(tags)]
             staged_thumb = self._stage(thumb_bytes) if thumb_bytes else None
             with self._files_locked():
                 created = self._publish(staged, sha, ext)
-                created_thumb = staged_thumb is not None and self._publish(staged_thumb, thumb_sha, "jpg")
+                created_thumb = staged_thumb is not None and self._publish(
+                    staged_thumb, thumb_sha, "jpg"
+                )
                 try:
                     with self._sessions.begin() as s:
                         if s.get(AssetRow, asset_id) is not None:
-                            raise InvalidInput("error.invalid", field="id",
-                                               reason=Reason("reason.exists", id=asset_id))  # fmt: skip
+                            raise InvalidInput(
+                                "error.invalid",
+                                field="id",
+                                reason=Reason("reason.exists", id=asset_id),
+                            )
                         s.add(row)
                         s.flush()
                         asset = Asset.from_row(row)
@@ -390,8 +458,14 @@ class AssetStore:
         self._bus.publish(events.asset_added(asset.to_dict()))
         return asset
 
-    def add_image(self, image: Image.Image, kind: str = "image", *,
-                  png_text: dict[str, str] | None = None, **fields: Any) -> Asset:  # fmt: skip
+    def add_image(
+        self,
+        image: Image.Image,
+        kind: str = "image",
+        *,
+        png_text: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Asset:
         """Store a PIL image as PNG, with ``png_text`` written into the file's text chunks."""
         return self.add_bytes(png_with_metadata(image, png_text or {}), kind, ext="png", **fields)
 
@@ -403,17 +477,27 @@ class AssetStore:
         if kind is not None and check_text(kind, "kind") not in UPLOAD_KINDS:
             if kind in RESERVED_KINDS:
                 raise InvalidInput("error.reserved_kind", field="kind", kind=kind, action="upload")
-            raise InvalidInput("error.unknown_choice", field="kind", value=kind,
-                               choices=", ".join(UPLOAD_KINDS))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="kind", value=kind, choices=", ".join(UPLOAD_KINDS)
+            )
         sniffed = media.sniff(data)
         if sniffed is None:
-            raise InvalidInput("error.corrupt_image", name=name, reason=Reason("reason.unknown_format"))
+            raise InvalidInput(
+                "error.corrupt_image", name=name, reason=Reason("reason.unknown_format")
+            )
         ext = sniffed[0]
         if kind is None:
-            kind = ("image" if ext in media.IMAGE_EXTS else
-                    "video" if ext in media.VIDEO_EXTS else
-                    "font" if ext in media.FONT_EXTS else
-                    "subtitle" if ext == "vtt" else "audio")  # fmt: skip
+            kind = (
+                "image"
+                if ext in media.IMAGE_EXTS
+                else "video"
+                if ext in media.VIDEO_EXTS
+                else "font"
+                if ext in media.FONT_EXTS
+                else "subtitle"
+                if ext == "vtt"
+                else "audio"
+            )
         return self.add_bytes(data, kind, name=name, ext=ext, **fields)
 
     # -- reading -----------------------------------------------------------------------
@@ -456,11 +540,13 @@ class AssetStore:
         ``inputs=False`` leaves out the pictures uploaded only as face-swap inputs.
         """
         if kind is not None and kind not in ASSET_KINDS:
-            raise InvalidInput("error.unknown_choice", field="kind", value=kind,
-                               choices=", ".join(ASSET_KINDS))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="kind", value=kind, choices=", ".join(ASSET_KINDS)
+            )
         if not 0 <= int(offset) <= MAX_OFFSET:
-            raise InvalidInput("error.out_of_range", field="offset", value=offset, low=0,
-                               high=MAX_OFFSET)  # fmt: skip
+            raise InvalidInput(
+                "error.out_of_range", field="offset", value=offset, low=0, high=MAX_OFFSET
+            )
         offset = int(offset)
         limit = min(max(1, int(limit)), 500)
         query = select(AssetRow)
@@ -492,8 +578,11 @@ class AssetStore:
             return {}
         found: dict[str, list[Asset]] = {}
         with self._sessions() as s:
-            rows = s.scalars(select(AssetRow).where(AssetRow.part_of.in_(asset_ids))
-                             .order_by(AssetRow.created_at, AssetRow.id)).all()  # fmt: skip
+            rows = s.scalars(
+                select(AssetRow)
+                .where(AssetRow.part_of.in_(asset_ids))
+                .order_by(AssetRow.created_at, AssetRow.id)
+            ).all()
             for row in rows:
                 found.setdefault(row.part_of, []).append(Asset.from_row(row))
         return found
@@ -503,7 +592,9 @@ class AssetStore:
     def _check_tag(tag: str) -> str:
         tag = check_text(tag, "tags").strip().lower()
         if not _TAG_RE.match(tag):
-            raise InvalidInput("error.invalid", field="tags", reason=Reason("reason.not_tag", value=tag[:40]))
+            raise InvalidInput(
+                "error.invalid", field="tags", reason=Reason("reason.not_tag", value=tag[:40])
+            )
         return tag
 
     def tag(self, asset_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Asset:
@@ -528,8 +619,9 @@ class AssetStore:
                 sha, ext, thumb = row.sha256, row.ext, row.thumb_sha256
                 s.delete(row)
                 s.flush()
-                file_used = s.scalar(select(func.count()).where(AssetRow.sha256 == sha,
-                                                                AssetRow.ext == ext))  # fmt: skip
+                file_used = s.scalar(
+                    select(func.count()).where(AssetRow.sha256 == sha, AssetRow.ext == ext)
+                )
                 thumb_used = thumb and s.scalar(
                     select(func.count()).where(AssetRow.thumb_sha256 == thumb)
                 )
@@ -546,8 +638,9 @@ class AssetStore:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise InvalidInput("error.invalid", field="assets.json",
-                               reason=Reason("reason.unreadable_file")) from exc  # fmt: skip
+            raise InvalidInput(
+                "error.invalid", field="assets.json", reason=Reason("reason.unreadable_file")
+            ) from exc
         return self.import_seed(data).imported
 
     def import_seed(self, data: bytes) -> ImportReport:
@@ -559,14 +652,22 @@ class AssetStore:
         try:
             entries = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise InvalidInput("error.invalid", field="assets.json", reason=Reason("reason.not_json")) from exc
+            raise InvalidInput(
+                "error.invalid", field="assets.json", reason=Reason("reason.not_json")
+            ) from exc
         if not isinstance(entries, list):
-            raise InvalidInput("error.invalid", field="assets.json", reason=Reason("reason.list_expected"))
+            raise InvalidInput(
+                "error.invalid", field="assets.json", reason=Reason("reason.list_expected")
+            )
         report = ImportReport()
         for entry in entries:
             seed_id = str(entry.get("id", ""))[:80] if isinstance(entry, dict) else ""
             url = entry.get("url", "") if isinstance(entry, dict) else ""
-            match = re.match(r"^data:([\w/+.-]+);base64,(.*)$", url, re.S) if isinstance(url, str) else None
+            match = (
+                re.match(r"^data:([\w/+.-]+);base64,(.*)$", url, re.S)
+                if isinstance(url, str)
+                else None
+            )
             if not match:
                 log.warning("seed import: skipped an entry without a data: URL (%r)", seed_id)
                 report.skipped.append(seed_id)
@@ -586,18 +687,30 @@ class AssetStore:
                     created_at = created_at.astimezone(timezone.utc).replace(tzinfo=None)
                 except ValueError:
                     created_at = None
-                tags = [t for t in entry.get("tags") or [] if isinstance(t, str) and _TAG_RE.match(t)]
-                report.imported.append(self.add_bytes(
-                    blob, kind, name=str(entry.get("name") or seed_id)[:255],
-                    asset_id=seed_id if _ID_RE.match(seed_id) else None,
-                    prompt=str(entry.get("prompt", ""))[:4000], created_at=created_at,
-                    tags=tags[:20], meta={"imported_from": "assets.json"},
-                ))  # fmt: skip
+                tags = [
+                    t for t in entry.get("tags") or [] if isinstance(t, str) and _TAG_RE.match(t)
+                ]
+                report.imported.append(
+                    self.add_bytes(
+                        blob,
+                        kind,
+                        name=str(entry.get("name") or seed_id)[:255],
+                        asset_id=seed_id if _ID_RE.match(seed_id) else None,
+                        prompt=str(entry.get("prompt", ""))[:4000],
+                        created_at=created_at,
+                        tags=tags[:20],
+                        meta={"imported_from": "assets.json"},
+                    )
+                )
             except (binascii.Error, ValueError, EnfoadsError) as exc:
                 log.warning("seed import: skipped %r (%s)", seed_id, exc)
                 report.skipped.append(seed_id)
-        log.info("seed import: %d imported, %d skipped, %d already there", len(report.imported),
-                 len(report.skipped), len(report.existing))  # fmt: skip
+        log.info(
+            "seed import: %d imported, %d skipped, %d already there",
+            len(report.imported),
+            len(report.skipped),
+            len(report.existing),
+        )
         return report
 
 
@@ -611,6 +724,10 @@ class ImportReport:
     existing: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"imported": len(self.imported), "skipped": len(self.skipped),
-                "already_there": len(self.existing), "skipped_ids": self.skipped[:100],
-                "assets": [a.to_dict() for a in self.imported]}  # fmt: skip
+        return {
+            "imported": len(self.imported),
+            "skipped": len(self.skipped),
+            "already_there": len(self.existing),
+            "skipped_ids": self.skipped[:100],
+            "assets": [a.to_dict() for a in self.imported],
+        }

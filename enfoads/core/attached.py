@@ -60,18 +60,25 @@ class AttachedStudio:
         sessions = make_session_factory(self.engine)
         s = settings
         self.assets = AssetStore(
-            sessions, s.assets_dir, self.bus, thumbnail_px=s.thumbnail_px,
-            max_upload_bytes=s.max_upload_bytes, max_image_pixels=s.max_image_pixels,
-        )  # fmt: skip
+            sessions,
+            s.assets_dir,
+            self.bus,
+            thumbnail_px=s.thumbnail_px,
+            max_upload_bytes=s.max_upload_bytes,
+            max_image_pixels=s.max_image_pixels,
+        )
         self._jobs = JobStore(sessions, self.bus, utcnow)
-        self._http = httpx.Client(base_url=engine.url, timeout=HTTP_TIMEOUT_S,
-                                  headers={"Authorization": f"Bearer {engine.token}"})  # fmt: skip
+        self._http = httpx.Client(
+            base_url=engine.url,
+            timeout=HTTP_TIMEOUT_S,
+            headers={"Authorization": f"Bearer {engine.token}"},
+        )
         self._waiters: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.closed = False
         try:
             self._health = self._call("GET", "/")
-        except Exception as exc:  # noqa: BLE001 - any failure here is "cannot attach"
+        except Exception as exc:
             self._http.close()
             self.engine.dispose()
             reason = exc.message("en") if isinstance(exc, EnfoadsError) else type(exc).__name__
@@ -86,8 +93,12 @@ class AttachedStudio:
         sio = socketio.Client(reconnection=True, reconnection_delay=0.5)
         for name in ("job_update", "asset_added", "asset_updated", "asset_deleted", "gpu_status"):
             sio.on(name, lambda payload, name=name: self._on_event(name, payload))
-        sio.connect(self.engine_info.url, auth={"token": self.engine_info.token},
-                    transports=["websocket"], wait_timeout=10)  # fmt: skip
+        sio.connect(
+            self.engine_info.url,
+            auth={"token": self.engine_info.token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
         return sio
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
@@ -123,7 +134,7 @@ class AttachedStudio:
         self.closed = True
         try:
             self._sio.disconnect()
-        except Exception:  # noqa: BLE001 - closing must not fail on a dead engine
+        except Exception:
             pass
         self._http.close()
         self.engine.dispose()
@@ -134,8 +145,9 @@ class AttachedStudio:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def subscribe(self, handler: Callable[[events.Event], None],
-                  name: str | None = None) -> Callable[[], None]:  # fmt: skip
+    def subscribe(
+        self, handler: Callable[[events.Event], None], name: str | None = None
+    ) -> Callable[[], None]:
         return self.bus.subscribe(handler, name)
 
     # -- settings and status -------------------------------------------------------------
@@ -180,19 +192,25 @@ class AttachedStudio:
     def get_asset(self, asset_id: str) -> Asset:
         return self.assets.get(asset_id)
 
-    def upload_asset(self, data: bytes, name: str, kind: str | None = None,
-                     tags: tuple[str, ...] = ()) -> Asset:  # fmt: skip
+    def upload_asset(
+        self, data: bytes, name: str, kind: str | None = None, tags: tuple[str, ...] = ()
+    ) -> Asset:
         form = {"tags": ",".join(tags)} | ({"kind": kind} if kind else {})
         reply = self._call("POST", "/api/assets", files={"file": (name, data)}, data=form)
         return self.get_asset(reply["id"])
 
-    def tag_asset(self, asset_id: str, add: tuple[str, ...] = (),
-                  remove: tuple[str, ...] = ()) -> Asset:  # fmt: skip
-        self._call("POST", f"/api/assets/{asset_id}/tags", json={"add": list(add), "remove": list(remove)})
+    def tag_asset(
+        self, asset_id: str, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()
+    ) -> Asset:
+        self._call(
+            "POST", f"/api/assets/{asset_id}/tags", json={"add": list(add), "remove": list(remove)}
+        )
         return self.get_asset(asset_id)
 
     def delete_asset(self, asset_id: str, confirm: bool = False) -> None:
-        self._call("DELETE", f"/api/assets/{asset_id}", params={"confirm": "true"} if confirm else None)
+        self._call(
+            "DELETE", f"/api/assets/{asset_id}", params={"confirm": "true"} if confirm else None
+        )
 
     def import_seed_json(self, data: bytes) -> dict[str, Any]:
         return self._call("POST", "/api/assets/import", files={"file": ("assets.json", data)})
@@ -241,14 +259,21 @@ class AttachedStudio:
 
         options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}
         d = self._call("POST", "/magic-prompt", json={"prompt": prompt, **options})
-        return PromptResult(prompt=d["prompt"], enhanced=d["enhanced_prompt"],
-                            language=d["language"], engine=d["engine"],
-                            additions=tuple(d["additions"]), notices=tuple(d["notices"]))  # fmt: skip
+        return PromptResult(
+            prompt=d["prompt"],
+            enhanced=d["enhanced_prompt"],
+            language=d["language"],
+            engine=d["engine"],
+            additions=tuple(d["additions"]),
+            notices=tuple(d["notices"]),
+        )
 
     def _queue(self, path: str, request: Any, params: dict[str, Any], **extra: Any) -> Job:
         """A job through the engine's route: the request model's fields (set ones only, so the
         engine's defaults apply), or the keyword fields, as JSON."""
-        body = request.model_dump(mode="json", exclude_unset=True) if request is not None else params
+        body = (
+            request.model_dump(mode="json", exclude_unset=True) if request is not None else params
+        )
         return self._job_from(self._call("POST", path, json={**_jsonable(body), **extra}))
 
     def generate_images(self, request: Any = None, /, **params: Any) -> Job:
@@ -274,12 +299,20 @@ class AttachedStudio:
 
     def detect_faces(self, image: Any) -> dict[str, Any]:
         fields = self._image_fields(image, "x")
-        body = {"asset_id": fields["x_asset_id"]} if "x_asset_id" in fields else {"image": fields["x_image"]}
+        body = (
+            {"asset_id": fields["x_asset_id"]}
+            if "x_asset_id" in fields
+            else {"image": fields["x_image"]}
+        )
         return self._call("POST", "/detect-faces", json=body)
 
     def swap_face_now(self, source: Any, target: Any, **options: Any) -> dict[str, Any]:
-        body = {**self._image_fields(source, "source"), **self._image_fields(target, "target"),
-                **options, "inline": False}  # fmt: skip
+        body = {
+            **self._image_fields(source, "source"),
+            **self._image_fields(target, "target"),
+            **options,
+            "inline": False,
+        }
         return self._call("POST", "/face-swap", json=body)
 
     def swap_faces(self, request: Any = None, /, **params: Any) -> Job:

@@ -62,9 +62,15 @@ class ModelSpec:
     fetch: Callable[[], Any] | None = None
 
     def row(self) -> dict[str, Any]:
-        row = {"key": self.key, "capability": self.capability, "model": self.model,
-               "licence": self.licence, "commercial_use": self.commercial_use,
-               "size_bytes": int(self.size_bytes), "on_disk": bool(self.on_disk())}  # fmt: skip
+        row = {
+            "key": self.key,
+            "capability": self.capability,
+            "model": self.model,
+            "licence": self.licence,
+            "commercial_use": self.commercial_use,
+            "size_bytes": int(self.size_bytes),
+            "on_disk": bool(self.on_disk()),
+        }
         if self.licence_url:
             row["licence_url"] = self.licence_url
         return row
@@ -85,9 +91,17 @@ class JobSpec:
 class Services:
     """What a capability may use. ``settings`` is the studio's one live settings object."""
 
-    def __init__(self, *, settings: Callable[[], Settings], assets: AssetStore,
-                 models: ModelManager, bus: EventBus, jobs: JobBackend,
-                 capabilities: Mapping[str, Capability], needs: tuple[str, ...] = ()):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        settings: Callable[[], Settings],
+        assets: AssetStore,
+        models: ModelManager,
+        bus: EventBus,
+        jobs: JobBackend,
+        capabilities: Mapping[str, Capability],
+        needs: tuple[str, ...] = (),
+    ):
         self._settings, self.assets, self.models = settings, assets, models
         self.bus, self.jobs = bus, jobs
         self._capabilities, self._needs = capabilities, needs
@@ -133,8 +147,12 @@ class Capabilities(Mapping[str, Capability]):
     """The registered capabilities, in registration order; the job kinds and models they
     declared are handed to the job queue and the model manager here, and nowhere else."""
 
-    def __init__(self, services: Callable[[tuple[str, ...], Mapping[str, Capability]], Services],
-                 models: ModelManager, jobs: JobBackend):  # fmt: skip
+    def __init__(
+        self,
+        services: Callable[[tuple[str, ...], Mapping[str, Capability]], Services],
+        models: ModelManager,
+        jobs: JobBackend,
+    ):
         self._make_services, self._manager, self._queue = services, models, jobs
         self._items: dict[str, Capability] = {}
         self._jobs: dict[str, JobSpec] = {}
@@ -164,8 +182,12 @@ class Capabilities(Mapping[str, Capability]):
         capability = cls(self._make_services(tuple(cls.needs), self))
         specs = capability.jobs()
         for spec in specs:
-            if not (isinstance(spec, JobSpec) and isinstance(spec.request, type)
-                    and issubclass(spec.request, RequestModel) and callable(spec.run)):  # fmt: skip
+            if not (
+                isinstance(spec, JobSpec)
+                and isinstance(spec.request, type)
+                and issubclass(spec.request, RequestModel)
+                and callable(spec.run)
+            ):
                 raise ContractError(f"{name}: {spec!r} is not a JobSpec with a RequestModel")
             if spec.kind in self._jobs or spec.kind in self._queue.kinds():
                 raise ContractError(f"{name}: job kind {spec.kind!r} is registered twice")
@@ -183,7 +205,9 @@ class Capabilities(Mapping[str, Capability]):
     def add_job(self, spec: JobSpec) -> None:
         """A job of the studio's own (``prepare_model``), under the same contract."""
         if spec.kind in self._jobs or not issubclass(spec.request, RequestModel):
-            raise ContractError(f"job kind {spec.kind!r} is registered twice or has no RequestModel")
+            raise ContractError(
+                f"job kind {spec.kind!r} is registered twice or has no RequestModel"
+            )
         self._jobs[spec.kind] = spec
         self._queue.register(spec.kind, self._handler(spec))
 
@@ -195,8 +219,9 @@ class Capabilities(Mapping[str, Capability]):
             if not m.key or m.key in keys:
                 raise ContractError(f"{name}: model key {m.key!r} is empty or declared twice")
             if not m.licence or not m.model or int(m.size_bytes) < 0 or not callable(m.on_disk):
-                raise ContractError(f"{name}: model {m.key!r} lacks a licence, a name, a size "
-                                    "or an on-disk check")  # fmt: skip
+                raise ContractError(
+                    f"{name}: model {m.key!r} lacks a licence, a name, a size or an on-disk check"
+                )
             keys.add(m.key)
 
     def sync_models(self, models: list[ModelSpec] | None = None) -> None:

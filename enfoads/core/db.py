@@ -8,7 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+)
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -107,10 +118,15 @@ class EngineRow(Base):
 # Columns added after the first release. ``create_all`` makes new tables only, so an older
 # database gets these by ALTER TABLE at start-up (types compiled for its dialect: SQLite or
 # PostgreSQL).
-_ADDED_COLUMNS = (("jobs", "owner", String(120), None), ("jobs", "heartbeat_at", DateTime(), None),
-                  ("jobs", "cancel_requested", Boolean(), "FALSE"),
-                  ("jobs", "stage_i18n", JSON(), None), ("jobs", "error_i18n", JSON(), None),
-                  ("assets", "search_text", Text(), None), ("assets", "part_of", String(40), None))  # fmt: skip
+_ADDED_COLUMNS = (
+    ("jobs", "owner", String(120), None),
+    ("jobs", "heartbeat_at", DateTime(), None),
+    ("jobs", "cancel_requested", Boolean(), "FALSE"),
+    ("jobs", "stage_i18n", JSON(), None),
+    ("jobs", "error_i18n", JSON(), None),
+    ("assets", "search_text", Text(), None),
+    ("assets", "part_of", String(40), None),
+)
 
 
 def _add_missing_columns(engine: Engine) -> None:
@@ -120,7 +136,9 @@ def _add_missing_columns(engine: Engine) -> None:
     for table, column, sa_type, default in _ADDED_COLUMNS:
         have = {c["name"] for c in inspector.get_columns(table)}
         if column not in have:
-            sql = f"ALTER TABLE {table} ADD COLUMN {column} {sa_type.compile(dialect=engine.dialect)}"
+            sql = (
+                f"ALTER TABLE {table} ADD COLUMN {column} {sa_type.compile(dialect=engine.dialect)}"
+            )
             with engine.begin() as conn:
                 conn.execute(text(sql + (f" DEFAULT {default}" if default else "")))
 

@@ -19,8 +19,8 @@ import logging
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)

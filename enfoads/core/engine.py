@@ -44,8 +44,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def owner_gone(owner: str | None, heartbeat_at: datetime | None, now: datetime,
-               lease_s: float) -> bool:  # fmt: skip
+def owner_gone(
+    owner: str | None, heartbeat_at: datetime | None, now: datetime, lease_s: float
+) -> bool:
     """Whether the process behind ``owner`` is gone: no heartbeat within the lease, or (on this
     machine) its process no longer exists."""
     if not owner or heartbeat_at is None:
@@ -69,14 +70,17 @@ class EngineInfo:
 
     @classmethod
     def from_row(cls, row: EngineRow) -> EngineInfo:
-        return cls(row.owner, row.host, row.pid, row.url, row.token, row.started_at,
-                   row.heartbeat_at)  # fmt: skip
+        return cls(
+            row.owner, row.host, row.pid, row.url, row.token, row.started_at, row.heartbeat_at
+        )
 
     def describe(self, lang: str = "en") -> str:
         """Names the engine for people: pid, machine, address and since when."""
         since = f"{self.started_at:%Y-%m-%d %H:%M} UTC"
         if lang == "es":
-            return f"pid {self.pid} en {self.host}, {self.url or 'sin dirección aún'}, desde {since}"
+            return (
+                f"pid {self.pid} en {self.host}, {self.url or 'sin dirección aún'}, desde {since}"
+            )
         return f"pid {self.pid} on {self.host}, {self.url or 'no address yet'}, since {since}"
 
 
@@ -114,8 +118,9 @@ class EngineUnreachable(_EngineError):
 class EngineRegistry:
     """The engine row of one database: claim it, keep it alive, publish the API, let it go."""
 
-    def __init__(self, sessions: sessionmaker, owner: str, *, lease_s: float,
-                 clock: Callable[[], datetime]):  # fmt: skip
+    def __init__(
+        self, sessions: sessionmaker, owner: str, *, lease_s: float, clock: Callable[[], datetime]
+    ):
         self._sessions = sessions
         self.owner = owner
         self.lease_s = lease_s
@@ -134,20 +139,36 @@ class EngineRegistry:
         processes: a compare-and-set on the one row (or the insert that creates it)."""
         now = self.clock()
         _, _, rest = self.owner.partition(":")
-        values = dict(owner=self.owner, host=HOST, pid=int(rest.partition(":")[0]), url="",
-                      token="", started_at=now, heartbeat_at=now)  # fmt: skip
+        values = dict(
+            owner=self.owner,
+            host=HOST,
+            pid=int(rest.partition(":")[0]),
+            url="",
+            token="",
+            started_at=now,
+            heartbeat_at=now,
+        )
         with self._sessions.begin() as s:
             row = s.get(EngineRow, KEY)
             if row is not None:
-                if row.owner != self.owner and not owner_gone(row.owner, row.heartbeat_at, now,
-                                                               self.lease_s):  # fmt: skip
+                if row.owner != self.owner and not owner_gone(
+                    row.owner, row.heartbeat_at, now, self.lease_s
+                ):
                     raise EngineBusy(EngineInfo.from_row(row))
                 old = (row.owner, row.heartbeat_at)
-                done = s.execute(update(EngineRow).where(
-                    EngineRow.key == KEY, EngineRow.owner == old[0],
-                    EngineRow.heartbeat_at == old[1]).values(**values)).rowcount  # fmt: skip
+                done = s.execute(
+                    update(EngineRow)
+                    .where(
+                        EngineRow.key == KEY,
+                        EngineRow.owner == old[0],
+                        EngineRow.heartbeat_at == old[1],
+                    )
+                    .values(**values)
+                ).rowcount
                 if done == 1:
-                    log.info("engine claimed by %s (the last one, %s, was gone)", self.owner, old[0])
+                    log.info(
+                        "engine claimed by %s (the last one, %s, was gone)", self.owner, old[0]
+                    )
                     return
         if row is None:
             try:
@@ -165,15 +186,20 @@ class EngineRegistry:
     def publish(self, url: str, token: str) -> None:
         """Record where this engine's API listens (and the token attached clients use)."""
         with self._sessions.begin() as s:
-            s.execute(update(EngineRow).where(EngineRow.key == KEY, EngineRow.owner == self.owner)
-                      .values(url=url, token=token, heartbeat_at=self.clock()))  # fmt: skip
+            s.execute(
+                update(EngineRow)
+                .where(EngineRow.key == KEY, EngineRow.owner == self.owner)
+                .values(url=url, token=token, heartbeat_at=self.clock())
+            )
 
     def heartbeat(self) -> bool:
         """Renew the lease; False when another engine has taken over (this one must stop)."""
         with self._sessions.begin() as s:
-            done = s.execute(update(EngineRow).where(EngineRow.key == KEY,
-                                                     EngineRow.owner == self.owner)
-                             .values(heartbeat_at=self.clock())).rowcount  # fmt: skip
+            done = s.execute(
+                update(EngineRow)
+                .where(EngineRow.key == KEY, EngineRow.owner == self.owner)
+                .values(heartbeat_at=self.clock())
+            ).rowcount
         return done == 1
 
     def release(self) -> None:

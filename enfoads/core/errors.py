@@ -77,8 +77,9 @@ class VoiceNotDownloaded(EnfoadsError):
     status = 503
 
     def __init__(self, voice: str, available: list[str]):
-        super().__init__("error.voice_not_downloaded", voice=voice,
-                         available=", ".join(available) or "—")  # fmt: skip
+        super().__init__(
+            "error.voice_not_downloaded", voice=voice, available=", ".join(available) or "—"
+        )
 
 
 class ModelTooLarge(EnfoadsError):

@@ -242,17 +242,26 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Generando {placement} ({step}/{steps}) · optimizando en segundo plano para la próxima vez",
         "en": "Generating {placement} ({step}/{steps}) · optimizing in the background for next time",
     },
-    "stage.swapping_frame": {"es": "Cambiando caras: fotograma {frame}/{total}",
-                             "en": "Swapping faces: frame {frame}/{total}"},
+    "stage.swapping_frame": {
+        "es": "Cambiando caras: fotograma {frame}/{total}",
+        "en": "Swapping faces: frame {frame}/{total}",
+    },
     "stage.voice": {"es": "Generando la voz", "en": "Generating the voice"},
     "stage.animating": {"es": "Animando la cara", "en": "Animating the face"},
     "stage.subtitles": {"es": "Generando subtítulos", "en": "Generating subtitles"},
-    "stage.rendering": {"es": "Componiendo el vídeo: fotograma {frame}/{total}",
-                        "en": "Rendering the video: frame {frame}/{total}"},
+    "stage.rendering": {
+        "es": "Componiendo el vídeo: fotograma {frame}/{total}",
+        "en": "Rendering the video: frame {frame}/{total}",
+    },
     "stage.downloading": {"es": "Descargando {model}", "en": "Downloading {model}"},
-    "stage.downloading_size": {"es": "Descargando {model}: {done} de ~{total} (solo la primera vez)",
-                               "en": "Downloading {model}: {done} of ~{total} (first time only)"},
-    "stage.magic_prompt": {"es": "Preparando el prompt de cada formato", "en": "Writing the prompt for each placement"},
+    "stage.downloading_size": {
+        "es": "Descargando {model}: {done} de ~{total} (solo la primera vez)",
+        "en": "Downloading {model}: {done} of ~{total} (first time only)",
+    },
+    "stage.magic_prompt": {
+        "es": "Preparando el prompt de cada formato",
+        "en": "Writing the prompt for each placement",
+    },
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
     # notices
@@ -317,33 +326,69 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "reason.not_storable": {"es": "no se puede guardar como JSON", "en": "not storable as JSON"},
     "reason.bad_base64": {"es": "base64 mal formado", "en": "malformed base64"},
     "reason.unknown_format": {"es": "formato de archivo desconocido", "en": "unknown file format"},
-    "reason.unreadable_file": {"es": "no se puede leer el archivo", "en": "the file cannot be read"},
+    "reason.unreadable_file": {
+        "es": "no se puede leer el archivo",
+        "en": "the file cannot be read",
+    },
     "reason.unreadable_audio": {"es": "archivo de audio ilegible", "en": "unreadable audio file"},
-    "reason.no_streams": {"es": "no tiene pista de audio ni de vídeo", "en": "no audio or video stream"},
+    "reason.no_streams": {
+        "es": "no tiene pista de audio ni de vídeo",
+        "en": "no audio or video stream",
+    },
     "reason.no_frames": {"es": "el vídeo no tiene fotogramas", "en": "the video has no frames"},
-    "reason.named_no_frames": {"es": "'{name}' no tiene fotogramas", "en": "'{name}' has no frames"},
+    "reason.named_no_frames": {
+        "es": "'{name}' no tiene fotogramas",
+        "en": "'{name}' has no frames",
+    },
     "reason.wav_16bit": {"es": "se espera un WAV PCM de 16 bits", "en": "16-bit PCM WAV expected"},
     "reason.scenes_list": {"es": "una lista de escenas", "en": "a list of scenes"},
     "reason.fields": {"es": "campos: {fields}", "en": "fields: {fields}"},
     "reason.not_font": {"es": "{id} no es una fuente", "en": "{id} is not a font"},
     "reason.not_video": {"es": "{id} no es un vídeo", "en": "{id} is not a video"},
     "reason.not_image": {"es": "{id} no es una imagen", "en": "{id} is not an image"},
-    "reason.kind_mismatch": {"es": "{id} es de tipo {have}, no {want}", "en": "{id} is a {have}, not a {want} file"},
+    "reason.kind_mismatch": {
+        "es": "{id} es de tipo {have}, no {want}",
+        "en": "{id} is a {have}, not a {want} file",
+    },
     "reason.exists": {"es": "{id} ya existe", "en": "{id} already exists"},
-    "reason.not_hex": {"es": "'{value}' no es un color #RRGGBB", "en": "'{value}' is not a #RRGGBB colour"},
+    "reason.not_hex": {
+        "es": "'{value}' no es un color #RRGGBB",
+        "en": "'{value}' is not a #RRGGBB colour",
+    },
     "reason.not_tag": {"es": "'{value}' no es una etiqueta", "en": "'{value}' is not a tag"},
-    "reason.tag_chars": {"es": "solo letras, números, _ y -", "en": "letters, digits, _ and - only"},
-    "reason.even_sides": {"es": "{size}: H.264 necesita lados pares", "en": "{size}: H.264 needs even sides"},
-    "reason.not_changeable": {"es": "no se puede cambiar con el estudio en marcha", "en": "not changeable while the studio runs"},
-    "reason.unknown_kit_field": {"es": "campo del kit de marca desconocido", "en": "unknown brand kit field"},
-    "reason.ids_not_images": {"es": "los trabajos usan ids de recursos; sube antes las imágenes", "en": "jobs take asset ids; upload the images first"},
-    "reason.id_or_image": {"es": "da un id de recurso o una imagen, no ambos", "en": "give an asset id or an image, not both"},
+    "reason.tag_chars": {
+        "es": "solo letras, números, _ y -",
+        "en": "letters, digits, _ and - only",
+    },
+    "reason.even_sides": {
+        "es": "{size}: H.264 necesita lados pares",
+        "en": "{size}: H.264 needs even sides",
+    },
+    "reason.not_changeable": {
+        "es": "no se puede cambiar con el estudio en marcha",
+        "en": "not changeable while the studio runs",
+    },
+    "reason.unknown_kit_field": {
+        "es": "campo del kit de marca desconocido",
+        "en": "unknown brand kit field",
+    },
+    "reason.ids_not_images": {
+        "es": "los trabajos usan ids de recursos; sube antes las imágenes",
+        "en": "jobs take asset ids; upload the images first",
+    },
+    "reason.id_or_image": {
+        "es": "da un id de recurso o una imagen, no ambos",
+        "en": "give an asset id or an image, not both",
+    },
     "reason.value": {"es": "valor no válido", "en": "not a valid value"},
     "reason.too_short": {"es": "demasiado corto", "en": "too short"},
     "reason.too_long": {"es": "demasiado largo", "en": "too long"},
     "reason.out_of_range": {"es": "fuera de rango", "en": "out of range"},
     "reason.choice": {"es": "debe ser uno de: {choices}", "en": "must be one of: {choices}"},
-    "reason.bad_text": {"es": "contiene caracteres no permitidos (NUL, control o sustitutos sueltos)", "en": "has characters that are not allowed (NUL, control or lone surrogates)"},
+    "reason.bad_text": {
+        "es": "contiene caracteres no permitidos (NUL, control o sustitutos sueltos)",
+        "en": "has characters that are not allowed (NUL, control or lone surrogates)",
+    },
     # widget labels
     "ui.tab.creator": {"es": "Creador de anuncios", "en": "Ad Creator"},
     "ui.tab.vault": {"es": "BrandVault", "en": "BrandVault"},
@@ -352,16 +397,27 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "p. ej. zapatillas rojas sobre arena al atardecer",
         "en": "e.g. red sneakers on sand at sunset",
     },
-    "cli.import.done": {"es": "Importados: {imported} · omitidos: {skipped} · ya estaban: {existing}",
-                        "en": "Imported: {imported} · skipped: {skipped} · already there: {existing}"},
-    "cli.import.unreadable": {"es": "No se puede leer {file}: {reason}", "en": "Cannot read {file}: {reason}"},
+    "cli.import.done": {
+        "es": "Importados: {imported} · omitidos: {skipped} · ya estaban: {existing}",
+        "en": "Imported: {imported} · skipped: {skipped} · already there: {existing}",
+    },
+    "cli.import.unreadable": {
+        "es": "No se puede leer {file}: {reason}",
+        "en": "Cannot read {file}: {reason}",
+    },
     "ui.magic": {"es": "Prompt mágico", "en": "Magic prompt"},
-    "ui.magic_help": {"es": "Traduce tu idea al inglés y la completa con luz, encuadre y estilo para cada formato.",
-                      "en": "Translates your idea into English and completes it with light, framing and style for each placement."},
-    "ui.placements_help": {"es": "Pulsa para añadir o quitar un formato: sale una imagen (o más) por cada uno.",
-                           "en": "Click to add or remove a placement: you get one image (or more) for each."},
-    "ui.seed_help": {"es": "El mismo número repite la misma imagen con el mismo prompt; -1 elige una nueva cada vez.",
-                     "en": "The same number repeats the same image for the same prompt; -1 picks a new one each time."},
+    "ui.magic_help": {
+        "es": "Traduce tu idea al inglés y la completa con luz, encuadre y estilo para cada formato.",
+        "en": "Translates your idea into English and completes it with light, framing and style for each placement.",
+    },
+    "ui.placements_help": {
+        "es": "Pulsa para añadir o quitar un formato: sale una imagen (o más) por cada uno.",
+        "en": "Click to add or remove a placement: you get one image (or more) for each.",
+    },
+    "ui.seed_help": {
+        "es": "El mismo número repite la misma imagen con el mismo prompt; -1 elige una nueva cada vez.",
+        "en": "The same number repeats the same image for the same prompt; -1 picks a new one each time.",
+    },
     "ui.enhanced": {"es": "Prompt mejorado (editable)", "en": "Enhanced prompt (editable)"},
     "ui.style": {"es": "Estilo", "en": "Style"},
     "ui.placements": {"es": "Formatos", "en": "Placements"},
@@ -378,61 +434,105 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.retry": {"es": "Reintentar", "en": "Retry"},
     "ui.retried": {"es": "{kind}: trabajo lanzado de nuevo.", "en": "{kind}: job started again."},
     "ui.cancelled": {"es": "Cancelado: no se guardó nada.", "en": "Cancelled: nothing was stored."},
-    "ui.no_reason": {"es": "el trabajo terminó sin indicar el motivo", "en": "the job ended without a reason"},
+    "ui.no_reason": {
+        "es": "el trabajo terminó sin indicar el motivo",
+        "en": "the job ended without a reason",
+    },
     "ui.search": {"es": "Buscar", "en": "Search"},
     "ui.search_placeholder": {"es": "nombre, prompt o etiqueta", "en": "name, prompt or tag"},
-    "ui.show_inputs": {"es": "Mostrar fotos de origen de cambios de cara", "en": "Show face-swap source photos"},
-    "ui.show_inputs_help": {"es": "Las fotos que subiste solo para un cambio de cara se guardan aparte; márcalo para verlas.",
-                            "en": "Photos you uploaded only for a face swap are kept aside; tick this to see them."},
+    "ui.show_inputs": {
+        "es": "Mostrar fotos de origen de cambios de cara",
+        "en": "Show face-swap source photos",
+    },
+    "ui.show_inputs_help": {
+        "es": "Las fotos que subiste solo para un cambio de cara se guardan aparte; márcalo para verlas.",
+        "en": "Photos you uploaded only for a face swap are kept aside; tick this to see them.",
+    },
     "ui.page": {"es": "Página {page} de {pages}", "en": "Page {page} of {pages}"},
     "ui.page_prev": {"es": "Anterior", "en": "Previous"},
     "ui.page_next": {"es": "Siguiente", "en": "Next"},
     "ui.close": {"es": "Cerrar", "en": "Close"},
-    "ui.confirm_delete_kit_logo": {"es": "'{name}' es el logo de tu kit de marca. Pulsa Eliminar otra vez para quitarlo del kit y borrarlo.",
-                                   "en": "'{name}' is your brand kit's logo. Press Delete again to remove it from the kit and delete it."},
-    "ui.confirm_delete_kit_font": {"es": "'{name}' es la fuente de tu kit de marca. Pulsa Eliminar otra vez para quitarla del kit y borrarla.",
-                                   "en": "'{name}' is your brand kit's font. Press Delete again to remove it from the kit and delete it."},
+    "ui.confirm_delete_kit_logo": {
+        "es": "'{name}' es el logo de tu kit de marca. Pulsa Eliminar otra vez para quitarlo del kit y borrarlo.",
+        "en": "'{name}' is your brand kit's logo. Press Delete again to remove it from the kit and delete it.",
+    },
+    "ui.confirm_delete_kit_font": {
+        "es": "'{name}' es la fuente de tu kit de marca. Pulsa Eliminar otra vez para quitarla del kit y borrarla.",
+        "en": "'{name}' is your brand kit's font. Press Delete again to remove it from the kit and delete it.",
+    },
     "ui.kind": {"es": "Tipo", "en": "Kind"},
     "ui.all": {"es": "Todos", "en": "All"},
     "ui.refresh": {"es": "Actualizar", "en": "Refresh"},
     "ui.delete": {"es": "Eliminar", "en": "Delete"},
-    "ui.confirm_delete": {"es": "¿Eliminar '{name}'? Pulsa de nuevo para confirmar.",
-                          "en": "Delete '{name}'? Click again to confirm."},
+    "ui.confirm_delete": {
+        "es": "¿Eliminar '{name}'? Pulsa de nuevo para confirmar.",
+        "en": "Delete '{name}'? Click again to confirm.",
+    },
     "ui.deleted": {"es": "'{name}' eliminado.", "en": "'{name}' deleted."},
-    "ui.count": {"es": {"one": "{total} recurso", "other": "{total} recursos"},
-                 "en": {"one": "{total} asset", "other": "{total} assets"}},
-    "ui.done": {"es": {"one": "Listo: {n} imagen (variación {seed}).", "other": "Listo: {n} imágenes (variación {seed})."},
-                "en": {"one": "Done: {n} image (variation {seed}).", "other": "Done: {n} images (variation {seed})."}},
+    "ui.count": {
+        "es": {"one": "{total} recurso", "other": "{total} recursos"},
+        "en": {"one": "{total} asset", "other": "{total} assets"},
+    },
+    "ui.done": {
+        "es": {
+            "one": "Listo: {n} imagen (variación {seed}).",
+            "other": "Listo: {n} imágenes (variación {seed}).",
+        },
+        "en": {
+            "one": "Done: {n} image (variation {seed}).",
+            "other": "Done: {n} images (variation {seed}).",
+        },
+    },
     "ui.tab.home": {"es": "Inicio", "en": "Home"},
     "ui.tab.faceswap": {"es": "Cambio de cara", "en": "Face Swap"},
     "ui.tab.video": {"es": "Estudio de vídeo", "en": "Video Studio"},
     "ui.tab.settings": {"es": "Ajustes", "en": "Settings"},
-    "ui.avatar_ready": {"es": "Listo: la imagen ya es un avatar.", "en": "Done: the image is now an avatar."},
+    "ui.avatar_ready": {
+        "es": "Listo: la imagen ya es un avatar.",
+        "en": "Done: the image is now an avatar.",
+    },
     "ui.avatar_short": {"es": "Avatar", "en": "Avatar"},
     "ui.video_short": {"es": "Usar en vídeo", "en": "Use in video"},
     "ui.keep": {"es": "Guardar", "en": "Keep"},
     "ui.kept_tag": {"es": "guardado", "en": "kept"},
-    "ui.done_keep": {"es": "Guardado en el BrandVault (etiqueta «guardado»).", "en": "Kept in the BrandVault (tag \"kept\")."},
-    "ui.done_use_avatar": {"es": "Listo: la imagen ya es un avatar.", "en": "Done: the image is now an avatar."},
-    "ui.done_use_video": {"es": "Añadida como escena en el Estudio de vídeo.", "en": "Added as a scene in the Video Studio."},
+    "ui.done_keep": {
+        "es": "Guardado en el BrandVault (etiqueta «guardado»).",
+        "en": 'Kept in the BrandVault (tag "kept").',
+    },
+    "ui.done_use_avatar": {
+        "es": "Listo: la imagen ya es un avatar.",
+        "en": "Done: the image is now an avatar.",
+    },
+    "ui.done_use_video": {
+        "es": "Añadida como escena en el Estudio de vídeo.",
+        "en": "Added as a scene in the Video Studio.",
+    },
     "ui.download": {"es": "Descargar", "en": "Download"},
     "ui.preview": {"es": "Ver", "en": "View"},
     "ui.tag": {"es": "Etiquetar", "en": "Tag"},
     "ui.tag_placeholder": {"es": "nueva etiqueta", "en": "new tag"},
-    "ui.tagged": {"es": "Etiqueta «{tag}» añadida.", "en": "Tag \"{tag}\" added."},
+    "ui.tagged": {"es": "Etiqueta «{tag}» añadida.", "en": 'Tag "{tag}" added.'},
     "ui.upload": {"es": "Subir", "en": "Upload"},
     "ui.use_avatar": {"es": "Usar como avatar", "en": "Use as avatar"},
     "ui.use_video": {"es": "Usar en vídeo", "en": "Use in video"},
     "ui.non_commercial": {"es": "solo uso no comercial", "en": "non-commercial use only"},
-    "ui.licence_unverified": {"es": "licencia sin verificar: lee la ficha de la voz (enlace) antes de un uso comercial",
-                              "en": "licence not verified: read the voice's card (link) before commercial use"},
+    "ui.licence_unverified": {
+        "es": "licencia sin verificar: lee la ficha de la voz (enlace) antes de un uso comercial",
+        "en": "licence not verified: read the voice's card (link) before commercial use",
+    },
     "ui.home.title": {"es": "Estado del estudio", "en": "Studio status"},
     "ui.home.gpu": {"es": "GPU", "en": "GPU"},
     "ui.home.ram": {"es": "RAM", "en": "RAM"},
     "ui.home.models_use": {"es": "modelos", "en": "models"},
-    "ui.home.machine": {"es": " · máquina {used:.1f} / {total:.1f} GB", "en": " · machine {used:.1f} / {total:.1f} GB"},
+    "ui.home.machine": {
+        "es": " · máquina {used:.1f} / {total:.1f} GB",
+        "en": " · machine {used:.1f} / {total:.1f} GB",
+    },
     "ui.home.loaded": {"es": "Modelos cargados: {models}", "en": "Models loaded: {models}"},
-    "ui.home.missing": {"es": "Faltan modelos (descárgalos en Ajustes): {models}", "en": "Models missing (download them in Settings): {models}"},
+    "ui.home.missing": {
+        "es": "Faltan modelos (descárgalos en Ajustes): {models}",
+        "en": "Models missing (download them in Settings): {models}",
+    },
     "ui.home.jobs": {"es": "Trabajos", "en": "Jobs"},
     "ui.home.recent": {"es": "Imágenes recientes", "en": "Recent images"},
     "kind.image": {"es": "Imagen", "en": "Image"},
@@ -465,16 +565,25 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.settings.language": {"es": "Idioma", "en": "Language"},
     "ui.settings.models": {"es": "Modelos", "en": "Models"},
     "ui.settings.download": {"es": "Descargar", "en": "Download"},
-    "ui.settings.budgets": {"es": "Presupuestos: GPU {gpu} GB, RAM {ram} GB · dispositivo {device}", "en": "Budgets: GPU {gpu} GB, RAM {ram} GB · device {device}"},
+    "ui.settings.budgets": {
+        "es": "Presupuestos: GPU {gpu} GB, RAM {ram} GB · dispositivo {device}",
+        "en": "Budgets: GPU {gpu} GB, RAM {ram} GB · device {device}",
+    },
     "ui.settings.data_dir": {"es": "Carpeta de datos", "en": "Data folder"},
     "ui.settings.server": {"es": "Servidor HTTP", "en": "HTTP server"},
-    "ui.settings.expose": {"es": "Túnel público para el cliente React (pide token)", "en": "Public tunnel for the React client (token required)"},
+    "ui.settings.expose": {
+        "es": "Túnel público para el cliente React (pide token)",
+        "en": "Public tunnel for the React client (token required)",
+    },
     "ui.settings.engine_api": {
         "es": "Esta página usa el motor del estudio, cuya API ya escucha en {url} (enfoads serve).",
         "en": "This page uses the studio engine, whose API already listens on {url} (enfoads serve).",
     },
     "ui.settings.server_on": {"es": "Servidor activo en", "en": "Server running at"},
-    "ui.swap.accept": {"es": "He leído que estos modelos son solo para uso no comercial", "en": "I have read that these models are for non-commercial use only"},
+    "ui.swap.accept": {
+        "es": "He leído que estos modelos son solo para uso no comercial",
+        "en": "I have read that these models are for non-commercial use only",
+    },
     "ui.swap.source": {"es": "Cara de origen", "en": "Source face"},
     "ui.swap.target": {"es": "Imagen o vídeo de destino", "en": "Target image or video"},
     "ui.swap.detect": {"es": "Detectar caras", "en": "Detect faces"},
@@ -484,19 +593,40 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.swap.largest": {"es": "la más grande", "en": "the largest"},
     "ui.swap.all": {"es": "todas", "en": "all"},
     "ui.swap.run": {"es": "Cambiar cara", "en": "Swap face"},
-    "ui.swap.found": {"es": "Caras encontradas: {n} (numeradas de izquierda a derecha).", "en": "Faces found: {n} (numbered left to right)."},
-    "ui.swap.pick_target": {"es": "Elige primero una imagen o un vídeo de destino.", "en": "Pick a target image or video first."},
-    "ui.swap.pick_both": {"es": "Elige la cara de origen y la imagen o el vídeo de destino.", "en": "Pick the source face and the target image or video."},
-    "ui.swap.done": {"es": {"one": "Listo: {n} cara cambiada.", "other": "Listo: {n} caras cambiadas."},
-                     "en": {"one": "Done: {n} face swapped.", "other": "Done: {n} faces swapped."}},
-    "ui.swap.done_video": {"es": "Listo: cara cambiada en {n} de {total} fotogramas (audio conservado).", "en": "Done: face swapped in {n} of {total} frames (audio kept)."},
-    "ui.swap.similarity": {"es": "La cara nueva se parece a la de origen en un {value:.0%}.",
-                           "en": "The new face resembles the source face by {value:.0%}."},
+    "ui.swap.found": {
+        "es": "Caras encontradas: {n} (numeradas de izquierda a derecha).",
+        "en": "Faces found: {n} (numbered left to right).",
+    },
+    "ui.swap.pick_target": {
+        "es": "Elige primero una imagen o un vídeo de destino.",
+        "en": "Pick a target image or video first.",
+    },
+    "ui.swap.pick_both": {
+        "es": "Elige la cara de origen y la imagen o el vídeo de destino.",
+        "en": "Pick the source face and the target image or video.",
+    },
+    "ui.swap.done": {
+        "es": {"one": "Listo: {n} cara cambiada.", "other": "Listo: {n} caras cambiadas."},
+        "en": {"one": "Done: {n} face swapped.", "other": "Done: {n} faces swapped."},
+    },
+    "ui.swap.done_video": {
+        "es": "Listo: cara cambiada en {n} de {total} fotogramas (audio conservado).",
+        "en": "Done: face swapped in {n} of {total} frames (audio kept).",
+    },
+    "ui.swap.similarity": {
+        "es": "La cara nueva se parece a la de origen en un {value:.0%}.",
+        "en": "The new face resembles the source face by {value:.0%}.",
+    },
     "ui.video.script": {"es": "Guion", "en": "Script"},
-    "ui.video.script_placeholder": {"es": "Lo que dirá tu avatar…", "en": "What your avatar will say…"},
+    "ui.video.script_placeholder": {
+        "es": "Lo que dirá tu avatar…",
+        "en": "What your avatar will say…",
+    },
     "ui.video.voice": {"es": "Voz", "en": "Voice"},
-    "ui.video.voice_help": {"es": "Voces naturales (Piper): nombre, país y calidad. Las marcadas se descargan al usarlas.",
-                            "en": "Natural voices (Piper): name, country and quality. Marked ones download on first use."},
+    "ui.video.voice_help": {
+        "es": "Voces naturales (Piper): nombre, país y calidad. Las marcadas se descargan al usarlas.",
+        "en": "Natural voices (Piper): name, country and quality. Marked ones download on first use.",
+    },
     "ui.video.to_download": {"es": "se descarga al usarla", "en": "downloads on first use"},
     "quality.high": {"es": "calidad alta", "en": "high quality"},
     "quality.medium": {"es": "calidad media", "en": "medium quality"},
@@ -506,8 +636,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "country.ES": {"es": "España", "en": "Spain"},
     "country.US": {"es": "Estados Unidos", "en": "United States"},
     "country.GB": {"es": "Reino Unido", "en": "United Kingdom"},
-    "ui.video.low_contrast": {"es": "El color de resaltado casi no se distingue del texto: elige uno más distinto.",
-                              "en": "The highlight colour can hardly be told from the text: choose a more different one."},
+    "ui.video.low_contrast": {
+        "es": "El color de resaltado casi no se distingue del texto: elige uno más distinto.",
+        "en": "The highlight colour can hardly be told from the text: choose a more different one.",
+    },
     "ui.video.rate": {"es": "Velocidad", "en": "Speed"},
     "ui.video.preview": {"es": "Escuchar", "en": "Listen"},
     "ui.video.avatar": {"es": "Avatar", "en": "Avatar"},
@@ -519,7 +651,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.video.motion.pan_left": {"es": "Barrido a la izquierda", "en": "Pan left"},
     "ui.video.motion.pan_right": {"es": "Barrido a la derecha", "en": "Pan right"},
     "ui.video.motion.none": {"es": "Fija", "en": "Still"},
-    "ui.video.duration_help": {"es": "Segundos; 0 = lo que dure la voz", "en": "Seconds; 0 = as long as the voice"},
+    "ui.video.duration_help": {
+        "es": "Segundos; 0 = lo que dure la voz",
+        "en": "Seconds; 0 = as long as the voice",
+    },
     "ui.video.up": {"es": "Subir escena", "en": "Move scene up"},
     "ui.video.down": {"es": "Bajar escena", "en": "Move scene down"},
     "ui.video.aspect": {"es": "Formato", "en": "Aspect"},
@@ -533,7 +668,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.video.colour": {"es": "Color del texto", "en": "Text colour"},
     "ui.video.highlight": {"es": "Color de resaltado", "en": "Highlight colour"},
     "ui.video.scenes": {"es": "Escenas", "en": "Scenes"},
-    "ui.video.scenes_help": {"es": "(opcional: sin escenas se usa el guion y el avatar de arriba)", "en": "(optional: with no scenes, the script and avatar above are used)"},
+    "ui.video.scenes_help": {
+        "es": "(opcional: sin escenas se usa el guion y el avatar de arriba)",
+        "en": "(optional: with no scenes, the script and avatar above are used)",
+    },
     "ui.video.add_scene": {"es": "Añadir escena", "en": "Add scene"},
     "ui.video.scene_script": {"es": "Guion de la escena", "en": "Scene script"},
     "ui.video.crossfade": {"es": "Fundido", "en": "Crossfade"},
@@ -597,13 +735,19 @@ def t(key: str, lang: str = "es", /, **params: object) -> Text:
         rendered["what"] = t(f"noun.{params['what']}", lang)
     text = Text(template.format(**rendered))
     text.key = key
-    text.params = {k: ({"reason": v.key, "params": v.params} if isinstance(v, Reason) else v)
-                   for k, v in params.items()}  # fmt: skip
+    text.params = {
+        k: ({"reason": v.key, "params": v.params} if isinstance(v, Reason) else v)
+        for k, v in params.items()
+    }
     return text
 
 
 def render_stored(key: str, params: dict[str, object], lang: str) -> str:
     """A text stored as ``(key, params)`` (``Text.key``/``Text.params``) in ``lang``."""
-    rendered = {k: Reason(v["reason"], **v.get("params", {})) if isinstance(v, dict)
-                and "reason" in v else v for k, v in params.items()}  # fmt: skip
+    rendered = {
+        k: Reason(v["reason"], **v.get("params", {}))
+        if isinstance(v, dict) and "reason" in v
+        else v
+        for k, v in params.items()
+    }
     return t(key, lang, **rendered)

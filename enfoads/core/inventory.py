@@ -39,20 +39,34 @@ def missing_from(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows not on disk, voices aside (one voice is enough, and espeak-ng stands in)."""
     missing = [r for r in rows if not r["on_disk"] and r["capability"] != "voice"]
     if not any(r["on_disk"] for r in rows if r["capability"] == "voice"):
-        missing.append({"key": "voice:*", "capability": "voice", "model": "Piper",
-                        "on_disk": False, "licence": "", "commercial_use": None, "size_bytes": 0})  # fmt: skip
+        missing.append(
+            {
+                "key": "voice:*",
+                "capability": "voice",
+                "model": "Piper",
+                "on_disk": False,
+                "licence": "",
+                "commercial_use": None,
+                "size_bytes": 0,
+            }
+        )
     return missing
 
 
-def prepare_job(capabilities: Capabilities, settings: Callable[[], Settings],
-                models: ModelManager) -> JobSpec:  # fmt: skip
+def prepare_job(
+    capabilities: Capabilities, settings: Callable[[], Settings], models: ModelManager
+) -> JobSpec:
     """The ``prepare_model`` job: download (and load once, to check) one declared model."""
 
     def check(request: PrepareModelRequest) -> PrepareModelRequest:
         if capabilities.model(request.model) is None:
             keys = [m.key for m in capabilities.models()]
-            raise InvalidInput("error.unknown_choice", field="model", value=request.model[:80],
-                               choices=", ".join(keys))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice",
+                field="model",
+                value=request.model[:80],
+                choices=", ".join(keys),
+            )
         return request
 
     def run(ctx: JobContext, request: PrepareModelRequest) -> JobResult:

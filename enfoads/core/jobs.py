@@ -28,8 +28,16 @@ from sqlalchemy.orm import sessionmaker
 from enfoads.core import events
 from enfoads.core.assets import utcnow
 from enfoads.core.db import JobRow
-from enfoads.core.errors import (DiskFull, EnfoadsError, JobCancelled, JobStateError, JobTimedOut, NotFound,
-                                 is_disk_full, public_reason)
+from enfoads.core.errors import (
+    DiskFull,
+    EnfoadsError,
+    JobCancelled,
+    JobStateError,
+    JobTimedOut,
+    NotFound,
+    is_disk_full,
+    public_reason,
+)
 from enfoads.core.i18n import render_stored, t
 from enfoads.core.validation import check_tree, scrub, storable
 
@@ -73,18 +81,29 @@ class Job:
     def from_row(cls, row: JobRow) -> Job:
         # scrub: rows stored before text was checked must not break a listing
         return cls(
-            id=row.id, kind=row.kind, state=JobState(row.state), progress=row.progress,
-            stage=scrub(row.stage or ""), params=scrub(dict(row.params or {})),
+            id=row.id,
+            kind=row.kind,
+            state=JobState(row.state),
+            progress=row.progress,
+            stage=scrub(row.stage or ""),
+            params=scrub(dict(row.params or {})),
             result_asset_ids=tuple(row.result_asset_ids or ()),
-            result=scrub(dict(row.result or {})), error=scrub(row.error or ""),
-            error_code=row.error_code, retry_of=row.retry_of,
-            created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
-            owner=row.owner, heartbeat_at=row.heartbeat_at,
-            stage_i18n=row.stage_i18n or None, error_i18n=row.error_i18n or None,
-        )  # fmt: skip
+            result=scrub(dict(row.result or {})),
+            error=scrub(row.error or ""),
+            error_code=row.error_code,
+            retry_of=row.retry_of,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            owner=row.owner,
+            heartbeat_at=row.heartbeat_at,
+            stage_i18n=row.stage_i18n or None,
+            error_i18n=row.error_i18n or None,
+        )
 
     def localized(self, lang: str) -> Job:
         """This job with its stage and error in ``lang`` (as stored where no key was kept)."""
+
         def render(stored: dict[str, Any] | None, fallback: str) -> str:
             if not stored:
                 return fallback
@@ -92,8 +111,12 @@ class Job:
                 return render_stored(stored["key"], stored.get("params") or {}, lang)
             except (KeyError, IndexError, ValueError, TypeError):
                 return fallback  # a key from another version of the studio
-        return replace(self, stage=render(self.stage_i18n, self.stage),
-                       error=render(self.error_i18n, self.error) if self.error else self.error)
+
+        return replace(
+            self,
+            stage=render(self.stage_i18n, self.stage),
+            error=render(self.error_i18n, self.error) if self.error else self.error,
+        )
 
     def to_dict(self, lang: str | None = None) -> dict[str, Any]:
         """The job as clients read it; with ``lang``, its stage and error in that language."""
@@ -101,15 +124,23 @@ class Job:
             return self.localized(lang).to_dict()
         iso = lambda d: d.isoformat() + "Z" if d else None  # noqa: E731
         return {
-            "id": self.id, "kind": self.kind, "state": self.state.value,
-            "status": self.state.value, "progress": round(self.progress, 1), "stage": self.stage,
-            "params": self.params, "result_asset_ids": list(self.result_asset_ids),
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state.value,
+            "status": self.state.value,
+            "progress": round(self.progress, 1),
+            "stage": self.stage,
+            "params": self.params,
+            "result_asset_ids": list(self.result_asset_ids),
             "result_urls": [f"/api/assets/{a}/file" for a in self.result_asset_ids],
-            "result": self.result, "error": self.error or None,
-            "error_code": self.error_code or None, "retry_of": self.retry_of,
-            "created_at": iso(self.created_at), "started_at": iso(self.started_at),
+            "result": self.result,
+            "error": self.error or None,
+            "error_code": self.error_code or None,
+            "retry_of": self.retry_of,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -135,9 +166,15 @@ class CancelToken:
 class JobContext:
     """Handed to a running handler: its params, progress reporting and the cancel check."""
 
-    def __init__(self, job: Job, token: CancelToken, report: Callable[[float, str | None], None],
-                 lang: str, timeout_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+    def __init__(
+        self,
+        job: Job,
+        token: CancelToken,
+        report: Callable[[float, str | None], None],
+        lang: str,
+        timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.timeout_s = timeout_s
         self._clock = clock
         # Past this the job ends failed; download time does not count (watching_downloads).
@@ -171,8 +208,9 @@ class JobContext:
         self._report(0.0, text)
 
     @contextmanager
-    def watching_downloads(self, folder: Path, label: str, expected_bytes: int,
-                           interval_s: float = 1.0) -> Iterator[None]:  # fmt: skip
+    def watching_downloads(
+        self, folder: Path, label: str, expected_bytes: int, interval_s: float = 1.0
+    ) -> Iterator[None]:
         """While the block runs (a first model load), say how much has arrived: "Descargando
         SDXL: 2.1 / 6.9 GB" instead of a stage that looks stuck for minutes. Counted from the
         bytes this process writes (``/proc/self/io``), so nothing walks ``folder`` (on Drive
@@ -187,8 +225,14 @@ class JobContext:
             while not stop.wait(interval_s):
                 grown = (measure() or 0) - start
                 if grown >= 1_000_000:
-                    self.stage(self.t("stage.downloading_size", model=label, done=human_size(grown),
-                                      total=human_size(max(expected_bytes, grown))))  # fmt: skip
+                    self.stage(
+                        self.t(
+                            "stage.downloading_size",
+                            model=label,
+                            done=human_size(grown),
+                            total=human_size(max(expected_bytes, grown)),
+                        )
+                    )
 
         thread = threading.Thread(target=watch, name="enfoads-download-watch", daemon=True)
         thread.start()
@@ -256,8 +300,9 @@ class JobBackend(Protocol):
     def busy(self) -> bool: ...
     def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job: ...
     def get(self, job_id: str) -> Job: ...
-    def list(self, *, state: str | None = None, kind: str | None = None,
-             limit: int = 50) -> list[Job]: ...  # fmt: skip
+    def list(
+        self, *, state: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[Job]: ...
     def cancel(self, job_id: str) -> Job: ...
     def retry(self, job_id: str) -> Job: ...
     def wait(self, job_id: str, timeout: float | None = None) -> Job: ...
@@ -268,8 +313,9 @@ class JobBackend(Protocol):
 class JobStore:
     """Job rows in the database, with compare-and-set state changes (safe across processes)."""
 
-    def __init__(self, sessions: sessionmaker, bus: events.EventBus,
-                 clock: Callable[[], datetime] = utcnow):  # fmt: skip
+    def __init__(
+        self, sessions: sessionmaker, bus: events.EventBus, clock: Callable[[], datetime] = utcnow
+    ):
         self._sessions = sessions
         self._bus = bus
         self.clock = clock
@@ -282,10 +328,19 @@ class JobStore:
         check_tree(params, "params")
         storable(params, "params")  # nothing that cannot be read back is ever stored
         row = JobRow(
-            id=f"job_{secrets.token_hex(8)}", kind=kind, state=JobState.QUEUED.value,
-            progress=0.0, stage="", params=params, result_asset_ids=[], result={}, error="",
-            error_code="", retry_of=retry_of, created_at=self.clock(),
-        )  # fmt: skip
+            id=f"job_{secrets.token_hex(8)}",
+            kind=kind,
+            state=JobState.QUEUED.value,
+            progress=0.0,
+            stage="",
+            params=params,
+            result_asset_ids=[],
+            result={},
+            error="",
+            error_code="",
+            retry_of=retry_of,
+            created_at=self.clock(),
+        )
         with self._sessions.begin() as s:
             s.add(row)
             s.flush()
@@ -300,8 +355,9 @@ class JobStore:
                 raise NotFound("job", str(job_id)[:80])
             return Job.from_row(row)
 
-    def list(self, *, state: str | None = None, kind: str | None = None,
-             limit: int = 50) -> list[Job]:  # fmt: skip
+    def list(
+        self, *, state: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[Job]:
         query = select(JobRow)
         if state:
             query = query.where(JobRow.state == state)
@@ -311,8 +367,14 @@ class JobStore:
         with self._sessions() as s:
             return [Job.from_row(r) for r in s.scalars(query.limit(min(max(1, limit), 500)))]
 
-    def transition(self, job_id: str, from_states: Iterable[JobState], *,
-                   leased_by: str | None = None, **changes: Any) -> Job | None:  # fmt: skip
+    def transition(
+        self,
+        job_id: str,
+        from_states: Iterable[JobState],
+        *,
+        leased_by: str | None = None,
+        **changes: Any,
+    ) -> Job | None:
         """Apply ``changes`` only if the job is in one of ``from_states`` (and, with
         ``leased_by``, still leased by that owner); publish on success."""
         if "state" in changes:
@@ -331,7 +393,6 @@ class JobStore:
         self._bus.publish(events.job_update(job.to_dict()))
         return job
 
-
     def claim(self, job_id: str, owner: str, lease_s: float, stage: str) -> tuple[Job | None, bool]:
         """Take the job to run it: a queued job, or a running one whose runner is gone (a
         redelivery after a worker died). Returns the job (None when it is not ours to run:
@@ -339,8 +400,15 @@ class JobStore:
         from enfoads.core.engine import owner_gone
 
         now = self.clock()
-        job = self.transition(job_id, [JobState.QUEUED], state=JobState.RUNNING, started_at=now,
-                              owner=owner, heartbeat_at=now, stage=stage)  # fmt: skip
+        job = self.transition(
+            job_id,
+            [JobState.QUEUED],
+            state=JobState.RUNNING,
+            started_at=now,
+            owner=owner,
+            heartbeat_at=now,
+            stage=stage,
+        )
         if job is not None:
             return job, False
         with self._sessions() as s:
@@ -351,11 +419,16 @@ class JobStore:
         if old_owner == owner or not owner_gone(old_owner, beat, now, lease_s):
             return None, False
         with self._sessions.begin() as s:
-            done = s.execute(update(JobRow).where(
-                JobRow.id == job_id, JobRow.state == JobState.RUNNING.value,
-                JobRow.owner.is_(None) if old_owner is None else JobRow.owner == old_owner,
-                JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat,
-            ).values(owner=owner, heartbeat_at=now, progress=0.0, stage=stage)).rowcount  # fmt: skip
+            done = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.RUNNING.value,
+                    JobRow.owner.is_(None) if old_owner is None else JobRow.owner == old_owner,
+                    JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat,
+                )
+                .values(owner=owner, heartbeat_at=now, progress=0.0, stage=stage)
+            ).rowcount
         if done != 1:
             return None, False
         log.warning("job %s taken over from %s (gone)", job_id, old_owner)
@@ -364,9 +437,14 @@ class JobStore:
     def request_cancel(self, job_id: str) -> bool:
         """Flag a running job for cancel; its runner stops at its next step, wherever it runs."""
         with self._sessions.begin() as s:
-            return s.execute(update(JobRow).where(JobRow.id == job_id,
-                                                  JobRow.state == JobState.RUNNING.value)
-                             .values(cancel_requested=True)).rowcount == 1  # fmt: skip
+            return (
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.state == JobState.RUNNING.value)
+                    .values(cancel_requested=True)
+                ).rowcount
+                == 1
+            )
 
     def cancel_requested(self, job_id: str) -> bool:
         with self._sessions() as s:
@@ -375,9 +453,11 @@ class JobStore:
     def heartbeat(self, owner: str) -> int:
         """Renew the lease of every job ``owner`` runs; how many it holds."""
         with self._sessions.begin() as s:
-            return s.execute(update(JobRow).where(JobRow.owner == owner,
-                                                  JobRow.state == JobState.RUNNING.value)
-                             .values(heartbeat_at=self.clock())).rowcount  # fmt: skip
+            return s.execute(
+                update(JobRow)
+                .where(JobRow.owner == owner, JobRow.state == JobState.RUNNING.value)
+                .values(heartbeat_at=self.clock())
+            ).rowcount
 
     def reclaim_expired(self, lease_s: float, lang: str) -> list[Job]:
         """Mark interrupted, once, each running job whose runner is gone (lease expired, or
@@ -387,20 +467,34 @@ class JobStore:
         now = self.clock()
         reclaimed = []
         with self._sessions() as s:
-            running = s.execute(select(JobRow.id, JobRow.owner, JobRow.heartbeat_at)
-                                .where(JobRow.state == JobState.RUNNING.value)).all()  # fmt: skip
+            running = s.execute(
+                select(JobRow.id, JobRow.owner, JobRow.heartbeat_at).where(
+                    JobRow.state == JobState.RUNNING.value
+                )
+            ).all()
         for job_id, owner, beat in running:
             if not owner_gone(owner, beat, now, lease_s):
                 continue
             with self._sessions.begin() as s:  # compare-and-set: the lease we saw, unchanged
-                where = [JobRow.id == job_id, JobRow.state == JobState.RUNNING.value,
-                         JobRow.owner.is_(None) if owner is None else JobRow.owner == owner,
-                         JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat]  # fmt: skip
+                where = [
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.RUNNING.value,
+                    JobRow.owner.is_(None) if owner is None else JobRow.owner == owner,
+                    JobRow.heartbeat_at.is_(None) if beat is None else JobRow.heartbeat_at == beat,
+                ]
                 error = t("error.interrupted", lang)
-                done = s.execute(update(JobRow).where(*where).values(
-                    state=JobState.FAILED.value, finished_at=now, error=error,
-                    error_i18n=i18n_record(error), error_code="interrupted",
-                    owner=None)).rowcount  # fmt: skip
+                done = s.execute(
+                    update(JobRow)
+                    .where(*where)
+                    .values(
+                        state=JobState.FAILED.value,
+                        finished_at=now,
+                        error=error,
+                        error_i18n=i18n_record(error),
+                        error_code="interrupted",
+                        owner=None,
+                    )
+                ).rowcount
             if done == 1:
                 job = self.get(job_id)
                 self._bus.publish(events.job_update(job.to_dict()))
@@ -430,17 +524,22 @@ class StoredQueue:
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id)
 
-    def list(self, *, state: str | None = None, kind: str | None = None,
-             limit: int = 50) -> list[Job]:  # fmt: skip
+    def list(
+        self, *, state: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[Job]:
         return self.store.list(state=state, kind=kind, limit=limit)
 
     def cancel(self, job_id: str) -> Job:
         job = self.store.get(job_id)
         if job.state is JobState.QUEUED:
-            done = self.store.transition(job_id, [JobState.QUEUED], state=JobState.CANCELLED,
-                                         finished_at=self.store.clock(),
-                                         error=t("error.cancelled", self.lang),
-                                         error_code="cancelled")  # fmt: skip
+            done = self.store.transition(
+                job_id,
+                [JobState.QUEUED],
+                state=JobState.CANCELLED,
+                finished_at=self.store.clock(),
+                error=t("error.cancelled", self.lang),
+                error_code="cancelled",
+            )
             if done is not None:
                 self._finished(job_id)
                 return done
@@ -470,9 +569,16 @@ class LocalJobQueue(StoredQueue):
     only jobs whose runner is gone are marked interrupted, never those another live process
     runs."""
 
-    def __init__(self, store: JobStore, *, workers: int = 1, lang: str | Callable[[], str] = "es",
-                 owner: str | None = None, lease_s: float = 30.0,
-                 timeout_s: Callable[[str], float | None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        workers: int = 1,
+        lang: str | Callable[[], str] = "es",
+        owner: str | None = None,
+        lease_s: float = 30.0,
+        timeout_s: Callable[[str], float | None] | None = None,
+    ):
         from enfoads.core.engine import new_owner_id
 
         self._timeout_s = timeout_s or (lambda _kind: None)
@@ -532,8 +638,9 @@ class LocalJobQueue(StoredQueue):
             return
         for job in self.store.reclaim_expired(self.lease_s, self.lang):
             self._finished(job.id)
-        for job in sorted(self.store.list(state=JobState.QUEUED.value, limit=500),
-                          key=lambda j: j.created_at):  # fmt: skip
+        for job in sorted(
+            self.store.list(state=JobState.QUEUED.value, limit=500), key=lambda j: j.created_at
+        ):
             log.info("job %s requeued after restart", job.id)
             self._enqueue(job.id)
         self._stop.clear()
@@ -549,7 +656,7 @@ class LocalJobQueue(StoredQueue):
         while not self._stop.wait(self.lease_s / 3):
             try:
                 self.store.heartbeat(self.owner)
-            except Exception:  # noqa: BLE001 - a locked database must not end the leases
+            except Exception:
                 log.exception("could not renew the job leases")
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -577,7 +684,7 @@ class LocalJobQueue(StoredQueue):
                 return
             try:
                 self._run(job_id)
-            except Exception:  # noqa: BLE001 - the worker outlives any job
+            except Exception:
                 log.exception("worker failed around job %s", job_id)
 
     def _run(self, job_id: str) -> None:
@@ -585,12 +692,23 @@ class LocalJobQueue(StoredQueue):
         with self._lock:
             self._tokens[job_id] = token
         try:
-            job, _took_over = self.store.claim(job_id, self.owner, self.lease_s,
-                                               t("stage.queued", self.lang))  # fmt: skip
+            job, _took_over = self.store.claim(
+                job_id, self.owner, self.lease_s, t("stage.queued", self.lang)
+            )
             if job is None:
                 return  # cancelled while queued
-            if execute(self.store, job, self._handlers.get(job.kind), token, self.owner,
-                       self.lang, self._timeout_s(job.kind)) is not None:  # fmt: skip
+            if (
+                execute(
+                    self.store,
+                    job,
+                    self._handlers.get(job.kind),
+                    token,
+                    self.owner,
+                    self.lang,
+                    self._timeout_s(job.kind),
+                )
+                is not None
+            ):
                 self._finished(job_id)
         finally:
             with self._lock:
@@ -627,16 +745,27 @@ class DbCancelToken:
         return self._cancelled
 
 
-def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owner: str,
-            lang: str, timeout_s: float | None = None) -> Job | None:  # fmt: skip
+def execute(
+    store: JobStore,
+    job: Job,
+    handler: Handler | None,
+    token: Any,
+    owner: str,
+    lang: str,
+    timeout_s: float | None = None,
+) -> Job | None:
     """Run a claimed job's handler and record how it ended (only while ``owner`` still holds
     its lease). The one path for the local queue and for remote workers. Past ``timeout_s``
     (checked between steps) the job ends failed and its models are released."""
     import time
 
     job_id = job.id
-    last: dict[str, Any] = {"progress": 0.0, "stage": job.stage, "written": time.monotonic(),
-                            "record": job.to_dict()}  # fmt: skip
+    last: dict[str, Any] = {
+        "progress": 0.0,
+        "stage": job.stage,
+        "written": time.monotonic(),
+        "record": job.to_dict(),
+    }
     lock = threading.Lock()  # a download watcher reports from its own thread
 
     def report(percent: float, stage: str | None) -> None:
@@ -648,18 +777,26 @@ def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owne
             last.update(progress=percent, stage=stage)
             now = time.monotonic()
             if now - last["written"] < PERSIST_PROGRESS_S:  # the event now, the row soon
-                store.bus.publish(events.job_update(
-                    dict(last["record"], progress=round(percent, 1), stage=stage)))  # fmt: skip
+                store.bus.publish(
+                    events.job_update(dict(last["record"], progress=round(percent, 1), stage=stage))
+                )
                 return
-            updated = store.transition(job_id, [JobState.RUNNING], leased_by=owner,
-                                       progress=percent, stage=stage)  # fmt: skip
+            updated = store.transition(
+                job_id, [JobState.RUNNING], leased_by=owner, progress=percent, stage=stage
+            )
             last["written"] = now
             if updated is not None:
                 last["record"] = updated.to_dict()
 
     def finish(state: JobState, **changes: Any) -> Job | None:
-        return store.transition(job_id, [JobState.RUNNING], leased_by=owner, state=state,
-                                finished_at=store.clock(), **changes)  # fmt: skip
+        return store.transition(
+            job_id,
+            [JobState.RUNNING],
+            leased_by=owner,
+            state=state,
+            finished_at=store.clock(),
+            **changes,
+        )
 
     ctx = JobContext(job, token, report, lang, timeout_s)
     try:
@@ -672,7 +809,7 @@ def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owne
     except EnfoadsError as exc:
         log.info("job %s failed: %s", job_id, exc)
         return finish(JobState.FAILED, error=exc.message(lang), error_code=exc.key)
-    except Exception as exc:  # noqa: BLE001 - a job's crash is recorded, not raised
+    except Exception as exc:
         if is_disk_full(exc):
             log.error("job %s (%s): the disk is full", job_id, job.kind)
             error, code = DiskFull().message(lang), "error.disk_full"
@@ -682,5 +819,10 @@ def execute(store: JobStore, job: Job, handler: Handler | None, token: Any, owne
             code = "error.internal"
         return finish(JobState.FAILED, error=error, error_code=code)
     log.info("job %s completed", job_id)
-    return finish(JobState.COMPLETED, progress=100.0, stage=t("stage.completed", lang),
-                  result_asset_ids=list(result.asset_ids), result=result.data)  # fmt: skip
+    return finish(
+        JobState.COMPLETED,
+        progress=100.0,
+        stage=t("stage.completed", lang),
+        result_asset_ids=list(result.asset_ids),
+        result=result.data,
+    )

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from enfoads.core.errors import InvalidInput, TooLarge, UnsafePath
@@ -113,7 +112,9 @@ def font_thumbnail(data: bytes, px: int) -> bytes:
 
     image = Image.new("RGB", (px, px // 2), "white")
     font = ImageFont.truetype(io.BytesIO(data), max(12, px // 7))
-    ImageDraw.Draw(image).text((px // 2, px // 4), FONT_SAMPLE, font=font, fill="black", anchor="mm")
+    ImageDraw.Draw(image).text(
+        (px // 2, px // 4), FONT_SAMPLE, font=font, fill="black", anchor="mm"
+    )
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)
     return out.getvalue()
@@ -145,8 +146,9 @@ def probe_video(path: Path, name: str = "video") -> VideoInfo:
     try:
         meta = next(reader)
         width, height = meta["size"]
-        info = VideoInfo(int(width), int(height), float(meta.get("fps") or 0),
-                         float(meta["duration"]))  # fmt: skip
+        info = VideoInfo(
+            int(width), int(height), float(meta.get("fps") or 0), float(meta["duration"])
+        )
     except (RuntimeError, OSError, StopIteration, KeyError, TypeError, ValueError) as exc:
         logging.getLogger(__name__).info("unreadable video %r: %s", name, exc)
         raise InvalidInput("error.corrupt_video", field="file", name=name) from None
@@ -160,10 +162,23 @@ def probe_video(path: Path, name: str = "video") -> VideoInfo:
 def video_thumbnail(path: Path, px: int, name: str = "video") -> bytes:
     """A JPEG of the frame one tenth of a second in (the first frame is often black)."""
     cmd = [
-        ffmpeg_exe(), "-v", "error", "-ss", "0.1", "-i", str(path), "-frames:v", "1",
-        "-vf", f"scale='min({px},iw)':-2:force_original_aspect_ratio=decrease",
-        "-f", "image2pipe", "-vcodec", "mjpeg", "-",
-    ]  # fmt: skip
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-ss",
+        "0.1",
+        "-i",
+        str(path),
+        "-frames:v",
+        "1",
+        "-vf",
+        f"scale='min({px},iw)':-2:force_original_aspect_ratio=decrease",
+        "-f",
+        "image2pipe",
+        "-vcodec",
+        "mjpeg",
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     if proc.returncode != 0 or not proc.stdout:
         # Very short clips: take the first frame instead.
@@ -248,7 +263,11 @@ def first_frame(path: Path, name: str) -> Image.Image:
     finally:
         frames.close()
     if frame is None:
-        raise InvalidInput("error.invalid", field="video_asset_id", reason=Reason("reason.named_no_frames", name=name))
+        raise InvalidInput(
+            "error.invalid",
+            field="video_asset_id",
+            reason=Reason("reason.named_no_frames", name=name),
+        )
     return Image.fromarray(np.array(frame))
 
 
@@ -290,26 +309,75 @@ class FrameWriter:
     as a context manager: the file exists only after a clean exit.
     """
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, *,
-                 audio: Path | None = None, duration_s: float | None = None,
-                 crf: int = 20, preset: str = "veryfast", threads: int = 0,
-                 metadata: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        audio: Path | None = None,
+        duration_s: float | None = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+        threads: int = 0,
+        metadata: dict[str, str] | None = None,
+    ):
         if width % 2 or height % 2:
-            raise InvalidInput("error.invalid", field="size",
-                               reason=Reason("reason.even_sides", size=f"{width}x{height}"))  # fmt: skip
+            raise InvalidInput(
+                "error.invalid",
+                field="size",
+                reason=Reason("reason.even_sides", size=f"{width}x{height}"),
+            )
         self.path, self.size = Path(path), (width, height)
-        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-"]  # fmt: skip
+        cmd = [
+            ffmpeg_exe(),
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            f"{fps}",
+            "-i",
+            "-",
+        ]
         if audio is not None:
-            cmd += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac",
-                    "-b:a", "160k"]  # fmt: skip
+            cmd += [
+                "-i",
+                str(audio),
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a:0?",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "160k",
+            ]
         if duration_s is not None:
             cmd += ["-t", f"{duration_s:.3f}"]
         for key, value in (metadata or {}).items():
             cmd += ["-metadata", f"{key}={' '.join(str(value).split())}"]
-        cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-threads", str(threads), "-movflags", "+faststart+use_metadata_tags",
-                str(self.path)]  # fmt: skip
+        cmd += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            str(threads),
+            "-movflags",
+            "+faststart+use_metadata_tags",
+            str(self.path),
+        ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames = 0
 
@@ -350,8 +418,12 @@ class FrameWriter:
 
 def run_ffmpeg(args: list[str], timeout: float = 600) -> None:
     """Run ffmpeg with ``args``; raise with its last error lines when it fails."""
-    proc = subprocess.run([ffmpeg_exe(), "-y", "-v", "error", *args], capture_output=True,
-                          timeout=timeout, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-y", "-v", "error", *args],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed: {proc.stderr.decode(errors='replace')[-500:]}")
 
@@ -370,8 +442,12 @@ def probe_streams(path: Path) -> StreamInfo:
     """Codecs, size, fps and duration as ffmpeg reads them (imageio-ffmpeg ships no ffprobe)."""
     import re
 
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                          timeout=60, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     text = proc.stderr.decode(errors="replace")
     video = re.search(r"Stream #\S+.*?: Video: (\w+).*?, (\d+)x(\d+).*?, ([\d.]+) fps", text)
     audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", text)
@@ -380,8 +456,10 @@ def probe_streams(path: Path) -> StreamInfo:
         raise InvalidInput("error.invalid", field="file", reason=Reason("reason.no_streams"))
     h, m, s = duration.groups() if duration else (0, 0, 0)
     return StreamInfo(
-        video=video.group(1) if video else None, audio=audio.group(1) if audio else None,
-        width=int(video.group(2)) if video else 0, height=int(video.group(3)) if video else 0,
+        video=video.group(1) if video else None,
+        audio=audio.group(1) if audio else None,
+        width=int(video.group(2)) if video else 0,
+        height=int(video.group(3)) if video else 0,
         fps=float(video.group(4)) if video else 0.0,
         duration_s=int(h) * 3600 + int(m) * 60 + float(s),
-    )  # fmt: skip
+    )

@@ -122,8 +122,11 @@ class Settings(BaseSettings):
     server_host: str = "127.0.0.1"
     server_port: int = Field(5000, ge=1, le=65535)
     server_token: str = ""
-    cors_origins: list[str] = ["http://localhost:5173", "http://127.0.0.1:5173",
-                               "http://localhost:3000"]  # fmt: skip
+    cors_origins: list[str] = [
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+        "http://localhost:3000",
+    ]
     # The cloudflared binary for `--tunnel` (empty: on the PATH, else pycloudflared's download).
     cloudflared_path: str = ""
     # An ngrok account token: with it, the tunnel is ngrok's instead of Cloudflare's.

@@ -17,18 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from enfoads.version import __version__
 from enfoads.core import events
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.capability import Capabilities, Capability, Services
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.dbfile import DatabaseBackup, restore_live
-from enfoads.core.errors import AssetInUse
 from enfoads.core.engine import EngineRegistry, new_owner_id
+from enfoads.core.errors import AssetInUse
+from enfoads.core.i18n import Reason
 from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
 from enfoads.core.vram import ModelManager, resolve_device
-from enfoads.core.i18n import Reason
+from enfoads.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,21 @@ class Studio:
         self.db_backup: DatabaseBackup | None = None
         if self.settings.db_on_local_disk:  # the data dir is on Drive: SQLite lives locally
             restore_live(self.settings.live_db_path, self.settings.db_backup_path)
-            self.db_backup = DatabaseBackup(self.settings.live_db_path, self.settings.db_backup_path)
+            self.db_backup = DatabaseBackup(
+                self.settings.live_db_path, self.settings.db_backup_path
+            )
         self.engine = create_engine(self.settings.db_url)
         sessions = make_session_factory(self.engine)
         s = self.settings
         self.assets = AssetStore(
-            sessions, s.assets_dir, self.bus, thumbnail_px=s.thumbnail_px,
-            max_upload_bytes=s.max_upload_bytes, max_image_pixels=s.max_image_pixels, clock=clock,
-        )  # fmt: skip
+            sessions,
+            s.assets_dir,
+            self.bus,
+            thumbnail_px=s.thumbnail_px,
+            max_upload_bytes=s.max_upload_bytes,
+            max_image_pixels=s.max_image_pixels,
+            clock=clock,
+        )
         self.owner = new_owner_id()
         self.registry = EngineRegistry(sessions, self.owner, lease_s=s.lease_s, clock=clock)
         # Attached surfaces (dashboard pages, other kernels, the CLI) present this token to the
@@ -90,14 +97,26 @@ class Studio:
             from enfoads.workers.backend import CeleryJobQueue
 
             return CeleryJobQueue(store, s, lang=lambda: self.settings.language)
-        return LocalJobQueue(store, workers=s.workers, lang=lambda: self.settings.language,
-                             owner=self.owner, lease_s=s.lease_s,
-                             timeout_s=lambda kind: self.settings.job_timeout(kind))  # fmt: skip
+        return LocalJobQueue(
+            store,
+            workers=s.workers,
+            lang=lambda: self.settings.language,
+            owner=self.owner,
+            lease_s=s.lease_s,
+            timeout_s=lambda kind: self.settings.job_timeout(kind),
+        )
 
     def _services(self, needs: tuple[str, ...], capabilities: Any) -> Services:
         """What one capability gets: the live settings, the stores, and what it named."""
-        return Services(settings=lambda: self.settings, assets=self.assets, models=self.models,
-                        bus=self.bus, jobs=self.jobs, capabilities=capabilities, needs=needs)  # fmt: skip
+        return Services(
+            settings=lambda: self.settings,
+            assets=self.assets,
+            models=self.models,
+            bus=self.bus,
+            jobs=self.jobs,
+            capabilities=capabilities,
+            needs=needs,
+        )
 
     def _register_capabilities(self) -> None:
         """The capabilities (checked against the contract) and the studio's own job."""
@@ -105,8 +124,9 @@ class Studio:
         from enfoads.core.pipelines import register_all
 
         register_all(self.capabilities)
-        self.capabilities.add_job(inventory.prepare_job(self.capabilities, lambda: self.settings,
-                                                        self.models))  # fmt: skip
+        self.capabilities.add_job(
+            inventory.prepare_job(self.capabilities, lambda: self.settings, self.models)
+        )
 
     def capability(self, name: str) -> Capability:
         return self.capabilities[name]
@@ -115,10 +135,15 @@ class Studio:
         """Each capability: what it needs, its jobs (and their request models), its models,
         its options."""
         caps = self.capabilities
-        return {name: {"needs": list(cap.needs),
-                       "jobs": {j.kind: j.request.__name__ for j in cap.jobs()},
-                       "models": [m.key for m in cap.models()], "options": cap.options()}
-                for name, cap in caps.items()}  # fmt: skip
+        return {
+            name: {
+                "needs": list(cap.needs),
+                "jobs": {j.kind: j.request.__name__ for j in cap.jobs()},
+                "models": [m.key for m in cap.models()],
+                "options": cap.options(),
+            }
+            for name, cap in caps.items()
+        }
 
     def options(self, name: str) -> dict[str, Any]:
         """A capability's choices and limits for the UI (``image``, ``video``, ``voice``...)."""
@@ -139,8 +164,9 @@ class Studio:
             self.bus.subscribe(self._job_finished_backup, "job_update")
             atexit.register(self.db_backup.now)  # a kernel that ends without close()
         self.jobs.start()
-        self._beat = threading.Thread(target=self._keep_lease, name="enfoads-engine-lease",
-                                      daemon=True)  # fmt: skip
+        self._beat = threading.Thread(
+            target=self._keep_lease, name="enfoads-engine-lease", daemon=True
+        )
         self._beat.start()
         return self
 
@@ -149,7 +175,7 @@ class Studio:
             try:
                 if not self.registry.heartbeat():
                     log.error("this engine lost its lease on %s", self.settings.data_dir)
-            except Exception:  # noqa: BLE001 - a busy database must not end the lease thread
+            except Exception:
                 log.exception("could not renew the engine lease")
 
     def _job_finished_backup(self, event: events.Event) -> None:
@@ -179,7 +205,7 @@ class Studio:
         for closer in reversed(self._closers):
             try:
                 closer()
-            except Exception:  # noqa: BLE001 - the rest must close anyway
+            except Exception:
                 log.exception("closing %r failed", closer)
         self._stop.set()
         self.jobs.shutdown()
@@ -198,8 +224,9 @@ class Studio:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def subscribe(self, handler: Callable[[events.Event], None],
-                  name: str | None = None) -> Callable[[], None]:  # fmt: skip
+    def subscribe(
+        self, handler: Callable[[events.Event], None], name: str | None = None
+    ) -> Callable[[], None]:
         return self.bus.subscribe(handler, name)
 
     # -- settings chosen in the UI ----------------------------------------------------------
@@ -215,13 +242,16 @@ class Studio:
 
         unknown = set(changes) - set(self.PERSISTED)
         if unknown:
-            raise InvalidInput("error.invalid", field=sorted(unknown)[0],
-                               reason=Reason("reason.not_changeable"))  # fmt: skip
+            raise InvalidInput(
+                "error.invalid", field=sorted(unknown)[0], reason=Reason("reason.not_changeable")
+            )
         try:
             updated = Settings.model_validate({**self.settings.model_dump(), **changes})
         except ValueError as exc:  # pydantic's ValidationError: name the first problem
             errors = getattr(exc, "errors", lambda: [])()
-            field = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else next(iter(changes))
+            field = (
+                str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else next(iter(changes))
+            )
             reason = errors[0]["msg"] if errors else str(exc).splitlines()[0]
             raise InvalidInput("error.invalid", field=field, reason=reason[:200]) from exc
         path = self.settings.data_dir / SETTINGS_FILE
@@ -258,8 +288,12 @@ class Studio:
         import json
 
         page = self.assets.list(kind="brand_kit", limit=1)
-        kit = {"logo_asset_id": None, "colours": ["#111111", "#FFD400"], "font_asset_id": None,
-               "cta": ""}  # fmt: skip
+        kit = {
+            "logo_asset_id": None,
+            "colours": ["#111111", "#FFD400"],
+            "font_asset_id": None,
+            "cta": "",
+        }
         if page.items:
             try:
                 saved = json.loads(self.assets.read_bytes(page.items[0]).decode("utf-8"))
@@ -281,30 +315,43 @@ class Studio:
 
         allowed = {"logo_asset_id", "colours", "font_asset_id", "cta"}
         if set(kit) - allowed:
-            raise InvalidInput("error.invalid", field=sorted(set(kit) - allowed)[0],
-                               reason=Reason("reason.unknown_kit_field"))  # fmt: skip
+            raise InvalidInput(
+                "error.invalid",
+                field=sorted(set(kit) - allowed)[0],
+                reason=Reason("reason.unknown_kit_field"),
+            )
         merged = {**self.brand_kit(), **kit}
         if merged["logo_asset_id"]:
             self.assets.open_image(merged["logo_asset_id"])
         if merged["font_asset_id"] and self.assets.get(merged["font_asset_id"]).kind != "font":
-            raise InvalidInput("error.invalid", field="font_asset_id",
-                               reason=Reason("reason.not_font", id=merged["font_asset_id"]))  # fmt: skip
+            raise InvalidInput(
+                "error.invalid",
+                field="font_asset_id",
+                reason=Reason("reason.not_font", id=merged["font_asset_id"]),
+            )
         for colour in merged["colours"]:
             hex_rgb(colour, "colours")
         if len(merged["cta"]) > 80:
             raise InvalidInput("error.too_long", field="cta", length=len(merged["cta"]), limit=80)
         previous = self.assets.list(kind="brand_kit", limit=100).items
-        self.assets.add_bytes(json.dumps(merged, ensure_ascii=False).encode(), "brand_kit",
-                              ext="json", name="brand kit")  # fmt: skip
+        self.assets.add_bytes(
+            json.dumps(merged, ensure_ascii=False).encode(),
+            "brand_kit",
+            ext="json",
+            name="brand kit",
+        )
         for old in previous:  # one kit in the vault: the new one is stored before the old go
             self.assets.delete(old.id)
         return merged
 
     # -- status ------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "version": __version__,
-                "uptime_s": round(time.time() - self.started_at, 1),
-                "device": self.models.device}  # fmt: skip
+        return {
+            "status": "ok",
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "device": self.models.device,
+        }
 
     def gpu_status(self) -> dict[str, Any]:
         return self.models.stats()
@@ -316,12 +363,14 @@ class Studio:
     def get_asset(self, asset_id: str) -> Asset:
         return self.assets.get(asset_id)
 
-    def upload_asset(self, data: bytes, name: str, kind: str | None = None,
-                     tags: tuple[str, ...] = ()) -> Asset:  # fmt: skip
+    def upload_asset(
+        self, data: bytes, name: str, kind: str | None = None, tags: tuple[str, ...] = ()
+    ) -> Asset:
         return self.assets.add_upload(data, name, kind, tags=tags)
 
-    def tag_asset(self, asset_id: str, add: tuple[str, ...] = (),
-                  remove: tuple[str, ...] = ()) -> Asset:  # fmt: skip
+    def tag_asset(
+        self, asset_id: str, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()
+    ) -> Asset:
         self._refuse_reserved(asset_id, "tag")
         return self.assets.tag(asset_id, add, remove)
 
@@ -349,7 +398,9 @@ class Studio:
 
         asset = self.assets.get(asset_id)
         if asset.kind in RESERVED_KINDS:
-            raise InvalidInput("error.reserved_kind", field="asset_id", kind=asset.kind, action=action)
+            raise InvalidInput(
+                "error.reserved_kind", field="asset_id", kind=asset.kind, action=action
+            )
         return asset
 
     def import_seed_assets(self, path: str | Path) -> list[Asset]:

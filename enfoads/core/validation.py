@@ -32,8 +32,12 @@ def check_text(value: Any, field: str, *, limit: int | None = None) -> str:
         raise InvalidInput("error.invalid", field=field, reason=Reason("reason.text_expected"))
     bad = _BAD_CHAR.search(value)
     if bad is not None:
-        raise InvalidInput("error.bad_character", field=field, char=f"U+{ord(bad.group()):04X}",
-                           position=bad.start() + 1)  # fmt: skip
+        raise InvalidInput(
+            "error.bad_character",
+            field=field,
+            char=f"U+{ord(bad.group()):04X}",
+            position=bad.start() + 1,
+        )
     if limit is not None and len(value) > limit:
         raise InvalidInput("error.too_long", field=field, length=len(value), limit=limit)
     return value
@@ -76,7 +80,9 @@ def storable(value: Any, field: str) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
-        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.not_storable")) from exc
+        raise InvalidInput(
+            "error.invalid", field=field, reason=Reason("reason.not_storable")
+        ) from exc
     return text
 
 
@@ -95,19 +101,34 @@ def scrub(value: Any) -> Any:
 
 
 # pydantic's error types, as reasons in the studio's language (its own texts are English).
-_REASONS = {"missing": "reason.missing", "extra_forbidden": "reason.unknown_field",
-            "string_type": "reason.text_expected", "list_type": "reason.list_expected",
-            "dict_type": "reason.object_expected", "model_type": "reason.object_expected",
-            "model_attributes_type": "reason.object_expected", "bool_type": "reason.bool_expected",
-            "bool_parsing": "reason.bool_expected", "int_type": "reason.number_expected",
-            "int_parsing": "reason.number_expected", "int_from_float": "reason.number_expected",
-            "float_type": "reason.number_expected", "float_parsing": "reason.number_expected",
-            "finite_number": "reason.number_expected", "too_short": "reason.too_short",
-            "too_long": "reason.too_long", "string_too_long": "reason.too_long",
-            "string_too_short": "reason.too_short", "greater_than": "reason.out_of_range",
-            "greater_than_equal": "reason.out_of_range", "less_than": "reason.out_of_range",
-            "less_than_equal": "reason.out_of_range", "enum": "reason.choice",
-            "literal_error": "reason.choice", "string_unicode": "reason.bad_text"}  # fmt: skip
+_REASONS = {
+    "missing": "reason.missing",
+    "extra_forbidden": "reason.unknown_field",
+    "string_type": "reason.text_expected",
+    "list_type": "reason.list_expected",
+    "dict_type": "reason.object_expected",
+    "model_type": "reason.object_expected",
+    "model_attributes_type": "reason.object_expected",
+    "bool_type": "reason.bool_expected",
+    "bool_parsing": "reason.bool_expected",
+    "int_type": "reason.number_expected",
+    "int_parsing": "reason.number_expected",
+    "int_from_float": "reason.number_expected",
+    "float_type": "reason.number_expected",
+    "float_parsing": "reason.number_expected",
+    "finite_number": "reason.number_expected",
+    "too_short": "reason.too_short",
+    "too_long": "reason.too_long",
+    "string_too_long": "reason.too_long",
+    "string_too_short": "reason.too_short",
+    "greater_than": "reason.out_of_range",
+    "greater_than_equal": "reason.out_of_range",
+    "less_than": "reason.out_of_range",
+    "less_than_equal": "reason.out_of_range",
+    "enum": "reason.choice",
+    "literal_error": "reason.choice",
+    "string_unicode": "reason.bad_text",
+}
 
 
 def validation_reason(error: dict[str, Any]) -> Reason:

@@ -49,9 +49,15 @@ class TorchAdapter:
     def measure(self, model: Any) -> int | None:
         import torch
 
-        modules = [model] if isinstance(model, torch.nn.Module) else [
-            c for c in getattr(model, "components", {}).values() if isinstance(c, torch.nn.Module)
-        ]  # fmt: skip
+        modules = (
+            [model]
+            if isinstance(model, torch.nn.Module)
+            else [
+                c
+                for c in getattr(model, "components", {}).values()
+                if isinstance(c, torch.nn.Module)
+            ]
+        )
         seen: set[int] = set()
         total = 0
         for module in modules:
@@ -144,8 +150,13 @@ class ModelManager:
             self._device = self._device()
         return self._device
 
-    def register(self, name: str, loader: Callable[[], Any],
-                 size_bytes: int | Callable[[], int], adapter: Adapter | None = None) -> None:  # fmt: skip
+    def register(
+        self,
+        name: str,
+        loader: Callable[[], Any],
+        size_bytes: int | Callable[[], int],
+        adapter: Adapter | None = None,
+    ) -> None:
         """Declare a model: how to load it (on CPU) and how big it is expected to be.
 
         ``size_bytes`` may be a function, called at first use: a size that depends on the
@@ -156,8 +167,13 @@ class ModelManager:
             if old is not None and old.model is not None:
                 raise ValueError(f"model {name!r} is loaded; unload it before registering again")
             lazy = size_bytes if callable(size_bytes) else None
-            self._entries[name] = _Entry(name, loader, adapter or TorchAdapter(),
-                                         0 if lazy else int(size_bytes), estimate=lazy)  # fmt: skip
+            self._entries[name] = _Entry(
+                name,
+                loader,
+                adapter or TorchAdapter(),
+                0 if lazy else int(size_bytes),
+                estimate=lazy,
+            )
 
     def is_registered(self, name: str) -> bool:
         return name in self._entries
@@ -235,30 +251,35 @@ class ModelManager:
         return entry
 
     def _used(self, where: str) -> int:
-        return sum(e.size for e in self._entries.values()
-                   if e.where == where or e.reserved == where)  # fmt: skip
+        return sum(
+            e.size for e in self._entries.values() if e.where == where or e.reserved == where
+        )
 
     def _budget(self, where: str) -> int:
         return self.gpu_budget if where == GPU else self.ram_budget
 
     def _check_fits(self, entry: _Entry, target: str) -> None:
         if entry.size > self._budget(target):
-            raise ModelTooLarge(entry.name, entry.size, self._budget(target),
-                                "GPU" if target == GPU else "RAM")  # fmt: skip
+            raise ModelTooLarge(
+                entry.name, entry.size, self._budget(target), "GPU" if target == GPU else "RAM"
+            )
 
     def _make_room(self, entry: _Entry, target: str) -> bool:
         """Evict idle models (LRU) until ``entry`` fits on ``target``; False if it cannot yet."""
         need = entry.size
-        free = self._budget(target) - self._used(target) + (
-            entry.size if entry.where == target else 0
+        free = (
+            self._budget(target) - self._used(target) + (entry.size if entry.where == target else 0)
         )
         if free >= need:
             return True
         idle = sorted(
-            (e for e in self._entries.values()
-             if e.where == target and e is not entry and not e.in_use),
+            (
+                e
+                for e in self._entries.values()
+                if e.where == target and e is not entry and not e.in_use
+            ),
             key=lambda e: e.last_used,
-        )  # fmt: skip
+        )
         if free + sum(e.size for e in idle) < need:
             return False
         for victim in idle:
@@ -274,14 +295,22 @@ class ModelManager:
 
     def _offload_to_cpu_or_drop(self, victim: _Entry, arriving: _Entry) -> None:
         # A model moving from RAM to the GPU frees its RAM for the one it displaces (a swap).
-        ram_free = self.ram_budget - self._used(CPU) + (
-            arriving.size if arriving.where == CPU else 0
+        ram_free = (
+            self.ram_budget - self._used(CPU) + (arriving.size if arriving.where == CPU else 0)
         )
         if ram_free < victim.size:
             # Older CPU residents make way for a more recently used model.
-            older = sorted((e for e in self._entries.values() if e.where == CPU and not e.in_use
-                            and e is not arriving and e.last_used <= victim.last_used),
-                           key=lambda e: e.last_used)  # fmt: skip
+            older = sorted(
+                (
+                    e
+                    for e in self._entries.values()
+                    if e.where == CPU
+                    and not e.in_use
+                    and e is not arriving
+                    and e.last_used <= victim.last_used
+                ),
+                key=lambda e: e.last_used,
+            )
             for e in older:
                 if ram_free >= victim.size:
                     break
@@ -343,9 +372,14 @@ class ModelManager:
 
     def _trim(self, where: str, keep: _Entry) -> None:
         """Evict idle LRU models from ``where`` until its budget holds (after a measured load)."""
-        idle = sorted((e for e in self._entries.values()
-                       if e.where == where and e is not keep and not e.in_use),
-                      key=lambda e: e.last_used)  # fmt: skip
+        idle = sorted(
+            (
+                e
+                for e in self._entries.values()
+                if e.where == where and e is not keep and not e.in_use
+            ),
+            key=lambda e: e.last_used,
+        )
         for victim in idle:
             if self._used(where) <= self._budget(where):
                 break
@@ -373,10 +407,16 @@ class ModelManager:
         """What ``/gpu-status`` shows: budgets, use, each model's place, device totals."""
         with self._cond:
             models = [
-                {"name": e.name, "where": e.where, "bytes": e.size, "in_use": e.in_use,
-                 "loads": e.loads, "last_used": e.last_used}
+                {
+                    "name": e.name,
+                    "where": e.where,
+                    "bytes": e.size,
+                    "in_use": e.in_use,
+                    "loads": e.loads,
+                    "last_used": e.last_used,
+                }
                 for e in self._entries.values()
-            ]  # fmt: skip
+            ]
             out: dict[str, Any] = {
                 "device": self.device,
                 "gpu_budget_bytes": self.gpu_budget,
@@ -397,9 +437,15 @@ def device_totals() -> dict[str, Any]:
     if torch is not None and torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             free, total = torch.cuda.mem_get_info(i)
-            gpus.append({"index": i, "name": torch.cuda.get_device_name(i),
-                         "total_bytes": total, "used_bytes": total - free,
-                         "allocated_bytes": torch.cuda.memory_allocated(i)})  # fmt: skip
+            gpus.append(
+                {
+                    "index": i,
+                    "name": torch.cuda.get_device_name(i),
+                    "total_bytes": total,
+                    "used_bytes": total - free,
+                    "allocated_bytes": torch.cuda.memory_allocated(i),
+                }
+            )
     else:
         try:
             import pynvml
@@ -409,9 +455,15 @@ def device_totals() -> dict[str, Any]:
                 handle = pynvml.nvmlDeviceGetHandleByIndex(i)
                 mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
                 name = pynvml.nvmlDeviceGetName(handle)
-                gpus.append({"index": i, "name": name if isinstance(name, str) else name.decode(),
-                             "total_bytes": mem.total, "used_bytes": mem.used})  # fmt: skip
-        except Exception:  # noqa: BLE001 - no NVIDIA driver: no GPU to report
+                gpus.append(
+                    {
+                        "index": i,
+                        "name": name if isinstance(name, str) else name.decode(),
+                        "total_bytes": mem.total,
+                        "used_bytes": mem.used,
+                    }
+                )
+        except Exception:
             pass
     return {"gpus": gpus, "ram": host_ram()}
 
@@ -425,5 +477,7 @@ def host_ram() -> dict[str, int]:
                 info[key] = int(value.split()[0]) * 1024
     except OSError:
         return {}
-    return {"total_bytes": info.get("MemTotal", 0),
-            "used_bytes": info.get("MemTotal", 0) - info.get("MemAvailable", 0)}  # fmt: skip
+    return {
+        "total_bytes": info.get("MemTotal", 0),
+        "used_bytes": info.get("MemTotal", 0) - info.get("MemAvailable", 0),
+    }

@@ -32,7 +32,7 @@ def host_is_local(host_header: str | None) -> bool:
         return False
     host = host_header.strip().lower()
     if host.startswith("["):
-        host = host[1:host.find("]")] if "]" in host else host[1:]
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
     if host == "localhost" or host.endswith(".localhost"):
@@ -83,8 +83,9 @@ class Access:
         self.local_open = False
 
     def _serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret, salt="enfoads-media",
-                                      signer=_signer_class(self.clock))  # fmt: skip
+        return URLSafeTimedSerializer(
+            self.secret, salt="enfoads-media", signer=_signer_class(self.clock)
+        )
 
     def media_url(self, asset_id: str, variant: str) -> str:
         """A path with a signature that opens this asset's file (or thumbnail) for

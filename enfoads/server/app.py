@@ -10,13 +10,23 @@ import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from enfoads.version import __version__
 from enfoads.core.studio import Studio
 from enfoads.server.access import Access
 from enfoads.server.deps import RateLimiter, install_error_handlers
 from enfoads.server.guard import RequestGuard
 from enfoads.server.realtime import EventBridge, create_sio
-from enfoads.server.routes import assets, faceswap, health, images, jobs, studio as studio_routes, video
+from enfoads.server.routes import (
+    assets,
+    faceswap,
+    health,
+    images,
+    jobs,
+    video,
+)
+from enfoads.server.routes import (
+    studio as studio_routes,
+)
+from enfoads.version import __version__
 
 
 def create_app(studio: Studio, *, token: str | None = None, local_open: bool = False) -> Any:
@@ -26,8 +36,12 @@ def create_app(studio: Studio, *, token: str | None = None, local_open: bool = F
     ``app.api.state.access`` is the live rule (a tunnel closes it)."""
     settings = studio.settings
     token = settings.server_token if token is None else token
-    access = Access(token=token, attach_token=getattr(studio, "attach_token", ""),
-                    local_open=local_open, media_ttl_s=settings.media_url_ttl_s)  # fmt: skip
+    access = Access(
+        token=token,
+        attach_token=getattr(studio, "attach_token", ""),
+        local_open=local_open,
+        media_ttl_s=settings.media_url_ttl_s,
+    )
     sio = create_sio(lambda: access, settings.cors_origins)
     bridge = EventBridge(sio, lambda: api.state.access)
 
@@ -43,10 +57,15 @@ def create_app(studio: Studio, *, token: str | None = None, local_open: bool = F
     api.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     api.state.sio = sio
     # Added first, so it runs inside CORS (preflights are answered before the token check).
-    api.add_middleware(RequestGuard, access=lambda: api.state.access,
-                       settings=lambda: studio.settings)  # fmt: skip
-    api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                       allow_methods=["*"], allow_headers=["*"])  # fmt: skip
+    api.add_middleware(
+        RequestGuard, access=lambda: api.state.access, settings=lambda: studio.settings
+    )
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
     install_error_handlers(api)
     for module in (health, images, faceswap, video, assets, jobs, studio_routes):
         api.include_router(module.router)

@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, is_disk_full
 from enfoads.core.i18n import Reason, t
-from enfoads.core.validation import validation_reason
 from enfoads.core.studio import Studio
+from enfoads.core.validation import validation_reason
 from enfoads.server.guard import presented_token
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ def get_studio(request: Request) -> Studio:
 class ApiError(Exception):
     """An HTTP-level problem (auth, rate limit, body) with a status and a clear message."""
 
-    def __init__(self, status: int, error: str, message: str,
-                 headers: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self, status: int, error: str, message: str, headers: dict[str, str] | None = None
+    ):
         self.status, self.error, self.message = status, error, message
         self.headers = headers or {}
 
@@ -52,7 +53,9 @@ def require_token(request: Request) -> None:
     if request.scope.get("state", {}).get("authorized"):
         return  # the guard let it in (token, local Host on a local server, or a signed URL)
     access = request.app.state.access
-    if access.required(request.headers.get("host")) and not access.allows(presented_token(request.scope)):
+    if access.required(request.headers.get("host")) and not access.allows(
+        presented_token(request.scope)
+    ):
         raise ApiError(401, "unauthorized", t("error.unauthorized", language(request)))
 
 
@@ -91,10 +94,17 @@ class RateLimiter:
         wait = self.check(client_key(request))
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
-            raise ApiError(429, "rate_limited",
-                           t("error.rate_limited", language(request), limit=self.per_minute,
-                             retry_after=retry_after),
-                           {"Retry-After": str(retry_after)})  # fmt: skip
+            raise ApiError(
+                429,
+                "rate_limited",
+                t(
+                    "error.rate_limited",
+                    language(request),
+                    limit=self.per_minute,
+                    retry_after=retry_after,
+                ),
+                {"Retry-After": str(retry_after)},
+            )
 
 
 def rate_limit(request: Request) -> None:
@@ -117,20 +127,31 @@ def install_error_handlers(app) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.error, "message": exc.message, "field": None},
-                            status_code=exc.status, headers=exc.headers)  # fmt: skip
+        return JSONResponse(
+            {"error": exc.error, "message": exc.message, "field": None},
+            status_code=exc.status,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
         if first.get("type") == "json_invalid":
-            return JSONResponse({"error": "bad_json", "message": t("error.bad_json", language(request)),
-                                 "field": None}, status_code=422)  # fmt: skip
-        message = t("error.invalid_field", language(request), field=field,
-                    reason=validation_reason(first))  # fmt: skip
-        return JSONResponse({"error": "invalid", "message": message, "field": field},
-                            status_code=422)  # fmt: skip
+            return JSONResponse(
+                {
+                    "error": "bad_json",
+                    "message": t("error.bad_json", language(request)),
+                    "field": None,
+                },
+                status_code=422,
+            )
+        message = t(
+            "error.invalid_field", language(request), field=field, reason=validation_reason(first)
+        )
+        return JSONResponse(
+            {"error": "invalid", "message": message, "field": field}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -140,8 +161,11 @@ def install_error_handlers(app) -> None:
             message = t("error.no_route", lang, method=request.method, path=request.url.path[:200])
         elif message == _BODY_PARSE:  # FastAPI's text for a body it could not parse
             message, error = t("error.bad_json", lang), "bad_json"
-        return JSONResponse({"error": error, "message": message, "field": None},
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))  # fmt: skip
+        return JSONResponse(
+            {"error": error, "message": message, "field": None},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
@@ -149,28 +173,41 @@ def install_error_handlers(app) -> None:
             log.error("disk full on %s %s", request.method, request.url.path)
             return JSONResponse(DiskFull().to_dict(language(request)), status_code=507)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "internal", "message": t("error.internal_http", language(request)),
-                             "field": None}, status_code=500)  # fmt: skip
+        return JSONResponse(
+            {
+                "error": "internal",
+                "message": t("error.internal_http", language(request)),
+                "field": None,
+            },
+            status_code=500,
+        )
 
 
 def job_links(expression: str) -> dict[str, Any]:
     """OpenAPI links from a response that names a job to what can be done with it (clients
     and schemathesis' stateful tests follow them)."""
-    ops = {"GetJob": "get_job_api_jobs__job_id__get",
-           "CancelJob": "cancel_job_api_jobs__job_id__cancel_post",
-           "RetryJob": "retry_job_api_jobs__job_id__retry_post"}  # fmt: skip
-    return {name: {"operationId": op, "parameters": {"job_id": expression}}
-            for name, op in ops.items()}  # fmt: skip
+    ops = {
+        "GetJob": "get_job_api_jobs__job_id__get",
+        "CancelJob": "cancel_job_api_jobs__job_id__cancel_post",
+        "RetryJob": "retry_job_api_jobs__job_id__retry_post",
+    }
+    return {
+        name: {"operationId": op, "parameters": {"job_id": expression}} for name, op in ops.items()
+    }
 
 
 def asset_links(expression: str) -> dict[str, Any]:
     """OpenAPI links from a response that names an asset to its reads, tags and delete."""
-    ops = {"GetAsset": "get_asset_api_assets__asset_id__get",
-           "GetAssetFile": "asset_file_api_assets__asset_id__file_get",
-           "TagAsset": "tag_asset_api_assets__asset_id__tags_post",
-           "DeleteAsset": "delete_asset_api_assets__asset_id__delete"}  # fmt: skip
-    return {name: {"operationId": op, "parameters": {"asset_id": expression}}
-            for name, op in ops.items()}  # fmt: skip
+    ops = {
+        "GetAsset": "get_asset_api_assets__asset_id__get",
+        "GetAssetFile": "asset_file_api_assets__asset_id__file_get",
+        "TagAsset": "tag_asset_api_assets__asset_id__tags_post",
+        "DeleteAsset": "delete_asset_api_assets__asset_id__delete",
+    }
+    return {
+        name: {"operationId": op, "parameters": {"asset_id": expression}}
+        for name, op in ops.items()
+    }
 
 
 _DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,", re.I)
@@ -182,7 +219,9 @@ def decode_base64(text: str, field: str) -> bytes:
     try:
         data = base64.b64decode(_DATA_URL.sub("", text.strip()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("error.invalid", field=field, reason=Reason("reason.bad_base64")) from exc
+        raise InvalidInput(
+            "error.invalid", field=field, reason=Reason("reason.bad_base64")
+        ) from exc
     if not data:
         raise InvalidInput("error.empty", field=field)
     return data

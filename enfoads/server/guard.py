@@ -80,13 +80,20 @@ class RequestGuard:
         if media is not None:  # a signed media URL opens one file, token or not
             verdict = access.check_media(*media)
             if verdict != "ok":
-                await _reply(send, 403, f"media_link_{verdict}", t(f"error.media_link_{verdict}", lang))
+                await _reply(
+                    send, 403, f"media_link_{verdict}", t(f"error.media_link_{verdict}", lang)
+                )
                 return
             state["authorized"] = True
         elif path not in PUBLIC_PATHS and access.required(_header(scope, b"host")):
             if not access.allows(presented):
-                await _reply(send, 401, "unauthorized", t("error.unauthorized", lang),
-                             [(b"www-authenticate", b"Bearer")])  # fmt: skip
+                await _reply(
+                    send,
+                    401,
+                    "unauthorized",
+                    t("error.unauthorized", lang),
+                    [(b"www-authenticate", b"Bearer")],
+                )
                 return
             state["authorized"] = True
         else:
@@ -95,12 +102,25 @@ class RequestGuard:
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _reply(send, 400, "invalid", t("error.invalid", lang, field="Content-Length",
-                                                     reason=Reason("reason.number_expected")))  # fmt: skip
+                await _reply(
+                    send,
+                    400,
+                    "invalid",
+                    t(
+                        "error.invalid",
+                        lang,
+                        field="Content-Length",
+                        reason=Reason("reason.number_expected"),
+                    ),
+                )
                 return
             if int(declared) > limit:
-                await _reply(send, 413, "body_too_large",
-                             t("error.body_too_large", lang, limit_mb=limit / 2**20))  # fmt: skip
+                await _reply(
+                    send,
+                    413,
+                    "body_too_large",
+                    t("error.body_too_large", lang, limit_mb=limit / 2**20),
+                )
                 return
         seen = 0
 
@@ -162,11 +182,21 @@ def _media_request(method: str, path: str, scope: dict) -> tuple[str, str, str] 
     return None if sig is None else (sig, parts[3], parts[4])
 
 
-async def _reply(send: Callable, status: int, error: str, message: str,
-                 headers: list[tuple[bytes, bytes]] = ()) -> None:  # fmt: skip
-    body = json.dumps({"error": error, "message": message, "field": None},
-                      ensure_ascii=False).encode("utf-8")  # fmt: skip
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *headers]})  # fmt: skip
+async def _reply(
+    send: Callable, status: int, error: str, message: str, headers: list[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps(
+        {"error": error, "message": message, "field": None}, ensure_ascii=False
+    ).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -67,17 +67,29 @@ def _build(studio: Studio, host: str, port: int, token: str, local_open: bool) -
     app = create_app(studio, token=token, local_open=local_open)
     # Forwarded headers only from a configured proxy: otherwise any client could claim any
     # address (and a fresh rate-limit bucket) with X-Forwarded-For.
-    config = uvicorn.Config(app, host=host, port=port,
-                            log_level="warning", lifespan="on", proxy_headers=bool(trusted),
-                            forwarded_allow_ips=trusted or None)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
     server = uvicorn.Server(config)
     server.enfoads_access = app.api.state.access
     return server
 
 
-def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None = None,
-                    token: str | None = None, exposed: bool = False,
-                    timeout: float = 30.0) -> ServerHandle:  # fmt: skip
+def start_in_thread(
+    studio: Studio,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    token: str | None = None,
+    exposed: bool = False,
+    timeout: float = 30.0,
+) -> ServerHandle:
     """Serve ``studio`` from a daemon thread (the notebook keeps running); returns once it
     listens. ``port=0`` picks a free port. ``exposed``: it will sit behind a tunnel or a
     public URL, so every request needs the token from the start."""
@@ -100,28 +112,41 @@ def start_in_thread(studio: Studio, *, host: str | None = None, port: int | None
     return ServerHandle(url, token, server, thread, server.enfoads_access)
 
 
-def serve_forever(studio: Studio, *, host: str, port: int, token: str,
-                  public_url: str | None = None, tunnel: str | None = None,
-                  ngrok_authtoken: str = "", parent: int | None = None) -> None:  # fmt: skip
+def serve_forever(
+    studio: Studio,
+    *,
+    host: str,
+    port: int,
+    token: str,
+    public_url: str | None = None,
+    tunnel: str | None = None,
+    ngrok_authtoken: str = "",
+    parent: int | None = None,
+) -> None:
     """``enfoads serve``: the engine's API in the foreground; its address is recorded for the
     surfaces that attach to it. ``tunnel`` (``cloudflare``, ``ngrok`` or ``auto``) also opens a
     public URL. Ends on Ctrl-C or SIGTERM, or when process ``parent`` is gone (the engine that
     ``enfoads studio`` started never outlives it, even after a kill -9)."""
     import os
-
     import signal
 
     from enfoads.server.tunnel import policy_notice
 
     exposed = bool(public_url or tunnel)
     handle = start_in_thread(studio, host=host, port=port, token=token, exposed=exposed)
-    studio.publish_api(local_url("127.0.0.1" if host in ("0.0.0.0", "::") else host,
-                                 int(handle.url.rsplit(":", 1)[1])))  # fmt: skip
+    studio.publish_api(
+        local_url(
+            "127.0.0.1" if host in ("0.0.0.0", "::") else host, int(handle.url.rsplit(":", 1)[1])
+        )
+    )
     if tunnel:
         print(policy_notice(studio.settings.language), flush=True)
         try:
-            public_url = handle.open_tunnel(tunnel, cloudflared=studio.settings.cloudflared_path,
-                                            ngrok_authtoken=ngrok_authtoken).url  # fmt: skip
+            public_url = handle.open_tunnel(
+                tunnel,
+                cloudflared=studio.settings.cloudflared_path,
+                ngrok_authtoken=ngrok_authtoken,
+            ).url
         except Exception:
             handle.stop()
             raise

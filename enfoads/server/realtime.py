@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
+
 import socketio
 
 from enfoads.core.events import Event
@@ -36,8 +37,7 @@ def allowed_origin(origins: list[str]) -> Callable[[str | None, dict[str, Any]],
 def create_sio(access: Callable[[], Access], cors_origins: list[str]) -> socketio.AsyncServer:
     """The handshake follows the HTTP rule: the token in ``auth`` (or an Authorization
     header), required unless the server is local-open and the Host is local."""
-    sio = socketio.AsyncServer(async_mode="asgi",
-                               cors_allowed_origins=allowed_origin(cors_origins))  # fmt: skip
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=allowed_origin(cors_origins))
 
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -73,7 +73,9 @@ class EventBridge:
         self._queue: asyncio.Queue[Event] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self, subscribe: Callable[[Callable[[Event], None]], Callable[[], None]]) -> Callable[[], None]:
+    def start(
+        self, subscribe: Callable[[Callable[[Event], None]], Callable[[], None]]
+    ) -> Callable[[], None]:
         self.loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         self._task = self.loop.create_task(self._pump())
@@ -102,5 +104,5 @@ class EventBridge:
                 await self.sio.emit(event.name, payload, room=ALL)
                 if event.name == "job_update":
                     await self.sio.emit(event.name, payload, room=f"job:{payload['id']}")
-            except Exception:  # noqa: BLE001 - one failed emit must not stop the others
+            except Exception:
                 log.exception("could not emit %s", event.name)

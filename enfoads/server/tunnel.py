@@ -96,10 +96,15 @@ def start_cloudflare(port: int, *, binary: str = "", timeout_s: float = 45.0) ->
     """Start a quick tunnel to 127.0.0.1:``port``; returns once cloudflared prints its URL."""
     exe = find_cloudflared(binary)
     try:
-        process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
+        process = subprocess.Popen(
             [exe, "tunnel", "--no-autoupdate", "--url", f"http://127.0.0.1:{port}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, encoding="utf-8", errors="replace")  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
     except OSError as exc:
         raise TunnelError("error.tunnel_no_cloudflared") from exc
     tunnel = Tunnel("", "cloudflare", process)
@@ -139,8 +144,14 @@ def start_ngrok(port: int, authtoken: str) -> Tunnel:
     return Tunnel(str(listener.public_url), "ngrok", _ngrok=listener)
 
 
-def start_tunnel(port: int, provider: Provider = "auto", *, cloudflared: str = "",
-                 ngrok_authtoken: str = "", timeout_s: float = 45.0) -> Tunnel:  # fmt: skip
+def start_tunnel(
+    port: int,
+    provider: Provider = "auto",
+    *,
+    cloudflared: str = "",
+    ngrok_authtoken: str = "",
+    timeout_s: float = 45.0,
+) -> Tunnel:
     """``auto``: ngrok when an auth token is given, else a Cloudflare quick tunnel."""
     if provider == "ngrok" or (provider == "auto" and ngrok_authtoken):
         if not ngrok_authtoken:

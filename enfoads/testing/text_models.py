@@ -41,12 +41,23 @@ def write_real_clip_tokenizer(folder: Path) -> Path:
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({v: i for i, v in enumerate(vocab)}), "utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges)
-                                       + "\n", "utf-8")  # fmt: skip
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
-        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-        "do_lower_case": True}), "utf-8")  # fmt: skip
+    (folder / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", "utf-8"
+    )
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "model_max_length": 77,
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "do_lower_case": True,
+            }
+        ),
+        "utf-8",
+    )
     return folder
 
 
@@ -57,26 +68,50 @@ def build_tiny_marian(folder: Path, sentences: list[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     corpus = folder / "corpus.txt"
     corpus.write_text("\n".join(sentences * 3), "utf-8")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(folder / "spm"),
-                                   vocab_size=300, model_type="word", character_coverage=1.0,
-                                   hard_vocab_limit=False, minloglevel=2)  # fmt: skip
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(folder / "spm"),
+        vocab_size=300,
+        model_type="word",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
     corpus.unlink()
     processor = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
     pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
-    tokens = ["</s>", "<unk>"] + [p for p in pieces if p not in ("<unk>", "<s>", "</s>")] + ["<pad>"]
+    tokens = (
+        ["</s>", "<unk>"] + [p for p in pieces if p not in ("<unk>", "<s>", "</s>")] + ["<pad>"]
+    )
     (folder / "vocab.json").write_text(json.dumps({p: i for i, p in enumerate(tokens)}), "utf-8")
     for name in ("source.spm", "target.spm"):
         (folder / name).write_bytes((folder / "spm.model").read_bytes())
     for name in ("spm.model", "spm.vocab"):
         (folder / name).unlink()
-    tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"),
-                                str(folder / "vocab.json"), source_lang="es", target_lang="en")  # fmt: skip
+    tokenizer = MarianTokenizer(
+        str(folder / "source.spm"),
+        str(folder / "target.spm"),
+        str(folder / "vocab.json"),
+        source_lang="es",
+        target_lang="en",
+    )
     pad = len(tokens) - 1
-    config = MarianConfig(vocab_size=len(tokens), d_model=32, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2, decoder_attention_heads=2,
-                          encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
-                          pad_token_id=pad, eos_token_id=0, decoder_start_token_id=pad,
-                          forced_eos_token_id=0, max_length=64)  # fmt: skip
+    config = MarianConfig(
+        vocab_size=len(tokens),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=256,
+        pad_token_id=pad,
+        eos_token_id=0,
+        decoder_start_token_id=pad,
+        forced_eos_token_id=0,
+        max_length=64,
+    )
     import torch
 
     torch.manual_seed(0)

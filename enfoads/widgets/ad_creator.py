@@ -17,14 +17,23 @@ from enfoads.widgets.compat import tooltip
 class PlacementToggles(w.HBox):
     """Formats as toggle buttons: click to add or remove one (no Ctrl-click)."""
 
-    def __init__(self, options: list[tuple[str, str]], value: tuple[str, ...] = ("1:1",),
-                 help_text: str = ""):  # fmt: skip
+    def __init__(
+        self, options: list[tuple[str, str]], value: tuple[str, ...] = ("1:1",), help_text: str = ""
+    ):
         self.options = options
-        self.buttons = {key: w.ToggleButton(description=label, value=key in value, tooltip=help_text,
-                                            icon="check" if key in value else "")
-                        for label, key in options}  # fmt: skip
+        self.buttons = {
+            key: w.ToggleButton(
+                description=label,
+                value=key in value,
+                tooltip=help_text,
+                icon="check" if key in value else "",
+            )
+            for label, key in options
+        }
         for button in self.buttons.values():
-            button.observe(lambda c, b=button: setattr(b, "icon", "check" if c["new"] else ""), "value")
+            button.observe(
+                lambda c, b=button: setattr(b, "icon", "check" if c["new"] else ""), "value"
+            )
         super().__init__(list(self.buttons.values()))
 
     @property
@@ -38,34 +47,51 @@ class PlacementToggles(w.HBox):
 
 
 class AdCreatorPanel(w.VBox):
-    def __init__(self, studio: Studio,
-                 on_action: Callable[[str, str], Any] | None = None):  # fmt: skip
+    def __init__(self, studio: Studio, on_action: Callable[[str, str], Any] | None = None):
         self.studio = studio
         self.on_action = on_action
         lang = self.lang = studio.settings.language
         options = studio.image_options()
-        self.prompt = w.Textarea(description=t("ui.prompt", lang),
-                                 placeholder=t("ui.prompt.placeholder", lang),
-                                 layout=w.Layout(width="95%", height="70px"),
-                                 style={"description_width": "initial"})  # fmt: skip
-        self.magic = w.Button(description=t("ui.magic", lang), icon="magic",
-                              tooltip=t("ui.magic_help", lang))  # fmt: skip
-        self.enhanced = w.Textarea(description=t("ui.enhanced", lang),
-                                   layout=w.Layout(width="95%", height="90px"),
-                                   style={"description_width": "initial"})  # fmt: skip
-        self.style = w.Dropdown(options=[(label, key) for key, label in options["styles"].items()],
-                                value="none", description=t("ui.style", lang))  # fmt: skip
-        named = [(f"{a} · {t(f'placement.{a}', lang)}" if f"placement.{a}" in CATALOG else a, a)
-                 for a in options["aspects"]]  # fmt: skip
+        self.prompt = w.Textarea(
+            description=t("ui.prompt", lang),
+            placeholder=t("ui.prompt.placeholder", lang),
+            layout=w.Layout(width="95%", height="70px"),
+            style={"description_width": "initial"},
+        )
+        self.magic = w.Button(
+            description=t("ui.magic", lang), icon="magic", tooltip=t("ui.magic_help", lang)
+        )
+        self.enhanced = w.Textarea(
+            description=t("ui.enhanced", lang),
+            layout=w.Layout(width="95%", height="90px"),
+            style={"description_width": "initial"},
+        )
+        self.style = w.Dropdown(
+            options=[(label, key) for key, label in options["styles"].items()],
+            value="none",
+            description=t("ui.style", lang),
+        )
+        named = [
+            (f"{a} · {t(f'placement.{a}', lang)}" if f"placement.{a}" in CATALOG else a, a)
+            for a in options["aspects"]
+        ]
         self.placements = PlacementToggles(named, ("1:1",), t("ui.placements_help", lang))
-        self.seed = w.IntText(value=-1, description=t("ui.seed", lang),
-                              style={"description_width": "initial"},
-                              **tooltip(t("ui.seed_help", lang)))  # fmt: skip
-        self.batch = w.IntSlider(value=1, min=1, max=options["max_batch"],
-                                 description=t("ui.batch", lang),
-                                 style={"description_width": "initial"})  # fmt: skip
-        self.generate = w.Button(description=t("ui.generate", lang), button_style="primary",
-                                 icon="magic")  # fmt: skip
+        self.seed = w.IntText(
+            value=-1,
+            description=t("ui.seed", lang),
+            style={"description_width": "initial"},
+            **tooltip(t("ui.seed_help", lang)),
+        )
+        self.batch = w.IntSlider(
+            value=1,
+            min=1,
+            max=options["max_batch"],
+            description=t("ui.batch", lang),
+            style={"description_width": "initial"},
+        )
+        self.generate = w.Button(
+            description=t("ui.generate", lang), button_style="primary", icon="magic"
+        )
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
         self.progress.on_retry = lambda: setattr(self.generate, "disabled", True)
@@ -73,36 +99,50 @@ class AdCreatorPanel(w.VBox):
         self._magic_text = ""  # the magic prompt's last preview (for the first placement)
         self.magic.on_click(lambda _b: self.enhance())
         self.generate.on_click(lambda _b: self.start())
-        super().__init__([
-            self.prompt, w.HBox([self.magic]), self.enhanced,
-            self.style, w.HTML(f"<b>{html.escape(t('ui.placements', lang))}</b>"), self.placements,
-            w.HBox([self.seed, self.batch]),
-            self.generate, self.message, self.progress, self.gallery,
-        ])  # fmt: skip
+        super().__init__(
+            [
+                self.prompt,
+                w.HBox([self.magic]),
+                self.enhanced,
+                self.style,
+                w.HTML(f"<b>{html.escape(t('ui.placements', lang))}</b>"),
+                self.placements,
+                w.HBox([self.seed, self.batch]),
+                self.generate,
+                self.message,
+                self.progress,
+                self.gallery,
+            ]
+        )
 
     def enhance(self) -> None:
         try:
             placement = self.placements.value[0] if self.placements.value else None
-            result = self.studio.enhance_prompt(self.prompt.value, style=self.style.value,
-                                                placement=placement)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+            result = self.studio.enhance_prompt(
+                self.prompt.value, style=self.style.value, placement=placement
+            )
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.enhanced.value = self._magic_text = result.enhanced
         self.message.show(" ".join(result.notices), "info")
 
     def start(self) -> None:
-        params: dict[str, Any] = dict(prompt=self.prompt.value, style=self.style.value,
-                                      placements=list(self.placements.value),
-                                      num_images=self.batch.value,
-                                      seed=None if self.seed.value < 0 else self.seed.value)  # fmt: skip
+        params: dict[str, Any] = dict(
+            prompt=self.prompt.value,
+            style=self.style.value,
+            placements=list(self.placements.value),
+            num_images=self.batch.value,
+            seed=None if self.seed.value < 0 else self.seed.value,
+        )
         edited = self.enhanced.value.strip()
         if edited and edited != self._magic_text:
             params["enhanced_prompt"] = edited  # the user's own words: sent as they are
         elif edited:
             params["magic_prompt"] = True  # composed again in the job for every placement
-        self.progress.start(lambda: self.studio.generate_images(**params), self.message,
-                            self.generate)  # fmt: skip
+        self.progress.start(
+            lambda: self.studio.generate_images(**params), self.message, self.generate
+        )
 
     def _finished(self, job: dict[str, Any]) -> None:
         self.generate.disabled = False
@@ -111,8 +151,9 @@ class AdCreatorPanel(w.VBox):
         images = job["result"].get("images", [])
         cards = [self._card(info) for info in images]
         self.gallery.children = tuple(cards) + self.gallery.children
-        self.message.show(t("ui.done", self.lang, n=len(images), seed=job["result"].get("seed")),
-                          "ok")  # fmt: skip
+        self.message.show(
+            t("ui.done", self.lang, n=len(images), seed=job["result"].get("seed")), "ok"
+        )
 
     def _card(self, info: dict[str, Any]) -> w.Widget:
         """A result: thumbnail, keep, download, use as avatar, use in a video."""
@@ -124,12 +165,15 @@ class AdCreatorPanel(w.VBox):
         avatar.on_click(lambda _b: self.act("use_avatar", asset_id, avatar))
         video = w.Button(description=t("ui.video_short", self.lang), icon="film")
         video.on_click(lambda _b: self.act("use_video", asset_id, video))
-        return w.VBox([
-            w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px")),
-            w.Label(f"{info['placement']} · {info['seed']}"),
-            w.HBox([keep, avatar]), w.HBox([video]),
-            w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))),
-        ])  # fmt: skip
+        return w.VBox(
+            [
+                w.Image(value=thumb.read_bytes(), format="jpeg", layout=w.Layout(width="180px")),
+                w.Label(f"{info['placement']} · {info['seed']}"),
+                w.HBox([keep, avatar]),
+                w.HBox([video]),
+                w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))),
+            ]
+        )
 
     def act(self, action: str, asset_id: str, button: w.Button) -> None:
         try:
@@ -140,7 +184,7 @@ class AdCreatorPanel(w.VBox):
             else:
                 if action == "use_avatar":
                     self.studio.use_as_avatar(asset_id)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         button.button_style = "success"

@@ -10,12 +10,12 @@ from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.ad_creator import AdCreatorPanel
 from enfoads.widgets.common import APP_CSS, close_subscriptions
+from enfoads.widgets.compat import set_titles
 from enfoads.widgets.faceswap import FaceSwapPanel
 from enfoads.widgets.home import HomePanel
 from enfoads.widgets.settings import SettingsPanel
 from enfoads.widgets.vault import VaultPanel
 from enfoads.widgets.video import VideoStudioPanel
-from enfoads.widgets.compat import set_titles
 
 TABS = ("home", "creator", "faceswap", "video", "vault", "settings")
 
@@ -53,7 +53,14 @@ class StudioApp(w.Tab):
             self.settings.server_info.value = previous.server_info.value
         style = w.HTML(APP_CSS, layout=w.Layout(display="none"))
         self.home.children = (style, *self.home.children)
-        self.panels = (self.home, self.creator, self.faceswap, self.video, self.vault, self.settings)
+        self.panels = (
+            self.home,
+            self.creator,
+            self.faceswap,
+            self.video,
+            self.vault,
+            self.settings,
+        )
         for slot, panel in zip(self.slots, self.panels):
             slot.children = (panel,)
         set_titles(self, tuple(t(f"ui.tab.{name}", lang) for name in TABS))

@@ -13,8 +13,8 @@ from enfoads.core.assets import RESERVED_KINDS
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.loop import subscribe
 from enfoads.widgets.compat import IPYWIDGETS_8, uploaded_files
+from enfoads.widgets.loop import subscribe
 
 _COLORS = {"info": "#2d6cdf", "ok": "#1e8e3e", "error": "#c5221f"}
 
@@ -110,11 +110,14 @@ class Message(w.HTML):
     """One line of feedback; errors are the exception's message, never a traceback."""
 
     def show(self, text: str, kind: str = "info") -> None:
-        self.value = (f'<span style="color:{_COLORS[kind]}">{html.escape(text)}</span>'
-                      if text else "")  # fmt: skip
+        self.value = (
+            f'<span style="color:{_COLORS[kind]}">{html.escape(text)}</span>' if text else ""
+        )
 
     def show_error(self, exc: Exception, lang: str) -> None:
-        text = exc.message(lang) if isinstance(exc, EnfoadsError) else f"{type(exc).__name__}: {exc}"
+        text = (
+            exc.message(lang) if isinstance(exc, EnfoadsError) else f"{type(exc).__name__}: {exc}"
+        )
         self.show(text, "error")
 
     def show_failure(self, job: dict[str, Any], lang: str) -> bool:
@@ -146,7 +149,9 @@ class JobProgress(w.VBox):
         self.cancel = w.Button(description=t("ui.cancel", lang), icon="stop", disabled=True)
         self.cancel.on_click(lambda _b: self._cancel())
         # A failed, interrupted or cancelled job can be run again from here, same parameters.
-        self.retry = w.Button(description=t("ui.retry", lang), icon="repeat", button_style="warning")
+        self.retry = w.Button(
+            description=t("ui.retry", lang), icon="repeat", button_style="warning"
+        )
         self.retry.layout.display = "none"
         self.retry.on_click(lambda _b: self._retry())
         self.on_retry: Callable[[], None] | None = None  # the panel disables its own button
@@ -158,7 +163,7 @@ class JobProgress(w.VBox):
         ``button`` off until it finishes."""
         try:
             job = submit()
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             message.show_error(exc, self.studio.settings.language)
             return False
         message.show("")
@@ -204,7 +209,9 @@ class JobProgress(w.VBox):
         self.stage.value = job["stage"] or ""
         if job["state"] in ("completed", "failed", "cancelled"):
             self.cancel.disabled = True
-            self.bar.bar_style = {"completed": "success", "failed": "danger"}.get(job["state"], "warning")
+            self.bar.bar_style = {"completed": "success", "failed": "danger"}.get(
+                job["state"], "warning"
+            )
             if job["state"] != "completed":  # the reason stays in view, with a way out
                 self.stage.value = failure_text(job, self.studio.settings.language)
                 self.retry.layout.display = ""
@@ -220,13 +227,17 @@ def download_link(data: bytes, filename: str, label: str, mime: str) -> str:
     import base64
 
     encoded = base64.b64encode(data).decode()
-    return (f'<a download="{html.escape(filename)}" href="data:{mime};base64,{encoded}" '
-            f'style="margin-right:12px">{icon("download")} {html.escape(label)}</a>')  # fmt: skip
+    return (
+        f'<a download="{html.escape(filename)}" href="data:{mime};base64,{encoded}" '
+        f'style="margin-right:12px">{icon("download")} {html.escape(label)}</a>'
+    )
 
 
 def asset_download(studio: Studio, asset_id: str, label: str) -> str:
     asset = studio.get_asset(asset_id)
-    return download_link(studio.assets.read_bytes(asset), f"{asset.id}.{asset.ext}", label, asset.mime)
+    return download_link(
+        studio.assets.read_bytes(asset), f"{asset.id}.{asset.ext}", label, asset.mime
+    )
 
 
 def thumbnail(studio: Studio, asset_id: str, width: str = "180px") -> w.Widget:
@@ -243,14 +254,25 @@ class AssetPicker(w.VBox):
     ``on_change(callback)`` hears real changes of the choice, not the vault's refreshes.
     """
 
-    def __init__(self, studio: Studio, label: str, *, kinds: tuple[str, ...] = ("image",),
-                 tag: str | None = None, upload_kind: str | None = None, accept: str = "image/*",
-                 optional: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        studio: Studio,
+        label: str,
+        *,
+        kinds: tuple[str, ...] = ("image",),
+        tag: str | None = None,
+        upload_kind: str | None = None,
+        accept: str = "image/*",
+        optional: bool = False,
+    ):
         lang = studio.settings.language
         self.studio, self.kinds, self.tag, self.optional = studio, kinds, tag, optional
         self.upload_kind = upload_kind or kinds[0]
-        self.dropdown = w.Dropdown(description=label, style={"description_width": "initial"},
-                                   layout=w.Layout(width="420px", max_width="100%"))  # fmt: skip
+        self.dropdown = w.Dropdown(
+            description=label,
+            style={"description_width": "initial"},
+            layout=w.Layout(width="420px", max_width="100%"),
+        )
         self.upload = file_upload(t("ui.upload", lang), accept)
         self.message = Message()
         self._callbacks: list = []
@@ -259,8 +281,10 @@ class AssetPicker(w.VBox):
         self.dropdown.observe(lambda _c: self._refreshing or self._changed(), "value")
         super().__init__([w.HBox([self.dropdown, self.upload]), self.message])
         # asset_updated: a picture marked as avatar elsewhere joins the avatar list at once
-        self._unsubscribe = [subscribe(studio, lambda _e: self.refresh(), name)
-                             for name in ("asset_added", "asset_updated", "asset_deleted")]  # fmt: skip
+        self._unsubscribe = [
+            subscribe(studio, lambda _e: self.refresh(), name)
+            for name in ("asset_added", "asset_updated", "asset_deleted")
+        ]
         self.refresh()
 
     @property
@@ -282,8 +306,10 @@ class AssetPicker(w.VBox):
         items = [a for a in items if a.kind not in RESERVED_KINDS]
         names = [(a.name or a.id)[:60] for a in items]
         # The name people gave it; the id only tells apart two of the same name.
-        options = [(name if names.count(name) == 1 else f"{name} · {a.id[-6:]}", a.id)
-                   for name, a in zip(names, items)]  # fmt: skip
+        options = [
+            (name if names.count(name) == 1 else f"{name} · {a.id[-6:]}", a.id)
+            for name, a in zip(names, items)
+        ]
         if self.optional or not options:
             options = [("—", "")] + options
         current = self.dropdown.value
@@ -313,7 +339,7 @@ class AssetPicker(w.VBox):
         name, content = files[0]
         try:
             asset = self.studio.upload_asset(content, name, self.upload_kind)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.studio.settings.language)
             return
         self.message.show("")

@@ -12,7 +12,14 @@ import ipywidgets as w
 from enfoads.core.i18n import t
 from enfoads.core.media import VIDEO_EXTS
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, icon, thumbnail
+from enfoads.widgets.common import (
+    AssetPicker,
+    JobProgress,
+    Message,
+    asset_download,
+    icon,
+    thumbnail,
+)
 
 
 def numbered_boxes(image_bytes: bytes, faces: list[dict[str, Any]]) -> bytes:
@@ -45,28 +52,46 @@ class FaceSwapPanel(w.VBox):
         self.studio = studio
         lang = self.lang = studio.settings.language
         licence = studio.faceswap_licence()
-        self.notice = w.HTML(f'<div style="background:#fff4e5;padding:8px;border-left:4px solid '
-                             f'#b06000">{icon("balance-scale")} {html.escape(licence["notice"])}<br><small>'
-                             f'{html.escape(licence["licence"])}</small></div>')  # fmt: skip
-        self.accept = w.Checkbox(value=bool(licence["accepted"]), indent=False,
-                                 description=t("ui.swap.accept", lang),
-                                 layout=w.Layout(width="auto"))  # fmt: skip
+        self.notice = w.HTML(
+            f'<div style="background:#fff4e5;padding:8px;border-left:4px solid '
+            f'#b06000">{icon("balance-scale")} {html.escape(licence["notice"])}<br><small>'
+            f"{html.escape(licence['licence'])}</small></div>"
+        )
+        self.accept = w.Checkbox(
+            value=bool(licence["accepted"]),
+            indent=False,
+            description=t("ui.swap.accept", lang),
+            layout=w.Layout(width="auto"),
+        )
         self.accept.observe(lambda c: self._accept(c["new"]), "value")
         self.source = AssetPicker(studio, t("ui.swap.source", lang))
-        self.target = AssetPicker(studio, t("ui.swap.target", lang), kinds=("image", "video"),
-                                  accept="image/*,video/mp4,video/webm")  # fmt: skip
+        self.target = AssetPicker(
+            studio,
+            t("ui.swap.target", lang),
+            kinds=("image", "video"),
+            accept="image/*,video/mp4,video/webm",
+        )
         self.detect = w.Button(description=t("ui.swap.detect", lang), icon="search")
-        self.source_face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
-                                      description=t("ui.swap.source_face", lang),
-                                      style={"description_width": "initial"})  # fmt: skip
-        self.face = w.Dropdown(options=[(t("ui.swap.largest", lang), "largest")],
-                               description=t("ui.swap.face", lang),
-                               style={"description_width": "initial"})  # fmt: skip
-        self.source_preview = w.Image(format="png",
-                                      layout=w.Layout(max_width="300px", display="none"))  # fmt: skip
+        self.source_face = w.Dropdown(
+            options=[(t("ui.swap.largest", lang), "largest")],
+            description=t("ui.swap.source_face", lang),
+            style={"description_width": "initial"},
+        )
+        self.face = w.Dropdown(
+            options=[(t("ui.swap.largest", lang), "largest")],
+            description=t("ui.swap.face", lang),
+            style={"description_width": "initial"},
+        )
+        self.source_preview = w.Image(
+            format="png", layout=w.Layout(max_width="300px", display="none")
+        )
         self.preview = w.Image(format="png", layout=w.Layout(max_width="420px", display="none"))
-        self.swap = w.Button(description=t("ui.swap.run", lang), button_style="primary",
-                             icon="exchange", disabled=not licence["accepted"])  # fmt: skip
+        self.swap = w.Button(
+            description=t("ui.swap.run", lang),
+            button_style="primary",
+            icon="exchange",
+            disabled=not licence["accepted"],
+        )
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
         self.progress.on_retry = lambda: setattr(self.swap, "disabled", True)
@@ -75,10 +100,20 @@ class FaceSwapPanel(w.VBox):
         self.target.on_change(lambda _v: self.forget_faces())
         self.source.on_change(lambda _v: self.forget_source_faces())
         self.swap.on_click(lambda _b: self.start())
-        super().__init__([self.notice, self.accept, self.source, self.target,
-                          w.HBox([self.detect, self.source_face, self.face]),
-                          w.HBox([self.source_preview, self.preview]), self.swap, self.message,
-                          self.progress, self.result])  # fmt: skip
+        super().__init__(
+            [
+                self.notice,
+                self.accept,
+                self.source,
+                self.target,
+                w.HBox([self.detect, self.source_face, self.face]),
+                w.HBox([self.source_preview, self.preview]),
+                self.swap,
+                self.message,
+                self.progress,
+                self.result,
+            ]
+        )
 
     def _accept(self, value: bool) -> None:
         self.studio.update_settings(faceswap_licence_accepted=bool(value))
@@ -94,9 +129,11 @@ class FaceSwapPanel(w.VBox):
         self.source_face.options = [(t("ui.swap.largest", self.lang), "largest")]
 
     def choices(self, faces: list[dict[str, Any]], allow_all: bool) -> list[tuple[str, str]]:
-        return ([(t("ui.swap.largest", self.lang), "largest")]
-                + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
-                + ([(t("ui.swap.all", self.lang), "all")] if allow_all and len(faces) > 1 else []))  # fmt: skip
+        return (
+            [(t("ui.swap.largest", self.lang), "largest")]
+            + [(f"#{f['index']} ({f['score']:.2f})", str(f["index"])) for f in faces]
+            + ([(t("ui.swap.all", self.lang), "all")] if allow_all and len(faces) > 1 else [])
+        )
 
     def find_faces(self) -> None:
         """Number the faces of the target (which to replace) and of the source (which to use)."""
@@ -105,9 +142,10 @@ class FaceSwapPanel(w.VBox):
             return
         try:
             faces = self.studio.detect_faces(self.target.value)["faces"]
-            source = (self.studio.detect_faces(self.source.value)["faces"]
-                      if self.source.value else None)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+            source = (
+                self.studio.detect_faces(self.source.value)["faces"] if self.source.value else None
+            )
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.preview.value = numbered_boxes(self.target_picture(), faces)
@@ -137,16 +175,23 @@ class FaceSwapPanel(w.VBox):
         if not (self.source.value and self.target.value):
             self.message.show(t("ui.swap.pick_both", self.lang), "error")
             return
-        face, source_face = (int(c) if c.isdigit() else c
-                             for c in (self.face.value, self.source_face.value))  # fmt: skip
+        face, source_face = (
+            int(c) if c.isdigit() else c for c in (self.face.value, self.source_face.value)
+        )
         if self.target_is_video():  # every frame, the audio kept
             submit = lambda: self.studio.swap_faces_video(  # noqa: E731
-                source_asset_id=self.source.value, video_asset_id=self.target.value,
-                source_face=source_face, target_face=face)
+                source_asset_id=self.source.value,
+                video_asset_id=self.target.value,
+                source_face=source_face,
+                target_face=face,
+            )
         else:
             submit = lambda: self.studio.swap_faces(  # noqa: E731
-                source_asset_id=self.source.value, target_asset_id=self.target.value,
-                source_face=source_face, target_face=face)
+                source_asset_id=self.source.value,
+                target_asset_id=self.target.value,
+                source_face=source_face,
+                target_face=face,
+            )
         self.progress.start(submit, self.message, self.swap)
 
     def _finished(self, job: dict[str, Any]) -> None:
@@ -157,10 +202,22 @@ class FaceSwapPanel(w.VBox):
         asset_id = result["asset_id"]
         download = w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang)))
         if "frames" in result:  # a video
-            self.message.show(t("ui.swap.done_video", self.lang, n=result["frames_swapped"],
-                                total=result["frames"]), "ok")  # fmt: skip
-            player = w.Video(value=self.studio.assets.read_bytes(asset_id), format="mp4",
-                             autoplay=False, controls=True, layout=w.Layout(max_width="360px"))  # fmt: skip
+            self.message.show(
+                t(
+                    "ui.swap.done_video",
+                    self.lang,
+                    n=result["frames_swapped"],
+                    total=result["frames"],
+                ),
+                "ok",
+            )
+            player = w.Video(
+                value=self.studio.assets.read_bytes(asset_id),
+                format="mp4",
+                autoplay=False,
+                controls=True,
+                layout=w.Layout(max_width="360px"),
+            )
             self.result.children = (player, download)
             return
         similarity = [s["after"] for s in result.get("similarity", []) if s["after"] is not None]

@@ -19,10 +19,12 @@ class HomePanel(w.VBox):
     def __init__(self, studio: Studio):
         self.studio = studio
         lang = self.lang = studio.settings.language
-        self.gpu = w.FloatProgress(min=0, max=1, description=t("ui.home.gpu", lang),
-                                   style={"description_width": "initial"})  # fmt: skip
-        self.ram = w.FloatProgress(min=0, max=1, description=t("ui.home.ram", lang),
-                                   style={"description_width": "initial"})  # fmt: skip
+        self.gpu = w.FloatProgress(
+            min=0, max=1, description=t("ui.home.gpu", lang), style={"description_width": "initial"}
+        )
+        self.ram = w.FloatProgress(
+            min=0, max=1, description=t("ui.home.ram", lang), style={"description_width": "initial"}
+        )
         self.gpu_text, self.ram_text = w.Label(), w.Label()
         self.models = w.HTML()
         self.missing = w.HTML()
@@ -31,17 +33,26 @@ class HomePanel(w.VBox):
         self.recent = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
-        super().__init__([
-            w.HTML(f"<h3>{html.escape(t('ui.home.title', lang))}</h3>"),
-            w.HBox([self.gpu, self.gpu_text]), w.HBox([self.ram, self.ram_text]),
-            self.models, self.missing,
-            w.HTML(f"<b>{html.escape(t('ui.home.jobs', lang))}</b>"), self.jobs, self.jobs_message,
-            w.HTML(f"<b>{html.escape(t('ui.home.recent', lang))}</b>"), self.recent,
-            self.refresh_button,
-        ])  # fmt: skip
-        self._unsubscribe = [subscribe(studio, lambda _e: self.refresh_status(), "gpu_status"),
-                             subscribe(studio, lambda _e: self.refresh_jobs(), "job_update"),
-                             subscribe(studio, lambda _e: self.refresh_assets(), "asset_added")]  # fmt: skip
+        super().__init__(
+            [
+                w.HTML(f"<h3>{html.escape(t('ui.home.title', lang))}</h3>"),
+                w.HBox([self.gpu, self.gpu_text]),
+                w.HBox([self.ram, self.ram_text]),
+                self.models,
+                self.missing,
+                w.HTML(f"<b>{html.escape(t('ui.home.jobs', lang))}</b>"),
+                self.jobs,
+                self.jobs_message,
+                w.HTML(f"<b>{html.escape(t('ui.home.recent', lang))}</b>"),
+                self.recent,
+                self.refresh_button,
+            ]
+        )
+        self._unsubscribe = [
+            subscribe(studio, lambda _e: self.refresh_status(), "gpu_status"),
+            subscribe(studio, lambda _e: self.refresh_jobs(), "job_update"),
+            subscribe(studio, lambda _e: self.refresh_assets(), "asset_added"),
+        ]
         self.refresh()
 
     def refresh(self) -> None:
@@ -58,18 +69,26 @@ class HomePanel(w.VBox):
         self.ram.max, self.ram.value = ram_budget, min(stats.get("ram_used_bytes", 0), ram_budget)
         devices = stats.get("devices") or {}
         share = t("ui.home.models_use", self.lang)
-        machine = lambda d: t("ui.home.machine", self.lang, used=d["used_bytes"] / GB,  # noqa: E731
-                              total=d["total_bytes"] / GB)  # fmt: skip
+
+        def machine(d: dict) -> str:
+            return t(
+                "ui.home.machine", self.lang, used=d["used_bytes"] / GB, total=d["total_bytes"] / GB
+            )
+
         gpus, ram = devices.get("gpus") or [], devices.get("ram") or {}
-        self.gpu_text.value = (f"{share} {stats.get('gpu_used_bytes', 0) / GB:.1f} / "
-                               f"{gpu_budget / GB:.1f} GB · {stats.get('device', '')}"
-                               + (machine(gpus[0]) if gpus else ""))  # fmt: skip
-        self.ram_text.value = (f"{share} {stats.get('ram_used_bytes', 0) / GB:.1f} / "
-                               f"{ram_budget / GB:.1f} GB"
-                               + (machine(ram) if ram.get("total_bytes") else ""))  # fmt: skip
+        self.gpu_text.value = (
+            f"{share} {stats.get('gpu_used_bytes', 0) / GB:.1f} / "
+            f"{gpu_budget / GB:.1f} GB · {stats.get('device', '')}"
+            + (machine(gpus[0]) if gpus else "")
+        )
+        self.ram_text.value = (
+            f"{share} {stats.get('ram_used_bytes', 0) / GB:.1f} / "
+            f"{ram_budget / GB:.1f} GB" + (machine(ram) if ram.get("total_bytes") else "")
+        )
         loaded = [f"{m['name']} ({m['where']})" for m in stats.get("models", []) if m.get("where")]
-        self.models.value = html.escape(t("ui.home.loaded", self.lang,
-                                          models=", ".join(loaded) or "—"))  # fmt: skip
+        self.models.value = html.escape(
+            t("ui.home.loaded", self.lang, models=", ".join(loaded) or "—")
+        )
 
     def refresh_missing(self) -> None:
         from enfoads.core.inventory import missing_models
@@ -79,8 +98,10 @@ class HomePanel(w.VBox):
             self.missing.value = ""
             return
         names = ", ".join(f"{m['model']} ({m['capability']})" for m in missing)
-        self.missing.value = (f'<div style="color:#b06000">{icon("exclamation-triangle")} '
-                              f"{html.escape(t('ui.home.missing', self.lang, models=names))}</div>")  # fmt: skip
+        self.missing.value = (
+            f'<div style="color:#b06000">{icon("exclamation-triangle")} '
+            f"{html.escape(t('ui.home.missing', self.lang, models=names))}</div>"
+        )
 
     def refresh_jobs(self) -> None:
         """The last jobs: what, state, progress, and for a failed, interrupted or cancelled one
@@ -91,17 +112,23 @@ class HomePanel(w.VBox):
             state = t(f"ui.state.{job.state.value}", self.lang)
             kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
             failed = job.state.value in ("failed", "cancelled")
-            detail = (failure_text({"state": job.state.value, "error": job.error}, self.lang)
-                      if failed else job.stage or "")  # fmt: skip
+            detail = (
+                failure_text({"state": job.state.value, "error": job.error}, self.lang)
+                if failed
+                else job.stage or ""
+            )
             colour = "#c5221f" if failed else "inherit"
-            cells = (f'<span style="display:inline-block;min-width:9em"><b>{html.escape(kind)}</b></span> '
-                     f'<span style="display:inline-block;min-width:7em">{html.escape(state)}</span> '
-                     f'<span style="display:inline-block;min-width:3.5em">{job.progress:.0f}%</span> '
-                     f'<span style="color:{colour}">{html.escape(detail)}</span>')  # fmt: skip
+            cells = (
+                f'<span style="display:inline-block;min-width:9em"><b>{html.escape(kind)}</b></span> '
+                f'<span style="display:inline-block;min-width:7em">{html.escape(state)}</span> '
+                f'<span style="display:inline-block;min-width:3.5em">{job.progress:.0f}%</span> '
+                f'<span style="color:{colour}">{html.escape(detail)}</span>'
+            )
             row: list[w.Widget] = [w.HTML(cells)]
             if failed:
-                retry = w.Button(description=t("ui.retry", self.lang), icon="repeat",
-                                 button_style="warning")  # fmt: skip
+                retry = w.Button(
+                    description=t("ui.retry", self.lang), icon="repeat", button_style="warning"
+                )
                 retry.on_click(lambda _b, job_id=job.id: self.retry(job_id))
                 row.append(retry)
             rows.append(w.HBox(row))
@@ -110,7 +137,7 @@ class HomePanel(w.VBox):
     def retry(self, job_id: str) -> None:
         try:
             job = self.studio.retry_job(job_id)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.jobs_message.show_error(exc, self.lang)
             return
         kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind

@@ -25,8 +25,10 @@ class JobFailed(EnfoadsError):
 def _result_lines(job: Any) -> list[str]:
     images = (job.result or {}).get("images") or []
     if images:
-        return [f"{i['placement']}  seed={i['seed']}  {i['width']}×{i['height']}  {i['asset_id']}"
-                for i in images]  # fmt: skip
+        return [
+            f"{i['placement']}  seed={i['seed']}  {i['width']}×{i['height']}  {i['asset_id']}"
+            for i in images
+        ]
     return list(job.result_asset_ids)
 
 
@@ -40,8 +42,12 @@ def show_job(studio: Any, job: Any, *, wait: bool = False) -> Any:
         done = studio.wait_job(job_id)
         print(f"{done.progress:5.1f}%  {done.stage}")
         if done.state.value != "completed":
-            raise JobFailed("error.job_failed", id=job_id, state=done.state.value,
-                            error=done.error or done.state.value)  # fmt: skip
+            raise JobFailed(
+                "error.job_failed",
+                id=job_id,
+                state=done.state.value,
+                error=done.error or done.state.value,
+            )
         for line in _result_lines(done):
             print(line)
         display(w.HBox([thumbnail(studio, a, "220px") for a in done.result_asset_ids]))
@@ -50,8 +56,9 @@ def show_job(studio: Any, job: Any, *, wait: bool = False) -> Any:
 
     def finished(payload: dict[str, Any]) -> None:
         if not message.show_failure(payload, lang):
-            results.children = tuple(thumbnail(studio, a, "220px")
-                                     for a in payload.get("result_asset_ids") or ())  # fmt: skip
+            results.children = tuple(
+                thumbnail(studio, a, "220px") for a in payload.get("result_asset_ids") or ()
+            )
 
     progress = JobProgress(studio, finished)
     progress.follow(job_id)

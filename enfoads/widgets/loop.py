@@ -42,7 +42,9 @@ class KernelThread:
             self.loop.add_callback(fn, *args)
 
 
-def subscribe(studio: Any, handler: Callable[[Any], None], name: str | None = None) -> Callable[[], None]:
+def subscribe(
+    studio: Any, handler: Callable[[Any], None], name: str | None = None
+) -> Callable[[], None]:
     """``studio.subscribe`` for panels: ``handler`` runs on the kernel's thread. Returns the
     unsubscribe function (whoever subscribes unsubscribes: the panel's ``close()``)."""
     on_kernel = KernelThread()

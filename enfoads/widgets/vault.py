@@ -4,7 +4,6 @@ brand kit (logo, colours, font, call to action) the other panels use."""
 from __future__ import annotations
 
 import html
-
 from typing import Any
 
 import ipywidgets as w
@@ -13,8 +12,8 @@ from enfoads.core.assets import UPLOAD_KINDS
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import AssetPicker, Message, asset_download, icon, thumbnail
-from enfoads.widgets.loop import subscribe
 from enfoads.widgets.compat import tooltip
+from enfoads.widgets.loop import subscribe
 
 
 def as_hex(colour: str) -> str:
@@ -30,15 +29,30 @@ class BrandKitEditor(w.VBox):
         lang = self.lang = studio.settings.language
         kit = studio.brand_kit()
         wide = {"description_width": "initial"}
-        self.logo = AssetPicker(studio, t("ui.kit.logo", lang), kinds=("logo", "image"),
-                                upload_kind="logo", optional=True)  # fmt: skip
+        self.logo = AssetPicker(
+            studio,
+            t("ui.kit.logo", lang),
+            kinds=("logo", "image"),
+            upload_kind="logo",
+            optional=True,
+        )
         if kit["logo_asset_id"]:
             self.logo.value = kit["logo_asset_id"]
         colours = (kit.get("colours") or ["#111111", "#FFD400"]) + ["#FFFFFF"]
-        self.primary = w.ColorPicker(value=colours[0], description=t("ui.kit.primary", lang), style=wide)
-        self.accent = w.ColorPicker(value=colours[1], description=t("ui.kit.accent", lang), style=wide)
-        self.font = AssetPicker(studio, t("ui.kit.font", lang), kinds=("font",), upload_kind="font",
-                                accept=".ttf,.otf", optional=True)  # fmt: skip
+        self.primary = w.ColorPicker(
+            value=colours[0], description=t("ui.kit.primary", lang), style=wide
+        )
+        self.accent = w.ColorPicker(
+            value=colours[1], description=t("ui.kit.accent", lang), style=wide
+        )
+        self.font = AssetPicker(
+            studio,
+            t("ui.kit.font", lang),
+            kinds=("font",),
+            upload_kind="font",
+            accept=".ttf,.otf",
+            optional=True,
+        )
         if kit["font_asset_id"]:
             self.font.value = kit["font_asset_id"]
         self.on_saved = None  # set by the app: (kit) -> None
@@ -46,9 +60,17 @@ class BrandKitEditor(w.VBox):
         self.save = w.Button(description=t("ui.kit.save", lang), icon="save")
         self.message = Message()
         self.save.on_click(lambda _b: self.store())
-        super().__init__([w.HTML(f"<h4>{icon('paint-brush')} {html.escape(t('ui.kit.title', lang))}</h4>"),
-                          self.logo, w.HBox([self.primary, self.accent]), self.font, self.cta,
-                          self.save, self.message])  # fmt: skip
+        super().__init__(
+            [
+                w.HTML(f"<h4>{icon('paint-brush')} {html.escape(t('ui.kit.title', lang))}</h4>"),
+                self.logo,
+                w.HBox([self.primary, self.accent]),
+                self.font,
+                self.cta,
+                self.save,
+                self.message,
+            ]
+        )
 
     def reload(self) -> None:
         """The kit as stored (after the studio changed it: a deleted logo or font)."""
@@ -60,9 +82,12 @@ class BrandKitEditor(w.VBox):
     def store(self) -> None:
         try:
             kit = self.studio.save_brand_kit(
-                logo_asset_id=self.logo.value, font_asset_id=self.font.value, cta=self.cta.value,
-                colours=[as_hex(self.primary.value), as_hex(self.accent.value)])  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+                logo_asset_id=self.logo.value,
+                font_asset_id=self.font.value,
+                cta=self.cta.value,
+                colours=[as_hex(self.primary.value), as_hex(self.accent.value)],
+            )
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.message.show(t("ui.kit.saved", self.lang), "ok")
@@ -70,8 +95,15 @@ class BrandKitEditor(w.VBox):
             self.on_saved(kit)
 
 
-KIND_ICONS = {"image": "picture-o", "video": "film", "audio": "music", "avatar": "user",
-              "logo": "certificate", "subtitle": "file-text-o", "font": "font"}  # fmt: skip
+KIND_ICONS = {
+    "image": "picture-o",
+    "video": "film",
+    "audio": "music",
+    "avatar": "user",
+    "logo": "certificate",
+    "subtitle": "file-text-o",
+    "font": "font",
+}
 
 
 class VaultPanel(w.VBox):
@@ -84,12 +116,19 @@ class VaultPanel(w.VBox):
         self.page_size = page_size
         self.page = 0
         kinds = [(t(f"kind.{k}", lang), k) for k in UPLOAD_KINDS]
-        self.kind = w.Dropdown(options=[(t("ui.all", lang), ""), *kinds], value="",
-                               description=t("ui.kind", lang))  # fmt: skip
-        self.search = w.Text(description=t("ui.search", lang),
-                             placeholder=t("ui.search_placeholder", lang))  # fmt: skip
-        self.inputs = w.Checkbox(value=False, indent=False, description=t("ui.show_inputs", lang),
-                                 layout=w.Layout(width="auto"), **tooltip(t("ui.show_inputs_help", lang)))  # fmt: skip
+        self.kind = w.Dropdown(
+            options=[(t("ui.all", lang), ""), *kinds], value="", description=t("ui.kind", lang)
+        )
+        self.search = w.Text(
+            description=t("ui.search", lang), placeholder=t("ui.search_placeholder", lang)
+        )
+        self.inputs = w.Checkbox(
+            value=False,
+            indent=False,
+            description=t("ui.show_inputs", lang),
+            layout=w.Layout(width="auto"),
+            **tooltip(t("ui.show_inputs_help", lang)),
+        )
         self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
         self.count = w.Label("")
         self.message = Message()
@@ -108,12 +147,22 @@ class VaultPanel(w.VBox):
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.previous.on_click(lambda _b: self.turn(-1))
         self.next.on_click(lambda _b: self.turn(1))
-        super().__init__([self.kit, w.HTML("<hr>"),
-                          w.HBox([self.kind, self.search, self.inputs, self.refresh_button]),
-                          self.count, self.message, self.preview, self.grid,
-                          w.HBox([self.previous, self.page_label, self.next])])  # fmt: skip
-        self._unsubscribe = [subscribe(studio, lambda _e: self.refresh(), name)
-                             for name in ("asset_added", "asset_updated", "asset_deleted")]  # fmt: skip
+        super().__init__(
+            [
+                self.kit,
+                w.HTML("<hr>"),
+                w.HBox([self.kind, self.search, self.inputs, self.refresh_button]),
+                self.count,
+                self.message,
+                self.preview,
+                self.grid,
+                w.HBox([self.previous, self.page_label, self.next]),
+            ]
+        )
+        self._unsubscribe = [
+            subscribe(studio, lambda _e: self.refresh(), name)
+            for name in ("asset_added", "asset_updated", "asset_deleted")
+        ]
         self.refresh()
 
     @property
@@ -127,14 +176,19 @@ class VaultPanel(w.VBox):
     def refresh(self, first_page: bool = False) -> None:
         if first_page:
             self.page = 0
-        query = dict(kind=self.kind.value or None, text=self.search.value or None, grouped=True,
-                     inputs=self.inputs.value, limit=self.page_size)  # fmt: skip
+        query = dict(
+            kind=self.kind.value or None,
+            text=self.search.value or None,
+            grouped=True,
+            inputs=self.inputs.value,
+            limit=self.page_size,
+        )
         try:
             page = self.studio.list_assets(offset=self.page * self.page_size, **query)
             if not page.items and self.page:  # the last page emptied (a delete): step back
                 self.page = max(0, -(-page.total // self.page_size) - 1)
                 page = self.studio.list_assets(offset=self.page * self.page_size, **query)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.total = page.total
@@ -149,8 +203,10 @@ class VaultPanel(w.VBox):
         if thumb:
             picture: w.Widget = w.Image(value=thumb.read_bytes(), format="jpeg")
         else:
-            picture = w.HTML(f'<span style="font-size:48px;color:#888">'
-                             f"{icon(KIND_ICONS.get(asset.kind, 'file-o'))}</span>")  # fmt: skip
+            picture = w.HTML(
+                f'<span style="font-size:48px;color:#888">'
+                f"{icon(KIND_ICONS.get(asset.kind, 'file-o'))}</span>"
+            )
         frame = w.HBox([picture])
         frame.add_class("enfoads-thumb")
         delete = w.Button(description=t("ui.delete", self.lang), icon="trash")
@@ -166,10 +222,14 @@ class VaultPanel(w.VBox):
         if asset.tags:
             details.append(", ".join(asset.tags))
         info = " · ".join(details)
-        card = w.VBox([frame,
-                       w.HTML(f'<b title="{html.escape(name)}">{html.escape(name)}</b>'),
-                       w.HTML(f'<small title="{html.escape(info)}">{html.escape(info)}</small>'),
-                       w.HBox([show, delete])])  # fmt: skip
+        card = w.VBox(
+            [
+                frame,
+                w.HTML(f'<b title="{html.escape(name)}">{html.escape(name)}</b>'),
+                w.HTML(f'<small title="{html.escape(info)}">{html.escape(info)}</small>'),
+                w.HBox([show, delete]),
+            ]
+        )
         card.add_class("enfoads-card")
         return card
 
@@ -178,13 +238,17 @@ class VaultPanel(w.VBox):
         try:
             asset = self.studio.get_asset(asset_id)
             data = self.studio.assets.read_bytes(asset)
-        except Exception as exc:  # noqa: BLE001 - shown to the user (deleted meanwhile)
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         if asset.ext in ("png", "jpg", "webp", "gif"):
-            view: w.Widget = w.Image(value=data, format=asset.ext, layout=w.Layout(max_width="420px"))
+            view: w.Widget = w.Image(
+                value=data, format=asset.ext, layout=w.Layout(max_width="420px")
+            )
         elif asset.ext in ("mp4", "webm"):
-            view = w.Video(value=data, format=asset.ext, autoplay=False, layout=w.Layout(max_width="360px"))
+            view = w.Video(
+                value=data, format=asset.ext, autoplay=False, layout=w.Layout(max_width="360px")
+            )
         elif asset.ext in ("wav", "mp3", "ogg"):
             view = w.Audio(value=data, format=asset.ext, autoplay=False)
         elif asset.kind == "font":
@@ -207,17 +271,25 @@ class VaultPanel(w.VBox):
         if asset.meta.get("commercial_use") is False:
             info += " · " + t("ui.non_commercial", self.lang)
         parts = self.studio.assets.parts_of([asset_id]).get(asset_id, [])
-        links = [asset_download(self.studio, asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}")]
+        links = [
+            asset_download(
+                self.studio, asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}"
+            )
+        ]
         links += [asset_download(self.studio, p.id, p.ext.upper()) for p in parts]
         close = w.Button(description=t("ui.close", self.lang), icon="times")
         close.on_click(lambda _b: setattr(self.preview, "children", ()))
-        self.preview.children = (view, w.Label(info), w.HTML(" ".join(links)),
-                                 w.HBox([tag, add, *extra, close]))  # fmt: skip
+        self.preview.children = (
+            view,
+            w.Label(info),
+            w.HTML(" ".join(links)),
+            w.HBox([tag, add, *extra, close]),
+        )
 
     def add_tag(self, asset_id: str, tag: str) -> None:
         try:
             self.studio.tag_asset(asset_id, add=(tag.strip(),))
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.refresh()
@@ -226,7 +298,7 @@ class VaultPanel(w.VBox):
     def use_as_avatar(self, asset_id: str) -> None:
         try:
             self.studio.use_as_avatar(asset_id)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.refresh()
@@ -251,7 +323,7 @@ class VaultPanel(w.VBox):
         self._pending_delete = None
         try:
             self.studio.delete_asset(asset_id, confirm=role is not None)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.preview.children = ()

@@ -10,9 +10,8 @@ import ipywidgets as w
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, icon
-from enfoads.widgets.vault import as_hex
 from enfoads.widgets.compat import tooltip
-
+from enfoads.widgets.vault import as_hex
 
 
 def voice_label(voice: dict[str, Any], lang: str) -> str:
@@ -36,21 +35,39 @@ class SceneRow(w.HBox):
     def __init__(self, panel: VideoStudioPanel, asset_id: str | None = None, kind: str = "image"):
         lang = panel.lang
         self.panel = panel
-        self.kind = w.Dropdown(options=[(t(f"ui.video.kind.{k}", lang), k)
-                                        for k in panel.choices["scene_kinds"]], value=kind,
-                               layout=w.Layout(width="110px"))  # fmt: skip
+        self.kind = w.Dropdown(
+            options=[(t(f"ui.video.kind.{k}", lang), k) for k in panel.choices["scene_kinds"]],
+            value=kind,
+            layout=w.Layout(width="110px"),
+        )
         self.asset = w.Dropdown(layout=w.Layout(width="220px"))
-        self.script = w.Textarea(placeholder=t("ui.video.scene_script", lang),
-                                 layout=w.Layout(width="300px", height="56px"))  # fmt: skip
-        self.duration = w.FloatText(value=0, description="s", layout=w.Layout(width="110px"),
-                                    **tooltip(t("ui.video.duration_help", lang)),
-                                    style={"description_width": "20px"})  # fmt: skip
-        self.motion = w.Dropdown(options=[(t(f"ui.video.motion.{m}", lang), m) for m in panel.choices["motions"]],
-                                 value="zoom_in", layout=w.Layout(width="130px"))  # fmt: skip
-        self.crossfade = w.Checkbox(value=False, description=t("ui.video.crossfade", lang),
-                                    indent=False, layout=w.Layout(width="110px"))  # fmt: skip
+        self.script = w.Textarea(
+            placeholder=t("ui.video.scene_script", lang),
+            layout=w.Layout(width="300px", height="56px"),
+        )
+        self.duration = w.FloatText(
+            value=0,
+            description="s",
+            layout=w.Layout(width="110px"),
+            **tooltip(t("ui.video.duration_help", lang)),
+            style={"description_width": "20px"},
+        )
+        self.motion = w.Dropdown(
+            options=[(t(f"ui.video.motion.{m}", lang), m) for m in panel.choices["motions"]],
+            value="zoom_in",
+            layout=w.Layout(width="130px"),
+        )
+        self.crossfade = w.Checkbox(
+            value=False,
+            description=t("ui.video.crossfade", lang),
+            indent=False,
+            layout=w.Layout(width="110px"),
+        )
         buttons = []
-        for glyph, action, tip in (("arrow-up", -1, "ui.video.up"), ("arrow-down", 1, "ui.video.down")):
+        for glyph, action, tip in (
+            ("arrow-up", -1, "ui.video.up"),
+            ("arrow-down", 1, "ui.video.down"),
+        ):
             button = w.Button(icon=glyph, tooltip=t(tip, lang), layout=w.Layout(width="36px"))
             button.add_class("enfoads-icon-button")
             button.on_click(lambda _b, a=action: panel.move_scene(self, a))
@@ -59,8 +76,18 @@ class SceneRow(w.HBox):
         remove.add_class("enfoads-icon-button")
         remove.on_click(lambda _b: panel.remove_scene(self))
         self.kind.observe(lambda _c: self.refresh(), "value")
-        super().__init__([self.kind, self.asset, self.script, self.duration, self.motion,
-                          self.crossfade, *buttons, remove])  # fmt: skip
+        super().__init__(
+            [
+                self.kind,
+                self.asset,
+                self.script,
+                self.duration,
+                self.motion,
+                self.crossfade,
+                *buttons,
+                remove,
+            ]
+        )
         self.refresh()
         if asset_id and asset_id in {v for _, v in self.asset.options}:
             self.asset.value = asset_id
@@ -77,10 +104,14 @@ class SceneRow(w.HBox):
             self.asset.value = current
 
     def to_scene(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "asset_id": self.asset.value or "",
-                "script": self.script.value, "motion": self.motion.value,
-                "duration": self.duration.value or None,
-                "transition": "crossfade" if self.crossfade.value else "cut"}  # fmt: skip
+        return {
+            "kind": self.kind.value,
+            "asset_id": self.asset.value or "",
+            "script": self.script.value,
+            "motion": self.motion.value,
+            "duration": self.duration.value or None,
+            "transition": "crossfade" if self.crossfade.value else "cut",
+        }
 
 
 class VideoStudioPanel(w.VBox):
@@ -90,39 +121,70 @@ class VideoStudioPanel(w.VBox):
         self.choices = studio.options("video")  # aspects, motions, scene kinds: the capability's
         kit = studio.brand_kit()
         wide = {"description_width": "initial"}
-        self.script = w.Textarea(description=t("ui.video.script", lang), style=wide,
-                                 placeholder=t("ui.video.script_placeholder", lang),
-                                 layout=w.Layout(width="95%", height="90px"))  # fmt: skip
+        self.script = w.Textarea(
+            description=t("ui.video.script", lang),
+            style=wide,
+            placeholder=t("ui.video.script_placeholder", lang),
+            layout=w.Layout(width="95%", height="90px"),
+        )
         voices = studio.voices()
-        self.voice = w.Dropdown(options=[(voice_label(v, lang), v["key"]) for v in voices],
-                                value=studio.settings.voice_default, style=wide,
-                                description=t("ui.video.voice", lang),
-                                **tooltip(t("ui.video.voice_help", lang)))  # fmt: skip
-        self.rate = w.FloatSlider(value=1.0, min=0.7, max=1.4, step=0.05, style=wide,
-                                  description=t("ui.video.rate", lang))  # fmt: skip
+        self.voice = w.Dropdown(
+            options=[(voice_label(v, lang), v["key"]) for v in voices],
+            value=studio.settings.voice_default,
+            style=wide,
+            description=t("ui.video.voice", lang),
+            **tooltip(t("ui.video.voice_help", lang)),
+        )
+        self.rate = w.FloatSlider(
+            value=1.0, min=0.7, max=1.4, step=0.05, style=wide, description=t("ui.video.rate", lang)
+        )
         self.preview = w.Button(description=t("ui.video.preview", lang), icon="play")
         self.player = w.Audio(autoplay=False, loop=False, layout=w.Layout(width="320px"))
         self.player.layout.display = "none"
-        self.avatar = AssetPicker(studio, t("ui.video.avatar", lang), kinds=("image", "avatar"),
-                                  tag="avatar", upload_kind="avatar")  # fmt: skip
-        self.music = AssetPicker(studio, t("ui.video.music", lang), kinds=("audio",),
-                                 accept="audio/*", optional=True)  # fmt: skip
-        self.logo = AssetPicker(studio, t("ui.video.logo", lang), kinds=("logo", "image"),
-                                upload_kind="logo", optional=True)  # fmt: skip
-        self.font = AssetPicker(studio, t("ui.video.font", lang), kinds=("font",), upload_kind="font",
-                                accept=".ttf,.otf", optional=True)  # fmt: skip
-        self.aspect = w.ToggleButtons(options=self.choices["aspects"], value="9:16",
-                                      description=t("ui.video.aspect", lang), style=wide)  # fmt: skip
+        self.avatar = AssetPicker(
+            studio,
+            t("ui.video.avatar", lang),
+            kinds=("image", "avatar"),
+            tag="avatar",
+            upload_kind="avatar",
+        )
+        self.music = AssetPicker(
+            studio, t("ui.video.music", lang), kinds=("audio",), accept="audio/*", optional=True
+        )
+        self.logo = AssetPicker(
+            studio,
+            t("ui.video.logo", lang),
+            kinds=("logo", "image"),
+            upload_kind="logo",
+            optional=True,
+        )
+        self.font = AssetPicker(
+            studio,
+            t("ui.video.font", lang),
+            kinds=("font",),
+            upload_kind="font",
+            accept=".ttf,.otf",
+            optional=True,
+        )
+        self.aspect = w.ToggleButtons(
+            options=self.choices["aspects"],
+            value="9:16",
+            description=t("ui.video.aspect", lang),
+            style=wide,
+        )
         self.cta = w.Text(description=t("ui.video.cta", lang), style=wide)
         self.subtitles = w.Checkbox(value=True, description=t("ui.video.subtitles", lang))
         self.karaoke = w.Checkbox(value=False, description=t("ui.video.karaoke", lang))
-        self.position = w.Dropdown(options=[(t(f"ui.video.pos.{p}", lang), p)
-                                            for p in ("bottom", "middle", "top")],
-                                   description=t("ui.video.position", lang))  # fmt: skip
-        self.text_colour = w.ColorPicker(value="#FFFFFF", description=t("ui.video.colour", lang),
-                                         concise=False, style=wide)  # fmt: skip
-        self.highlight = w.ColorPicker(value="#FFD400", description=t("ui.video.highlight", lang),
-                                       style=wide)  # fmt: skip
+        self.position = w.Dropdown(
+            options=[(t(f"ui.video.pos.{p}", lang), p) for p in ("bottom", "middle", "top")],
+            description=t("ui.video.position", lang),
+        )
+        self.text_colour = w.ColorPicker(
+            value="#FFFFFF", description=t("ui.video.colour", lang), concise=False, style=wide
+        )
+        self.highlight = w.ColorPicker(
+            value="#FFD400", description=t("ui.video.highlight", lang), style=wide
+        )
         self.contrast = w.HTML()  # a live warning when the highlight would not show
         for picker in (self.text_colour, self.highlight):
             picker.observe(lambda _c: self.check_contrast(), "value")
@@ -131,28 +193,47 @@ class VideoStudioPanel(w.VBox):
         self.apply_kit(kit)
         self.scenes = w.VBox()
         self.add_scene_button = w.Button(description=t("ui.video.add_scene", lang), icon="plus")
-        self.render = w.Button(description=t("ui.video.render", lang), button_style="primary",
-                               icon="film")  # fmt: skip
+        self.render = w.Button(
+            description=t("ui.video.render", lang), button_style="primary", icon="film"
+        )
         self.message = Message()
         self.progress = JobProgress(studio, self._finished)
         self.progress.on_retry = lambda: setattr(self.render, "disabled", True)
-        self.video = w.Video(format="mp4", autoplay=False, controls=True,
-                             layout=w.Layout(max_width="360px"))  # fmt: skip
+        self.video = w.Video(
+            format="mp4", autoplay=False, controls=True, layout=w.Layout(max_width="360px")
+        )
         self.video.layout.display = "none"
         self.downloads = w.HTML()
         self.preview.on_click(lambda _b: self.preview_voice())
         self.add_scene_button.on_click(lambda _b: self.add_scene())
         self.render.on_click(lambda _b: self.start())
-        super().__init__([
-            self.script, w.HBox([self.voice, self.rate]), w.HBox([self.preview, self.player]),
-            self.avatar, self.music, self.logo, self.font, self.aspect, self.cta,
-            w.HBox([self.subtitles, self.karaoke, self.position]),
-            w.HBox([self.text_colour, self.highlight]), self.contrast,
-            w.HTML(f"<b>{html.escape(t('ui.video.scenes', lang))}</b> "
-                   f"<small>{html.escape(t('ui.video.scenes_help', lang))}</small>"),
-            self.scenes, self.add_scene_button, self.render, self.message, self.progress,
-            self.video, self.downloads,
-        ])  # fmt: skip
+        super().__init__(
+            [
+                self.script,
+                w.HBox([self.voice, self.rate]),
+                w.HBox([self.preview, self.player]),
+                self.avatar,
+                self.music,
+                self.logo,
+                self.font,
+                self.aspect,
+                self.cta,
+                w.HBox([self.subtitles, self.karaoke, self.position]),
+                w.HBox([self.text_colour, self.highlight]),
+                self.contrast,
+                w.HTML(
+                    f"<b>{html.escape(t('ui.video.scenes', lang))}</b> "
+                    f"<small>{html.escape(t('ui.video.scenes_help', lang))}</small>"
+                ),
+                self.scenes,
+                self.add_scene_button,
+                self.render,
+                self.message,
+                self.progress,
+                self.video,
+                self.downloads,
+            ]
+        )
 
     # -- scenes ---------------------------------------------------------------------------
     def add_scene(self, asset_id: str | None = None, kind: str = "image") -> SceneRow:
@@ -174,7 +255,7 @@ class VideoStudioPanel(w.VBox):
     def preview_voice(self) -> None:
         try:
             result = self.studio.speak("", self.voice.value, preview=True, rate=self.rate.value)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.message.show_error(exc, self.lang)
             return
         self.player.value = self.studio.assets.read_bytes(result["asset_id"])
@@ -198,34 +279,49 @@ class VideoStudioPanel(w.VBox):
         from enfoads.core.pipelines.compose import MIN_HIGHLIGHT_DELTA_E, colour_difference
 
         try:
-            low = colour_difference(as_hex(self.text_colour.value),
-                                    as_hex(self.highlight.value)) < MIN_HIGHLIGHT_DELTA_E  # fmt: skip
+            low = (
+                colour_difference(as_hex(self.text_colour.value), as_hex(self.highlight.value))
+                < MIN_HIGHLIGHT_DELTA_E
+            )
         except ValueError:
             low = False  # a colour still being typed
         low = low and self.karaoke.value
-        self.contrast.value = (f'<span style="color:#b06000">{icon("exclamation-triangle")} '
-                               f"{html.escape(t('ui.video.low_contrast', self.lang))}</span>"
-                               if low else "")  # fmt: skip
+        self.contrast.value = (
+            f'<span style="color:#b06000">{icon("exclamation-triangle")} '
+            f"{html.escape(t('ui.video.low_contrast', self.lang))}</span>"
+            if low
+            else ""
+        )
         return not low
 
     def options(self) -> dict[str, Any]:
-        return {"voice": self.voice.value, "rate": self.rate.value, "aspect": self.aspect.value,
-                "music_asset_id": self.music.value, "logo_asset_id": self.logo.value,
-                "cta": self.cta.value, "language": "auto", "brand_colour": self.brand_colour,
-                "subtitle_style": {"enabled": self.subtitles.value, "karaoke": self.karaoke.value,
-                                   "position": self.position.value,
-                                   "colour": as_hex(self.text_colour.value),
-                                   "highlight_colour": as_hex(self.highlight.value),
-                                   "font_asset_id": self.font.value}}  # fmt: skip
+        return {
+            "voice": self.voice.value,
+            "rate": self.rate.value,
+            "aspect": self.aspect.value,
+            "music_asset_id": self.music.value,
+            "logo_asset_id": self.logo.value,
+            "cta": self.cta.value,
+            "language": "auto",
+            "brand_colour": self.brand_colour,
+            "subtitle_style": {
+                "enabled": self.subtitles.value,
+                "karaoke": self.karaoke.value,
+                "position": self.position.value,
+                "colour": as_hex(self.text_colour.value),
+                "highlight_colour": as_hex(self.highlight.value),
+                "font_asset_id": self.font.value,
+            },
+        }
 
     def start(self) -> None:
         def submit() -> Any:
             if self.scenes.children:
                 scenes = [row.to_scene() for row in self.scenes.children]
                 return self.studio.render_multi_scene(scenes=scenes, **self.options())
-            return self.studio.render_video(script=self.script.value,
-                                            avatar_asset_id=self.avatar.value or "",
-                                            **self.options())  # fmt: skip
+            return self.studio.render_video(
+                script=self.script.value, avatar_asset_id=self.avatar.value or "", **self.options()
+            )
 
         self.progress.start(submit, self.message, self.render)
 
@@ -242,4 +338,6 @@ class VideoStudioPanel(w.VBox):
             asset = self.studio.get_asset(asset_id)
             links.append(asset_download(self.studio, asset_id, asset.ext.upper()))
         self.downloads.value = " ".join(links)
-        self.message.show(t("ui.video.done", self.lang, seconds=round(result["duration_s"], 1)), "ok")
+        self.message.show(
+            t("ui.video.done", self.lang, seconds=round(result["duration_s"], 1)), "ok"
+        )

@@ -78,8 +78,9 @@ class CeleryJobQueue(StoredQueue):
         for job in self.store.list(state=JobState.QUEUED.value, limit=500):
             self._send(job)
         self._stop.clear()
-        self._listener = threading.Thread(target=self._listen, name="enfoads-worker-events",
-                                          daemon=True)  # fmt: skip
+        self._listener = threading.Thread(
+            target=self._listen, name="enfoads-worker-events", daemon=True
+        )
         self._listener.start()
 
     def _listen(self) -> None:
@@ -97,14 +98,17 @@ class CeleryJobQueue(StoredQueue):
                         self._relay(json.loads(message["data"]))
                 pubsub.close()
                 client.close()
-            except Exception:  # noqa: BLE001 - Redis restarting: listen again shortly
+            except Exception:
                 log.warning("lost the workers' event channel; reconnecting", exc_info=True)
                 self._stop.wait(1.0)
 
     def _relay(self, data: dict[str, Any]) -> None:
         event = events.Event(str(data.get("name")), dict(data.get("payload") or {}))
-        if event.name == "job_update" and event.payload.get("state") in ("completed", "failed",
-                                                                         "cancelled"):  # fmt: skip
+        if event.name == "job_update" and event.payload.get("state") in (
+            "completed",
+            "failed",
+            "cancelled",
+        ):
             with self._lock:
                 waiter = self._done.get(event.payload.get("id", ""))
             if waiter is not None:

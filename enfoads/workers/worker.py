@@ -61,16 +61,18 @@ class Worker:
 
     def _forward(self, event: Any) -> None:
         try:
-            self._redis.publish(self._channel, json.dumps({"name": event.name, "payload": event.payload},
-                                                          default=str))  # fmt: skip
-        except Exception:  # noqa: BLE001 - progress is best effort; the database has the truth
+            self._redis.publish(
+                self._channel,
+                json.dumps({"name": event.name, "payload": event.payload}, default=str),
+            )
+        except Exception:
             log.warning("could not publish %s", event.name, exc_info=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.settings.lease_s / 3):
             try:
                 self.store.heartbeat(self.owner)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("could not renew the job lease")
 
     def run(self, job_id: str) -> str:
@@ -78,16 +80,23 @@ class Worker:
         from enfoads.core.jobs import DbCancelToken, execute
 
         lang = self.studio.settings.language
-        job, took_over = self.store.claim(job_id, self.owner, self.settings.lease_s,
-                                          t("stage.queued", lang))  # fmt: skip
+        job, took_over = self.store.claim(
+            job_id, self.owner, self.settings.lease_s, t("stage.queued", lang)
+        )
         if job is None:
             return "skipped"  # finished, cancelled, or a live worker runs it
         if took_over:  # a worker died mid-job: what it stored of it goes, one set stays
             for asset in self.studio.assets.list(job_id=job_id, limit=500).items:
                 self.studio.assets.delete(asset.id)
-        done = execute(self.store, job, self.table.handlers.get(job.kind),
-                       DbCancelToken(self.store, job_id), self.owner, lang,
-                       self.settings.job_timeout(job.kind))  # fmt: skip
+        done = execute(
+            self.store,
+            job,
+            self.table.handlers.get(job.kind),
+            DbCancelToken(self.store, job_id),
+            self.owner,
+            lang,
+            self.settings.job_timeout(job.kind),
+        )
         return done.state.value if done is not None else "lost"
 
     def close(self) -> None:
@@ -114,8 +123,23 @@ def main(gpu: int | None, queues: str, loglevel: str = "INFO") -> int:
 
     name = f"gpu{gpu if gpu is not None else 'cpu'}-{os.getpid()}@%h"
     try:
-        app.worker_main(["worker", "-P", "solo", "-c", "1", "-Q", queues, "-n", name,
-                         "--loglevel", loglevel, "--without-gossip", "--without-mingle"])  # fmt: skip
+        app.worker_main(
+            [
+                "worker",
+                "-P",
+                "solo",
+                "-c",
+                "1",
+                "-Q",
+                queues,
+                "-n",
+                name,
+                "--loglevel",
+                loglevel,
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
     finally:
         worker.close()
     return 0

@@ -54,20 +54,32 @@ print(json.dumps({k: str(v) for k, v in m.items()} | {"whisper": str(meeting_not
 
 def notebook_env(workdir: Path, python: str = sys.executable) -> dict[str, str]:
     """The stand-in on the path, a data dir, the tiny SDXL, whisper tiny.en and the joe voice."""
-    env = {**os.environ, "PYTHONPATH": str(STANDIN), "HF_HUB_OFFLINE": "1",
-           "ENFOADS_DATA_DIR": str(workdir / "data"), "ENFOADS_DEVICE": "cpu",
-           "ENFOADS_VOICE_DEFAULT": "en_US-joe-medium",
-           "COLAB_STANDIN_LOG": str(workdir / "colab-calls.jsonl")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(STANDIN),
+        "HF_HUB_OFFLINE": "1",
+        "ENFOADS_DATA_DIR": str(workdir / "data"),
+        "ENFOADS_DEVICE": "cpu",
+        "ENFOADS_VOICE_DEFAULT": "en_US-joe-medium",
+        "COLAB_STANDIN_LOG": str(workdir / "colab-calls.jsonl"),
+    }
     # From this checkout's source: in the Colab-like environment the notebook installs it later.
-    out = subprocess.run([python, "-c", BUILD_MODELS, str(workdir / "models")],
-                         env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{STANDIN}"},
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [python, "-c", BUILD_MODELS, str(workdir / "models")],
+        env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{STANDIN}"},
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise RuntimeError(f"building the tiny models failed:\n{out.stderr[-3000:]}")
     models = json.loads(out.stdout.strip().splitlines()[-1])
-    return {**env, "ENFOADS_IMAGE_BASE_MODEL": models["base"],
-            "ENFOADS_IMAGE_UNET_MODEL": models["unet"], "ENFOADS_IMAGE_VAE_MODEL": models["vae"],
-            "ENFOADS_SUBTITLE_MODEL": models["whisper"]}  # fmt: skip
+    return {
+        **env,
+        "ENFOADS_IMAGE_BASE_MODEL": models["base"],
+        "ENFOADS_IMAGE_UNET_MODEL": models["unet"],
+        "ENFOADS_IMAGE_VAE_MODEL": models["vae"],
+        "ENFOADS_SUBTITLE_MODEL": models["whisper"],
+    }
 
 
 def colab_calls(workdir: Path) -> list[dict]:
@@ -89,8 +101,13 @@ def check_colab_calls(calls: list[dict]) -> list[str]:
     return problems
 
 
-def run(workdir: Path, *, python: str = sys.executable, source: str | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(
+    workdir: Path,
+    *,
+    python: str = sys.executable,
+    source: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """nbval over the notebook in ``workdir``; ``env`` adds or overrides variables."""
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     form = {"WAIT_FOR_JOBS": True}
@@ -99,9 +116,24 @@ def run(workdir: Path, *, python: str = sys.executable, source: str | None = Non
     path = workdir / "EnfoadsStudio.ipynb"
     path.write_text(json.dumps(set_form(nb, **form)), encoding="utf-8")
     full_env = {**notebook_env(workdir, python), **(env or {})}
-    return subprocess.run([python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-                           "--nbval-cell-timeout=900", str(path)], env=full_env, cwd=workdir,
-                          capture_output=True, text=True, timeout=1800)  # fmt: skip
+    return subprocess.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--nbval-cell-timeout=900",
+            str(path),
+        ],
+        env=full_env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def main() -> int:

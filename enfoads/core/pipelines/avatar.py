@@ -83,16 +83,28 @@ def geometry_from_landmarks(box: Any, points: np.ndarray) -> FaceGeometry:
     left, right, mouth = points[33:43], points[87:97], points[52:72]
     eye_w = float(np.ptp(left[:, 0]) + np.ptp(right[:, 0])) / 2
     eye_h = float(np.ptp(left[:, 1]) + np.ptp(right[:, 1])) / 2
-    return FaceGeometry(tuple(float(v) for v in box[:4]), tuple(left.mean(0)), tuple(right.mean(0)),
-                        (eye_w, max(eye_h, eye_w * 0.35)), tuple(mouth.mean(0)),
-                        float(np.ptp(mouth[:, 0])), "insightface")  # fmt: skip
+    return FaceGeometry(
+        tuple(float(v) for v in box[:4]),
+        tuple(left.mean(0)),
+        tuple(right.mean(0)),
+        (eye_w, max(eye_h, eye_w * 0.35)),
+        tuple(mouth.mean(0)),
+        float(np.ptp(mouth[:, 0])),
+        "insightface",
+    )
 
 
 def geometry_from_box(x: float, y: float, w: float, h: float) -> FaceGeometry:
     """Eyes and mouth at their usual place in a frontal face box (a cascade's box proportions)."""
-    return FaceGeometry((x, y, x + w, y + h), (x + 0.30 * w, y + 0.38 * h),
-                        (x + 0.70 * w, y + 0.38 * h), (0.22 * w, 0.09 * h),
-                        (x + 0.5 * w, y + 0.78 * h), 0.40 * w, "cascade")  # fmt: skip
+    return FaceGeometry(
+        (x, y, x + w, y + h),
+        (x + 0.30 * w, y + 0.38 * h),
+        (x + 0.70 * w, y + 0.38 * h),
+        (0.22 * w, 0.09 * h),
+        (x + 0.5 * w, y + 0.78 * h),
+        0.40 * w,
+        "cascade",
+    )
 
 
 def cascade_face(rgb: np.ndarray) -> FaceGeometry | None:
@@ -103,14 +115,22 @@ def cascade_face(rgb: np.ndarray) -> FaceGeometry | None:
 
     cascade = Cascade(data.lbp_frontal_face_cascade_filename())
     side = min(rgb.shape[:2])
-    faces = cascade.detect_multi_scale(img=np.ascontiguousarray(rgb[:, :, :3]), scale_factor=1.2,
-                                       step_ratio=1, min_size=(max(24, side // 12),) * 2,
-                                       max_size=(side, side))  # fmt: skip
+    faces = cascade.detect_multi_scale(
+        img=np.ascontiguousarray(rgb[:, :, :3]),
+        scale_factor=1.2,
+        step_ratio=1,
+        min_size=(max(24, side // 12),) * 2,
+        max_size=(side, side),
+    )
     if not faces:
         return None
     box = max(faces, key=lambda f: f["width"] * f["height"])
-    return refine_mouth(rgb, geometry_from_box(float(box["c"]), float(box["r"]),
-                                               float(box["width"]), float(box["height"])))  # fmt: skip
+    return refine_mouth(
+        rgb,
+        geometry_from_box(
+            float(box["c"]), float(box["r"]), float(box["width"]), float(box["height"])
+        ),
+    )
 
 
 def refine_mouth(rgb: np.ndarray, face: FaceGeometry) -> FaceGeometry:
@@ -130,8 +150,15 @@ def refine_mouth(rgb: np.ndarray, face: FaceGeometry) -> FaceGeometry:
         my = lo + float(np.argmin(smooth[1:-1]) + 1)
     # A smile showing teeth: the jaw opens under them, not above.
     my = below_teeth(rgb, int(my), x0 + int(0.38 * w), x0 + int(0.62 * w) + 1, int(0.12 * h)) or my
-    return FaceGeometry(face.box, face.left_eye, face.right_eye, face.eye_size, (float(mx), float(my)),
-                        float(width), face.source)  # fmt: skip
+    return FaceGeometry(
+        face.box,
+        face.left_eye,
+        face.right_eye,
+        face.eye_size,
+        (float(mx), float(my)),
+        float(width),
+        face.source,
+    )
 
 
 def locate_face(faces: FaceSwapPipeline | None, rgb: np.ndarray, name: str) -> FaceGeometry:
@@ -220,8 +247,12 @@ def drive_from_audio(samples: np.ndarray, rate: int, fps: int) -> DriveSignal:
     frames = frame_count(len(samples) / rate, fps)
     if len(samples) == 0 or float(np.abs(samples).max()) < 1e-4:
         raise InvalidInput("error.silent_audio", field="audio")
-    return DriveSignal(fps, mouth_from_audio(samples, rate, fps, frames), blinks(frames, fps),
-                       head_motion(frames, fps))  # fmt: skip
+    return DriveSignal(
+        fps,
+        mouth_from_audio(samples, rate, fps, frames),
+        blinks(frames, fps),
+        head_motion(frames, fps),
+    )
 
 
 # -- the built-in animator --------------------------------------------------------------
@@ -236,8 +267,12 @@ class TalkingPhotoAnimator:
         height, width = self.base.shape[:2]
         cx, cy = face.centre
         reach_x, reach_y = face.width * 1.0, face.height * 1.05
-        self.roi = (max(0, int(cx - reach_x)), max(0, int(cy - reach_y)),
-                    min(width, int(cx + reach_x) + 1), min(height, int(cy + reach_y) + 1))  # fmt: skip
+        self.roi = (
+            max(0, int(cx - reach_x)),
+            max(0, int(cy - reach_y)),
+            min(width, int(cx + reach_x) + 1),
+            min(height, int(cy + reach_y) + 1),
+        )
         x0, y0, x1, y1 = self.roi
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.xs, self.ys = xs, ys
@@ -257,17 +292,22 @@ class TalkingPhotoAnimator:
         # the mouth shading has to look at, in ROI coordinates.
         cols = np.flatnonzero(lens[0] > 0)
         row0 = max(0, int(my) - y0 - 1)
-        self.mouth_box = (slice(row0, max(row0, int(my + self.open_px) - y0 + 3)),
-                          slice(int(cols[0]), int(cols[-1]) + 1) if cols.size else slice(0, 0))  # fmt: skip
+        self.mouth_box = (
+            slice(row0, max(row0, int(my + self.open_px) - y0 + 3)),
+            slice(int(cols[0]), int(cols[-1]) + 1) if cols.size else slice(0, 0),
+        )
         # Eyelid colour: the skin just above each eye.
         ew, eh = face.eye_size
         self.lids = []
         for ex, ey in (face.left_eye, face.right_eye):
-            patch = self.base[max(0, int(ey - 2.2 * eh)) : max(1, int(ey - 1.2 * eh)),
-                              max(0, int(ex - ew / 2)) : max(1, int(ex + ew / 2))]  # fmt: skip
+            patch = self.base[
+                max(0, int(ey - 2.2 * eh)) : max(1, int(ey - 1.2 * eh)),
+                max(0, int(ex - ew / 2)) : max(1, int(ex + ew / 2)),
+            ]
             colour = patch.reshape(-1, 3).mean(0) if patch.size else np.array([180, 140, 120])
-            mask = np.clip(1.2 - np.sqrt(((xs - ex) / (ew * 0.6)) ** 2
-                                         + ((ys - ey) / (eh * 0.9)) ** 2), 0, 1)  # fmt: skip
+            mask = np.clip(
+                1.2 - np.sqrt(((xs - ex) / (ew * 0.6)) ** 2 + ((ys - ey) / (eh * 0.9)) ** 2), 0, 1
+            )
             self.lids.append((colour.astype(np.float32), np.clip(mask * 3, 0, 1)[..., None]))
 
     def frame(self, index: int, drive: DriveSignal) -> np.ndarray:
@@ -286,8 +326,9 @@ class TalkingPhotoAnimator:
         map_x = self.xs + m * (src_x - self.xs)
         opening = float(drive.mouth_open[index]) * self.open_px
         map_y = self.ys + m * (src_y - self.ys) - self.jaw * opening
-        region = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT).astype(np.float32)  # fmt: skip
+        region = cv2.remap(
+            self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        ).astype(np.float32)
         if opening > 0.5:  # the dark of the open mouth, in the gap the dropped jaw leaves
             my = self.face.mouth[1]
             box = self.mouth_box
@@ -313,8 +354,14 @@ def animators() -> dict[str, type]:
     return {TalkingPhotoAnimator.name: TalkingPhotoAnimator}
 
 
-def animate(faces: FaceSwapPipeline | None, portrait: np.ndarray, samples: np.ndarray, rate: int,
-            fps: int, name: str = "avatar") -> tuple[Animator, DriveSignal, FaceGeometry]:  # fmt: skip
+def animate(
+    faces: FaceSwapPipeline | None,
+    portrait: np.ndarray,
+    samples: np.ndarray,
+    rate: int,
+    fps: int,
+    name: str = "avatar",
+) -> tuple[Animator, DriveSignal, FaceGeometry]:
     """A prepared animator and its drive signal for the portrait and the voice samples."""
     face = locate_face(faces, portrait, name)
     drive = drive_from_audio(samples, rate, fps)
@@ -326,7 +373,6 @@ def animate(faces: FaceSwapPipeline | None, portrait: np.ndarray, samples: np.nd
 def render_frames(animator: Animator, drive: DriveSignal) -> Iterator[np.ndarray]:
     for i in range(drive.frames):
         yield animator.frame(i, drive)
-
 
 
 class AvatarCapability(Capability):
@@ -347,6 +393,7 @@ class AvatarCapability(Capability):
         """The face of a portrait, or ``InvalidInput`` (``error.no_face``) naming it."""
         return locate_face(self.faces, rgb, name)
 
-    def animate(self, portrait: np.ndarray, samples: np.ndarray, rate: int, fps: int,
-                name: str = "avatar") -> tuple[Animator, DriveSignal, FaceGeometry]:  # fmt: skip
+    def animate(
+        self, portrait: np.ndarray, samples: np.ndarray, rate: int, fps: int, name: str = "avatar"
+    ) -> tuple[Animator, DriveSignal, FaceGeometry]:
         return animate(self.faces, portrait, samples, rate, fps, name)

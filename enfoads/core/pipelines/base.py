@@ -34,10 +34,16 @@ class ModelFile:
     note: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"key": self.key, "repo": self.repo, "file": self.filename,
-                "revision": self.revision, "licence": self.licence,
-                "size_bytes": self.size_bytes, "commercial_use": self.commercial_use,
-                "note": self.note}  # fmt: skip
+        return {
+            "key": self.key,
+            "repo": self.repo,
+            "file": self.filename,
+            "revision": self.revision,
+            "licence": self.licence,
+            "size_bytes": self.size_bytes,
+            "commercial_use": self.commercial_use,
+            "note": self.note,
+        }
 
 
 class ModelWithTokenizer(tuple):
@@ -59,8 +65,9 @@ def is_local(repo: str) -> bool:
     """A folder on disk rather than a hub repo id (``name`` or ``org/name``): one that exists,
     or anything written as a path (absolute, ``./``, ``~``, or with more than one ``/``), which
     is then simply missing, never sent to the hub as a repo id."""
-    return (Path(repo).expanduser().is_dir() or repo.startswith(("/", ".", "~"))
-            or repo.count("/") > 1)  # fmt: skip
+    return (
+        Path(repo).expanduser().is_dir() or repo.startswith(("/", ".", "~")) or repo.count("/") > 1
+    )
 
 
 def hub_offline() -> bool:
@@ -90,10 +97,13 @@ def hub_kwargs(repo: str, revision: str, models_dir: Path) -> dict[str, object]:
     reach."""
     if is_local(repo):
         return {}
-    return {"revision": revision, "cache_dir": hub_cache(models_dir),
-            # offline (or the hub unreachable now): the cache only, at once, not after the
-            # hub client's own timeouts
-            "local_files_only": not hub_reachable()}  # fmt: skip
+    return {
+        "revision": revision,
+        "cache_dir": hub_cache(models_dir),
+        # offline (or the hub unreachable now): the cache only, at once, not after the
+        # hub client's own timeouts
+        "local_files_only": not hub_reachable(),
+    }
 
 
 def local_weights_bytes(*folders: str) -> int:
@@ -123,7 +133,7 @@ def resolve_file(repo: str, filename: str, revision: str | None, cache_dir: Path
         raise ModelNotDownloaded(f"{repo}/{filename}")
     try:
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir))
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many classes
+    except Exception as exc:
         raise ModelUnavailable(f"{repo}/{filename}", hub_error_reason(exc)) from exc
 
 
@@ -140,8 +150,10 @@ def hub_reachable(timeout_s: float = 1.5, ttl_s: float = 60.0) -> bool:
     from urllib.parse import urlsplit
 
     endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (
-        443 if endpoint.scheme == "https" else 80)  # fmt: skip
+    host, port = (
+        endpoint.hostname or "huggingface.co",
+        endpoint.port or (443 if endpoint.scheme == "https" else 80),
+    )
     key = f"{host}:{port}"
     with _PROBE_LOCK:
         seen = _PROBE.get(key)
@@ -190,8 +202,12 @@ def ai_record(**fields: object) -> dict[str, object]:
 
     from enfoads.version import __version__
 
-    return {"ai_generated": True, "generator": f"Enfoads Studio {__version__}",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}  # fmt: skip
+    return {
+        "ai_generated": True,
+        "generator": f"Enfoads Studio {__version__}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+    }
 
 
 def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
@@ -210,25 +226,31 @@ def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
     }
 
 
-def ai_video_tags(description: str, fields: dict[str, object],
-                  licence: str | None = None) -> dict[str, str]:  # fmt: skip
+def ai_video_tags(
+    description: str, fields: dict[str, object], licence: str | None = None
+) -> dict[str, str]:
     """MP4 tags that label a video as AI-generated, as the PNG chunks do for images: the
     description, the models, the date, and a model licence that limits use (InsightFace)."""
     import json
 
     record = ai_record(**fields, **({"licence": licence} if licence else {}))
-    tags = {"title": description[:120], "comment": f"AI-generated with {record['generator']}. "
-            + description, "ai_generated": "true", "date": str(record["created"]),
-            "encoded_by": str(record["generator"]),
-            "enfoads": json.dumps(record, ensure_ascii=False)}  # fmt: skip
+    tags = {
+        "title": description[:120],
+        "comment": f"AI-generated with {record['generator']}. " + description,
+        "ai_generated": "true",
+        "date": str(record["created"]),
+        "encoded_by": str(record["generator"]),
+        "enfoads": json.dumps(record, ensure_ascii=False),
+    }
     if licence:
         tags["copyright"] = f"Model licence: {licence}"
     return tags
 
 
 @contextmanager
-def use_model(services: Services, ctx: JobContext, name: str, label: str,
-              expected_bytes: int) -> Iterator[Any]:  # fmt: skip
+def use_model(
+    services: Services, ctx: JobContext, name: str, label: str, expected_bytes: int
+) -> Iterator[Any]:
     """``services.models.use(name)`` inside a job: while the model loads (a first use downloads
     it into the data dir), the job's stage says how many GB have arrived."""
     with ExitStack() as stack:

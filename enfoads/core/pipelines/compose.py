@@ -60,7 +60,9 @@ def font(size: int, path: str | None = None):
 def hex_rgb(value: str, field_name: str = "colour") -> tuple[int, int, int]:
     text = value.strip().lstrip("#")
     if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise InvalidInput("error.invalid", field=field_name, reason=Reason("reason.not_hex", value=value))
+        raise InvalidInput(
+            "error.invalid", field=field_name, reason=Reason("reason.not_hex", value=value)
+        )
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
@@ -116,11 +118,18 @@ class Sprite:
         frame[y0:y1, x0:x1] = (region + (part[..., :3] - region) * alpha).astype(np.uint8)
 
 
-def text_sprite(lines: list[list[str]], size: int, colour: tuple[int, int, int],
-                outline: tuple[int, int, int], outline_px: int, *, highlight: int | None = None,
-                highlight_colour: tuple[int, int, int] = (255, 212, 0),
-                box: tuple[int, int, int, int] | None = None,
-                font_path: str | None = None) -> np.ndarray:  # fmt: skip
+def text_sprite(
+    lines: list[list[str]],
+    size: int,
+    colour: tuple[int, int, int],
+    outline: tuple[int, int, int],
+    outline_px: int,
+    *,
+    highlight: int | None = None,
+    highlight_colour: tuple[int, int, int] = (255, 212, 0),
+    box: tuple[int, int, int, int] | None = None,
+    font_path: str | None = None,
+) -> np.ndarray:
     """Centred lines of words as RGBA; word number ``highlight`` (counted over all lines) in
     ``highlight_colour``; an optional rounded backing ``box`` colour (RGBA)."""
     from PIL import Image, ImageDraw
@@ -144,16 +153,29 @@ def text_sprite(lines: list[list[str]], size: int, colour: tuple[int, int, int],
         y = pad + row * line_h
         for word, w in zip(line, ws):
             fill = highlight_colour if highlight == k else colour
-            draw.text((x, y), word, font=face, fill=fill + (255,), stroke_width=outline_px,
-                      stroke_fill=outline + (255,))  # fmt: skip
+            draw.text(
+                (x, y),
+                word,
+                font=face,
+                fill=fill + (255,),
+                stroke_width=outline_px,
+                stroke_fill=outline + (255,),
+            )
             x += w + space
             k += 1
     return np.asarray(image)
 
 
-def cover_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int, *, zoom: float = 1.0,
-                 focus: tuple[float, float] | None = None,
-                 shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
+def cover_matrix(
+    src_w: int,
+    src_h: int,
+    dst_w: int,
+    dst_h: int,
+    *,
+    zoom: float = 1.0,
+    focus: tuple[float, float] | None = None,
+    shift: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """The affine matrix that fills ``dst`` with ``src`` (cropping, never letterboxing),
     scaled by ``zoom`` ≥ 1 about ``focus`` (source pixels; the centre by default), moved by
     ``shift`` (fractions of the spare room, -1 … 1)."""
@@ -174,10 +196,18 @@ def warp_cover(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np
     import cv2
 
     # INTER_AREA would be nicer for big reductions but warpAffine does not offer it.
-    return cv2.warpAffine(src, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        src, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
-MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "none")  # the UI offers them in this order
+MOTIONS = (
+    "zoom_in",
+    "zoom_out",
+    "pan_left",
+    "pan_right",
+    "none",
+)  # the UI offers them in this order
 
 
 def motion_at(motion: str, progress: float) -> tuple[float, tuple[float, float]]:
@@ -202,14 +232,33 @@ def resample(samples: np.ndarray, rate: int, target: int = MIX_RATE) -> np.ndarr
     if rate == target or samples.size == 0:
         return samples.astype(np.float32)
     n = int(round(len(samples) * target / rate))
-    return np.interp(np.arange(n) * rate / target, np.arange(len(samples)), samples).astype(np.float32)
+    return np.interp(np.arange(n) * rate / target, np.arange(len(samples)), samples).astype(
+        np.float32
+    )
 
 
 def decode_audio(path: Path, rate: int = MIX_RATE) -> np.ndarray:
     """Any audio file ffmpeg reads, as mono float32 at ``rate``."""
-    proc = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1",
-                           "-ar", str(rate), "-f", "f32le", "-"], capture_output=True,
-                          timeout=300, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [
+            media.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vn",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "-f",
+            "f32le",
+            "-",
+        ],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     if proc.returncode != 0:
         raise InvalidInput("error.invalid", field="music", reason=Reason("reason.unreadable_audio"))
     samples = np.frombuffer(proc.stdout, np.float32)
@@ -218,8 +267,9 @@ def decode_audio(path: Path, rate: int = MIX_RATE) -> np.ndarray:
     return samples
 
 
-def envelope(samples: np.ndarray, rate: int, attack_s: float = 0.05,
-             release_s: float = 0.4) -> np.ndarray:  # fmt: skip
+def envelope(
+    samples: np.ndarray, rate: int, attack_s: float = 0.05, release_s: float = 0.4
+) -> np.ndarray:
     """The voice's presence 0 … 1 per sample: 20 ms RMS blocks, fast attack, slow release."""
     block = max(1, int(rate * 0.02))
     n = int(math.ceil(len(samples) / block))
@@ -235,8 +285,14 @@ def envelope(samples: np.ndarray, rate: int, attack_s: float = 0.05,
     return np.repeat(out, block)[: len(samples)]
 
 
-def mix(voice: np.ndarray, music: np.ndarray | None, *, music_volume: float = 0.35,
-        ducked_volume: float = 0.08, rate: int = MIX_RATE) -> np.ndarray:  # fmt: skip
+def mix(
+    voice: np.ndarray,
+    music: np.ndarray | None,
+    *,
+    music_volume: float = 0.35,
+    ducked_volume: float = 0.08,
+    rate: int = MIX_RATE,
+) -> np.ndarray:
     """Voice plus music looped to length, the music ducked to ``ducked_volume`` under speech."""
     if music is None or music.size == 0:
         return np.clip(voice, -1, 1)

@@ -18,17 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import field_validator
 
 from enfoads.core import media
 from enfoads.core.assets import INPUT_TAG
-from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
-from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.i18n import Reason
-from pydantic import field_validator
-
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
-from enfoads.core.pipelines.base import (ModelFile, ai_png_text, ai_video_tags, hub_cache, hub_offline,
-                                         in_cache, is_local, resolve_file, use_model)  # fmt: skip
+from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
+from enfoads.core.i18n import Reason
+from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines.base import (
+    ModelFile,
+    ai_png_text,
+    ai_video_tags,
+    hub_cache,
+    hub_offline,
+    in_cache,
+    is_local,
+    resolve_file,
+    use_model,
+)
 from enfoads.core.validation import RequestModel
 
 if TYPE_CHECKING:
@@ -56,15 +64,29 @@ LICENCE_NOTICE = {
 MODEL_TABLE: dict[str, ModelFile] = {
     m.key: m
     for m in (
-        ModelFile("buffalo_l", "insightface:buffalo_l", None, "v0.7", LICENCE, 288_621_354,
-                  commercial_use=False,
-                  note="detection (SCRFD 10G), recognition (ArcFace R50), 2d106 landmarks; "
-                       "downloaded by InsightFace from its release"),
-        ModelFile("inswapper_128", "ezioruan/inswapper_128.onnx", "inswapper_128.onnx", "main",
-                  LICENCE, 554_253_681, commercial_use=False,
-                  note="the swap model; sha256 recorded on first download, then checked"),
+        ModelFile(
+            "buffalo_l",
+            "insightface:buffalo_l",
+            None,
+            "v0.7",
+            LICENCE,
+            288_621_354,
+            commercial_use=False,
+            note="detection (SCRFD 10G), recognition (ArcFace R50), 2d106 landmarks; "
+            "downloaded by InsightFace from its release",
+        ),
+        ModelFile(
+            "inswapper_128",
+            "ezioruan/inswapper_128.onnx",
+            "inswapper_128.onnx",
+            "main",
+            LICENCE,
+            554_253_681,
+            commercial_use=False,
+            note="the swap model; sha256 recorded on first download, then checked",
+        ),
     )
-}  # fmt: skip
+}
 MODULES = ["detection", "recognition", "landmark_2d_106"]
 DET_SIZE = (640, 640)
 
@@ -73,8 +95,11 @@ DET_SIZE = (640, 640)
 def providers_for(device: str) -> list[str]:
     import onnxruntime as ort
 
-    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else [
-        "CPUExecutionProvider"]  # fmt: skip
+    wanted = (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if device == "cuda"
+        else ["CPUExecutionProvider"]
+    )
     available = set(ort.get_available_providers())
     return [p for p in wanted if p in available]
 
@@ -117,7 +142,7 @@ def analysis_dir(settings: Settings) -> Path:
 
     try:
         return Path(ensure_available("models", name, root=str(root)))
-    except Exception as exc:  # noqa: BLE001 - urllib, zip and http errors alike
+    except Exception as exc:
         raise ModelUnavailable(name, f"download failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -148,8 +173,9 @@ class FaceModels:
 
         providers = providers_for(device)
         try:
-            self.analysis = FaceAnalysis(name=str(self.analysis_path), providers=providers,
-                                         allowed_modules=MODULES)  # fmt: skip
+            self.analysis = FaceAnalysis(
+                name=str(self.analysis_path), providers=providers, allowed_modules=MODULES
+            )
         except AssertionError as exc:  # InsightFace asserts when no detector is in the folder
             raise ModelUnavailable("buffalo_l", f"no detector in {self.analysis_path}") from exc
         self.analysis.prepare(ctx_id=0 if device == "cuda" else -1, det_size=DET_SIZE)
@@ -158,8 +184,11 @@ class FaceModels:
             raise ModelUnavailable("inswapper_128", f"{self.swapper_path.name} is not a swapper")
         self.device = device
         if device == "cuda" and "CUDAExecutionProvider" not in self.providers_in_use():
-            log.warning("face swap asked for CUDA but ONNX Runtime runs on %s: install "
-                        "onnxruntime-gpu (and only it) for GPU speed", self.providers_in_use())  # fmt: skip
+            log.warning(
+                "face swap asked for CUDA but ONNX Runtime runs on %s: install "
+                "onnxruntime-gpu (and only it) for GPU speed",
+                self.providers_in_use(),
+            )
         return self
 
     def sessions(self) -> list[Any]:
@@ -195,8 +224,11 @@ class FoundFace:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "box": [round(v, 1) for v in self.box],
-                "score": round(self.score, 3)}  # fmt: skip
+        return {
+            "index": self.index,
+            "box": [round(v, 1) for v in self.box],
+            "score": round(self.score, 3),
+        }
 
 
 def sorted_faces(faces: list[Any]) -> list[Any]:
@@ -205,8 +237,10 @@ def sorted_faces(faces: list[Any]) -> list[Any]:
 
 
 def describe(faces: list[Any]) -> list[FoundFace]:
-    return [FoundFace(i, tuple(float(v) for v in f.bbox), float(f.det_score))
-            for i, f in enumerate(faces)]  # fmt: skip
+    return [
+        FoundFace(i, tuple(float(v) for v in f.bbox), float(f.det_score))
+        for i, f in enumerate(faces)
+    ]
 
 
 def check_choice(choice: Any, field_name: str, allow_all: bool) -> str | int:
@@ -219,7 +253,9 @@ def check_choice(choice: Any, field_name: str, allow_all: bool) -> str | int:
     if isinstance(choice, int) and not isinstance(choice, bool) and 0 <= choice < 1000:
         return choice
     choices = "largest, 0, 1, …" + (", all" if allow_all else "")
-    raise InvalidInput("error.unknown_choice", field=field_name, value=str(choice)[:40], choices=choices)
+    raise InvalidInput(
+        "error.unknown_choice", field=field_name, value=str(choice)[:40], choices=choices
+    )
 
 
 def choose(faces: list[Any], choice: str | int, field_name: str, allow_all: bool) -> list[int]:
@@ -233,15 +269,25 @@ def choose(faces: list[Any], choice: str | int, field_name: str, allow_all: bool
         return list(range(len(faces)))
     if isinstance(choice, int) and not isinstance(choice, bool):
         if not 0 <= choice < len(faces):
-            raise InvalidInput("error.face_index", field=field_name, index=choice,
-                               count=len(faces), last=len(faces) - 1)  # fmt: skip
+            raise InvalidInput(
+                "error.face_index",
+                field=field_name,
+                index=choice,
+                count=len(faces),
+                last=len(faces) - 1,
+            )
         return [choice]
     choices = "largest, 0, 1, …" + (", all" if allow_all else "")
     raise InvalidInput("error.unknown_choice", field=field_name, value=choice, choices=choices)
 
 
-def paste_back(target: np.ndarray, fake: np.ndarray, crop: np.ndarray, matrix: np.ndarray,
-               feather: float = 0.08) -> np.ndarray:  # fmt: skip
+def paste_back(
+    target: np.ndarray,
+    fake: np.ndarray,
+    crop: np.ndarray,
+    matrix: np.ndarray,
+    feather: float = 0.08,
+) -> np.ndarray:
     """Blend the swapped ``fake`` crop into ``target`` (both BGR uint8) in place and return it.
 
     The mask is the crop's square shrunk by ``feather`` and blurred, so the seam fades over a
@@ -272,8 +318,9 @@ def paste_back(target: np.ndarray, fake: np.ndarray, crop: np.ndarray, matrix: n
     local = inverse.copy()
     local[:, 2] -= (x0, y0)
     box = (x1 - x0, y1 - y0)
-    warped = cv2.warpAffine(fake, local, box, flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # fmt: skip
+    warped = cv2.warpAffine(
+        fake, local, box, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
     alpha = cv2.warpAffine(mask, local, box, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
     region = target[y0:y1, x0:x1].astype(np.float32)
     target[y0:y1, x0:x1] = (alpha * warped + (1 - alpha) * region).round().astype(np.uint8)
@@ -380,14 +427,26 @@ class FaceSwapPipeline(Capability):
     # -- the contract ----------------------------------------------------------------------
     def models(self) -> list[ModelSpec]:
         s = self.settings
-        return [ModelSpec(MODEL_NAME, self.name, f"{s.faceswap_analysis_model} + inswapper_128",
-                          LICENCE, self.estimate_bytes(), self.on_disk, commercial_use=False,
-                          load=self.load, memory_bytes=self.estimate_bytes,
-                          adapter=FaceModelsAdapter())]  # fmt: skip
+        return [
+            ModelSpec(
+                MODEL_NAME,
+                self.name,
+                f"{s.faceswap_analysis_model} + inswapper_128",
+                LICENCE,
+                self.estimate_bytes(),
+                self.on_disk,
+                commercial_use=False,
+                load=self.load,
+                memory_bytes=self.estimate_bytes,
+                adapter=FaceModelsAdapter(),
+            )
+        ]
 
     def jobs(self) -> list[JobSpec]:
-        return [JobSpec(IMAGE_JOB, FaceSwapJobRequest, self.run_image, check=self.check_image),
-                JobSpec(VIDEO_JOB, FaceSwapVideoRequest, self.run_video, check=self.check_video)]  # fmt: skip
+        return [
+            JobSpec(IMAGE_JOB, FaceSwapJobRequest, self.run_image, check=self.check_image),
+            JobSpec(VIDEO_JOB, FaceSwapVideoRequest, self.run_video, check=self.check_video),
+        ]
 
     def options(self) -> dict[str, Any]:
         return {"licence": self.licence(), "max_video_s": self.settings.max_swap_video_s}
@@ -396,7 +455,8 @@ class FaceSwapPipeline(Capability):
         swapper = self.settings.faceswap_swapper_model
         return self.analysis_on_disk() and (
             Path(swapper).expanduser().is_file()
-            or in_cache(swapper, "inswapper_128.onnx", self.settings.models_dir))  # fmt: skip
+            or in_cache(swapper, "inswapper_128.onnx", self.settings.models_dir)
+        )
 
     def check_image(self, request: FaceSwapJobRequest) -> FaceSwapJobRequest:
         self.services.assets.open_image(request.source_asset_id)
@@ -407,12 +467,20 @@ class FaceSwapPipeline(Capability):
         self.services.assets.open_image(request.source_asset_id)
         video = self.services.assets.get(request.video_asset_id)
         if video.ext not in media.VIDEO_EXTS:
-            raise InvalidInput("error.invalid", field="video_asset_id",
-                               reason=Reason("reason.not_video", id=request.video_asset_id))  # fmt: skip
+            raise InvalidInput(
+                "error.invalid",
+                field="video_asset_id",
+                reason=Reason("reason.not_video", id=request.video_asset_id),
+            )
         limit = self.settings.max_swap_video_s
         if (video.duration_s or 0) > limit:
-            raise InvalidInput("error.video_too_long", field="video_asset_id", name=video.name or video.id,
-                               seconds=round(video.duration_s, 1), limit=limit)  # fmt: skip
+            raise InvalidInput(
+                "error.video_too_long",
+                field="video_asset_id",
+                name=video.name or video.id,
+                seconds=round(video.duration_s, 1),
+                limit=limit,
+            )
         return request
 
     def landmarks(self, rgb: np.ndarray) -> Any | None:
@@ -434,8 +502,11 @@ class FaceSwapPipeline(Capability):
     def analysis_on_disk(self) -> bool:
         """Whether ``buffalo_l`` is already here (the avatar then uses its landmarks)."""
         name = self.settings.faceswap_analysis_model
-        folder = Path(name).expanduser() if is_local(name) else \
-            self.settings.models_dir / "insightface" / "models" / name  # fmt: skip
+        folder = (
+            Path(name).expanduser()
+            if is_local(name)
+            else self.settings.models_dir / "insightface" / "models" / name
+        )
         return any(folder.glob("*.onnx"))
 
     def estimate_bytes(self) -> int:
@@ -443,17 +514,22 @@ class FaceSwapPipeline(Capability):
 
     def licence(self, lang: str | None = None) -> dict[str, Any]:
         lang = lang or self.settings.language
-        return {"licence": LICENCE, "commercial_use": False, "notice": LICENCE_NOTICE[lang],
-                "accepted": self.settings.faceswap_licence_accepted,
-                "models": [MODEL_TABLE["buffalo_l"].to_dict(), MODEL_TABLE["inswapper_128"].to_dict()]}  # fmt: skip
+        return {
+            "licence": LICENCE,
+            "commercial_use": False,
+            "notice": LICENCE_NOTICE[lang],
+            "accepted": self.settings.faceswap_licence_accepted,
+            "models": [MODEL_TABLE["buffalo_l"].to_dict(), MODEL_TABLE["inswapper_128"].to_dict()],
+        }
 
     def open_input(self, item: ImageInput, field_name: str) -> Image.Image:
         if item.asset_id:
             try:
                 return self.services.assets.open_image(item.asset_id)
             except InvalidInput as exc:
-                raise InvalidInput("error.invalid", field=field_name,
-                                   reason=exc.message("en")) from exc  # fmt: skip
+                raise InvalidInput(
+                    "error.invalid", field=field_name, reason=exc.message("en")
+                ) from exc
         if not item.data:
             raise InvalidInput("error.empty", field=field_name)
         media.check_upload_size(item.data, item.name, self.settings.max_upload_bytes)
@@ -471,10 +547,16 @@ class FaceSwapPipeline(Capability):
         from insightface.app.common import Face
 
         bboxes, kpss = models.analysis.det_model.detect(pixels, max_num=0, metric="default")
-        return sorted_faces([Face(bbox=b[:4], kps=None if kpss is None else kpss[i],
-                                  det_score=b[4]) for i, b in enumerate(bboxes)])  # fmt: skip
+        return sorted_faces(
+            [
+                Face(bbox=b[:4], kps=None if kpss is None else kpss[i], det_score=b[4])
+                for i, b in enumerate(bboxes)
+            ]
+        )
 
-    def faces_in(self, image_bgr: np.ndarray, models: FaceModels, role: str, name: str) -> list[Any]:
+    def faces_in(
+        self, image_bgr: np.ndarray, models: FaceModels, role: str, name: str
+    ) -> list[Any]:
         faces = self.analyse(models, image_bgr)
         if not faces:
             raise InvalidInput("error.no_face", field=role, name=name)
@@ -486,16 +568,22 @@ class FaceSwapPipeline(Capability):
 
     def detect(self, item: ImageInput) -> dict[str, Any]:
         """The faces in an image (or a video's first frame), left to right, for numbered boxes."""
-        is_video = bool(item.asset_id) and self.services.assets.get(item.asset_id).ext in media.VIDEO_EXTS
+        is_video = (
+            bool(item.asset_id) and self.services.assets.get(item.asset_id).ext in media.VIDEO_EXTS
+        )
         image = self.first_frame(item.asset_id) if is_video else self.open_input(item, "image")
         pixels, _ = to_bgr(image)
         with self.services.models.use(MODEL_NAME) as models:
             faces = self.analyse(models, pixels)
-        return {"faces": [f.to_dict() for f in describe(faces)], "width": image.width,
-                "height": image.height}  # fmt: skip
+        return {
+            "faces": [f.to_dict() for f in describe(faces)],
+            "width": image.width,
+            "height": image.height,
+        }
 
-    def swap_pixels(self, models: FaceModels, target: np.ndarray, source_face: Any,
-                    target_faces: list[Any]) -> np.ndarray:  # fmt: skip
+    def swap_pixels(
+        self, models: FaceModels, target: np.ndarray, source_face: Any, target_faces: list[Any]
+    ) -> np.ndarray:
         import cv2
 
         out = target.copy()
@@ -506,9 +594,15 @@ class FaceSwapPipeline(Capability):
             paste_back(out, fake, crop, matrix)
         return out
 
-    def swap_image(self, source: ImageInput, target: ImageInput, *, source_face: str | int =
-                   "largest", target_face: str | int = "largest",
-                   ctx: JobContext | None = None) -> dict[str, Any]:  # fmt: skip
+    def swap_image(
+        self,
+        source: ImageInput,
+        target: ImageInput,
+        *,
+        source_face: str | int = "largest",
+        target_face: str | int = "largest",
+        ctx: JobContext | None = None,
+    ) -> dict[str, Any]:
         """Swap and store: the result (and uploaded inputs) become assets only on success.
 
         Called directly (about a second on a T4) or from the ``face_swap`` job (``ctx``), where
@@ -520,47 +614,78 @@ class FaceSwapPipeline(Capability):
         dst_pixels, mode_alpha = to_bgr(dst_image)
         src_name = source.asset_id or source.name
         dst_name = target.asset_id or target.name
-        loading = (use_model(self.services, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes())
-                   if ctx is not None else self.services.models.use(MODEL_NAME))  # fmt: skip
+        loading = (
+            use_model(self.services, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes())
+            if ctx is not None
+            else self.services.models.use(MODEL_NAME)
+        )
         with loading as models:
             src_faces = self.faces_in(src_pixels, models, "source", src_name)
             dst_faces = self.faces_in(dst_pixels, models, "target", dst_name)
             [src_index] = choose(src_faces, source_face, "source_face", allow_all=False)
             dst_indices = choose(dst_faces, target_face, "target_face", allow_all=True)
             chosen = src_faces[src_index]
-            result = self.swap_pixels(models, dst_pixels, chosen,
-                                      [dst_faces[i] for i in dst_indices])  # fmt: skip
+            result = self.swap_pixels(
+                models, dst_pixels, chosen, [dst_faces[i] for i in dst_indices]
+            )
             after = self.analyse(models, result)
             providers = models.providers_in_use()
         similarity = []
         for i in dst_indices:
             box = dst_faces[i].bbox
             match = max(after, key=lambda f: iou(f.bbox, box), default=None)
-            value = cosine(chosen.normed_embedding, match.embedding) if match is not None and \
-                iou(match.bbox, box) > 0.3 else None  # fmt: skip
+            value = (
+                cosine(chosen.normed_embedding, match.embedding)
+                if match is not None and iou(match.bbox, box) > 0.3
+                else None
+            )
             before = cosine(chosen.normed_embedding, dst_faces[i].embedding)
-            similarity.append({"index": i, "before": round(before, 4),
-                               "after": None if value is None else round(value, 4)})  # fmt: skip
+            similarity.append(
+                {
+                    "index": i,
+                    "before": round(before, 4),
+                    "after": None if value is None else round(value, 4),
+                }
+            )
         image = from_bgr(result, mode_alpha)
-        parents = [self.stored_input(source, src_image, job_id),
-                   self.stored_input(target, dst_image, job_id)]  # fmt: skip
-        record = {"source_asset_id": parents[0], "target_asset_id": parents[1],
-                  "source_face": src_index, "target_faces": dst_indices,
-                  "model": "InsightFace inswapper_128 + buffalo_l", "licence": LICENCE}  # fmt: skip
+        parents = [
+            self.stored_input(source, src_image, job_id),
+            self.stored_input(target, dst_image, job_id),
+        ]
+        record = {
+            "source_asset_id": parents[0],
+            "target_asset_id": parents[1],
+            "source_face": src_index,
+            "target_faces": dst_indices,
+            "model": "InsightFace inswapper_128 + buffalo_l",
+            "licence": LICENCE,
+        }
         asset = self.services.assets.add_image(
-            image, "image", name=f"face swap: {self.label(source)} → {self.label(target)}"[:120],
+            image,
+            "image",
+            name=f"face swap: {self.label(source)} → {self.label(target)}"[:120],
             job_id=job_id,
-            parents=parents, model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
-            png_text=ai_png_text("AI-modified image (face swap with InsightFace inswapper_128)",
-                                 record),
+            parents=parents,
+            model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
+            png_text=ai_png_text(
+                "AI-modified image (face swap with InsightFace inswapper_128)", record
+            ),
             meta={**record, "ai_generated": True, "commercial_use": False},
-        )  # fmt: skip
-        return {"asset": asset.to_dict(), "asset_id": asset.id, "url": asset.url,
-                "faces": {"source": [f.to_dict() for f in describe(src_faces)],
-                          "target": [f.to_dict() for f in describe(dst_faces)]},
-                "source_face": src_index, "target_faces": dst_indices,
-                "similarity": similarity, "providers": providers,
-                "licence": self.licence()}  # fmt: skip
+        )
+        return {
+            "asset": asset.to_dict(),
+            "asset_id": asset.id,
+            "url": asset.url,
+            "faces": {
+                "source": [f.to_dict() for f in describe(src_faces)],
+                "target": [f.to_dict() for f in describe(dst_faces)],
+            },
+            "source_face": src_index,
+            "target_faces": dst_indices,
+            "similarity": similarity,
+            "providers": providers,
+            "licence": self.licence(),
+        }
 
     def label(self, item: ImageInput) -> str:
         """The name a person gave the input (the asset's name, else the upload's)."""
@@ -572,24 +697,32 @@ class FaceSwapPipeline(Capability):
     def stored_input(self, item: ImageInput, image: Image.Image, job_id: str | None) -> str:
         if item.asset_id:
             return item.asset_id
-        asset = self.services.assets.add_upload(item.data, item.name, "image", job_id=job_id,
-                                              tags=(INPUT_TAG,))  # fmt: skip
+        asset = self.services.assets.add_upload(
+            item.data, item.name, "image", job_id=job_id, tags=(INPUT_TAG,)
+        )
         return asset.id
 
     # -- jobs ---------------------------------------------------------------------------
     def run_image(self, ctx: JobContext, request: FaceSwapJobRequest) -> JobResult:
         ctx.progress(10, ctx.t("stage.loading_model"))
-        out = self.swap_image(ImageInput(asset_id=request.source_asset_id),
-                              ImageInput(asset_id=request.target_asset_id),
-                              source_face=request.source_face,
-                              target_face=request.target_face, ctx=ctx)  # fmt: skip
+        out = self.swap_image(
+            ImageInput(asset_id=request.source_asset_id),
+            ImageInput(asset_id=request.target_asset_id),
+            source_face=request.source_face,
+            target_face=request.target_face,
+            ctx=ctx,
+        )
         out.pop("asset")
         return JobResult((out["asset_id"],), out)
 
     def run_video(self, ctx: JobContext, request: FaceSwapVideoRequest) -> JobResult:
         video = self.services.assets.get(request.video_asset_id)
         if video.ext not in media.VIDEO_EXTS:
-            raise InvalidInput("error.invalid", field="video_asset_id", reason=Reason("reason.not_video", id=video.id))
+            raise InvalidInput(
+                "error.invalid",
+                field="video_asset_id",
+                reason=Reason("reason.not_video", id=video.id),
+            )
         source = ImageInput(asset_id=request.source_asset_id)
         src_pixels, _ = to_bgr(self.open_input(source, "source"))
         path = self.services.assets.file_path(video)
@@ -600,10 +733,11 @@ class FaceSwapPipeline(Capability):
         swapped_frames, n = 0, -1
         with media.work_dir(self.settings.work_dir, "swap-") as tmp:
             out_path = Path(tmp) / "swapped.mp4"
-            with use_model(self.services, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()) as models:
+            with use_model(
+                self.services, ctx, MODEL_NAME, "InsightFace", self.estimate_bytes()
+            ) as models:
                 src_faces = self.faces_in(src_pixels, models, "source", source.asset_id or "")
-                [src_index] = choose(src_faces, request.source_face, "source_face",
-                                     allow_all=False)  # fmt: skip
+                [src_index] = choose(src_faces, request.source_face, "source_face", allow_all=False)
                 chosen = src_faces[src_index]  # the source embedding, computed once
 
                 def swap_frame(frame: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -621,29 +755,52 @@ class FaceSwapPipeline(Capability):
                 # ONNX Runtime, OpenCV and numpy release the GIL: frames are swapped on threads
                 # (the models' batch is 1), written in order while ffmpeg encodes.
                 workers = media.frame_workers(4)
-                tags = ai_video_tags(f"AI face swap of {video.name}"[:200],
-                                     {"models": ["insightface/buffalo_l", "insightface/inswapper_128"],
-                                      "job_id": ctx.job_id}, licence=LICENCE)  # fmt: skip
-                with media.FrameWriter(out_path, info.width, info.height, info.fps,
-                                       audio=path, metadata=tags) as writer:  # fmt: skip
+                tags = ai_video_tags(
+                    f"AI face swap of {video.name}"[:200],
+                    {
+                        "models": ["insightface/buffalo_l", "insightface/inswapper_128"],
+                        "job_id": ctx.job_id,
+                    },
+                    licence=LICENCE,
+                )
+                with media.FrameWriter(
+                    out_path, info.width, info.height, info.fps, audio=path, metadata=tags
+                ) as writer:
                     results = media.ordered_map(swap_frame, media.read_frames(path), workers)
                     for n, (frame, swapped) in enumerate(results):
                         if n % 5 == 0:
                             ctx.check_cancelled()
-                            ctx.progress(5 + 90 * n / total, ctx.t("stage.swapping_frame",
-                                                                   frame=n + 1, total=total))  # fmt: skip
+                            ctx.progress(
+                                5 + 90 * n / total,
+                                ctx.t("stage.swapping_frame", frame=n + 1, total=total),
+                            )
                         swapped_frames += swapped
                         writer.write(frame)
             ctx.check_cancelled()
             ctx.progress(97, ctx.t("stage.saving"))
             asset = self.services.assets.add_bytes(
-                out_path.read_bytes(), "video", ext="mp4", name=f"face swap {video.name}"[:120],
-                job_id=ctx.job_id, parents=[source.asset_id, video.id],
+                out_path.read_bytes(),
+                "video",
+                ext="mp4",
+                name=f"face swap {video.name}"[:120],
+                job_id=ctx.job_id,
+                parents=[source.asset_id, video.id],
                 model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
-                meta={"ai_generated": True, "commercial_use": False, "licence": LICENCE,
-                      "frames": n + 1, "frames_swapped": swapped_frames},
-            )  # fmt: skip
-        return JobResult((asset.id,), {"asset_id": asset.id, "url": asset.url,
-                                       "frames": n + 1, "frames_swapped": swapped_frames,
-                                       "licence": self.licence(ctx.lang)})  # fmt: skip
-
+                meta={
+                    "ai_generated": True,
+                    "commercial_use": False,
+                    "licence": LICENCE,
+                    "frames": n + 1,
+                    "frames_swapped": swapped_frames,
+                },
+            )
+        return JobResult(
+            (asset.id,),
+            {
+                "asset_id": asset.id,
+                "url": asset.url,
+                "frames": n + 1,
+                "frames_swapped": swapped_frames,
+                "licence": self.licence(ctx.lang),
+            },
+        )

@@ -58,7 +58,7 @@ def load_cache(path: Path) -> bool:
         return False
     try:
         torch.compiler.load_cache_artifacts(data)
-    except Exception as exc:  # noqa: BLE001 - a stale or damaged cache only costs a compile
+    except Exception as exc:
         log.warning("compile cache %s not loaded (%s): compiling from scratch", path.name, exc)
         return False
     log.info("compile cache loaded: %s (%.1f MB)", path.name, len(data) / 1e6)
@@ -104,11 +104,16 @@ class CompiledPath:
     ``others_busy()`` says whether other jobs run in this process (no compile starts then).
     """
 
-    def __init__(self, eager: Any, compile_fn: Callable[[Any], None],
-                 warm_up: Callable[[Any, Shape], None],
-                 pin: Callable[[], Any], on_compiled: Callable[[Shape], None] | None = None,
-                 others_busy: Callable[[], bool] = lambda: False,
-                 idle_wait_s: float = 0.5):  # fmt: skip
+    def __init__(
+        self,
+        eager: Any,
+        compile_fn: Callable[[Any], None],
+        warm_up: Callable[[Any, Shape], None],
+        pin: Callable[[], Any],
+        on_compiled: Callable[[Shape], None] | None = None,
+        others_busy: Callable[[], bool] = lambda: False,
+        idle_wait_s: float = 0.5,
+    ):
         self.eager = eager
         self.fast = twin(eager)
         compile_fn(self.fast)
@@ -181,12 +186,14 @@ class CompiledPath:
         with self._cond:
             self.compiled.discard(shape)
             self.failed[shape] = reason
-        log.warning("compiled %dx%d batch %d failed in a job (%s): eager from now on", *shape, reason)
+        log.warning(
+            "compiled %dx%d batch %d failed in a job (%s): eager from now on", *shape, reason
+        )
 
     def _idle(self) -> bool:
         try:
             return not self._busy and not self._others_busy()
-        except Exception:  # noqa: BLE001 - a closed database: wait and ask again
+        except Exception:
             return False
 
     def _next(self) -> Shape | None:
@@ -214,7 +221,7 @@ class CompiledPath:
                         # function keeps the graphs of the thread that first ran it.
                         ensure_cudagraph_tls()
                         self._warm_up(self.warm_pipe, shape)
-            except Exception as exc:  # noqa: BLE001 - jobs keep the eager path
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("compiling %s failed (%s): that shape stays eager", shape, error)
             with self._cond:
@@ -225,12 +232,15 @@ class CompiledPath:
                     self.failed[shape] = error
                 self._cond.notify_all()
             if error is None:
-                log.info("compiled %dx%d batch %d in %.1f s (background)", *shape,
-                         time.perf_counter() - started)  # fmt: skip
+                log.info(
+                    "compiled %dx%d batch %d in %.1f s (background)",
+                    *shape,
+                    time.perf_counter() - started,
+                )
                 if self._on_compiled is not None:
                     try:
                         self._on_compiled(shape)
-                    except Exception as exc:  # noqa: BLE001 - a cache write is optional
+                    except Exception as exc:
                         log.warning("compile cache not saved: %s", exc)
         with self._cond:  # the twins (and their compiled graphs) go with the model
             self.fast = self.warm_pipe = None

@@ -19,15 +19,32 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, field_validator
 
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
-from enfoads.core.validation import RequestModel, check_text
-from enfoads.core.errors import EnfoadsError, InvalidInput, JobCancelled, ModelNotDownloaded, ModelUnavailable
+from enfoads.core.errors import (
+    EnfoadsError,
+    InvalidInput,
+    JobCancelled,
+    ModelNotDownloaded,
+    ModelUnavailable,
+)
 from enfoads.core.jobs import JobContext, JobResult
-from enfoads.core.vram import TorchAdapter
-from enfoads.core.pipelines.base import (ModelFile, ai_png_text, hub_reachable, in_cache, hub_cache, hub_error_reason, hub_kwargs,
-                                         is_local, local_weights_bytes, resolve_file, use_model)  # fmt: skip
 from enfoads.core.pipelines import fastpath
+from enfoads.core.pipelines.base import (
+    ModelFile,
+    ai_png_text,
+    hub_cache,
+    hub_error_reason,
+    hub_kwargs,
+    hub_reachable,
+    in_cache,
+    is_local,
+    local_weights_bytes,
+    resolve_file,
+    use_model,
+)
 from enfoads.core.pipelines.fastpath import BatchPlanner, CompiledPath
 from enfoads.core.pipelines.prompt import STYLES
+from enfoads.core.validation import RequestModel, check_text
+from enfoads.core.vram import TorchAdapter
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.prompt import PromptEnhancer
@@ -46,25 +63,45 @@ JOB_KIND = "generate_image"
 MODEL_TABLE: dict[str, ModelFile] = {
     m.key: m
     for m in (
-        ModelFile("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0", None,
-                  REVISION, "CreativeML Open RAIL++-M",
-                  1_640_000_000, note="text encoders, tokenizers, configs (fp16 variant)"),
-        ModelFile("lightning-2step", "ByteDance/SDXL-Lightning",
-                  "sdxl_lightning_2step_unet.safetensors",
-                  REVISION, "CreativeML Open RAIL++-M",
-                  5_135_149_760),
-        ModelFile("lightning-4step", "ByteDance/SDXL-Lightning",
-                  "sdxl_lightning_4step_unet.safetensors",
-                  REVISION, "CreativeML Open RAIL++-M",
-                  5_135_149_760, note="default"),
-        ModelFile("lightning-8step", "ByteDance/SDXL-Lightning",
-                  "sdxl_lightning_8step_unet.safetensors",
-                  REVISION, "CreativeML Open RAIL++-M",
-                  5_135_149_760),
-        ModelFile("vae-fp16-fix", "madebyollin/sdxl-vae-fp16-fix", None,
-                  REVISION, "MIT", 334_643_268),
+        ModelFile(
+            "sdxl-base",
+            "stabilityai/stable-diffusion-xl-base-1.0",
+            None,
+            REVISION,
+            "CreativeML Open RAIL++-M",
+            1_640_000_000,
+            note="text encoders, tokenizers, configs (fp16 variant)",
+        ),
+        ModelFile(
+            "lightning-2step",
+            "ByteDance/SDXL-Lightning",
+            "sdxl_lightning_2step_unet.safetensors",
+            REVISION,
+            "CreativeML Open RAIL++-M",
+            5_135_149_760,
+        ),
+        ModelFile(
+            "lightning-4step",
+            "ByteDance/SDXL-Lightning",
+            "sdxl_lightning_4step_unet.safetensors",
+            REVISION,
+            "CreativeML Open RAIL++-M",
+            5_135_149_760,
+            note="default",
+        ),
+        ModelFile(
+            "lightning-8step",
+            "ByteDance/SDXL-Lightning",
+            "sdxl_lightning_8step_unet.safetensors",
+            REVISION,
+            "CreativeML Open RAIL++-M",
+            5_135_149_760,
+        ),
+        ModelFile(
+            "vae-fp16-fix", "madebyollin/sdxl-vae-fp16-fix", None, REVISION, "MIT", 334_643_268
+        ),
     )
-}  # fmt: skip
+}
 
 # SDXL's trained resolutions (about one megapixel each).
 ASPECTS: dict[str, tuple[int, int]] = {
@@ -94,9 +131,14 @@ class GenerateImageRequest(RequestModel):
     style: Style = "none"
     width: int | None = Field(None, description="a custom size replaces the placements")
     height: int | None = None
-    enhanced_prompt: str | None = Field(None, description="the user's own final text, sent as it is")
-    magic_prompt: bool = Field(False, description="compose the magic prompt for each placement in "
-                               "the job (Spanish translated, framed, within CLIP's 77 tokens)")
+    enhanced_prompt: str | None = Field(
+        None, description="the user's own final text, sent as it is"
+    )
+    magic_prompt: bool = Field(
+        False,
+        description="compose the magic prompt for each placement in "
+        "the job (Spanish translated, framed, within CLIP's 77 tokens)",
+    )
 
     @field_validator("placements", mode="before")
     @classmethod
@@ -113,21 +155,31 @@ class GenerateImageRequest(RequestModel):
         prompt = self.prompt.strip()
         if not prompt:
             raise InvalidInput("error.empty", field="prompt")
-        for name, text in (("prompt", prompt), ("negative_prompt", self.negative_prompt),
-                           ("enhanced_prompt", self.enhanced_prompt or "")):  # fmt: skip
+        for name, text in (
+            ("prompt", prompt),
+            ("negative_prompt", self.negative_prompt),
+            ("enhanced_prompt", self.enhanced_prompt or ""),
+        ):
             check_text(text, name, limit=max_prompt_chars)
         if self.style not in STYLES:
-            raise InvalidInput("error.unknown_choice", field="style", value=self.style,
-                               choices=", ".join(STYLES))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="style", value=self.style, choices=", ".join(STYLES)
+            )
         if not 1 <= self.num_images <= max_batch:
-            raise InvalidInput("error.out_of_range", field="num_images", value=self.num_images,
-                               low=1, high=max_batch)  # fmt: skip
+            raise InvalidInput(
+                "error.out_of_range",
+                field="num_images",
+                value=self.num_images,
+                low=1,
+                high=max_batch,
+            )
         if self.width is not None or self.height is not None:
             for name in ("width", "height"):
                 value = getattr(self, name)
                 if value is None or not MIN_SIDE <= value <= MAX_SIDE:
-                    raise InvalidInput("error.out_of_range", field=name, value=value,
-                                       low=MIN_SIDE, high=MAX_SIDE)  # fmt: skip
+                    raise InvalidInput(
+                        "error.out_of_range", field=name, value=value, low=MIN_SIDE, high=MAX_SIDE
+                    )
                 if value % 8:
                     raise InvalidInput("error.not_multiple", field=name, value=value, step=8)
         else:
@@ -135,16 +187,26 @@ class GenerateImageRequest(RequestModel):
                 raise InvalidInput("error.empty", field="placements")
             for p in self.placements:
                 if p not in ASPECTS:
-                    raise InvalidInput("error.unknown_choice", field="placements", value=p,
-                                       choices=", ".join(ASPECTS))  # fmt: skip
+                    raise InvalidInput(
+                        "error.unknown_choice",
+                        field="placements",
+                        value=p,
+                        choices=", ".join(ASPECTS),
+                    )
         seed = self.seed
         if seed is None:
             seed = secrets.randbelow(2**31)
         elif not 0 <= seed < 2**63:
-            raise InvalidInput("error.out_of_range", field="seed", value=seed, low=0,
-                               high=2**63 - 1)  # fmt: skip
-        return self.model_copy(update={"prompt": prompt, "seed": seed,
-                                       "placements": list(dict.fromkeys(self.placements))})  # fmt: skip
+            raise InvalidInput(
+                "error.out_of_range", field="seed", value=seed, low=0, high=2**63 - 1
+            )
+        return self.model_copy(
+            update={
+                "prompt": prompt,
+                "seed": seed,
+                "placements": list(dict.fromkeys(self.placements)),
+            }
+        )
 
 
 ImageRequest = GenerateImageRequest  # the name the pipeline's code reads best with
@@ -179,7 +241,9 @@ def load_pipeline(settings: Settings, device: str) -> Any:
     try:
         return _load_pipeline(settings, device)
     except OSError as exc:  # diffusers reports a missing hub file as an OSError
-        remote = [r for r in (settings.image_base_model, settings.image_vae_model) if not is_local(r)]
+        remote = [
+            r for r in (settings.image_base_model, settings.image_vae_model) if not is_local(r)
+        ]
         if not remote:
             raise
         raise ModelUnavailable(MODEL_NAME, hub_error_reason(exc)) from exc
@@ -187,8 +251,12 @@ def load_pipeline(settings: Settings, device: str) -> Any:
 
 def _load_pipeline(settings: Settings, device: str) -> Any:
     import torch
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline,
-                           UNet2DConditionModel)  # fmt: skip
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from safetensors.torch import load_file
 
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -199,15 +267,21 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
     config = UNet2DConditionModel.load_config(base, subfolder="unet", **base_kw)
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)
-    weights = resolve_file(settings.image_unet_model, unet_entry.filename, unet_entry.revision,
-                           hub_cache(settings.models_dir))  # fmt: skip
+    weights = resolve_file(
+        settings.image_unet_model,
+        unet_entry.filename,
+        unet_entry.revision,
+        hub_cache(settings.models_dir),
+    )
     unet.load_state_dict(load_file(str(weights)), strict=True, assign=True)
     unet.to(dtype)
     vae_repo = settings.image_vae_model
     vae = AutoencoderKL.from_pretrained(
-        vae_repo, torch_dtype=dtype, use_safetensors=True,
+        vae_repo,
+        torch_dtype=dtype,
+        use_safetensors=True,
         **hub_kwargs(vae_repo, MODEL_TABLE["vae-fp16-fix"].revision, settings.models_dir),
-    )  # fmt: skip
+    )
     common = dict(unet=unet, vae=vae, torch_dtype=dtype, use_safetensors=True, **base_kw)
     try:
         pipe = StableDiffusionXLPipeline.from_pretrained(
@@ -248,8 +322,8 @@ def compile_pipeline(pipe: Any, mode: str | None = COMPILE_MODE, backend: str = 
     caches, and torch's portable cache artifacts, live in the data dir, on Drive in Colab.
     """
     import torch
-    import torch._inductor.config as inductor_config
     import torch._dynamo.config as dynamo_config
+    import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True
     inductor_config.conv_1x1_as_mm = True
@@ -282,14 +356,24 @@ def encode(pipe: Any, prompt: str) -> dict[str, Any]:
 
     with torch.no_grad():
         embeds, _neg, pooled, _neg_pooled = pipe.encode_prompt(
-            prompt, device=pipe._execution_device, num_images_per_prompt=1,
-            do_classifier_free_guidance=False)  # fmt: skip
+            prompt,
+            device=pipe._execution_device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
+        )
     return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
 
 
-def generate(pipe: Any, prompt: str, width: int, height: int, seeds: list[int], steps: int,
-             on_step: StepCallback | None = None,
-             embeds: dict[str, Any] | None = None) -> list[Any]:  # fmt: skip
+def generate(
+    pipe: Any,
+    prompt: str,
+    width: int,
+    height: int,
+    seeds: list[int],
+    steps: int,
+    on_step: StepCallback | None = None,
+    embeds: dict[str, Any] | None = None,
+) -> list[Any]:
     """``len(seeds)`` images in one batched call; image i depends only on seeds[i].
     ``embeds``: the prompt already encoded (``encode``), instead of ``prompt``."""
     import torch
@@ -304,10 +388,16 @@ def generate(pipe: Any, prompt: str, width: int, height: int, seeds: list[int], 
 
     text = embeds if embeds is not None else {"prompt": prompt}
     images = pipe(
-        **text, width=width, height=height, num_inference_steps=steps,
-        guidance_scale=0.0, num_images_per_prompt=len(seeds), generator=generators,
-        callback_on_step_end=callback, output_type="pt",
-    ).images  # fmt: skip
+        **text,
+        width=width,
+        height=height,
+        num_inference_steps=steps,
+        guidance_scale=0.0,
+        num_images_per_prompt=len(seeds),
+        generator=generators,
+        callback_on_step_end=callback,
+        output_type="pt",
+    ).images
     return to_pil(images)
 
 
@@ -324,16 +414,33 @@ def to_pil(images: Any) -> list[Any]:
     return [Image.fromarray(a) for a in array]
 
 
-def ai_metadata(*, prompt: str, enhanced: str | None, seed: int, width: int, height: int,
-                placement: str, model_ids: list[str], job_id: str,
-                steps: int) -> dict[str, str]:  # fmt: skip
+def ai_metadata(
+    *,
+    prompt: str,
+    enhanced: str | None,
+    seed: int,
+    width: int,
+    height: int,
+    placement: str,
+    model_ids: list[str],
+    job_id: str,
+    steps: int,
+) -> dict[str, str]:
     """PNG text chunks that label the file as AI-generated (and an IPTC/XMP source type)."""
     return ai_png_text(
         f"AI-generated image (SDXL-Lightning, {steps} steps). Prompt: {prompt}",
-        {"model": f"SDXL-Lightning ({steps} steps)", "models": model_ids, "prompt": prompt,
-         "enhanced_prompt": enhanced or prompt, "seed": seed, "width": width, "height": height,
-         "placement": placement, "job_id": job_id},
-    )  # fmt: skip
+        {
+            "model": f"SDXL-Lightning ({steps} steps)",
+            "models": model_ids,
+            "prompt": prompt,
+            "enhanced_prompt": enhanced or prompt,
+            "seed": seed,
+            "width": width,
+            "height": height,
+            "placement": placement,
+            "job_id": job_id,
+        },
+    )
 
 
 class ImagePipeline(Capability):
@@ -355,12 +462,19 @@ class ImagePipeline(Capability):
         s, manager = self.settings, self.services.models
         unet = unet_file(s)
         # The device is resolved when the model is first used, not here (no torch at start-up).
-        return [ModelSpec(MODEL_NAME, self.name,
-                          f"{s.image_base_model} + {s.image_unet_model}/{unet.filename}",
-                          unet.licence, unet.size_bytes + MODEL_TABLE["sdxl-base"].size_bytes,
-                          self.on_disk, load=lambda: load_pipeline(self.settings, manager.device),
-                          memory_bytes=lambda: estimate_bytes(self.settings, manager.device),
-                          adapter=ImageAdapter())]  # fmt: skip
+        return [
+            ModelSpec(
+                MODEL_NAME,
+                self.name,
+                f"{s.image_base_model} + {s.image_unet_model}/{unet.filename}",
+                unet.licence,
+                unet.size_bytes + MODEL_TABLE["sdxl-base"].size_bytes,
+                self.on_disk,
+                load=lambda: load_pipeline(self.settings, manager.device),
+                memory_bytes=lambda: estimate_bytes(self.settings, manager.device),
+                adapter=ImageAdapter(),
+            )
+        ]
 
     def jobs(self) -> list[JobSpec]:
         return [JobSpec(JOB_KIND, GenerateImageRequest, self.run, check=self.validate)]
@@ -372,16 +486,21 @@ class ImagePipeline(Capability):
         """Hub ids of the models used (a local folder shows as ``local:<name>``, no paths)."""
         s = self.settings
         label = lambda repo: f"local:{Path(repo).name}" if is_local(repo) else repo  # noqa: E731
-        return [label(s.image_base_model), f"{label(s.image_unet_model)}/{unet_file(s).filename}",
-                label(s.image_vae_model)]  # fmt: skip
+        return [
+            label(s.image_base_model),
+            f"{label(s.image_unet_model)}/{unet_file(s).filename}",
+            label(s.image_vae_model),
+        ]
 
     def on_disk(self) -> bool:
         """The base (text encoders, configs), the Lightning UNet and the VAE are on disk."""
         s = self.settings
         models = s.models_dir
-        return (in_cache(s.image_base_model, "model_index.json", models)
-                and in_cache(s.image_unet_model, unet_file(s).filename, models)
-                and in_cache(s.image_vae_model, "config.json", models))  # fmt: skip
+        return (
+            in_cache(s.image_base_model, "model_index.json", models)
+            and in_cache(s.image_unet_model, unet_file(s).filename, models)
+            and in_cache(s.image_vae_model, "config.json", models)
+        )
 
     def compiles(self) -> bool:
         return self.settings.compile != "off" and self.services.models.device == "cuda"
@@ -397,12 +516,20 @@ class ImagePipeline(Capability):
             if not self._cache_loaded:  # before anything compiles in this process
                 self._cache_loaded = fastpath.load_cache(cache)
             fast = CompiledPath(
-                pipe, compile_fn=compile_pipeline,
-                warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1],
-                                                     list(range(shape[2])), self.settings.image_steps),
+                pipe,
+                compile_fn=compile_pipeline,
+                warm_up=lambda twin, shape: generate(
+                    twin,
+                    "warm-up",
+                    shape[0],
+                    shape[1],
+                    list(range(shape[2])),
+                    self.settings.image_steps,
+                ),
                 pin=lambda: self.services.models.use_if_resident(MODEL_NAME),
                 on_compiled=lambda _shape: fastpath.save_cache(cache),
-                others_busy=self.services.jobs.busy)  # fmt: skip
+                others_busy=self.services.jobs.busy,
+            )
             pipe._enfoads_compiled = fast
         return fast
 
@@ -423,7 +550,8 @@ class ImagePipeline(Capability):
         clock = time.perf_counter
         started = clock()
         download = unet_file(self.settings).size_bytes + sum(
-            MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
+            MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix")
+        )
         if not self.on_disk() and not hub_reachable():
             # Said first: on a CPU the fp32 estimate would otherwise report "too large for the
             # RAM budget" for a model that simply is not there.
@@ -451,17 +579,37 @@ class ImagePipeline(Capability):
                         if target is not pipe:
                             fastpath.ensure_cudagraph_tls()  # this worker thread's CUDA graphs
                         # Honest: a shape not compiled yet runs eager while it compiles aside.
-                        key = "stage.generating_eager" if fast is not None and target is pipe else "stage.generating"
+                        key = (
+                            "stage.generating_eager"
+                            if fast is not None and target is pipe
+                            else "stage.generating"
+                        )
 
-                        def on_step(step: int, of: int, start: int = done, n: int = len(chunk),
-                                    placement: str = placement, key: str = key) -> None:  # fmt: skip
+                        def on_step(
+                            step: int,
+                            of: int,
+                            start: int = done,
+                            n: int = len(chunk),
+                            placement: str = placement,
+                            key: str = key,
+                        ) -> None:
                             share = (start + n * step / of) / (len(sizes) * len(seeds))
-                            ctx.progress(5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of))
+                            ctx.progress(
+                                5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of)
+                            )
 
                         with fastpath.measured_peak(self.services.models.device) as peak:
                             try:
-                                images = generate(target, text, width, height, chunk, steps,
-                                                  on_step, embeds=encoded[text])  # fmt: skip
+                                images = generate(
+                                    target,
+                                    text,
+                                    width,
+                                    height,
+                                    chunk,
+                                    steps,
+                                    on_step,
+                                    embeds=encoded[text],
+                                )
                             except Exception as exc:
                                 if target is pipe or isinstance(exc, JobCancelled | EnfoadsError):
                                     raise
@@ -470,12 +618,23 @@ class ImagePipeline(Capability):
                                 fast.demote(shape, fastpath.failure_reason(exc))
                                 fastpath.free_cached_memory()
                                 target = pipe
-                                images = generate(pipe, text, width, height, chunk, steps,
-                                                  on_step, embeds=encoded[text])  # fmt: skip
+                                images = generate(
+                                    pipe,
+                                    text,
+                                    width,
+                                    height,
+                                    chunk,
+                                    steps,
+                                    on_step,
+                                    embeds=encoded[text],
+                                )
                         if planner is not None and peak and target is pipe:
                             planner.record(width, height, len(chunk), peak[0])
                         done += len(chunk)
-                        made += [(placement, width, height, seed, img) for seed, img in zip(chunk, images)]
+                        made += [
+                            (placement, width, height, seed, img)
+                            for seed, img in zip(chunk, images)
+                        ]
         ctx.check_cancelled()  # nothing is stored for a cancelled job
         generated = clock()
         ctx.progress(96, ctx.t("stage.saving"))
@@ -485,30 +644,72 @@ class ImagePipeline(Capability):
         asset_ids, images_out = [], []
         for placement, width, height, seed, image in made:
             asset = self.services.assets.add_image(
-                image, "image", name=f"{request.prompt[:60]} [{placement}]",
-                prompt=request.prompt, seed=seed, job_id=ctx.job_id, model_ids=ids,
-                png_text=ai_metadata(prompt=request.prompt, enhanced=texts[placement],
-                                     seed=seed, width=width, height=height,
-                                     placement=placement, model_ids=ids, job_id=ctx.job_id,
-                                     steps=steps),
-                meta={"placement": placement, "width": width, "height": height,
-                      "enhanced_prompt": texts[placement], "style": request.style, "steps": steps,
-                      "ai_generated": True},
-            )  # fmt: skip
+                image,
+                "image",
+                name=f"{request.prompt[:60]} [{placement}]",
+                prompt=request.prompt,
+                seed=seed,
+                job_id=ctx.job_id,
+                model_ids=ids,
+                png_text=ai_metadata(
+                    prompt=request.prompt,
+                    enhanced=texts[placement],
+                    seed=seed,
+                    width=width,
+                    height=height,
+                    placement=placement,
+                    model_ids=ids,
+                    job_id=ctx.job_id,
+                    steps=steps,
+                ),
+                meta={
+                    "placement": placement,
+                    "width": width,
+                    "height": height,
+                    "enhanced_prompt": texts[placement],
+                    "style": request.style,
+                    "steps": steps,
+                    "ai_generated": True,
+                },
+            )
             asset_ids.append(asset.id)
-            images_out.append({"asset_id": asset.id, "placement": placement, "seed": seed,
-                               "width": width, "height": height, "url": asset.url})  # fmt: skip
+            images_out.append(
+                {
+                    "asset_id": asset.id,
+                    "placement": placement,
+                    "seed": seed,
+                    "width": width,
+                    "height": height,
+                    "url": asset.url,
+                }
+            )
         # Where a job's time goes, for the log (benchmarks/workers.py reads it).
-        log.info("job %s: %d images generated in %.3f s, stored in %.3f s", ctx.job_id,
-                 len(made), generated - started, clock() - generated)  # fmt: skip
-        return JobResult(tuple(asset_ids), {"seed": request.seed,
-                                            "prompt_used": texts[sizes[0][0]], "prompts": texts,
-                                            "notices": notices, "images": images_out,
-                                            "request": request.model_dump(mode="json")})  # fmt: skip
+        log.info(
+            "job %s: %d images generated in %.3f s, stored in %.3f s",
+            ctx.job_id,
+            len(made),
+            generated - started,
+            clock() - generated,
+        )
+        return JobResult(
+            tuple(asset_ids),
+            {
+                "seed": request.seed,
+                "prompt_used": texts[sizes[0][0]],
+                "prompts": texts,
+                "notices": notices,
+                "images": images_out,
+                "request": request.model_dump(mode="json"),
+            },
+        )
 
-
-    def prompts(self, request: ImageRequest, sizes: list[tuple[str, int, int]], ctx: JobContext,
-                notices: list[str]) -> dict[str, str]:  # fmt: skip
+    def prompts(
+        self,
+        request: ImageRequest,
+        sizes: list[tuple[str, int, int]],
+        ctx: JobContext,
+        notices: list[str],
+    ) -> dict[str, str]:
         """The text sent to SDXL for each placement: the user's own final text as it is, the
         magic prompt composed for that placement, or the prompt with the style's words."""
         if request.enhanced_prompt:
@@ -523,9 +724,12 @@ class ImagePipeline(Capability):
         ctx.stage(ctx.t("stage.magic_prompt"))
         with ctx.watching_downloads(self.settings.models_dir, MODEL.repo, MODEL.size_bytes):
             for placement, _w, _h in sizes:
-                result = enhancer.enhance(request.prompt, style=request.style,
-                                          placement=placement if placement in ASPECTS else None,
-                                          download=True)  # fmt: skip
+                result = enhancer.enhance(
+                    request.prompt,
+                    style=request.style,
+                    placement=placement if placement in ASPECTS else None,
+                    download=True,
+                )
                 texts[placement] = result.enhanced
                 notices.extend(n for n in result.notices if n not in notices)
         return texts

@@ -25,12 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from enfoads.core.validation import check_text
-from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.capability import PREPARE_JOB, Capability, ModelSpec, Services
+from enfoads.core.errors import EnfoadsError, InvalidInput
 from enfoads.core.i18n import Reason, t
-from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_cache, hub_kwargs, hub_reachable, in_cache, is_local,
-                                         local_weights_bytes)
+from enfoads.core.pipelines.base import (
+    ModelFile,
+    ModelWithTokenizer,
+    hub_cache,
+    hub_kwargs,
+    hub_reachable,
+    in_cache,
+    is_local,
+    local_weights_bytes,
+)
+from enfoads.core.validation import check_text
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.translate import Translator
@@ -41,8 +49,13 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "prompt-llm"
 MODEL_TABLE = {
     "qwen2.5-0.5b-instruct": ModelFile(
-        "qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", None, "main", "Apache-2.0",
-        988_000_000, note="optional; expands the idea",
+        "qwen2.5-0.5b-instruct",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        None,
+        "main",
+        "Apache-2.0",
+        988_000_000,
+        note="optional; expands the idea",
     ),
 }
 CLIP_MAX_TOKENS = 77  # with the start and end tokens: 75 for the text
@@ -67,40 +80,62 @@ class StylePreset:
 
 STYLES: dict[str, StylePreset] = {
     "none": StylePreset("Sin estilo", "No style"),
-    "product": StylePreset("Foto de producto", "Product photo",
-                           "professional product photography, crisp reflections, 100mm macro lens",
-                           "softbox lighting", "clean seamless background"),
-    "lifestyle": StylePreset("Estilo de vida", "Lifestyle",
-                             "lifestyle photography, candid moment, warm tones, 35mm lens",
-                             "natural window light", "authentic everyday setting"),
-    "flat": StylePreset("Ilustración plana", "Flat illustration",
-                        "flat vector illustration, bold simple shapes, limited colour palette, "
-                        "clean lines, no gradients"),
-    "cinematic": StylePreset("Cinematográfico", "Cinematic",
-                             "cinematic still, anamorphic lens, film grain, rich contrast, "
-                             "teal and orange grade", "dramatic rim lighting"),
-    "minimal": StylePreset("Estudio minimalista", "Minimal studio",
-                           "minimalist, generous negative space, elegant and calm",
-                           "soft diffused light", "single pastel studio backdrop"),
-}  # fmt: skip
+    "product": StylePreset(
+        "Foto de producto",
+        "Product photo",
+        "professional product photography, crisp reflections, 100mm macro lens",
+        "softbox lighting",
+        "clean seamless background",
+    ),
+    "lifestyle": StylePreset(
+        "Estilo de vida",
+        "Lifestyle",
+        "lifestyle photography, candid moment, warm tones, 35mm lens",
+        "natural window light",
+        "authentic everyday setting",
+    ),
+    "flat": StylePreset(
+        "Ilustración plana",
+        "Flat illustration",
+        "flat vector illustration, bold simple shapes, limited colour palette, "
+        "clean lines, no gradients",
+    ),
+    "cinematic": StylePreset(
+        "Cinematográfico",
+        "Cinematic",
+        "cinematic still, anamorphic lens, film grain, rich contrast, teal and orange grade",
+        "dramatic rim lighting",
+    ),
+    "minimal": StylePreset(
+        "Estudio minimalista",
+        "Minimal studio",
+        "minimalist, generous negative space, elegant and calm",
+        "soft diffused light",
+        "single pastel studio backdrop",
+    ),
+}
 
 AD_BASE = "high-end advertising image, sharp focus on the subject, professional colour grading"
 COMPOSITION = {
     "9:16": "vertical composition, subject in the lower two thirds, clear empty space at the top "
-            "for headline text",
+    "for headline text",
     "16:9": "wide composition, subject on the right third, clear empty space on the left for "
-            "headline text",
+    "headline text",
     "1:1": "centered composition with clear empty space around the subject for headline text",
     "4:5": "portrait composition, subject slightly low in frame, clear space at the top for text",
-}  # fmt: skip
+}
 DEFAULT_LIGHTING = "soft studio lighting, gentle shadows"
 
-_ES_WORDS = set("el la los las un una unos unas de del y con para por en que es son al "
-                "su sus mi muy más mas sobre fondo foto imagen anuncio producto marca "
-                "café zapatillas mujer hombre niño niña playa verano nuevo nueva".split())  # fmt: skip
-_EN_WORDS = set("the a an of and with for on in is are to at by its my very more over "
-                "background photo image ad product brand coffee sneakers woman man "
-                "child beach summer new".split())  # fmt: skip
+_ES_WORDS = set(
+    "el la los las un una unos unas de del y con para por en que es son al "
+    "su sus mi muy más mas sobre fondo foto imagen anuncio producto marca "
+    "café zapatillas mujer hombre niño niña playa verano nuevo nueva".split()
+)
+_EN_WORDS = set(
+    "the a an of and with for on in is are to at by its my very more over "
+    "background photo image ad product brand coffee sneakers woman man "
+    "child beach summer new".split()
+)
 _HEX = re.compile(r"^#?[0-9a-fA-F]{6}$")
 
 
@@ -124,9 +159,14 @@ class PromptResult:
     notices: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "enhanced_prompt": self.enhanced,
-                "language": self.language, "engine": self.engine,
-                "additions": list(self.additions), "notices": list(self.notices)}  # fmt: skip
+        return {
+            "prompt": self.prompt,
+            "enhanced_prompt": self.enhanced,
+            "language": self.language,
+            "engine": self.engine,
+            "additions": list(self.additions),
+            "notices": list(self.notices),
+        }
 
 
 def plain(text: str) -> str:
@@ -136,7 +176,8 @@ def plain(text: str) -> str:
 
 
 # A place named in the prompt (Spanish or English): the style's studio setting would contradict it.
-SCENE_WORDS = frozenset("""
+SCENE_WORDS = frozenset(
+    """
 playa arena mar oceano costa orilla piscina lago rio montana montanas bosque selva jardin parque
 campo pradera desierto nieve calle ciudad urbano terraza balcon cocina bano dormitorio salon
 habitacion oficina restaurante cafeteria bar tienda mercado gimnasio estadio exterior exteriores
@@ -145,29 +186,55 @@ beach sand sea ocean coast shore pool lake river mountain mountains forest jungl
 field meadow desert snow street city urban terrace balcony kitchen bathroom bedroom living room
 office restaurant cafe bar shop store market gym stadium outdoor outdoors outside sunset sunrise
 night sky indoors table desk shelf countertop
-""".split())  # fmt: skip
+""".split()
+)
 # Light named in the prompt: the style's studio light would contradict it.
-LIGHT_WORDS = frozenset("""
+LIGHT_WORDS = frozenset(
+    """
 luz iluminacion sol soleado atardecer amanecer noche neon velas vela contraluz sombra sombras
 dorada
 light lighting lit sun sunny sunlight sunset sunrise night neon candle candles candlelight
 backlit backlight shadow shadows golden hour glow
-""".split())  # fmt: skip
+""".split()
+)
 
 # Colour names CLIP knows, for brand colours given as hex (CLIP does not read "#E63946").
 NAMED_COLOURS = {
-    "black": (0, 0, 0), "white": (255, 255, 255), "light grey": (200, 200, 200),
-    "grey": (128, 128, 128), "charcoal": (54, 69, 79), "red": (220, 30, 30),
-    "crimson": (190, 20, 60), "burgundy": (128, 0, 32), "coral": (255, 110, 90),
-    "orange": (255, 130, 0), "peach": (255, 200, 160), "gold": (212, 175, 55),
-    "yellow": (255, 220, 0), "cream": (255, 250, 220), "beige": (225, 205, 170),
-    "brown": (120, 70, 30), "sandy brown": (244, 164, 96), "tan": (210, 180, 140), "olive green": (110, 120, 30), "lime green": (150, 220, 40),
-    "green": (30, 150, 60), "emerald green": (0, 155, 100), "mint green": (160, 230, 190),
-    "teal": (0, 128, 128), "turquoise": (60, 210, 200), "sky blue": (120, 190, 240),
-    "blue": (30, 80, 220), "navy blue": (15, 30, 90), "royal blue": (65, 105, 225),
-    "purple": (120, 40, 160), "lavender": (190, 170, 230), "magenta": (220, 30, 160),
-    "pink": (255, 150, 190), "hot pink": (255, 60, 150),
-}  # fmt: skip
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "light grey": (200, 200, 200),
+    "grey": (128, 128, 128),
+    "charcoal": (54, 69, 79),
+    "red": (220, 30, 30),
+    "crimson": (190, 20, 60),
+    "burgundy": (128, 0, 32),
+    "coral": (255, 110, 90),
+    "orange": (255, 130, 0),
+    "peach": (255, 200, 160),
+    "gold": (212, 175, 55),
+    "yellow": (255, 220, 0),
+    "cream": (255, 250, 220),
+    "beige": (225, 205, 170),
+    "brown": (120, 70, 30),
+    "sandy brown": (244, 164, 96),
+    "tan": (210, 180, 140),
+    "olive green": (110, 120, 30),
+    "lime green": (150, 220, 40),
+    "green": (30, 150, 60),
+    "emerald green": (0, 155, 100),
+    "mint green": (160, 230, 190),
+    "teal": (0, 128, 128),
+    "turquoise": (60, 210, 200),
+    "sky blue": (120, 190, 240),
+    "blue": (30, 80, 220),
+    "navy blue": (15, 30, 90),
+    "royal blue": (65, 105, 225),
+    "purple": (120, 40, 160),
+    "lavender": (190, 170, 230),
+    "magenta": (220, 30, 160),
+    "pink": (255, 150, 190),
+    "hot pink": (255, 60, 150),
+}
 
 
 def colour_name(hex_colour: str) -> str:
@@ -204,9 +271,15 @@ class Phrase:
     drop: int  # the order in which phrases go when the prompt is too long (1 first)
 
 
-def rule_phrases(text: str, *, style: str = "none", placement: str | None = None,
-                 brand_colors: tuple[str, ...] = (), product: str | None = None,
-                 original: str = "") -> list[Phrase]:  # fmt: skip
+def rule_phrases(
+    text: str,
+    *,
+    style: str = "none",
+    placement: str | None = None,
+    brand_colors: tuple[str, ...] = (),
+    product: str | None = None,
+    original: str = "",
+) -> list[Phrase]:
     """What the rules add to ``text`` (English), in prompt order. ``original`` is the prompt as
     typed (Spanish, before translation): its scene and light words count too."""
     preset = STYLES[style]
@@ -238,8 +311,13 @@ def _rule_words() -> frozenset[str]:
     """The words of the rules' own phrases that CLIP's BPE keeps whole (checked by a test
     against the real tokenizer): common English words, one token each."""
     texts = [f"{p.look} {p.lighting} {p.setting}" for p in STYLES.values()]
-    texts += [*COMPOSITION.values(), AD_BASE, DEFAULT_LIGHTING, *NAMED_COLOURS,
-              "hero shot of the product in sharp focus brand colour accents and a an"]  # fmt: skip
+    texts += [
+        *COMPOSITION.values(),
+        AD_BASE,
+        DEFAULT_LIGHTING,
+        *NAMED_COLOURS,
+        "hero shot of the product in sharp focus brand colour accents and a an",
+    ]
     words = {w for text in texts for w in re.findall(r"[a-z]+", text.lower())}
     return frozenset(words - {"anamorphic", "diffused", "gradients", "softbox"})
 
@@ -307,7 +385,7 @@ class ClipTokenCounter:
                 tok = CLIPTokenizer.from_pretrained(folder)
                 # A tokenizer of another size is not SDXL's (a test stand-in): estimate.
                 self._loaded[key] = tok if len(tok) == CLIP_VOCAB else None
-            except Exception as exc:  # noqa: BLE001 - a broken folder: estimate instead
+            except Exception as exc:
                 log.warning("CLIP tokenizer in %s unreadable (%s): estimating", folder, exc)
                 self._loaded[key] = None
         return self._loaded[key]
@@ -351,35 +429,61 @@ class PromptEnhancer(Capability):
         if not repo:
             return []
         models_dir = self.settings.models_dir
-        return [ModelSpec(MODEL_NAME, self.name, repo, "see the model card", 1_000_000_000,
-                          lambda: in_cache(repo, "config.json", models_dir), commercial_use=None,
-                          load=lambda: load_llm(repo, models_dir, self.services.models.device),
-                          memory_bytes=local_weights_bytes(repo)
-                          or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes)]  # fmt: skip
+        return [
+            ModelSpec(
+                MODEL_NAME,
+                self.name,
+                repo,
+                "see the model card",
+                1_000_000_000,
+                lambda: in_cache(repo, "config.json", models_dir),
+                commercial_use=None,
+                load=lambda: load_llm(repo, models_dir, self.services.models.device),
+                memory_bytes=local_weights_bytes(repo)
+                or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes,
+            )
+        ]
 
     def options(self) -> dict[str, Any]:
-        return {"styles": {k: v.label(self.settings.language) for k, v in STYLES.items()},
-                "llm": bool(self.settings.prompt_llm_model)}  # fmt: skip
+        return {
+            "styles": {k: v.label(self.settings.language) for k, v in STYLES.items()},
+            "llm": bool(self.settings.prompt_llm_model),
+        }
 
-    def enhance(self, prompt: str, *, style: str = "none", placement: str | None = None,
-                brand_colors: tuple[str, ...] | list[str] = (), product: str | None = None,
-                use_llm: bool | None = None, download: bool = False) -> PromptResult:  # fmt: skip
+    def enhance(
+        self,
+        prompt: str,
+        *,
+        style: str = "none",
+        placement: str | None = None,
+        brand_colors: tuple[str, ...] | list[str] = (),
+        product: str | None = None,
+        use_llm: bool | None = None,
+        download: bool = False,
+    ) -> PromptResult:
         """``download``: a translation model not on disk is fetched now (inside a job); else
         the rules answer at once with a notice while a job fetches it."""
         text = check_text(prompt or "", "prompt", limit=self.settings.max_prompt_chars).strip()
         if not text:
             raise InvalidInput("error.empty", field="prompt")
-        for name, value in (("product", product or ""), ("placement", placement or ""),
-                            *(("brand_colors", c) for c in brand_colors)):  # fmt: skip
+        for name, value in (
+            ("product", product or ""),
+            ("placement", placement or ""),
+            *(("brand_colors", c) for c in brand_colors),
+        ):
             check_text(value, name, limit=200)
         if style not in STYLES:
-            raise InvalidInput("error.unknown_choice", field="style", value=style,
-                               choices=", ".join(STYLES))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="style", value=style, choices=", ".join(STYLES)
+            )
         colors = tuple(brand_colors)
         for color in colors:
             if not _HEX.match(color):
-                raise InvalidInput("error.invalid", field="brand_colors",
-                                   reason=Reason("reason.not_hex", value=color))  # fmt: skip
+                raise InvalidInput(
+                    "error.invalid",
+                    field="brand_colors",
+                    reason=Reason("reason.not_hex", value=color),
+                )
         lang = self.settings.language
         language = detect_language(text)
         notices: list[str] = []
@@ -396,10 +500,17 @@ class PromptEnhancer(Capability):
                 engine = "llm"
             except EnfoadsError as exc:
                 log.warning("prompt LLM unavailable, using the rules: %s", exc)
-                notices.append(t("notice.llm_fallback", lang, model=model or "-",
-                                 reason=exc.message(lang)))  # fmt: skip
-        phrases = rule_phrases(base, style=style, placement=placement, brand_colors=colors,
-                               product=product, original=text)  # fmt: skip
+                notices.append(
+                    t("notice.llm_fallback", lang, model=model or "-", reason=exc.message(lang))
+                )
+        phrases = rule_phrases(
+            base,
+            style=style,
+            placement=placement,
+            brand_colors=colors,
+            product=product,
+            original=text,
+        )
         count = self.tokens.counter(self.settings)
         enhanced, trimmed = fit_tokens(base, phrases, count, CLIP_MAX_TOKENS - 2)
         if trimmed:
@@ -437,18 +548,23 @@ class PromptEnhancer(Capability):
         from enfoads.core.pipelines.translate import MODEL_NAME as TRANSLATOR
 
         try:
-            active = [j for state in ("queued", "running")
-                      for j in self.services.jobs.list(state=state, kind=PREPARE_JOB)]  # fmt: skip
+            active = [
+                j
+                for state in ("queued", "running")
+                for j in self.services.jobs.list(state=state, kind=PREPARE_JOB)
+            ]
             if not any(j.params.get("model") == TRANSLATOR for j in active):
                 self.services.jobs.submit(PREPARE_JOB, {"model": TRANSLATOR})
-        except Exception:  # noqa: BLE001 - the magic prompt answers anyway
+        except Exception:
             log.exception("could not start the translation model's download")
 
     # -- the optional LLM ----------------------------------------------------------------
-    SYSTEM = ("You write prompts for an image generator that makes advertising images. "
-              "Rewrite the user's idea as one English prompt of at most 60 words: translate it "
-              "if it is not English, name the subject, setting, mood and lighting. "
-              "Answer with the prompt only.")  # fmt: skip
+    SYSTEM = (
+        "You write prompts for an image generator that makes advertising images. "
+        "Rewrite the user's idea as one English prompt of at most 60 words: translate it "
+        "if it is not English, name the subject, setting, mood and lighting. "
+        "Answer with the prompt only."
+    )
 
     def _expand_with_llm(self, text: str) -> str:
         from enfoads.core.errors import ModelUnavailable
@@ -458,17 +574,24 @@ class PromptEnhancer(Capability):
         with self.services.models.use(MODEL_NAME) as (model, tokenizer):
             import torch
 
-            messages = [{"role": "system", "content": self.SYSTEM},
-                        {"role": "user", "content": text}]  # fmt: skip
-            inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                   return_tensors="pt", return_dict=True)  # fmt: skip
+            messages = [
+                {"role": "system", "content": self.SYSTEM},
+                {"role": "user", "content": text},
+            ]
+            inputs = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
             inputs = {k: v.to(model.device) for k, v in inputs.items()}
             with torch.inference_mode():
-                out = model.generate(**inputs, max_new_tokens=96, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id
-                                     or tokenizer.eos_token_id)  # fmt: skip
-            reply = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
-                                     skip_special_tokens=True)  # fmt: skip
+                out = model.generate(
+                    **inputs,
+                    max_new_tokens=96,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                )
+            reply = tokenizer.decode(
+                out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+            )
         cleaned = " ".join(reply.replace('"', " ").split())[: self.settings.max_prompt_chars]
         if not cleaned:
             raise ModelUnavailable(MODEL_NAME, "the model returned an empty prompt")
@@ -484,12 +607,12 @@ def load_llm(repo: str, models_dir: Path, device: str) -> tuple[Any, Any]:
     dtype = torch.float16 if device == "cuda" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(repo, dtype=dtype, use_safetensors=True,
-                                                     **kwargs)  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+        model = AutoModelForCausalLM.from_pretrained(
+            repo, dtype=dtype, use_safetensors=True, **kwargs
+        )
+    except Exception as exc:
         from enfoads.core.errors import ModelUnavailable
 
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc
     model.eval()
     return ModelWithTokenizer(model, tokenizer)
-

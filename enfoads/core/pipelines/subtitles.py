@@ -12,18 +12,17 @@ import difflib
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.capability import Capability, ModelSpec
+from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.pipelines.base import hub_reachable, is_local
 from enfoads.core.vram import CTranslate2Adapter
-
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +168,11 @@ def make_cues(words: list[Word], rules: CueRules = CueRules()) -> list[Cue]:
         groups.append(current)
     # No orphans: a one-word cue borrows the previous cue's last word (when it still fits).
     for i in range(1, len(groups)):
-        if len(groups[i]) == 1 and len(groups[i - 1]) > 2 and \
-                not re.search(r"[.!?…]$", groups[i - 1][-1].text):  # fmt: skip
+        if (
+            len(groups[i]) == 1
+            and len(groups[i - 1]) > 2
+            and not re.search(r"[.!?…]$", groups[i - 1][-1].text)
+        ):
             moved = [groups[i - 1][-1], *groups[i]]
             if len(wrap([x.text for x in moved], rules.line_fits)) <= rules.max_lines:
                 groups[i - 1], groups[i] = groups[i - 1][:-1], moved
@@ -193,8 +195,10 @@ def timestamp(seconds: float, sep: str) -> str:
 
 
 def to_srt(cues: list[Cue]) -> str:
-    return "\n".join(f"{i}\n{timestamp(c.start, ',')} --> {timestamp(c.end, ',')}\n{c.text}\n"
-                     for i, c in enumerate(cues, 1))  # fmt: skip
+    return "\n".join(
+        f"{i}\n{timestamp(c.start, ',')} --> {timestamp(c.end, ',')}\n{c.text}\n"
+        for i, c in enumerate(cues, 1)
+    )
 
 
 def to_vtt(cues: list[Cue], karaoke: bool = False) -> str:
@@ -232,9 +236,19 @@ class SubtitlePipeline(Capability):
 
     def models(self) -> list[ModelSpec]:
         spec = self.settings.subtitle_model
-        return [ModelSpec(MODEL_NAME, self.name, f"faster-whisper {Path(spec).name}", "MIT",
-                          self.estimate_bytes(), self.on_disk, load=self.load,
-                          memory_bytes=self.estimate_bytes, adapter=CTranslate2Adapter())]  # fmt: skip
+        return [
+            ModelSpec(
+                MODEL_NAME,
+                self.name,
+                f"faster-whisper {Path(spec).name}",
+                "MIT",
+                self.estimate_bytes(),
+                self.on_disk,
+                load=self.load,
+                memory_bytes=self.estimate_bytes,
+                adapter=CTranslate2Adapter(),
+            )
+        ]
 
     def on_disk(self) -> bool:
         spec = self.settings.subtitle_model
@@ -250,11 +264,17 @@ class SubtitlePipeline(Capability):
             raise ModelNotDownloaded(f"faster-whisper {spec}")
         device = self.services.models.device
         try:
-            return WhisperModel(spec, device=device,
-                                compute_type="float16" if device == "cuda" else "int8",
-                                download_root=str(root), local_files_only=offline)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - hub, ctranslate2 and file errors alike
-            raise ModelUnavailable(f"faster-whisper {spec}", f"{type(exc).__name__}: {exc}") from exc
+            return WhisperModel(
+                spec,
+                device=device,
+                compute_type="float16" if device == "cuda" else "int8",
+                download_root=str(root),
+                local_files_only=offline,
+            )
+        except Exception as exc:
+            raise ModelUnavailable(
+                f"faster-whisper {spec}", f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def estimate_bytes(self) -> int:
         spec = self.settings.subtitle_model
@@ -262,24 +282,41 @@ class SubtitlePipeline(Capability):
             return sum(p.stat().st_size for p in Path(spec).expanduser().glob("*.bin"))
         return SIZES.get(spec.removesuffix(".en"), 500) * 2**20
 
-    def transcribe_words(self, samples: np.ndarray, rate: int, language: str = "auto") -> list[Word]:
+    def transcribe_words(
+        self, samples: np.ndarray, rate: int, language: str = "auto"
+    ) -> list[Word]:
         if language not in ("auto", "es", "en"):
-            raise InvalidInput("error.unknown_choice", field="language", value=language,
-                               choices="auto, es, en")  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="language", value=language, choices="auto, es, en"
+            )
         audio = resample(samples, rate)
         if audio.size < WHISPER_RATE // 10:
             raise InvalidInput("error.silent_audio", field="audio")
         with self.services.models.use(MODEL_NAME) as model:
-            segments, _ = model.transcribe(audio, word_timestamps=True, beam_size=1,
-                                           language=None if language == "auto" else language,
-                                           vad_filter=False, condition_on_previous_text=False)  # fmt: skip
-            return [Word(w.word.strip(), float(w.start), float(w.end))
-                    for s in segments for w in (s.words or [])]  # fmt: skip
+            segments, _ = model.transcribe(
+                audio,
+                word_timestamps=True,
+                beam_size=1,
+                language=None if language == "auto" else language,
+                vad_filter=False,
+                condition_on_previous_text=False,
+            )
+            return [
+                Word(w.word.strip(), float(w.start), float(w.end))
+                for s in segments
+                for w in (s.words or [])
+            ]
 
-    def subtitles(self, samples: np.ndarray, rate: int, script: str | None = None, *,
-                  language: str = "auto", rules: CueRules = CueRules()) -> list[Cue]:  # fmt: skip
+    def subtitles(
+        self,
+        samples: np.ndarray,
+        rate: int,
+        script: str | None = None,
+        *,
+        language: str = "auto",
+        rules: CueRules = CueRules(),
+    ) -> list[Cue]:
         heard = self.transcribe_words(samples, rate, language)
         duration = len(samples) / rate
         words = align_script(script, heard, duration) if script else heard
         return make_cues(words, rules)
-

@@ -14,14 +14,26 @@ from typing import Any
 
 from enfoads.core.capability import Capability, ModelSpec
 from enfoads.core.errors import ModelUnavailable
-from enfoads.core.pipelines.base import (ModelFile, ModelWithTokenizer, hub_kwargs, in_cache,
-                                         local_weights_bytes)
+from enfoads.core.pipelines.base import (
+    ModelFile,
+    ModelWithTokenizer,
+    hub_kwargs,
+    in_cache,
+    local_weights_bytes,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "translator"
-MODEL = ModelFile("opus-mt-es-en", "Helsinki-NLP/opus-mt-es-en", None, "main", "Apache-2.0",
-                  312_000_000, note="Spanish → English for the image prompt")  # fmt: skip
+MODEL = ModelFile(
+    "opus-mt-es-en",
+    "Helsinki-NLP/opus-mt-es-en",
+    None,
+    "main",
+    "Apache-2.0",
+    312_000_000,
+    note="Spanish → English for the image prompt",
+)
 
 
 def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:
@@ -37,7 +49,7 @@ def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:
             warnings.simplefilter("ignore", UserWarning)
             tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
         model = MarianMTModel.from_pretrained(repo, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+    except Exception as exc:
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc
     return ModelWithTokenizer(model.eval(), tokenizer)
 
@@ -62,11 +74,19 @@ class Translator(Capability):
             return []
         repo, models_dir = self.repo, self.settings.models_dir
         ours = repo == MODEL.repo
-        return [ModelSpec(MODEL_NAME, self.name, repo,
-                          MODEL.licence if ours else "see the model card",
-                          MODEL.size_bytes, self.on_disk, commercial_use=True if ours else None,
-                          load=lambda: load_marian(repo, models_dir),
-                          memory_bytes=local_weights_bytes(repo) or MODEL.size_bytes)]  # fmt: skip
+        return [
+            ModelSpec(
+                MODEL_NAME,
+                self.name,
+                repo,
+                MODEL.licence if ours else "see the model card",
+                MODEL.size_bytes,
+                self.on_disk,
+                commercial_use=True if ours else None,
+                load=lambda: load_marian(repo, models_dir),
+                memory_bytes=local_weights_bytes(repo) or MODEL.size_bytes,
+            )
+        ]
 
     def translate(self, text: str) -> str:
         """One prompt, greedy (beam search buys nothing on a one-line prompt here)."""
@@ -81,4 +101,3 @@ class Translator(Capability):
                 out = model.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=limit)
             english = tokenizer.decode(out[0], skip_special_tokens=True)
         return " ".join(english.split())
-

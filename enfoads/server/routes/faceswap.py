@@ -6,12 +6,18 @@ import base64
 from typing import Any
 
 from fastapi import APIRouter, Depends
+
 from enfoads.core.errors import InvalidInput
-from enfoads.core.pipelines.faceswap import (DetectRequest, FaceSwapJobRequest, FaceSwapRequest,
-                                             FaceSwapVideoRequest, ImageInput)
+from enfoads.core.i18n import Reason
+from enfoads.core.pipelines.faceswap import (
+    DetectRequest,
+    FaceSwapJobRequest,
+    FaceSwapRequest,
+    FaceSwapVideoRequest,
+    ImageInput,
+)
 from enfoads.core.studio import Studio
 from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
-from enfoads.core.i18n import Reason
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
 
@@ -46,25 +52,44 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
     if body.video_asset_id:
         if not body.source_asset_id:
             raise InvalidInput("error.empty", field="source_asset_id")
-        job = studio.swap_faces_video(FaceSwapVideoRequest(
-            source_asset_id=body.source_asset_id, video_asset_id=body.video_asset_id,
-            source_face=body.source_face,
-            target_face=body.target_face if "target_face" in body.model_fields_set else "all"))
-        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language),
-                "licence": studio.faceswap_licence()}  # fmt: skip
+        job = studio.swap_faces_video(
+            FaceSwapVideoRequest(
+                source_asset_id=body.source_asset_id,
+                video_asset_id=body.video_asset_id,
+                source_face=body.source_face,
+                target_face=body.target_face if "target_face" in body.model_fields_set else "all",
+            )
+        )
+        return {
+            "job_id": job.id,
+            "status": job.state.value,
+            "job": job.to_dict(studio.settings.language),
+            "licence": studio.faceswap_licence(),
+        }
     source = image_input(body.source_asset_id, body.source_image, "source")
     target = image_input(body.target_asset_id, body.target_image, "target")
     if body.run_as_job:
         if not (source.asset_id and target.asset_id):
-            raise InvalidInput("error.invalid", field="run_as_job",
-                               reason=Reason("reason.ids_not_images"))  # fmt: skip
-        job = studio.swap_faces(FaceSwapJobRequest(
-            source_asset_id=source.asset_id, target_asset_id=target.asset_id,
-            source_face=body.source_face, target_face=body.target_face))
-        return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language),
-                "licence": studio.faceswap_licence()}  # fmt: skip
-    result = studio.swap_face_now(source, target, source_face=body.source_face,
-                                  target_face=body.target_face)  # fmt: skip
+            raise InvalidInput(
+                "error.invalid", field="run_as_job", reason=Reason("reason.ids_not_images")
+            )
+        job = studio.swap_faces(
+            FaceSwapJobRequest(
+                source_asset_id=source.asset_id,
+                target_asset_id=target.asset_id,
+                source_face=body.source_face,
+                target_face=body.target_face,
+            )
+        )
+        return {
+            "job_id": job.id,
+            "status": job.state.value,
+            "job": job.to_dict(studio.settings.language),
+            "licence": studio.faceswap_licence(),
+        }
+    result = studio.swap_face_now(
+        source, target, source_face=body.source_face, target_face=body.target_face
+    )
     result["status"] = "completed"
     result["result_url"] = result["url"]
     if body.inline:

@@ -16,19 +16,33 @@ router = APIRouter(tags=["images"], dependencies=[Depends(require_token)])
 @router.post("/magic-prompt", dependencies=[Depends(rate_limit)])
 def magic_prompt(body: MagicPromptRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """The magic prompt: rules in milliseconds, the LLM when configured."""
-    result = studio.enhance_prompt(body.prompt, style=body.style, placement=body.placement,
-                                   brand_colors=body.brand_colors, product=body.product,
-                                   use_llm=body.use_llm)  # fmt: skip
+    result = studio.enhance_prompt(
+        body.prompt,
+        style=body.style,
+        placement=body.placement,
+        brand_colors=body.brand_colors,
+        product=body.product,
+        use_llm=body.use_llm,
+    )
     return result.to_dict()
 
 
-@router.post("/generate-image", status_code=202, dependencies=[Depends(rate_limit)],
-             responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}})
-def generate_image(body: GenerateImageRequest,
-                   studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+@router.post(
+    "/generate-image",
+    status_code=202,
+    dependencies=[Depends(rate_limit)],
+    responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}},
+)
+def generate_image(
+    body: GenerateImageRequest, studio: Studio = Depends(get_studio)
+) -> dict[str, Any]:
     """Queue an image job and answer at once with its id (a Colab tunnel cuts long requests).
 
     Progress comes as Socket.IO ``job_update`` events and from ``GET /api/jobs/{id}``.
     """
     job = studio.generate_images(body)
-    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}
+    return {
+        "job_id": job.id,
+        "status": job.state.value,
+        "job": job.to_dict(studio.settings.language),
+    }

@@ -14,15 +14,22 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(requ
 
 
 @router.get("")
-def list_jobs(studio: Studio = Depends(get_studio), state: str | None = None,
-              kind: str | None = None,
-              limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:  # fmt: skip
-    return [j.to_dict(studio.settings.language) for j in studio.list_jobs(state=state, kind=kind, limit=limit)]
+def list_jobs(
+    studio: Studio = Depends(get_studio),
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> list[dict[str, Any]]:
+    return [
+        j.to_dict(studio.settings.language)
+        for j in studio.list_jobs(state=state, kind=kind, limit=limit)
+    ]
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, inline: bool = False,
-            studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+def get_job(
+    job_id: str, inline: bool = False, studio: Studio = Depends(get_studio)
+) -> dict[str, Any]:
     """The job; with ``inline=true`` a finished job's images also come as base64 data URLs
     (the seed's client shows images that way)."""
     job = studio.get_job(job_id).to_dict(studio.settings.language)
@@ -36,8 +43,10 @@ def get_job(job_id: str, inline: bool = False,
     return job
 
 
-@router.post("/{job_id}/cancel", responses={200: {"description": "the job",
-             "links": job_links("$response.body#/id")}})
+@router.post(
+    "/{job_id}/cancel",
+    responses={200: {"description": "the job", "links": job_links("$response.body#/id")}},
+)
 def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     return studio.cancel_job(job_id).to_dict(studio.settings.language)
 

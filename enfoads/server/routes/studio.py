@@ -59,12 +59,20 @@ def capabilities(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     return {"capabilities": studio.describe_capabilities()}
 
 
-@router.post("/models/{key}/prepare", status_code=202, dependencies=[Depends(rate_limit)],
-             responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}})
+@router.post(
+    "/models/{key}/prepare",
+    status_code=202,
+    dependencies=[Depends(rate_limit)],
+    responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}},
+)
 def prepare_model(key: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """Download one model into the data dir, as a job."""
     job = studio.prepare_model(key)
-    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}
+    return {
+        "job_id": job.id,
+        "status": job.state.value,
+        "job": job.to_dict(studio.settings.language),
+    }
 
 
 @router.get("/settings")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+
 from enfoads.core.pipelines.video import RenderMultiSceneRequest, RenderVideoRequest
 from enfoads.core.pipelines.voice import SpeakRequest
 from enfoads.core.studio import Studio
@@ -14,7 +15,11 @@ router = APIRouter(tags=["video"], dependencies=[Depends(require_token)])
 
 
 def queued(job: Any, studio: Studio) -> dict[str, Any]:
-    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(studio.settings.language)}
+    return {
+        "job_id": job.id,
+        "status": job.state.value,
+        "job": job.to_dict(studio.settings.language),
+    }
 
 
 @router.post("/render-video", status_code=202, dependencies=[Depends(rate_limit)])
@@ -25,20 +30,28 @@ def render_video(body: RenderVideoRequest, studio: Studio = Depends(get_studio))
 
 
 @router.post("/render-multi-scene", status_code=202, dependencies=[Depends(rate_limit)])
-def render_multi_scene(body: RenderMultiSceneRequest,
-                       studio: Studio = Depends(get_studio)) -> dict[str, Any]:  # fmt: skip
+def render_multi_scene(
+    body: RenderMultiSceneRequest, studio: Studio = Depends(get_studio)
+) -> dict[str, Any]:
     """Several scenes (image with zoom/pan, talking avatar, video clip), each with its own
     script, joined into one ad, as a job."""
     return queued(studio.render_multi_scene(body), studio)
 
 
 @router.get("/avatars")
-def avatars(studio: Studio = Depends(get_studio), offset: int = Query(0, ge=0, le=10**9),
-            limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:  # fmt: skip
+def avatars(
+    studio: Studio = Depends(get_studio),
+    offset: int = Query(0, ge=0, le=10**9),
+    limit: int = Query(50, ge=1, le=200),
+) -> dict[str, Any]:
     """Images marked as avatars (uploaded as ``kind=avatar`` or marked with use-as-avatar)."""
     page = studio.list_avatars(offset=offset, limit=limit)
-    return {"avatars": [a.to_dict() for a in page.items], "total": page.total,
-            "offset": page.offset, "limit": page.limit}  # fmt: skip
+    return {
+        "avatars": [a.to_dict() for a in page.items],
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+    }
 
 
 @router.post("/api/assets/{asset_id}/avatar", dependencies=[Depends(rate_limit)])

@@ -20,7 +20,11 @@ def record(module: str, name: str, *args: Any, **kwargs: Any) -> None:
     path = os.environ.get("COLAB_STANDIN_LOG")
     if not path:
         return
-    entry = {"call": f"{module}.{name}", "args": [repr(a) for a in args],
-             "kwargs": {k: repr(v) for k, v in kwargs.items()}, "at": time.time()}
+    entry = {
+        "call": f"{module}.{name}",
+        "args": [repr(a) for a in args],
+        "kwargs": {k: repr(v) for k, v in kwargs.items()},
+        "at": time.time(),
+    }
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")

@@ -9,8 +9,9 @@ from pathlib import Path
 from google.colab import record
 
 
-def mount(mountpoint: str, force_remount: bool = False, timeout_ms: int = 120000,
-          readonly: bool = False) -> None:
+def mount(
+    mountpoint: str, force_remount: bool = False, timeout_ms: int = 120000, readonly: bool = False
+) -> None:
     record("drive", "mount", mountpoint, force_remount=force_remount)
     folder = os.environ.get("COLAB_STANDIN_DRIVE")
     if folder:

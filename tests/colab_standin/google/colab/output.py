@@ -15,8 +15,9 @@ def disable_custom_widget_manager() -> None:
     record("output", "disable_custom_widget_manager")
 
 
-def serve_kernel_port_as_iframe(port: int, path: str = "/", height: int = 400,
-                                cache_in_notebook: bool = False) -> None:  # fmt: skip
+def serve_kernel_port_as_iframe(
+    port: int, path: str = "/", height: int = 400, cache_in_notebook: bool = False
+) -> None:
     record("output", "serve_kernel_port_as_iframe", port, path=path, height=height)
 
 

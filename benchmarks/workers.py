@@ -215,7 +215,7 @@ def main() -> int:
         import torch
 
         gpu_names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:
+    except Exception:  # noqa: BLE001 - a CPU machine
         pass
     record["gpus"] = gpu_names
     rates: dict[int, list[float]] = {}

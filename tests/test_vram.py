@@ -140,7 +140,7 @@ def test_threads_using_two_models_keep_the_bookkeeping_right():
                         peak.append(stats["ram_used_bytes"])
                     out = model(torch.ones(1, 256))
                     assert out.shape[1] == 4 * MB // (4 * 256)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in "xy"]

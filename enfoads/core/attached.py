@@ -78,7 +78,7 @@ class AttachedStudio:
         self.closed = False
         try:
             self._health = self._call("GET", "/")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure here is "cannot attach"
             self._http.close()
             self.engine.dispose()
             reason = exc.message("en") if isinstance(exc, EnfoadsError) else type(exc).__name__
@@ -134,7 +134,7 @@ class AttachedStudio:
         self.closed = True
         try:
             self._sio.disconnect()
-        except Exception:
+        except Exception:  # noqa: BLE001 - closing must not fail on a dead engine
             pass
         self._http.close()
         self.engine.dispose()

@@ -77,5 +77,5 @@ class EventBus:
         for handler in handlers:
             try:
                 handler(event)
-            except Exception:
+            except Exception:  # a subscriber's bug must not reach the publisher
                 log.exception("event handler %r failed on %s", handler, event.name)

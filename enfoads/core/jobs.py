@@ -656,7 +656,7 @@ class LocalJobQueue(StoredQueue):
         while not self._stop.wait(self.lease_s / 3):
             try:
                 self.store.heartbeat(self.owner)
-            except Exception:
+            except Exception:  # a locked database must not end the leases
                 log.exception("could not renew the job leases")
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -684,7 +684,7 @@ class LocalJobQueue(StoredQueue):
                 return
             try:
                 self._run(job_id)
-            except Exception:
+            except Exception:  # the worker outlives any job
                 log.exception("worker failed around job %s", job_id)
 
     def _run(self, job_id: str) -> None:
@@ -809,7 +809,7 @@ def execute(
     except EnfoadsError as exc:
         log.info("job %s failed: %s", job_id, exc)
         return finish(JobState.FAILED, error=exc.message(lang), error_code=exc.key)
-    except Exception as exc:
+    except Exception as exc:  # a job's crash is recorded, not raised
         if is_disk_full(exc):
             log.error("job %s (%s): the disk is full", job_id, job.kind)
             error, code = DiskFull().message(lang), "error.disk_full"

@@ -175,7 +175,7 @@ class Studio:
             try:
                 if not self.registry.heartbeat():
                     log.error("this engine lost its lease on %s", self.settings.data_dir)
-            except Exception:
+            except Exception:  # a busy database must not end the lease thread
                 log.exception("could not renew the engine lease")
 
     def _job_finished_backup(self, event: events.Event) -> None:
@@ -205,7 +205,7 @@ class Studio:
         for closer in reversed(self._closers):
             try:
                 closer()
-            except Exception:
+            except Exception:  # the rest must close anyway
                 log.exception("closing %r failed", closer)
         self._stop.set()
         self.jobs.shutdown()

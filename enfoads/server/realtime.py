@@ -104,5 +104,5 @@ class EventBridge:
                 await self.sio.emit(event.name, payload, room=ALL)
                 if event.name == "job_update":
                     await self.sio.emit(event.name, payload, room=f"job:{payload['id']}")
-            except Exception:
+            except Exception:  # one failed emit must not stop the others
                 log.exception("could not emit %s", event.name)

@@ -96,7 +96,7 @@ def start_cloudflare(port: int, *, binary: str = "", timeout_s: float = 45.0) ->
     """Start a quick tunnel to 127.0.0.1:``port``; returns once cloudflared prints its URL."""
     exe = find_cloudflared(binary)
     try:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # a fixed argument list, no shell
             [exe, "tunnel", "--no-autoupdate", "--url", f"http://127.0.0.1:{port}"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -121,7 +121,7 @@ class AdCreatorPanel(w.VBox):
             result = self.studio.enhance_prompt(
                 self.prompt.value, style=self.style.value, placement=placement
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.enhanced.value = self._magic_text = result.enhanced
@@ -184,7 +184,7 @@ class AdCreatorPanel(w.VBox):
             else:
                 if action == "use_avatar":
                     self.studio.use_as_avatar(asset_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         button.button_style = "success"

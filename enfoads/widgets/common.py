@@ -163,7 +163,7 @@ class JobProgress(w.VBox):
         ``button`` off until it finishes."""
         try:
             job = submit()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             message.show_error(exc, self.studio.settings.language)
             return False
         message.show("")
@@ -339,7 +339,7 @@ class AssetPicker(w.VBox):
         name, content = files[0]
         try:
             asset = self.studio.upload_asset(content, name, self.upload_kind)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.studio.settings.language)
             return
         self.message.show("")

@@ -145,7 +145,7 @@ class FaceSwapPanel(w.VBox):
             source = (
                 self.studio.detect_faces(self.source.value)["faces"] if self.source.value else None
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.preview.value = numbered_boxes(self.target_picture(), faces)

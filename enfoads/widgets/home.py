@@ -137,7 +137,7 @@ class HomePanel(w.VBox):
     def retry(self, job_id: str) -> None:
         try:
             job = self.studio.retry_job(job_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.jobs_message.show_error(exc, self.lang)
             return
         kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind

@@ -133,7 +133,7 @@ class SettingsPanel(w.VBox):
                 self.server.open_tunnel(
                     "auto", cloudflared=s.cloudflared_path, ngrok_authtoken=s.ngrok_authtoken
                 )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             if self.server is not None:
                 self.server.stop()
                 self.server = None

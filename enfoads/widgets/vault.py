@@ -87,7 +87,7 @@ class BrandKitEditor(w.VBox):
                 cta=self.cta.value,
                 colours=[as_hex(self.primary.value), as_hex(self.accent.value)],
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.message.show(t("ui.kit.saved", self.lang), "ok")
@@ -188,7 +188,7 @@ class VaultPanel(w.VBox):
             if not page.items and self.page:  # the last page emptied (a delete): step back
                 self.page = max(0, -(-page.total // self.page_size) - 1)
                 page = self.studio.list_assets(offset=self.page * self.page_size, **query)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.total = page.total
@@ -238,7 +238,7 @@ class VaultPanel(w.VBox):
         try:
             asset = self.studio.get_asset(asset_id)
             data = self.studio.assets.read_bytes(asset)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user (deleted meanwhile)
             self.message.show_error(exc, self.lang)
             return
         if asset.ext in ("png", "jpg", "webp", "gif"):
@@ -289,7 +289,7 @@ class VaultPanel(w.VBox):
     def add_tag(self, asset_id: str, tag: str) -> None:
         try:
             self.studio.tag_asset(asset_id, add=(tag.strip(),))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.refresh()
@@ -298,7 +298,7 @@ class VaultPanel(w.VBox):
     def use_as_avatar(self, asset_id: str) -> None:
         try:
             self.studio.use_as_avatar(asset_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.refresh()
@@ -323,7 +323,7 @@ class VaultPanel(w.VBox):
         self._pending_delete = None
         try:
             self.studio.delete_asset(asset_id, confirm=role is not None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.preview.children = ()

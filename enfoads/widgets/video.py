@@ -255,7 +255,7 @@ class VideoStudioPanel(w.VBox):
     def preview_voice(self) -> None:
         try:
             result = self.studio.speak("", self.voice.value, preview=True, rate=self.rate.value)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
         self.player.value = self.studio.assets.read_bytes(result["asset_id"])

@@ -98,7 +98,7 @@ class CeleryJobQueue(StoredQueue):
                         self._relay(json.loads(message["data"]))
                 pubsub.close()
                 client.close()
-            except Exception:
+            except Exception:  # Redis restarting: listen again shortly
                 log.warning("lost the workers' event channel; reconnecting", exc_info=True)
                 self._stop.wait(1.0)
 

@@ -65,7 +65,7 @@ class Worker:
                 self._channel,
                 json.dumps({"name": event.name, "payload": event.payload}, default=str),
             )
-        except Exception:
+        except Exception:  # progress is best effort; the database has the truth
             log.warning("could not publish %s", event.name, exc_info=True)
 
     def _beat(self) -> None:

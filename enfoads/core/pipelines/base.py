@@ -133,7 +133,7 @@ def resolve_file(repo: str, filename: str, revision: str | None, cache_dir: Path
         raise ModelNotDownloaded(f"{repo}/{filename}")
     try:
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir))
-    except Exception as exc:
+    except Exception as exc:  # hub errors come in many classes
         raise ModelUnavailable(f"{repo}/{filename}", hub_error_reason(exc)) from exc
 
 

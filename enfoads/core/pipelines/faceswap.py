@@ -142,7 +142,7 @@ def analysis_dir(settings: Settings) -> Path:
 
     try:
         return Path(ensure_available("models", name, root=str(root)))
-    except Exception as exc:
+    except Exception as exc:  # urllib, zip and http errors alike
         raise ModelUnavailable(name, f"download failed: {type(exc).__name__}: {exc}") from exc
 
 

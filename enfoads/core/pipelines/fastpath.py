@@ -58,7 +58,7 @@ def load_cache(path: Path) -> bool:
         return False
     try:
         torch.compiler.load_cache_artifacts(data)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a stale or damaged cache only costs a compile
         log.warning("compile cache %s not loaded (%s): compiling from scratch", path.name, exc)
         return False
     log.info("compile cache loaded: %s (%.1f MB)", path.name, len(data) / 1e6)
@@ -193,7 +193,7 @@ class CompiledPath:
     def _idle(self) -> bool:
         try:
             return not self._busy and not self._others_busy()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a closed database: wait and ask again
             return False
 
     def _next(self) -> Shape | None:
@@ -221,7 +221,7 @@ class CompiledPath:
                         # function keeps the graphs of the thread that first ran it.
                         ensure_cudagraph_tls()
                         self._warm_up(self.warm_pipe, shape)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - jobs keep the eager path
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("compiling %s failed (%s): that shape stays eager", shape, error)
             with self._cond:
@@ -240,7 +240,7 @@ class CompiledPath:
                 if self._on_compiled is not None:
                     try:
                         self._on_compiled(shape)
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - a cache write is optional
                         log.warning("compile cache not saved: %s", exc)
         with self._cond:  # the twins (and their compiled graphs) go with the model
             self.fast = self.warm_pipe = None

@@ -385,7 +385,7 @@ class ClipTokenCounter:
                 tok = CLIPTokenizer.from_pretrained(folder)
                 # A tokenizer of another size is not SDXL's (a test stand-in): estimate.
                 self._loaded[key] = tok if len(tok) == CLIP_VOCAB else None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a broken folder: estimate instead
                 log.warning("CLIP tokenizer in %s unreadable (%s): estimating", folder, exc)
                 self._loaded[key] = None
         return self._loaded[key]
@@ -555,7 +555,7 @@ class PromptEnhancer(Capability):
             ]
             if not any(j.params.get("model") == TRANSLATOR for j in active):
                 self.services.jobs.submit(PREPARE_JOB, {"model": TRANSLATOR})
-        except Exception:
+        except Exception:  # the magic prompt answers anyway
             log.exception("could not start the translation model's download")
 
     # -- the optional LLM ----------------------------------------------------------------
@@ -610,7 +610,7 @@ def load_llm(repo: str, models_dir: Path, device: str) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(
             repo, dtype=dtype, use_safetensors=True, **kwargs
         )
-    except Exception as exc:
+    except Exception as exc:  # transformers raises many kinds
         from enfoads.core.errors import ModelUnavailable
 
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc

@@ -271,7 +271,7 @@ class SubtitlePipeline(Capability):
                 download_root=str(root),
                 local_files_only=offline,
             )
-        except Exception as exc:
+        except Exception as exc:  # hub, ctranslate2 and file errors alike
             raise ModelUnavailable(
                 f"faster-whisper {spec}", f"{type(exc).__name__}: {exc}"
             ) from exc

@@ -49,7 +49,7 @@ def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:
             warnings.simplefilter("ignore", UserWarning)
             tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
         model = MarianMTModel.from_pretrained(repo, **kwargs)
-    except Exception as exc:
+    except Exception as exc:  # transformers raises many kinds
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc
     return ModelWithTokenizer(model.eval(), tokenizer)
 

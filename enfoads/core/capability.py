@@ -60,6 +60,7 @@ class ModelSpec:
     adapter: Any = None
     # How "prepare" fetches it; None: loaded once through the model manager.
     fetch: Callable[[], Any] | None = None
+    optional: bool = False  # something else stands in while it is missing (not "missing")
 
     def row(self) -> dict[str, Any]:
         row = {
@@ -73,6 +74,8 @@ class ModelSpec:
         }
         if self.licence_url:
             row["licence_url"] = self.licence_url
+        if self.optional:
+            row["optional"] = True
         return row
 
 

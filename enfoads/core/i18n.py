@@ -658,6 +658,25 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.video.up": {"es": "Subir escena", "en": "Move scene up"},
     "ui.video.down": {"es": "Bajar escena", "en": "Move scene down"},
     "ui.video.aspect": {"es": "Formato", "en": "Aspect"},
+    "ui.video.animator": {"es": "Animación de la cara", "en": "Face animation"},
+    "ui.video.animator.auto": {"es": "Automática: {default}", "en": "Automatic: {default}"},
+    "ui.video.animator.short.liveportrait": {"es": "LivePortrait", "en": "LivePortrait"},
+    "ui.video.animator.short.classic": {"es": "clásica", "en": "classic"},
+    "ui.video.animator.liveportrait": {
+        "es": "LivePortrait (red neuronal)",
+        "en": "LivePortrait (neural network)",
+    },
+    "ui.video.animator.classic": {
+        "es": "Clásica (foto que habla)",
+        "en": "Classic (talking photo)",
+    },
+    "ui.video.animator_help": {
+        "es": "LivePortrait mueve labios, ojos y cabeza como una persona; necesita una GPU para ir "
+        "rápido y descarga sus modelos (520 MB, licencia MIT) la primera vez. La clásica funciona "
+        "en cualquier equipo.",
+        "en": "LivePortrait moves lips, eyes and head like a person; it needs a GPU to be fast and "
+        "downloads its models (520 MB, MIT licence) the first time. The classic one runs anywhere.",
+    },
     "ui.video.cta": {"es": "Llamada a la acción", "en": "Call to action"},
     "ui.video.subtitles": {"es": "Subtítulos", "en": "Subtitles"},
     "ui.video.karaoke": {"es": "Resaltar palabra a palabra", "en": "Highlight word by word"},

@@ -36,8 +36,11 @@ def missing_models(studio: Any) -> list[dict[str, Any]]:
 
 
 def missing_from(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows not on disk, voices aside (one voice is enough, and espeak-ng stands in)."""
-    missing = [r for r in rows if not r["on_disk"] and r["capability"] != "voice"]
+    """The rows not on disk, voices and optional models aside (one voice is enough, and the
+    classic animator stands in for LivePortrait)."""
+    missing = [
+        r for r in rows if not r["on_disk"] and r["capability"] != "voice" and not r.get("optional")
+    ]
     if not any(r["on_disk"] for r in rows if r["capability"] == "voice"):
         missing.append(
             {

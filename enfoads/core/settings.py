@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     # espeak-ng's robotic voice speak instead (the result says so).
     voice_fallback_espeak: bool = False
     subtitle_model: str = "base"
+    # The talking avatar's LivePortrait networks (safetensors: a hub repo or a local folder).
+    liveportrait_model: str = "Kijai/LivePortrait_safetensors"
     max_script_chars: int = Field(2000, ge=10)
     max_scenes: int = Field(12, ge=1, le=100)
     max_swap_video_s: float = Field(120.0, gt=0)  # longest video for a face swap (a free T4 hour)

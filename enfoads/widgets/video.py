@@ -172,6 +172,17 @@ class VideoStudioPanel(w.VBox):
             description=t("ui.video.aspect", lang),
             style=wide,
         )
+        avatar = studio.options("avatar")  # the animators, and which one "auto" means here
+        default = t(f"ui.video.animator.short.{avatar['default']}", lang)
+        self.animator = w.Dropdown(
+            options=[
+                (t(f"ui.video.animator.{a}", lang, default=default), a) for a in avatar["animators"]
+            ],
+            value="auto",
+            description=t("ui.video.animator", lang),
+            style=wide,
+            **tooltip(t("ui.video.animator_help", lang)),
+        )
         self.cta = w.Text(description=t("ui.video.cta", lang), style=wide)
         self.subtitles = w.Checkbox(value=True, description=t("ui.video.subtitles", lang))
         self.karaoke = w.Checkbox(value=False, description=t("ui.video.karaoke", lang))
@@ -217,6 +228,7 @@ class VideoStudioPanel(w.VBox):
                 self.logo,
                 self.font,
                 self.aspect,
+                self.animator,
                 self.cta,
                 w.HBox([self.subtitles, self.karaoke, self.position]),
                 w.HBox([self.text_colour, self.highlight]),
@@ -304,6 +316,7 @@ class VideoStudioPanel(w.VBox):
             "cta": self.cta.value,
             "language": "auto",
             "brand_colour": self.brand_colour,
+            "animator": self.animator.value,
             "subtitle_style": {
                 "enabled": self.subtitles.value,
                 "karaoke": self.karaoke.value,

@@ -23,6 +23,7 @@ CAPABILITIES: tuple[str, ...] = (
     "faceswap:FaceSwapPipeline",
     "voice:VoicePipeline",
     "subtitles:SubtitlePipeline",
+    "liveportrait:LivePortraitCapability",
     "avatar:AvatarCapability",
     "video:VideoPipeline",
 )

@@ -26,6 +26,9 @@ from enfoads.core.errors import EnfoadsError, InvalidInput
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.faceswap import FaceSwapPipeline
+    from enfoads.core.pipelines.liveportrait import LivePortraitCapability
+
+ANIMATORS = ("auto", "liveportrait", "classic")
 
 log = logging.getLogger(__name__)
 
@@ -380,20 +383,40 @@ class AvatarCapability(Capability):
     else the cascade) and the animators."""
 
     name = "avatar"
-    needs = ("faceswap",)
+    needs = ("faceswap", "liveportrait")
 
     def __init__(self, services: Services):
         super().__init__(services)
         self.faces: FaceSwapPipeline = services.need("faceswap")
+        self.liveportrait: LivePortraitCapability = services.need("liveportrait")
 
     def options(self) -> dict[str, Any]:
-        return {"animators": list(animators())}
+        return {"animators": list(ANIMATORS), "default": self.choose("auto")}
+
+    def choose(self, animator: str) -> str:
+        """``auto``: LivePortrait where its models are on disk and a GPU renders it, else the
+        classic talking photo (also the CPU's, and the fallback)."""
+        if animator == "auto":
+            return "liveportrait" if self.liveportrait.usable() else "classic"
+        return animator
 
     def locate(self, rgb: np.ndarray, name: str) -> FaceGeometry:
         """The face of a portrait, or ``InvalidInput`` (``error.no_face``) naming it."""
         return locate_face(self.faces, rgb, name)
 
     def animate(
-        self, portrait: np.ndarray, samples: np.ndarray, rate: int, fps: int, name: str = "avatar"
+        self,
+        portrait: np.ndarray,
+        samples: np.ndarray,
+        rate: int,
+        fps: int,
+        name: str = "avatar",
+        animator: str = "classic",
     ) -> tuple[Animator, DriveSignal, FaceGeometry]:
-        return animate(self.faces, portrait, samples, rate, fps, name)
+        if self.choose(animator) != "liveportrait":
+            return animate(self.faces, portrait, samples, rate, fps, name)
+        face = locate_face(self.faces, portrait, name)
+        drive = drive_from_audio(samples, rate, fps)
+        neural = self.liveportrait.animator()
+        neural.prepare(portrait, face)
+        return neural, drive, face

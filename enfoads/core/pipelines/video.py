@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -122,6 +122,11 @@ class RenderOptions(RequestModel):
     cta: str = ""
     brand_colour: str = "#111111"
     subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
+    animator: Literal["auto", "liveportrait", "classic"] = Field(
+        "auto",
+        description="the talking avatar's animator: LivePortrait (a neural network; the default "
+        "where its models are on disk and a GPU renders it) or the classic talking photo",
+    )
 
 
 class RenderMultiSceneRequest(RenderOptions):
@@ -396,7 +401,12 @@ class VideoPipeline(Capability):
         return timeline
 
     def animate(
-        self, timeline: list[Timed], ctx: JobContext, fps: int, size: tuple[int, int]
+        self,
+        timeline: list[Timed],
+        ctx: JobContext,
+        fps: int,
+        size: tuple[int, int],
+        animator: str = "auto",
     ) -> None:
         ctx.progress(30, ctx.t("stage.animating"))
         for item in timeline:
@@ -410,11 +420,11 @@ class VideoPipeline(Capability):
             rgb = np.asarray(image)
             if scene.kind == "avatar":
                 samples, rate = item.speech.samples, item.speech.sample_rate
-                animator, drive, face = self.avatar.animate(
-                    rgb, samples, rate, fps, name=scene.asset_id
+                moving, drive, face = self.avatar.animate(
+                    rgb, samples, rate, fps, name=scene.asset_id, animator=animator
                 )
                 offset = int(round(VOICE_LEAD_S * fps))
-                item.source = AvatarSource(animator, drive, face, rgb, size, offset)
+                item.source = AvatarSource(moving, drive, face, rgb, size, offset)
             else:
                 item.source = StillSource(rgb, size, scene.motion)
 
@@ -470,7 +480,7 @@ class VideoPipeline(Capability):
         fps = self.settings.video_fps
         size = compose.frame_size(request.aspect, request.size)
         timeline = self.build_timeline(request, ctx, fps, size)
-        self.animate(timeline, ctx, fps, size)
+        self.animate(timeline, ctx, fps, size, request.animator)
         cues = self.subtitle(timeline, request, ctx) if request.subtitle_style.enabled else []
         return timeline, cues
 
@@ -684,7 +694,16 @@ class VideoPipeline(Capability):
         ]
         if subtitled:
             ids.append(f"faster-whisper/{Path(self.settings.subtitle_model).name}")
-        if any(item.scene.kind == "avatar" for item in timeline):
+        names = {
+            getattr(item.source, "animator", None).name
+            for item in timeline
+            if item.scene.kind == "avatar" and item.source is not None
+        }
+        if "liveportrait" in names:
+            ids.append(f"KwaiVGI/LivePortrait ({self.settings.liveportrait_model})")
+        if names - {"liveportrait"} or (
+            not names and any(i.scene.kind == "avatar" for i in timeline)
+        ):
             ids.append("enfoads/talking-photo")
         return ids
 

@@ -280,6 +280,13 @@ def test_video_studio_previews_a_voice_and_renders(app):
     assert panel.video.value[4:8] == b"ftyp" and panel.video.layout.display == ""
     assert panel.downloads.value.count("download=") == 4  # MP4, WAV, SRT, VTT
     assert "Vídeo listo" in panel.message.value
+    # The face animation: "auto" says what it means here (no LivePortrait models, no GPU), and
+    # the choice reaches the job.
+    labels = dict((v, label) for label, v in panel.animator.options)
+    assert labels["auto"] == "Automática: clásica" and "LivePortrait" in labels["liveportrait"]
+    assert job.params["animator"] == "auto"
+    panel.animator.value = "classic"
+    assert panel.options()["animator"] == "classic"
 
 
 def test_scene_editor_adds_moves_and_removes(app):

@@ -169,3 +169,27 @@ def test_without_its_models_the_classic_animator_stands_in(media_settings, tmp_p
         job = st.render_video(script=SCRIPT, avatar_asset_id=avatar.id, size=144,
                               subtitle_style={"enabled": False})  # fmt: skip
         assert st.wait_job(job.id, 300).state.value == "completed"
+
+
+def test_auto_falls_back_when_liveportrait_does_not_load(
+    media_settings, lp_folder, tmp_path, monkeypatch
+):
+    from enfoads.core.pipelines.liveportrait import LivePortraitCapability
+    from enfoads.core.studio import Studio
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in lp_folder.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "spade_generator.safetensors").write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(LivePortraitCapability, "usable", lambda self: True)  # as on a GPU
+    settings = media_settings(faceswap_analysis_model="buffalo_l", liveportrait_model=str(broken))
+    rate = 22050
+    samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate)).astype(np.float32)
+    with Studio(settings) as st:
+        avatar = st.capabilities["avatar"]
+        assert avatar.choose("auto") == "liveportrait"
+        moving, drive, _face = avatar.animate(astronaut_rgb(), samples, rate, 25, animator="auto")
+        assert moving.name == "talking-photo" and drive.frames == 25
+        with pytest.raises(ModelUnavailable, match="spade_generator"):
+            avatar.animate(astronaut_rgb(), samples, rate, 25, animator="liveportrait")

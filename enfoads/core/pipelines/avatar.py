@@ -418,5 +418,12 @@ class AvatarCapability(Capability):
         face = locate_face(self.faces, portrait, name)
         drive = drive_from_audio(samples, rate, fps)
         neural = self.liveportrait.animator()
-        neural.prepare(portrait, face)
+        try:
+            neural.prepare(portrait, face)
+        except EnfoadsError as exc:
+            if animator != "auto":  # asked for by name: the job says why it cannot
+                raise
+            # chosen by "auto": its files are there but do not load; the video still renders
+            log.warning("LivePortrait unavailable (%s): the classic animator renders", exc)
+            return animate(self.faces, portrait, samples, rate, fps, name)
         return neural, drive, face

@@ -193,3 +193,37 @@ def test_auto_falls_back_when_liveportrait_does_not_load(
         assert moving.name == "talking-photo" and drive.frames == 25
         with pytest.raises(ModelUnavailable, match="spade_generator"):
             avatar.animate(astronaut_rgb(), samples, rate, 25, animator="liveportrait")
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_auto_picks_liveportrait_and_the_model_manager_holds_it(lp_folder, tmp_path):
+    import torch
+
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    settings = load_settings(
+        data_dir=tmp_path / "data", device="auto", liveportrait_model=str(lp_folder)
+    )
+    with Studio(settings) as st:
+        avatar = st.capabilities["avatar"]
+        assert st.options("avatar")["default"] == "liveportrait"
+        rate = 22050
+        t = np.arange(2 * rate) / rate
+        samples = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(
+            np.float32
+        )
+        moving, drive, _face = avatar.animate(astronaut_rgb(), samples, rate, 25, animator="auto")
+        assert moving.name == "liveportrait"
+        frames = [moving.frame(i, drive) for i in range(drive.frames)]
+        stats = st.gpu_status()
+        held = {m["name"]: m for m in stats["models"]}
+        assert held["liveportrait"]["where"] == "cuda"
+        portrait = astronaut_rgb()
+        x0, y0, side = moving.box
+        outside = np.ones(portrait.shape[:2], bool)
+        outside[max(0, y0) : y0 + side, max(0, x0) : x0 + side] = False
+        assert all(np.array_equal(f[outside], portrait[outside]) for f in frames)
+        assert len({f.tobytes() for f in frames}) > drive.frames // 2  # the face moves

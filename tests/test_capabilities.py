@@ -321,3 +321,22 @@ def test_the_package_has_no_import_circle():
     # and no pipeline knows the studio
     for path in (PACKAGE / "core" / "pipelines").glob("*.py"):
         assert "enfoads.core.studio" not in _imports(path, "enfoads.core.pipelines.x"), path
+
+
+def test_a_wrong_choice_is_named_in_the_users_language(tmp_path):
+    """A request model's choices (a Literal) are listed in the studio's language, with no
+    English "or" from pydantic in a Spanish sentence."""
+    from fastapi.testclient import TestClient
+
+    from enfoads.server.app import create_app
+
+    with Studio(load_settings(data_dir=tmp_path, device="cpu", language="es")) as studio:
+        client = TestClient(create_app(studio))
+        body = {"script": "Hola.", "avatar_asset_id": "ava_x", "animator": "magia"}
+        reply = client.post("/render-video", json=body)
+        assert reply.status_code == 422 and reply.json()["field"] == "animator"
+        message = reply.json()["message"]
+        assert "auto, liveportrait, classic" in message and " or " not in message, message
+        with pytest.raises(InvalidInput) as bad:
+            studio.render_video(**body)
+        assert "auto, liveportrait, classic" in bad.value.message("es")

@@ -135,7 +135,7 @@ def validation_reason(error: dict[str, Any]) -> Reason:
     key = _REASONS.get(str(error.get("type")), "reason.value")
     if key == "reason.choice":
         expected = (error.get("ctx") or {}).get("expected", "")
-        return Reason(key, choices=str(expected).replace("'", ""))
+        return Reason(key, choices=str(expected).replace("'", "").replace(" or ", ", "))
     return Reason(key)
 
 

@@ -159,6 +159,7 @@ class Capabilities(Mapping[str, Capability]):
         self._make_services, self._manager, self._queue = services, models, jobs
         self._items: dict[str, Capability] = {}
         self._jobs: dict[str, JobSpec] = {}
+        self._model_keys: set[str] = set()  # those declared so far, each once
 
     # -- Mapping -------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Capability:
@@ -199,6 +200,7 @@ class Capabilities(Mapping[str, Capability]):
         if not isinstance(capability.options(), dict):
             raise ContractError(f"{name}: options() must return a dict")
         self._items[name] = capability
+        self._model_keys |= {m.key for m in models}
         for spec in specs:
             self._jobs[spec.kind] = spec
             self._queue.register(spec.kind, self._handler(spec))
@@ -215,7 +217,7 @@ class Capabilities(Mapping[str, Capability]):
         self._queue.register(spec.kind, self._handler(spec))
 
     def _check_models(self, name: str, models: list[ModelSpec]) -> None:
-        keys = {m.key for cap in self._items.values() for m in cap.models()}
+        keys = set(self._model_keys)
         for m in models:
             if not isinstance(m, ModelSpec) or m.capability != name:
                 raise ContractError(f"{name}: {m!r} is not a ModelSpec of this capability")
@@ -257,9 +259,6 @@ class Capabilities(Mapping[str, Capability]):
 
     def job(self, kind: str) -> JobSpec | None:
         return self._jobs.get(kind)
-
-    def job_kinds(self) -> list[str]:
-        return list(self._jobs)
 
     def request(self, kind: str, request: Any) -> Any:
         """``request`` (a request model, or its fields as a dict) validated once: parsed if it

@@ -19,7 +19,7 @@ from typing import Any
 
 from enfoads.core import events
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
-from enfoads.core.capability import Capabilities, Capability, Services
+from enfoads.core.capability import Capabilities, Services
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.dbfile import DatabaseBackup, restore_live
 from enfoads.core.engine import EngineRegistry, new_owner_id
@@ -127,9 +127,6 @@ class Studio:
         self.capabilities.add_job(
             inventory.prepare_job(self.capabilities, lambda: self.settings, self.models)
         )
-
-    def capability(self, name: str) -> Capability:
-        return self.capabilities[name]
 
     def describe_capabilities(self) -> dict[str, Any]:
         """Each capability: what it needs, its jobs (and their request models), its models,

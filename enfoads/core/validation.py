@@ -139,14 +139,14 @@ def validation_reason(error: dict[str, Any]) -> Reason:
     return Reason(key)
 
 
-def parse_request(model: type[M], params: Any, field_prefix: str = "") -> M:
+def parse_request(model: type[M], params: Any) -> M:
     """``params`` validated by ``model``; pydantic's first error as an ``InvalidInput`` naming
     the field, in the studio's words (an ``InvalidInput`` raised inside passes through)."""
     try:
         return model.model_validate(params)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())) or field_prefix or "body"
+        field = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise InvalidInput("error.invalid", field=field, reason=validation_reason(first)) from None
 
 

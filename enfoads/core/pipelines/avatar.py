@@ -8,7 +8,8 @@ the photo stays still. Face geometry comes from InsightFace's 106-point landmark
 ``buffalo_l`` pack is on disk, else from scikit-image's LBP frontal-face cascade (shipped with
 scikit-image, BSD): OpenCV 5, which Colab ships, dropped ``CascadeClassifier``.
 
-``Animator`` is the interface a neural animator (LivePortrait) implements to plug in later.
+``Animator`` is what both animators implement: this one and LivePortrait (``liveportrait.py``),
+which ``AvatarCapability`` picks per video.
 """
 
 from __future__ import annotations
@@ -352,27 +353,6 @@ class TalkingPhotoAnimator:
         return out
 
 
-def animators() -> dict[str, type]:
-    """Available animators by name (LivePortrait would register here)."""
-    return {TalkingPhotoAnimator.name: TalkingPhotoAnimator}
-
-
-def animate(
-    faces: FaceSwapPipeline | None,
-    portrait: np.ndarray,
-    samples: np.ndarray,
-    rate: int,
-    fps: int,
-    name: str = "avatar",
-) -> tuple[Animator, DriveSignal, FaceGeometry]:
-    """A prepared animator and its drive signal for the portrait and the voice samples."""
-    face = locate_face(faces, portrait, name)
-    drive = drive_from_audio(samples, rate, fps)
-    animator = TalkingPhotoAnimator()
-    animator.prepare(portrait, face)
-    return animator, drive, face
-
-
 def render_frames(animator: Animator, drive: DriveSignal) -> Iterator[np.ndarray]:
     for i in range(drive.frames):
         yield animator.frame(i, drive)
@@ -413,17 +393,21 @@ class AvatarCapability(Capability):
         name: str = "avatar",
         animator: str = "classic",
     ) -> tuple[Animator, DriveSignal, FaceGeometry]:
-        if self.choose(animator) != "liveportrait":
-            return animate(self.faces, portrait, samples, rate, fps, name)
+        """A prepared animator (LivePortrait, or the classic talking photo), its drive signal
+        from the voice and the face: the face is found and the drive computed once, whichever
+        animator runs."""
         face = locate_face(self.faces, portrait, name)
         drive = drive_from_audio(samples, rate, fps)
-        neural = self.liveportrait.animator()
-        try:
-            neural.prepare(portrait, face)
-        except EnfoadsError as exc:
-            if animator != "auto":  # asked for by name: the job says why it cannot
-                raise
-            # chosen by "auto": its files are there but do not load; the video still renders
-            log.warning("LivePortrait unavailable (%s): the classic animator renders", exc)
-            return animate(self.faces, portrait, samples, rate, fps, name)
-        return neural, drive, face
+        if self.choose(animator) == "liveportrait":
+            neural = self.liveportrait.animator()
+            try:
+                neural.prepare(portrait, face)
+                return neural, drive, face
+            except EnfoadsError as exc:
+                if animator != "auto":  # asked for by name: the job says why it cannot
+                    raise
+                # chosen by "auto": its files are there but do not load; the video still renders
+                log.warning("LivePortrait unavailable (%s): the classic animator renders", exc)
+        classic = TalkingPhotoAnimator()
+        classic.prepare(portrait, face)
+        return classic, drive, face

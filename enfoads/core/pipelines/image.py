@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -207,9 +208,6 @@ class GenerateImageRequest(RequestModel):
                 "placements": list(dict.fromkeys(self.placements)),
             }
         )
-
-
-ImageRequest = GenerateImageRequest  # the name the pipeline's code reads best with
 
 
 class MagicPromptRequest(RequestModel):
@@ -598,18 +596,21 @@ class ImagePipeline(Capability):
                                 5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of)
                             )
 
+                        # the same call on the compiled twin or, if that fails, eager
+                        call = partial(
+                            generate,
+                            prompt=text,
+                            width=width,
+                            height=height,
+                            seeds=chunk,
+                            steps=steps,
+                            on_step=on_step,
+                            embeds=encoded[text],
+                        )
+
                         with fastpath.measured_peak(self.services.models.device) as peak:
                             try:
-                                images = generate(
-                                    target,
-                                    text,
-                                    width,
-                                    height,
-                                    chunk,
-                                    steps,
-                                    on_step,
-                                    embeds=encoded[text],
-                                )
+                                images = call(target)
                             except Exception as exc:
                                 if target is pipe or isinstance(exc, JobCancelled | EnfoadsError):
                                     raise
@@ -618,16 +619,7 @@ class ImagePipeline(Capability):
                                 fast.demote(shape, fastpath.failure_reason(exc))
                                 fastpath.free_cached_memory()
                                 target = pipe
-                                images = generate(
-                                    pipe,
-                                    text,
-                                    width,
-                                    height,
-                                    chunk,
-                                    steps,
-                                    on_step,
-                                    embeds=encoded[text],
-                                )
+                                images = call(pipe)
                         if planner is not None and peak and target is pipe:
                             planner.record(width, height, len(chunk), peak[0])
                         done += len(chunk)
@@ -705,7 +697,7 @@ class ImagePipeline(Capability):
 
     def prompts(
         self,
-        request: ImageRequest,
+        request: GenerateImageRequest,
         sizes: list[tuple[str, int, int]],
         ctx: JobContext,
         notices: list[str],

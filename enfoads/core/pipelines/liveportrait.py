@@ -134,7 +134,7 @@ def transform(kp: Any, rot: Any, exp: Any, scale: Any, t: Any) -> Any:
     return out
 
 
-def crop_box(face: Any, width: int, height: int) -> tuple[int, int, int]:
+def crop_box(face: Any) -> tuple[int, int, int]:
     """(x0, y0, side) of the square crop around the face; it may reach past the photo."""
     cx, cy = face.centre
     side = int(round(CROP_SCALE * max(face.width, face.height)))
@@ -159,16 +159,14 @@ class LivePortraitAnimator:
         self.models, self.batch = models, batch
         self._lock = threading.Lock()
         self._frames: dict[int, np.ndarray] = {}
-        self.rendered = 0
 
     def prepare(self, portrait: np.ndarray, face: Any) -> None:
         import torch
         import torch.nn.functional as F
 
         self.base = np.ascontiguousarray(portrait[:, :, :3])
-        self.face = face
         height, width = self.base.shape[:2]
-        x0, y0, side = crop_box(face, width, height)
+        x0, y0, side = crop_box(face)
         self.box = (x0, y0, side)
         # The crop, padded with the photo's edge where it reaches past it.
         pad = max(0, -x0, -y0, x0 + side - width, y0 + side - height)
@@ -262,7 +260,6 @@ class LivePortraitAnimator:
                 )
             faces = (faces.clamp(0, 1) * 255).round().to(torch.uint8)
             out = faces.permute(0, 2, 3, 1).cpu().numpy()
-        self.rendered += n
         return list(out)
 
     def paste(self, face: np.ndarray) -> np.ndarray:

@@ -439,16 +439,11 @@ class PromptEnhancer(Capability):
                 lambda: in_cache(repo, "config.json", models_dir),
                 commercial_use=None,
                 load=lambda: load_llm(repo, models_dir, self.services.models.device),
-                memory_bytes=local_weights_bytes(repo)
-                or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes,
+                memory_bytes=lambda: (
+                    local_weights_bytes(repo) or MODEL_TABLE["qwen2.5-0.5b-instruct"].size_bytes
+                ),
             )
         ]
-
-    def options(self) -> dict[str, Any]:
-        return {
-            "styles": {k: v.label(self.settings.language) for k, v in STYLES.items()},
-            "llm": bool(self.settings.prompt_llm_model),
-        }
 
     def enhance(
         self,

@@ -84,7 +84,8 @@ class Translator(Capability):
                 self.on_disk,
                 commercial_use=True if ours else None,
                 load=lambda: load_marian(repo, models_dir),
-                memory_bytes=local_weights_bytes(repo) or MODEL.size_bytes,
+                # measured when first loaded, not on every inventory listing
+                memory_bytes=lambda: local_weights_bytes(repo) or MODEL.size_bytes,
             )
         ]
 

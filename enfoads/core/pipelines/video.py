@@ -694,16 +694,13 @@ class VideoPipeline(Capability):
         ]
         if subtitled:
             ids.append(f"faster-whisper/{Path(self.settings.subtitle_model).name}")
-        names = {
-            getattr(item.source, "animator", None).name
-            for item in timeline
-            if item.scene.kind == "avatar" and item.source is not None
+        # the animators that actually ran (an "auto" LivePortrait may have fallen back)
+        ran = {
+            item.source.animator.name for item in timeline if isinstance(item.source, AvatarSource)
         }
-        if "liveportrait" in names:
+        if "liveportrait" in ran:
             ids.append(f"KwaiVGI/LivePortrait ({self.settings.liveportrait_model})")
-        if names - {"liveportrait"} or (
-            not names and any(i.scene.kind == "avatar" for i in timeline)
-        ):
+        if "talking-photo" in ran:
             ids.append("enfoads/talking-photo")
         return ids
 

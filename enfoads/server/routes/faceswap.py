@@ -17,6 +17,7 @@ from enfoads.core.pipelines.faceswap import (
     ImageInput,
 )
 from enfoads.core.studio import Studio
+from enfoads.core.validation import RequestModel
 from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
@@ -30,6 +31,21 @@ def image_input(asset_id: str | None, image: str | None, field: str) -> ImageInp
     if image:
         return ImageInput(data=decode_base64(image, f"{field}_image"), name=f"{field}.upload")
     raise InvalidInput("error.empty", field=f"{field}_image")
+
+
+def job_fields(body: FaceSwapRequest, job: type[RequestModel]) -> dict[str, Any]:
+    """The body's fields that the job's request model has, as the client set them: the job's
+    own defaults fill the rest (a video's target face is ``all``, an image's the largest)."""
+    return body.model_dump(include=set(job.model_fields), exclude_unset=True)
+
+
+def queued(job: Any, studio: Studio) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "status": job.state.value,
+        "job": job.to_dict(studio.settings.language),
+        "licence": studio.faceswap_licence(),
+    }
 
 
 @router.get("/face-swap/licence")
@@ -52,20 +68,7 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
     if body.video_asset_id:
         if not body.source_asset_id:
             raise InvalidInput("error.empty", field="source_asset_id")
-        job = studio.swap_faces_video(
-            FaceSwapVideoRequest(
-                source_asset_id=body.source_asset_id,
-                video_asset_id=body.video_asset_id,
-                source_face=body.source_face,
-                target_face=body.target_face if "target_face" in body.model_fields_set else "all",
-            )
-        )
-        return {
-            "job_id": job.id,
-            "status": job.state.value,
-            "job": job.to_dict(studio.settings.language),
-            "licence": studio.faceswap_licence(),
-        }
+        return queued(studio.swap_faces_video(job_fields(body, FaceSwapVideoRequest)), studio)
     source = image_input(body.source_asset_id, body.source_image, "source")
     target = image_input(body.target_asset_id, body.target_image, "target")
     if body.run_as_job:
@@ -73,20 +76,7 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
             raise InvalidInput(
                 "error.invalid", field="run_as_job", reason=Reason("reason.ids_not_images")
             )
-        job = studio.swap_faces(
-            FaceSwapJobRequest(
-                source_asset_id=source.asset_id,
-                target_asset_id=target.asset_id,
-                source_face=body.source_face,
-                target_face=body.target_face,
-            )
-        )
-        return {
-            "job_id": job.id,
-            "status": job.state.value,
-            "job": job.to_dict(studio.settings.language),
-            "licence": studio.faceswap_licence(),
-        }
+        return queued(studio.swap_faces(job_fields(body, FaceSwapJobRequest)), studio)
     result = studio.swap_face_now(
         source, target, source_face=body.source_face, target_face=body.target_face
     )

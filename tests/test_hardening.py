@@ -502,6 +502,13 @@ def test_a_video_face_swap_checks_the_face_choice_before_queueing(make_client, t
             json={"source_asset_id": face.id, "video_asset_id": clip.id, "target_face": bad},
         )
         assert r.status_code == 422 and r.json()["field"] == "target_face", (bad, r.text)
+    # a bad character in a face choice is named, not echoed back into the message
+    r = c.post(
+        "/face-swap",
+        json={"source_asset_id": face.id, "video_asset_id": clip.id, "target_face": "1\x00"},
+    )
+    assert r.status_code == 422 and r.json()["error"] == "bad_character"
+    assert "\x00" not in r.json()["message"]
     assert c.get("/api/jobs").json() == []
 
 

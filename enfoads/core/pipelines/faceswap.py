@@ -37,7 +37,7 @@ from enfoads.core.pipelines.base import (
     resolve_file,
     use_model,
 )
-from enfoads.core.validation import RequestModel
+from enfoads.core.validation import RequestModel, check_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -246,6 +246,8 @@ def describe(faces: list[Any]) -> list[FoundFace]:
 def check_choice(choice: Any, field_name: str, allow_all: bool) -> str | int:
     """A face choice's shape, checked before a job is queued (the count is known only later):
     ``largest``, ``all`` where allowed, or a face number from 0."""
+    if isinstance(choice, str):
+        check_text(choice, field_name)  # a bad character is named, never echoed back
     if isinstance(choice, str) and choice.strip().isdigit():
         choice = int(choice)
     if choice == "largest" or (choice == "all" and allow_all):

@@ -2,11 +2,17 @@
 
 Full-size SDXL with random fp16 weights. Eager parts timed alone (text encoders, one UNet step,
 the VAE decode, turning the decoded batch into pictures the old way and the studio's way),
-cuDNN's autotuner on the VAE, then the compiled pipeline (``CompiledPath``, CUDA graphs)
-per image with the prompt encoded in every call (stock's habit) and once per job (the
-studio's), stock diffusers in the same run as the baseline.
+cuDNN's autotuner on the VAE, then the studio's compiled path per variant: the twin compiled
+by Inductor and the whole image captured as one CUDA graph (``ImageGraph``, the prompt
+encoded once per job), each variant compiled afresh; stock diffusers in the same run as the
+baseline.
 
-    python benchmarks/image_levers.py --out docs/benchmarks/image-levers.json
+    python benchmarks/image_levers.py --variants base,vae-autotune --out docs/benchmarks/image-levers.json
+
+Variants: ``base`` (the studio's default), ``vae-autotune`` (the VAE decoder compiled with
+``max-autotune-no-cudagraphs``), ``cudnn-sdpa`` (cuDNN attention first), ``coordinate-descent``
+(Inductor's coordinate-descent tuning of its own kernels) and ``dynamic`` (one dynamic-shape
+compile for every placement).
 """
 
 from __future__ import annotations
@@ -35,31 +41,85 @@ def timed(fn, iters: int = 10) -> float:
     return round(1000 * common.timed(call, iters), 2)
 
 
+def run_variant(variant: str, pipe, embeds: dict, prompt: str, stock_ms: float) -> dict:
+    """Compile the studio's path afresh with one lever changed; its compile time and steady
+    ms per image at 1024² batch 1."""
+    import threading
+
+    import torch
+    import torch._inductor.config as inductor_config
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from enfoads.core.pipelines import fastpath
+    from enfoads.core.pipelines.image import ImageGraph, compile_pipeline, generate
+
+    torch._dynamo.reset()
+    torch.cuda.empty_cache()
+    inductor_config.coordinate_descent_tuning = variant == "coordinate-descent"
+    shape = (1024, 1024, 1)
+    lock, pool = threading.Lock(), torch.cuda.graph_pool_handle()
+    attention = (
+        sdpa_kernel(
+            [
+                SDPBackend.CUDNN_ATTENTION,
+                SDPBackend.FLASH_ATTENTION,
+                SDPBackend.EFFICIENT_ATTENTION,
+                SDPBackend.MATH,
+            ],
+            set_priority=True,
+        )
+        if variant == "cudnn-sdpa"
+        else nullcontext()
+    )
+
+    def build(twin, s):
+        with attention:
+            return ImageGraph(twin, *s, 4, lock=lock, pool=pool)
+
+    fast = fastpath.CompiledPath(
+        pipe,
+        lambda p: compile_pipeline(
+            p,
+            dynamic=variant == "dynamic",
+            vae_mode="max-autotune-no-cudagraphs" if variant == "vae-autotune" else None,
+        ),
+        build,
+        pin=lambda: nullcontext(pipe),
+    )
+    t0 = time.perf_counter()
+    fast.pipe_for(shape)
+    assert fast.wait_idle(900), "the compile did not finish"
+    row = {"compile_s": round(time.perf_counter() - t0, 1), "failed": fast.failed.get(shape)}
+    if fast.ready(shape):
+        runner = fast.pipe_for(shape)
+        row["ms_per_image"] = timed(
+            lambda: generate(runner, "", 1024, 1024, [1], 4, embeds=embeds), 10
+        )
+        row["ratio_vs_stock"] = round(stock_ms / row["ms_per_image"], 2)
+        row["graph_pool_gb"] = round(fastpath.pool_bytes(pool)[0] / 1024**3, 2)
+    fast.close()
+    fast._thread.join(60)
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument(
-        "--vae-autotune",
-        action="store_true",
-        help="also time the VAE decode compiled with max-autotune (minutes)",
-    )
+    parser.add_argument("--variants", default="base", help="comma-separated, see above")
     args = parser.parse_args()
 
     import torch
     from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTokenizer
 
-    from enfoads.core.pipelines import fastpath
     from enfoads.core.pipelines.image import (
         apply_eager_optimizations,
-        compile_pipeline,
         encode,
         generate,
         to_pil,
     )
     from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
-    fastpath.ensure_cudagraph_tls()  # this thread runs compiled code too (as a job's worker)
     parts = build_components("full", device="cuda", dtype=torch.float16)
     tok = Path("/tmp/enfoads-bench-tok")
     write_clip_tokenizer(tok)
@@ -121,49 +181,10 @@ def main() -> int:
     out["eager_generate_ms"] = timed(lambda: generate(pipe, prompt, 1024, 1024, [1], 4), 5)
     print(json.dumps(out, indent=1), flush=True)
 
-    fast = fastpath.CompiledPath(
-        pipe,
-        compile_pipeline,
-        warm_up=lambda twin, shape: generate(twin, "warm-up", shape[0], shape[1], [0], 4),
-        pin=lambda: nullcontext(pipe),
-    )
-    fast.pipe_for((1024, 1024, 1))
-    t0 = time.perf_counter()
-    assert fast.wait_idle(900), "the compile did not finish"
-    out["compile_s"] = round(time.perf_counter() - t0, 1)
-    compiled = fast.fast
-    out["compiled_ms"] = {
-        "prompt_every_call": timed(lambda: generate(compiled, prompt, 1024, 1024, [1], 4)),
-        "prompt_once_per_job": timed(
-            lambda: generate(compiled, "", 1024, 1024, [1], 4, embeds=embeds)
-        ),
-    }
-    out["ratio_vs_stock"] = {
-        k: round(out["stock_ms"] / v, 2) for k, v in out["compiled_ms"].items()
-    }
-    print(json.dumps({"compile_s": out["compile_s"], **out["compiled_ms"]}), flush=True)
-    scaled = latents / pipe.vae.config.scaling_factor
-    with torch.no_grad():  # the same call the pipeline makes: the shape's compiled graph
-        out["compiled_parts_ms"] = {
-            "vae_decode": timed(lambda: compiled.vae.decode(scaled, return_dict=False))
-        }
-        if args.vae_autotune:
-            import copy
-
-            vae = copy.copy(pipe.vae)
-            vae.decode = torch.compile(
-                vae.decode, mode="max-autotune", fullgraph=True, dynamic=False
-            )
-            t0 = time.perf_counter()
-            vae.decode(scaled, return_dict=False)
-            out["compiled_parts_ms"]["vae_decode_max_autotune_compile_s"] = round(
-                time.perf_counter() - t0, 1
-            )
-            out["compiled_parts_ms"]["vae_decode_max_autotune"] = timed(
-                lambda: vae.decode(scaled, return_dict=False)
-            )
-            print(json.dumps(out["compiled_parts_ms"]), flush=True)
-    fast.close()
+    out["variants"] = {}
+    for variant in args.variants.split(","):
+        out["variants"][variant] = row = run_variant(variant, pipe, embeds, prompt, out["stock_ms"])
+        print(variant, json.dumps(row), flush=True)
     common.write_json(
         args.out,
         common.run_record(device=torch.cuda.get_device_name(0), torch=torch.__version__, **out),

@@ -256,42 +256,87 @@ def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path
 
 def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio):
     """On the CPU with torch.compile's eager backend (the threading and switching are the
-    real ones; Inductor is what the GPU adds): a shape runs eager until compiled aside."""
+    real ones; Inductor and the CUDA-graph capture are what the GPU adds): a shape runs eager
+    until its runner is ready aside, and the runner's whole-image loop (what the GPU captures
+    as one graph) gives the eager pipeline's pictures bit for bit."""
     import threading
     from contextlib import nullcontext
 
     from enfoads.core.pipelines.fastpath import CompiledPath
 
-    shape = (64, 64, 1)
-    warmed, started = [], threading.Event()
+    shape = (64, 64, 2)
+    built, started = [], threading.Event()
+    lock = threading.Lock()
 
-    def warm_up(twin, shape):
+    def build(twin, shape):
         started.set()
-        warmed.append(shape)
-        image_mod.generate(twin, "warm-up", shape[0], shape[1], [0] * shape[2], 4)
+        built.append(shape)
+        return image_mod.ImageGraph(twin, *shape, 4, lock=lock, capture=False)
 
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
         fast = CompiledPath(
             pipe,
             lambda p: image_mod.compile_pipeline(p, mode=None, backend="eager"),
-            warm_up,
+            build,
             pin=lambda: nullcontext(pipe),
             idle_wait_s=0.05,
         )
         assert fast.fast.unet is not pipe.unet and fast.fast.scheduler is not pipe.scheduler
         assert fast.fast.vae.decoder is pipe.vae.decoder  # the weights are shared, not copied
         with fast.generating():
-            assert fast.pipe_for(shape) is pipe  # not compiled: eager, and queued
+            assert fast.pipe_for(shape) is pipe  # not ready: eager, and queued
             assert not started.wait(0.5) and fast.compiling is None  # not while generating
-            eager = image_mod.generate(pipe, "a shoe", 64, 64, [3], 4)
-        assert fast.wait_idle(120) and fast.ready(shape) and warmed == [shape]
-        assert fast.pipe_for(shape) is fast.fast
-        compiled = image_mod.generate(fast.fast, "a shoe", 64, 64, [3], 4)
-        assert np.array_equal(np.asarray(eager[0]), np.asarray(compiled[0]))
+            eager = image_mod.generate(pipe, "a shoe", 64, 64, [3, 9], 4)
+        assert fast.wait_idle(120) and fast.ready(shape) and built == [shape]
+        graph = fast.pipe_for(shape)
+        assert isinstance(graph, image_mod.ImageGraph)
+        steps = []
+        ours = image_mod.generate(
+            graph, "a shoe", 64, 64, [3, 9], 4, on_step=lambda *a: steps.append(a)
+        )
+        assert steps == [(4, 4)]  # one replay holds every step
+        for a, b in zip(eager, ours):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert not np.array_equal(np.asarray(ours[0]), np.asarray(ours[1]))  # own seeds
+        with pytest.raises(ValueError, match="2 images"):
+            graph.generate([1], image_mod.encode(pipe, "a shoe"))
         assert pipe.vae.decode.__func__ is type(pipe.vae).decode  # the original is untouched
         fast.close()
         fast._thread.join(10)
-        assert not fast._thread.is_alive() and fast.fast is None
+        assert not fast._thread.is_alive() and fast.fast is None and not fast.runners
+
+
+def test_a_previous_sessions_shapes_are_readied_after_the_ones_jobs_ask_for(tmp_path, img_studio):
+    from contextlib import nullcontext
+
+    from enfoads.core.pipelines import fastpath
+
+    cache = tmp_path / "cc" / "artifacts-x.bin"
+    assert fastpath.load_shapes(cache) == []
+    fastpath.save_shapes(cache, [(1024, 1024, 1), (768, 1344, 1)])
+    fastpath.save_shapes(cache, [(1024, 1024, 1), (1344, 768, 4)])
+    assert fastpath.load_shapes(cache) == [(1024, 1024, 1), (768, 1344, 1), (1344, 768, 4)]
+    fastpath.shapes_file(cache).write_text("{not json")
+    assert fastpath.load_shapes(cache) == []  # a damaged list only costs the head start
+    assert not list(cache.parent.glob(".*.tmp"))
+
+    order = []
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        fast = fastpath.CompiledPath(
+            pipe,
+            lambda p: None,
+            lambda twin, shape: order.append(shape),
+            pin=lambda: nullcontext(pipe),
+            idle_wait_s=0.05,
+        )
+        with fast.generating():  # nothing starts while a job generates
+            fast.want((1, 1, 1))
+            fast.want((2, 2, 1))
+            assert fast.pipe_for((3, 3, 1)) is pipe  # a job's own shape goes first
+        assert fast.wait_idle(30)
+        assert order == [(3, 3, 1), (1, 1, 1), (2, 2, 1)]
+        assert fast.pipe_for((1, 1, 1)) is fast.fast  # a build that returns nothing: the twin
+        fast.close()
 
 
 def test_a_failed_compile_leaves_the_shape_eager(img_studio):
@@ -396,6 +441,7 @@ def test_no_compile_starts_while_other_jobs_run(img_studio):
 def test_a_compiled_shape_that_fails_in_a_job_falls_back_to_eager(img_studio, monkeypatch):
     """On a small GPU the compiled graphs' own buffers may not fit (or a compiled run fails
     another way): the job still completes (eager), and that shape stays eager."""
+    import threading
     from contextlib import nullcontext
 
     import torch.nn as nn
@@ -427,7 +473,10 @@ def test_a_compiled_shape_that_fails_in_a_job_falls_back_to_eager(img_studio, mo
                 pin=lambda: nullcontext(pipe),
                 idle_wait_s=0.05,
             )
-            made["fast"].compiled.add((1024, 1024, 1))  # as if compiled earlier
+            lock = threading.Lock()  # as if compiled earlier
+            made["fast"].runners[(1024, 1024, 1)] = image_mod.ImageGraph(
+                made["fast"].fast, 1024, 1024, 1, 4, lock=lock, capture=False
+            )
         return made["fast"]
 
     monkeypatch.setattr(image_mod.ImagePipeline, "fast_path", fast_path)
@@ -436,3 +485,52 @@ def test_a_compiled_shape_that_fails_in_a_job_falls_back_to_eager(img_studio, mo
     fast = made["fast"]
     assert fast.failed[(1024, 1024, 1)] == "out of memory" and not fast.ready((1024, 1024, 1))
     fast.close()
+
+
+def test_a_compile_gives_way_while_an_image_generates_but_not_holding_the_lock(img_studio):
+    """A job arriving mid-compile must not share the interpreter with it (an eager image took
+    12 s instead of 0.45 beside a compile on an H100): the compiling thread pauses at its
+    next call while an image generates, unless it holds the runners' lock."""
+    import threading
+    import time
+    from contextlib import nullcontext
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    progress, started = [], threading.Event()
+
+    def work():
+        for i in range(300):  # Python and C calls: the hook's chances to pause
+            time.sleep(0.002)
+            progress.append(i)
+
+    def build(_twin, shape):
+        started.set()
+        if shape == (2, 2, 1):
+            with fast.lock:  # a capture: no pause, a replay waits for this lock
+                work()
+        else:
+            work()
+
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        fast = CompiledPath(
+            pipe, lambda p: None, build, pin=lambda: nullcontext(pipe), idle_wait_s=0.02
+        )
+        fast.want((1, 1, 1))
+        assert started.wait(10)
+        with fast.generating():
+            time.sleep(0.1)
+            paused_at = len(progress)
+            time.sleep(0.4)
+            assert len(progress) == paused_at < 300  # it waits for the image
+        assert fast.wait_idle(30) and len(progress) == 300 and fast.pauses >= 1
+        progress.clear()
+        started.clear()
+        fast.want((2, 2, 1))
+        assert started.wait(10)
+        with fast.generating():
+            before = len(progress)
+            time.sleep(0.3)
+            assert len(progress) > before  # holding the lock: it goes on
+        assert fast.wait_idle(30)
+        fast.close()

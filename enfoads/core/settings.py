@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     image_vae_model: str = "madebyollin/sdxl-vae-fp16-fix"
     image_max_batch: int = Field(4, ge=1, le=16)
     compile: Literal["auto", "on", "off"] = "auto"
+    # Autotune the VAE decoder's convolutions when compiling (minutes more per shape, in the
+    # background): auto = where the machine has 8 CPU cores or more (not a Colab VM's 2).
+    compile_autotune: Literal["auto", "on", "off"] = "auto"
     # Spanish prompts are translated to English before the rules (SDXL reads English); empty: off.
     prompt_translation_model: str = "Helsinki-NLP/opus-mt-es-en"
     prompt_llm_model: str = ""

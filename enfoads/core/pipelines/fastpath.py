@@ -2,19 +2,20 @@
 
 **No job waits for a compile.** ``torch.compile`` of SDXL's UNet and VAE decoder takes about
 two minutes per shape on an H100 and more on a Colab VM's two cores, and every placement and
-batch size is its own shape. So jobs run the eager pipeline for any shape that is not compiled
-yet, and ask a background thread to compile it. That thread works only while no image is being
-generated (the queue is idle), holds the model pinned in the VRAM manager while it compiles (so
-nothing evicts it halfway), and never makes a job wait: a job that arrives meanwhile runs eager
-beside it. Once a shape is compiled, the next job at that shape runs the compiled modules.
+batch size is its own shape. So jobs run the eager pipeline for any shape that is not ready
+yet, and ask a background thread to ready it. That thread works only while no job runs (the
+queue is idle), holds the model pinned in the VRAM manager meanwhile (so nothing evicts it
+halfway), and never makes a job wait: a job that arrives meanwhile runs eager while the compile
+pauses for it (``CompiledPath``: "A compile gives way to jobs"). Once a
+shape is ready, the next job at that shape runs its runner: in the studio one CUDA graph per
+shape for the whole image (``image.ImageGraph``), over a compiled twin of the pipeline that
+shares every weight with the eager one (no second copy of the model).
 
-The compiled modules live in separate pipeline objects (their own schedulers, which are
-stateful) that share every weight with the eager pipeline: no second copy of the model.
-
-**Warm across sessions.** After each compiled shape, torch's portable cache artifacts
-(``torch.compiler.save_cache_artifacts``: Inductor's graphs, Triton kernels, autotuning) are
-written into the data dir (on Drive in Colab), keyed by torch version and GPU; the next
-session loads them before its first compile, which then skips Inductor's code generation.
+**Warm across sessions.** After each ready shape, torch's portable cache artifacts
+(``torch.compiler.save_cache_artifacts``: Inductor's graphs, Triton kernels, autotuning) and the
+list of shapes are written into the data dir (on Drive in Colab), keyed by torch version and
+GPU; the next session loads them before its first compile, which then skips Inductor's code
+generation, and readies the previous session's shapes as soon as the queue is idle.
 
 **Batches that fit.** Each placement's peak activation memory per image is measured on its
 first image (``torch.cuda.max_memory_allocated``), and the rest of a batch is split into
@@ -25,8 +26,10 @@ Images depend only on their own seed, so a split batch gives the same pictures.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +40,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Shape = tuple[int, int, int]  # width, height, batch
+# Python 3.12+ can set a profile hook on a running thread: the compiling thread's hook is then
+# set only while an image generates beside it (a hook on every call slows a compile 2-3×).
+ALL_THREADS = hasattr(threading, "setprofile_all_threads")
 
 
 def cache_file(cache_dir: Path) -> Path:
@@ -83,6 +89,34 @@ def save_cache(path: Path) -> int:
     return len(data)
 
 
+def shapes_file(cache: Path) -> Path:
+    """The shapes a session readied, beside its compile cache."""
+    return cache.with_name(cache.stem.replace("artifacts-", "shapes-") + ".json")
+
+
+def load_shapes(cache: Path) -> list[Shape]:
+    """The shapes a previous session readied with this cache (none if unreadable)."""
+    try:
+        rows = json.loads(shapes_file(cache).read_text())
+        return [(int(w), int(h), int(b)) for w, h, b in rows]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def save_shapes(cache: Path, shapes: list[Shape]) -> None:
+    """Add ``shapes`` to the remembered ones (temp file + rename)."""
+    known = load_shapes(cache)
+    rows = known + [s for s in shapes if s not in known]
+    path = shapes_file(cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps([list(s) for s in rows]))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def twin(pipe: Any) -> Any:
     """A second pipeline object over the same weights, with its own (stateful) scheduler and
     its own VAE object (whose ``decode`` may be replaced without touching the original)."""
@@ -93,36 +127,49 @@ def twin(pipe: Any) -> Any:
 
 
 class CompiledPath:
-    """The eager pipeline, its compiled twins, and the background thread that compiles shapes.
+    """The eager pipeline, its compiled twin, and the background thread that readies shapes.
 
-    ``pipe_for(shape)`` is what a job generates with: the compiled twin once ``shape`` is
-    compiled, else the eager pipeline (and the shape is queued for compiling).
-    ``compile_fn(pipe)`` turns a twin's modules into compiled ones (``torch.compile``);
-    ``warm_up(pipe, shape)`` runs one generation at ``shape`` (the compile happens there);
+    ``pipe_for(shape)`` is what a job generates with: the shape's runner once it is ready,
+    else the eager pipeline (and the shape is queued for the background thread).
+    ``compile_fn(pipe)`` turns the twin's modules into compiled ones (``torch.compile``);
+    ``build(twin, shape)`` compiles the twin at ``shape`` (its first calls) and returns what
+    jobs at that shape generate with (the studio's ``ImageGraph``: one CUDA graph per shape);
     ``pin()`` holds the model in the VRAM manager while a compile runs, or says it is gone;
     ``on_compiled(shape)`` runs after each (the portable cache is saved there);
     ``others_busy()`` says whether other jobs run in this process (no compile starts then).
+
+    **A compile gives way to jobs.** A job that arrives while a shape compiles would share the
+    interpreter with it: each of the eager pipeline's thousands of GPU calls lets go of the
+    GIL, and the compiling thread then keeps it for up to the switch interval (5 ms), so an
+    eager image took 12 s instead of 0.45 on an H100 (``benchmarks/image.py``). So the
+    compiling thread gets a profile hook that pauses it, at its next Python call, while an
+    image generates (``generating``), and lets it go on afterwards; never while it holds
+    ``lock`` (the runners' replays wait on that one). On Python 3.12+ the hook is set only
+    while an image generates; before 3.12 it stays on for the whole compile (slower).
     """
 
     def __init__(
         self,
         eager: Any,
         compile_fn: Callable[[Any], None],
-        warm_up: Callable[[Any, Shape], None],
+        build: Callable[[Any, Shape], Any],
         pin: Callable[[], Any],
         on_compiled: Callable[[Shape], None] | None = None,
         others_busy: Callable[[], bool] = lambda: False,
         idle_wait_s: float = 0.5,
+        lock: Any = None,
     ):
         self.eager = eager
+        self.lock = lock if lock is not None else threading.Lock()
+        self.pauses = 0  # times the compile gave way to a job
+        self.max_pause_s = 60.0
+        self._compiler = 0  # the compiling thread's id
+        self._hooked = False  # the all-threads hook is set (Python 3.12+)
         self.fast = twin(eager)
         compile_fn(self.fast)
-        self.warm_pipe = twin(self.fast)  # the compiled modules; its own scheduler
-        self.warm_pipe.unet = self.fast.unet
-        self.warm_pipe.vae.decode = self.fast.vae.decode
-        self._warm_up, self._pin, self._on_compiled = warm_up, pin, on_compiled
+        self._build, self._pin, self._on_compiled = build, pin, on_compiled
         self._others_busy = others_busy  # other jobs of this process (a face swap, a video)
-        self.compiled: set[Shape] = set()
+        self.runners: dict[Shape, Any] = {}
         self.failed: dict[Shape, str] = {}
         self.compiling: Shape | None = None
         self._wanted: list[Shape] = []
@@ -136,29 +183,46 @@ class CompiledPath:
     # -- what jobs call -------------------------------------------------------------------
     def ready(self, shape: Shape) -> bool:
         with self._cond:
-            return shape in self.compiled
+            return shape in self.runners
 
     def pipe_for(self, shape: Shape) -> Any:
-        """The compiled twin when ``shape`` is compiled; else the eager pipeline, and the
-        shape goes on the background thread's list."""
+        """The shape's runner when it is ready; else the eager pipeline, and the shape goes
+        on the background thread's list."""
         with self._cond:
-            if shape in self.compiled:
-                return self.fast
-            if shape not in self._wanted and shape not in self.failed and shape != self.compiling:
-                self._wanted.append(shape)
-                self._cond.notify_all()
+            if shape in self.runners:
+                return self.runners[shape]
+            self.want(shape, first=True)
             return self.eager
+
+    def want(self, shape: Shape, first: bool = False) -> None:
+        """Ready ``shape`` in the background when the queue is idle: ``first`` when a job
+        asked for it, else after the others (a shape a previous session used)."""
+        with self._cond:
+            if shape in self.runners or shape in self.failed or shape == self.compiling:
+                return
+            if self._closed or (shape in self._wanted and not first):
+                return
+            if shape in self._wanted:
+                self._wanted.remove(shape)
+            self._wanted.insert(0 if first else len(self._wanted), shape)
+            self._cond.notify_all()
 
     @contextmanager
     def generating(self) -> Iterator[None]:
         """Around a job's generation: the background thread starts no compile meanwhile."""
         with self._cond:
             self._busy += 1
+            if self._busy == 1 and self.compiling is not None and ALL_THREADS:
+                threading.setprofile_all_threads(self._give_way_in_compiler)
+                self._hooked = True
         try:
             yield
         finally:
             with self._cond:
                 self._busy -= 1
+                if self._busy == 0 and self._hooked:
+                    threading.setprofile_all_threads(None)
+                    self._hooked = False
                 self._cond.notify_all()
 
     def close(self) -> None:
@@ -166,6 +230,7 @@ class CompiledPath:
         with self._cond:
             self._closed = True
             self._wanted.clear()
+            self.runners.clear()  # their graphs' memory goes with the model
             self._cond.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -184,7 +249,7 @@ class CompiledPath:
         """A compiled shape that failed in a job (out of memory on a small GPU, say) runs eager
         from now on."""
         with self._cond:
-            self.compiled.discard(shape)
+            self.runners.pop(shape, None)
             self.failed[shape] = reason
         log.warning(
             "compiled %dx%d batch %d failed in a job (%s): eager from now on", *shape, reason
@@ -205,29 +270,57 @@ class CompiledPath:
             self.compiling = self._wanted.pop(0)
             return self.compiling
 
+    def _give_way_in_compiler(self, frame: Any, event: str, arg: Any) -> None:
+        """Set on every thread while an image generates beside a compile: gone at once from
+        the others, ``_give_way`` in the compiling one."""
+        if threading.get_ident() != self._compiler:
+            sys.setprofile(None)
+            return
+        self._give_way(frame, event, arg)
+
+    def _give_way(self, frame: Any, _event: str, _arg: Any) -> None:
+        """The compiling thread's profile hook: at a Python call or return, wait while an
+        image generates. Never while this thread holds ``lock`` or is importing a module
+        (the job may need either), nor for other jobs (they may need the memory this thread
+        pins), and at most ``max_pause_s`` at a time."""
+        if not self._busy or self.lock.locked():
+            return
+        while frame is not None:
+            if frame.f_code.co_filename.startswith("<frozen importlib"):
+                return
+            frame = frame.f_back
+        self.pauses += 1
+        deadline = time.monotonic() + self.max_pause_s
+        with self._cond:
+            while self._busy and not self._closed and time.monotonic() < deadline:
+                self._cond.wait(self._idle_wait_s)
+
     def _run(self) -> None:
         while True:
             shape = self._next()
             if shape is None:
                 break
-            error = None
+            error, runner = None, None
             started = time.perf_counter()
             try:
                 with self._pin() as model:
                     if model is None:  # unloaded meanwhile: compile when it is back
                         error = "model not resident"
                     else:
-                        # The CUDA graphs recorded here are the ones jobs replay: a compiled
-                        # function keeps the graphs of the thread that first ran it.
-                        ensure_cudagraph_tls()
-                        self._warm_up(self.warm_pipe, shape)
+                        self._compiler = threading.get_ident()
+                        if not ALL_THREADS:  # always on: Python < 3.12 cannot add it later
+                            sys.setprofile(self._give_way)
+                        try:
+                            runner = self._build(self.fast, shape)
+                        finally:
+                            sys.setprofile(None)
             except Exception as exc:  # noqa: BLE001 - jobs keep the eager path
-                error = f"{type(exc).__name__}: {exc}"
+                error = failure_reason(exc)
                 log.warning("compiling %s failed (%s): that shape stays eager", shape, error)
             with self._cond:
                 self.compiling = None
-                if error is None:
-                    self.compiled.add(shape)
+                if error is None and not self._closed:  # a build that only compiles: the twin
+                    self.runners[shape] = runner if runner is not None else self.fast
                 elif error != "model not resident":
                     self.failed[shape] = error
                 self._cond.notify_all()
@@ -242,8 +335,9 @@ class CompiledPath:
                         self._on_compiled(shape)
                     except Exception as exc:  # noqa: BLE001 - a cache write is optional
                         log.warning("compile cache not saved: %s", exc)
-        with self._cond:  # the twins (and their compiled graphs) go with the model
-            self.fast = self.warm_pipe = None
+        with self._cond:  # the twin and the graphs (their memory pool) go with the model
+            self.fast = None
+            self.runners.clear()
             self._cond.notify_all()
 
 
@@ -276,10 +370,11 @@ class BatchPlanner:
             self.per_image[(width, height)] = max(cost, self.per_image.get((width, height), 0))
 
 
-def cuda_available_bytes() -> int:
+def cuda_available_bytes(held: int = 0) -> int:
     """What a new allocation may take on the current GPU: the device's free memory plus what
     torch's allocator holds unused, and never past the process's cap
-    (``torch.cuda.set_per_process_memory_fraction``: a T4's size on a bigger card)."""
+    (``torch.cuda.set_per_process_memory_fraction``: a T4's size on a bigger card). ``held``:
+    unused bytes that only CUDA graphs may use (their private pool)."""
     import torch
 
     free, total = torch.cuda.mem_get_info()
@@ -287,7 +382,19 @@ def cuda_available_bytes() -> int:
     fraction = get_fraction() if get_fraction is not None else 1.0
     allocated = torch.cuda.memory_allocated()
     in_pool = torch.cuda.memory_reserved() - allocated  # reusable without asking the driver
-    return max(0, min(free + in_pool, int(total * fraction) - allocated))
+    return max(0, min(free + in_pool, int(total * fraction) - allocated) - held)
+
+
+def pool_bytes(pool: Any) -> tuple[int, int]:
+    """A CUDA-graph memory pool's reserved bytes and those of them not in use: memory only
+    the graphs may use, which torch's counters still show as reusable."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0, 0
+    owned = [s for s in torch.cuda.memory_snapshot() if tuple(s["segment_pool_id"]) == tuple(pool)]
+    reserved = sum(s["total_size"] for s in owned)
+    return reserved, reserved - sum(s["allocated_size"] for s in owned)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -298,30 +405,6 @@ def failure_reason(exc: BaseException) -> str:
         return "out of memory"
     first = (str(exc).strip().splitlines() or [""])[0][:160]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def ensure_cudagraph_tls() -> None:
-    """Inductor keeps its CUDA-graph trees per thread, set up only in the thread that first
-    imported it (and the autograd threads it spawns): a compiled run in another thread
-    (the background compiler, a job's worker) fails an assertion there. Set this thread's up,
-    as that module does at import (torch 2.11 to 2.13)."""
-    import threading
-    from collections import defaultdict
-
-    import torch
-
-    try:
-        from torch._inductor import cudagraph_trees as trees
-    except ImportError:  # a torch without Inductor: nothing to set up
-        return
-    if hasattr(trees.local, "tree_manager_containers"):
-        return
-    trees.local.tree_manager_containers = {}
-    trees.local.tree_manager_locks = defaultdict(threading.Lock)
-    stash = getattr(torch._C, "_stash_obj_in_tls", None)
-    if stash is not None:  # copied into the autograd threads this thread starts
-        stash("tree_manager_containers", trees.local.tree_manager_containers)
-        stash("tree_manager_locks", trees.local.tree_manager_locks)
 
 
 def free_cached_memory() -> None:

@@ -8,8 +8,11 @@ on GPU (the stock SDXL VAE has to be upcast to fp32, see ``benchmarks/image.py``
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -299,7 +302,22 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
     return pipe
 
 
-COMPILE_MODE = "reduce-overhead"
+# Inductor without its own CUDA graphs: the studio captures each shape's whole image (every
+# step, the decode and the rounding to bytes) as one CUDA graph (``ImageGraph``).
+COMPILE_MODE: str | None = None
+# One graph per placement and batch size, static shapes: Inductor specialises its kernels.
+COMPILE_DYNAMIC = False
+# The VAE decoder's convolutions are autotuned where the CPU can afford it: on an H100 with 16
+# cores that is 3.5 min more per shape for a decode of 30 ms instead of 38 (121 → 113 ms an
+# image, docs/benchmarks.md); a Colab VM's 2 cores would spend many minutes per placement.
+AUTOTUNE_MIN_CPUS = 8
+
+
+def vae_compile_mode(autotune: str = "auto") -> str | None:
+    """The VAE decoder's ``torch.compile`` mode for the ``compile_autotune`` setting."""
+    if autotune == "auto":
+        autotune = "on" if (os.cpu_count() or 1) >= AUTOTUNE_MIN_CPUS else "off"
+    return "max-autotune-no-cudagraphs" if autotune == "on" else None
 
 
 def apply_eager_optimizations(pipe: Any) -> None:
@@ -312,12 +330,19 @@ def apply_eager_optimizations(pipe: Any) -> None:
     pipe.vae.to(memory_format=torch.channels_last)
 
 
-def compile_pipeline(pipe: Any, mode: str | None = COMPILE_MODE, backend: str = "inductor") -> None:
-    """``torch.compile`` the UNet and the VAE decoder with CUDA graphs (``reduce-overhead``).
+def compile_pipeline(
+    pipe: Any,
+    mode: str | None = COMPILE_MODE,
+    backend: str = "inductor",
+    dynamic: bool = COMPILE_DYNAMIC,
+    vae_mode: str | None = "auto",
+) -> None:
+    """``torch.compile`` the UNet and the VAE decoder (Inductor, no CUDA graphs of its own).
 
     Nothing compiles here: each shape compiles on its first call, which the studio makes on a
-    background thread (``fastpath.CompiledPath``), never in a job. Inductor's and Triton's
-    caches, and torch's portable cache artifacts, live in the data dir, on Drive in Colab.
+    background thread (``fastpath.CompiledPath``), never in a job, and then captures as one
+    CUDA graph (``ImageGraph``). Inductor's and Triton's caches, and torch's portable cache
+    artifacts, live in the data dir, on Drive in Colab.
     """
     import torch
     import torch._dynamo.config as dynamo_config
@@ -328,9 +353,11 @@ def compile_pipeline(pipe: Any, mode: str | None = COMPILE_MODE, backend: str = 
     # Static shapes: one specialised graph per (placement, batch) instead of slower dynamic
     # kernels; 6 placements × a few batch sizes stay within the raised limit.
     dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
-    options = dict(mode=mode, fullgraph=True, dynamic=False, backend=backend)
-    pipe.unet = torch.compile(pipe.unet, **options)
-    pipe.vae.decode = torch.compile(pipe.vae.decode, **options)
+    options = dict(fullgraph=True, dynamic=dynamic, backend=backend)
+    pipe.unet = torch.compile(pipe.unet, mode=mode, **options)
+    if vae_mode == "auto":
+        vae_mode = vae_compile_mode() if backend == "inductor" else None
+    pipe.vae.decode = torch.compile(pipe.vae.decode, mode=vae_mode or mode, **options)
 
 
 def estimate_bytes(settings: Settings, device: str) -> int:
@@ -373,8 +400,12 @@ def generate(
     embeds: dict[str, Any] | None = None,
 ) -> list[Any]:
     """``len(seeds)`` images in one batched call; image i depends only on seeds[i].
-    ``embeds``: the prompt already encoded (``encode``), instead of ``prompt``."""
+    ``embeds``: the prompt already encoded (``encode``), instead of ``prompt``.
+    ``pipe``: the eager pipeline, or a compiled shape's ``ImageGraph``."""
     import torch
+
+    if isinstance(pipe, ImageGraph):
+        return pipe.generate(seeds, embeds or encode(pipe.pipe, prompt), on_step)
 
     # CPU generators: the same seed gives the same image on any device.
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -399,17 +430,210 @@ def generate(
     return to_pil(images)
 
 
-def to_pil(images: Any) -> list[Any]:
-    """The decoded batch (floats in [0, 1], on the device) as PIL images: rounded to bytes on
-    the device, so a quarter of the data crosses to the host (diffusers' own "pil" output
-    copies float32 pixels and converts them on the CPU). The same arithmetic as diffusers'."""
+def to_bytes(images: Any) -> Any:
+    """The decoded batch (floats in [0, 1], on the device) rounded to bytes on the device, as
+    HWC arrays: a quarter of the data crosses to the host (diffusers' own "pil" output copies
+    float32 pixels and converts them on the CPU). The same arithmetic as diffusers'."""
     import torch
-    from PIL import Image
 
     with torch.no_grad():
         pixels = (images.float() * 255).round().clamp(0, 255).to(torch.uint8)
-        array = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    return [Image.fromarray(a) for a in array]
+        return pixels.permute(0, 2, 3, 1).contiguous()
+
+
+def to_pil(images: Any) -> list[Any]:
+    """The decoded batch as PIL images (``to_bytes``, then one copy to the host)."""
+    from PIL import Image
+
+    return [Image.fromarray(a) for a in to_bytes(images).cpu().numpy()]
+
+
+def initial_noise(pipe: Any, width: int, height: int, seeds: list[int], dtype: Any) -> Any:
+    """The starting latents of ``pipe(...)`` with one CPU generator per image (diffusers'
+    ``prepare_latents`` before its scaling by the scheduler's initial sigma)."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = (
+        len(seeds),
+        pipe.unet.config.in_channels,
+        height // pipe.vae_scale_factor,
+        width // pipe.vae_scale_factor,
+    )
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    return randn_tensor(shape, generator=generators, device=pipe.unet.device, dtype=dtype)
+
+
+def time_ids(pipe: Any, width: int, height: int, batch: int, dtype: Any) -> Any:
+    """SDXL's size conditioning for an uncropped ``width`` × ``height`` image, per image."""
+    ids = pipe._get_add_time_ids(
+        (height, width),
+        (0, 0),
+        (height, width),
+        dtype=dtype,
+        text_encoder_projection_dim=pipe.text_encoder_2.config.projection_dim,
+    )
+    return ids.to(pipe.unet.device).repeat(batch, 1)
+
+
+def scheduler_for(pipe: Any, steps: int) -> Any:
+    """A scheduler of ``pipe``'s kind with its timesteps on the device (the one copy from
+    the host, made before any capture) and the first step chosen as the pipeline does."""
+    scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(steps, device=pipe.unet.device)
+    scheduler.set_begin_index(0)
+    return scheduler
+
+
+def denoise(
+    pipe: Any,
+    scheduler: Any,
+    noise: Any,
+    prompt_embeds: Any,
+    pooled: Any,
+    size_ids: Any,
+) -> Any:
+    """diffusers' SDXL text-to-image loop at guidance 0, then the decode and the rounding to
+    bytes: ``pipe(..., guidance_scale=0)`` step for step, with no host synchronisation and no
+    copy from the host, so a CUDA graph can capture it whole. ``scheduler``: a copy of one
+    set for ``steps`` (``scheduler_for``; its step counter is its own). Returns the pictures
+    as HWC bytes on the device."""
+    import torch
+
+    if pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast:
+        raise RuntimeError("this VAE decodes in fp32 only: no graph for it")
+    latents = noise * scheduler.init_noise_sigma
+    cond = {"text_embeds": pooled, "time_ids": size_ids}
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            model_input = scheduler.scale_model_input(latents, t)
+            noise_pred = pipe.unet(
+                model_input,
+                t,
+                encoder_hidden_states=prompt_embeds,
+                timestep_cond=None,
+                cross_attention_kwargs=None,
+                added_cond_kwargs=cond,
+                return_dict=False,
+            )[0]
+            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        config = pipe.vae.config
+        if getattr(config, "latents_mean", None) is not None:
+            raise RuntimeError("this VAE denormalises its latents: no graph for it")
+        image = pipe.vae.decode(latents / config.scaling_factor, return_dict=False)[0]
+        return to_bytes((image / 2 + 0.5).clamp(0, 1))
+
+
+def build_runner(twin: Any, shape: fastpath.Shape, steps: int, lock: Any, pool: Any) -> Any:
+    """What jobs at ``shape`` run once it is compiled: its ``ImageGraph``; or, where the
+    graph's memory does not fit (a T4 already holding other shapes' graphs), the compiled twin
+    without a graph (Inductor's kernels under diffusers' loop)."""
+    import torch
+
+    try:
+        return ImageGraph(twin, *shape, steps, lock=lock, pool=pool)
+    except torch.OutOfMemoryError:
+        fastpath.free_cached_memory()
+        log.warning("no memory for the CUDA graph of %dx%d batch %d: compiled, no graph", *shape)
+        return twin
+
+
+class ImageGraph:
+    """One shape's whole image as one CUDA graph: every UNet step, the scheduler's arithmetic,
+    the VAE decode and the rounding to bytes (``denoise``). A call copies the noise and the
+    prompt into the graph's inputs, replays it, and copies the bytes out: no Python runs per
+    step, so the GPU never waits for the host. Same seeds, same pictures as ``generate``.
+
+    ``pipe``: the compiled twin (its UNet and VAE decoder are ``torch.compile`` d); ``pool``:
+    the memory pool every shape's graph shares (their replays never overlap: ``lock``);
+    ``capture=False`` (a CPU) runs ``denoise`` on the same inputs instead of a graph.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        width: int,
+        height: int,
+        batch: int,
+        steps: int,
+        *,
+        lock: Any,
+        pool: Any = None,
+        capture: bool = True,
+        warm_ups: int = 2,
+    ):
+        import torch
+
+        self.pipe, self.width, self.height, self.batch, self.steps = (
+            pipe,
+            width,
+            height,
+            batch,
+            steps,
+        )
+        self.lock = lock
+        self.scheduler = scheduler_for(pipe, steps)
+        embeds = encode(pipe, "")  # only the inputs' shapes and dtypes
+        dtype = embeds["prompt_embeds"].dtype
+        self.noise = initial_noise(pipe, width, height, [0] * batch, dtype)
+        self.embeds = embeds["prompt_embeds"].repeat(batch, 1, 1)
+        self.pooled = embeds["pooled_prompt_embeds"].repeat(batch, 1)
+        self.size_ids = time_ids(pipe, width, height, batch, dtype)
+        self.graph = None
+        if not capture:
+            return
+        # Compile (the first call) and settle cuDNN and cuBLAS off the capture, on a side
+        # stream as torch's CUDA-graph recipe asks. Not under the lock: the compile may pause
+        # for jobs (``CompiledPath``), and these runs touch no other graph's memory.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warm_ups):
+                self._run()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with self.lock:
+            # thread_local: a job running eager in another thread meanwhile is not captured
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                self.pixels = self._run()
+        self.graph = graph
+
+    def _run(self) -> Any:
+        return denoise(
+            self.pipe,
+            copy.copy(self.scheduler),  # a fresh step counter over the same timesteps
+            self.noise,
+            self.embeds,
+            self.pooled,
+            self.size_ids,
+        )
+
+    def generate(
+        self,
+        seeds: list[int],
+        embeds: dict[str, Any],
+        on_step: StepCallback | None = None,
+    ) -> list[Any]:
+        """``len(seeds)`` (the graph's batch) pictures for the encoded prompt ``embeds``."""
+        from PIL import Image
+
+        if len(seeds) != self.batch:
+            raise ValueError(f"this graph makes {self.batch} images, not {len(seeds)}")
+        with self.lock:
+            self.noise.copy_(
+                initial_noise(self.pipe, self.width, self.height, seeds, self.noise.dtype)
+            )
+            self.embeds.copy_(embeds["prompt_embeds"].expand_as(self.embeds))
+            self.pooled.copy_(embeds["pooled_prompt_embeds"].expand_as(self.pooled))
+            if self.graph is None:
+                pixels = self._run()
+            else:
+                self.graph.replay()
+                pixels = self.pixels
+            array = pixels.cpu().numpy()  # copied out before another shape's replay
+        if on_step is not None:
+            on_step(self.steps, self.steps)  # one replay holds every step
+        return [Image.fromarray(a) for a in array]
 
 
 def ai_metadata(
@@ -452,7 +676,8 @@ class ImagePipeline(Capability):
         self.enhancer: PromptEnhancer = services.need("prompt")
         # How many images of a placement fit one call, from the memory each one was measured
         # to take on this GPU (a batch of 4 at 1024² does not fit a T4 in one call).
-        self.planner = BatchPlanner(fastpath.cuda_available_bytes)
+        self.planner = BatchPlanner(self._available_bytes)
+        self._pool: Any = None  # the CUDA graphs' memory pool (kept across loads)
         self._cache_loaded = False
 
     # -- the contract ----------------------------------------------------------------------
@@ -500,6 +725,12 @@ class ImagePipeline(Capability):
             and in_cache(s.image_vae_model, "config.json", models)
         )
 
+    def _available_bytes(self) -> int:
+        """GPU memory an eager batch may take now (not the compiled graphs' own pool)."""
+        pool = self._pool
+        held = fastpath.pool_bytes(pool)[1] if pool is not None else 0
+        return fastpath.cuda_available_bytes(held=held)
+
     def compiles(self) -> bool:
         return self.settings.compile != "off" and self.services.models.device == "cuda"
 
@@ -510,24 +741,33 @@ class ImagePipeline(Capability):
             return None
         fast = getattr(pipe, "_enfoads_compiled", None)
         if fast is None:
+            import torch
+
             cache = fastpath.cache_file(self.settings.compile_cache_dir)
             if not self._cache_loaded:  # before anything compiles in this process
                 self._cache_loaded = fastpath.load_cache(cache)
+            steps, lock = self.settings.image_steps, threading.Lock()
+            if self._pool is None:  # one pool for every shape's graph
+                self._pool = torch.cuda.graph_pool_handle()
+            pool = self._pool
+
+            def saved(shape: fastpath.Shape) -> None:
+                fastpath.save_cache(cache)
+                fastpath.save_shapes(cache, [shape])
+
             fast = CompiledPath(
                 pipe,
-                compile_fn=compile_pipeline,
-                warm_up=lambda twin, shape: generate(
-                    twin,
-                    "warm-up",
-                    shape[0],
-                    shape[1],
-                    list(range(shape[2])),
-                    self.settings.image_steps,
+                lock=lock,
+                compile_fn=partial(
+                    compile_pipeline, vae_mode=vae_compile_mode(self.settings.compile_autotune)
                 ),
+                build=lambda twin, shape: build_runner(twin, shape, steps, lock, pool),
                 pin=lambda: self.services.models.use_if_resident(MODEL_NAME),
-                on_compiled=lambda _shape: fastpath.save_cache(cache),
+                on_compiled=saved,
                 others_busy=self.services.jobs.busy,
             )
+            for shape in fastpath.load_shapes(cache):  # a previous session's placements
+                fast.want(shape)
             pipe._enfoads_compiled = fast
         return fast
 
@@ -574,8 +814,6 @@ class ImagePipeline(Capability):
                         chunk, left = left[:count], left[count:]
                         shape = (width, height, len(chunk))
                         target = fast.pipe_for(shape) if fast is not None else pipe
-                        if target is not pipe:
-                            fastpath.ensure_cudagraph_tls()  # this worker thread's CUDA graphs
                         # Honest: a shape not compiled yet runs eager while it compiles aside.
                         key = (
                             "stage.generating_eager"

@@ -534,3 +534,38 @@ def test_a_compile_gives_way_while_an_image_generates_but_not_holding_the_lock(i
             assert len(progress) > before  # holding the lock: it goes on
         assert fast.wait_idle(30)
         fast.close()
+
+
+def test_graphs_keep_to_their_share_of_a_t4_and_later_shapes_run_compiled_without_one(
+    img_studio, monkeypatch
+):
+    """On a T4 (15 GiB, 12 for models) the graphs' pool may hold 1.5 GiB: about one 1024²
+    graph. A shape past that share runs the compiled twin without a graph, same pictures."""
+    import threading
+    from types import SimpleNamespace
+
+    from enfoads.core.pipelines import fastpath
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda _i: SimpleNamespace(total_memory=15 * gib)
+    )
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda: 1.0, raising=False)
+    assert fastpath.graph_room(12 * gib) == int(1.5 * gib)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda _i: SimpleNamespace(total_memory=80 * gib)
+    )
+    assert fastpath.graph_room(12 * gib) == 34 * gib  # an H100 keeps every placement's graph
+    monkeypatch.undo()
+
+    monkeypatch.setattr(fastpath, "pool_bytes", lambda _pool: (2 * gib, 0))  # one graph held
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        twin = fastpath.twin(pipe)
+        runner = image_mod.build_runner(
+            twin, (64, 64, 1), 4, threading.Lock(), pool=(0, 1), room=int(1.5 * gib)
+        )
+        assert runner is twin
+        ours = image_mod.generate(runner, "a shoe", 64, 64, [5], 4)
+        eager = image_mod.generate(pipe, "a shoe", 64, 64, [5], 4)
+        assert np.array_equal(np.asarray(ours[0]), np.asarray(eager[0]))

@@ -385,6 +385,21 @@ def cuda_available_bytes(held: int = 0) -> int:
     return max(0, min(free + in_pool, int(total * fraction) - allocated) - held)
 
 
+def graph_room(model_budget: int) -> int:
+    """How much the CUDA graphs' pool may hold: half of what the GPU (under the process's cap)
+    leaves beyond the models' budget; the other half is for eager activations and the other
+    capabilities' work. A T4 (15 GiB, 12 for models) keeps about one 1024² graph; an H100
+    keeps every placement's."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0
+    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    fraction = get_fraction() if get_fraction is not None else 1.0
+    usable = int(torch.cuda.get_device_properties(0).total_memory * fraction)
+    return max(0, usable - model_budget) // 2
+
+
 def pool_bytes(pool: Any) -> tuple[int, int]:
     """A CUDA-graph memory pool's reserved bytes and those of them not in use: memory only
     the graphs may use, which torch's counters still show as reusable."""

@@ -524,12 +524,24 @@ def denoise(
         return to_bytes((image / 2 + 0.5).clamp(0, 1))
 
 
-def build_runner(twin: Any, shape: fastpath.Shape, steps: int, lock: Any, pool: Any) -> Any:
-    """What jobs at ``shape`` run once it is compiled: its ``ImageGraph``; or, where the
-    graph's memory does not fit (a T4 already holding other shapes' graphs), the compiled twin
-    without a graph (Inductor's kernels under diffusers' loop)."""
+def build_runner(
+    twin: Any,
+    shape: fastpath.Shape,
+    steps: int,
+    lock: Any,
+    pool: Any,
+    room: int | None = None,
+) -> Any:
+    """What jobs at ``shape`` run once it is compiled: its ``ImageGraph``; or the compiled twin
+    without a graph (Inductor's kernels under diffusers' loop) where the graphs' pool already
+    holds ``room`` bytes (``fastpath.graph_room``: on a T4 about one graph) or the graph's
+    memory does not fit."""
     import torch
 
+    if room is not None and fastpath.pool_bytes(pool)[0] >= room:
+        log.info("graphs hold their share of the GPU: %dx%d batch %d compiled, no graph", *shape)
+        generate(twin, "warm-up", shape[0], shape[1], list(range(shape[2])), steps)
+        return twin
     try:
         return ImageGraph(twin, *shape, steps, lock=lock, pool=pool)
     except torch.OutOfMemoryError:
@@ -750,6 +762,7 @@ class ImagePipeline(Capability):
             if self._pool is None:  # one pool for every shape's graph
                 self._pool = torch.cuda.graph_pool_handle()
             pool = self._pool
+            room = fastpath.graph_room(int(self.settings.gpu_budget_gb * 2**30))
 
             def saved(shape: fastpath.Shape) -> None:
                 fastpath.save_cache(cache)
@@ -761,7 +774,7 @@ class ImagePipeline(Capability):
                 compile_fn=partial(
                     compile_pipeline, vae_mode=vae_compile_mode(self.settings.compile_autotune)
                 ),
-                build=lambda twin, shape: build_runner(twin, shape, steps, lock, pool),
+                build=lambda twin, shape: build_runner(twin, shape, steps, lock, pool, room),
                 pin=lambda: self.services.models.use_if_resident(MODEL_NAME),
                 on_compiled=saved,
                 others_busy=self.services.jobs.busy,

@@ -416,18 +416,6 @@ class FrameWriter:
         self.close(ok=exc_type is None)
 
 
-def run_ffmpeg(args: list[str], timeout: float = 600) -> None:
-    """Run ffmpeg with ``args``; raise with its last error lines when it fails."""
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-y", "-v", "error", *args],
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed: {proc.stderr.decode(errors='replace')[-500:]}")
-
-
 @dataclass(frozen=True)
 class StreamInfo:
     video: str | None  # codec name

@@ -302,11 +302,6 @@ def rule_phrases(
     return [p for p in phrases if p.text in keep]
 
 
-def rule_additions(text: str, **options: Any) -> list[str]:
-    """The words the rules add to ``text``, in the order they are appended."""
-    return [p.text for p in rule_phrases(text, **options)]
-
-
 def _rule_words() -> frozenset[str]:
     """The words of the rules' own phrases that CLIP's BPE keeps whole (checked by a test
     against the real tokenizer): common English words, one token each."""

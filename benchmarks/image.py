@@ -122,7 +122,10 @@ def main() -> int:
         "--dynamic", action="store_true", help="one dynamic-shape compile for every placement"
     )
     parser.add_argument(
-        "--vae-mode", default="auto", help="the VAE decoder's torch.compile mode ('none': plain)"
+        "--autotune",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="autotune the VAE decoder (ENFOADS_COMPILE_AUTOTUNE)",
     )
     parser.add_argument(
         "--smoke",
@@ -148,6 +151,7 @@ def main() -> int:
         compile_pipeline,
         encode,
         generate,
+        vae_compile_mode,
     )
     from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
@@ -221,7 +225,7 @@ def main() -> int:
                 p,
                 backend=backend,
                 dynamic=args.dynamic,
-                vae_mode=None if args.vae_mode == "none" else args.vae_mode,
+                vae_mode=None if args.smoke else vae_compile_mode(args.autotune),
             ),
             lambda twin, shape: (
                 ImageGraph(twin, *shape, 4, lock=lock, capture=False)
@@ -300,7 +304,7 @@ def main() -> int:
     report = run_record(
         device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke)",
         torch=torch.__version__,
-        compile={"dynamic": args.dynamic, "vae_mode": args.vae_mode},
+        compile={"dynamic": args.dynamic, "autotune": args.autotune},
         results=results,
         ms_per_image=ms_per_image,
         ratios_vs_stock={

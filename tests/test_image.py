@@ -276,7 +276,7 @@ def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio)
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
         fast = CompiledPath(
             pipe,
-            lambda p: image_mod.compile_pipeline(p, mode=None, backend="eager"),
+            lambda p: image_mod.compile_pipeline(p, backend="eager"),
             build,
             pin=lambda: nullcontext(pipe),
             idle_wait_s=0.05,

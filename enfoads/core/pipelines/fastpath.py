@@ -370,6 +370,14 @@ class BatchPlanner:
             self.per_image[(width, height)] = max(cost, self.per_image.get((width, height), 0))
 
 
+def process_fraction() -> float:
+    """The share of the GPU this process may take (``set_per_process_memory_fraction``)."""
+    import torch
+
+    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    return get_fraction() if get_fraction is not None else 1.0
+
+
 def cuda_available_bytes(held: int = 0) -> int:
     """What a new allocation may take on the current GPU: the device's free memory plus what
     torch's allocator holds unused, and never past the process's cap
@@ -378,8 +386,7 @@ def cuda_available_bytes(held: int = 0) -> int:
     import torch
 
     free, total = torch.cuda.mem_get_info()
-    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-    fraction = get_fraction() if get_fraction is not None else 1.0
+    fraction = process_fraction()
     allocated = torch.cuda.memory_allocated()
     in_pool = torch.cuda.memory_reserved() - allocated  # reusable without asking the driver
     return max(0, min(free + in_pool, int(total * fraction) - allocated) - held)
@@ -394,9 +401,7 @@ def graph_room(model_budget: int) -> int:
 
     if not torch.cuda.is_available():
         return 0
-    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-    fraction = get_fraction() if get_fraction is not None else 1.0
-    usable = int(torch.cuda.get_device_properties(0).total_memory * fraction)
+    usable = int(torch.cuda.get_device_properties(0).total_memory * process_fraction())
     return max(0, usable - model_budget) // 2
 
 

@@ -302,11 +302,6 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
     return pipe
 
 
-# Inductor without its own CUDA graphs: the studio captures each shape's whole image (every
-# step, the decode and the rounding to bytes) as one CUDA graph (``ImageGraph``).
-COMPILE_MODE: str | None = None
-# One graph per placement and batch size, static shapes: Inductor specialises its kernels.
-COMPILE_DYNAMIC = False
 # The VAE decoder's convolutions are autotuned where the CPU can afford it: on an H100 with 16
 # cores that is 3.5 min more per shape for a decode of 30 ms instead of 38 (121 → 113 ms an
 # image, docs/benchmarks.md); a Colab VM's 2 cores would spend many minutes per placement.
@@ -332,12 +327,13 @@ def apply_eager_optimizations(pipe: Any) -> None:
 
 def compile_pipeline(
     pipe: Any,
-    mode: str | None = COMPILE_MODE,
     backend: str = "inductor",
-    dynamic: bool = COMPILE_DYNAMIC,
-    vae_mode: str | None = "auto",
+    dynamic: bool = False,
+    vae_mode: str | None = None,
 ) -> None:
-    """``torch.compile`` the UNet and the VAE decoder (Inductor, no CUDA graphs of its own).
+    """``torch.compile`` the UNet and the VAE decoder (Inductor without CUDA graphs of its own:
+    the studio captures each shape's whole image as one graph); ``vae_mode``: the decoder's
+    mode (``vae_compile_mode``).
 
     Nothing compiles here: each shape compiles on its first call, which the studio makes on a
     background thread (``fastpath.CompiledPath``), never in a job, and then captures as one
@@ -354,10 +350,8 @@ def compile_pipeline(
     # kernels; 6 placements × a few batch sizes stay within the raised limit.
     dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
     options = dict(fullgraph=True, dynamic=dynamic, backend=backend)
-    pipe.unet = torch.compile(pipe.unet, mode=mode, **options)
-    if vae_mode == "auto":
-        vae_mode = vae_compile_mode() if backend == "inductor" else None
-    pipe.vae.decode = torch.compile(pipe.vae.decode, mode=vae_mode or mode, **options)
+    pipe.unet = torch.compile(pipe.unet, **options)
+    pipe.vae.decode = torch.compile(pipe.vae.decode, mode=vae_mode, **options)
 
 
 def estimate_bytes(settings: Settings, device: str) -> int:

@@ -388,7 +388,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return args.func(args)
+    from enfoads.core.errors import InvalidSetting
+
+    try:
+        return args.func(args)
+    except InvalidSetting as exc:  # a bad ENFOADS_ variable or settings file: say which
+        import os
+
+        from enfoads.core.settings import ENV_PREFIX
+
+        lang = os.environ.get(f"{ENV_PREFIX}LANGUAGE", "es")
+        print(exc.message(lang if lang in ("es", "en") else "es"), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -91,3 +91,47 @@ def test_a_language_switch_reaches_the_magic_prompt_and_the_queue(tmp_path):
         studio.jobs.register("hold", lambda ctx: JobResult(data={"stage": ctx.t("stage.saving")}))
         job = studio.wait_job(studio.submit("hold", {}).id, 30)
         assert job.result["stage"] == "Saving" and job.stage == "Completed"
+
+
+def test_a_bad_variable_or_settings_file_is_named_without_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    from enfoads.cli import main
+    from enfoads.core.errors import InvalidSetting
+
+    monkeypatch.setenv("ENFOADS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ENFOADS_COMPILE_AUTOTUNE", "-maybe")
+    with pytest.raises(InvalidSetting) as caught:
+        load_settings()
+    assert caught.value.field == "compile_autotune"
+    assert main(["openapi"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "El ajuste 'compile_autotune' (ENFOADS_COMPILE_AUTOTUNE o settings.json) no es válido: "
+        "debe ser uno de: auto, on, off."
+    )
+    monkeypatch.delenv("ENFOADS_COMPILE_AUTOTUNE")
+    (tmp_path / "settings.json").write_text(json.dumps({"language": "fr"}))
+    assert main(["info"]) == 2  # the language itself is bad: Spanish
+    err = capsys.readouterr().err
+    assert "ENFOADS_LANGUAGE" in err and "Traceback" not in err and err.startswith("El ajuste")
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ('{"langauge": "en"}', "tiene ajustes desconocidos: langauge."),
+        ('{"language": ', "no es JSON válido."),
+        ("[1]", "debe contener un objeto JSON ({...})."),
+    ],
+)
+def test_a_bad_settings_file_is_named_by_the_command_line(
+    tmp_path, monkeypatch, capsys, content, says
+):
+    from enfoads.cli import main
+
+    (tmp_path / "settings.json").write_text(content)
+    monkeypatch.setenv("ENFOADS_DATA_DIR", str(tmp_path))
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"El archivo de ajustes {tmp_path / 'settings.json'} {says}"

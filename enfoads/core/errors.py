@@ -39,6 +39,10 @@ class InvalidInput(EnfoadsError):
     status = 422
 
 
+class InvalidSetting(InvalidInput, ValueError):
+    """A bad ``ENFOADS_`` variable or settings.json: the command line says which, no traceback."""
+
+
 class NotFound(EnfoadsError):
     status = 404
 

@@ -202,6 +202,22 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Envía multipart/form-data con un campo 'file', o JSON con 'data' en base64.",
         "en": "Send multipart/form-data with a 'file' field, or JSON with base64 'data'.",
     },
+    "error.invalid_setting": {
+        "es": "El ajuste '{field}' ({variable} o settings.json) no es válido: {reason}.",
+        "en": "The setting '{field}' ({variable} or settings.json) is not valid: {reason}.",
+    },
+    "error.settings_file_json": {
+        "es": "El archivo de ajustes {path} no es JSON válido.",
+        "en": "The settings file {path} is not valid JSON.",
+    },
+    "error.settings_file_object": {
+        "es": "El archivo de ajustes {path} debe contener un objeto JSON ({{...}}).",
+        "en": "The settings file {path} must hold a JSON object ({{...}}).",
+    },
+    "error.settings_file_unknown": {
+        "es": "El archivo de ajustes {path} tiene ajustes desconocidos: {names}.",
+        "en": "The settings file {path} has unknown settings: {names}.",
+    },
     "error.invalid_field": {
         "es": "El campo '{field}' no es válido: {reason}.",
         "en": "The field '{field}' is not valid: {reason}.",

@@ -45,16 +45,20 @@ class _JsonFileSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if not self.path.is_file():
             return {}
+        from enfoads.core.errors import InvalidSetting
+
+        path = str(self.path)
         try:
             values = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{self.path} is not valid JSON: {exc}") from exc
+        except (OSError, ValueError):
+            raise InvalidSetting("error.settings_file_json", path=path) from None
         if not isinstance(values, dict):
-            raise ValueError(f"{self.path} must hold a JSON object")
+            raise InvalidSetting("error.settings_file_object", path=path)
         known = set(self.settings_cls.model_fields)
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{self.path}: unknown settings {unknown}")
+            names = ", ".join(unknown)
+            raise InvalidSetting("error.settings_file_unknown", path=path, names=names)
         return values
 
 
@@ -243,5 +247,22 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings once; keyword arguments win over the environment and the file."""
-    return Settings(**overrides)
+    """Build the settings once; keyword arguments win over the environment and the file. A
+    bad value is an ``InvalidInput`` naming its variable and what it accepts (no pydantic
+    dump)."""
+    from pydantic import ValidationError
+
+    from enfoads.core.errors import InvalidSetting
+    from enfoads.core.validation import validation_reason
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        name = "_".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise InvalidSetting(
+            "error.invalid_setting",
+            field=name,
+            variable=ENV_PREFIX + name.upper(),
+            reason=validation_reason(first),
+        ) from None

@@ -119,7 +119,16 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".enfoads/compile-cache")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--dynamic", action="store_true", help="one dynamic-shape compile for every placement"
+        "--dynamic",
+        default="off",
+        choices=["off", "auto", "on"],
+        help="static shapes, torch's automatic dynamic shapes, or one dynamic compile",
+    )
+    parser.add_argument(
+        "--scope",
+        default="regional",
+        choices=["regional", "whole"],
+        help="compile the UNet's repeated blocks or the whole UNet (ENFOADS_COMPILE_SCOPE)",
     )
     parser.add_argument(
         "--autotune",
@@ -208,6 +217,7 @@ def main() -> int:
         lock = threading.Lock()
         pool = None if args.smoke else torch.cuda.graph_pool_handle()
 
+        job_start = time.perf_counter()  # (reset when the job starts)
         job_running = threading.Event()  # the studio's queue: busy while a job runs
         job_running.set()
 
@@ -215,17 +225,18 @@ def main() -> int:
             fastpath.save_cache(cache)
             fastpath.save_shapes(cache, [shape])
             if pool is not None:
-                print(
-                    "ready", shape, "graph pool GB", round(fastpath.pool_bytes(pool)[0] / 2**30, 2)
-                )
+                gb = round(fastpath.pool_bytes(pool)[0] / 2**30, 2)
+                at = round(time.perf_counter() - job_start, 1)
+                print("ready", shape, "at", at, "s; graph pool GB", gb, flush=True)
 
         fast = fastpath.CompiledPath(
             pipe,
             lambda p: compile_pipeline(
                 p,
                 backend=backend,
-                dynamic=args.dynamic,
+                dynamic={"off": False, "auto": None, "on": True}[args.dynamic],
                 vae_mode=None if args.smoke else vae_compile_mode(args.autotune),
+                scope=args.scope,
             ),
             lambda twin, shape: (
                 ImageGraph(twin, *shape, 4, lock=lock, capture=False)
@@ -304,7 +315,7 @@ def main() -> int:
     report = run_record(
         device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke)",
         torch=torch.__version__,
-        compile={"dynamic": args.dynamic, "autotune": args.autotune},
+        compile={"dynamic": args.dynamic, "autotune": args.autotune, "scope": args.scope},
         results=results,
         ms_per_image=ms_per_image,
         ratios_vs_stock={

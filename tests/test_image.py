@@ -254,11 +254,13 @@ def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path
     assert "no está descargado" in done.error and "RAM" not in done.error
 
 
-def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio):
+@pytest.mark.parametrize("scope", ["whole", "regional"])
+def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio, scope):
     """On the CPU with torch.compile's eager backend (the threading and switching are the
     real ones; Inductor and the CUDA-graph capture are what the GPU adds): a shape runs eager
     until its runner is ready aside, and the runner's whole-image loop (what the GPU captures
-    as one graph) gives the eager pipeline's pictures bit for bit."""
+    as one graph) gives the eager pipeline's pictures bit for bit, the whole UNet compiled or
+    only its repeated blocks."""
     import threading
     from contextlib import nullcontext
 
@@ -276,13 +278,25 @@ def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio)
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
         fast = CompiledPath(
             pipe,
-            lambda p: image_mod.compile_pipeline(p, backend="eager"),
+            lambda p: image_mod.compile_pipeline(p, backend="eager", scope=scope),
             build,
             pin=lambda: nullcontext(pipe),
             idle_wait_s=0.05,
         )
         assert fast.fast.unet is not pipe.unet and fast.fast.scheduler is not pipe.scheduler
         assert fast.fast.vae.decoder is pipe.vae.decoder  # the weights are shared, not copied
+
+        def blocks(unet):
+            return [m for m in unet.modules() if type(m).__name__ in image_mod.REGIONAL_BLOCKS]
+
+        theirs = blocks(pipe.unet)
+        assert {type(m).__name__ for m in theirs} == set(image_mod.REGIONAL_BLOCKS)
+        assert all(m._compiled_call_impl is None for m in theirs)  # eager stays eager
+        if scope == "regional":  # a copy of the module tree over the same tensors
+            ours = blocks(fast.fast.unet)
+            assert len(ours) == len(theirs) and not set(map(id, ours)) & set(map(id, theirs))
+            assert all(m._compiled_call_impl is not None for m in ours)
+            assert fast.fast.unet.conv_in.weight is pipe.unet.conv_in.weight
         with fast.generating():
             assert fast.pipe_for(shape) is pipe  # not ready: eager, and queued
             assert not started.wait(0.5) and fast.compiling is None  # not while generating

@@ -325,19 +325,39 @@ def apply_eager_optimizations(pipe: Any) -> None:
     pipe.vae.to(memory_format=torch.channels_last)
 
 
+# What a regional compile compiles in the UNet: the blocks it repeats (70 transformer blocks, 22
+# ResNet blocks, the down- and up-samplers), each kind traced once per input shape and width;
+# what is left eager (the stem, the time embedding, the norms around the transformers) is
+# little work, and the whole image's CUDA graph removes its launches.
+REGIONAL_BLOCKS = ("BasicTransformerBlock", "ResnetBlock2D", "Downsample2D", "Upsample2D")
+
+
+def shared_copy(module: Any) -> Any:
+    """A copy of ``module``'s tree of module objects over the same parameters and buffers (no
+    tensor is copied): compiling its blocks in place leaves the original's eager."""
+    import itertools
+
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    return copy.deepcopy(module, {id(t): t for t in tensors})
+
+
 def compile_pipeline(
     pipe: Any,
     backend: str = "inductor",
-    dynamic: bool = False,
+    dynamic: bool | None = False,
     vae_mode: str | None = None,
+    scope: str = "whole",
 ) -> None:
     """``torch.compile`` the UNet and the VAE decoder (Inductor without CUDA graphs of its own:
     the studio captures each shape's whole image as one graph); ``vae_mode``: the decoder's
-    mode (``vae_compile_mode``).
+    mode (``vae_compile_mode``); ``scope``: ``whole`` compiles the UNet as one graph,
+    ``regional`` only the blocks it repeats (``REGIONAL_BLOCKS``: one block's code serves all
+    of its kind, so a shape traces a few blocks instead of the whole UNet).
 
     Nothing compiles here: each shape compiles on its first call, which the studio makes on a
     background thread (``fastpath.CompiledPath``), never in a job, and then captures as one
-    CUDA graph (``ImageGraph``). Inductor's and Triton's caches, and torch's portable cache
+    CUDA graph (``ImageGraph``), which also removes the launches that the uncompiled parts of
+    a regional UNet would cost. Inductor's and Triton's caches, and torch's portable cache
     artifacts, live in the data dir, on Drive in Colab.
     """
     import torch
@@ -347,10 +367,18 @@ def compile_pipeline(
     inductor_config.fx_graph_cache = True
     inductor_config.conv_1x1_as_mm = True
     # Static shapes: one specialised graph per (placement, batch) instead of slower dynamic
-    # kernels; 6 placements × a few batch sizes stay within the raised limit.
-    dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
+    # kernels. Regional, a ResNet block's code serves 16 widths and resolutions a shape: 6
+    # placements × a few batch sizes need a few hundred graphs of it.
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 512)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4096)
     options = dict(fullgraph=True, dynamic=dynamic, backend=backend)
-    pipe.unet = torch.compile(pipe.unet, **options)
+    if scope == "regional":
+        pipe.unet = shared_copy(pipe.unet)  # the eager pipeline's blocks stay eager
+        for module in pipe.unet.modules():
+            if type(module).__name__ in REGIONAL_BLOCKS:
+                module.compile(**options)
+    else:
+        pipe.unet = torch.compile(pipe.unet, **options)
     pipe.vae.decode = torch.compile(pipe.vae.decode, mode=vae_mode, **options)
 
 
@@ -766,7 +794,9 @@ class ImagePipeline(Capability):
                 pipe,
                 lock=lock,
                 compile_fn=partial(
-                    compile_pipeline, vae_mode=vae_compile_mode(self.settings.compile_autotune)
+                    compile_pipeline,
+                    vae_mode=vae_compile_mode(self.settings.compile_autotune),
+                    scope=self.settings.compile_scope,
                 ),
                 build=lambda twin, shape: build_runner(twin, shape, steps, lock, pool, room),
                 pin=lambda: self.services.models.use_if_resident(MODEL_NAME),

@@ -553,8 +553,10 @@ def test_a_compile_gives_way_while_an_image_generates_but_not_holding_the_lock(i
 def test_graphs_keep_to_their_share_of_a_t4_and_later_shapes_run_compiled_without_one(
     img_studio, monkeypatch
 ):
-    """On a T4 (15 GiB, 12 for models) the graphs' pool may hold 1.5 GiB: about one 1024²
-    graph. A shape past that share runs the compiled twin without a graph, same pictures."""
+    """On a T4 (15 GiB, 12 for models) the graphs' pool may hold 1.5 GiB: no 1024² graph
+    (about 2.8 GiB), and no compile by default (its jobs would run out of memory beside it);
+    an H100 keeps every placement's graph. A shape whose graph does not fit runs the compiled
+    twin without one, same pictures."""
     import threading
     from types import SimpleNamespace
 
@@ -562,18 +564,34 @@ def test_graphs_keep_to_their_share_of_a_t4_and_later_shapes_run_compiled_withou
 
     gib = 2**30
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(
-        torch.cuda, "get_device_properties", lambda _i: SimpleNamespace(total_memory=15 * gib)
-    )
     monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda: 1.0, raising=False)
+
+    def gpu(total_gib):
+        monkeypatch.setattr(
+            torch.cuda,
+            "get_device_properties",
+            lambda _i: SimpleNamespace(total_memory=total_gib * gib),
+        )
+
+    pool = (0, 1)
+    monkeypatch.setattr(fastpath, "pool_bytes", lambda _pool: (0, 0))  # no graph yet
+    gpu(15)  # a T4
     assert fastpath.graph_room(12 * gib) == int(1.5 * gib)
-    monkeypatch.setattr(
-        torch.cuda, "get_device_properties", lambda _i: SimpleNamespace(total_memory=80 * gib)
-    )
-    assert fastpath.graph_room(12 * gib) == 34 * gib  # an H100 keeps every placement's graph
+    assert not fastpath.graph_fits(pool, (1024, 1024, 1), fastpath.graph_room(12 * gib))
+    assert not fastpath.compile_fits(12 * gib)
+    gpu(24)  # an L4
+    assert fastpath.compile_fits(12 * gib)
+    gpu(80)  # an H100
+    room = fastpath.graph_room(12 * gib)
+    assert room == 34 * gib and fastpath.compile_fits(12 * gib)
+    assert fastpath.graph_fits(pool, (1024, 1024, 4), room)
+    monkeypatch.setattr(fastpath, "pool_bytes", lambda _pool: (30 * gib, 0))
+    assert not fastpath.graph_fits(pool, (1024, 1024, 4), room)  # the pool is nearly full
+    monkeypatch.setattr(fastpath, "pool_bytes", lambda _pool: (30 * gib, 3 * gib))
+    assert fastpath.graph_fits(pool, (1024, 1024, 1), room)  # reuses the pool's free blocks
     monkeypatch.undo()
 
-    monkeypatch.setattr(fastpath, "pool_bytes", lambda _pool: (2 * gib, 0))  # one graph held
+    monkeypatch.setattr(fastpath, "pool_bytes", lambda _pool: (int(1.5 * gib), 0))  # pool full
     with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
         twin = fastpath.twin(pipe)
         runner = image_mod.build_runner(
@@ -583,3 +601,43 @@ def test_graphs_keep_to_their_share_of_a_t4_and_later_shapes_run_compiled_withou
         ours = image_mod.generate(runner, "a shoe", 64, 64, [5], 4)
         eager = image_mod.generate(pipe, "a shoe", 64, 64, [5], 4)
         assert np.array_equal(np.asarray(ours[0]), np.asarray(eager[0]))
+
+
+def test_a_batch_that_runs_out_of_gpu_memory_is_split_and_a_single_image_says_so(
+    img_studio, monkeypatch
+):
+    """The GPU's memory can shrink under a job (another capability, a compile): a batch that
+    runs out of it is made in halves, same seeds, same pictures; one image that still does
+    not fit fails with a clear error in the user's language, no allocator banner."""
+    real = image_mod.generate
+    calls = []
+
+    def tight(pipe, prompt, width, height, seeds, *args, **kwargs):
+        calls.append(len(seeds))
+        if len(seeds) > limit:
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                "14.75 GiB of which 1.2 GiB is free."
+            )
+        return real(pipe, prompt, width, height, seeds, *args, **kwargs)
+
+    whole = run(img_studio, prompt="a shoe", seed=7, num_images=3)
+    monkeypatch.setattr(image_mod, "generate", tight)
+    limit = 1
+    split = run(img_studio, prompt="a shoe", seed=7, num_images=3)
+    assert calls == [3, 1, 1, 1]  # 3 ran out of memory: 1 (half), then the 2 left, capped at 1
+    assert len(split.result_asset_ids) == 3
+    made = [pixels(img_studio, a).astype(int) for a in split.result_asset_ids]
+    for a, b in zip(whole.result_asset_ids, made):  # (a batch's float sums differ slightly)
+        assert np.abs(pixels(img_studio, a) - b).mean() < 0.5
+    assert np.abs(made[0] - made[1]).mean() > 5  # each image its own seed
+
+    limit = 0
+    img_studio.update_settings(language="es")
+    before = img_studio.assets.list().total
+    job = img_studio.wait_job(
+        img_studio.generate_images(prompt="a shoe", seed=7, num_images=2).id, TIMEOUT
+    )
+    assert job.state is JobState.FAILED and job.error_code == "error.gpu_memory"
+    assert "memoria" in job.error and "GPU 0" not in job.error and "GiB" not in job.error
+    assert img_studio.assets.list().total == before  # nothing half-made is stored

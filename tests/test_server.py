@@ -232,6 +232,17 @@ def test_internal_errors_are_json_without_traceback(make_client):
     assert r.json()["error"] == "internal"
     assert c2.get("/").status_code == 200
 
+    import torch
+
+    def out_of_memory():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 ...")
+
+    studio.gpu_status = out_of_memory
+    studio.update_settings(language="es")
+    r = c2.get("/gpu-status")
+    assert r.status_code == 503 and r.json()["error"] == "gpu_memory", r.text
+    assert "memoria" in r.json()["message"] and "GPU 0" not in r.text and "GiB" not in r.text
+
 
 def test_token_required_when_set(make_client):
     _, c = make_client(token="s3cret")

@@ -138,6 +138,21 @@ class DiskFull(EnfoadsError):
         super().__init__("error.disk_full")
 
 
+class GpuOutOfMemory(EnfoadsError):
+    status = 503  # try again once other work has left the GPU
+
+    def __init__(self) -> None:
+        super().__init__("error.gpu_memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """The GPU ran out of memory, as torch, onnxruntime or CTranslate2 say it."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "cublas_status_alloc_failed" in text
+
+
 _PATH = re.compile(r"""(?:[A-Za-z]:)?(?:[\\/][^\s'"\\/:]+){2,}[\\/]?""")
 
 

@@ -150,6 +150,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "El vídeo '{name}' está dañado o no se puede leer.",
         "en": "The video '{name}' is damaged or cannot be read.",
     },
+    "error.gpu_memory": {
+        "es": "La GPU se quedó sin memoria para este trabajo. Pide menos imágenes por formato o espera a que termine otro trabajo, y vuelve a intentarlo.",
+        "en": "The GPU ran out of memory for this job. Ask for fewer images per format or wait for another job to finish, and try again.",
+    },
     "error.disk_full": {
         "es": "No queda espacio en el disco de datos; libera espacio (borra recursos) y vuelve a intentarlo.",
         "en": "The data disk is full; free some space (delete assets) and try again.",

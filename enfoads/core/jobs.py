@@ -31,11 +31,13 @@ from enfoads.core.db import JobRow
 from enfoads.core.errors import (
     DiskFull,
     EnfoadsError,
+    GpuOutOfMemory,
     JobCancelled,
     JobStateError,
     JobTimedOut,
     NotFound,
     is_disk_full,
+    is_out_of_memory,
     public_reason,
 )
 from enfoads.core.i18n import render_stored, t
@@ -813,6 +815,9 @@ def execute(
         if is_disk_full(exc):
             log.error("job %s (%s): the disk is full", job_id, job.kind)
             error, code = DiskFull().message(lang), "error.disk_full"
+        elif is_out_of_memory(exc):  # the allocator's banner stays in the log
+            log.error("job %s (%s) ran out of GPU memory: %s", job_id, job.kind, exc)
+            error, code = GpuOutOfMemory().message(lang), "error.gpu_memory"
         else:
             log.exception("job %s (%s) crashed", job_id, job.kind)
             error = t("error.internal", lang, kind=job.kind, reason=public_reason(exc))

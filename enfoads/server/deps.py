@@ -18,7 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, is_disk_full
+from enfoads.core.errors import (
+    DiskFull,
+    EnfoadsError,
+    GpuOutOfMemory,
+    InvalidInput,
+    is_disk_full,
+    is_out_of_memory,
+)
 from enfoads.core.i18n import Reason, t
 from enfoads.core.studio import Studio
 from enfoads.core.validation import validation_reason
@@ -172,6 +179,10 @@ def install_error_handlers(app) -> None:
         if is_disk_full(exc):
             log.error("disk full on %s %s", request.method, request.url.path)
             return JSONResponse(DiskFull().to_dict(language(request)), status_code=507)
+        if is_out_of_memory(exc):  # a synchronous call (a face swap of one image, say)
+            log.error("out of GPU memory on %s %s: %s", request.method, request.url.path, exc)
+            error = GpuOutOfMemory()
+            return JSONResponse(error.to_dict(language(request)), status_code=error.status)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             {

@@ -314,9 +314,14 @@ class CompiledPath:
                             runner = self._build(self.fast, shape)
                         finally:
                             sys.setprofile(None)
-            except Exception as exc:  # noqa: BLE001 - jobs keep the eager path
+            except Exception as exc:  # jobs keep the eager path (logged)
                 error = failure_reason(exc)
-                log.warning("compiling %s failed (%s): that shape stays eager", shape, error)
+                log.warning(
+                    "compiling %s failed (%s): that shape stays eager",
+                    shape,
+                    error,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
             with self._cond:
                 self.compiling = None
                 if error is None and not self._closed:  # a build that only compiles: the twin
@@ -395,7 +400,7 @@ def cuda_available_bytes(held: int = 0) -> int:
 def graph_room(model_budget: int) -> int:
     """How much the CUDA graphs' pool may hold: half of what the GPU (under the process's cap)
     leaves beyond the models' budget; the other half is for eager activations and the other
-    capabilities' work. A T4 (15 GiB, 12 for models) keeps about one 1024² graph; an H100
+    capabilities' work. A T4 (15 GB, 12 GiB for models) has room for no 1024² graph; an H100
     keeps every placement's."""
     import torch
 
@@ -403,6 +408,31 @@ def graph_room(model_budget: int) -> int:
         return 0
     usable = int(torch.cuda.get_device_properties(0).total_memory * process_fraction())
     return max(0, usable - model_budget) // 2
+
+
+# A shape's whole-image graph keeps every buffer of its 4 steps and decode: measured on an
+# H100, 2.55-2.8 GiB per 1024²-sized image (2.74 GB at 1216×832, 5.61 GiB at 1024² batch 2,
+# 11.15 GB at batch 4), of which later shapes reuse much (6 placements: 5.72 GB in all).
+GRAPH_BYTES_PER_PIXEL = int(2.8 * 2**30 / 2**20)
+# The graphs' room (half of what the models' budget leaves) a GPU needs for ``compile=auto``:
+# a compile holds a 1024² image's activations (about 2 GiB, measured under a T4's cap) beside
+# a job's, and Inductor's own buffers. A T4 (15 GB, 12 GiB for models) has 1.4 GiB: there a
+# compile beside jobs made them run out of memory (docs/benchmarks.md); an L4 has 5.
+COMPILE_MIN_ROOM = 4 * 2**30
+
+
+def graph_fits(pool: Any, shape: Shape, room: int) -> bool:
+    """Whether the graph of ``shape`` (its estimated memory, less what the pool holds unused)
+    keeps the graphs' pool within ``room``."""
+    width, height, batch = shape
+    reserved, unused = pool_bytes(pool)
+    need = GRAPH_BYTES_PER_PIXEL * width * height * batch
+    return reserved + max(0, need - unused) <= room
+
+
+def compile_fits(model_budget: int) -> bool:
+    """Whether this GPU leaves room to compile beside jobs (``compile`` = auto)."""
+    return graph_room(model_budget) >= COMPILE_MIN_ROOM
 
 
 def pool_bytes(pool: Any) -> tuple[int, int]:

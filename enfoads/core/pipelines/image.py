@@ -29,6 +29,7 @@ from enfoads.core.errors import (
     JobCancelled,
     ModelNotDownloaded,
     ModelUnavailable,
+    is_out_of_memory,
 )
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import fastpath
@@ -555,13 +556,13 @@ def build_runner(
     room: int | None = None,
 ) -> Any:
     """What jobs at ``shape`` run once it is compiled: its ``ImageGraph``; or the compiled twin
-    without a graph (Inductor's kernels under diffusers' loop) where the graphs' pool already
-    holds ``room`` bytes (``fastpath.graph_room``: on a T4 about one graph) or the graph's
-    memory does not fit."""
+    without a graph (Inductor's kernels under diffusers' loop) where the graph would take the
+    graphs' pool past ``room`` bytes (``fastpath.graph_room``: a T4 has room for none, an H100
+    for every placement's) or its memory does not fit."""
     import torch
 
-    if room is not None and fastpath.pool_bytes(pool)[0] >= room:
-        log.info("graphs hold their share of the GPU: %dx%d batch %d compiled, no graph", *shape)
+    if room is not None and not fastpath.graph_fits(pool, shape, room):
+        log.info("no room for the graph of %dx%d batch %d: compiled, no graph", *shape)
         generate(twin, "warm-up", shape[0], shape[1], list(range(shape[2])), steps)
         return twin
     try:
@@ -570,6 +571,29 @@ def build_runner(
         fastpath.free_cached_memory()
         log.warning("no memory for the CUDA graph of %dx%d batch %d: compiled, no graph", *shape)
         return twin
+
+
+def generate_or_fall_back(
+    call: Any, target: Any, pipe: Any, fast: CompiledPath | None, shape: fastpath.Shape
+) -> tuple[list[Any] | None, Any]:
+    """``call(target)``, and what ran it. A compiled runner that fails (its memory did not fit
+    a small GPU, say) leaves its shape eager from now on and the call runs eager. An eager
+    call of several images that runs out of GPU memory gives ``None``: the job splits it."""
+    try:
+        return call(target), target
+    except Exception as exc:
+        if isinstance(exc, JobCancelled | EnfoadsError):
+            raise
+        if target is pipe:
+            if is_out_of_memory(exc) and shape[2] > 1:
+                log.warning("out of GPU memory at %dx%d batch %d: splitting it", *shape)
+                fastpath.free_cached_memory()
+                return None, pipe
+            raise
+        if fast is not None:
+            fast.demote(shape, fastpath.failure_reason(exc))
+        fastpath.free_cached_memory()
+    return generate_or_fall_back(call, pipe, pipe, fast, shape)
 
 
 class ImageGraph:
@@ -766,7 +790,12 @@ class ImagePipeline(Capability):
         return fastpath.cuda_available_bytes(held=held)
 
     def compiles(self) -> bool:
-        return self.settings.compile != "off" and self.services.models.device == "cuda"
+        """On a GPU with ``compile`` on; ``auto``: where the GPU has room for a compile beside
+        a job (not a T4, whose jobs would run out of memory: ``fastpath.compile_fits``)."""
+        if self.settings.compile == "off" or self.services.models.device != "cuda":
+            return False
+        budget = int(self.settings.gpu_budget_gb * 2**30)
+        return self.settings.compile == "on" or fastpath.compile_fits(budget)
 
     def fast_path(self, pipe: Any) -> CompiledPath | None:
         """The loaded pipeline's compiled twin and its background compiler (GPU only, unless
@@ -838,6 +867,7 @@ class ImagePipeline(Capability):
             on_gpu = self.services.models.device == "cuda"
             planner = self.planner if on_gpu else None
             encoded: dict[str, Any] = {}  # each text through the encoders once per job
+            ceiling: dict[tuple[int, int], int] = {}  # sizes whose batch ran out of memory
             done = 0
             with fast.generating() if fast is not None else nullcontext():
                 for placement, width, height in sizes:
@@ -848,6 +878,7 @@ class ImagePipeline(Capability):
                     while left:
                         ctx.check_cancelled()
                         count = planner.chunk(width, height, len(left)) if planner else len(left)
+                        count = min(count, ceiling.get((width, height), count))
                         chunk, left = left[:count], left[count:]
                         shape = (width, height, len(chunk))
                         target = fast.pipe_for(shape) if fast is not None else pipe
@@ -884,17 +915,11 @@ class ImagePipeline(Capability):
                         )
 
                         with fastpath.measured_peak(self.services.models.device) as peak:
-                            try:
-                                images = call(target)
-                            except Exception as exc:
-                                if target is pipe or isinstance(exc, JobCancelled | EnfoadsError):
-                                    raise
-                                # The compiled twin failed (its graphs' buffers did not fit a
-                                # small GPU, say): this shape runs eager from now on.
-                                fast.demote(shape, fastpath.failure_reason(exc))
-                                fastpath.free_cached_memory()
-                                target = pipe
-                                images = call(pipe)
+                            images, target = generate_or_fall_back(call, target, pipe, fast, shape)
+                        if images is None:  # out of memory: again, half as many at a time
+                            ceiling[(width, height)] = len(chunk) // 2
+                            left = chunk + left
+                            continue
                         if planner is not None and peak and target is pipe:
                             planner.record(width, height, len(chunk), peak[0])
                         done += len(chunk)

@@ -12,10 +12,11 @@ baseline.
 Variants: ``base`` (plain Inductor: ``ENFOADS_COMPILE_AUTOTUNE=off``), ``vae-autotune`` (the VAE
 decoder autotuned: the default on 8+ cores), ``cudnn-sdpa`` (cuDNN attention first), ``coordinate-descent``
 (Inductor's coordinate-descent tuning of its own kernels) and ``dynamic`` (one dynamic-shape
-compile for every placement); ``regional`` (only the UNet's repeated transformer blocks
-compiled: ``ENFOADS_COMPILE_SCOPE=regional``), ``regional-auto`` (the same with torch's automatic
-dynamic shapes) and ``regional-autotune`` (regional, the VAE decoder autotuned); ``b4:VARIANT``
-times VARIANT at batch 4.
+compile for every placement); ``regional`` (only the blocks the UNet repeats compiled,
+``image.REGIONAL_BLOCKS``: ``ENFOADS_COMPILE_SCOPE=regional``), ``regional-auto`` (the same
+with torch's automatic dynamic shapes) and ``regional-autotune`` (regional, the VAE decoder
+autotuned); ``b4:VARIANT`` times VARIANT at batch 4. (The levers' JSON of 2026-11-26's first
+regional run, ``image-levers-regional-transformers-h100.json``, compiled transformer blocks only.)
 """
 
 from __future__ import annotations

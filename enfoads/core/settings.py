@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     # Autotune the VAE decoder's convolutions when compiling (minutes more per shape, in the
     # background): auto = where the machine has 8 CPU cores or more (not a Colab VM's 2).
     compile_autotune: Literal["auto", "on", "off"] = "auto"
-    # What compiles: regional = the UNet's repeated transformer blocks (a shape traces one
-    # block: much shorter compiles, cold and warm); whole = the UNet as one graph.
+    # What compiles: regional = the blocks the UNet repeats (transformer and ResNet blocks,
+    # samplers: a shape traces a few blocks, so shorter compiles, cold and warm); whole = the
+    # UNet as one graph (a few ms faster an image, longer compiles).
     compile_scope: Literal["regional", "whole"] = "regional"
     # Spanish prompts are translated to English before the rules (SDXL reads English); empty: off.
     prompt_translation_model: str = "Helsinki-NLP/opus-mt-es-en"

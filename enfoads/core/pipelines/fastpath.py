@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from enfoads.core.errors import is_out_of_memory
+
 log = logging.getLogger(__name__)
 
 Shape = tuple[int, int, int]  # width, height, batch
@@ -449,9 +451,7 @@ def pool_bytes(pool: Any) -> tuple[int, int]:
 
 def failure_reason(exc: BaseException) -> str:
     """What made a compiled run fail, in a few words for the log and ``failed``."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return "out of memory"
     first = (str(exc).strip().splitlines() or [""])[0][:160]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

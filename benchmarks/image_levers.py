@@ -14,9 +14,12 @@ decoder autotuned: the default on 8+ cores), ``cudnn-sdpa`` (cuDNN attention fir
 (Inductor's coordinate-descent tuning of its own kernels) and ``dynamic`` (one dynamic-shape
 compile for every placement); ``regional`` (only the blocks the UNet repeats compiled,
 ``image.REGIONAL_BLOCKS``: ``ENFOADS_COMPILE_SCOPE=regional``), ``regional-auto`` (the same
-with torch's automatic dynamic shapes) and ``regional-autotune`` (regional, the VAE decoder
-autotuned); ``b4:VARIANT`` times VARIANT at batch 4. (The levers' JSON of 2026-11-26's first
-regional run, ``image-levers-regional-transformers-h100.json``, compiled transformer blocks only.)
+with torch's automatic dynamic shapes); a name may add ``-t2d`` (regional with whole
+transformer models as regions, ``TRANSFORMER_REGIONS``), ``-vae-autotune`` and
+``-unet-autotune`` (the UNet's kernels autotuned, ``max-autotune-no-cudagraphs``), e.g.
+``regional-t2d-vae-autotune``; ``b4:VARIANT`` times VARIANT at batch 4. (Earlier JSON: the
+first regional run, ``image-levers-regional-transformers-h100.json``, compiled transformer
+blocks only; ``regional-autotune`` there is ``regional-vae-autotune`` here.)
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common
+
+# Whole transformer models (norm, projections and their blocks) as regions, instead of blocks.
+TRANSFORMER_REGIONS = ("Transformer2DModel", "ResnetBlock2D", "Downsample2D", "Upsample2D")
 
 
 def timed(fn, iters: int = 10) -> float:
@@ -56,6 +62,7 @@ def run_variant(variant: str, pipe, embeds: dict, prompt: str, stock_ms: float) 
 
     from enfoads.core.pipelines import fastpath
     from enfoads.core.pipelines.image import (
+        REGIONAL_BLOCKS,
         ImageGraph,
         compile_pipeline,
         generate,
@@ -92,8 +99,10 @@ def run_variant(variant: str, pipe, embeds: dict, prompt: str, stock_ms: float) 
         lambda p: compile_pipeline(
             p,
             dynamic={"dynamic": True, "regional-auto": None}.get(variant, False),
-            vae_mode=vae_compile_mode("on" if "autotune" in variant else "off"),
+            vae_mode=vae_compile_mode("on" if "vae-autotune" in variant else "off"),
             scope="regional" if variant.startswith("regional") else "whole",
+            unet_mode="max-autotune-no-cudagraphs" if "unet-autotune" in variant else None,
+            blocks=TRANSFORMER_REGIONS if "t2d" in variant else REGIONAL_BLOCKS,
         ),
         build,
         pin=lambda: nullcontext(pipe),

@@ -55,10 +55,15 @@ def attach(settings: Settings, wait_s: float = 30.0) -> AttachedStudio | None:
 
 
 def connect(
-    settings: Settings | None = None, *, serve: bool = True, wait_s: float = 30.0
+    settings: Settings | None = None,
+    *,
+    serve: bool = True,
+    wait_s: float = 30.0,
+    warm: bool = True,
 ) -> Studio | AttachedStudio:
     """The studio of the data dir (see the module docstring). ``serve=False`` starts an
-    engine without its loopback API (nothing else can then attach)."""
+    engine without its loopback API (nothing else can then attach); ``warm=False``: no warm
+    start (``Studio.warm_start``) for an engine that only lives for one command."""
     settings = settings or load_settings()
     with _LOCK:
         own = _ENGINES.get(settings.data_dir)
@@ -76,6 +81,8 @@ def connect(
                 continue
             if serve:
                 serve_engine_api(studio)
+            if warm:
+                studio.warm_start()
             _ENGINES[settings.data_dir] = studio
             return studio
         raise RuntimeError("could not become or attach to the engine of " + str(settings.data_dir))

@@ -80,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     from enfoads.core.errors import EnfoadsError
 
+    studio.warm_start()  # earlier sessions' placements, ready before the first request
     try:
         with studio:
             serve_forever(
@@ -241,7 +242,7 @@ def cmd_import_assets(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    studio = enfoads.connect(settings)
+    studio = enfoads.connect(settings, warm=False)  # one command: no model to prepare
     try:
         report = studio.import_seed_json(data)
     except EnfoadsError as exc:

@@ -641,3 +641,63 @@ def test_a_batch_that_runs_out_of_gpu_memory_is_split_and_a_single_image_says_so
     assert job.state is JobState.FAILED and job.error_code == "error.gpu_memory"
     assert "memoria" in job.error and "GPU 0" not in job.error and "GiB" not in job.error
     assert img_studio.assets.list().total == before  # nothing half-made is stored
+
+
+def test_a_warm_start_loads_the_model_and_wants_earlier_placements_before_any_job(
+    tmp_path, tiny_sdxl, monkeypatch
+):
+    """A long-lived engine whose earlier sessions compiled placements loads the image model at
+    start and hands those placements to its background compiler; the first job then uses that
+    model (no second load) and the same compiled path. Nothing happens without remembered
+    placements, where the model does not compile, or with ``ENFOADS_WARM_START=off``."""
+    from enfoads.core.pipelines import fastpath
+
+    def settings(**extra):
+        return load_settings(
+            data_dir=tmp_path / "data",
+            device="cpu",
+            language="en",
+            image_base_model=str(tiny_sdxl["base"]),
+            image_unet_model=str(tiny_sdxl["unet"]),
+            image_vae_model=str(tiny_sdxl["vae"]),
+            **extra,
+        )
+
+    def loads(studio):
+        (row,) = [
+            m
+            for m in studio.models.stats(with_devices=False)["models"]
+            if m["name"] == image_mod.MODEL_NAME
+        ]
+        return row["loads"]
+
+    made = []
+
+    def fast_path(self, pipe):  # the compiled path's wiring, without compiling on a CPU
+        if not made or made[-1][0] is not pipe:
+            cache = fastpath.cache_file(self.settings.compile_cache_dir)
+            made.append((pipe, fastpath.load_shapes(cache)))
+        return None
+
+    monkeypatch.setattr(image_mod.ImagePipeline, "fast_path", fast_path)
+    with Studio(settings()) as st:  # a CPU does not compile: nothing to warm
+        st.warm_start().join(30)
+        assert loads(st) == 0 and not made
+    monkeypatch.setattr(image_mod.ImagePipeline, "compiles", lambda self: True)
+    with Studio(settings()) as st:  # compiles, but no earlier session left placements
+        st.warm_start().join(30)
+        assert loads(st) == 0 and not made
+    s = settings()
+    fastpath.save_shapes(
+        fastpath.cache_file(s.compile_cache_dir), [(1024, 1024, 1), (768, 1344, 1)]
+    )
+    with Studio(settings(warm_start="off")) as st:
+        assert st.warm_start() is None and loads(st) == 0
+    with Studio(s) as st:
+        thread = st.warm_start()
+        assert st.warm_start() is None  # once per engine
+        thread.join(120)
+        assert loads(st) == 1  # before any job
+        assert made == [(made[0][0], [(1024, 1024, 1), (768, 1344, 1)])]
+        run(st, prompt="red sneaker", seed=4)
+        assert loads(st) == 1 and len(made) == 1  # the job found the model and its path

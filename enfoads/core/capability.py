@@ -145,6 +145,12 @@ class Capability:
         """Choices and limits for the UI (the widgets' option lists come from here)."""
         return {}
 
+    def warm_start(self) -> bool:
+        """Called once on a background thread when a long-lived engine starts: prepare what an
+        earlier session showed will be asked for (load a model, ready compiled code) without
+        holding up any job. True if it prepared something."""
+        return False
+
 
 class Capabilities(Mapping[str, Capability]):
     """The registered capabilities, in registration order; the job kinds and models they

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # samplers: a shape traces a few blocks, so shorter compiles, cold and warm); whole = the
     # UNet as one graph (a few ms faster an image, longer compiles).
     compile_scope: Literal["regional", "whole"] = "regional"
+    # A long-lived engine (notebook, dashboard, ``enfoads serve``, a GPU worker) whose earlier
+    # sessions compiled placements loads the image model at start and readies them from the
+    # compile cache while the queue is idle; auto = wherever the image model compiles.
+    warm_start: Literal["auto", "off"] = "auto"
     # Spanish prompts are translated to English before the rules (SDXL reads English); empty: off.
     prompt_translation_model: str = "Helsinki-NLP/opus-mt-es-en"
     prompt_llm_model: str = ""

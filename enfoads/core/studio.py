@@ -77,6 +77,7 @@ class Studio:
         self.jobs: JobBackend = jobs or self._job_backend()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._warm: threading.Thread | None = None
         self._closers: list[Callable[[], None]] = []  # e.g. the API server started for it
         self.closed = False
         self.models = ModelManager(
@@ -167,6 +168,28 @@ class Studio:
         self._beat.start()
         return self
 
+    def warm_start(self) -> threading.Thread | None:
+        """Let each capability prepare, on a background thread, what earlier sessions used
+        (``Capability.warm_start``: the image model and its compiled placements), so the first
+        jobs find it ready. For engines that live on (notebook, dashboard, ``enfoads serve``,
+        GPU workers), not one-shot commands. None with ``ENFOADS_WARM_START=off``."""
+        if self.settings.warm_start == "off" or self.closed or self._warm is not None:
+            return None
+
+        def run() -> None:
+            for name, capability in self.capabilities.items():
+                if self._stop.is_set():
+                    return
+                try:
+                    if capability.warm_start():
+                        log.info("warm start: %s prepared", name)
+                except Exception as exc:  # noqa: BLE001 - it prepares on first use instead
+                    log.warning("warm start of %s failed (%s): it prepares on first use", name, exc)
+
+        self._warm = threading.Thread(target=run, name="enfoads-warm-start", daemon=True)
+        self._warm.start()
+        return self._warm
+
     def _keep_lease(self) -> None:
         while not self._stop.wait(self.settings.lease_s / 3):
             try:
@@ -205,6 +228,8 @@ class Studio:
             except Exception:  # the rest must close anyway
                 log.exception("closing %r failed", closer)
         self._stop.set()
+        if self._warm is not None:  # a model it is loading is unloaded below, not left behind
+            self._warm.join(60)
         self.jobs.shutdown()
         if self._beat is not None:
             self._beat.join(5)

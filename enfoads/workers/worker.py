@@ -109,13 +109,15 @@ def main(gpu: int | None, queues: str, loglevel: str = "INFO") -> int:
     if gpu is not None:  # before torch is imported anywhere in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     from enfoads.core.settings import load_settings
-    from enfoads.workers.app import TASK, make_celery
+    from enfoads.workers.app import TASK, make_celery, queue_for
 
     settings = load_settings()
     settings.ensure_dirs()
     settings.apply_cache_env()
     app = make_celery(settings)
     worker = Worker(settings)
+    if queue_for("generate_image") in queues.split(","):  # its placements, from the cache
+        worker.studio.warm_start()
 
     @app.task(name=TASK, bind=True)
     def run_job(_task: Any, job_id: str) -> str:

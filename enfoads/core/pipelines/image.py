@@ -348,12 +348,15 @@ def compile_pipeline(
     dynamic: bool | None = False,
     vae_mode: str | None = None,
     scope: str = "whole",
+    unet_mode: str | None = None,
+    blocks: tuple[str, ...] = REGIONAL_BLOCKS,
 ) -> None:
     """``torch.compile`` the UNet and the VAE decoder (Inductor without CUDA graphs of its own:
     the studio captures each shape's whole image as one graph); ``vae_mode``: the decoder's
     mode (``vae_compile_mode``); ``scope``: ``whole`` compiles the UNet as one graph,
-    ``regional`` only the blocks it repeats (``REGIONAL_BLOCKS``: one block's code serves all
-    of its kind, so a shape traces a few blocks instead of the whole UNet).
+    ``regional`` only the blocks it repeats (``blocks``, by class name: one block's code serves
+    all of its kind, so a shape traces a few blocks instead of the whole UNet); ``unet_mode``:
+    the UNet's mode (None: Inductor's default).
 
     Nothing compiles here: each shape compiles on its first call, which the studio makes on a
     background thread (``fastpath.CompiledPath``), never in a job, and then captures as one
@@ -376,10 +379,10 @@ def compile_pipeline(
     if scope == "regional":
         pipe.unet = shared_copy(pipe.unet)  # the eager pipeline's blocks stay eager
         for module in pipe.unet.modules():
-            if type(module).__name__ in REGIONAL_BLOCKS:
-                module.compile(**options)
+            if type(module).__name__ in blocks:
+                module.compile(mode=unet_mode, **options)
     else:
-        pipe.unet = torch.compile(pipe.unet, **options)
+        pipe.unet = torch.compile(pipe.unet, mode=unet_mode, **options)
     pipe.vae.decode = torch.compile(pipe.vae.decode, mode=vae_mode, **options)
 
 
@@ -737,6 +740,7 @@ class ImagePipeline(Capability):
         self.planner = BatchPlanner(self._available_bytes)
         self._pool: Any = None  # the CUDA graphs' memory pool (kept across loads)
         self._cache_loaded = False
+        self._fast_lock = threading.Lock()  # one compiled path per load (a job, a warm start)
 
     # -- the contract ----------------------------------------------------------------------
     def models(self) -> list[ModelSpec]:
@@ -802,6 +806,10 @@ class ImagePipeline(Capability):
         ``compile`` is off). Created on the first job after a load; closed with the model."""
         if not self.compiles():
             return None
+        with self._fast_lock:
+            return self._fast_path_locked(pipe)
+
+    def _fast_path_locked(self, pipe: Any) -> CompiledPath:
         fast = getattr(pipe, "_enfoads_compiled", None)
         if fast is None:
             import torch
@@ -836,6 +844,21 @@ class ImagePipeline(Capability):
                 fast.want(shape)
             pipe._enfoads_compiled = fast
         return fast
+
+    def warm_start(self) -> bool:
+        """Earlier sessions' placements (``fastpath.load_shapes``) readied before the first job:
+        the model loads now and its background compiler readies them from the compile cache
+        while the queue is idle (a warm shape takes seconds, a cold one a minute). Only where
+        the image model compiles and is already on disk: nothing downloads at start."""
+        if self.settings.warm_start == "off" or not self.compiles() or not self.on_disk():
+            return False
+        shapes = fastpath.load_shapes(fastpath.cache_file(self.settings.compile_cache_dir))
+        if not shapes:
+            return False
+        log.info("warm start: loading the image model to ready %d earlier placements", len(shapes))
+        with self.services.models.use(MODEL_NAME) as pipe:
+            self.fast_path(pipe)
+        return True
 
     def validate(self, request: GenerateImageRequest) -> GenerateImageRequest:
         """The settings' limits and the seed: once, before the job is queued."""

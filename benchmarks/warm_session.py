@@ -1,12 +1,14 @@
 """A second session's way to compiled speed at all six placements, with the warm start.
 
-Two processes on one data dir, as two Colab sessions on one Drive folder. The first (cold) runs
-one job at the six placements and waits until its background compile has readied them all (the
-compile cache and the list of shapes are written into the data dir). The second (warm) starts
-an engine the way the notebook, the dashboard and ``enfoads serve`` do (``Studio.start`` then
-``Studio.warm_start``), sends the same six-placement job ``--first-job-at`` seconds after the
-start, and records when each placement's compiled graph is ready: seconds after the engine
-started and after the first job; then a second job, which must run every placement compiled.
+Two processes on one data dir, as two Colab sessions on one Drive folder; both keep every
+cache in the data dir, as the studio does (``--new-vm`` also deletes the machine's own default
+caches before each, as a fresh VM has none). The first (cold) runs one job at the six placements
+and waits until its background compile has readied them all (the compile cache and the list of
+shapes are written into the data dir). The second (warm) starts an engine the way the notebook,
+the dashboard and ``enfoads serve`` do (``Studio.start`` then ``Studio.warm_start``), sends the
+same six-placement job ``--first-job-at`` seconds after the start, and records when each
+placement's compiled graph is ready: seconds after the engine started and after the first job;
+then a second job, which must run every placement compiled.
 
     python benchmarks/warm_session.py --out docs/benchmarks/warm-session-h100.json
 
@@ -19,8 +21,10 @@ loader stands in for reading 7 GB from Drive, which a real session pays before e
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import run_record, write_json
 
 PLACEMENTS = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+# Set here, they would point a session's compile caches outside its data dir.
+CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
 
 
 def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: bool) -> dict:
@@ -38,14 +44,7 @@ def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: boo
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    import torch
-    from diffusers import StableDiffusionXLPipeline
-    from transformers import CLIPTokenizer
-
-    from enfoads.core.pipelines import image as image_mod
     from enfoads.core.settings import load_settings
-    from enfoads.core.studio import Studio
-    from enfoads.testing.sdxl import build_components, write_clip_tokenizer
 
     cuda = not smoke
     settings = load_settings(
@@ -55,6 +54,15 @@ def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: boo
         compile_autotune="off",
         language="en",
     )
+    settings.apply_cache_env()  # before torch, as the studio does: every cache in the data dir
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    from enfoads.core.pipelines import image as image_mod
+    from enfoads.core.studio import Studio
+    from enfoads.testing.sdxl import build_components, write_clip_tokenizer
+
     tok = data / "tok"
     write_clip_tokenizer(tok)
     tokenizer = CLIPTokenizer.from_pretrained(tok)
@@ -153,6 +161,12 @@ def main() -> int:
     )
     parser.add_argument("--wait", type=float, default=480.0, help="most seconds to wait for")
     parser.add_argument("--smoke", action="store_true", help="check the script on a CPU")
+    parser.add_argument(
+        "--new-vm",
+        action="store_true",
+        help="before each session, delete this machine's default compile caches "
+        "(/tmp/torchinductor_USER, ~/.triton): a fresh Colab VM has none, only the data dir",
+    )
     args = parser.parse_args()
     if args.phase is not None:  # one session, in its own process
         row = session(args.phase, args.data, args.first_job_at, args.wait, args.smoke)
@@ -162,10 +176,18 @@ def main() -> int:
     record = run_record()
     record["sessions"] = []
     for phase in ("cold", "warm"):
+        if args.new_vm:
+            user = getpass.getuser()
+            for folder in (
+                Path(tempfile.gettempdir()) / f"torchinductor_{user}",
+                Path.home() / ".triton",
+            ):
+                shutil.rmtree(folder, ignore_errors=True)
+        env = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
         cmd = [sys.executable, __file__, "--phase", phase, "--data", str(data)]
         cmd += ["--first-job-at", str(args.first_job_at if phase == "warm" else 0)]
         cmd += ["--wait", str(args.wait)] + (["--smoke"] if args.smoke else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         sys.stderr.write(proc.stderr[-4000:])
         rows = [ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not rows:

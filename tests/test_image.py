@@ -242,6 +242,44 @@ def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(
     assert list(s.compile_cache_dir.glob("artifacts-*.bin"))  # torch's portable cache
 
 
+@pytest.mark.gpu
+def test_a_second_session_readies_the_first_sessions_placements_before_any_job(
+    tmp_path, tiny_sdxl, monkeypatch
+):
+    """Two sessions on one data dir: the first compiles a placement for its job; the second,
+    started as the notebook starts it, has that placement compiled from the cache without
+    any job, and its first job there runs compiled."""
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings(
+        data_dir=tmp_path,
+        device="cuda",
+        compile="on",
+        language="en",
+        image_base_model=str(tiny_sdxl["base"]),
+        image_unet_model=str(tiny_sdxl["unet"]),
+        image_vae_model=str(tiny_sdxl["vae"]),
+    )
+    shape = (768, 1344, 1)
+    with Studio(s) as st:
+        done = st.wait_job(st.generate_images(prompt="shoe", seed=1, placements="9:16").id, TIMEOUT)
+        assert done.state is JobState.COMPLETED, done.error
+        with st.models.use(image_mod.MODEL_NAME) as pipe:
+            fast = pipe._enfoads_compiled
+        assert fast.wait_idle(600) and fast.ready(shape), fast.failed
+    stages = []
+    with Studio(s) as st:
+        st.subscribe(lambda e: stages.append(e.payload["stage"]), "job_update")
+        st.warm_start().join(300)
+        with st.models.use_if_resident(image_mod.MODEL_NAME) as pipe:
+            assert pipe is not None  # loaded at start, before any job
+            fast = pipe._enfoads_compiled
+        assert fast.wait_idle(300) and fast.ready(shape), fast.failed
+        done = st.wait_job(st.generate_images(prompt="shoe", seed=1, placements="9:16").id, TIMEOUT)
+        assert done.state is JobState.COMPLETED, done.error
+        assert not [stage for stage in stages if "optimizing in the background" in stage]
+
+
 def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path):
     """Offline, no GPU, no model on disk: the job says the model is missing (not that an fp32
     SDXL exceeds the RAM budget), in the user's language."""

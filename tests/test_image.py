@@ -210,13 +210,11 @@ def test_fp16_on_the_gpu_without_vae_upcast(tmp_path, tiny_sdxl):
             assert pipe.unet.dtype == torch.float16 and pipe.vae.dtype == torch.float16
 
 
-@pytest.mark.gpu
-def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(
-    tmp_path, tiny_sdxl, monkeypatch
-):
+def compiling_settings(tmp_path, tiny_sdxl, monkeypatch):
+    """The tiny SDXL on the GPU with the compile on, its caches in the data dir only."""
     for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
         monkeypatch.delenv(var, raising=False)
-    s = load_settings(
+    return load_settings(
         data_dir=tmp_path,
         device="cuda",
         compile="on",
@@ -225,6 +223,13 @@ def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(
         image_unet_model=str(tiny_sdxl["unet"]),
         image_vae_model=str(tiny_sdxl["vae"]),
     )
+
+
+@pytest.mark.gpu
+def test_no_job_waits_for_the_compile_and_the_cache_travels_with_the_data_dir(
+    tmp_path, tiny_sdxl, monkeypatch
+):
+    s = compiling_settings(tmp_path, tiny_sdxl, monkeypatch)
     stages = []
     with Studio(s) as st:
         st.subscribe(lambda e: stages.append((e.payload["id"], e.payload["stage"])), "job_update")
@@ -249,17 +254,7 @@ def test_a_second_session_readies_the_first_sessions_placements_before_any_job(
     """Two sessions on one data dir: the first compiles a placement for its job; the second,
     started as the notebook starts it, has that placement compiled from the cache without
     any job, and its first job there runs compiled."""
-    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # as in a fresh process
-        monkeypatch.delenv(var, raising=False)
-    s = load_settings(
-        data_dir=tmp_path,
-        device="cuda",
-        compile="on",
-        language="en",
-        image_base_model=str(tiny_sdxl["base"]),
-        image_unet_model=str(tiny_sdxl["unet"]),
-        image_vae_model=str(tiny_sdxl["vae"]),
-    )
+    s = compiling_settings(tmp_path, tiny_sdxl, monkeypatch)
     shape = (768, 1344, 1)
     with Studio(s) as st:
         done = st.wait_job(st.generate_images(prompt="shoe", seed=1, placements="9:16").id, TIMEOUT)
@@ -682,7 +677,7 @@ def test_a_batch_that_runs_out_of_gpu_memory_is_split_and_a_single_image_says_so
 
 
 def test_a_warm_start_loads_the_model_and_wants_earlier_placements_before_any_job(
-    tmp_path, tiny_sdxl, monkeypatch
+    tiny_settings, monkeypatch
 ):
     """A long-lived engine whose earlier sessions compiled placements loads the image model at
     start and hands those placements to its background compiler; the first job then uses that
@@ -690,16 +685,7 @@ def test_a_warm_start_loads_the_model_and_wants_earlier_placements_before_any_jo
     placements, where the model does not compile, or with ``ENFOADS_WARM_START=off``."""
     from enfoads.core.pipelines import fastpath
 
-    def settings(**extra):
-        return load_settings(
-            data_dir=tmp_path / "data",
-            device="cpu",
-            language="en",
-            image_base_model=str(tiny_sdxl["base"]),
-            image_unet_model=str(tiny_sdxl["unet"]),
-            image_vae_model=str(tiny_sdxl["vae"]),
-            **extra,
-        )
+    settings = tiny_settings
 
     def loads(studio):
         (row,) = [

@@ -59,6 +59,7 @@ class Cluster:
         keys = {k[8:].lower(): v for k, v in self.env.items() if k.startswith("ENFOADS_")}
         self.settings = load_settings(**keys)
         self.studio = Studio(self.settings).start()
+        assert self.studio.warm_start() is None  # its workers load the models, not the engine
         self.workers: list[subprocess.Popen] = []
 
     def add_worker(self) -> subprocess.Popen:

@@ -75,6 +75,9 @@ class Studio:
         self.attach_token = secrets.token_urlsafe(24)
         self.sessions, self.clock = sessions, clock
         self.jobs: JobBackend = jobs or self._job_backend()
+        # Whether this process runs the jobs (and so loads the models): not an engine whose
+        # jobs go to Celery workers (each worker's own Studio is given its handler table).
+        self.runs_jobs = jobs is not None or s.queue != "celery"
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self._warm: threading.Thread | None = None
@@ -172,8 +175,11 @@ class Studio:
         """Let each capability prepare, on a background thread, what earlier sessions used
         (``Capability.warm_start``: the image model and its compiled placements), so the first
         jobs find it ready. For engines that live on (notebook, dashboard, ``enfoads serve``,
-        GPU workers), not one-shot commands. None with ``ENFOADS_WARM_START=off``."""
+        GPU workers), not one-shot commands. None with ``ENFOADS_WARM_START=off`` or where
+        the jobs run on Celery workers (they warm themselves)."""
         if self.settings.warm_start == "off" or self.closed or self._warm is not None:
+            return None
+        if not self.runs_jobs:
             return None
 
         def run() -> None:

@@ -48,3 +48,24 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def studio_pipe(parts: dict[str, Any], tokenizer_dir: Path) -> Any:
+    """An SDXL pipeline over random-weight ``parts`` (``enfoads.testing.sdxl.build_components``)
+    set up as the studio sets up the real one (``image._load_pipeline``): Euler with trailing
+    timesteps, the fp16-fix VAE's config (no upcast), no progress bar. The eager speed-ups
+    (``image.apply_eager_optimizations``) are the caller's."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    from enfoads.testing.sdxl import write_clip_tokenizer
+
+    write_clip_tokenizer(tokenizer_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(
+        pipe.scheduler.config, timestep_spacing="trailing"
+    )
+    pipe.vae.register_to_config(force_upcast=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_record, write_json
+from common import run_record, studio_pipe, write_json
 
 T4_USABLE_GIB = 14.5
 ALL = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
@@ -54,14 +54,12 @@ def main() -> int:
     logging.getLogger("enfoads.core.pipelines.fastpath").setLevel(logging.DEBUG)  # tracebacks
 
     import torch
-    from diffusers import StableDiffusionXLPipeline
-    from transformers import CLIPTokenizer
 
     from enfoads.core.jobs import JobState
     from enfoads.core.pipelines import image as image_mod
     from enfoads.core.settings import load_settings
     from enfoads.core.studio import Studio
-    from enfoads.testing.sdxl import build_components, write_clip_tokenizer
+    from enfoads.testing.sdxl import build_components
 
     gib = 1024**3
     cuda = not args.smoke
@@ -86,15 +84,7 @@ def main() -> int:
         torch.cuda.empty_cache()
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(args.cap_gib * gib / total, 0)
-    tok = data / "tok"
-    write_clip_tokenizer(tok)
-    tokenizer = CLIPTokenizer.from_pretrained(tok)
-    pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
-    pipe.scheduler = pipe.scheduler.__class__.from_config(
-        pipe.scheduler.config, timestep_spacing="trailing"
-    )
-    pipe.vae.register_to_config(force_upcast=False)  # as the fp16-fix VAE
-    pipe.set_progress_bar_config(disable=True)
+    pipe = studio_pipe(parts, data / "tok")
     # The weights are built here instead of read from the hub: the rest is the studio's own.
     image_mod.ImagePipeline.on_disk = lambda self: True
 

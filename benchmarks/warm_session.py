@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_record, write_json
+from common import run_record, studio_pipe, write_json
 
 PLACEMENTS = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
 # Set here, they would point a session's compile caches outside its data dir.
@@ -56,16 +56,11 @@ def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: boo
     )
     settings.apply_cache_env()  # before torch, as the studio does: every cache in the data dir
     import torch
-    from diffusers import StableDiffusionXLPipeline
-    from transformers import CLIPTokenizer
 
     from enfoads.core.pipelines import image as image_mod
     from enfoads.core.studio import Studio
-    from enfoads.testing.sdxl import build_components, write_clip_tokenizer
+    from enfoads.testing.sdxl import build_components
 
-    tok = data / "tok"
-    write_clip_tokenizer(tok)
-    tokenizer = CLIPTokenizer.from_pretrained(tok)
     image_mod.ImagePipeline.on_disk = lambda self: True  # the weights are built, not read
 
     def loader():
@@ -74,12 +69,7 @@ def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: boo
             device="cuda" if cuda else "cpu",
             dtype=torch.float16 if cuda else None,
         )
-        pipe = StableDiffusionXLPipeline(tokenizer=tokenizer, tokenizer_2=tokenizer, **parts)
-        pipe.scheduler = pipe.scheduler.__class__.from_config(
-            pipe.scheduler.config, timestep_spacing="trailing"
-        )
-        pipe.vae.register_to_config(force_upcast=False)  # as the fp16-fix VAE
-        pipe.set_progress_bar_config(disable=True)
+        pipe = studio_pipe(parts, data / "tok")
         image_mod.apply_eager_optimizations(pipe)
         return pipe
 

@@ -177,9 +177,9 @@ class Studio:
         jobs find it ready. For engines that live on (notebook, dashboard, ``enfoads serve``,
         GPU workers), not one-shot commands. None with ``ENFOADS_WARM_START=off`` or where
         the jobs run on Celery workers (they warm themselves)."""
-        if self.settings.warm_start == "off" or self.closed or self._warm is not None:
+        if self.settings.warm_start == "off" or not self.runs_jobs:
             return None
-        if not self.runs_jobs:
+        if self.closed or self._warm is not None:  # closed, or warmed once already
             return None
 
         def run() -> None:

@@ -57,6 +57,35 @@ def test_states_and_progress_events_in_order(h):
     assert done.started_at <= done.finished_at
 
 
+# What the GPU's other allocators say when the card is full (ONNX Runtime's CUDA provider, from
+# a face swap after image jobs on a T4-sized card; its arena; CTranslate2), as they say it.
+GPU_FULL = [
+    "[ONNXRuntimeError] : 1 : FAIL : Exception during initialization: /onnxruntime_src/onnx"
+    "runtime/core/providers/cuda/cuda_call.cc:154 std::conditional_t<THRW, void, onnxruntime"
+    "::common::Status> onnxruntime::CudaCall(ERRTYPE, ...) CUBLAS failure 3: the resource "
+    "allocation failed ; GPU=0 ; hostname=vm ; expr=cublasCreate(&cublas_handle_);",
+    "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running "
+    "Conv node. Name:'Conv_12' Status Message: /onnxruntime_src/onnxruntime/core/framework/"
+    "bfc_arena.cc:359 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, ...) "
+    "Failed to allocate memory for requested buffer of size 1073741824",
+    "CUDA failed with error out of memory",
+]
+
+
+@pytest.mark.parametrize("message", GPU_FULL)
+def test_a_full_gpu_said_by_any_allocator_is_the_gpu_memory_error(h, message):
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    def full(ctx):
+        raise Fail(message)
+
+    h.queue.register("swap", full)
+    h.queue.start()
+    done = h.queue.wait(h.queue.submit("swap", {}).id, TIMEOUT)
+    assert done.state is JobState.FAILED and done.error_code == "error.gpu_memory"
+    assert "onnxruntime" not in done.error and "CUBLAS" not in done.error, done.error
+
+
 def test_cancel_while_queued_and_while_running(h):
     started, release = threading.Event(), threading.Event()
 

@@ -188,6 +188,56 @@ def test_gpu_eviction_offloads_to_ram_while_it_fits_else_drops():
     assert stats["gpu_used_bytes"] <= 8 * MB and stats["ram_used_bytes"] <= 4 * MB
 
 
+class SeesTorchCache(RecordingAdapter):
+    """Like ONNX Runtime or CTranslate2: allocates outside torch when it enters the GPU."""
+
+    def __init__(self, reserved):
+        super().__init__()
+        self.reserved, self.seen = reserved, []
+
+    def to_device(self, model, device):
+        self.seen.append(self.reserved())
+        return super().to_device(model, device)
+
+
+def test_a_model_entering_the_gpu_gets_the_memory_torch_keeps_cached(monkeypatch):
+    # torch's allocator keeps an image job's activations cached; a model with its own
+    # allocator (a face swap's ONNX Runtime sessions, whisper's CTranslate2) entering the GPU
+    # after it must find that memory given back first, or a T4 has none left for it.
+    cache = {"bytes": 6 * 1024 * MB, "emptied": 0}
+
+    def empty_cache():
+        cache["bytes"], cache["emptied"] = 0, cache["emptied"] + 1
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", empty_cache)
+    adapter = SeesTorchCache(lambda: cache["bytes"])
+    m = ModelManager(device=GPU, gpu_budget_bytes=64 * MB, ram_budget_bytes=64 * MB)
+    m.register("faces", lambda: linear_mb(1), MB, adapter)
+    with m.use("faces"):
+        pass
+    assert adapter.moves == [GPU] and adapter.seen == [0]
+    # Resident models are not moved again, and the cache is left alone for them.
+    cache["bytes"], emptied = 5 * MB, cache["emptied"]
+    with m.use("faces"):
+        pass
+    assert adapter.moves == [GPU] and cache["emptied"] == emptied
+
+
+@pytest.mark.gpu
+def test_torch_gives_its_cached_gpu_memory_back_before_another_model_enters():
+    blocks = torch.empty(512 * MB, dtype=torch.uint8, device="cuda")
+    del blocks  # freed to torch's cache, not to the driver
+    assert torch.cuda.memory_reserved() >= 512 * MB
+    adapter = SeesTorchCache(torch.cuda.memory_reserved)
+    m = ModelManager(device=GPU, gpu_budget_bytes=64 * MB, ram_budget_bytes=64 * MB)
+    m.register("faces", lambda: linear_mb(1), MB, adapter)
+    with m.use("faces"):
+        pass
+    assert adapter.seen and adapter.seen[0] < 512 * MB
+
+
 @pytest.mark.gpu
 def test_real_gpu_moves_and_frees_memory():
     m = ModelManager(device=GPU, gpu_budget_bytes=64 * MB, ram_budget_bytes=64 * MB)

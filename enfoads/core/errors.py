@@ -146,11 +146,22 @@ class GpuOutOfMemory(EnfoadsError):
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """The GPU ran out of memory, as torch, onnxruntime or CTranslate2 say it."""
+    """The GPU ran out of memory, as torch, onnxruntime or CTranslate2 say it (onnxruntime,
+    for a cuBLAS or cuDNN handle it cannot create: "CUBLAS failure 3: the resource allocation
+    failed"; for its arena: "Failed to allocate memory for requested buffer")."""
     if type(exc).__name__ == "OutOfMemoryError":
         return True
     text = str(exc).lower()
-    return "out of memory" in text or "cublas_status_alloc_failed" in text
+    return any(
+        words in text
+        for words in (
+            "out of memory",
+            "_status_alloc_failed",
+            "resource allocation failed",
+            "failed to allocate memory",
+            "cudaerrormemoryallocation",
+        )
+    )
 
 
 _PATH = re.compile(r"""(?:[A-Za-z]:)?(?:[\\/][^\s'"\\/:]+){2,}[\\/]?""")

@@ -330,6 +330,8 @@ class ModelManager:
         ``stats()`` and other models' users never wait for it; its room stays booked on
         ``target`` meanwhile. Called holding the lock once; returns holding it."""
         entry.loading, entry.reserved = True, target
+        if target == GPU:
+            release_torch_cache()  # loaders that build on the GPU (faster-whisper)
         self._cond.release()
         try:
             log.info("loading %s", entry.name)
@@ -366,6 +368,7 @@ class ModelManager:
             entry.where = None  # it leaves RAM as it enters the GPU
             if not self._make_room(entry, GPU):
                 log.warning("%s is larger than estimated; the GPU budget is exceeded", entry.name)
+            release_torch_cache()
             entry.model = entry.adapter.to_device(entry.model, GPU)
         entry.where = target
         self._after_change(gpu_freed=False)
@@ -396,9 +399,8 @@ class ModelManager:
             gc.collect()
 
     def _after_change(self, gpu_freed: bool) -> None:
-        torch = sys.modules.get("torch")
-        if gpu_freed and torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if gpu_freed:
+            release_torch_cache()
         if self._bus is not None:
             self._bus.publish(events.gpu_status(self.stats(with_devices=False)))
 
@@ -428,6 +430,16 @@ class ModelManager:
         if with_devices:
             out["devices"] = device_totals()
         return out
+
+
+def release_torch_cache() -> None:
+    """Give the blocks torch's allocator keeps cached (an image job's activations: gigabytes)
+    back to the driver. ONNX Runtime and CTranslate2 allocate with their own allocators, so on a
+    T4 a face swap or whisper after images found the card full of torch's cache (measured:
+    ``benchmarks/t4_session.py --mixed --t4-free``). Imports no torch."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def device_totals() -> dict[str, Any]:

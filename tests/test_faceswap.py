@@ -292,3 +292,30 @@ def test_cancelling_a_video_swap_stops_it_and_stores_nothing(face_studio, tmp_pa
     done = face_studio.wait_job(job.id, timeout=120)
     assert done.state.value == "cancelled"
     assert face_studio.list_assets().total == before  # no partial video
+
+
+@pytest.mark.slow
+def test_full_size_stand_ins_weigh_what_the_real_files_do_and_swap(tmp_path, media_settings):
+    """``build_face_models(size="full")`` (the T4 session's benchmark: the real files' memory
+    on the GPU) loads through InsightFace's own router and swaps through the studio."""
+    from enfoads.core.studio import Studio
+    from enfoads.testing.faces import build_face_models
+
+    models = build_face_models(tmp_path / "full", size="full")
+    real_mb = {models["analysis"] / "w600k_r50.onnx": 174, models["swapper"]: 554}
+    for path, mb in real_mb.items():
+        assert abs(path.stat().st_size / 1e6 - mb) / mb < 0.05, (path.name, path.stat().st_size)
+    settings = media_settings(
+        faceswap_analysis_model=str(models["analysis"]),
+        faceswap_swapper_model=str(models["swapper"]),
+    )
+    with Studio(settings) as st:
+        photo = st.upload_asset(png(astronaut_rgb()), "astronaut.png")
+        done = st.wait_job(
+            st.swap_faces(source_asset_id=photo.id, target_asset_id=photo.id).id, 120
+        )
+        assert done.state.value == "completed", done.error
+        before = astronaut_rgb()
+        after = np.asarray(Image.open(st.assets.file_path(done.result_asset_ids[0])).convert("RGB"))
+        x0, y0, x1, y1 = (int(v) for v in FACE_BOX)
+        assert changed(before, after)[y0:y1, x0:x1].mean() > 0.5  # the face was replaced

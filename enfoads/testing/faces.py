@@ -13,6 +13,13 @@ studio loads them through exactly the code that loads the real files:
 - ``inswapper_128.onnx``: inputs ``target`` [1, 3, 128, 128] and ``source`` [1, 512], output
   [1, 3, 128, 128], and the ``emap`` matrix as the graph's last initializer; it tints the face
   with a colour computed from the source identity, so a swap is visible and depends on the source.
+
+``build_face_models(root, size="full")`` swaps the recognizer and the swapper for full-size
+networks with random weights, for benchmarks of memory and speed (their pictures are noise):
+``w600k_r50.onnx`` is ArcFace's IResNet-50 (layers 3-4-14-3, 43.6 M parameters, 174 MB as in
+the real file) and ``inswapper_128.onnx`` an encoder, six 1024-channel AdaIN residual blocks
+styled by the source identity and a decoder (135 M parameters, 540 MB; the real file is 554 MB).
+The detector and the landmark model stay the small ones (the real ones are 17 and 5 MB).
 """
 
 from __future__ import annotations
@@ -279,15 +286,153 @@ def build_swapper(path: Path, seed: int = 11) -> Path:
     return _save(graph, path)
 
 
-def build_face_models(root: Path) -> dict[str, Path]:
+class _Net:
+    """Nodes and random initializers of a full-size network, named as they are added."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self.count = 0
+
+    def name(self, kind: str) -> str:
+        self.count += 1
+        return f"{kind}_{self.count}"
+
+    def const(self, array: np.ndarray) -> str:
+        name = self.name("w")
+        self.inits.append(_const(name, np.asarray(array)))
+        return name
+
+    def op(self, kind: str, inputs: list[str], **attrs) -> str:
+        from onnx import helper
+
+        out = self.name(kind.lower())
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, gain=1.0) -> str:
+        fan_in = cin * k * k
+        w = self.rng.standard_normal((cout, cin, k, k), dtype=np.float32)
+        w *= np.float32(gain * np.sqrt(2.0 / fan_in))
+        pad = k // 2
+        return self.op(
+            "Conv",
+            [x, self.const(w), self.const(np.zeros(cout, np.float32))],
+            kernel_shape=[k, k],
+            strides=[stride, stride],
+            pads=[pad] * 4,
+        )
+
+    def bn(self, x: str, channels: int, gamma: float = 1.0) -> str:
+        ones, zeros = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+        return self.op(
+            "BatchNormalization",
+            [x, self.const(ones * gamma), self.const(zeros), self.const(zeros), self.const(ones)],
+        )
+
+    def prelu(self, x: str, channels: int) -> str:
+        return self.op("PRelu", [x, self.const(np.full((channels, 1, 1), 0.25, np.float32))])
+
+    def gemm(self, x: str, cin: int, cout: int, gain: float = 1.0) -> str:
+        w = self.rng.standard_normal((cin, cout), dtype=np.float32)
+        w *= np.float32(gain / np.sqrt(cin))
+        return self.op("Gemm", [x, self.const(w), self.const(np.zeros(cout, np.float32))])
+
+
+def build_recognizer_full(path: Path, seed: int = 7) -> Path:
+    """ArcFace's IResNet-50 (``w600k_r50``'s architecture) with random weights."""
+    from onnx import TensorProto, helper
+
+    net = _Net(seed)
+    x = net.prelu(net.bn(net.conv("input.1", 3, 64), 64), 64)
+    cin = 64
+    for planes, blocks in ((64, 3), (128, 4), (256, 14), (512, 3)):
+        for i in range(blocks):
+            stride = 2 if i == 0 else 1
+            y = net.bn(x, cin)
+            y = net.prelu(net.bn(net.conv(y, cin, planes), planes), planes)
+            y = net.bn(net.conv(y, planes, planes, stride=stride), planes, gamma=0.1)
+            if stride != 1 or cin != planes:
+                x = net.bn(net.conv(x, cin, planes, k=1, stride=stride), planes)
+            x = net.op("Add", [x, y])
+            cin = planes
+    x = net.op("Flatten", [net.bn(x, 512)])
+    net.gemm(x, 512 * 7 * 7, 512)
+    net.nodes[-1].output[0] = "683"
+    graph = helper.make_graph(
+        net.nodes,
+        "arcface_iresnet50_random",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [None, 3, 112, 112])],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, [None, 512])],
+        net.inits,
+    )
+    return _save(graph, path)
+
+
+def build_swapper_full(path: Path, seed: int = 11) -> Path:
+    """An inswapper_128-sized network with random weights: the target through an encoder to
+    1024 channels at 32 × 32, six residual blocks whose AdaIN scales and shifts come from the
+    source identity, a decoder back to 128 × 128 (sigmoid, as the swapper's [0, 1] output)."""
+    from onnx import TensorProto, helper
+
+    net = _Net(seed)
+    eps = net.const(np.array(1e-5, np.float32))
+    one = net.const(np.array(1.0, np.float32))
+    shape = net.const(np.array([1, 1024, 1, 1], np.int64))
+
+    def adain(x: str) -> str:
+        mean = net.op("ReduceMean", [x], axes=[2, 3], keepdims=1)
+        centred = net.op("Sub", [x, mean])
+        var = net.op("ReduceMean", [net.op("Mul", [centred, centred])], axes=[2, 3], keepdims=1)
+        normed = net.op("Div", [centred, net.op("Sqrt", [net.op("Add", [var, eps])])])
+        scale = net.op("Reshape", [net.gemm("source", 512, 1024, gain=0.1), shape])
+        shift = net.op("Reshape", [net.gemm("source", 512, 1024, gain=0.1), shape])
+        return net.op("Add", [net.op("Mul", [normed, net.op("Add", [scale, one])]), shift])
+
+    x = net.op("LeakyRelu", [net.conv("target", 3, 128, k=7)], alpha=0.2)
+    x = net.op("LeakyRelu", [net.conv(x, 128, 256, stride=2)], alpha=0.2)
+    x = net.op("LeakyRelu", [net.conv(x, 256, 512, stride=2)], alpha=0.2)
+    x = net.op("LeakyRelu", [net.conv(x, 512, 1024)], alpha=0.2)
+    for _ in range(6):
+        y = net.op("Relu", [adain(net.conv(x, 1024, 1024))])
+        y = adain(net.conv(y, 1024, 1024, gain=0.1))
+        x = net.op("Add", [x, y])
+    scales = net.const(np.array([1, 1, 2, 2], np.float32))
+    for cin, cout in ((1024, 256), (256, 128)):
+        x = net.op("Resize", [x, "", scales], mode="nearest")
+        x = net.op("LeakyRelu", [net.conv(x, cin, cout)], alpha=0.2)
+    x = net.op("Sigmoid", [net.conv(x, 128, 3, k=7, gain=0.1)])
+    net.nodes[-1].output[0] = "output"
+    rng = np.random.default_rng(seed + 1)
+    # InsightFace takes the last initializer as ``emap``.
+    net.inits.append(
+        _const("emap", np.linalg.qr(rng.standard_normal((512, 512)))[0].astype(np.float32))
+    )
+    graph = helper.make_graph(
+        net.nodes,
+        "inswapper_128_sized_random",
+        [
+            helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
+            helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512]),
+        ],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 128, 128])],
+        net.inits,
+    )
+    return _save(graph, path)
+
+
+def build_face_models(root: Path, size: str = "small") -> dict[str, Path]:
     """``{root}/buffalo_l/*.onnx`` and ``{root}/inswapper_128.onnx``, as they lie in the data
-    dir after a real download."""
+    dir after a real download. ``size="full"``: full-size recognizer and swapper (above)."""
     pack = root / "buffalo_l"
     pack.mkdir(parents=True, exist_ok=True)
+    full = size == "full"
     build_detector(pack / "det_10g.onnx")
-    build_recognizer(pack / "w600k_r50.onnx")
+    (build_recognizer_full if full else build_recognizer)(pack / "w600k_r50.onnx")
     build_landmarker(pack / "2d106det.onnx")
-    return {"analysis": pack, "swapper": build_swapper(root / "inswapper_128.onnx")}
+    swapper = (build_swapper_full if full else build_swapper)(root / "inswapper_128.onnx")
+    return {"analysis": pack, "swapper": swapper}
 
 
 def scaled_face_patch() -> np.ndarray:

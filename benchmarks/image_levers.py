@@ -16,8 +16,8 @@ compile for every placement); ``regional`` (only the blocks the UNet repeats com
 ``image.REGIONAL_BLOCKS``: ``ENFOADS_COMPILE_SCOPE=regional``), ``regional-auto`` (the same
 with torch's automatic dynamic shapes); a name may add ``-t2d`` (regional with whole
 transformer models as regions, ``TRANSFORMER_REGIONS``), ``-vae-autotune`` and
-``-unet-autotune`` (the UNet's kernels autotuned, ``max-autotune-no-cudagraphs``), e.g.
-``regional-t2d-vae-autotune``; ``b4:VARIANT`` times VARIANT at batch 4. (Earlier JSON: the
+``-unet-autotune`` (the UNet's kernels autotuned, ``max-autotune-no-cudagraphs``), and end
+with ``-cd`` (coordinate-descent tuning), e.g. ``regional-t2d-vae-autotune``; ``b4:VARIANT`` times VARIANT at batch 4. (Earlier JSON: the
 first regional run, ``image-levers-regional-transformers-h100.json``, compiled transformer
 blocks only; ``regional-autotune`` there is ``regional-vae-autotune`` here.)
 """
@@ -71,7 +71,9 @@ def run_variant(variant: str, pipe, embeds: dict, prompt: str, stock_ms: float) 
 
     torch._dynamo.reset()
     torch.cuda.empty_cache()
-    inductor_config.coordinate_descent_tuning = variant == "coordinate-descent"
+    inductor_config.coordinate_descent_tuning = variant == "coordinate-descent" or (
+        variant.endswith("-cd")
+    )
     batch = 4 if variant.startswith("b4:") else 1
     variant = variant.removeprefix("b4:")
     shape = (1024, 1024, batch)

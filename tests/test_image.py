@@ -287,6 +287,24 @@ def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path
     assert "no está descargado" in done.error and "RAM" not in done.error
 
 
+@pytest.mark.parametrize(
+    ("setting", "cpus", "scope", "vae_mode"),
+    [
+        ("auto", 16, "whole", "max-autotune-no-cudagraphs"),  # an H100 server
+        ("auto", 2, "regional", None),  # a Colab VM
+        ("regional", 16, "regional", "max-autotune-no-cudagraphs"),
+        ("whole", 2, "whole", None),
+    ],
+)
+def test_what_compiles_follows_the_cpus_unless_set(monkeypatch, setting, cpus, scope, vae_mode):
+    from enfoads.core.settings import load_settings
+
+    monkeypatch.setattr(image_mod.os, "cpu_count", lambda: cpus)
+    chosen = load_settings(device="cpu", compile_scope=setting).compile_scope
+    assert image_mod.compile_scope(chosen) == scope
+    assert image_mod.vae_compile_mode("auto") == vae_mode
+
+
 @pytest.mark.parametrize("scope", ["whole", "regional"])
 def test_the_compiled_path_compiles_aside_and_never_makes_a_job_wait(img_studio, scope):
     """On the CPU with torch.compile's eager backend (the threading and switching are the

@@ -111,8 +111,9 @@ class Settings(BaseSettings):
     compile_autotune: Literal["auto", "on", "off"] = "auto"
     # What compiles: regional = the blocks the UNet repeats (transformer and ResNet blocks,
     # samplers: a shape traces a few blocks, so shorter compiles, cold and warm); whole = the
-    # UNet as one graph (a few ms faster an image, longer compiles).
-    compile_scope: Literal["regional", "whole"] = "regional"
+    # UNet as one graph (7 % faster an image, about twice the compile); auto = whole where the
+    # machine has 8 CPU cores or more (as the autotune), regional on fewer (a Colab VM's 2).
+    compile_scope: Literal["auto", "regional", "whole"] = "auto"
     # A long-lived engine (notebook, dashboard, ``enfoads serve``, a GPU worker) whose earlier
     # sessions compiled placements loads the image model at start and readies them from the
     # compile cache while the queue is idle; auto = wherever the image model compiles.

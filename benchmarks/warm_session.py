@@ -39,7 +39,9 @@ PLACEMENTS = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
 CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
 
 
-def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: bool) -> dict:
+def session(
+    phase: str, data: Path, first_job_at: float, wait: float, smoke: bool, placements: list[str]
+) -> dict:
     """One session on ``data``: its jobs, and when its placements were ready."""
     import logging
 
@@ -82,13 +84,18 @@ def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: boo
     )
     sizes = [
         (w, h, 1)
-        for _p, w, h in image_mod.GenerateImageRequest(prompt="x", placements=PLACEMENTS).sizes()
+        for _p, w, h in image_mod.GenerateImageRequest(prompt="x", placements=placements).sizes()
     ]
     started = time.perf_counter()
     since = lambda t0: round(time.perf_counter() - t0, 2)  # noqa: E731
     studio.start()
     warm_thread = studio.warm_start() if phase == "warm" else None
-    out: dict = {"phase": phase, "first_job_at_s": first_job_at, "jobs": []}
+    out: dict = {
+        "phase": phase,
+        "first_job_at_s": first_job_at,
+        "compile_scope": image_mod.compile_scope(settings.compile_scope),
+        "jobs": [],
+    }
 
     def fast():
         with studio.models.use_if_resident(image_mod.MODEL_NAME) as pipe:
@@ -97,7 +104,7 @@ def session(phase: str, data: Path, first_job_at: float, wait: float, smoke: boo
     def job(name: str) -> None:
         t0 = time.perf_counter()
         done = studio.wait_job(
-            studio.generate_images(prompt="olive oil bottle", seed=1, placements=PLACEMENTS).id,
+            studio.generate_images(prompt="olive oil bottle", seed=1, placements=placements).id,
             1800,
         )
         out["jobs"].append(
@@ -152,6 +159,9 @@ def main() -> int:
     parser.add_argument("--wait", type=float, default=480.0, help="most seconds to wait for")
     parser.add_argument("--smoke", action="store_true", help="check the script on a CPU")
     parser.add_argument(
+        "--placements", default=",".join(PLACEMENTS), help="comma-separated (default: all six)"
+    )
+    parser.add_argument(
         "--new-vm",
         action="store_true",
         help="before each session, delete this machine's default compile caches "
@@ -159,7 +169,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.phase is not None:  # one session, in its own process
-        row = session(args.phase, args.data, args.first_job_at, args.wait, args.smoke)
+        placements = args.placements.split(",")
+        row = session(args.phase, args.data, args.first_job_at, args.wait, args.smoke, placements)
         print("RESULT " + json.dumps(row), flush=True)
         return 0
     data = Path(tempfile.mkdtemp(prefix="enfoads-warm-"))
@@ -176,7 +187,8 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
         cmd = [sys.executable, __file__, "--phase", phase, "--data", str(data)]
         cmd += ["--first-job-at", str(args.first_job_at if phase == "warm" else 0)]
-        cmd += ["--wait", str(args.wait)] + (["--smoke"] if args.smoke else [])
+        cmd += ["--wait", str(args.wait), "--placements", args.placements]
+        cmd += ["--smoke"] if args.smoke else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         sys.stderr.write(proc.stderr[-4000:])
         rows = [ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

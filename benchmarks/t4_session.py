@@ -77,7 +77,7 @@ def mixed_settings(root: Path, full: bool) -> dict:
 
 class Ballast:
     """Device memory taken with a plain ``cudaMalloc`` (no allocator of torch's, ONNX
-    Runtime's or CTranslate2's sees it as its own), freed with ``free()``."""
+    Runtime's or CTranslate2's sees it as its own), held until the process ends."""
 
     def __init__(self, size: int):
         self.size = max(0, size)
@@ -85,11 +85,6 @@ class Ballast:
         self.ptr = ctypes.c_void_p()
         if self.size and self.lib.cudaMalloc(ctypes.byref(self.ptr), ctypes.c_size_t(self.size)):
             raise RuntimeError(f"cudaMalloc of {self.size} bytes failed")
-
-    def free(self) -> None:
-        if self.ptr.value:
-            self.lib.cudaFree(self.ptr)
-            self.ptr = ctypes.c_void_p()
 
 
 def cudart() -> ctypes.CDLL:

@@ -330,10 +330,10 @@ class ModelManager:
         ``stats()`` and other models' users never wait for it; its room stays booked on
         ``target`` meanwhile. Called holding the lock once; returns holding it."""
         entry.loading, entry.reserved = True, target
-        if target == GPU:
-            release_torch_cache()  # loaders that build on the GPU (faster-whisper)
         self._cond.release()
         try:
+            if target == GPU:
+                release_torch_cache()  # loaders that build on the GPU (faster-whisper)
             log.info("loading %s", entry.name)
             model = entry.loader()
         except (ModelUnavailable, ModelTooLarge):

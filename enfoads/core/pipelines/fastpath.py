@@ -457,13 +457,6 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def free_cached_memory() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 @contextmanager
 def measured_peak(device: str) -> Iterator[list[int]]:
     """Yields a list that receives the peak bytes allocated beyond the start (CUDA only)."""

@@ -49,7 +49,7 @@ from enfoads.core.pipelines.base import (
 from enfoads.core.pipelines.fastpath import BatchPlanner, CompiledPath
 from enfoads.core.pipelines.prompt import STYLES
 from enfoads.core.validation import RequestModel, check_text
-from enfoads.core.vram import TorchAdapter
+from enfoads.core.vram import TorchAdapter, release_torch_cache
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.prompt import PromptEnhancer
@@ -309,20 +309,26 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
 AUTOTUNE_MIN_CPUS = 8
 
 
+def compiles_fast() -> bool:
+    """Whether this machine's CPUs can afford the longer compiles (``auto`` of the autotune
+    and of the compile scope)."""
+    return (os.cpu_count() or 1) >= AUTOTUNE_MIN_CPUS
+
+
 def compile_scope(scope: str = "auto") -> str:
     """What compiles, for the ``compile_scope`` setting. Where the CPU compiles fast enough to
     autotune, the whole UNet: 112.8–115.8 ms an image at 1024² against 120.6–123.9 for the
     regional blocks on an H100 (batch 4: 99.9–102.3 against 111.4), for about twice the
     compile of a shape (docs/benchmarks.md). On fewer cores the shorter regional compile."""
     if scope == "auto":
-        return "whole" if (os.cpu_count() or 1) >= AUTOTUNE_MIN_CPUS else "regional"
+        return "whole" if compiles_fast() else "regional"
     return scope
 
 
 def vae_compile_mode(autotune: str = "auto") -> str | None:
     """The VAE decoder's ``torch.compile`` mode for the ``compile_autotune`` setting."""
     if autotune == "auto":
-        autotune = "on" if (os.cpu_count() or 1) >= AUTOTUNE_MIN_CPUS else "off"
+        autotune = "on" if compiles_fast() else "off"
     return "max-autotune-no-cudagraphs" if autotune == "on" else None
 
 
@@ -581,7 +587,7 @@ def build_runner(
     try:
         return ImageGraph(twin, *shape, steps, lock=lock, pool=pool)
     except torch.OutOfMemoryError:
-        fastpath.free_cached_memory()
+        release_torch_cache()
         log.warning("no memory for the CUDA graph of %dx%d batch %d: compiled, no graph", *shape)
         return twin
 
@@ -600,12 +606,12 @@ def generate_or_fall_back(
         if target is pipe:
             if is_out_of_memory(exc) and shape[2] > 1:
                 log.warning("out of GPU memory at %dx%d batch %d: splitting it", *shape)
-                fastpath.free_cached_memory()
+                release_torch_cache()
                 return None, pipe
             raise
         if fast is not None:
             fast.demote(shape, fastpath.failure_reason(exc))
-        fastpath.free_cached_memory()
+        release_torch_cache()
     return generate_or_fall_back(call, pipe, pipe, fast, shape)
 
 

@@ -12,6 +12,10 @@ weights differ: a full-size SDXL architecture with random fp16 weights, built in
 Reports each step's job state, time, images, peak GPU memory (allocated, and reserved by
 torch's allocator), the process's peak RAM, and each size's measured memory per image.
 
+Compilation is off unless ``--compile``: a T4 compiles in the background while jobs run eager,
+so the memory of eager runs is what every first job needs; with ``--compile`` the background
+compile runs beside the jobs under the same cap, and the last steps use what it readied.
+
 ``--mixed`` is the issue's whole session: images at six placements at batch 1 and 4, a face
 swap (InsightFace through ONNX Runtime's CUDA provider: ``build_face_models(size="full")``, a
 full-size recognizer and swapper with random weights), a talking-avatar video from a script
@@ -25,9 +29,6 @@ out anywhere fails a step as it would on the T4. Each step then reports
 every 20 ms: ``cap - min free``), and its own peak RAM (resident set, sampled likewise).
 
     python benchmarks/t4_session.py --mixed --t4-free --out docs/benchmarks/t4-session-mixed.json
-Compilation is off unless ``--compile``: a T4 compiles in the background while jobs run eager,
-so the memory of eager runs is what every first job needs; with ``--compile`` the background
-compile runs beside the jobs under the same cap, and the last steps use what it readied.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 .PHONY: studio test test-colab install system
 install: $(STAMP)
 
+# STUDIO_ARGS: more `enfoads studio` options, e.g. STUDIO_ARGS="--port 8870".
 studio: $(STAMP)
-	$(BIN)/enfoads studio
+	$(BIN)/enfoads studio $(STUDIO_ARGS)
 
 CLIENT := clients/typescript
 

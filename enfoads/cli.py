@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -45,25 +46,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"Enfoads Studio {__version__}")
-    print(f"  data dir     : {info['data_dir']}")
-    print(f"  database     : {info['database']}")
-    print(f"  device       : {info['device']}")
-    print(
-        f"  budgets      : GPU {settings.gpu_budget_gb:.1f} GB, RAM {settings.ram_budget_gb:.1f} GB"
-    )
+    from enfoads.core.i18n import t
+
+    lang = settings.language
+    rows = [
+        ("cli.info.data_dir", info["data_dir"]),
+        ("cli.info.database", info["database"]),
+        ("cli.info.device", info["device"]),
+        (
+            "cli.info.budgets",
+            f"GPU {settings.gpu_budget_gb:.1f} GB, RAM {settings.ram_budget_gb:.1f} GB",
+        ),
+    ]
     for gpu in info["devices"]["gpus"]:
-        print(f"  gpu {gpu['index']}        : {gpu['name']}, {gpu['total_bytes'] / GB:.1f} GB")
+        rows.append(
+            ("cli.info.gpu", f"{gpu['index']}: {gpu['name']}, {gpu['total_bytes'] / GB:.1f} GB")
+        )
     ram = info["devices"]["ram"]
     if ram:
-        print(f"  host RAM     : {ram['used_bytes'] / GB:.1f} / {ram['total_bytes'] / GB:.1f} GB")
+        rows.append(
+            ("cli.info.ram", f"{ram['used_bytes'] / GB:.1f} / {ram['total_bytes'] / GB:.1f} GB")
+        )
     models = info["cached_models"]
-    print(f"  cached models: {', '.join(models) if models else 'none yet'}")
+    rows.append(("cli.info.models", ", ".join(models) if models else t("cli.info.none", lang)))
+    labels = [t(key, lang) for key, _ in rows]
+    width = max(len(label) for label in labels)
+    print(f"Enfoads Studio {__version__}")
+    for label, (_key, value) in zip(labels, rows):
+        print(f"  {label:<{width}} : {value}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
 
     from enfoads.core.engine import EngineBusy
     from enfoads.core.settings import load_settings
@@ -125,19 +139,21 @@ def cmd_studio(args: argparse.Namespace) -> int:
     """The dashboard: one engine (``enfoads serve``, started here unless one already runs on
     the data dir) and Voila serving the notebook on localhost; each page's kernel attaches to
     the engine and loads no model. Closed pages' kernels are culled."""
-    import os
     import subprocess
 
-    from enfoads.attach import attach
+    from enfoads.core.i18n import t
+    from enfoads.core.inventory import model_label
     from enfoads.core.settings import load_settings
 
     notebook = find_notebook()
     settings = load_settings()
+    lang = settings.language
     env = dict(os.environ, ENFOADS_DATA_DIR=str(settings.data_dir))
     engine_proc = None
-    studio = attach(settings, wait_s=0)
+    studio = _attach_when_ready(settings, None, lang, timeout=args.start_timeout)
     if studio is None:
         port = args.engine_port or free_port()
+        print(t("cli.studio.starting", lang), flush=True)
         engine_proc = subprocess.Popen(
             [
                 sys.executable,
@@ -152,18 +168,18 @@ def cmd_studio(args: argparse.Namespace) -> int:
             ],
             env=env,
         )
-        studio = _wait_for_engine(settings, engine_proc)
+        studio = _attach_when_ready(settings, engine_proc, lang, timeout=args.start_timeout)
         if studio is None:
+            from enfoads.core.media import stop_process
+
+            stop_process(engine_proc, 30)
             return 1
     url = f"http://127.0.0.1:{args.port}/"
     print(f"Enfoads Studio {__version__} — {url}")
-    print(f"  datos / data: {settings.data_dir}")
-    print(f"  motor / engine: {studio.engine_info.describe(settings.language)}")
+    print(t("cli.studio.data", lang, path=settings.data_dir))
+    print(t("cli.studio.engine", lang, engine=studio.engine_info.describe(lang)))
     for model in studio.missing_models():
-        print(
-            f"  ⬇ falta / missing: {model['model']} ({model['capability']}); "
-            "descárgalo en Ajustes / download it in Settings"
-        )
+        print(t("cli.studio.missing", lang, model=model_label(model, lang)))
     studio.close()
     cull = str(args.cull_after)
     cmd = [
@@ -177,11 +193,15 @@ def cmd_studio(args: argparse.Namespace) -> int:
         "--theme=light",
         "--show_tracebacks=False",
         f"--Voila.root_dir={notebook.parent}",
-        # A closed page's kernel (small: it attaches, it loads no model) is shut down once
-        # idle for this long; one still open keeps its kernel.
-        f"--MappingKernelManager.cull_idle_timeout={cull}",
-        f"--MappingKernelManager.cull_interval={max(1, args.cull_after // 2)}",
-        "--MappingKernelManager.cull_connected=False",
+        # A closed page's kernel (small: it attaches, it loads no model) is shut down at once
+        # when the page says so, else once its page has been gone (or it idle) this long,
+        # however many events it still receives (server/page_kernels.py); an open page keeps
+        # its kernel.
+        "--VoilaConfiguration.multi_kernel_manager_class="
+        "enfoads.server.page_kernels.PageKernelManager",
+        f"--PageKernelManager.cull_idle_timeout={cull}",
+        f"--PageKernelManager.cull_interval={max(1, args.cull_after // 4)}",
+        "--PageKernelManager.cull_connected=False",
     ]
     import signal
 
@@ -202,24 +222,46 @@ def cmd_studio(args: argparse.Namespace) -> int:
             stop_process(child, 30)
 
 
-def _wait_for_engine(settings: Any, proc: Any, timeout: float = 120.0) -> Any:
-    """The engine ``proc`` becomes, attached, once it has published its address."""
+def _attach_when_ready(settings: Any, proc: Any, lang: str, timeout: float) -> Any:
+    """The data dir's engine, attached, once it answers; None when there is none (``proc`` is
+    None: nothing started yet) or when the engine ``proc`` exits or stays silent past
+    ``timeout`` (said in the user's language). An engine that has claimed the data dir but
+    not yet published its address, or does not answer yet, is waited for: on a busy 2-core
+    machine that takes seconds, and it is no failure."""
     import time
 
     from enfoads.attach import attach
+    from enfoads.core.engine import EngineUnreachable
+    from enfoads.core.i18n import t
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            print("El motor no arrancó / the engine did not start (see above).", file=sys.stderr)
+    start = time.monotonic()
+    said = start
+    while True:
+        if proc is not None and proc.poll() is not None:
+            print(t("cli.studio.engine_exited", lang, code=proc.returncode), file=sys.stderr)
             return None
-        studio = attach(settings, wait_s=1.0)
+        try:
+            studio = attach(settings, wait_s=1.0)
+        except EngineUnreachable as waiting:
+            studio, reason = None, waiting
+        else:
+            if studio is None and proc is None:
+                return None  # no engine on the data dir: the caller starts one
+            reason = None
         if studio is not None:
             return studio
-        time.sleep(0.2)
-    print("El motor no respondió a tiempo / the engine did not answer in time.", file=sys.stderr)
-    proc.terminate()
-    return None
+        now = time.monotonic()
+        if now - start > timeout:
+            detail = reason.message(lang) if reason is not None else ""
+            print(
+                t("cli.studio.engine_silent", lang, s=round(timeout), detail=detail),
+                file=sys.stderr,
+            )
+            return None
+        if now - said >= 5:  # a line every 5 s, so a slow start never looks like a hang
+            said = now
+            print(t("cli.studio.still_starting", lang, s=round(now - start)), flush=True)
+        time.sleep(0.25)
 
 
 def cmd_import_assets(args: argparse.Namespace) -> int:
@@ -282,15 +324,28 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
-    """A Redis for a one-machine demo of the distributed backend, in the foreground."""
+    """A Redis for a one-machine demo of the distributed backend, in the foreground; stopped
+    with it (Ctrl+C or SIGTERM)."""
+    import signal
     import time
     from pathlib import Path
 
+    from enfoads.core.i18n import t
     from enfoads.core.settings import load_settings
-    from enfoads.testing.redis import RedisServer
+    from enfoads.testing.redis import PortInUse, RedisServer
 
-    folder = Path(args.dir) if args.dir else load_settings().data_dir / "redis"
-    server = RedisServer(folder, args.port).start()
+    settings = load_settings()
+    folder = Path(args.dir) if args.dir else settings.data_dir / "redis"
+    try:
+        server = RedisServer(folder, args.port).start()
+    except PortInUse:
+        print(t("cli.redis.port_in_use", settings.language, port=args.port), file=sys.stderr)
+        return 1
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"Redis: {server.url}  (ENFOADS_REDIS_URL={server.url})", flush=True)
     try:
         while server.proc is not None and server.proc.poll() is None:
@@ -326,8 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument(
         "--cull-after",
         type=int,
-        default=120,
-        help="seconds before a closed page's kernel is shut down",
+        default=60,
+        help="seconds before the kernel of a page closed without saying so is shut down",
+    )
+    studio.add_argument(
+        "--start-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the engine to answer before giving up",
     )
     studio.set_defaults(func=cmd_studio)
     info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
@@ -389,18 +450,42 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from enfoads.core.errors import InvalidSetting
 
+    from enfoads.core.errors import EnfoadsError, InvalidSetting
+    from enfoads.core.settings import ENV_PREFIX
+
+    lang = os.environ.get(f"{ENV_PREFIX}LANGUAGE", "es")
+    lang = lang if lang in ("es", "en") else "es"
     try:
         return args.func(args)
     except InvalidSetting as exc:  # a bad ENFOADS_ variable or settings file: say which
-        import os
-
-        from enfoads.core.settings import ENV_PREFIX
-
-        lang = os.environ.get(f"{ENV_PREFIX}LANGUAGE", "es")
-        print(exc.message(lang if lang in ("es", "en") else "es"), file=sys.stderr)
+        print(exc.message(lang), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except EnfoadsError as exc:  # said in the user's words
+        print(exc.message(lang), file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a user's command ends in one line, never a traceback
+        return _report_crash(args.command, exc, lang)
+
+
+def _report_crash(command: str, exc: BaseException, lang: str) -> int:
+    """One line in the user's language; the traceback goes to a file for whoever debugs."""
+    import tempfile
+    import traceback
+    from pathlib import Path
+
+    from enfoads.core.i18n import t
+
+    log = Path(tempfile.gettempdir()) / f"enfoads-{command}-{os.getpid()}.log"
+    try:
+        log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        log = Path("-")
+    reason = type(exc).__name__
+    print(t("cli.failed", lang, command=command, reason=reason, log=log), file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -30,4 +30,119 @@ def test_enfoads_info_reports_the_settings(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert "data dir" in human and str(tmp_path.resolve()) in human
+    assert "carpeta de datos" in human and str(tmp_path.resolve()) in human  # Spanish first
+    english = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "info"],
+        env={**env, "ENFOADS_LANGUAGE": "en"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "data dir" in english and "carpeta" not in english
+
+
+def cli_env(tmp_path, **extra):
+    import os
+
+    return dict(
+        os.environ,
+        ENFOADS_DATA_DIR=str(tmp_path / "data"),
+        ENFOADS_DEVICE="cpu",
+        ENFOADS_LANGUAGE="es",
+        HF_HUB_OFFLINE="1",
+        **extra,
+    )
+
+
+def test_the_studio_waits_for_an_engine_that_has_claimed_the_data_dir_but_not_published(
+    tmp_path, capsys
+):
+    """`make studio` crashed on a 2-core machine in the seconds between the engine claiming
+    the data dir and publishing its address (EngineUnreachable, an English traceback). The
+    launcher now waits for the engine it started until it answers."""
+    import threading
+
+    from enfoads.attach import serve_engine_api
+    from enfoads.cli import _attach_when_ready
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    settings = load_settings(data_dir=tmp_path / "data", device="cpu", language="es")
+    engine = Studio(settings).start()  # claimed, no address yet: as `enfoads serve` starting
+    starting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        threading.Timer(2.0, serve_engine_api, (engine,)).start()  # published 2 s later
+        attached = _attach_when_ready(settings, starting, "es", timeout=60)
+        assert attached is not None and attached.engine_info.url.startswith("http://127.0.0.1:")
+        attached.close()
+        # An engine that stays silent: a line in the user's language, no exception.
+        other = tmp_path / "other"
+        silent = Studio(load_settings(data_dir=other, device="cpu", language="es")).start()
+        try:
+            settings_other = load_settings(data_dir=other, device="cpu", language="es")
+            assert _attach_when_ready(settings_other, starting, "es", timeout=1.5) is None
+            assert "El motor del estudio no respondió en 2 s" in capsys.readouterr().err
+        finally:
+            silent.close()
+        # The engine process that exits while starting is named, with its exit code.
+        starting.kill()
+        starting.wait()
+        assert _attach_when_ready(settings_other, starting, "es", timeout=30) is None
+        assert "se detuvo al arrancar" in capsys.readouterr().err
+    finally:
+        starting.kill()
+        engine.close()
+
+
+def test_a_command_that_fails_says_so_in_one_line_without_a_traceback(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    seed = tmp_path / "assets.json"
+    seed.write_text("[]")
+    for command in (["import-assets", str(seed)], ["serve", "--port", "0"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "enfoads.cli", *command],
+            env=cli_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 1, out
+        assert "Traceback" not in out.stderr, out.stderr
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Enfoads no pudo terminar"), out.stderr
+
+
+def test_enfoads_redis_stops_with_sigterm_and_a_second_one_names_the_busy_port(tmp_path):
+    import signal
+
+    import psutil
+    import pytest
+
+    from enfoads.testing.redis import free_port, redis_binary
+
+    if redis_binary() is None:
+        pytest.skip("no redis-server")
+    port = free_port()
+    command = [sys.executable, "-m", "enfoads.cli", "redis", "--port", str(port)]
+    first = subprocess.Popen(
+        command, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert f"redis://127.0.0.1:{port}/0" in first.stdout.readline()
+        servers = [p for p in psutil.Process(first.pid).children() if "redis" in p.name()]
+        assert servers
+        second = subprocess.run(
+            command, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 1
+        assert f"El puerto {port} ya está en uso" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.poll() is None  # the first one still serves
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+        _gone, alive = psutil.wait_procs(servers, timeout=20)
+        assert alive == []  # its redis-server went with it
+    finally:
+        if first.poll() is None:
+            first.kill()

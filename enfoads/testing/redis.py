@@ -31,6 +31,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class PortInUse(RuntimeError):
+    """Something already listens on the port asked for."""
+
+    def __init__(self, port: int):
+        self.port = port
+        super().__init__(f"port {port} is already in use")
+
+
 class RedisServer:
     """``redis-server`` on 127.0.0.1:``port`` with its data in ``folder``; ``stop``/``start``."""
 
@@ -52,6 +60,11 @@ class RedisServer:
     def start(self, timeout: float = 20.0) -> RedisServer:
         import redis
 
+        with socket.socket() as probe:  # a Redis already there would answer our ping
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                raise PortInUse(self.port) from None
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -76,7 +89,10 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if redis.Redis(port=self.port, socket_timeout=1).ping():
+                if (
+                    self.proc.poll() is None
+                    and redis.Redis(port=self.port, socket_timeout=1).ping()
+                ):
                     return self
             except redis.exceptions.RedisError:
                 pass

@@ -1,0 +1,36 @@
+"""The dashboard's page kernels: one per open Voila page, shut down once its page is gone.
+
+A page that closes normally tells Voila (its ``beforeunload`` beacon) and its kernel stops at
+once. A page that goes without saying so (a phone that killed the tab, a laptop that slept, a
+browser driven by a script) leaves its kernel behind, and jupyter_server's culler never takes
+it while the engine keeps sending events: every widget update counts as activity. So the
+culler here also looks at the page's connection: a kernel whose page has not been connected
+for ``cull_idle_timeout`` seconds goes, however busy its widgets are.
+"""
+
+from __future__ import annotations
+
+import time
+
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+
+class PageKernelManager(AsyncMappingKernelManager):
+    """``AsyncMappingKernelManager`` whose culler also ends kernels left without a page."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._alone_since: dict[str, float] = {}
+
+    async def cull_kernel_if_idle(self, kernel_id: str) -> None:
+        if self._kernel_connections.get(kernel_id, 0):
+            self._alone_since.pop(kernel_id, None)
+        else:
+            now = time.monotonic()
+            since = self._alone_since.setdefault(kernel_id, now)
+            if now - since > self.cull_idle_timeout:
+                self.log.info("Shutting down kernel %s: its page is gone", kernel_id)
+                self._alone_since.pop(kernel_id, None)
+                await self.shutdown_kernel(kernel_id)
+                return
+        await super().cull_kernel_if_idle(kernel_id)

@@ -3,6 +3,7 @@
 import io
 from pathlib import Path
 
+import ipywidgets as w
 import numpy as np
 import pytest
 
@@ -26,6 +27,7 @@ def app(media_settings, tiny_sdxl):
             image_base_model=str(tiny_sdxl["base"]),
             image_unet_model=str(tiny_sdxl["unet"]),
             image_vae_model=str(tiny_sdxl["vae"]),
+            faceswap_licence_accepted=False,  # as a new user's studio starts
         )
     ).start()
     yield StudioApp(studio)
@@ -62,9 +64,20 @@ def test_home_shows_budgets_jobs_and_missing_models(app):
     assert "GB" in home.gpu_text.value
     # the models' share of the budget, and the machine's real RAM use beside it
     assert home.ram_text.value.startswith("modelos ") and " · máquina " in home.ram_text.value
-    # the tiny SDXL is on disk, the face models too; whisper tiny.en is a local folder
-    assert "Faltan modelos" not in home.missing.value
-    home.studio.prepare_model  # noqa: B018 - the Settings panel's download action exists
+    # the tiny SDXL is on disk, the face models too; whisper tiny.en is a local folder, and
+    # the default voice (Joe here) ships in a package
+    assert home.missing.children == ()
+    # The preselected voice not on disk is a missing model (a render with it would fail),
+    # named as the Video Studio's dropdown names it, with its own download button.
+    app.studio.settings = app.studio.settings.model_copy(
+        update={"voice_default": "es_MX-claude-high"}
+    )
+    home.refresh_missing()
+    text = " ".join(c.value for c in home.missing.children if isinstance(c, w.HTML))
+    rows = [c for c in home.missing.children if isinstance(c, w.HBox)]
+    assert [r.children[1].value for r in rows] == ["Voz: Claude (México)"]
+    assert "Faltan modelos" in text and "voice:" not in text
+    assert rows[0].children[0].description == "Descargar"
 
 
 def test_magic_prompt_fills_the_editable_prompt(app):
@@ -126,7 +139,12 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     assert "No se encontró ninguna cara" in creator.message.value
     card.children[3].children[0].click()
     assert len(app.video.scenes.children) == 1 and app.selected_index == 3
-    assert "download=" in card.children[4].value
+    downloads = card.children[4]
+    assert not any(isinstance(c, w.HTML) for c in downloads.children)  # no bytes until asked
+    downloads.children[0].click()
+    link = downloads.children[0].value
+    assert 'download="botella-de-aceite-de-oliva-1-1.png"' in link  # its name, not its id
+    assert f'download="{app.studio.get_asset(job.result_asset_ids[0]).file_name}"' in link
 
 
 def test_errors_show_as_messages_and_start_nothing(app):
@@ -152,7 +170,8 @@ def test_vault_filters_previews_tags_and_deletes_with_confirmation(app):
     assert len(vault.grid.children) == 1
     show, delete = vault.grid.children[0].children[3].children
     show.click()
-    assert "download=" in vault.preview.children[2].value
+    vault.preview.children[2].children[0].click()
+    assert 'download="logo-cafe.png"' in vault.preview.children[2].children[0].value
     tag_text, tag_button = vault.preview.children[3].children[:2]
     tag_text.value = "verano"
     tag_button.click()
@@ -260,7 +279,8 @@ def test_face_swap_panel_swaps_a_video_target(app, tmp_path):
     assert job.state.value == "completed" and job.kind == "face_swap_video", job.error
     assert "6 de 6 fotogramas" in panel.message.value
     player, download = panel.result.children
-    assert player.value[4:8] == b"ftyp" and "download=" in download.value
+    download.children[0].click()
+    assert player.value[4:8] == b"ftyp" and "download=" in download.children[0].value
 
 
 def test_video_studio_previews_a_voice_and_renders(app):
@@ -278,7 +298,11 @@ def test_video_studio_previews_a_voice_and_renders(app):
     job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
     assert job.state.value == "completed", job.error
     assert panel.video.value[4:8] == b"ftyp" and panel.video.layout.display == ""
-    assert panel.downloads.value.count("download=") == 4  # MP4, WAV, SRT, VTT
+    buttons = panel.downloads.children[0]
+    assert [b.description for b in buttons.children] == ["MP4", "WAV", "SRT", "VTT"]
+    for index in range(4):
+        buttons.children[index].click()
+    assert sum("download=" in c.value for c in buttons.children) == 4
     assert "Vídeo listo" in panel.message.value
     # The face animation: "auto" says what it means here (no LivePortrait models, no GPU), and
     # the choice reaches the job.

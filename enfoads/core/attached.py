@@ -20,6 +20,7 @@ from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.engine import EngineInfo, EngineUnreachable
 from enfoads.core.errors import EnfoadsError
+from enfoads.core.events import RESYNC
 from enfoads.core.jobs import Job, JobStore
 from enfoads.core.settings import Settings
 from enfoads.core.studio import Studio
@@ -93,6 +94,7 @@ class AttachedStudio:
         sio = socketio.Client(reconnection=True, reconnection_delay=0.5)
         for name in ("job_update", "asset_added", "asset_updated", "asset_deleted", "gpu_status"):
             sio.on(name, lambda payload, name=name: self._on_event(name, payload))
+        sio.on("connect", self._on_reconnect)
         sio.connect(
             self.engine_info.url,
             auth={"token": self.engine_info.token},
@@ -100,6 +102,22 @@ class AttachedStudio:
             wait_timeout=10,
         )
         return sio
+
+    def _on_reconnect(self) -> None:
+        """Connected again after a drop: events sent meanwhile are lost, so the panels read the
+        studio afresh (``resync``) and the waiters check their jobs' records."""
+        if not hasattr(self, "_sio"):
+            return  # the first connect, from the constructor
+        log.info("events from the engine again: resync")
+        with self._lock:
+            waiters = list(self._waiters.items())
+        for job_id, waiter in waiters:
+            try:
+                if self.get_job(job_id).state.finished:
+                    waiter.set()
+            except EnfoadsError:
+                waiter.set()
+        self.bus.publish(events.Event(RESYNC, {}))
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
         if name == "job_update" and payload.get("state") in ("completed", "failed", "cancelled"):
@@ -172,9 +190,9 @@ class AttachedStudio:
         return self._call("GET", "/api/models")["models"]
 
     def missing_models(self) -> list[dict[str, Any]]:
-        from enfoads.core.inventory import missing_from
+        from enfoads.core.inventory import missing_models
 
-        return missing_from(self.model_inventory())
+        return missing_models(self)
 
     def prepare_model(self, key: str) -> Job:
         return self._job_from(self._call("POST", f"/api/models/{key}/prepare"))

@@ -44,6 +44,10 @@ def gpu_status(status: dict[str, Any]) -> Event:
     return Event("gpu_status", status)
 
 
+# Not a change but a prompt to look again: events may have been missed (an attached page's
+# connection to the engine dropped and came back); whoever shows the studio's state rereads it.
+RESYNC = "resync"
+
 Handler = Callable[[Event], None]
 
 

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from enfoads.core.i18n import CATALOG, t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import JobProgress, Message, asset_download
+from enfoads.widgets.common import Downloads, JobProgress, Message
 from enfoads.widgets.compat import tooltip
 
 
@@ -138,8 +138,8 @@ class AdCreatorPanel(w.VBox):
         edited = self.enhanced.value.strip()
         if edited and edited != self._magic_text:
             params["enhanced_prompt"] = edited  # the user's own words: sent as they are
-        elif edited:
-            params["magic_prompt"] = True  # composed again in the job for every placement
+        else:  # previewed or not: composed in the job for every placement (Spanish translated)
+            params["magic_prompt"] = True
         self.progress.start(
             lambda: self.studio.generate_images(**params), self.message, self.generate
         )
@@ -171,7 +171,7 @@ class AdCreatorPanel(w.VBox):
                 w.Label(f"{info['placement']} · {info['seed']}"),
                 w.HBox([keep, avatar]),
                 w.HBox([video]),
-                w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang))),
+                Downloads(self.studio, [(asset_id, t("ui.download", self.lang))]),
             ]
         )
 

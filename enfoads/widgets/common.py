@@ -4,6 +4,7 @@ retry, readable messages, asset pickers with upload, and closing a panel's subsc
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -11,11 +12,13 @@ import ipywidgets as w
 
 from enfoads.core.assets import RESERVED_KINDS
 from enfoads.core.errors import EnfoadsError
+from enfoads.core.events import RESYNC
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
 from enfoads.widgets.compat import IPYWIDGETS_8, uploaded_files
-from enfoads.widgets.loop import subscribe
+from enfoads.widgets.loop import Coalescer, subscribe_refresh
 
+FINISHED = ("completed", "failed", "cancelled")
 _COLORS = {"info": "#2d6cdf", "ok": "#1e8e3e", "error": "#c5221f"}
 
 # The studio's styles, carried by a hidden HTML widget inside the app (Colab, Jupyter and
@@ -106,6 +109,22 @@ def close_subscriptions(widget: w.Widget) -> int:
     return ended
 
 
+def close_tree(widget: w.Widget) -> None:
+    """Close ``widget`` and every widget inside it (a replaced card, row or preview), so the
+    kernel and the page let go of them; ipywidgets closes only the one it is asked to."""
+    stack = [widget]
+    while stack:
+        item = stack.pop()
+        stack.extend(getattr(item, "children", ()) or ())
+        item.close()
+
+
+def close_tree_children(box: w.Box) -> None:
+    """Close what ``box`` holds (before it gets new children)."""
+    for child in tuple(box.children):
+        close_tree(child)
+
+
 class Message(w.HTML):
     """One line of feedback; errors are the exception's message, never a traceback."""
 
@@ -143,6 +162,7 @@ class JobProgress(w.VBox):
         lang = studio.settings.language
         self.studio = studio
         self.job_id: str | None = None
+        self._shown_finished: tuple[str, str] | None = None
         self._on_finished = on_finished
         self.bar = w.FloatProgress(min=0, max=100, value=0, layout=w.Layout(width="60%"))
         self.stage = w.Label("")
@@ -156,7 +176,16 @@ class JobProgress(w.VBox):
         self.retry.on_click(lambda _b: self._retry())
         self.on_retry: Callable[[], None] | None = None  # the panel disables its own button
         super().__init__([w.HBox([self.bar, self.cancel, self.retry]), self.stage])
-        self._unsubscribe = subscribe(studio, self._on_event, "job_update")
+        # Events arrive on any thread, hundreds a job: the newest is kept and shown once per
+        # burst on the kernel's thread; a finished state is never replaced by an older one.
+        self._latest: dict[str, Any] | None = None
+        self._latest_lock = threading.Lock()
+        self._coalescer = Coalescer(self._show_latest)
+        self._unsubscribe = [
+            self._coalescer.close,
+            studio.subscribe(lambda e: self._offer(e.payload), "job_update"),
+            studio.subscribe(lambda _e: self.resync(), RESYNC),
+        ]
 
     def start(self, submit: Callable[[], Any], message: Message, button: w.Button) -> bool:
         """Submit a job (bad input shows in ``message``, nothing starts), then follow it with
@@ -172,12 +201,38 @@ class JobProgress(w.VBox):
         return True
 
     def follow(self, job_id: str) -> None:
-        self.job_id = job_id
+        with self._latest_lock:
+            self.job_id, self._latest = job_id, None
         self.bar.value = 0
         self.bar.bar_style = ""
         self.stage.value = t("stage.queued", self.studio.settings.language)
         self.cancel.disabled = False
         self.retry.layout.display = "none"
+        self.resync()  # what it did before we listened (a fast job may have ended already)
+
+    def resync(self) -> None:
+        """Read the followed job's record (after a reconnect, events may have been missed)."""
+        if self.job_id is not None:
+            try:
+                self._offer(self.studio.get_job(self.job_id).to_dict())
+            except EnfoadsError:
+                pass  # deleted meanwhile
+
+    def _offer(self, job: dict[str, Any]) -> None:
+        with self._latest_lock:
+            if job.get("id") != self.job_id:
+                return
+            latest = self._latest
+            if latest is not None and latest["state"] in FINISHED and job["state"] not in FINISHED:
+                return
+            self._latest = job
+        self._coalescer.poke()
+
+    def _show_latest(self) -> None:
+        with self._latest_lock:
+            job, self._latest = self._latest, None
+        if job is not None:
+            self.show(job)
 
     def _retry(self) -> None:
         if self.job_id is None:
@@ -198,16 +253,16 @@ class JobProgress(w.VBox):
             except EnfoadsError:
                 pass  # it finished meanwhile
 
-    def _on_event(self, event: Any) -> None:
-        self.show(event.payload)
-
     def show(self, job: dict[str, Any]) -> None:
         """Show the followed job's state (a ``job_update`` payload; others are ignored)."""
         if job.get("id") != self.job_id:
             return
         self.bar.value = job["progress"]
         self.stage.value = job["stage"] or ""
-        if job["state"] in ("completed", "failed", "cancelled"):
+        if job["state"] in FINISHED:
+            if self._shown_finished == (job["id"], job["state"]):
+                return  # a re-read of a job already shown as finished
+            self._shown_finished = (job["id"], job["state"])
             self.cancel.disabled = True
             self.bar.bar_style = {"completed": "success", "failed": "danger"}.get(
                 job["state"], "warning"
@@ -233,11 +288,36 @@ def download_link(data: bytes, filename: str, label: str, mime: str) -> str:
     )
 
 
-def asset_download(studio: Studio, asset_id: str, label: str) -> str:
-    asset = studio.get_asset(asset_id)
-    return download_link(
-        studio.assets.read_bytes(asset), f"{asset.id}.{asset.ext}", label, asset.mime
-    )
+class Downloads(w.HBox):
+    """A download button per file. A file's bytes reach the page only when its button is
+    pressed, and then as a link named after the asset ("Guardar cafe.png"): a gallery of eight
+    images no longer puts 26 MB of base64 into the page before anyone asks for one."""
+
+    def __init__(self, studio: Studio, files: list[tuple[str, str]]):
+        self.studio = studio
+        buttons = []
+        for index, (asset_id, label) in enumerate(files):
+            button = w.Button(description=label, icon="download")
+            button.on_click(lambda _b, i=index, a=asset_id: self.ready(i, a))
+            buttons.append(button)
+        super().__init__(buttons)
+        self.add_class("enfoads-downloads")
+
+    def ready(self, index: int, asset_id: str) -> None:
+        """Button ``index`` becomes the link that saves the asset's file."""
+        lang = self.studio.settings.language
+        try:
+            asset = self.studio.get_asset(asset_id)
+            data = self.studio.assets.read_bytes(asset)
+        except EnfoadsError as exc:  # deleted meanwhile
+            link = w.HTML(html.escape(exc.message(lang)))
+        else:
+            label = t("ui.save_file", lang, name=asset.file_name)
+            link = w.HTML(download_link(data, asset.file_name, label, asset.mime))
+        children = list(self.children)
+        old, children[index] = children[index], link
+        self.children = tuple(children)
+        old.close()
 
 
 def thumbnail(studio: Studio, asset_id: str, width: str = "180px") -> w.Widget:
@@ -267,7 +347,8 @@ class AssetPicker(w.VBox):
     ):
         lang = studio.settings.language
         self.studio, self.kinds, self.tag, self.optional = studio, kinds, tag, optional
-        self.upload_kind = upload_kind or kinds[0]
+        # One kind: what an upload becomes. Several (an image or a video): the file's own.
+        self.upload_kind = upload_kind or (kinds[0] if len(kinds) == 1 else None)
         self.dropdown = w.Dropdown(
             description=label,
             style={"description_width": "initial"},
@@ -281,10 +362,9 @@ class AssetPicker(w.VBox):
         self.dropdown.observe(lambda _c: self._refreshing or self._changed(), "value")
         super().__init__([w.HBox([self.dropdown, self.upload]), self.message])
         # asset_updated: a picture marked as avatar elsewhere joins the avatar list at once
-        self._unsubscribe = [
-            subscribe(studio, lambda _e: self.refresh(), name)
-            for name in ("asset_added", "asset_updated", "asset_deleted")
-        ]
+        self._unsubscribe = subscribe_refresh(
+            studio, self.refresh, ("asset_added", "asset_updated", "asset_deleted")
+        )
         self.refresh()
 
     @property
@@ -332,12 +412,28 @@ class AssetPicker(w.VBox):
         for callback in self._callbacks:
             callback(self.value)
 
+    def _check_kind(self, content: bytes, name: str) -> None:
+        """A file this picker cannot take (a song as a face-swap target) is named before it is
+        stored, not stored and then missing from the list."""
+        from enfoads.core import media
+        from enfoads.core.assets import kind_of
+        from enfoads.core.errors import InvalidInput
+
+        if self.upload_kind is not None:
+            return  # the store checks the file against that kind
+        sniffed = media.sniff(content)
+        if sniffed is not None and kind_of(sniffed[0]) not in self.kinds:
+            raise InvalidInput(
+                "error.kind_mismatch", field="kind", ext=sniffed[0], kind=self.kinds[0]
+            )
+
     def _uploaded(self) -> None:
         files = uploaded_files(self.upload)
         if not files:
             return
         name, content = files[0]
         try:
+            self._check_kind(content, name)
             asset = self.studio.upload_asset(content, name, self.upload_kind)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.studio.settings.language)

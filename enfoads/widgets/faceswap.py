@@ -14,9 +14,9 @@ from enfoads.core.media import VIDEO_EXTS
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import (
     AssetPicker,
+    Downloads,
     JobProgress,
     Message,
-    asset_download,
     icon,
     thumbnail,
 )
@@ -200,7 +200,7 @@ class FaceSwapPanel(w.VBox):
             return
         result = job["result"]
         asset_id = result["asset_id"]
-        download = w.HTML(asset_download(self.studio, asset_id, t("ui.download", self.lang)))
+        download = Downloads(self.studio, [(asset_id, t("ui.download", self.lang))])
         if "frames" in result:  # a video
             self.message.show(
                 t(

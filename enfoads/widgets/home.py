@@ -8,9 +8,17 @@ from typing import Any
 import ipywidgets as w
 
 from enfoads.core.i18n import CATALOG, t
+from enfoads.core.inventory import model_label
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import Message, failure_text, icon, thumbnail
-from enfoads.widgets.loop import subscribe
+from enfoads.widgets.common import (
+    Message,
+    close_tree,
+    close_tree_children,
+    failure_text,
+    icon,
+    thumbnail,
+)
+from enfoads.widgets.loop import subscribe_refresh
 
 GB = 1024**3
 
@@ -27,8 +35,11 @@ class HomePanel(w.VBox):
         )
         self.gpu_text, self.ram_text = w.Label(), w.Label()
         self.models = w.HTML()
-        self.missing = w.HTML()
+        self.missing = w.VBox()
+        self._labels = {row["key"]: model_label(row, lang) for row in studio.model_inventory()}
+        self._downloads: set[str] = set()  # model downloads started here: Inicio refreshes
         self.jobs = w.VBox()
+        self._no_jobs = w.Label("—")
         self.jobs_message = Message()
         self.recent = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self.refresh_button = w.Button(description=t("ui.refresh", lang), icon="refresh")
@@ -48,10 +59,12 @@ class HomePanel(w.VBox):
                 self.refresh_button,
             ]
         )
+        self._job_rows: dict[str, tuple[w.HBox, w.HTML]] = {}
+        self._thumbs: dict[str, w.Widget] = {}
         self._unsubscribe = [
-            subscribe(studio, lambda _e: self.refresh_status(), "gpu_status"),
-            subscribe(studio, lambda _e: self.refresh_jobs(), "job_update"),
-            subscribe(studio, lambda _e: self.refresh_assets(), "asset_added"),
+            *subscribe_refresh(studio, self.refresh_status, ("gpu_status",)),
+            *subscribe_refresh(studio, self.refresh_jobs, ("job_update",)),
+            *subscribe_refresh(studio, self.refresh_assets, ("asset_added", "asset_deleted")),
         ]
         self.refresh()
 
@@ -85,54 +98,108 @@ class HomePanel(w.VBox):
             f"{share} {stats.get('ram_used_bytes', 0) / GB:.1f} / "
             f"{ram_budget / GB:.1f} GB" + (machine(ram) if ram.get("total_bytes") else "")
         )
-        loaded = [f"{m['name']} ({m['where']})" for m in stats.get("models", []) if m.get("where")]
+        where = {"gpu": "GPU", "cpu": "RAM"}
+        loaded = [
+            f"{self._labels.get(m['name'], m['name'])} ({where.get(m['where'], m['where'])})"
+            for m in stats.get("models", [])
+            if m.get("where")
+        ]
         self.models.value = html.escape(
             t("ui.home.loaded", self.lang, models=", ".join(loaded) or "—")
         )
 
     def refresh_missing(self) -> None:
+        """Each model not on disk, by the name people know, with its own download button."""
         from enfoads.core.inventory import missing_models
 
+        close_tree_children(self.missing)
         missing = missing_models(self.studio)
         if not missing:
-            self.missing.value = ""
+            self.missing.children = ()
             return
-        names = ", ".join(f"{m['model']} ({m['capability']})" for m in missing)
-        self.missing.value = (
-            f'<div style="color:#b06000">{icon("exclamation-triangle")} '
-            f"{html.escape(t('ui.home.missing', self.lang, models=names))}</div>"
+        rows: list[w.Widget] = [
+            w.HTML(
+                f'<div style="color:#b06000">{icon("exclamation-triangle")} '
+                f"{html.escape(t('ui.home.missing_title', self.lang))}</div>"
+            )
+        ]
+        for model in missing:
+            button = w.Button(description=t("ui.settings.download", self.lang), icon="download")
+            button.on_click(lambda _b, key=model["key"]: self.download(key))
+            label = w.HTML(html.escape(model_label(model, self.lang)))
+            rows.append(w.HBox([button, label]))
+        self.missing.children = tuple(rows)
+
+    def download(self, key: str) -> None:
+        try:
+            job = self.studio.prepare_model(key)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.jobs_message.show_error(exc, self.lang)
+            return
+        self.jobs_message.show(
+            t("ui.home.downloading", self.lang, model=self._labels.get(key, key)), "info"
         )
+        self._downloads.add(job.id)
 
     def refresh_jobs(self) -> None:
-        """The last jobs: what, state, progress, and for a failed, interrupted or cancelled one
-        the reason and a retry button (a new job with the same parameters)."""
+        """The last jobs: what (with its prompt or script), when, state, progress, and for a
+        failed, interrupted or cancelled one the reason and a retry button (a new job with the
+        same parameters). A row is built once per job and then only its text changes; rows
+        that leave the list are closed."""
         rows: list[w.Widget] = []
-        for job in self.studio.list_jobs(limit=8):
-            job = job.localized(self.lang)  # a stage stored before a language switch
-            state = t(f"ui.state.{job.state.value}", self.lang)
-            kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
+        keep: dict[str, tuple[w.HBox, w.HTML]] = {}
+        jobs = self.studio.list_jobs(limit=8)
+        for job in jobs:
+            cells = self.job_cells(job.localized(self.lang))
             failed = job.state.value in ("failed", "cancelled")
-            detail = (
-                failure_text({"state": job.state.value, "error": job.error}, self.lang)
-                if failed
-                else job.stage or ""
-            )
-            colour = "#c5221f" if failed else "inherit"
-            cells = (
-                f'<span style="display:inline-block;min-width:9em"><b>{html.escape(kind)}</b></span> '
-                f'<span style="display:inline-block;min-width:7em">{html.escape(state)}</span> '
-                f'<span style="display:inline-block;min-width:3.5em">{job.progress:.0f}%</span> '
-                f'<span style="color:{colour}">{html.escape(detail)}</span>'
-            )
-            row: list[w.Widget] = [w.HTML(cells)]
-            if failed:
-                retry = w.Button(
-                    description=t("ui.retry", self.lang), icon="repeat", button_style="warning"
-                )
-                retry.on_click(lambda _b, job_id=job.id: self.retry(job_id))
-                row.append(retry)
-            rows.append(w.HBox(row))
-        self.jobs.children = tuple(rows) if rows else (w.Label("—"),)
+            row = self._job_rows.pop(job.id, None)
+            if row is not None and (len(row[0].children) > 1) != failed:
+                close_tree(row[0])  # a retry button comes or goes: a new row
+                row = None
+            if row is None:
+                text = w.HTML(cells)
+                parts: list[w.Widget] = [text]
+                if failed:
+                    retry = w.Button(
+                        description=t("ui.retry", self.lang), icon="repeat", button_style="warning"
+                    )
+                    retry.on_click(lambda _b, job_id=job.id: self.retry(job_id))
+                    parts.append(retry)
+                row = (w.HBox(parts), text)
+            elif row[1].value != cells:
+                row[1].value = cells
+            keep[job.id] = row
+            rows.append(row[0])
+        finished = {j.id for j in jobs if j.state.finished}
+        if self._downloads & finished:  # a model arrived (or failed): the list is current
+            self._downloads -= finished
+            self.refresh_missing()
+        for old, _text in self._job_rows.values():
+            close_tree(old)
+        self._job_rows = keep
+        children = tuple(rows) if rows else (self._no_jobs,)
+        if self.jobs.children != children:
+            self.jobs.children = children
+
+    def job_cells(self, job: Any) -> str:
+        state = t(f"ui.state.{job.state.value}", self.lang)
+        kind = t(f"job.{job.kind}", self.lang) if f"job.{job.kind}" in CATALOG else job.kind
+        failed = job.state.value in ("failed", "cancelled")
+        detail = (
+            failure_text({"state": job.state.value, "error": job.error}, self.lang)
+            if failed
+            else job.stage or ""
+        )
+        colour = "#c5221f" if failed else "inherit"
+        what = job_subject(job.params)
+        return (
+            '<div class="enfoads-job-row">'
+            f'<span class="enfoads-job-when">{job.created_at:%H:%M}</span> '
+            f"<b>{html.escape(kind)}</b>"
+            + (f' <span class="enfoads-job-what">«{html.escape(what)}»</span>' if what else "")
+            + f" · {html.escape(state)} · {job.progress:.0f}%"
+            f'<div style="color:{colour}">{html.escape(detail)}</div></div>'
+        )
 
     def retry(self, job_id: str) -> None:
         try:
@@ -145,5 +212,25 @@ class HomePanel(w.VBox):
         self.refresh_jobs()
 
     def refresh_assets(self) -> None:
+        """The six newest images; a thumbnail already shown is kept, not sent again."""
         page = self.studio.list_assets(kind="image", limit=6)
-        self.recent.children = tuple(thumbnail(self.studio, a.id, "120px") for a in page.items)
+        thumbs = {
+            a.id: self._thumbs.pop(a.id, None) or thumbnail(self.studio, a.id, "120px")
+            for a in page.items
+        }
+        for gone in self._thumbs.values():
+            close_tree(gone)
+        self._thumbs = thumbs
+        children = tuple(thumbs.values())
+        if self.recent.children != children:
+            self.recent.children = children
+
+
+def job_subject(params: dict[str, Any], limit: int = 48) -> str:
+    """What a job was about, for its row: the prompt, the script or the first scene's text."""
+    text = params.get("prompt") or params.get("script") or ""
+    scenes = params.get("scenes")
+    if not text and isinstance(scenes, list) and scenes and isinstance(scenes[0], dict):
+        text = scenes[0].get("script") or scenes[0].get("text") or ""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

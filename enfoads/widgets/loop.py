@@ -13,8 +13,10 @@ handlers run where the event arrives.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from enfoads.core.events import RESYNC
 
 
 def kernel_loop() -> Any | None:
@@ -49,3 +51,62 @@ def subscribe(
     unsubscribe function (whoever subscribes unsubscribes: the panel's ``close()``)."""
     on_kernel = KernelThread()
     return studio.subscribe(lambda event: on_kernel.call(handler, event), name)
+
+
+# A burst of events (a 24-image job sends hundreds of progress updates, each image an
+# ``asset_added``) becomes one refresh per this many seconds at most: a refresh reads the
+# studio once and changes only the widgets that differ, so an open page keeps up with any
+# burst instead of queueing one database read and widget rebuild per event.
+REFRESH_EVERY_S = 0.3
+
+
+class Coalescer:
+    """Runs ``refresh`` on the kernel's thread once per burst of events: the first event
+    schedules it ``delay`` seconds later, the ones after it until then ride along, and one
+    that comes while it runs schedules the next. A refresh reads the current state, so the
+    last event is never missed. Outside a kernel (no loop) it runs at once."""
+
+    def __init__(
+        self, refresh: Callable[[], None], delay: float = REFRESH_EVERY_S, loop: Any | None = None
+    ):
+        self.refresh = refresh
+        self.delay = delay
+        self.kernel = KernelThread(loop)
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self.closed = False
+
+    def poke(self, _event: Any = None) -> None:
+        loop = self.kernel.loop
+        if loop is None:
+            if not self.closed:
+                self.refresh()
+            return
+        with self._lock:
+            if self._scheduled or self.closed:
+                return
+            self._scheduled = True
+        loop.add_callback(lambda: loop.call_later(self.delay, self._flush))
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            if self.closed:
+                return
+        self.refresh()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def subscribe_refresh(
+    studio: Any,
+    refresh: Callable[[], None],
+    names: Iterable[str],
+    delay: float = REFRESH_EVERY_S,
+) -> list[Callable[[], None]]:
+    """``refresh`` once per burst of the events ``names`` (and after a reconnect), on the
+    kernel's thread; the unsubscribe functions, for the panel's ``_unsubscribe``."""
+    coalescer = Coalescer(refresh, delay)
+    stops = [studio.subscribe(coalescer.poke, name) for name in (*names, RESYNC)]
+    return [coalescer.close, *stops]

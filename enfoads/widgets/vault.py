@@ -11,9 +11,17 @@ import ipywidgets as w
 from enfoads.core.assets import UPLOAD_KINDS
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import AssetPicker, Message, asset_download, icon, thumbnail
+from enfoads.widgets.common import (
+    AssetPicker,
+    Downloads,
+    Message,
+    close_tree,
+    close_tree_children,
+    icon,
+    thumbnail,
+)
 from enfoads.widgets.compat import tooltip
-from enfoads.widgets.loop import subscribe
+from enfoads.widgets.loop import subscribe_refresh
 
 
 def as_hex(colour: str) -> str:
@@ -159,10 +167,10 @@ class VaultPanel(w.VBox):
                 w.HBox([self.previous, self.page_label, self.next]),
             ]
         )
-        self._unsubscribe = [
-            subscribe(studio, lambda _e: self.refresh(), name)
-            for name in ("asset_added", "asset_updated", "asset_deleted")
-        ]
+        self._cards: dict[str, tuple[Any, w.Widget]] = {}  # asset id: (what it shows, card)
+        self._unsubscribe = subscribe_refresh(
+            studio, self.refresh, ("asset_added", "asset_updated", "asset_deleted")
+        )
         self.refresh()
 
     @property
@@ -193,12 +201,30 @@ class VaultPanel(w.VBox):
             return
         self.total = page.total
         self.count.value = t("ui.count", self.lang, total=page.total)
-        self.grid.children = tuple(self._card(a, page.parts.get(a.id, [])) for a in page.items)
+        self.grid.children = self._cards_for(page)
         self.page_label.value = t("ui.page", self.lang, page=self.page + 1, pages=self.pages)
         self.previous.disabled = self.page == 0
         self.next.disabled = self.page >= self.pages - 1
 
-    def _card(self, asset: Any, parts: list[Any]) -> w.Widget:
+    def _cards_for(self, page: Any) -> tuple[w.Widget, ...]:
+        """The page's cards: one already drawn for the same asset, unchanged, is kept (its
+        thumbnail is not sent again); the others are built, and cards that left are closed."""
+        cards: dict[str, tuple[Any, w.Widget]] = {}
+        for asset in page.items:
+            shown = (asset, tuple(page.parts.get(asset.id, [])))
+            old = self._cards.pop(asset.id, None)
+            if old is not None and old[0] == shown:
+                cards[asset.id] = old
+            else:
+                if old is not None:
+                    close_tree(old[1])
+                cards[asset.id] = (shown, self._card(*shown))
+        for _shown, card in self._cards.values():
+            close_tree(card)
+        self._cards = cards
+        return tuple(card for _shown, card in cards.values())
+
+    def _card(self, asset: Any, parts: tuple[Any, ...]) -> w.Widget:
         thumb = self.studio.assets.thumbnail_path(asset) if asset.has_thumbnail else None
         if thumb:
             picture: w.Widget = w.Image(value=thumb.read_bytes(), format="jpeg")
@@ -210,7 +236,7 @@ class VaultPanel(w.VBox):
         frame = w.HBox([picture])
         frame.add_class("enfoads-thumb")
         delete = w.Button(description=t("ui.delete", self.lang), icon="trash")
-        delete.on_click(lambda _b, a=asset: self.delete(a.id, a.name or a.id))
+        delete.on_click(lambda b, a=asset: self.delete(a.id, a.name or a.id, b))
         show = w.Button(description=t("ui.preview", self.lang), icon="eye")
         show.on_click(lambda _b, a=asset: self.show(a.id))
         name = asset.name or asset.id
@@ -271,20 +297,21 @@ class VaultPanel(w.VBox):
         if asset.meta.get("commercial_use") is False:
             info += " · " + t("ui.non_commercial", self.lang)
         parts = self.studio.assets.parts_of([asset_id]).get(asset_id, [])
-        links = [
-            asset_download(
-                self.studio, asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}"
-            )
-        ]
-        links += [asset_download(self.studio, p.id, p.ext.upper()) for p in parts]
+        files = [(asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}")]
+        files += [(p.id, p.ext.upper()) for p in parts]
         close = w.Button(description=t("ui.close", self.lang), icon="times")
-        close.on_click(lambda _b: setattr(self.preview, "children", ()))
+        close.on_click(lambda _b: self.close_preview())
+        close_tree_children(self.preview)
         self.preview.children = (
             view,
             w.Label(info),
-            w.HTML(" ".join(links)),
+            Downloads(self.studio, files),
             w.HBox([tag, add, *extra, close]),
         )
+
+    def close_preview(self) -> None:
+        close_tree_children(self.preview)
+        self.preview.children = ()
 
     def add_tag(self, asset_id: str, tag: str) -> None:
         try:
@@ -312,21 +339,40 @@ class VaultPanel(w.VBox):
                 return role
         return None
 
-    def delete(self, asset_id: str, name: str) -> None:
-        """First click asks (saying so when the brand kit uses it), the second deletes."""
+    def delete(self, asset_id: str, name: str, button: w.Button | None = None) -> None:
+        """First click asks on the button itself ("¿Borrar? Pulsa otra vez", red; saying so
+        when the brand kit uses it), the second deletes; asking about another asset puts the
+        first one's button back."""
         role = self.kit_role(asset_id)
         if self._pending_delete != asset_id:
+            self._reset_delete_button()
             self._pending_delete = asset_id
+            self._pending_button = button
             key = f"ui.confirm_delete_kit_{role}" if role else "ui.confirm_delete"
+            if button is not None:
+                button.description = t("ui.delete_confirm_short", self.lang)
+                button.button_style = "danger"
+                button.icon = "exclamation-triangle"
+                button.tooltip = t(key, self.lang, name=name)
             self.message.show(t(key, self.lang, name=name), "info")
             return
         self._pending_delete = None
+        self._pending_button = None
         try:
             self.studio.delete_asset(asset_id, confirm=role is not None)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
+        close_tree_children(self.preview)
         self.preview.children = ()
         if role is not None:
             self.kit.reload()
         self.message.show(t("ui.deleted", self.lang, name=name), "ok")
+
+    def _reset_delete_button(self) -> None:
+        button = getattr(self, "_pending_button", None)
+        if button is not None:
+            button.description = t("ui.delete", self.lang)
+            button.button_style = ""
+            button.icon = "trash"
+            button.tooltip = ""

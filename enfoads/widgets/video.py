@@ -9,7 +9,14 @@ import ipywidgets as w
 
 from enfoads.core.i18n import t
 from enfoads.core.studio import Studio
-from enfoads.widgets.common import AssetPicker, JobProgress, Message, asset_download, icon
+from enfoads.widgets.common import (
+    AssetPicker,
+    Downloads,
+    JobProgress,
+    Message,
+    close_tree_children,
+    icon,
+)
 from enfoads.widgets.compat import tooltip
 from enfoads.widgets.vault import as_hex
 
@@ -214,7 +221,7 @@ class VideoStudioPanel(w.VBox):
             format="mp4", autoplay=False, controls=True, layout=w.Layout(max_width="360px")
         )
         self.video.layout.display = "none"
-        self.downloads = w.HTML()
+        self.downloads = w.VBox()
         self.preview.on_click(lambda _b: self.preview_voice())
         self.add_scene_button.on_click(lambda _b: self.add_scene())
         self.render.on_click(lambda _b: self.start())
@@ -346,11 +353,11 @@ class VideoStudioPanel(w.VBox):
         video_id = result["asset_id"]
         self.video.value = self.studio.assets.read_bytes(video_id)
         self.video.layout.display = ""
-        links = [asset_download(self.studio, video_id, "MP4")]
+        files = [(video_id, "MP4")]
         for asset_id in job["result_asset_ids"][1:]:
-            asset = self.studio.get_asset(asset_id)
-            links.append(asset_download(self.studio, asset_id, asset.ext.upper()))
-        self.downloads.value = " ".join(links)
+            files.append((asset_id, self.studio.get_asset(asset_id).ext.upper()))
+        close_tree_children(self.downloads)
+        self.downloads.children = (Downloads(self.studio, files),)
         self.message.show(
             t("ui.video.done", self.lang, seconds=round(result["duration_s"], 1)), "ok"
         )

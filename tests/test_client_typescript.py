@@ -78,3 +78,45 @@ def test_node_socketio_client_follows_a_video_render(media_settings):
     events = watch_with_node(studio, "/render-video", body)
     assert events[-1]["result"]["video_url"].startswith("/api/assets/")
     assert {30, 70} <= {e["progress"] for e in events}  # the seed's stages: face, subtitles
+
+
+def test_watch_job_resolves_for_a_finished_job_and_its_media_open_without_the_token(
+    tiny_settings,
+):
+    """The React client's ``watchJob`` on a job that ended before the call resolved never (it
+    only listened for events), and the URLs in a job (``result_urls``, the images' ``url``)
+    answered 401 to an ``<img src>`` behind a tunnel: they are signed now, in every answer."""
+    if shutil.which("node") is None:
+        pytest.skip("needs node")
+    if not (CLIENT / "node_modules" / "typescript").is_dir():
+        pytest.skip("clients/typescript/node_modules missing: `make test` runs npm ci first")
+    subprocess.run(["npm", "run", "--silent", "build"], cwd=CLIENT, check=True, timeout=300)
+    studio = Studio(tiny_settings()).start()
+    handle = start_in_thread(studio, host="127.0.0.1", port=0, token="node-token")
+    try:
+        job = studio.generate_images(prompt="a red sneaker", seed=3, placements=["1:1", "9:16"])
+        assert studio.wait_job(job.id, 240).state.value == "completed"
+        import httpx
+
+        reply = httpx.get(
+            f"{handle.url}/api/jobs/{job.id}", headers={"Authorization": "Bearer node-token"}
+        ).json()
+        assert all("?sig=" in url for url in reply["result_urls"])
+        plain = httpx.get(f"{handle.url}/api/assets/{reply['result_asset_ids'][0]}/file")
+        assert plain.status_code == 401  # the token is required: the signature is the way in
+        out = subprocess.run(
+            ["node", "scripts/watch-finished.mjs", handle.url, "node-token", job.id],
+            cwd=CLIENT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        handle.stop()
+        studio.close()
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["state"] == "completed" and seen["updates"][-1] == "completed"
+    assert len(seen["opened"]) == 4  # two result_urls, two images' url
+    assert all(o["status"] == 200 and o["type"] == "image/png" for o in seen["opened"]), seen
+    assert "job_doesnotexist" in seen["unknown"] or "No existe" in seen["unknown"], seen

@@ -128,7 +128,37 @@ def test_face_swap_as_a_job_and_on_video(client):
 def test_detect_faces_and_licence(client):
     r = client.post("/detect-faces", json={"image": png_b64(astronaut_rgb())})
     assert r.status_code == 200 and len(r.json()["faces"]) == 1
-    assert client.get("/face-swap/licence").json()["accepted"] is False
+    assert client.get("/face-swap/licence").json()["accepted"] is True  # the fixture's shop
+
+
+def test_face_swap_over_http_waits_for_the_licence(media_settings):
+    """The licence gate is the core's, not the panel's: with the notice not accepted, no door
+    swaps (direct, as a job, video), each says why in the user's language, nothing is stored."""
+    studio = Studio(media_settings(faceswap_licence_accepted=False, language="es")).start()
+    try:
+        with TestClient(create_app(studio, token="")) as c:
+            face = upload(c, astronaut_rgb(), "cara.png")
+            before = c.get("/api/assets").json()["total"]
+            for body in (
+                {"source_asset_id": face, "target_asset_id": face},
+                {"source_asset_id": face, "target_asset_id": face, "run_as_job": True},
+                {
+                    "source_image": png_b64(astronaut_rgb()),
+                    "target_image": png_b64(astronaut_rgb()),
+                },
+            ):
+                r = c.post("/face-swap", json=body)
+                assert r.status_code == 403, r.text
+                assert r.json()["error"] == "licence_not_accepted"
+                assert "no comercial" in r.json()["message"] and "deepfakes" in r.json()["message"]
+            assert c.get("/api/assets").json()["total"] == before
+            assert c.get("/api/jobs").json() == []  # no job queued either
+            r = c.patch("/api/settings", json={"faceswap_licence_accepted": True})
+            assert r.status_code == 200, r.text
+            r = c.post("/face-swap", json={"source_asset_id": face, "target_asset_id": face})
+            assert r.status_code == 200, r.text
+    finally:
+        studio.close()
 
 
 def test_avatars_voices_and_render_video(client):

@@ -119,6 +119,14 @@ class Asset:
         return f"/api/assets/{self.id}/file"
 
     @property
+    def file_name(self) -> str:
+        """The name a download gets: the asset's own name (what the user called it, or what
+        made it), made safe for any file system, with its extension; the id when it has none."""
+        stem = self.name.rsplit(".", 1)[0] if self.name else ""
+        stem = re.sub(r"[^\w]+", "-", stem).strip("-")[:80].rstrip("-")
+        return f"{stem or self.id}.{self.ext}"
+
+    @property
     def thumbnail_url(self) -> str | None:
         return f"/api/assets/{self.id}/thumbnail" if self.has_thumbnail else None
 
@@ -196,6 +204,17 @@ def png_with_metadata(image: Image.Image, text: dict[str, str]) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
     return out.getvalue()
+
+
+def kind_of(ext: str) -> str:
+    """The asset kind an uploaded file of type ``ext`` (as ``media.sniff`` names it) becomes."""
+    if ext in media.IMAGE_EXTS:
+        return "image"
+    if ext in media.VIDEO_EXTS:
+        return "video"
+    if ext in media.FONT_EXTS:
+        return "font"
+    return "subtitle" if ext == "vtt" else "audio"
 
 
 class AssetStore:
@@ -486,19 +505,7 @@ class AssetStore:
                 "error.corrupt_image", name=name, reason=Reason("reason.unknown_format")
             )
         ext = sniffed[0]
-        if kind is None:
-            kind = (
-                "image"
-                if ext in media.IMAGE_EXTS
-                else "video"
-                if ext in media.VIDEO_EXTS
-                else "font"
-                if ext in media.FONT_EXTS
-                else "subtitle"
-                if ext == "vtt"
-                else "audio"
-            )
-        return self.add_bytes(data, kind, name=name, ext=ext, **fields)
+        return self.add_bytes(data, kind or kind_of(ext), name=name, ext=ext, **fields)
 
     # -- reading -----------------------------------------------------------------------
     @staticmethod

@@ -238,6 +238,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "El recurso '{id}' no tiene miniatura.",
         "en": "The asset '{id}' has no thumbnail.",
     },
+    "error.licence_not_accepted": {
+        "es": "El cambio de cara está desactivado hasta que aceptes el aviso de licencia: {notice} Acéptalo en el panel Cambio de cara (o con PATCH /api/settings y faceswap_licence_accepted=true).",
+        "en": "Face swap is off until you accept the licence notice: {notice} Accept it in the Face Swap panel (or with PATCH /api/settings and faceswap_licence_accepted=true).",
+    },
     "error.engine_busy": {
         "es": "Ya hay un motor del estudio usando esta carpeta de datos ({engine}). Conéctate a él (enfoads.connect()) o detenlo antes de abrir otro.",
         "en": "A studio engine already uses this data folder ({engine}). Attach to it (enfoads.connect()) or stop it before starting another.",
@@ -281,6 +285,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "stage.magic_prompt": {
         "es": "Preparando el prompt de cada formato",
         "en": "Writing the prompt for each placement",
+    },
+    "stage.worker_lost": {
+        "es": "El trabajador que lo ejecutaba dejó de responder; otro lo retoma en cuanto quede libre",
+        "en": "The worker running it stopped answering; another takes it over as soon as one is free",
     },
     "stage.saving": {"es": "Guardando", "en": "Saving"},
     "stage.completed": {"es": "Completado", "en": "Completed"},
@@ -417,6 +425,54 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "p. ej. zapatillas rojas sobre arena al atardecer",
         "en": "e.g. red sneakers on sand at sunset",
     },
+    "cli.studio.starting": {
+        "es": "Arrancando el motor del estudio (los modelos se cargan al primer uso)…",
+        "en": "Starting the studio engine (models load when first used)…",
+    },
+    "cli.studio.still_starting": {
+        "es": "… el motor sigue arrancando ({s} s)",
+        "en": "… the engine is still starting ({s} s)",
+    },
+    "cli.studio.engine_exited": {
+        "es": "El motor del estudio se detuvo al arrancar (código {code}); el motivo está en las líneas de arriba.",
+        "en": "The studio engine stopped while starting (code {code}); the reason is in the lines above.",
+    },
+    "cli.studio.engine_silent": {
+        "es": "El motor del estudio no respondió en {s} s. {detail}",
+        "en": "The studio engine did not answer within {s} s. {detail}",
+    },
+    "cli.studio.data": {"es": "  carpeta de datos: {path}", "en": "  data folder: {path}"},
+    "cli.studio.engine": {"es": "  motor: {engine}", "en": "  engine: {engine}"},
+    "cli.studio.missing": {
+        "es": "  falta {model}: descárgalo en Ajustes",
+        "en": "  missing {model}: download it in Settings",
+    },
+    "cli.failed": {
+        "es": "Enfoads no pudo terminar '{command}': {reason}. El detalle está en {log}.",
+        "en": "Enfoads could not finish '{command}': {reason}. The details are in {log}.",
+    },
+    "cli.redis.port_in_use": {
+        "es": "El puerto {port} ya está en uso (¿otro Redis o `enfoads redis` en marcha?). Usa --port con otro número.",
+        "en": "Port {port} is already in use (another Redis or `enfoads redis` running?). Use --port with another number.",
+    },
+    "cli.info.data_dir": {"es": "carpeta de datos", "en": "data dir"},
+    "cli.info.database": {"es": "base de datos", "en": "database"},
+    "cli.info.device": {"es": "dispositivo", "en": "device"},
+    "cli.info.budgets": {"es": "presupuestos", "en": "budgets"},
+    "cli.info.gpu": {"es": "GPU", "en": "GPU"},
+    "cli.info.ram": {"es": "RAM del equipo", "en": "host RAM"},
+    "cli.info.models": {"es": "modelos en caché", "en": "cached models"},
+    "cli.info.none": {"es": "ninguno aún", "en": "none yet"},
+    "model.voice": {"es": "Voz: {name}", "en": "Voice: {name}"},
+    "capability.image": {"es": "Imágenes", "en": "Images"},
+    "capability.translate": {"es": "Traductor", "en": "Translator"},
+    "capability.prompt": {"es": "Prompt mágico", "en": "Magic prompt"},
+    "capability.faceswap": {"es": "Cambio de cara", "en": "Face swap"},
+    "capability.subtitles": {"es": "Subtítulos", "en": "Subtitles"},
+    "capability.liveportrait": {"es": "Avatar animado", "en": "Animated avatar"},
+    "capability.avatar": {"es": "Avatar", "en": "Avatar"},
+    "capability.video": {"es": "Vídeo", "en": "Video"},
+    "capability.voice": {"es": "Voz", "en": "Voice"},
     "cli.import.done": {
         "es": "Importados: {imported} · omitidos: {skipped} · ya estaban: {existing}",
         "en": "Imported: {imported} · skipped: {skipped} · already there: {existing}",
@@ -553,6 +609,16 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Faltan modelos (descárgalos en Ajustes): {models}",
         "en": "Models missing (download them in Settings): {models}",
     },
+    "ui.home.missing_title": {
+        "es": "Faltan modelos: descárgalos aquí o en Ajustes (sin ellos, esa función no está disponible).",
+        "en": "Models missing: download them here or in Settings (without them, that feature is unavailable).",
+    },
+    "ui.home.downloading": {
+        "es": "Descargando {model}: sigue el progreso en Trabajos.",
+        "en": "Downloading {model}: follow its progress under Jobs.",
+    },
+    "ui.save_file": {"es": "Guardar {name}", "en": "Save {name}"},
+    "ui.delete_confirm_short": {"es": "¿Borrar? Pulsa otra vez", "en": "Delete? Press again"},
     "ui.home.jobs": {"es": "Trabajos", "en": "Jobs"},
     "ui.home.recent": {"es": "Imágenes recientes", "en": "Recent images"},
     "kind.image": {"es": "Imagen", "en": "Image"},
@@ -770,6 +836,8 @@ def t(key: str, lang: str = "es", /, **params: object) -> Text:
         rendered["field_label"] = t(f"field.{params['field']}", lang)
     else:
         rendered.setdefault("field_label", params.get("field", ""))
+    if "kind" in params and f"kind.{params['kind']}" in CATALOG:  # an asset kind, in words
+        rendered["kind"] = t(f"kind.{params['kind']}", lang)
     if "what" in params and f"noun.{params['what']}" in CATALOG:
         rendered["what"] = t(f"noun.{params['what']}", lang)
     text = Text(template.format(**rendered))

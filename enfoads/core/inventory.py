@@ -32,28 +32,36 @@ class PrepareModelRequest(RequestModel):
 
 def missing_models(studio: Any) -> list[dict[str, Any]]:
     """The models not on disk (see ``missing_from``), for an engine or an attached studio."""
-    return missing_from(studio.model_inventory())
+    return missing_from(studio.model_inventory(), studio.settings.voice_default)
 
 
-def missing_from(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows not on disk, voices and optional models aside (one voice is enough, and the
-    classic animator stands in for LivePortrait)."""
-    missing = [
-        r for r in rows if not r["on_disk"] and r["capability"] != "voice" and not r.get("optional")
+def missing_from(rows: list[dict[str, Any]], default_voice: str = "") -> list[dict[str, Any]]:
+    """The rows not on disk, optional models aside (the classic animator stands in for
+    LivePortrait). Of the voices, the one the Video Studio preselects (``default_voice``) is
+    missing when it is not on disk, whatever other voice is: a render with it would fail; a
+    voice the user never picked is no missing model."""
+    return [
+        r
+        for r in rows
+        if not r["on_disk"]
+        and not r.get("optional")
+        and (r["capability"] != "voice" or r["key"] == f"voice:{default_voice}")
     ]
-    if not any(r["on_disk"] for r in rows if r["capability"] == "voice"):
-        missing.append(
-            {
-                "key": "voice:*",
-                "capability": "voice",
-                "model": "Piper",
-                "on_disk": False,
-                "licence": "",
-                "commercial_use": None,
-                "size_bytes": 0,
-            }
-        )
-    return missing
+
+
+def model_label(row: dict[str, Any], lang: str) -> str:
+    """A model as people know it, in ``lang``: what it does, then its name ("Voz: Claude
+    (México)", "Imágenes: SDXL-Lightning…"), never an inventory key alone."""
+    from enfoads.core.i18n import CATALOG, t
+
+    if row["key"].startswith("voice:"):
+        from enfoads.core.pipelines.voice import VOICES
+
+        voice = VOICES.get(row["key"].removeprefix("voice:"))
+        return t("model.voice", lang, name=voice.label if voice else row["model"])
+    key = f"capability.{row['capability']}"
+    what = t(key, lang) if key in CATALOG else row["capability"]
+    return f"{what}: {row['model']}"
 
 
 def prepare_job(

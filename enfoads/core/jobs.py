@@ -461,6 +461,30 @@ class JobStore:
                 .values(heartbeat_at=self.clock())
             ).rowcount
 
+    def release_lost(self, lease_s: float, stage: str) -> list[Job]:
+        """Running jobs whose remote runner went silent (a worker killed): their lease is
+        dropped (``owner`` None, which the next ``claim`` takes over) and their stage says so,
+        so a page shows why the job waits instead of a frozen percentage. Each lost lease is
+        released once; a live runner's job is never touched. Returns the released jobs."""
+        from enfoads.core.engine import owner_gone
+
+        now = self.clock()
+        with self._sessions() as s:
+            running = s.execute(
+                select(JobRow.id, JobRow.owner, JobRow.heartbeat_at).where(
+                    JobRow.state == JobState.RUNNING.value, JobRow.owner.is_not(None)
+                )
+            ).all()
+        released = []
+        for job_id, owner, beat in running:
+            if owner_gone(owner, beat, now, lease_s):
+                job = self.transition(
+                    job_id, [JobState.RUNNING], leased_by=owner, owner=None, stage=stage
+                )
+                if job is not None:
+                    released.append(job)
+        return released
+
     def reclaim_expired(self, lease_s: float, lang: str) -> list[Job]:
         """Mark interrupted, once, each running job whose runner is gone (lease expired, or
         its process dead on this machine). Jobs a live owner holds are never touched."""

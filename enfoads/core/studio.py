@@ -298,10 +298,10 @@ class Studio:
         return self.capabilities.inventory()
 
     def missing_models(self) -> list[dict[str, Any]]:
-        """The models not on disk yet (voices count once: one is enough)."""
-        from enfoads.core.inventory import missing_from
+        """The models not on disk yet (of the voices, the default one)."""
+        from enfoads.core.inventory import missing_models
 
-        return missing_from(self.model_inventory())
+        return missing_models(self)
 
     def prepare_model(self, key: str) -> Job:
         """Download one model (an inventory key) as a job, e.g. from the Settings panel. An

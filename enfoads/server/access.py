@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -58,6 +59,9 @@ def _signer_class(clock: Callable[[], float]) -> type[TimestampSigner]:
     return ClockSigner
 
 
+_ASSET_PATH = re.compile(r"^/api/assets/([A-Za-z0-9_]{1,80})/(file|thumbnail)$")
+
+
 @dataclass
 class Access:
     """The server's access rule, read on every request (a tunnel closes it while it runs)."""
@@ -93,13 +97,19 @@ class Access:
         sig = self._serializer().dumps([asset_id, variant])
         return f"/api/assets/{asset_id}/{variant}?sig={sig}"
 
-    def sign_asset(self, asset: dict) -> dict:
-        """An asset's dict with its ``url`` and ``thumbnail_url`` signed (what clients get)."""
-        out = dict(asset)
-        out["url"] = self.media_url(asset["id"], "file")
-        if asset.get("thumbnail_url"):
-            out["thumbnail_url"] = self.media_url(asset["id"], "thumbnail")
-        return out
+    def sign_urls(self, content: Any) -> Any:
+        """``content`` (a JSON-shaped answer or event) with every plain asset path in it
+        (``/api/assets/<id>/file`` or ``/thumbnail``: a job's ``result_urls``, its images'
+        ``url``, a video's ``video_url``) signed, so an ``<img src>`` opens it without the
+        token. Every answer and event passes here: a new route or result field cannot forget."""
+        if isinstance(content, str):
+            match = _ASSET_PATH.match(content)
+            return self.media_url(*match.groups()) if match else content
+        if isinstance(content, dict):
+            return {key: self.sign_urls(value) for key, value in content.items()}
+        if isinstance(content, list | tuple):
+            return [self.sign_urls(value) for value in content]
+        return content
 
     def check_media(self, sig: str, asset_id: str, variant: str) -> Literal["ok", "expired", "bad"]:
         try:

@@ -9,6 +9,7 @@ from typing import Any
 import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from enfoads.core.studio import Studio
 from enfoads.server.access import Access
@@ -51,7 +52,18 @@ def create_app(studio: Studio, *, token: str | None = None, local_open: bool = F
         yield
         stop()
 
-    api = FastAPI(title="Enfoads Studio API", version=__version__, lifespan=lifespan)
+    class SignedJSONResponse(JSONResponse):
+        """Every answer's asset paths signed (``Access.sign_urls``)."""
+
+        def render(self, content: Any) -> bytes:
+            return super().render(api.state.access.sign_urls(content))
+
+    api = FastAPI(
+        title="Enfoads Studio API",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=SignedJSONResponse,
+    )
     api.state.studio = studio
     api.state.access = access
     api.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)

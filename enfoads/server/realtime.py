@@ -98,8 +98,8 @@ class EventBridge:
         while True:
             event = await self._queue.get()
             payload = event.payload
-            if self.access is not None and event.name in ("asset_added", "asset_updated"):
-                payload = self.access().sign_asset(payload)  # clients get signed media URLs
+            if self.access is not None:  # clients get signed media URLs
+                payload = self.access().sign_urls(payload)
             try:
                 await self.sio.emit(event.name, payload, room=ALL)
                 if event.name == "job_update":

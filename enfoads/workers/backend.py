@@ -82,6 +82,23 @@ class CeleryJobQueue(StoredQueue):
             target=self._listen, name="enfoads-worker-events", daemon=True
         )
         self._listener.start()
+        threading.Thread(target=self._watch, name="enfoads-worker-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        """A worker killed mid-job: once its lease runs out, say so on the job and send it
+        again, so another worker takes it over now instead of when Redis redelivers it (its
+        visibility timeout is hours: longer than the longest job)."""
+        from enfoads.core.i18n import t
+
+        while not self._stop.wait(self.settings.lease_s / 3):
+            try:
+                for job in self.store.release_lost(
+                    self.settings.lease_s, t("stage.worker_lost", self.lang)
+                ):
+                    log.warning("job %s: its worker went silent; sent again", job.id)
+                    self._send(job)
+            except Exception:  # a locked database or Redis restarting: next round
+                log.warning("could not check the workers' leases", exc_info=True)
 
     def _listen(self) -> None:
         import redis

@@ -359,20 +359,48 @@ export class EnfoadsClient {
     });
   }
 
-  /** Resolve when the job finishes, calling `onUpdate` for each progress event. */
-  watchJob(jobId: string, onUpdate: (job: Job) => void = () => {}): Promise<Job> {
+  /** Resolve when the job finishes, calling `onUpdate` for each progress event. The job's
+   * record is read on every (re)connect, so a job that finished before the call, or while the
+   * connection was down, still resolves; `timeoutMs` (0: none) rejects a job that never
+   * finishes in time. Rejects when the server refuses the connection for good. */
+  watchJob(
+    jobId: string,
+    onUpdate: (job: Job) => void = () => {},
+    { timeoutMs = 0 }: { timeoutMs?: number } = {},
+  ): Promise<Job> {
     const socket = this.socket();
     return new Promise((resolve, reject) => {
-      socket.on("connect_error", reject);
-      socket.on("job_update", (job: Job) => {
-        if (job.id !== jobId) return;
+      let settled = false;
+      const finish = (job: Job | null, error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        socket.disconnect();
+        if (job) resolve(job);
+        else reject(error);
+      };
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(
+              () => finish(null, new Error(`job ${jobId} did not finish in ${timeoutMs} ms`)),
+              timeoutMs,
+            )
+          : undefined;
+      const consider = (job: Job) => {
+        if (settled || job.id !== jobId) return;
         onUpdate(job);
-        if (["completed", "failed", "cancelled"].includes(job.state)) {
-          socket.disconnect();
-          resolve(job);
-        }
+        if (FINISHED.includes(job.state)) finish(job);
+      };
+      socket.on("job_update", consider);
+      socket.on("connect", () => {
+        socket.emit("join_job", jobId);
+        this.getJob(jobId).then(consider, (error) => finish(null, error));
       });
-      socket.emit("join_job", jobId);
+      socket.on("connect_error", (error) => {
+        if (!socket.active) finish(null, error); // refused (a bad token): no retry coming
+      });
     });
   }
 }
+
+const FINISHED: JobState[] = ["completed", "failed", "cancelled"];

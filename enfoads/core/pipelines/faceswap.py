@@ -23,7 +23,7 @@ from pydantic import field_validator
 from enfoads.core import media
 from enfoads.core.assets import INPUT_TAG
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
-from enfoads.core.errors import InvalidInput, ModelNotDownloaded, ModelUnavailable
+from enfoads.core.errors import EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.i18n import Reason
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines.base import (
@@ -51,6 +51,14 @@ MODEL_NAME = "faceswap"
 IMAGE_JOB = "face_swap"
 VIDEO_JOB = "face_swap_video"
 LICENCE = "InsightFace: non-commercial research use only"
+
+
+class LicenceNotAccepted(EnfoadsError):
+    """A swap asked for before the licence notice was accepted."""
+
+    status = 403
+
+
 LICENCE_NOTICE = {
     "es": "Los modelos de InsightFace (buffalo_l, inswapper_128) son solo para investigación "
     "no comercial. No uses estos resultados en anuncios comerciales sin una licencia. Las "
@@ -460,12 +468,24 @@ class FaceSwapPipeline(Capability):
             or in_cache(swapper, "inswapper_128.onnx", self.settings.models_dir)
         )
 
+    def require_licence(self) -> None:
+        """Every door to a swap (panel, HTTP, job, attached page, worker) passes here: no swap
+        until the shop has said it read InsightFace's non-commercial licence and Colab's rule
+        on deepfakes (``faceswap_licence_accepted``, set in the panel or ``PATCH
+        /api/settings``)."""
+        if not self.settings.faceswap_licence_accepted:
+            raise LicenceNotAccepted(
+                "error.licence_not_accepted", notice=LICENCE_NOTICE[self.settings.language]
+            )
+
     def check_image(self, request: FaceSwapJobRequest) -> FaceSwapJobRequest:
+        self.require_licence()
         self.services.assets.open_image(request.source_asset_id)
         self.services.assets.open_image(request.target_asset_id)
         return request
 
     def check_video(self, request: FaceSwapVideoRequest) -> FaceSwapVideoRequest:
+        self.require_licence()
         self.services.assets.open_image(request.source_asset_id)
         video = self.services.assets.get(request.video_asset_id)
         if video.ext not in media.VIDEO_EXTS:
@@ -609,6 +629,7 @@ class FaceSwapPipeline(Capability):
 
         Called directly (about a second on a T4) or from the ``face_swap`` job (``ctx``), where
         a first use shows its download in the job's stage."""
+        self.require_licence()
         job_id = ctx.job_id if ctx is not None else None
         src_image = self.open_input(source, "source")
         dst_image = self.open_input(target, "target")

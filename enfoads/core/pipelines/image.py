@@ -1045,15 +1045,16 @@ class ImagePipeline(Capability):
         magic prompt composed for that placement, or the prompt with the style's words."""
         if request.enhanced_prompt:
             return {p: request.enhanced_prompt for p, _w, _h in sizes}
-        if not request.magic_prompt:
-            words = STYLES[request.style].words
-            text = f"{request.prompt}, {words}" if words else request.prompt
-            return {p: text for p, _w, _h in sizes}
         from enfoads.core.pipelines.translate import MODEL
 
         enhancer, texts = self.enhancer, {}
-        ctx.stage(ctx.t("stage.magic_prompt"))
         with ctx.watching_downloads(self.settings.models_dir, MODEL.repo, MODEL.size_bytes):
+            if not request.magic_prompt:  # the prompt as written, in the English SDXL reads
+                words = STYLES[request.style].words
+                text = enhancer.translate(request.prompt, notices)
+                text = f"{text}, {words}" if words else text
+                return {p: text for p, _w, _h in sizes}
+            ctx.stage(ctx.t("stage.magic_prompt"))
             for placement, _w, _h in sizes:
                 result = enhancer.enhance(
                     request.prompt,

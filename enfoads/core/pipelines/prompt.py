@@ -125,6 +125,9 @@ COMPOSITION = {
     "4:5": "portrait composition, subject slightly low in frame, clear space at the top for text",
 }
 DEFAULT_LIGHTING = "soft studio lighting, gentle shadows"
+# The light for a place the prompt names (a beach, a street): a studio light would contradict
+# it as much as a studio backdrop would.
+SCENE_LIGHTING = "natural light, soft shadows"
 
 _ES_WORDS = set(
     "el la los las un una unos unas de del y con para por en que es son al "
@@ -289,9 +292,11 @@ def rule_phrases(
         phrases.append(Phrase(f"hero shot of the {product.strip()}, product in sharp focus", 5))
     if preset.look:
         phrases.append(Phrase(preset.look, 4))
+    scene = mentions(said, SCENE_WORDS)
     if not mentions(said, LIGHT_WORDS):
-        phrases.append(Phrase(preset.lighting or DEFAULT_LIGHTING, 3))
-    if preset.setting and not mentions(said, SCENE_WORDS):
+        lighting = preset.lighting or DEFAULT_LIGHTING
+        phrases.append(Phrase(SCENE_LIGHTING if scene and "studio" in lighting else lighting, 3))
+    if preset.setting and not scene:
         phrases.append(Phrase(preset.setting, 2))
     phrases.append(Phrase(COMPOSITION.get(placement or "1:1", COMPOSITION["1:1"]), 7))
     if brand_colors:
@@ -310,6 +315,7 @@ def _rule_words() -> frozenset[str]:
         *COMPOSITION.values(),
         AD_BASE,
         DEFAULT_LIGHTING,
+        SCENE_LIGHTING,
         *NAMED_COLOURS,
         "hero shot of the product in sharp focus brand colour accents and a an",
     ]
@@ -507,6 +513,14 @@ class PromptEnhancer(Capability):
             notices.append(t("notice.prompt_trimmed", lang, limit=CLIP_MAX_TOKENS))
         additions = tuple(p.text for p in phrases if p.text in enhanced)
         return PromptResult(text, enhanced, language, engine, additions, tuple(notices))
+
+    def translate(self, text: str, notices: list[str]) -> str:
+        """English for a prompt typed in Spanish (inside a job: the translator is fetched when
+        missing), the prompt as it is otherwise; why it stayed Spanish goes to ``notices``.
+        SDXL's text encoders read English only, so a raw prompt passes here too."""
+        if detect_language(text) != "es":
+            return text
+        return self._translate(text, True, notices)[0]
 
     def _translate(self, text: str, download: bool, notices: list[str]) -> tuple[str, str]:
         """English for a Spanish prompt, and the engine that made it; the prompt itself, with

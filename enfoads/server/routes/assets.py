@@ -35,7 +35,6 @@ class TagsRequest(RequestModel):
 
 @router.get("")
 def list_assets(
-    request: Request,
     studio: Studio = Depends(get_studio),
     kind: str | None = None,
     tag: str | None = None,
@@ -54,18 +53,14 @@ def list_assets(
     page = studio.list_assets(
         kind=kind, tag=tag, text=q, offset=offset, limit=limit, grouped=grouped, inputs=inputs
     )
-    access = request.app.state.access
     reply = {
-        "items": [access.sign_asset(a.to_dict()) for a in page.items],
+        "items": [a.to_dict() for a in page.items],
         "total": page.total,
         "offset": page.offset,
         "limit": page.limit,
     }
     if grouped:
-        reply["parts"] = {
-            key: [access.sign_asset(a.to_dict()) for a in parts]
-            for key, parts in page.parts.items()
-        }
+        reply["parts"] = {key: [a.to_dict() for a in parts] for key, parts in page.parts.items()}
     return reply
 
 
@@ -149,7 +144,7 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
     # Decoding, thumbnails and ffmpeg probes block: a worker thread does them, so the event
     # loop keeps answering other requests during large uploads.
     asset = await run_in_threadpool(studio.upload_asset, data, name[:255], kind, tuple(tags))
-    return request.app.state.access.sign_asset(asset.to_dict())
+    return asset.to_dict()
 
 
 @router.post(
@@ -199,16 +194,13 @@ async def import_assets(request: Request, studio: Studio = Depends(get_studio)) 
             t("error.unsupported_media_type", studio.settings.language),
         )
     report = await run_in_threadpool(studio.import_seed_json, data)
-    access = request.app.state.access
-    return dict(report, assets=[access.sign_asset(a) for a in report["assets"]])
+    return report
 
 
 @router.get("/{asset_id}")
-def get_asset(
-    asset_id: str, request: Request, studio: Studio = Depends(get_studio)
-) -> dict[str, Any]:
+def get_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """One asset; its ``url`` and ``thumbnail_url`` are freshly signed."""
-    return request.app.state.access.sign_asset(studio.get_asset(asset_id).to_dict())
+    return studio.get_asset(asset_id).to_dict()
 
 
 @router.get("/{asset_id}/file", response_class=FileResponse)
@@ -217,7 +209,7 @@ def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileRespo
     return FileResponse(
         studio.assets.file_path(asset),
         media_type=asset.mime,
-        filename=f"{asset.id}.{asset.ext}",
+        filename=asset.file_name,
         content_disposition_type="inline",
     )
 
@@ -237,10 +229,10 @@ def asset_thumbnail(asset_id: str, studio: Studio = Depends(get_studio)) -> File
     responses={200: {"description": "the asset", "links": asset_links("$response.body#/id")}},
 )
 def tag_asset(
-    asset_id: str, body: TagsRequest, request: Request, studio: Studio = Depends(get_studio)
+    asset_id: str, body: TagsRequest, studio: Studio = Depends(get_studio)
 ) -> dict[str, Any]:
     asset = studio.tag_asset(asset_id, tuple(body.add), tuple(body.remove))
-    return request.app.state.access.sign_asset(asset.to_dict())
+    return asset.to_dict()
 
 
 @router.delete("/{asset_id}", status_code=204)

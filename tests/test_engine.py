@@ -493,3 +493,39 @@ def test_the_cli_imports_a_seed_vault_through_the_running_engine(engine_env, eng
     assert json.loads(run.stdout)["imported"] == 1
     assert "seed import: 1 imported" in (tmp_path / "engine.log").read_text()  # done by the engine
     assert engine.proc.poll() is None
+
+
+def test_a_pages_language_is_its_own_and_the_api_answers_in_the_callers(engine_env, engines):
+    """Switching to English on one dashboard page switched every page and the API: the
+    engine's language stays, the page reads its errors and job stages in its own, and an HTTP
+    caller picks its language with Accept-Language."""
+    import httpx
+
+    env = dict(engine_env, ENFOADS_LANGUAGE="es")
+    engines(env)
+    page = enfoads.connect(settings_from(env))
+    other = enfoads.connect(settings_from(env))
+    try:
+        assert not page.is_engine
+        page.update_settings(language="en")
+        assert page.settings.language == "en" and other.settings.language == "es"
+        with pytest.raises(EnfoadsError) as english:
+            page.generate_images(prompt="  ")
+        assert english.value.message() == "The field 'prompt' is empty."
+        with pytest.raises(EnfoadsError) as spanish:
+            other.generate_images(prompt="  ")
+        assert spanish.value.message() == "El campo 'prompt' está vacío."
+        job = other.generate_images(prompt="taza", placements=["1:1"], seed=1)
+        done = other.wait_job(job.id, TIMEOUT)
+        assert done.state is JobState.COMPLETED
+        url, token = page.engine_info.url, page.engine_info.token
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{url}/api/settings", headers=headers).json()["language"] == "es"
+        for lang, stage in (("en", "Completed"), ("es", "Completado")):
+            reply = httpx.get(
+                f"{url}/api/jobs/{job.id}", headers={**headers, "Accept-Language": f"{lang},*"}
+            )
+            assert reply.json()["stage"] == stage
+    finally:
+        page.close()
+        other.close()

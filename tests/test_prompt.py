@@ -24,7 +24,11 @@ def test_rules_for_spanish_with_style_placement_and_brand_colours(studio):
     assert result.engine == "rules" and result.language == "es"
     assert result.enhanced.startswith("zapatillas rojas en la playa, ")
     assert "seamless background" not in result.enhanced  # "en la playa" names the place
-    assert "softbox" not in result.enhanced or "playa" in result.enhanced
+    # ... and a beach is not lit like a studio (the light named the studio the setting left)
+    assert "softbox" not in result.enhanced and "studio" not in result.enhanced
+    assert prompt_mod.SCENE_LIGHTING in result.enhanced
+    indoor = studio.enhance_prompt("una botella de vino", style="none", placement="1:1")
+    assert prompt_mod.DEFAULT_LIGHTING in indoor.enhanced  # no place named: the studio light
     assert prompt_mod.COMPOSITION["9:16"] in result.enhanced
     assert "orange and black brand colour accents" in result.enhanced and "#" not in result.enhanced
     assert result.notices[0].startswith(
@@ -282,3 +286,33 @@ def test_a_generation_composes_the_magic_prompt_for_each_placement(tiny_settings
             record = json.loads(png.text["enfoads"])
             assert record["enhanced_prompt"] == prompts[image["placement"]]
             assert record["prompt"] == "zapatillas rojas sobre arena de playa al atardecer"
+
+
+def test_a_spanish_prompt_reaches_sdxl_in_english_without_the_magic_prompt(
+    tiny_settings, tmp_path, capfd
+):
+    """A raw request (the API without ``magic_prompt``) sent Spanish words to SDXL's English
+    text encoders with no notice: the job translates them now, and the libraries' warnings
+    ("truncated to 77 tokens") stay out of the user's cell."""
+    import json
+
+    from PIL import Image
+
+    from enfoads.testing.text_models import build_tiny_marian
+
+    marian = build_tiny_marian(tmp_path / "opus-mt-es-en", SHOP_PROMPTS)
+    with Studio(tiny_settings(prompt_translation_model=str(marian), language="es")) as st:
+        capfd.readouterr()
+        long = "zapatillas rojas sobre arena de playa al atardecer " + "con descuento " * 40
+        job = st.generate_images(prompt=long, placements=["1:1"], seed=4)
+        done = st.wait_job(job.id, 300)
+        assert done.state.value == "completed", done.error
+        sent = done.result["prompts"]["1:1"]
+        # through the translator (the random-weight stand-in's words, not the prompt's)
+        assert not sent.startswith("zapatillas rojas sobre arena")
+        png = Image.open(st.assets.file_path(st.get_asset(done.result_asset_ids[0])))
+        assert json.loads(png.text["enfoads"])["enhanced_prompt"] == sent
+        english = st.generate_images(prompt="red sneakers on a beach", placements=["1:1"])
+        assert st.wait_job(english.id, 300).result["prompts"]["1:1"] == "red sneakers on a beach"
+    err = capfd.readouterr().err
+    assert "truncated" not in err and "Token indices" not in err, err[-2000:]

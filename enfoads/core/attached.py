@@ -128,7 +128,9 @@ class AttachedStudio:
         self.bus.publish(events.Event(name, payload))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        # the engine answers in this page's language (a switch here is this page's alone)
+        headers = {"Accept-Language": self.settings.language, **kwargs.pop("headers", {})}
+        response = self._http.request(method, path, headers=headers, **kwargs)
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -176,8 +178,16 @@ class AttachedStudio:
         return self.settings.language
 
     def update_settings(self, **changes: Any) -> Settings:
-        current = self._call("PATCH", "/api/settings", json=changes)
-        self.settings = Settings.model_validate({**self.settings.model_dump(), **current})
+        """The language is this page's own (another page, the notebook and the API keep
+        theirs); the rest (the licence notice read) is the engine's, for every surface."""
+        language = changes.pop("language", None)
+        if changes:
+            current = self._call("PATCH", "/api/settings", json=changes)
+            self.settings = Settings.model_validate({**self.settings.model_dump(), **current})
+        if language is not None:
+            self.settings = Settings.model_validate(
+                {**self.settings.model_dump(), "language": language}
+            )
         return self.settings
 
     def health(self) -> dict[str, Any]:
@@ -339,8 +349,9 @@ class AttachedStudio:
     def swap_faces_video(self, request: Any = None, /, **params: Any) -> Job:
         return self._queue("/face-swap", request, params)
 
-    def faceswap_licence(self) -> dict[str, Any]:
-        return self._call("GET", "/face-swap/licence")
+    def faceswap_licence(self, lang: str | None = None) -> dict[str, Any]:
+        headers = {"Accept-Language": lang} if lang else {}
+        return self._call("GET", "/face-swap/licence", headers=headers)
 
     # -- voice, avatar and video ---------------------------------------------------------
     def voices(self) -> list[dict[str, Any]]:

@@ -93,3 +93,19 @@ def prepare_job(
         return JobResult((), {"model": spec.key, "on_disk": True})
 
     return JobSpec(PREPARE_JOB, PrepareModelRequest, run, check=check)
+
+
+def licence_label(row: dict[str, Any], lang: str) -> str:
+    """A model's licence in ``lang``: a non-commercial one says so in words ("InsightFace: solo
+    investigación no comercial"), a name such as "MIT" stays as it is."""
+    from enfoads.core.i18n import t
+    from enfoads.core.pipelines.voice import UNVERIFIED
+
+    text = row.get("licence") or ""
+    if text == UNVERIFIED:
+        return t("ui.licence_unverified", lang)
+    if row.get("commercial_use") is False:
+        return t("licence.non_commercial", lang, who=text.split(":")[0].strip() or row["model"])
+    if text.lower() in ("see the model card", "check the model card", ""):
+        return t("licence.see_card", lang)
+    return text

@@ -105,19 +105,10 @@ class Job:
 
     def localized(self, lang: str) -> Job:
         """This job with its stage and error in ``lang`` (as stored where no key was kept)."""
-
-        def render(stored: dict[str, Any] | None, fallback: str) -> str:
-            if not stored:
-                return fallback
-            try:
-                return render_stored(stored["key"], stored.get("params") or {}, lang)
-            except (KeyError, IndexError, ValueError, TypeError):
-                return fallback  # a key from another version of the studio
-
         return replace(
             self,
-            stage=render(self.stage_i18n, self.stage),
-            error=render(self.error_i18n, self.error) if self.error else self.error,
+            stage=render_record(self.stage_i18n, self.stage, lang),
+            error=render_record(self.error_i18n, self.error, lang) if self.error else self.error,
         )
 
     def to_dict(self, lang: str | None = None) -> dict[str, Any]:
@@ -142,6 +133,10 @@ class Job:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
+            # the stage and error as catalogue keys, for a page in another language than the
+            # engine's (``localized_payload``)
+            "stage_i18n": self.stage_i18n,
+            "error_i18n": self.error_i18n,
         }
 
 
@@ -248,6 +243,26 @@ class JobContext:
 
     def t(self, key: str, **params: Any) -> str:
         return t(key, self.lang, **params)
+
+
+def render_record(stored: dict[str, Any] | None, fallback: str, lang: str) -> str:
+    """A stored ``{"key", "params"}`` text in ``lang``; ``fallback`` (the text as stored) when
+    there is no record or it comes from another version of the studio."""
+    if not stored:
+        return fallback
+    try:
+        return render_stored(stored["key"], stored.get("params") or {}, lang)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return fallback
+
+
+def localized_payload(job: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A ``job_update`` payload with its stage and error in ``lang``."""
+    out = dict(job)
+    out["stage"] = render_record(job.get("stage_i18n"), job.get("stage") or "", lang)
+    if job.get("error"):
+        out["error"] = render_record(job.get("error_i18n"), job["error"], lang)
+    return out
 
 
 def i18n_record(text: Any) -> dict[str, Any] | None:

@@ -510,8 +510,9 @@ class Studio:
 
         return media.first_frame(self.assets.file_path(asset_id), asset_id)
 
-    def faceswap_licence(self) -> dict[str, Any]:
-        return self.capabilities["faceswap"].licence()
+    def faceswap_licence(self, lang: str | None = None) -> dict[str, Any]:
+        """InsightFace's licence and notice (in ``lang``, default the studio's language)."""
+        return self.capabilities["faceswap"].licence(lang)
 
     # -- voice, avatar and video (pipelines/voice.py, avatar.py, video.py) ------------------
     def voices(self) -> list[dict[str, Any]]:

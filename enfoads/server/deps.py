@@ -50,7 +50,17 @@ class ApiError(Exception):
 
 
 def language(request: Request) -> str:
-    """The studio's language now (a switch in Settings applies to the next reply)."""
+    """The reply's language: the first of ``Accept-Language`` the studio speaks (a dashboard
+    page in English beside one in Spanish, a React client's own choice), else the studio's
+    language now (a switch in Settings applies to the next reply)."""
+    from enfoads.core.i18n import LANGUAGES
+
+    for part in request.headers.get("accept-language", "").split(",")[:8]:
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+        if code == "*":
+            break
     return request.app.state.studio.settings.language
 
 
@@ -236,3 +246,9 @@ def decode_base64(text: str, field: str) -> bytes:
     if not data:
         raise InvalidInput("error.empty", field=field)
     return data
+
+
+def queued(job: Any, lang: str, **extra: Any) -> dict[str, Any]:
+    """The answer to a request that queued a job: its id and state at once (a Colab tunnel
+    cuts long requests), the job in the reply's language, and any ``extra`` fields."""
+    return {"job_id": job.id, "status": job.state.value, "job": job.to_dict(lang), **extra}

@@ -76,12 +76,24 @@ class AdCreatorPanel(w.VBox):
             for a in options["aspects"]
         ]
         self.placements = PlacementToggles(named, ("1:1",), t("ui.placements_help", lang))
-        self.seed = w.IntText(
-            value=-1,
-            description=t("ui.seed", lang),
-            style={"description_width": "initial"},
+        # A new variation every time unless the user asks to repeat one (by its number, shown
+        # under each result); typing a number ticks the box.
+        self.repeat = w.Checkbox(
+            value=False,
+            indent=False,
+            description=t("ui.seed_repeat", lang),
+            layout=w.Layout(width="auto"),
             **tooltip(t("ui.seed_help", lang)),
         )
+        self.seed = w.BoundedIntText(
+            value=0,
+            min=0,
+            max=2**32 - 1,
+            description=t("ui.seed", lang),
+            style={"description_width": "initial"},
+            layout=w.Layout(width="220px"),
+        )
+        self.seed.observe(lambda _c: setattr(self.repeat, "value", True), "value")
         self.batch = w.IntSlider(
             value=1,
             min=1,
@@ -107,7 +119,7 @@ class AdCreatorPanel(w.VBox):
                 self.style,
                 w.HTML(f"<b>{html.escape(t('ui.placements', lang))}</b>"),
                 self.placements,
-                w.HBox([self.seed, self.batch]),
+                w.HBox([self.repeat, self.seed, self.batch]),
                 self.generate,
                 self.message,
                 self.progress,
@@ -133,7 +145,7 @@ class AdCreatorPanel(w.VBox):
             style=self.style.value,
             placements=list(self.placements.value),
             num_images=self.batch.value,
-            seed=None if self.seed.value < 0 else self.seed.value,
+            seed=self.seed.value if self.repeat.value else None,
         )
         edited = self.enhanced.value.strip()
         if edited and edited != self._magic_text:

@@ -14,6 +14,7 @@ from enfoads.core.assets import RESERVED_KINDS
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.events import RESYNC
 from enfoads.core.i18n import t
+from enfoads.core.jobs import localized_payload
 from enfoads.core.studio import Studio
 from enfoads.widgets.compat import IPYWIDGETS_8, uploaded_files
 from enfoads.widgets.loop import Coalescer, subscribe_refresh
@@ -140,10 +141,11 @@ class Message(w.HTML):
         self.show(text, "error")
 
     def show_failure(self, job: dict[str, Any], lang: str) -> bool:
-        """Show why a finished job did not complete; False when it completed."""
+        """Whether a finished job did not complete (False when it completed). The reason is
+        the job's progress line's to show, beside its retry button: said once, not twice."""
         if job["state"] == "completed":
             return False
-        self.show(failure_text(job, lang), "error")
+        self.show("")
         return True
 
 
@@ -152,6 +154,24 @@ def failure_text(job: dict[str, Any], lang: str) -> str:
     if job["state"] == "cancelled":
         return t("ui.cancelled", lang)
     return t("ui.failed", lang, error=job.get("error") or t("ui.no_reason", lang))
+
+
+class StageText(w.HTML):
+    """A job's stage or failure, whole (a Label cuts a long error at the box's edge)."""
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def __init__(self) -> None:
+        self._text = ""
+        super().__init__("")
+        self.add_class("enfoads-stage")
+
+    def set(self, text: str, kind: str = "") -> None:
+        self._text = text
+        colour = f' style="color:{_COLORS[kind]}"' if kind else ""
+        self.value = f"<span{colour}>{html.escape(text)}</span>"
 
 
 class JobProgress(w.VBox):
@@ -165,7 +185,7 @@ class JobProgress(w.VBox):
         self._shown_finished: tuple[str, str] | None = None
         self._on_finished = on_finished
         self.bar = w.FloatProgress(min=0, max=100, value=0, layout=w.Layout(width="60%"))
-        self.stage = w.Label("")
+        self.stage = StageText()
         self.cancel = w.Button(description=t("ui.cancel", lang), icon="stop", disabled=True)
         self.cancel.on_click(lambda _b: self._cancel())
         # A failed, interrupted or cancelled job can be run again from here, same parameters.
@@ -205,7 +225,7 @@ class JobProgress(w.VBox):
             self.job_id, self._latest = job_id, None
         self.bar.value = 0
         self.bar.bar_style = ""
-        self.stage.value = t("stage.queued", self.studio.settings.language)
+        self.stage.set(t("stage.queued", self.studio.settings.language))
         self.cancel.disabled = False
         self.retry.layout.display = "none"
         self.resync()  # what it did before we listened (a fast job may have ended already)
@@ -240,7 +260,7 @@ class JobProgress(w.VBox):
         try:
             job = self.studio.retry_job(self.job_id)
         except EnfoadsError as exc:
-            self.stage.value = exc.message(self.studio.settings.language)
+            self.stage.set(exc.message(self.studio.settings.language), "error")
             return
         if self.on_retry is not None:
             self.on_retry()
@@ -254,11 +274,13 @@ class JobProgress(w.VBox):
                 pass  # it finished meanwhile
 
     def show(self, job: dict[str, Any]) -> None:
-        """Show the followed job's state (a ``job_update`` payload; others are ignored)."""
+        """Show the followed job's state (a ``job_update`` payload; others are ignored), in
+        this page's language (the engine may speak another)."""
         if job.get("id") != self.job_id:
             return
+        job = localized_payload(job, self.studio.settings.language)
         self.bar.value = job["progress"]
-        self.stage.value = job["stage"] or ""
+        self.stage.set(job["stage"] or "")
         if job["state"] in FINISHED:
             if self._shown_finished == (job["id"], job["state"]):
                 return  # a re-read of a job already shown as finished
@@ -268,7 +290,7 @@ class JobProgress(w.VBox):
                 job["state"], "warning"
             )
             if job["state"] != "completed":  # the reason stays in view, with a way out
-                self.stage.value = failure_text(job, self.studio.settings.language)
+                self.stage.set(failure_text(job, self.studio.settings.language), "error")
                 self.retry.layout.display = ""
             self._on_finished(job)
 

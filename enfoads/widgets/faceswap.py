@@ -10,6 +10,7 @@ from typing import Any
 import ipywidgets as w
 
 from enfoads.core.i18n import t
+from enfoads.core.inventory import licence_label
 from enfoads.core.media import VIDEO_EXTS
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import (
@@ -55,7 +56,7 @@ class FaceSwapPanel(w.VBox):
         self.notice = w.HTML(
             f'<div style="background:#fff4e5;padding:8px;border-left:4px solid '
             f'#b06000">{icon("balance-scale")} {html.escape(licence["notice"])}<br><small>'
-            f"{html.escape(licence['licence'])}</small></div>"
+            f"{html.escape(licence_label({**licence, 'model': 'InsightFace'}, lang))}</small></div>"
         )
         self.accept = w.Checkbox(
             value=bool(licence["accepted"]),
@@ -64,12 +65,14 @@ class FaceSwapPanel(w.VBox):
             layout=w.Layout(width="auto"),
         )
         self.accept.observe(lambda c: self._accept(c["new"]), "value")
-        self.source = AssetPicker(studio, t("ui.swap.source", lang))
+        # Nothing chosen until the user chooses: a face is never taken from the newest picture.
+        self.source = AssetPicker(studio, t("ui.swap.source", lang), optional=True)
         self.target = AssetPicker(
             studio,
             t("ui.swap.target", lang),
             kinds=("image", "video"),
             accept="image/*,video/mp4,video/webm",
+            optional=True,
         )
         self.detect = w.Button(description=t("ui.swap.detect", lang), icon="search")
         self.source_face = w.Dropdown(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from enfoads.core.i18n import t
+from enfoads.core.inventory import licence_label, model_label
 from enfoads.core.studio import Studio
 from enfoads.widgets.common import JobProgress, Message, icon
 
@@ -85,7 +86,7 @@ class SettingsPanel(w.VBox):
                 else icon("cloud-download", "#b06000")
             )
             label = w.HTML(
-                f"{state} <b>{html.escape(model['model'])}</b> · "
+                f"{state} <b>{html.escape(model_label(model, self.lang))}</b> · "
                 f"{model['size_bytes'] / GB:.2f} GB · <small>{self.licence_html(model)}</small>"
             )
             button = w.Button(
@@ -98,14 +99,7 @@ class SettingsPanel(w.VBox):
         self.models.children = tuple(rows)
 
     def licence_html(self, model: dict) -> str:
-        from enfoads.core.pipelines.voice import UNVERIFIED
-
-        text = model["licence"]
-        if text == UNVERIFIED:
-            text = t("ui.licence_unverified", self.lang)
-        if model["commercial_use"] is False:
-            text += " · " + t("ui.non_commercial", self.lang)
-        out = html.escape(text)
+        out = html.escape(licence_label(model, self.lang))
         if model["commercial_use"] is False:
             out = f"{icon('balance-scale')} {out}"
         if model.get("licence_url"):

@@ -61,6 +61,25 @@ class ModelWithTokenizer(tuple):
         return {"model": self[0]}
 
 
+def quiet_model_libraries(*, diffusers: bool = False) -> None:
+    """transformers' (and diffusers') own warnings and progress bars stay out of the user's
+    notebook cell: "truncated to 77 tokens" six times, a cast to float32, an optional package
+    missing. What matters to the user comes as the job's stage and notices; the libraries'
+    errors still show."""
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+    if diffusers:
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
+
+
 def is_local(repo: str) -> bool:
     """A folder on disk rather than a hub repo id (``name`` or ``org/name``): one that exists,
     or anything written as a path (absolute, ``./``, ``~``, or with more than one ``/``), which

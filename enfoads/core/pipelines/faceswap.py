@@ -24,7 +24,7 @@ from enfoads.core import media
 from enfoads.core.assets import INPUT_TAG
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.errors import EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable
-from enfoads.core.i18n import Reason
+from enfoads.core.i18n import Reason, t
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines.base import (
     ModelFile,
@@ -686,7 +686,12 @@ class FaceSwapPipeline(Capability):
         asset = self.services.assets.add_image(
             image,
             "image",
-            name=f"face swap: {self.label(source)} → {self.label(target)}"[:120],
+            name=t(
+                "asset.face_swap",
+                self.settings.language,
+                source=self.label(source),
+                target=self.label(target),
+            )[:120],
             job_id=job_id,
             parents=parents,
             model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
@@ -805,7 +810,11 @@ class FaceSwapPipeline(Capability):
                 out_path.read_bytes(),
                 "video",
                 ext="mp4",
-                name=f"face swap {video.name}"[:120],
+                name=ctx.t(
+                    "asset.face_swap",
+                    source=self.label(ImageInput(asset_id=request.source_asset_id)),
+                    target=video.name or video.id,
+                )[:120],
                 job_id=ctx.job_id,
                 parents=[source.asset_id, video.id],
                 model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],

@@ -43,6 +43,7 @@ from enfoads.core.pipelines.base import (
     in_cache,
     is_local,
     local_weights_bytes,
+    quiet_model_libraries,
     resolve_file,
     use_model,
 )
@@ -235,11 +236,7 @@ def load_pipeline(settings: Settings, device: str) -> Any:
 
     Reads the hub layout, or a local folder with the same layout: the tests build one.
     """
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()  # the job's progress is what the user sees
-    transformers_logging.disable_progress_bar()
+    quiet_model_libraries(diffusers=True)  # the job's progress is what the user sees
     try:
         return _load_pipeline(settings, device)
     except OSError as exc:  # diffusers reports a missing hub file as an OSError

@@ -37,6 +37,7 @@ from enfoads.core.pipelines.base import (
     in_cache,
     is_local,
     local_weights_bytes,
+    quiet_model_libraries,
 )
 from enfoads.core.validation import check_text
 
@@ -128,6 +129,7 @@ DEFAULT_LIGHTING = "soft studio lighting, gentle shadows"
 # The light for a place the prompt names (a beach, a street): a studio light would contradict
 # it as much as a studio backdrop would.
 SCENE_LIGHTING = "natural light, soft shadows"
+STUDIO_LIGHT_WORDS = ("studio", "softbox")
 
 _ES_WORDS = set(
     "el la los las un una unos unas de del y con para por en que es son al "
@@ -295,7 +297,8 @@ def rule_phrases(
     scene = mentions(said, SCENE_WORDS)
     if not mentions(said, LIGHT_WORDS):
         lighting = preset.lighting or DEFAULT_LIGHTING
-        phrases.append(Phrase(SCENE_LIGHTING if scene and "studio" in lighting else lighting, 3))
+        indoor = any(word in lighting for word in STUDIO_LIGHT_WORDS)
+        phrases.append(Phrase(SCENE_LIGHTING if scene and indoor else lighting, 3))
     if preset.setting and not scene:
         phrases.append(Phrase(preset.setting, 2))
     phrases.append(Phrase(COMPOSITION.get(placement or "1:1", COMPOSITION["1:1"]), 7))
@@ -383,6 +386,7 @@ class ClipTokenCounter:
             try:
                 from transformers import CLIPTokenizer
 
+                quiet_model_libraries()
                 tok = CLIPTokenizer.from_pretrained(folder)
                 # A tokenizer of another size is not SDXL's (a test stand-in): estimate.
                 self._loaded[key] = tok if len(tok) == CLIP_VOCAB else None

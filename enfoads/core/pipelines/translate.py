@@ -20,6 +20,7 @@ from enfoads.core.pipelines.base import (
     hub_kwargs,
     in_cache,
     local_weights_bytes,
+    quiet_model_libraries,
 )
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,12 @@ MODEL = ModelFile(
 def load_marian(repo: str, models_dir: Any) -> ModelWithTokenizer:
     """MarianMT and its SentencePiece tokenizer, on CPU (safetensors preferred; an older
     ``pytorch_model.bin`` is read by transformers with ``weights_only=True``)."""
-    import warnings
-
     from transformers import AutoTokenizer, MarianMTModel
 
+    quiet_model_libraries()  # "pip install sacremoses": only for its detokenizer
     kwargs = hub_kwargs(repo, MODEL.revision, models_dir)
     try:
-        with warnings.catch_warnings():  # "pip install sacremoses": only for its detokenizer
-            warnings.simplefilter("ignore", UserWarning)
-            tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(repo, **kwargs)
         model = MarianMTModel.from_pretrained(repo, **kwargs)
     except Exception as exc:  # transformers raises many kinds
         raise ModelUnavailable(repo, f"{type(exc).__name__}: {exc}"[:300]) from exc

@@ -20,6 +20,7 @@ from enfoads.server.deps import (
     asset_links,
     decode_base64,
     get_studio,
+    language,
     rate_limit,
     require_token,
 )
@@ -109,10 +110,12 @@ async def _read_body(request: Request) -> bytes:
         }
     },
 )
-async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+async def upload_asset(
+    request: Request, studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> dict[str, Any]:
     """Upload as multipart (``file``) or JSON with base64 ``data`` (what the React client sends)."""
     limit = studio.settings.max_upload_bytes
-    lang = studio.settings.language
+    lang = lang
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_part_size=limit + 1)
@@ -171,7 +174,9 @@ async def upload_asset(request: Request, studio: Studio = Depends(get_studio)) -
         }
     },
 )
-async def import_assets(request: Request, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+async def import_assets(
+    request: Request, studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> dict[str, Any]:
     """Import the seed backend's ``assets.json`` (entries with inline ``data:`` URLs): the file
     as the multipart field ``file``, or its content as the JSON body. Entries without inline
     data, or whose file is corrupt or too large, are skipped and counted; an id already in the
@@ -191,7 +196,7 @@ async def import_assets(request: Request, studio: Studio = Depends(get_studio)) 
         raise ApiError(
             415,
             "unsupported_media_type",
-            t("error.unsupported_media_type", studio.settings.language),
+            t("error.unsupported_media_type", lang),
         )
     report = await run_in_threadpool(studio.import_seed_json, data)
     return report
@@ -215,12 +220,12 @@ def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileRespo
 
 
 @router.get("/{asset_id}/thumbnail", response_class=FileResponse)
-def asset_thumbnail(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
+def asset_thumbnail(
+    asset_id: str, studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> FileResponse:
     path = studio.assets.thumbnail_path(asset_id)
     if path is None:
-        raise ApiError(
-            404, "not_found", t("error.no_thumbnail", studio.settings.language, id=asset_id)
-        )
+        raise ApiError(404, "not_found", t("error.no_thumbnail", lang, id=asset_id))
     return FileResponse(path, media_type="image/jpeg")
 
 

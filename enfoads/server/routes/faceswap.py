@@ -18,7 +18,14 @@ from enfoads.core.pipelines.faceswap import (
 )
 from enfoads.core.studio import Studio
 from enfoads.core.validation import RequestModel
-from enfoads.server.deps import decode_base64, get_studio, rate_limit, require_token
+from enfoads.server.deps import (
+    decode_base64,
+    get_studio,
+    language,
+    queued,
+    rate_limit,
+    require_token,
+)
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
 
@@ -39,19 +46,10 @@ def job_fields(body: FaceSwapRequest, job: type[RequestModel]) -> dict[str, Any]
     return body.model_dump(include=set(job.model_fields), exclude_unset=True)
 
 
-def queued(job: Any, studio: Studio) -> dict[str, Any]:
-    return {
-        "job_id": job.id,
-        "status": job.state.value,
-        "job": job.to_dict(studio.settings.language),
-        "licence": studio.faceswap_licence(),
-    }
-
-
 @router.get("/face-swap/licence")
-def licence(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+def licence(studio: Studio = Depends(get_studio), lang: str = Depends(language)) -> dict[str, Any]:
     """InsightFace's models are for non-commercial research only: the notice to show."""
-    return studio.faceswap_licence()
+    return studio.faceswap_licence(lang)
 
 
 @router.post("/detect-faces", dependencies=[Depends(rate_limit)])
@@ -62,13 +60,16 @@ def detect_faces(body: DetectRequest, studio: Studio = Depends(get_studio)) -> d
 
 
 @router.post("/face-swap", dependencies=[Depends(rate_limit)])
-def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+def face_swap(
+    body: FaceSwapRequest, studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> dict[str, Any]:
     """Put the source's face on the target: an image at once (about a second on a T4), or as a
     job with ``run_as_job``; a video always as a job (202 semantics: ``job_id``)."""
     if body.video_asset_id:
         if not body.source_asset_id:
             raise InvalidInput("error.empty", field="source_asset_id")
-        return queued(studio.swap_faces_video(job_fields(body, FaceSwapVideoRequest)), studio)
+        job = studio.swap_faces_video(job_fields(body, FaceSwapVideoRequest))
+        return queued(job, lang, licence=studio.faceswap_licence(lang))
     source = image_input(body.source_asset_id, body.source_image, "source")
     target = image_input(body.target_asset_id, body.target_image, "target")
     if body.run_as_job:
@@ -76,7 +77,8 @@ def face_swap(body: FaceSwapRequest, studio: Studio = Depends(get_studio)) -> di
             raise InvalidInput(
                 "error.invalid", field="run_as_job", reason=Reason("reason.ids_not_images")
             )
-        return queued(studio.swap_faces(job_fields(body, FaceSwapJobRequest)), studio)
+        job = studio.swap_faces(job_fields(body, FaceSwapJobRequest))
+        return queued(job, lang, licence=studio.faceswap_licence(lang))
     result = studio.swap_face_now(
         source, target, source_face=body.source_face, target_face=body.target_face
     )

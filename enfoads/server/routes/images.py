@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from enfoads.core.pipelines.image import GenerateImageRequest, MagicPromptRequest
 from enfoads.core.studio import Studio
-from enfoads.server.deps import get_studio, job_links, rate_limit, require_token
+from enfoads.server.deps import get_studio, job_links, language, queued, rate_limit, require_token
 
 router = APIRouter(tags=["images"], dependencies=[Depends(require_token)])
 
@@ -34,15 +34,10 @@ def magic_prompt(body: MagicPromptRequest, studio: Studio = Depends(get_studio))
     responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}},
 )
 def generate_image(
-    body: GenerateImageRequest, studio: Studio = Depends(get_studio)
+    body: GenerateImageRequest, studio: Studio = Depends(get_studio), lang: str = Depends(language)
 ) -> dict[str, Any]:
     """Queue an image job and answer at once with its id (a Colab tunnel cuts long requests).
 
     Progress comes as Socket.IO ``job_update`` events and from ``GET /api/jobs/{id}``.
     """
-    job = studio.generate_images(body)
-    return {
-        "job_id": job.id,
-        "status": job.state.value,
-        "job": job.to_dict(studio.settings.language),
-    }
+    return queued(studio.generate_images(body), lang)

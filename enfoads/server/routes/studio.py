@@ -15,7 +15,7 @@ from pydantic import Field
 
 from enfoads.core.studio import Studio
 from enfoads.core.validation import RequestModel
-from enfoads.server.deps import get_studio, job_links, rate_limit, require_token
+from enfoads.server.deps import get_studio, job_links, language, queued, rate_limit, require_token
 
 router = APIRouter(prefix="/api", tags=["studio"], dependencies=[Depends(require_token)])
 
@@ -65,14 +65,11 @@ def capabilities(studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     dependencies=[Depends(rate_limit)],
     responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}},
 )
-def prepare_model(key: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+def prepare_model(
+    key: str, studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> dict[str, Any]:
     """Download one model into the data dir, as a job."""
-    job = studio.prepare_model(key)
-    return {
-        "job_id": job.id,
-        "status": job.state.value,
-        "job": job.to_dict(studio.settings.language),
-    }
+    return queued(studio.prepare_model(key), lang)
 
 
 @router.get("/settings")

@@ -673,3 +673,44 @@ def test_subtitle_ink_stays_inside_the_safe_zone(av_studio, aspect, position):
             assert y0 <= ys.min() and ys.max() < y1, (cue.text, ys.min(), ys.max(), (y0, y1))
     if aspect == "9:16":  # TikTok's buttons cover the right edge: the zone ends at 88 %
         assert x1 <= int(size[0] * 0.88) and x0 >= int(size[0] * 0.06)
+
+
+@pytest.mark.parametrize("brand", ["#111111", "#FFFFFF", "#E63946"])
+def test_the_end_card_shows_a_dark_logo_on_any_brand_colour(av_studio, brand):
+    """A dark logo on the default dark end card vanished: it sits on a plate of the opposite
+    lightness when its contrast with the card is under WCAG's 3:1 for graphics, measured on
+    the drawn pixels."""
+    from enfoads.core.pipelines import compose
+    from enfoads.core.pipelines.subtitles import Cue
+    from enfoads.core.pipelines.video import Overlay, RenderRequest
+
+    avatar, *_ = scene_assets(av_studio)
+    logo = Image.new("RGBA", (120, 60), (0, 0, 0, 0))
+    logo.paste((40, 10, 60, 255), (10, 10, 110, 50))  # a near-black purple mark
+    out = io.BytesIO()
+    logo.save(out, "PNG")
+    logo_asset = av_studio.upload_asset(out.getvalue(), "logo-oscuro.png", kind="logo")
+    request = av_studio.pipelines["video"].validate(
+        RenderRequest.from_params(
+            {
+                "scenes": [{"kind": "avatar", "asset_id": avatar.id, "script": "Hola."}],
+                "size": 360,
+                "cta": "Visítanos",
+                "brand_colour": brand,
+                "logo_asset_id": logo_asset.id,
+            }
+        )
+    )
+    overlay = Overlay(av_studio, request, (360, 640), [Cue(0.0, 1.0, ("Hola",), ())], 1.0, 25)
+    card = overlay.end_card(0, None)
+    background = compose.hex_rgb(brand)
+    mark = np.all(np.abs(card.astype(int) - (40, 10, 60)) < 10, axis=-1)
+    assert mark.sum() > 500  # the logo is drawn (57 px wide at 360)
+    ys, xs = np.nonzero(mark)
+    ring = card[max(0, ys.min() - 3), xs.min() : xs.max()]  # just above the mark
+    around = float(np.median(compose.relative_luminance(ring)))
+    inside = float(compose.relative_luminance((40, 10, 60)))
+    assert compose.contrast_ratio(inside, around) >= compose.LOGO_CONTRAST, (brand, around)
+    needs_plate = compose.contrast_ratio(inside, compose.relative_luminance(background)) < 3
+    on_brand = bool(np.all(np.abs(ring.astype(int) - background) <= 2))
+    assert on_brand != needs_plate  # a plate only where the brand colour was too close

@@ -97,6 +97,47 @@ def colour_difference(a: str, b: str) -> float:
     return sum((p - q) ** 2 for p, q in zip(la, lb)) ** 0.5
 
 
+def relative_luminance(rgb: np.ndarray | tuple[int, int, int]) -> np.ndarray | float:
+    """WCAG 2's relative luminance of sRGB colours (0 black, 1 white), per pixel or one."""
+    c = np.asarray(rgb, np.float64)[..., :3] / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return linear @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def contrast_ratio(a: float, b: float) -> float:
+    """WCAG 2's contrast ratio of two luminances (1 the same, 21 black on white)."""
+    hi, lo = max(a, b), min(a, b)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+# WCAG's ratio for graphics a person must make out (a logo); text needs 4.5.
+LOGO_CONTRAST = 3.0
+
+
+def on_plate(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """``rgba`` (a logo) as it can be seen on ``background``: unchanged where its opaque pixels
+    contrast with it enough, else on a rounded plate of the opposite lightness (a dark logo on
+    a dark brand colour no longer vanishes)."""
+    from PIL import Image, ImageDraw
+
+    alpha = rgba[..., 3].astype(np.float64) / 255.0
+    if alpha.sum() == 0:
+        return rgba
+    logo_lum = float((relative_luminance(rgba) * alpha).sum() / alpha.sum())
+    back_lum = float(relative_luminance(background))
+    if contrast_ratio(logo_lum, back_lum) >= LOGO_CONTRAST:
+        return rgba
+    plate_rgb = (255, 255, 255) if logo_lum < 0.18 else (17, 17, 17)
+    h, w = rgba.shape[:2]
+    pad = max(4, round(0.12 * max(h, w)))
+    plate = Image.new("RGBA", (w + 2 * pad, h + 2 * pad), (0, 0, 0, 0))
+    ImageDraw.Draw(plate).rounded_rectangle(
+        (0, 0, w + 2 * pad - 1, h + 2 * pad - 1), radius=pad, fill=(*plate_rgb, 255)
+    )
+    plate.alpha_composite(Image.fromarray(rgba), (pad, pad))
+    return np.asarray(plate)
+
+
 @dataclass(frozen=True)
 class Sprite:
     """An RGBA image placed at (x, y); ``blend`` draws it onto a frame in place."""

@@ -831,7 +831,8 @@ class Overlay:
         if self.card is None:
             width, height = self.size
             card = np.empty((height, width, 3), np.uint8)
-            card[:] = compose.hex_rgb(self.request.brand_colour)
+            background = compose.hex_rgb(self.request.brand_colour)
+            card[:] = background
             x0, y0, x1, y1 = self.safe
             words = self.request.cta.split()
             lines = [ws.split() for ws in _wrap_words(words, 18)]
@@ -846,10 +847,9 @@ class Overlay:
             h, w = rgba.shape[:2]
             compose.Sprite(rgba, (width - w) // 2, (y0 + y1) // 2).blend(card)
             if self.logo is not None:
-                lh, lw = self.logo_rgba.shape[:2]
-                compose.Sprite(self.logo_rgba, (width - lw) // 2, (y0 + y1) // 2 - lh - 20).blend(
-                    card
-                )
+                logo = compose.on_plate(self.logo_rgba, background)  # seen on any brand colour
+                lh, lw = logo.shape[:2]
+                compose.Sprite(logo, (width - lw) // 2, (y0 + y1) // 2 - lh - 20).blend(card)
             self.card = card
         fade = int(round(CROSSFADE_S * self.fps))
         k = i - int(round(self.content_s * self.fps))

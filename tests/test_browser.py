@@ -154,7 +154,8 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             page.get_by_text("Vídeo listo").wait_for(timeout=240_000)
             video = page.locator("video:visible").first
             assert video.evaluate("v => v.src.startsWith('blob:')")
-            assert page.locator("a[download$='.srt']").count() == 1
+            page.get_by_role("button", name="SRT").click()
+            page.locator("a[download$='.srt']").wait_for(timeout=30_000)
         finally:
             page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
             browser.close()

@@ -50,6 +50,28 @@ UNDRAWN_ICONS = """els => {
 }"""
 
 
+# What a phone's width breaks: anything past the studio's right edge, a dropdown or text
+# input squeezed under 24 px (Chromium drew them 14-17 px tall at 390 px), a label cut short
+# (the face swap's licence sentence).
+SQUEEZED = """() => {
+  const app = document.querySelector('.enfoads-app');
+  const right = Math.min(window.innerWidth, app.getBoundingClientRect().right) + 1;
+  const found = [];
+  for (const e of app.querySelectorAll('*')) {
+    if (e.offsetParent === null) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0) continue;
+    const text = (e.textContent || '').trim().slice(0, 50);
+    if (r.right > right) found.push('past the edge: ' + e.tagName + ' ' + text);
+    if ((e.tagName === 'SELECT' || (e.tagName === 'INPUT' && e.type === 'text')) && r.height < 24)
+      found.push('squeezed: ' + e.tagName + ' ' + Math.round(r.height) + ' px');
+    if ((e.tagName === 'LABEL' || e.classList.contains('widget-label'))
+        && e.scrollWidth > e.clientWidth + 1) found.push('cut: ' + text);
+  }
+  return [...new Set(found)];
+}"""
+
+
 # Emoji and pictographs: drawn as empty boxes where no emoji font is installed.
 EMOJI = re.compile("[\u2600-\u27bf\U0001f300-\U0001faff]")
 
@@ -102,8 +124,9 @@ def read_every_tab(page, width: int, titles=TABS_ES) -> dict[str, list[str]]:
         tabs = page.locator(".enfoads-app .lm-TabBar-tabLabel").evaluate_all(OVERFLOWING)
         icons = page.locator(".enfoads-app i.fa").evaluate_all(UNDRAWN_ICONS)
         emoji = EMOJI.findall(page.locator(".enfoads-app").first.inner_text())
-        if cut or tabs or icons or emoji:
-            problems[title] = cut + tabs + icons + emoji
+        squeezed = page.evaluate(SQUEEZED)
+        if cut or tabs or icons or emoji or squeezed:
+            problems[title] = cut + tabs + icons + emoji + squeezed
         page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}-{index}.png"), full_page=True)
     return problems
 
@@ -163,7 +186,12 @@ def test_a_marketer_reads_finds_and_recovers_at_laptop_and_phone_width(seeded_da
             expect(card).to_have_count(1)
             expect(card).to_contain_text("MP4 · WAV · SRT · VTT")
             card.get_by_role("button", name="Ver").click()
-            expect(page.locator("a[download$='.srt']")).to_have_count(1)
+            # each file is sent to the page only when asked, named after the asset
+            expect(page.locator("a[download]")).to_have_count(0)
+            page.get_by_role("button", name="SRT").click()
+            expect(page.locator("a[download*='Anuncio-de-campa'][download$='.srt']")).to_have_count(
+                1
+            )
             page.screenshot(path=str(ARTIFACTS / "vault-video-card.png"), full_page=True)
 
             # A language switch keeps Ajustes open and speaks English.

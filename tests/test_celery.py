@@ -34,7 +34,7 @@ SIX = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
 class Cluster:
     """Redis + the engine (this process, Celery queue) + `enfoads worker` processes."""
 
-    def __init__(self, tmp: Path, tiny_sdxl, face_models):
+    def __init__(self, tmp: Path, tiny_sdxl, face_models, visibility_s: float = 8):
         self.tmp = tmp
         self.redis = RedisServer(tmp / "redis").start()
         self.env = dict(
@@ -46,7 +46,7 @@ class Cluster:
             ENFOADS_QUEUE="celery",
             ENFOADS_REDIS_URL=self.redis.url,
             ENFOADS_LEASE_S="4",
-            ENFOADS_VISIBILITY_TIMEOUT_S="8",
+            ENFOADS_VISIBILITY_TIMEOUT_S=str(visibility_s),
             ENFOADS_IMAGE_BASE_MODEL=str(tiny_sdxl["base"]),
             ENFOADS_IMAGE_UNET_MODEL=str(tiny_sdxl["unet"]),
             ENFOADS_IMAGE_VAE_MODEL=str(tiny_sdxl["vae"]),
@@ -187,6 +187,42 @@ def test_a_sigkilled_worker_loses_no_job_and_duplicates_no_asset(cluster):
     for asset in made:
         data = studio.assets.file_path(asset).read_bytes()
         assert hashlib.sha256(data).hexdigest() == asset.sha256
+
+
+def test_a_killed_workers_job_says_so_and_goes_to_another_long_before_redis_redelivers(
+    tmp_path, tiny_sdxl, face_models
+):
+    """With Redis's default redelivery (hours), a job whose worker was killed showed "running
+    38.8 %" with no hint. The engine sees the lease run out (4 s here), says so in the job's
+    stage, and sends the job again: the next free worker takes it over at once."""
+    from enfoads.core.i18n import t
+
+    cluster = Cluster(tmp_path, tiny_sdxl, face_models, visibility_s=7200)
+    try:
+        first = cluster.add_worker()
+        studio = cluster.studio
+        job = studio.generate_images(prompt="reloj dorado", placements=SIX, seed=6)
+        deadline = time.monotonic() + TIMEOUT
+        while studio.get_job(job.id).progress < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        killed_at = time.monotonic()
+        hint = t("stage.worker_lost", "en")
+        while studio.get_job(job.id).stage != hint:
+            assert time.monotonic() - killed_at < 30, studio.get_job(job.id).stage
+            time.sleep(0.1)
+        assert studio.get_job(job.id).state is JobState.RUNNING
+        assert studio.get_job(job.id).localized("es").stage.startswith("El trabajador")
+        second = cluster.add_worker()
+        done = studio.wait_job(job.id, TIMEOUT)
+        assert done.state is JobState.COMPLETED, done.error
+        assert done.owner.split(":")[1] == str(second.pid)
+        assert time.monotonic() - killed_at < 240  # not the 2 h of Redis's redelivery
+        assert sorted(a.id for a in cluster.assets_of(job.id)) == sorted(done.result_asset_ids)
+    finally:
+        cluster.close()
 
 
 def test_a_redis_restart_loses_no_queued_job(cluster):

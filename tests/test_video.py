@@ -66,7 +66,7 @@ def test_voice_preview_and_catalogue(av_studio):
         ("", None, None, ["script", "empty"]),
         ("x" * 2001, None, None, ["script", "too long", "2000"]),
         ("hola", "es_XX-nobody-low", None, ["voice", "es_XX-nobody-low"]),
-        ("hola", "en_US-joe-medium", "es", ["en_US-joe-medium", "does not speak"]),
+        ("hola", "en_US-joe-medium", "es", ["'Joe · United States", "does not speak"]),
         ("hola", None, "fr", ["language", "fr"]),
     ],
 )
@@ -91,8 +91,10 @@ def test_a_missing_voice_fails_at_once_and_says_how_to_get_it(av_studio, monkeyp
         av_studio.pipelines["voice"].synthesize("Hola a todos.", "es_ES-davefx-medium")
     assert time.monotonic() - started < 1.0
     es, en = info.value.message("es"), info.value.message("en")
-    assert "es_ES-davefx-medium" in es and "Ajustes" in es and "en_US-joe-medium" in es
-    assert "Settings" in en and "not downloaded" in en
+    # the voices as the Video Studio's dropdown names them, never by their Piper keys
+    assert "'Davefx · España · calidad media'" in es and "Ajustes" in es
+    assert "Joe · Estados Unidos · calidad media" in es and "en_US-joe" not in es
+    assert "Settings" in en and "not downloaded" in en and "Davefx · Spain" in en
     # the same through a job: its record holds the message
     still = av_studio.upload_asset(png(np.full((64, 64, 3), 90, np.uint8)), "fondo.png")
     job = av_studio.render_multi_scene(
@@ -100,7 +102,8 @@ def test_a_missing_voice_fails_at_once_and_says_how_to_get_it(av_studio, monkeyp
         scenes=[{"kind": "image", "asset_id": still.id, "script": "Hola a todos."}],
     )
     done = av_studio.wait_job(job.id, 60)
-    assert done.state.value == "failed" and "es_ES-davefx-medium" in done.error
+    assert done.state.value == "failed" and "Davefx · Spain" in done.error
+    assert "Davefx · España" in done.localized("es").error  # stored with its key: any language
     # with the fallback chosen, espeak-ng speaks, and the result says so
     if voice_mod.espeak_exe() is not None:
         monkeypatch.setattr(

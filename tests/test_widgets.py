@@ -75,7 +75,7 @@ def test_home_shows_budgets_jobs_and_missing_models(app):
     home.refresh_missing()
     text = " ".join(c.value for c in home.missing.children if isinstance(c, w.HTML))
     rows = [c for c in home.missing.children if isinstance(c, w.HBox)]
-    assert [r.children[1].value for r in rows] == ["Voz: Claude (México)"]
+    assert [r.children[1].value for r in rows] == ["Voz: Claude · México · calidad alta"]
     assert "Faltan modelos" in text and "voice:" not in text
     assert rows[0].children[0].description == "Descargar"
 
@@ -177,9 +177,21 @@ def test_vault_filters_previews_tags_and_deletes_with_confirmation(app):
     tag_button.click()
     assert "verano" in app.studio.get_asset(logo.id).tags
     assert "verano" in vault.grid.children[0].children[2].value  # the card shows it at once
+    other = app.studio.upload_asset(png(astronaut_rgb()), "otra.png")
+    vault.search.value = ""
+    cards = {c.children[1].value.split(">")[1].split("<")[0]: c for c in vault.grid.children}
+    delete = cards["logo-cafe.png"].children[3].children[1]
+    delete.click()
+    # asked on the button itself, where the user is looking (the message is above the grid)
+    assert delete.description == "¿Eliminar? Pulsa otra vez" and delete.button_style == "danger"
+    assert "Pulsa de nuevo" in vault.message.value and app.studio.get_asset(logo.id)
+    other_delete = cards["otra.png"].children[3].children[1]
+    other_delete.click()  # another card asked: the first one's button is itself again
+    assert delete.description == "Eliminar" and other_delete.button_style == "danger"
+    app.studio.delete_asset(other.id)
+    vault.search.value = "cafe"
     delete = vault.grid.children[0].children[3].children[1]
     delete.click()
-    assert "Pulsa de nuevo" in vault.message.value and app.studio.get_asset(logo.id)
     delete.click()
     assert vault.count.value == "0 recursos"
     assert "eliminado" in vault.message.value
@@ -232,7 +244,7 @@ def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     assert job.state.value == "completed"
     assert "Listo: 1 cara cambiada." in panel.message.value and len(panel.result.children) == 2
     app.vault.refresh()
-    card = next(c for c in app.vault.grid.children if ">face swap" in c.children[1].value)
+    card = next(c for c in app.vault.grid.children if ">cambio de cara:" in c.children[1].value)
     assert "no comercial" in card.children[2].value  # the licence shows on the vault card
 
 
@@ -270,7 +282,24 @@ def test_face_swap_panel_swaps_a_video_target(app, tmp_path):
     panel = app.faceswap
     panel.accept.value = True
     panel.source.value = app.studio.upload_asset(png(astronaut_rgb()), "yo.png").id
-    panel.target.value = app.studio.upload_asset(clip.read_bytes(), "anuncio.mp4").id
+    # Uploaded through the target's own button, as a user does (it was stored as an image
+    # and refused: "Un archivo .mp4 no puede ser un recurso de tipo 'image'").
+    simulate_upload(panel.target.upload, "anuncio.mp4", clip.read_bytes())
+    assert panel.target.message.value == ""
+    assert app.studio.get_asset(panel.target.value).kind == "video"
+    song = io.BytesIO()
+    import wave
+
+    with wave.open(song, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"\0\0" * 800)
+    chosen, total = panel.target.value, app.studio.list_assets().total
+    simulate_upload(panel.target.upload, "cancion.wav", song.getvalue())
+    assert "Un archivo .wav no puede ser un recurso de tipo" in panel.target.message.value
+    assert "'image'" not in panel.target.message.value  # the kind in words: 'Imagen'
+    assert app.studio.list_assets().total == total and panel.target.value == chosen
     panel.detect.click()  # numbered on the first frame
     assert "Caras encontradas: 1" in panel.message.value and panel.preview.value[:4] == b"\x89PNG"
     panel.face.value = "0"
@@ -318,8 +347,21 @@ def test_scene_editor_adds_moves_and_removes(app):
     first, second = panel.add_scene(), panel.add_scene(kind="avatar")
     panel.move_scene(second, -1)
     assert panel.scenes.children == (second, first)
+    assert [row.title.value for row in panel.scenes.children] == [
+        "<b>Escena 1</b>",
+        "<b>Escena 2</b>",
+    ]
+    # every control says what it is (they stacked unlabelled on a phone)
+    assert [c.description for c in (first.kind, first.asset, first.script, first.motion)] == [
+        "Tipo",
+        "Imagen o clip",
+        "Guion",
+        "Movimiento",
+    ]
+    assert first.duration.description == "Duración (s)"
     panel.remove_scene(second)
-    assert panel.scenes.children == (first,)
+    assert panel.scenes.children == (first,) and first.title.value == "<b>Escena 1</b>"
+    assert second.comm is None  # closed with its controls
     assert [label for label, _ in first.motion.options][:2] == ["Acercar", "Alejar"]  # Spanish
     first.motion.value = "pan_left"
     assert first.to_scene()["motion"] == "pan_left"  # the pipeline's own key
@@ -341,14 +383,18 @@ def test_settings_lists_models_and_starts_the_server(app):
     )
     # A voice whose licence is not checked here says so, in Spanish, with its MODEL_CARD.
     davefx = next(
-        row.children[1].value for row in rows if "es_ES-davefx-medium" in row.children[1].value
-    )
+        row.children[1].value for row in rows if "Voz: Davefx · España" in row.children[1].value
+    )  # as the Video Studio's dropdown names it, not by its Piper key
     assert "licencia sin verificar" in davefx
     assert (
         'href="https://huggingface.co/rhasspy/piper-voices/blob/main/es/es_ES/davefx/medium/MODEL_CARD"'
         in davefx
     )
-    joe = next(row.children[1].value for row in rows if "en_US-joe-medium" in row.children[1].value)
+    joe = next(
+        row.children[1].value
+        for row in rows
+        if "Voz: Joe · Estados Unidos" in row.children[1].value
+    )
     assert "CC0" in joe and "sin verificar" not in joe
     panel.server_toggle.value = True
     try:
@@ -499,3 +545,35 @@ def test_video_studio_reads_plainly_and_picks_the_only_avatar(app):
     assert "casi no se distingue" in panel.contrast.value
     panel.highlight.value = "#FFD400"
     assert panel.contrast.value == ""
+
+
+def live_widgets() -> int:
+    """Widgets the kernel still holds (ipywidgets 8 and 7.7.1 keep them in different places)."""
+    registry = getattr(w.Widget, "widgets", None)
+    if registry is None:
+        registry = w.widgets.widget._instances
+    return len(registry)
+
+
+def test_open_pages_update_only_what_changed_and_close_what_they_replace(app):
+    """Each asset_added made every panel rebuild its vault grid, thumbnails and job rows, and
+    the widgets it replaced were never closed: page kernels grew from 130 MB to 600 MB in a
+    24-image job. Unchanged cards and rows are kept; replaced ones are closed."""
+    studio, vault, home = app.studio, app.vault, app.home
+    first = studio.upload_asset(png(astronaut_rgb()), "uno.png")
+    card = vault.grid.children[0]
+    thumb = home.recent.children[0]
+    for i in range(8):
+        studio.upload_asset(png(np.full((32, 32, 3), 20 * i, np.uint8)), f"foto-{i}.png")
+    assert vault.grid.children[-1] is card  # the first card, still the same widgets
+    assert len(home.recent.children) == 6 and thumb.comm is None  # left the six: closed
+    steady = live_widgets()
+    for _ in range(5):  # refreshes with nothing new build nothing
+        vault.refresh()
+        home.refresh_jobs()
+        home.refresh_assets()
+    assert live_widgets() == steady
+    studio.delete_asset(first.id)
+    assert card not in vault.grid.children
+    assert card.comm is None and all(c.comm is None for c in card.children)  # closed
+    assert live_widgets() < steady

@@ -81,9 +81,7 @@ class VoiceNotDownloaded(EnfoadsError):
     status = 503
 
     def __init__(self, voice: str, available: list[str]):
-        super().__init__(
-            "error.voice_not_downloaded", voice=voice, available=", ".join(available) or "—"
-        )
+        super().__init__("error.voice_not_downloaded", voice=voice, voices=list(available))
 
 
 class ModelTooLarge(EnfoadsError):

@@ -5,6 +5,8 @@ Log lines and code stay in English; everything a user reads comes from here thro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 LANGUAGES = ("es", "en")
 
 # A text per language, or per plural form: {"es": {"one": "…", "other": "…"}, "en": …}.
@@ -75,8 +77,8 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "en": "The model '{model}' is not downloaded and cannot be downloaded now (Hugging Face cannot be reached). Download it in Settings when you are online.",
     },
     "error.voice_not_downloaded": {
-        "es": "La voz '{voice}' no está descargada y ahora no se puede descargar (no hay conexión). Descárgala en Ajustes cuando tengas conexión, o elige una voz que ya esté: {available}.",
-        "en": "The voice '{voice}' is not downloaded and cannot be downloaded now (no connection). Download it in Settings when you are online, or choose a voice that is there: {available}.",
+        "es": "La voz '{voice}' no está descargada y ahora no se puede descargar (no hay conexión). Descárgala en Ajustes cuando tengas conexión, o elige una voz que ya esté: {voices}.",
+        "en": "The voice '{voice}' is not downloaded and cannot be downloaded now (no connection). Download it in Settings when you are online, or choose a voice that is there: {voices}.",
     },
     "error.job_timeout": {
         "es": "El trabajo superó su tiempo máximo ({limit}) y se detuvo; la GPU queda libre. Prueba con menos formatos o imágenes, o un vídeo más corto.",
@@ -619,7 +621,7 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "en": "Downloading {model}: follow its progress under Jobs.",
     },
     "ui.save_file": {"es": "Guardar {name}", "en": "Save {name}"},
-    "ui.delete_confirm_short": {"es": "¿Borrar? Pulsa otra vez", "en": "Delete? Press again"},
+    "ui.delete_confirm_short": {"es": "¿Eliminar? Pulsa otra vez", "en": "Delete? Press again"},
     "ui.home.jobs": {"es": "Trabajos", "en": "Jobs"},
     "ui.home.recent": {"es": "Imágenes recientes", "en": "Recent images"},
     "kind.image": {"es": "Imagen", "en": "Image"},
@@ -748,8 +750,8 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.video.motion.pan_right": {"es": "Barrido a la derecha", "en": "Pan right"},
     "ui.video.motion.none": {"es": "Fija", "en": "Still"},
     "ui.video.duration_help": {
-        "es": "Segundos; 0 = lo que dure la voz",
-        "en": "Seconds; 0 = as long as the voice",
+        "es": "Segundos que dura la escena; en 0, lo que dure su voz",
+        "en": "How many seconds the scene lasts; at 0, as long as its voice",
     },
     "ui.video.up": {"es": "Subir escena", "en": "Move scene up"},
     "ui.video.down": {"es": "Bajar escena", "en": "Move scene down"},
@@ -789,7 +791,16 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     },
     "ui.video.add_scene": {"es": "Añadir escena", "en": "Add scene"},
     "ui.video.scene_script": {"es": "Guion de la escena", "en": "Scene script"},
-    "ui.video.crossfade": {"es": "Fundido", "en": "Crossfade"},
+    "ui.video.crossfade": {
+        "es": "Fundido al pasar a la siguiente",
+        "en": "Crossfade into the next",
+    },
+    "ui.video.scene_n": {"es": "Escena {n}", "en": "Scene {n}"},
+    "ui.video.scene_kind": {"es": "Tipo", "en": "Kind"},
+    "ui.video.scene_asset": {"es": "Imagen o clip", "en": "Picture or clip"},
+    "ui.video.scene_script_label": {"es": "Guion", "en": "Script"},
+    "ui.video.scene_duration": {"es": "Duración (s)", "en": "Length (s)"},
+    "ui.video.scene_motion": {"es": "Movimiento", "en": "Motion"},
     "ui.video.kind.image": {"es": "Imagen", "en": "Image"},
     "ui.video.kind.avatar": {"es": "Avatar", "en": "Avatar"},
     "ui.video.kind.video": {"es": "Vídeo", "en": "Video"},
@@ -826,6 +837,16 @@ class Reason:
         return self.render("en")
 
 
+# Parameters that name a thing the user knows by another name (a voice by its dropdown name,
+# not its Piper key): the module that knows the thing registers how to name it in a language.
+# Stored messages keep the key, so they render in any language later.
+NAMERS: dict[str, Callable[[object, str], str]] = {}
+
+
+def register_namer(param: str, namer: Callable[[object, str], str]) -> None:
+    NAMERS[param] = namer
+
+
 def plural_form(count: object, lang: str) -> str:
     """``one`` or ``other`` (Spanish and English share the rule: exactly 1 is singular)."""
     return "one" if count == 1 or count == "1" else "other"
@@ -846,6 +867,9 @@ def t(key: str, lang: str = "es", /, **params: object) -> Text:
         rendered["field_label"] = t(f"field.{params['field']}", lang)
     else:
         rendered.setdefault("field_label", params.get("field", ""))
+    for name, namer in NAMERS.items():
+        if name in params:
+            rendered[name] = namer(params[name], lang)
     if "kind" in params and f"kind.{params['kind']}" in CATALOG:  # an asset kind, in words
         rendered["kind"] = t(f"kind.{params['kind']}", lang)
     if "what" in params and f"noun.{params['what']}" in CATALOG:

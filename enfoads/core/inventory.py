@@ -55,10 +55,9 @@ def model_label(row: dict[str, Any], lang: str) -> str:
     from enfoads.core.i18n import CATALOG, t
 
     if row["key"].startswith("voice:"):
-        from enfoads.core.pipelines.voice import VOICES
+        from enfoads.core.pipelines.voice import voice_name
 
-        voice = VOICES.get(row["key"].removeprefix("voice:"))
-        return t("model.voice", lang, name=voice.label if voice else row["model"])
+        return t("model.voice", lang, name=voice_name(row["key"].removeprefix("voice:"), lang))
     key = f"capability.{row['capability']}"
     what = t(key, lang) if key in CATALOG else row["capability"]
     return f"{what}: {row['model']}"

@@ -44,6 +44,7 @@ APP_CSS = """<style>
 .enfoads-app .enfoads-upload::after { content: attr(title); font-size: var(--jp-widgets-font-size, 13px); }
 .enfoads-vault-grid { display: grid !important; gap: 12px;
   grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important; width: 100%; }
+.enfoads-scene { border: 1px solid #ddd; border-radius: 8px; padding: 6px; margin: 4px 0; }
 .enfoads-card { border: 1px solid #ddd; border-radius: 8px; padding: 6px; height: 270px;
   overflow: hidden; box-sizing: border-box; }
 .enfoads-card .enfoads-thumb { height: 150px; display: flex; align-items: center; justify-content: center;
@@ -60,6 +61,13 @@ APP_CSS = """<style>
   .enfoads-app .widget-textarea > textarea { min-height: 64px; }
   .enfoads-app .widget-inline-hbox > textarea, .enfoads-app .widget-inline-hbox > input[type=text],
   .enfoads-app .widget-inline-hbox > select { flex: 1 1 100%; min-width: 0; box-sizing: border-box; }
+  .enfoads-app .widget-inline-hbox > select { height: var(--jp-widgets-inline-height, 28px) !important;
+    min-height: 28px; }
+  .enfoads-app .widget-checkbox { width: 100% !important; height: auto; }
+  .enfoads-app .widget-checkbox > label, .enfoads-app .widget-checkbox > label > span {
+    white-space: normal; overflow: visible; height: auto; line-height: 1.3; }
+  .enfoads-app .widget-html-content { white-space: normal; overflow-wrap: anywhere; }
+  .enfoads-app .widget-hbox > .widget-html { flex: 1 1 200px; min-width: 0; }
 }
 body[data-voila] .jp-MarkdownCell { display: none; }
 </style>"""

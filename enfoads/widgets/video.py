@@ -14,6 +14,7 @@ from enfoads.widgets.common import (
     Downloads,
     JobProgress,
     Message,
+    close_tree,
     close_tree_children,
     icon,
 )
@@ -22,53 +23,63 @@ from enfoads.widgets.vault import as_hex
 
 
 def voice_label(voice: dict[str, Any], lang: str) -> str:
-    """A voice as people choose one: name, country and quality (its Piper key is the value)."""
-    from enfoads.core.i18n import CATALOG
+    """A voice as people choose one (``voice_name``), marked when it downloads on first use."""
+    from enfoads.core.pipelines.voice import voice_name
 
-    name = voice["label"].split(" (")[0]
-    country = f"country.{voice['region']}"
-    quality = f"quality.{voice['key'].rsplit('-', 1)[-1]}"
-    parts = [name, t(country, lang) if country in CATALOG else voice["region"]]
-    if quality in CATALOG:
-        parts.append(t(quality, lang))
+    label = voice_name(voice["key"], lang)
     if not voice["available"]:
-        parts.append(t("ui.video.to_download", lang))
-    return " · ".join(parts)
+        label += " · " + t("ui.video.to_download", lang)
+    return label
 
 
-class SceneRow(w.HBox):
-    """One scene of a multi-scene ad: kind, asset, script, duration, motion, transition."""
+class SceneRow(w.VBox):
+    """One scene of a multi-scene ad, as a card: its number and order buttons on top, then
+    each control with its own label (kind, picture or clip, script, length, motion,
+    transition), wrapping to one per line on a phone."""
 
     def __init__(self, panel: VideoStudioPanel, asset_id: str | None = None, kind: str = "image"):
         lang = panel.lang
         self.panel = panel
+        labelled = {"description_width": "initial"}
         self.kind = w.Dropdown(
             options=[(t(f"ui.video.kind.{k}", lang), k) for k in panel.choices["scene_kinds"]],
             value=kind,
-            layout=w.Layout(width="110px"),
+            description=t("ui.video.scene_kind", lang),
+            style=labelled,
+            layout=w.Layout(width="200px"),
         )
-        self.asset = w.Dropdown(layout=w.Layout(width="220px"))
+        self.asset = w.Dropdown(
+            description=t("ui.video.scene_asset", lang),
+            style=labelled,
+            layout=w.Layout(width="320px", max_width="100%"),
+        )
         self.script = w.Textarea(
             placeholder=t("ui.video.scene_script", lang),
-            layout=w.Layout(width="300px", height="56px"),
+            description=t("ui.video.scene_script_label", lang),
+            style=labelled,
+            layout=w.Layout(width="420px", max_width="100%", height="56px"),
         )
-        self.duration = w.FloatText(
+        self.duration = w.BoundedFloatText(
             value=0,
-            description="s",
-            layout=w.Layout(width="110px"),
+            min=0,
+            max=120,
+            description=t("ui.video.scene_duration", lang),
+            layout=w.Layout(width="200px"),
             **tooltip(t("ui.video.duration_help", lang)),
-            style={"description_width": "20px"},
+            style=labelled,
         )
         self.motion = w.Dropdown(
             options=[(t(f"ui.video.motion.{m}", lang), m) for m in panel.choices["motions"]],
             value="zoom_in",
-            layout=w.Layout(width="130px"),
+            description=t("ui.video.scene_motion", lang),
+            style=labelled,
+            layout=w.Layout(width="260px"),
         )
         self.crossfade = w.Checkbox(
             value=False,
             description=t("ui.video.crossfade", lang),
             indent=False,
-            layout=w.Layout(width="110px"),
+            layout=w.Layout(width="auto"),
         )
         buttons = []
         for glyph, action, tip in (
@@ -83,21 +94,22 @@ class SceneRow(w.HBox):
         remove.add_class("enfoads-icon-button")
         remove.on_click(lambda _b: panel.remove_scene(self))
         self.kind.observe(lambda _c: self.refresh(), "value")
+        self.title = w.HTML()
         super().__init__(
             [
-                self.kind,
-                self.asset,
+                w.HBox([self.title, *buttons, remove]),
+                w.HBox([self.kind, self.asset]),
                 self.script,
-                self.duration,
-                self.motion,
-                self.crossfade,
-                *buttons,
-                remove,
+                w.HBox([self.duration, self.motion, self.crossfade]),
             ]
         )
+        self.add_class("enfoads-scene")
         self.refresh()
         if asset_id and asset_id in {v for _, v in self.asset.options}:
             self.asset.value = asset_id
+
+    def number(self, n: int) -> None:
+        self.title.value = f"<b>{html.escape(t('ui.video.scene_n', self.panel.lang, n=n))}</b>"
 
     def refresh(self) -> None:
         kind = self.kind.value
@@ -257,18 +269,24 @@ class VideoStudioPanel(w.VBox):
     # -- scenes ---------------------------------------------------------------------------
     def add_scene(self, asset_id: str | None = None, kind: str = "image") -> SceneRow:
         row = SceneRow(self, asset_id, kind)
-        self.scenes.children = (*self.scenes.children, row)
+        self._set_scenes((*self.scenes.children, row))
         return row
 
     def remove_scene(self, row: SceneRow) -> None:
-        self.scenes.children = tuple(r for r in self.scenes.children if r is not row)
+        self._set_scenes(tuple(r for r in self.scenes.children if r is not row))
+        close_tree(row)
 
     def move_scene(self, row: SceneRow, step: int) -> None:
         rows = list(self.scenes.children)
         i = rows.index(row)
         j = min(max(i + step, 0), len(rows) - 1)
         rows[i], rows[j] = rows[j], rows[i]
-        self.scenes.children = tuple(rows)
+        self._set_scenes(tuple(rows))
+
+    def _set_scenes(self, rows: tuple[SceneRow, ...]) -> None:
+        for n, row in enumerate(rows, 1):
+            row.number(n)
+        self.scenes.children = rows
 
     # -- actions --------------------------------------------------------------------------
     def preview_voice(self) -> None:

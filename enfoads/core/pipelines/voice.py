@@ -35,7 +35,7 @@ from enfoads.core.errors import (
     ModelUnavailable,
     VoiceNotDownloaded,
 )
-from enfoads.core.i18n import Reason
+from enfoads.core.i18n import CATALOG, Reason, register_namer, t
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
 from enfoads.core.validation import RequestModel, check_text
 
@@ -102,6 +102,30 @@ VOICES: dict[str, VoiceInfo] = {
     )
 }
 ESPEAK_VOICES = {"es": "es", "es-419": "es-419", "en": "en-us"}
+
+
+def voice_name(key: object, lang: str) -> str:
+    """A voice as people choose one: name, country and quality ("Claude · México · calidad
+    alta"); its Piper key is what the studio stores. Unknown keys stay as they are."""
+    info = VOICES.get(str(key))
+    if info is None:
+        return str(key)
+    country = f"country.{info.region}"
+    quality = f"quality.{info.key.rsplit('-', 1)[-1]}"
+    parts = [info.label.split(" (")[0], t(country, lang) if country in CATALOG else info.region]
+    if quality in CATALOG:
+        parts.append(t(quality, lang))
+    return " · ".join(parts)
+
+
+def voice_names(keys: object, lang: str) -> str:
+    """``voice_name`` of each of ``keys`` (a list, or one comma-separated string)."""
+    items = keys.split(", ") if isinstance(keys, str) else list(keys or ())
+    return ", ".join(voice_name(k, lang) for k in items) or "—"
+
+
+register_namer("voice", voice_name)
+register_namer("voices", voice_names)
 
 
 @dataclass(frozen=True)

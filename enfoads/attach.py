@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from enfoads.core.attached import AttachedStudio
-from enfoads.core.engine import EngineBusy, EngineRegistry, EngineUnreachable
+from enfoads.core.engine import EngineBusy, EngineElsewhere, EngineRegistry, EngineUnreachable
 from enfoads.core.settings import Settings, load_settings
 from enfoads.core.studio import Studio
 
@@ -76,6 +76,9 @@ def connect(
             studio = Studio(settings)
             try:
                 studio.start()
+            except EngineElsewhere:  # another machine's session on this (Drive) folder: say so
+                studio.close()
+                raise
             except EngineBusy:  # another process became the engine meanwhile
                 studio.close()
                 continue

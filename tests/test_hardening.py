@@ -555,8 +555,43 @@ def test_start_up_sweeps_what_a_killed_process_left(tiny_settings):
         assert not any(p.exists() for p in leftovers) and young.exists()
         assert not render.exists() and mine.exists()
         assert again.assets.file_path(kept.id).is_file()  # what is in use stays
+        # A file no asset here uses is quarantined, not deleted: on a shared data dir
+        # another session's database may hold it.
+        assert (again.assets.quarantine / f"{'ab' * 32}.png").read_bytes() == b"half"
     young.unlink()
     mine.rmdir()
+
+
+def test_a_quarantined_file_comes_back_when_its_asset_does(tiny_settings):
+    """Another session's asset whose row arrives later (its copy merged in) finds its file
+    back in place at the next start, instead of a sweep having deleted it."""
+    settings = tiny_settings()
+    with Studio(settings) as first:
+        first.start()
+        asset = first.upload_asset(png(), "de-otra-sesion.png")
+        blob = first.assets.file_path(asset)
+        thumb = first.assets.thumbnail_path(asset.id)
+        row = first.assets.get(asset.id)
+    import sqlite3
+
+    db = sqlite3.connect(settings.live_db_path)
+    saved = db.execute("SELECT * FROM assets WHERE id = ?", (asset.id,)).fetchone()
+    db.execute("DELETE FROM assets WHERE id = ?", (asset.id,))  # this database never knew it
+    db.commit()
+    old = time.time() - 3600
+    for path in (blob, thumb):
+        os.utime(path, (old, old))
+    with Studio(settings) as second:
+        second.start()
+        assert not blob.exists() and (second.assets.quarantine / blob.name).is_file()
+    marks = ", ".join("?" * len(saved))
+    db.execute(f"INSERT INTO assets VALUES ({marks})", saved)  # the merged copy brings it
+    db.commit()
+    db.close()
+    with Studio(settings) as third:
+        third.start()
+        assert third.assets.read_bytes(third.get_asset(asset.id))[:4] == b"\x89PNG"
+        assert third.assets.thumbnail_path(asset.id).is_file() and row.sha256
 
 
 def test_job_errors_name_no_paths(studio, tmp_path):

@@ -114,7 +114,9 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
         "9:16",
     ) in creator.placements.options  # named placements
     creator.placements.value = ("1:1", "16:9")
-    creator.seed.value = 21
+    assert not creator.repeat.value and "-1" not in creator.seed.description  # no jargon
+    creator.seed.value = 21  # typing a variation number asks to repeat it
+    assert creator.repeat.value
     creator.generate.click()
     job_id = creator.progress.job_id
     assert job_id and creator.generate.disabled and not creator.progress.cancel.disabled
@@ -130,6 +132,8 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     assert len(app.home.recent.children) == 2
     assert "<b>Imágenes</b>" in app.home.jobs.children[0].children[0].value
     assert "completado" in app.home.jobs.children[0].children[0].value
+    row = app.home.jobs.children[0].children[0].value  # which job, and when: rows tell apart
+    assert "«botella de aceite de oliva»" in row and f"{job.created_at:%H:%M}" in row
     # gallery actions: keep (a tag), use in a video (a scene), use as avatar (needs a face)
     card = creator.gallery.children[0]
     keep, avatar = card.children[2].children
@@ -221,6 +225,9 @@ def test_brand_kit_is_saved_and_used_by_the_video_studio(app):
 def test_face_swap_panel_gates_on_the_licence_and_swaps(app):
     panel = app.faceswap
     assert "no comercial" in panel.notice.value and panel.swap.disabled
+    assert "non-commercial" not in panel.notice.value  # one language at a time
+    app.studio.upload_asset(png(astronaut_rgb()), "la-mas-nueva.png")
+    assert panel.source.value is None and panel.target.value is None  # never the newest
     assert panel.preview.layout.display == "none"  # no empty (broken) image before detection
     face = app.studio.upload_asset(png(astronaut_rgb()), "astronauta.png")
     other = app.studio.upload_asset(png((astronaut_rgb() * 0.8 + 20).astype("uint8")), "otra.png")

@@ -230,8 +230,10 @@ class AssetStore:
         max_upload_bytes: int = 25 * 2**20,
         max_image_pixels: int = 40_000_000,
         clock: Callable[[], datetime] = utcnow,
+        writable: Callable[[], None] = lambda: None,
     ):
         self._sessions = sessions
+        self._writable = writable  # raises when this process may no longer write (fenced)
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._bus = bus
@@ -305,9 +307,43 @@ class AssetStore:
             self._publish(staged, sha, ext)
         return sha
 
+    @property
+    def quarantine(self) -> Path:
+        """Where files no asset of this database uses are moved, never deleted: on a shared
+        data dir (two sessions on one Drive folder) another engine's database may still
+        hold them, and ``restore_quarantined`` brings them back."""
+        return self.root.with_name(self.root.name + "-quarantine")
+
+    def restore_quarantined(self) -> int:
+        """Put back every quarantined file that an asset of this database uses (after its
+        rows came in from another session's copy); how many came back."""
+        with self._sessions() as s:
+            used = {f"{sha}.{ext}" for sha, ext in s.execute(select(AssetRow.sha256, AssetRow.ext))}
+            used |= {
+                f"{sha}.jpg"
+                for (sha,) in s.execute(
+                    select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None))
+                )
+            }
+        back = 0
+        if not self.quarantine.is_dir():
+            return 0
+        with self._files_locked():
+            for path in self.quarantine.iterdir():
+                if path.name in used:
+                    target = self._blob_path(*path.name.rsplit(".", 1))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+                    back += 1
+        if back:
+            log.info("asset store: %d quarantined files back in use", back)
+        return back
+
     def sweep(self, min_age_s: float = 600.0) -> dict[str, int]:
-        """Remove what a killed process left: temp files and files no asset uses, older than
-        ``min_age_s`` (younger ones may belong to a write in progress). Run at start-up."""
+        """Tidy what a killed process left: temp files go, and files no asset of this database
+        uses, older than ``min_age_s`` (younger ones may belong to a write in progress), move
+        to the quarantine. Run at start-up."""
+        self.restore_quarantined()
         now = time.time()
         removed = {"temp": 0, "orphan": 0}
         with self._sessions() as s:
@@ -329,10 +365,14 @@ class AssetStore:
                     path.unlink(missing_ok=True)
                     removed["temp"] += 1
                 elif path.parent.parent == self.root and path.name not in used:
-                    path.unlink(missing_ok=True)
+                    self.quarantine.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, self.quarantine / path.name)
                     removed["orphan"] += 1
         if any(removed.values()):
-            log.info("asset store swept: %(temp)d temp files, %(orphan)d unused files", removed)
+            log.info(
+                "asset store swept: %(temp)d temp files, %(orphan)d unused files quarantined",
+                removed,
+            )
         return removed
 
     def file_path(self, asset_or_id: Asset | str) -> Path:
@@ -382,6 +422,7 @@ class AssetStore:
         The studio's own outputs come here directly; user uploads go through ``add_upload``,
         which applies the upload size cap first.
         """
+        self._writable()
         if kind not in ASSET_KINDS:
             raise InvalidInput(
                 "error.unknown_choice", field="kind", value=kind, choices=", ".join(ASSET_KINDS)
@@ -605,6 +646,7 @@ class AssetStore:
         return tag
 
     def tag(self, asset_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Asset:
+        self._writable()
         add = [self._check_tag(t) for t in add]
         remove = {self._check_tag(t) for t in remove}
         with self._sessions.begin() as s:
@@ -620,6 +662,7 @@ class AssetStore:
 
     def delete(self, asset_id: str) -> None:
         """Delete the asset; its file and thumbnail go only when no other asset uses them."""
+        self._writable()
         with self._files_locked():  # no identical asset can be published meanwhile
             with self._sessions.begin() as s:
                 row = self._row(s, asset_id)

@@ -15,10 +15,12 @@ tries again.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +80,10 @@ def copy_database(source: Path, target: Path) -> None:
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)
+            # The engine's row means "this machine's engine": a copy carries no live engine
+            # (across machines the data dir's lease file holds that rule).
+            if dst.execute("SELECT 1 FROM sqlite_master WHERE name = 'engine'").fetchone():
+                dst.execute("DELETE FROM engine")
             dst.execute("PRAGMA journal_mode=DELETE")
             dst.commit()
         finally:
@@ -100,32 +106,121 @@ def integrity_ok(path: Path) -> bool:
         return False
 
 
+# The rows two sessions can each have added: merged by primary key, never overwritten.
+MERGED_TABLES = ("assets", "asset_tags", "jobs")
+
+
+def meta_path(backup: Path) -> Path:
+    """The copy's record beside it: which generation it is and which engine wrote it."""
+    return backup.with_name(backup.name + ".json")
+
+
+def read_meta(backup: Path) -> dict:
+    try:
+        meta = json.loads(meta_path(backup).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"generation": 0, "owner": ""}
+    if not isinstance(meta, dict) or not isinstance(meta.get("generation"), int):
+        return {"generation": 0, "owner": ""}
+    return meta
+
+
+def write_json_aside(path: Path, data: dict) -> None:
+    """``data`` as JSON in ``path``, written beside it and renamed over it (0600)."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def merge_into(target: Path, source: Path) -> int:
+    """Add to ``target`` every row of ``source`` it lacks (assets, their tags, jobs; by primary
+    key: ids are random, so two sessions' rows never collide). Rows already in ``target`` stay
+    as they are. Returns how many rows came in."""
+    conn = sqlite3.connect(target, timeout=30)
+    try:
+        conn.execute("ATTACH DATABASE ? AS other", (f"file:{source}?mode=ro",))
+        added = 0
+        for table in MERGED_TABLES:
+            mine = [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
+            theirs = {row[1] for row in conn.execute(f"PRAGMA other.table_info({table})")}
+            columns = ", ".join(c for c in mine if c in theirs)
+            if not columns:
+                continue
+            added += conn.execute(
+                f"INSERT OR IGNORE INTO main.{table} ({columns}) "
+                f"SELECT {columns} FROM other.{table}"
+            ).rowcount
+        conn.commit()
+        conn.execute("DETACH DATABASE other")
+        return added
+    finally:
+        conn.close()
+
+
+class SyncState:
+    """Which generation of the data dir's copy this machine's live file has taken in, kept
+    beside the live file (a VM restarted on the same disk remembers it)."""
+
+    def __init__(self, live: Path):
+        self.path = live.with_name("synced.json")
+
+    @property
+    def generation(self) -> int:
+        try:
+            return int(json.loads(self.path.read_text(encoding="utf-8"))["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def record(self, generation: int) -> None:
+        write_json_aside(self.path, {"generation": generation})
+
+
 def restore_live(live: Path, backup: Path) -> bool:
     """At start: a machine with no live file takes the data dir's copy (when it has one and
-    it is whole). True when it restored."""
+    it is whole); one whose live file is older than the copy (another session, on another
+    machine, wrote it since) takes in the copy's rows. True when anything came in."""
     with _locked(live.parent):
-        if live.exists() or not backup.is_file():
+        if not backup.is_file():
             return False
         if not integrity_ok(backup):
-            log.error("the database copy %s is damaged; starting a new database", backup)
+            log.error("the database copy %s is damaged; starting from the live file", backup)
             return False
-        copy_database(backup, live)
-        log.info("database restored from %s", backup)
-        return True
+        state, meta = SyncState(live), read_meta(backup)
+        if not live.exists():
+            copy_database(backup, live)
+            state.record(meta["generation"])
+            log.info("database restored from %s", backup)
+            return True
+        if meta["generation"] > state.generation:
+            added = merge_into(live, backup)
+            state.record(meta["generation"])
+            log.info("took in %d rows from %s (written by %s)", added, backup, meta["owner"])
+            return added > 0
+        return False
 
 
 class DatabaseBackup:
     """Copies the live file into the data dir on request, one copy at a time, off the caller's
-    thread (a job must not wait for Drive); requests that come during a copy make one more."""
+    thread (a job must not wait for Drive); requests that come during a copy make one more.
 
-    def __init__(self, live: Path, backup: Path):
-        self.live, self.backup = live, backup
+    Each copy carries a generation and its engine (``enfoads.db.json``). A copy that another
+    engine wrote after this machine last took one in is never replaced as it is: its rows are
+    merged into the live file first, so two sessions on one Drive folder lose nothing."""
+
+    def __init__(self, live: Path, backup: Path, owner: str = ""):
+        self.live, self.backup, self.owner = live, backup, owner
+        self.state = SyncState(live)
         self._wanted = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.copies = 0
         self.failures = 0
+        self.merged = 0
 
     def start(self) -> None:
         if self._thread is None:
@@ -139,7 +234,22 @@ class DatabaseBackup:
         """Copy at once, on this thread; False (and logged) when the data dir cannot be written."""
         with self._lock:
             try:
+                meta, synced = read_meta(self.backup), self.state.generation
+                if meta["generation"] > synced and self.backup.is_file():
+                    if integrity_ok(self.backup):  # another engine wrote it: its rows first
+                        self.merged += merge_into(self.live, self.backup)
+                        log.warning(
+                            "the copy in %s was written by %s meanwhile: its rows merged in",
+                            self.backup,
+                            meta["owner"] or "another engine",
+                        )
+                generation = max(meta["generation"], synced) + 1
                 copy_database(self.live, self.backup)
+                write_json_aside(
+                    meta_path(self.backup),
+                    {"generation": generation, "owner": self.owner, "written_at": time.time()},
+                )
+                self.state.record(generation)
             except (OSError, sqlite3.Error) as exc:  # Drive dropped (Errno 107), disk full
                 self.failures += 1
                 log.warning("could not back up the database to %s: %s", self.backup, exc)

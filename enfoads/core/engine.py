@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -29,9 +30,22 @@ KEY = "engine"
 HOST = socket.gethostname()
 
 
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux's /proc/<pid>/stat):
+    tells a process from a later one that got the same pid. None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the name may hold spaces and brackets
+    return fields[19] if len(fields) > 19 else None
+
+
 def new_owner_id() -> str:
-    """``host:pid:nonce``: unique per engine or worker, and tells where it runs."""
-    return f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+    """``host:pid:nonce.start``: unique per engine or worker, tells where it runs, and (with
+    the process's start time) which process that pid was."""
+    pid = os.getpid()
+    return f"{HOST}:{pid}:{secrets.token_hex(4)}.{process_started(pid) or ''}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -44,18 +58,37 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def local_process_alive(owner: str) -> bool | None:
+    """For an owner on this machine: whether that very process still exists (its pid alive
+    with the same start time). None for another machine's owner, or one that cannot tell."""
+    host, _, rest = owner.partition(":")
+    pid, _, nonce = rest.partition(":")
+    if host != HOST or not pid.isdigit():
+        return None
+    if not pid_alive(int(pid)):
+        return False
+    start = nonce.partition(".")[2]
+    if not start:
+        return None  # an owner id from before start times: the heartbeat decides
+    now_start = process_started(int(pid))
+    return now_start is None or now_start == start
+
+
 def owner_gone(
     owner: str | None, heartbeat_at: datetime | None, now: datetime, lease_s: float
 ) -> bool:
-    """Whether the process behind ``owner`` is gone: no heartbeat within the lease, or (on this
-    machine) its process no longer exists."""
-    if not owner or heartbeat_at is None:
+    """Whether the process behind ``owner`` is gone. On this machine the process itself tells:
+    gone when it no longer exists (a ``kill -9`` is seen at once), alive while it does, however
+    old its heartbeat (a paused process, a laptop asleep, must not find its work taken when it
+    wakes). Elsewhere, the heartbeat: none within the lease means gone."""
+    if not owner:
         return True
-    if now - heartbeat_at > timedelta(seconds=lease_s):
+    alive = local_process_alive(owner)
+    if alive is not None:
+        return not alive
+    if heartbeat_at is None:
         return True
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    return host == HOST and pid.isdigit() and not pid_alive(int(pid))
+    return now - heartbeat_at > timedelta(seconds=lease_s)
 
 
 @dataclass(frozen=True)
@@ -115,16 +148,113 @@ class EngineUnreachable(_EngineError):
         super().__init__("error.engine_unreachable", engine=engine.describe(), reason=reason)
 
 
+class EngineElsewhere(EngineBusy):
+    """Another machine's session holds the data dir's lease file (two Colab runtimes on one
+    Drive folder): named, with when its lease ends if it is gone."""
+
+    def __init__(self, engine: EngineInfo, until: datetime):
+        self.engine = engine
+        _EngineError.__init__(
+            self,
+            "error.engine_elsewhere",
+            engine=engine.describe(),
+            until=f"{until:%Y-%m-%d %H:%M:%S}",
+        )
+
+
+class LeaseFile:
+    """The one-engine rule where the database cannot hold it: its live file sits on each
+    machine's local disk when the data dir is on Drive, so two machines' engine rows never
+    meet. A JSON file in the data dir (owner, host, pid, start, heartbeat; written aside and
+    renamed) holds the lease instead, checked with the same rules as the engine row."""
+
+    def __init__(self, path: Path, owner: str, lease_s: float, clock: Callable[[], datetime]):
+        self.path, self.owner, self.lease_s, self.clock = path, owner, lease_s, clock
+
+    def read(self) -> dict | None:
+        import json
+
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data["heartbeat_at"] = datetime.fromisoformat(data["heartbeat_at"])
+            data["started_at"] = datetime.fromisoformat(data["started_at"])
+            return data if isinstance(data.get("owner"), str) else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def holder(self) -> dict | None:
+        """Another live engine's lease, or None (none, ours, or its holder gone)."""
+        data = self.read()
+        if data is None or data["owner"] == self.owner:
+            return None
+        if owner_gone(data["owner"], data["heartbeat_at"], self.clock(), self.lease_s):
+            return None
+        return data
+
+    def refuse_if_held(self) -> None:
+        data = self.holder()
+        if data is not None:
+            info = EngineInfo(
+                data["owner"],
+                data.get("host", "?"),
+                int(data.get("pid") or 0),
+                "",
+                "",
+                data["started_at"],
+                data["heartbeat_at"],
+            )
+            raise EngineElsewhere(info, data["heartbeat_at"] + timedelta(seconds=self.lease_s))
+
+    def write(self, started_at: datetime) -> None:
+        from enfoads.core.dbfile import write_json_aside
+
+        _, _, rest = self.owner.partition(":")
+        write_json_aside(
+            self.path,
+            {
+                "owner": self.owner,
+                "host": HOST,
+                "pid": int(rest.partition(":")[0]),
+                "started_at": started_at.isoformat(),
+                "heartbeat_at": self.clock().isoformat(),
+            },
+        )
+
+    def renew(self, started_at: datetime) -> bool:
+        """Renew ours; False when the file names another engine (it took over: this one
+        must stop writing)."""
+        data = self.read()
+        if data is not None and data["owner"] != self.owner:
+            return False
+        self.write(started_at)
+        return True
+
+    def release(self) -> None:
+        data = self.read()
+        if data is not None and data["owner"] == self.owner:
+            self.path.unlink(missing_ok=True)
+
+
 class EngineRegistry:
-    """The engine row of one database: claim it, keep it alive, publish the API, let it go."""
+    """The engine row of one database: claim it, keep it alive, publish the API, let it go.
+    With ``lease_file`` (the data dir is shared but the database is not) the same claim also
+    holds the data dir's lease file."""
 
     def __init__(
-        self, sessions: sessionmaker, owner: str, *, lease_s: float, clock: Callable[[], datetime]
+        self,
+        sessions: sessionmaker,
+        owner: str,
+        *,
+        lease_s: float,
+        clock: Callable[[], datetime],
+        lease_file: Path | None = None,
     ):
         self._sessions = sessions
         self.owner = owner
         self.lease_s = lease_s
         self.clock = clock
+        self.file = LeaseFile(lease_file, owner, lease_s, clock) if lease_file else None
+        self.started_at = clock()
 
     def current(self) -> EngineInfo | None:
         """The live engine of this data dir, or None."""
@@ -135,8 +265,16 @@ class EngineRegistry:
             return EngineInfo.from_row(row)
 
     def claim(self) -> None:
-        """Become the engine, or raise ``EngineBusy`` naming the live one. Atomic across
-        processes: a compare-and-set on the one row (or the insert that creates it)."""
+        """Become the engine, or raise ``EngineBusy`` naming the live one (``EngineElsewhere``
+        for another machine's, through the lease file). Atomic across processes of a
+        database: a compare-and-set on the one row (or the insert that creates it)."""
+        if self.file is not None:
+            self.file.refuse_if_held()
+        self._claim_row()
+        if self.file is not None:
+            self.file.write(self.started_at)
+
+    def _claim_row(self) -> None:
         now = self.clock()
         _, _, rest = self.owner.partition(":")
         values = dict(
@@ -180,7 +318,7 @@ class EngineRegistry:
                 pass  # another process inserted it first
         live = self.current()
         if live is None:  # the winner died at once: try again
-            return self.claim()
+            return self._claim_row()
         raise EngineBusy(live)
 
     def publish(self, url: str, token: str) -> None:
@@ -200,11 +338,15 @@ class EngineRegistry:
                 .where(EngineRow.key == KEY, EngineRow.owner == self.owner)
                 .values(heartbeat_at=self.clock())
             ).rowcount
-        return done == 1
+        if done != 1:
+            return False
+        return self.file is None or self.file.renew(self.started_at)
 
     def release(self) -> None:
         with self._sessions.begin() as s:
             s.execute(delete(EngineRow).where(EngineRow.key == KEY, EngineRow.owner == self.owner))
+        if self.file is not None:
+            self.file.release()
 
     def wait_for_url(self, timeout: float, sleep: Callable[[float], None]) -> EngineInfo | None:
         """The live engine once it has published its address (it may be starting)."""

@@ -175,3 +175,13 @@ def public_reason(exc: BaseException, limit: int = 200) -> str:
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class EngineFenced(EnfoadsError):
+    """This engine lost its lease (another took the data dir while it was paused): it must not
+    write until it gets the lease back."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("error.engine_fenced")

@@ -248,6 +248,14 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Ya hay un motor del estudio usando esta carpeta de datos ({engine}). Conéctate a él (enfoads.connect()) o detenlo antes de abrir otro.",
         "en": "A studio engine already uses this data folder ({engine}). Attach to it (enfoads.connect()) or stop it before starting another.",
     },
+    "error.engine_elsewhere": {
+        "es": "Otra sesión del estudio usa esta carpeta de datos ({engine}), quizá otro entorno de Colab con el mismo Drive. Ciérrala allí y vuelve a intentarlo; si ya no existe, su turno caduca el {until} UTC y entonces podrás abrirla aquí.",
+        "en": "Another studio session uses this data folder ({engine}), perhaps another Colab runtime on the same Drive. Close it there and try again; if it is gone, its lease ends on {until} UTC and then you can open it here.",
+    },
+    "error.engine_fenced": {
+        "es": "Este estudio perdió su turno sobre la carpeta de datos (otra sesión lo tomó mientras estaba parado): no guarda nada más hasta recuperarlo. Cierra esta sesión y usa la otra.",
+        "en": "This studio lost its lease on the data folder (another session took it while this one was paused): it stores nothing more until it gets it back. Close this session and use the other one.",
+    },
     "error.engine_unreachable": {
         "es": "El motor del estudio de esta carpeta de datos ({engine}) no responde: {reason}. Espera unos segundos o reinícialo.",
         "en": "The studio engine of this data folder ({engine}) does not answer: {reason}. Wait a few seconds or restart it.",

@@ -50,11 +50,12 @@ class Studio:
         logging.getLogger("enfoads").setLevel(self.settings.log_level.upper())
         self.started_at = time.time()
         self.bus = events.EventBus()
+        self.owner = new_owner_id()
         self.db_backup: DatabaseBackup | None = None
         if self.settings.db_on_local_disk:  # the data dir is on Drive: SQLite lives locally
             restore_live(self.settings.live_db_path, self.settings.db_backup_path)
             self.db_backup = DatabaseBackup(
-                self.settings.live_db_path, self.settings.db_backup_path
+                self.settings.live_db_path, self.settings.db_backup_path, self.owner
             )
         self.engine = create_engine(self.settings.db_url)
         sessions = make_session_factory(self.engine)
@@ -67,9 +68,19 @@ class Studio:
             max_upload_bytes=s.max_upload_bytes,
             max_image_pixels=s.max_image_pixels,
             clock=clock,
+            writable=self.check_writable,
         )
-        self.owner = new_owner_id()
-        self.registry = EngineRegistry(sessions, self.owner, lease_s=s.lease_s, clock=clock)
+        # Where the database is this machine's own (a data dir on Drive), the data dir's lease
+        # file keeps a second machine's engine out.
+        self.registry = EngineRegistry(
+            sessions,
+            self.owner,
+            lease_s=s.lease_s,
+            clock=clock,
+            lease_file=s.data_dir / "engine.lease" if s.db_on_local_disk else None,
+        )
+        self.fenced = False
+        self._renewed_at = time.monotonic()
         # Attached surfaces (dashboard pages, other kernels, the CLI) present this token to the
         # engine's API; it is stored in the database of the data dir, next to the engine's URL.
         self.attach_token = secrets.token_urlsafe(24)
@@ -159,6 +170,7 @@ class Studio:
         if self._beat is not None:
             return self
         self.registry.claim()
+        self._renewed_at = time.monotonic()
         self.sweep()
         if self.db_backup is not None:  # a copy in the data dir after each finished job
             self.db_backup.start()
@@ -199,10 +211,42 @@ class Studio:
     def _keep_lease(self) -> None:
         while not self._stop.wait(self.settings.lease_s / 3):
             try:
-                if not self.registry.heartbeat():
-                    log.error("this engine lost its lease on %s", self.settings.data_dir)
+                if self.registry.heartbeat():
+                    self._renewed_at = time.monotonic()
+                    if self.fenced:  # the other engine let the data dir go: ours again
+                        self.fenced = False
+                        log.warning("this engine has the lease on %s again", self.settings.data_dir)
+                    continue
+                if not self.fenced:  # another engine took the data dir: write nothing more
+                    self.fenced = True
+                    log.error("this engine lost its lease on %s: fenced", self.settings.data_dir)
+                self._reclaim()
             except Exception:  # a busy database must not end the lease thread
                 log.exception("could not renew the engine lease")
+
+    def _reclaim(self) -> None:
+        """A fenced engine takes the data dir back once the other one is gone."""
+        from enfoads.core.engine import EngineBusy
+
+        try:
+            self.registry.claim()
+        except EngineBusy:
+            return
+        self.fenced = False
+        self._renewed_at = time.monotonic()
+        log.warning("this engine has the lease on %s again", self.settings.data_dir)
+
+    def check_writable(self) -> None:
+        """Raise ``EngineFenced`` while another engine holds this data dir's lease, or while
+        this one cannot know it still holds it: no renewal for a whole lease (a process that
+        was paused acts on nothing until its heartbeat has checked)."""
+        stale = (
+            self._beat is not None and time.monotonic() - self._renewed_at > self.settings.lease_s
+        )
+        if self.fenced or stale:
+            from enfoads.core.errors import EngineFenced
+
+            raise EngineFenced()
 
     def _job_finished_backup(self, event: events.Event) -> None:
         if event.payload.get("state") in ("completed", "failed", "cancelled") and self.db_backup:
@@ -239,10 +283,10 @@ class Studio:
         self.jobs.shutdown()
         if self._beat is not None:
             self._beat.join(5)
-            self.registry.release()
-            if self.db_backup is not None:  # the last copy, with the finished jobs' rows
+            if self.db_backup is not None:  # the last copy, then the lease: never the reverse
                 atexit.unregister(self.db_backup.now)
                 self.db_backup.close()
+            self.registry.release()
         self.models.unload_all()
         self.engine.dispose()
 
@@ -442,6 +486,7 @@ class Studio:
     def submit(self, kind: str, params: Any) -> Job:
         """Queue a job: ``params`` (its request model, or the fields as a dict) is validated
         once, by the request model of the capability that declared ``kind``."""
+        self.check_writable()
         return self.capabilities.submit(kind, params)
 
     def get_job(self, job_id: str) -> Job:

@@ -38,7 +38,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
 def settings(tmp_path):
     from enfoads.core.settings import load_settings
 
-    return load_settings(data_dir=tmp_path / "data", device="cpu", language="en")
+    return load_settings(data_dir=tmp_path / "data", device="cpu", language="en", server_port=0)
 
 
 @pytest.fixture
@@ -88,6 +88,7 @@ def tiny_settings(tmp_path, tiny_sdxl, tiny_marian):
             prompt_translation_model=str(tiny_marian),
             # a shop that read InsightFace's licence notice (the gate's own tests say no)
             faceswap_licence_accepted=True,
+            server_port=0,  # a server a test starts takes a free port, never the default 5000
         )
         return load_settings(**{**values, **overrides})
 
@@ -121,6 +122,7 @@ def media_settings(tmp_path, face_models, tiny_marian):
             prompt_translation_model=str(tiny_marian),
             # a shop that read InsightFace's licence notice (the gate's own tests say no)
             faceswap_licence_accepted=True,
+            server_port=0,  # a server a test starts takes a free port, never the default 5000
         )
         return load_settings(**{**values, **overrides})
 

@@ -711,3 +711,39 @@ def test_error_paths_answer_in_one_language(make_client, lang):
         message = r.json()["message"]
         wrong = english_only if lang == "es" else spanish_only
         assert not any(w in message for w in wrong), (lang, message)
+
+
+def test_private_folders_files_and_no_sniffing(tmp_path, monkeypatch):
+    """The database (it holds the attach token) is 0600 in a 0700 data dir; a predictable
+    local folder under TMPDIR that is not ours is refused with a clear message; asset files
+    are served with nosniff."""
+    import stat as stat_mod
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from enfoads.core.errors import UnsafeFolder
+    from enfoads.core.settings import load_settings
+    from enfoads.server.app import create_app
+
+    settings = load_settings(data_dir=tmp_path / "data", device="cpu", language="es")
+    with Studio(settings) as st:
+        assert stat_mod.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+        assert stat_mod.S_IMODE(settings.live_db_path.stat().st_mode) == 0o600
+        asset = st.upload_asset(png(), "foto.png")
+        with TestClient(create_app(st, token="")) as c:
+            r = c.get(f"/api/assets/{asset.id}/file")
+            assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+            assert 'filename="foto.png"' in r.headers["content-disposition"]
+    # Drive's layout: the live database in a folder under TMPDIR. One made by someone else
+    # (here: a link to a folder anyone can write) is refused, not used.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    shared = load_settings(data_dir=tmp_path / "drive", device="cpu", db_location="local")
+    trap = tmp_path / "anyone"
+    trap.mkdir(mode=0o777)
+    shared.live_db_path.parent.symlink_to(trap)
+    with pytest.raises(UnsafeFolder) as refused:
+        Studio(shared)
+    assert "no es solo tuya" in refused.value.message("es")
+    assert list(trap.iterdir()) == []  # nothing written there

@@ -297,9 +297,13 @@ def test_without_the_model_on_a_cpu_the_error_says_it_is_not_downloaded(tmp_path
     ],
 )
 def test_what_compiles_follows_the_cpus_unless_set(monkeypatch, setting, cpus, scope, vae_mode):
+    from enfoads.core import media as media_mod
     from enfoads.core.settings import load_settings
 
-    monkeypatch.setattr(image_mod.os, "cpu_count", lambda: cpus)
+    # the CPUs this process may use decide (a container or taskset limited to 2 of the
+    # machine's 16 compiles as a Colab VM does), not the machine's count
+    monkeypatch.setattr(media_mod.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(media_mod.os, "sched_getaffinity", lambda _pid: set(range(cpus)))
     chosen = load_settings(device="cpu", compile_scope=setting).compile_scope
     assert image_mod.compile_scope(chosen) == scope
     assert image_mod.vae_compile_mode("auto") == vae_mode

@@ -60,7 +60,9 @@ def on_network_fs(path: Path) -> bool:
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
+    from enfoads.core.media import private_dir
+
+    private_dir(folder)  # the live database's local folder: this user's only
     with open(folder / "db.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -61,6 +61,15 @@ class UnsafePath(EnfoadsError):
         super().__init__("error.unsafe_path", path=path)
 
 
+class UnsafeFolder(EnfoadsError):
+    """A folder at a shared, predictable place that is not this user's own."""
+
+    status = 500
+
+    def __init__(self, name: str):
+        super().__init__("error.unsafe_folder", name=name)
+
+
 class ModelUnavailable(EnfoadsError):
     status = 503
 

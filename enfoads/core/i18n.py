@@ -64,6 +64,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "El archivo '{name}' no es una fuente TrueType/OpenType legible ({reason}).",
         "en": "The file '{name}' is not a readable TrueType/OpenType font ({reason}).",
     },
+    "error.unsafe_folder": {
+        "es": "La carpeta temporal '{name}' no es solo tuya (la creó otro usuario, o es un enlace): el estudio no la usa. Bórrala, o elige otra carpeta temporal con TMPDIR.",
+        "en": "The temporary folder '{name}' is not yours alone (another user made it, or it is a link): the studio does not use it. Delete it, or choose another temporary folder with TMPDIR.",
+    },
     "error.unsafe_path": {
         "es": "La ruta '{path}' queda fuera de la carpeta de datos.",
         "en": "The path '{path}' lies outside the data folder.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -189,6 +190,21 @@ def video_thumbnail(path: Path, px: int, name: str = "video") -> bytes:
     return proc.stdout
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only this user can enter (0700), made if missing. A folder at a
+    predictable shared place (under TMPDIR) that another user made first, or a link there, is
+    refused, never used: whoever made it could read or swap what the studio writes in it."""
+    from enfoads.core.errors import UnsafeFolder
+
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise UnsafeFolder(path.name)
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)  # ours, made with a looser umask: close it
+    return path
+
+
 @contextmanager
 def work_dir(root: Path, prefix: str) -> Iterator[Path]:
     """A temp folder under ``root`` named after this process (``<pid>-<prefix>…``), removed on
@@ -196,7 +212,7 @@ def work_dir(root: Path, prefix: str) -> Iterator[Path]:
     import shutil
     import tempfile
 
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{prefix}", dir=root))
     try:
         yield path
@@ -271,9 +287,18 @@ def first_frame(path: Path, name: str) -> Image.Image:
     return Image.fromarray(np.array(frame))
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (a container or ``taskset`` limited to 2
+    of a host's 16), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def frame_workers(limit: int = 8) -> int:
     """Threads for per-frame work: one core is left to ffmpeg's encoder."""
-    return max(1, min(limit, (os.cpu_count() or 2) - 1))
+    return max(1, min(limit, usable_cpus() - 1))
 
 
 def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:

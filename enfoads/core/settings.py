@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     max_swap_video_s: float = Field(120.0, gt=0)  # longest video for a face swap (a free T4 hour)
     video_fps: Literal[25, 30] = 25
     server_host: str = "127.0.0.1"
-    server_port: int = Field(5000, ge=1, le=65535)
+    server_port: int = Field(5000, ge=0, le=65535)  # 0: a free port, chosen at start
     server_token: str = ""
     cors_origins: list[str] = [
         "http://localhost:5173",
@@ -240,8 +240,14 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
     def ensure_dirs(self) -> None:
+        """The data dir and its folders, made private (0700) when the studio makes them; the
+        live database's local folder always is (it holds the attach token)."""
         for path in (self.data_dir, self.assets_dir, self.models_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.db_on_local_disk:
+            from enfoads.core.media import private_dir
+
+            private_dir(self.live_db_path.parent)
 
     def apply_cache_env(self) -> None:
         """Point the libraries' caches into the data dir before torch or the hub are imported.

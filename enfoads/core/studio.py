@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import secrets
 import threading
 import time
@@ -59,6 +60,11 @@ class Studio:
             )
         self.engine = create_engine(self.settings.db_url)
         sessions = make_session_factory(self.engine)
+        if not self.settings.database_url:  # it holds the attach token: this user's only
+            for suffix in ("", "-wal", "-shm"):
+                path = Path(f"{self.settings.live_db_path}{suffix}")
+                if path.exists() and path.stat().st_uid == os.getuid():
+                    path.chmod(0o600)
         s = self.settings
         self.assets = AssetStore(
             sessions,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import secrets
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator
 
+from enfoads.core import media
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.errors import (
     EnfoadsError,
@@ -309,7 +309,7 @@ AUTOTUNE_MIN_CPUS = 8
 def compiles_fast() -> bool:
     """Whether this machine's CPUs can afford the longer compiles (``auto`` of the autotune
     and of the compile scope)."""
-    return (os.cpu_count() or 1) >= AUTOTUNE_MIN_CPUS
+    return media.usable_cpus() >= AUTOTUNE_MIN_CPUS
 
 
 def compile_scope(scope: str = "auto") -> str:

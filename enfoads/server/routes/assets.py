@@ -29,6 +29,11 @@ from enfoads.server.guard import body_limit
 router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
 
 
+# A file is what its type says, never sniffed into something else (an uploaded SVG or HTML
+# opened as a page on the API's origin).
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+
+
 class TagsRequest(RequestModel):
     add: list[str] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
@@ -216,6 +221,7 @@ def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileRespo
         media_type=asset.mime,
         filename=asset.file_name,
         content_disposition_type="inline",
+        headers=NOSNIFF,
     )
 
 
@@ -226,7 +232,7 @@ def asset_thumbnail(
     path = studio.assets.thumbnail_path(asset_id)
     if path is None:
         raise ApiError(404, "not_found", t("error.no_thumbnail", lang, id=asset_id))
-    return FileResponse(path, media_type="image/jpeg")
+    return FileResponse(path, media_type="image/jpeg", headers=NOSNIFF)
 
 
 @router.post(

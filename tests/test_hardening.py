@@ -747,3 +747,44 @@ def test_private_folders_files_and_no_sniffing(tmp_path, monkeypatch):
         Studio(shared)
     assert "no es solo tuya" in refused.value.message("es")
     assert list(trap.iterdir()) == []  # nothing written there
+
+
+def test_an_import_is_bounded_and_one_odd_entry_never_breaks_it(make_client):
+    """One odd entry (an id with a lone surrogate, a year-1 date with an offset, "tags": 5)
+    answered 500 after the entries before it were imported; 1000 tiny entries made 1000
+    assets in one request. Each entry is read on its own and skipped with its reason, a retry
+    imports nothing twice, and a request past the cap imports nothing."""
+    import base64 as b64
+
+    studio, c = make_client(language="es")
+    data = "data:image/png;base64," + b64.b64encode(png()).decode()
+    other = "data:image/png;base64," + b64.b64encode(png(color=(1, 2, 3))).decode()
+    body = (
+        "["
+        + ",".join(
+            [
+                json.dumps({"id": "img_bueno", "url": data, "name": "bueno.png"}),
+                '{"id": "raro\\ud800", "url": "%s"}' % data,  # a lone surrogate
+                json.dumps({"url": other, "created_at": "0001-01-01T00:00:00+05:00"}),
+                json.dumps({"id": "img_tags", "url": data, "tags": 5}),
+                json.dumps({"id": "img_ruta", "url": "/etc/passwd"}),
+            ]
+        )
+        + "]"
+    )
+    headers = {"Content-Type": "application/json"}
+    r = c.post("/api/assets/import", content=body.encode(), headers=headers)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert (report["imported"], report["skipped"], report["already_there"]) == (2, 3, 0)
+    reasons = {item["id"]: item["reason"] for item in report["skipped_reasons"]}
+    assert set(reasons) == {"raro?", "img_tags", "img_ruta"}  # printable, never the surrogate
+    assert "tags" in reasons["img_tags"] and "archivo incrustado" in reasons["img_ruta"]
+    assert "\ud800" not in r.text and "Traceback" not in r.text
+    again = c.post("/api/assets/import", content=body.encode(), headers=headers).json()
+    assert (again["imported"], again["already_there"]) == (0, 2)  # a retry repeats nothing
+    total = c.get("/api/assets").json()["total"]
+    many = json.dumps([{"url": data} for _ in range(501)])
+    r = c.post("/api/assets/import", content=many.encode(), headers=headers)
+    assert r.status_code == 422 and r.json()["error"] == "too_many_entries"
+    assert "501" in r.json()["message"] and c.get("/api/assets").json()["total"] == total

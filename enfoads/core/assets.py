@@ -30,6 +30,7 @@ from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
@@ -695,10 +696,12 @@ class AssetStore:
 
     def import_seed(self, data: bytes) -> ImportReport:
         """Import the seed backend's ``assets.json``: a list of entries with inline ``data:``
-        URLs. An entry whose URL is not an inline ``data:`` URL is skipped: a path or a remote
-        URL in the file is never read. A bad entry (malformed base64, a corrupt or oversized
-        file) is skipped and counted; the others are imported; an entry whose id is already in
-        the vault is not imported twice."""
+        URLs, at most ``MAX_IMPORT_ENTRIES`` a request (a larger file is refused before
+        anything is stored: split it). Each entry is read by ``SeedEntry``; one that is not an
+        inline ``data:`` URL (a path or a remote URL is never read), malformed, corrupt or too
+        large is skipped with its reason, the others are imported. Importing again is safe: an
+        entry already in the vault (by its id, or by its content when it has none) is not
+        imported twice."""
         try:
             entries = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -709,52 +712,41 @@ class AssetStore:
             raise InvalidInput(
                 "error.invalid", field="assets.json", reason=Reason("reason.list_expected")
             )
-        report = ImportReport()
-        for entry in entries:
-            seed_id = str(entry.get("id", ""))[:80] if isinstance(entry, dict) else ""
-            url = entry.get("url", "") if isinstance(entry, dict) else ""
-            match = (
-                re.match(r"^data:([\w/+.-]+);base64,(.*)$", url, re.S)
-                if isinstance(url, str)
-                else None
+        if len(entries) > MAX_IMPORT_ENTRIES:
+            raise InvalidInput(
+                "error.too_many_entries",
+                field="assets.json",
+                n=len(entries),
+                limit=MAX_IMPORT_ENTRIES,
             )
-            if not match:
-                log.warning("seed import: skipped an entry without a data: URL (%r)", seed_id)
-                report.skipped.append(seed_id)
-                continue
-            with self._sessions() as s:
-                if _ID_RE.match(seed_id) and s.get(AssetRow, seed_id) is not None:
-                    report.existing.append(seed_id)
-                    continue  # importing twice keeps one copy
+        report = ImportReport()
+        for position, raw in enumerate(entries):
             try:
-                blob = base64.b64decode(match.group(2), validate=True)
-                media.check_upload_size(blob, seed_id or "asset", self.max_upload_bytes)
-                kind = entry.get("type", "image")
-                kind = kind if kind in UPLOAD_KINDS else "image"
-                created = entry.get("created_at")
-                try:
-                    created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
-                    created_at = created_at.astimezone(timezone.utc).replace(tzinfo=None)
-                except ValueError:
-                    created_at = None
-                tags = [
-                    t for t in entry.get("tags") or [] if isinstance(t, str) and _TAG_RE.match(t)
-                ]
+                entry = SeedEntry.read(raw)
+                blob = entry.blob(self.max_upload_bytes)
+                asset_id = entry.asset_id(blob)
+                with self._sessions() as s:
+                    if s.get(AssetRow, asset_id) is not None:
+                        report.existing.append(asset_id)
+                        continue  # importing twice keeps one copy
                 report.imported.append(
                     self.add_bytes(
                         blob,
-                        kind,
-                        name=str(entry.get("name") or seed_id)[:255],
-                        asset_id=seed_id if _ID_RE.match(seed_id) else None,
-                        prompt=str(entry.get("prompt", ""))[:4000],
-                        created_at=created_at,
-                        tags=tags[:20],
+                        entry.kind,
+                        name=entry.name or entry.id,
+                        asset_id=asset_id,
+                        prompt=entry.prompt,
+                        created_at=entry.created(),
+                        tags=entry.tags_kept,
                         meta={"imported_from": "assets.json"},
                     )
                 )
             except (binascii.Error, ValueError, EnfoadsError) as exc:
-                log.warning("seed import: skipped %r (%s)", seed_id, exc)
-                report.skipped.append(seed_id)
+                reason = exc.message("en") if isinstance(exc, EnfoadsError) else type(exc).__name__
+                label = scrub_text(raw.get("id", "")) if isinstance(raw, dict) else ""
+                log.warning("seed import: skipped entry %d %r (%s)", position, label, reason)
+                report.skipped.append(label[:80] or f"#{position + 1}")
+                report.reasons.append(exc if isinstance(exc, EnfoadsError) else reason)
         log.info(
             "seed import: %d imported, %d skipped, %d already there",
             len(report.imported),
@@ -762,6 +754,84 @@ class AssetStore:
             len(report.existing),
         )
         return report
+
+
+# One import request orders at most this much work (an assets.json of the seed's size); about
+# 980,000 tiny entries fit under the body limit, each a row and a file.
+MAX_IMPORT_ENTRIES = 500
+
+
+def scrub_text(value: object) -> str:
+    """``value`` as printable text: a lone surrogate or a control character becomes '?'."""
+    text = str(value)
+    return "".join(
+        "?" if 0xD800 <= ord(c) <= 0xDFFF or (ord(c) < 32 and c not in "\t") else c for c in text
+    )
+
+
+class SeedEntry(BaseModel):
+    """One entry of the seed's ``assets.json``, read strictly: a wrong type is this entry's
+    problem, said as its reason, never the request's."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field("", max_length=200)
+    url: str
+    type: str = "image"
+    name: str = Field("", max_length=255)
+    prompt: str = Field("", max_length=4000)
+    created_at: str | None = None
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+    @classmethod
+    def read(cls, raw: object) -> SeedEntry:
+        from pydantic import ValidationError
+
+        if not isinstance(raw, dict):
+            raise InvalidInput("error.invalid", field="entry", reason=Reason("reason.not_object"))
+        try:
+            entry = cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field_name = ".".join(str(p) for p in first.get("loc", ())) or "entry"
+            raise InvalidInput(
+                "error.invalid", field=field_name, reason=scrub_text(first["msg"])[:200]
+            ) from None
+        for text, name in ((entry.id, "id"), (entry.name, "name"), (entry.prompt, "prompt")):
+            check_text(text, name)
+        return entry
+
+    @property
+    def kind(self) -> str:
+        return self.type if self.type in UPLOAD_KINDS else "image"
+
+    @property
+    def tags_kept(self) -> list[str]:
+        return [t for t in self.tags if _TAG_RE.match(t)][:20]
+
+    def blob(self, limit: int) -> bytes:
+        match = re.match(r"^data:([\w/+.-]+);base64,(.*)$", self.url, re.S)
+        if not match:
+            raise InvalidInput("error.invalid", field="url", reason=Reason("reason.not_data_url"))
+        blob = base64.b64decode(match.group(2), validate=True)
+        media.check_upload_size(blob, self.id or "asset", limit)
+        return blob
+
+    def asset_id(self, blob: bytes) -> str:
+        """The seed's id when it is one the vault accepts; else one from the content, so the
+        same file imported again is found, not copied."""
+        if _ID_RE.match(self.id):
+            return self.id
+        return f"{_PREFIX[self.kind]}_{hashlib.sha256(blob).hexdigest()[:16]}"
+
+    def created(self) -> datetime | None:
+        try:
+            when = datetime.fromisoformat(str(self.created_at).replace("Z", "+00:00"))
+            if when.tzinfo is not None:
+                when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        except (ValueError, OverflowError, TypeError):
+            return None
+        return when
 
 
 @dataclass
@@ -772,12 +842,17 @@ class ImportReport:
     imported: list[Asset] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    reasons: list[Any] = field(default_factory=list)  # why each was skipped (an error or text)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, lang: str = "es") -> dict[str, Any]:
+        said = [r.message(lang) if isinstance(r, EnfoadsError) else r for r in self.reasons]
         return {
             "imported": len(self.imported),
             "skipped": len(self.skipped),
             "already_there": len(self.existing),
             "skipped_ids": self.skipped[:100],
+            "skipped_reasons": [
+                {"id": i, "reason": r} for i, r in zip(self.skipped[:100], said[:100])
+            ],
             "assets": [a.to_dict() for a in self.imported],
         }

@@ -240,8 +240,11 @@ class AttachedStudio:
             "DELETE", f"/api/assets/{asset_id}", params={"confirm": "true"} if confirm else None
         )
 
-    def import_seed_json(self, data: bytes) -> dict[str, Any]:
-        return self._call("POST", "/api/assets/import", files={"file": ("assets.json", data)})
+    def import_seed_json(self, data: bytes, lang: str | None = None) -> dict[str, Any]:
+        headers = {"Accept-Language": lang} if lang else {}
+        return self._call(
+            "POST", "/api/assets/import", files={"file": ("assets.json", data)}, headers=headers
+        )
 
     def first_frame(self, asset_id: str) -> Any:
         from enfoads.core import media

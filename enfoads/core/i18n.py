@@ -64,6 +64,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "El archivo '{name}' no es una fuente TrueType/OpenType legible ({reason}).",
         "en": "The file '{name}' is not a readable TrueType/OpenType font ({reason}).",
     },
+    "error.too_many_entries": {
+        "es": "El archivo '{field}' trae {n} entradas; se importan como máximo {limit} cada vez. Divídelo en partes: lo ya importado no se repite.",
+        "en": "The file '{field}' has {n} entries; at most {limit} are imported at a time. Split it: what is already imported is not repeated.",
+    },
     "error.unsafe_folder": {
         "es": "La carpeta temporal '{name}' no es solo tuya (la creó otro usuario, o es un enlace): el estudio no la usa. Bórrala, o elige otra carpeta temporal con TMPDIR.",
         "en": "The temporary folder '{name}' is not yours alone (another user made it, or it is a link): the studio does not use it. Delete it, or choose another temporary folder with TMPDIR.",
@@ -391,6 +395,11 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "reason.kind_mismatch": {
         "es": "{id} es de tipo {have}, no {want}",
         "en": "{id} is a {have}, not a {want} file",
+    },
+    "reason.not_object": {"es": "no es un objeto JSON", "en": "it is not a JSON object"},
+    "reason.not_data_url": {
+        "es": "no es un archivo incrustado (data:…;base64,…): rutas y direcciones no se leen",
+        "en": "it is not an inline file (data:…;base64,…): paths and addresses are not read",
     },
     "reason.exists": {"es": "{id} ya existe", "en": "{id} already exists"},
     "reason.not_hex": {

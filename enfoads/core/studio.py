@@ -484,9 +484,10 @@ class Studio:
     def import_seed_assets(self, path: str | Path) -> list[Asset]:
         return self.assets.import_seed_json(Path(path))
 
-    def import_seed_json(self, data: bytes) -> dict[str, Any]:
-        """Import the seed's ``assets.json`` (its bytes): counts and the new assets."""
-        return self.assets.import_seed(data).to_dict()
+    def import_seed_json(self, data: bytes, lang: str | None = None) -> dict[str, Any]:
+        """Import the seed's ``assets.json`` (its bytes): counts, the new assets and why each
+        skipped entry was (in ``lang``, default the studio's language)."""
+        return self.assets.import_seed(data).to_dict(lang or self.settings.language)
 
     # -- jobs --------------------------------------------------------------------------
     def submit(self, kind: str, params: Any) -> Job:

@@ -184,8 +184,10 @@ async def import_assets(
 ) -> dict[str, Any]:
     """Import the seed backend's ``assets.json`` (entries with inline ``data:`` URLs): the file
     as the multipart field ``file``, or its content as the JSON body. Entries without inline
-    data, or whose file is corrupt or too large, are skipped and counted; an id already in the
-    vault is not imported twice. The body may be a few uploads' worth (413 past that)."""
+    data, or whose fields or file are bad, are skipped with their reason (``skipped_reasons``);
+    an entry already in the vault is not imported twice, so a retry is safe. At most 500
+    entries a request (422 ``too_many_entries`` past that, nothing imported); the body may be
+    a few uploads' worth (413 past that)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(
@@ -203,8 +205,7 @@ async def import_assets(
             "unsupported_media_type",
             t("error.unsupported_media_type", lang),
         )
-    report = await run_in_threadpool(studio.import_seed_json, data)
-    return report
+    return await run_in_threadpool(studio.import_seed_json, data, lang)
 
 
 @router.get("/{asset_id}")

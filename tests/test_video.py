@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import subprocess
 import wave
 from pathlib import Path
 
@@ -717,3 +718,82 @@ def test_the_end_card_shows_a_dark_logo_on_any_brand_colour(av_studio, brand):
     needs_plate = compose.contrast_ratio(inside, compose.relative_luminance(background)) < 3
     on_brand = bool(np.all(np.abs(ring.astype(int) - background) <= 2))
     assert on_brand != needs_plate  # a plate only where the brand colour was too close
+
+
+def ffmpeg_clip(path: Path, size: str, seconds: float, fps: int = 25) -> bytes:
+    from enfoads.core import media
+
+    subprocess.run(
+        [
+            media.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=red:s={size}:r={fps}:d={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return path.read_bytes()
+
+
+def test_hostile_media_costs_what_the_ad_needs(av_studio, tmp_path):
+    """A 2-hour clip of a few KB planned 180,000 frames; a 1000 s song was decoded whole; an
+    oversized video uploaded and was decoded at native size. Each is now bounded by the ad:
+    refused before anything is queued, or decoded only as far and as large as it is drawn."""
+    import resource
+
+    from enfoads.core.errors import InvalidInput
+    from enfoads.core.pipelines import compose
+    from enfoads.core.pipelines.video import ClipSource
+
+    studio = av_studio
+    long_clip = studio.upload_asset(
+        ffmpeg_clip(tmp_path / "long.mp4", "16x16", 7200, fps=5), "dos-horas.mp4"
+    )
+    assert long_clip.duration_s > 7000 and long_clip.size_bytes < 2_000_000
+    still = studio.upload_asset(png(np.full((64, 64, 3), 90, np.uint8)), "fondo.png")
+    jobs_before = len(studio.list_jobs())
+    with pytest.raises(InvalidInput) as refused:
+        studio.render_multi_scene(
+            scenes=[
+                {"kind": "image", "asset_id": still.id, "script": "Hola."},
+                {"kind": "video", "asset_id": long_clip.id},
+            ]
+        )
+    assert refused.value.key == "error.clip_too_long" and "dos-horas.mp4" in str(refused.value)
+    assert len(studio.list_jobs()) == jobs_before  # nothing queued
+    # A 1000 s song under a short ad: only the ad's seconds are decoded.
+    song = tmp_path / "song.wav"
+    song.write_bytes(tone_wav(1000, 8000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    samples = compose.decode_audio(song, max_s=4.0)
+    assert len(samples) == 4 * compose.MIX_RATE
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, grown_mb  # whole, it was 1000 s × 44.1 kHz × 4 B ≈ 176 MB and copies
+    with pytest.raises(InvalidInput) as not_music:
+        studio.render_multi_scene(
+            scenes=[{"kind": "image", "asset_id": still.id, "script": "Hola."}],
+            music_asset_id=still.id,
+        )
+    assert not_music.value.field == "music_asset_id"
+    # Past 4K: refused at upload, naming its size; a large clip is decoded at the size it
+    # covers the frame with.
+    with pytest.raises(InvalidInput) as huge:
+        studio.upload_asset(ffmpeg_clip(tmp_path / "huge.mp4", "4096x4096", 0.2), "enorme.mp4")
+    assert huge.value.key == "error.video_too_many_pixels" and "4096×4096" in str(huge.value)
+    assert studio.list_assets(kind="video").total == 1
+    big = studio.upload_asset(ffmpeg_clip(tmp_path / "big.mp4", "2048x2048", 0.5), "grande.mp4")
+    source = ClipSource(studio.assets.file_path(big), (360, 640), 25)
+    assert source.decoded(3).shape == (640, 640, 3)  # not 2048², and still covering 360×640
+    assert source.frame(3, 12).shape == (640, 360, 3)

@@ -462,6 +462,7 @@ class AssetStore:
         try:
             if ext in media.VIDEO_EXTS:  # probed in its temp file: a bad one leaves nothing
                 info = media.probe_video(staged, name or kind)
+                media.check_video_pixels(info, name or kind)  # before a frame is decoded
                 width, height, duration = info.width, info.height, info.duration_s
                 thumb_bytes = media.video_thumbnail(staged, self.thumbnail_px, name or kind)
             thumb_sha = hashlib.sha256(thumb_bytes).hexdigest() if thumb_bytes else None

@@ -68,6 +68,18 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "El archivo '{field}' trae {n} entradas; se importan como máximo {limit} cada vez. Divídelo en partes: lo ya importado no se repite.",
         "en": "The file '{field}' has {n} entries; at most {limit} are imported at a time. Split it: what is already imported is not repeated.",
     },
+    "error.clip_too_long": {
+        "es": "El clip '{name}' dura {seconds} s y una escena admite hasta {limit:.0f} s: indica la duración de la escena para usar solo su principio.",
+        "en": "The clip '{name}' lasts {seconds} s and a scene takes up to {limit:.0f} s: set the scene's length to use only its beginning.",
+    },
+    "error.ad_too_long": {
+        "es": "El anuncio duraría {seconds} s; el máximo es {limit:.0f} s. Acorta los guiones o las escenas.",
+        "en": "The ad would last {seconds} s; the limit is {limit:.0f} s. Shorten the scripts or the scenes.",
+    },
+    "error.video_too_many_pixels": {
+        "es": "El vídeo '{name}' mide {width}×{height}; el máximo es 4K (3840×2160) a 60 fps.",
+        "en": "The video '{name}' is {width}×{height}; the limit is 4K (3840×2160) at 60 fps.",
+    },
     "error.unsafe_folder": {
         "es": "La carpeta temporal '{name}' no es solo tuya (la creó otro usuario, o es un enlace): el estudio no la usa. Bórrala, o elige otra carpeta temporal con TMPDIR.",
         "en": "The temporary folder '{name}' is not yours alone (another user made it, or it is a link): the studio does not use it. Delete it, or choose another temporary folder with TMPDIR.",

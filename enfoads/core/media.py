@@ -257,14 +257,35 @@ def resolve_inside(root: Path, relative: str | Path) -> Path:
     return candidate
 
 
-def read_frames(path: Path) -> Iterator[np.ndarray]:
-    """The video's frames as RGB uint8 arrays (H, W, 3), decoded by ffmpeg as a stream."""
+# Videos at most 4K, and at most 4K at 60 fps per second of pixels: what ad platforms take.
+# An 8192² clip uploaded fine and a render kept its frames at native size (≈12 GB).
+MAX_VIDEO_PIXELS = 3840 * 2160
+MAX_VIDEO_PIXEL_RATE = MAX_VIDEO_PIXELS * 60
+
+
+def check_video_pixels(info: VideoInfo, name: str) -> None:
+    pixels = info.width * info.height
+    if pixels > MAX_VIDEO_PIXELS or pixels * (info.fps or 0) > MAX_VIDEO_PIXEL_RATE:
+        raise InvalidInput(
+            "error.video_too_many_pixels",
+            field="file",
+            name=name,
+            width=info.width,
+            height=info.height,
+        )
+
+
+def read_frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """The video's frames as RGB uint8 arrays (H, W, 3), decoded by ffmpeg as a stream; with
+    ``size`` (width, height) ffmpeg scales them first, so a frame never costs more memory than
+    the size it will be drawn at."""
     import imageio_ffmpeg
 
-    reader = imageio_ffmpeg.read_frames(str(path))
+    params = ["-vf", f"scale={size[0]}:{size[1]}"] if size else None
+    reader = imageio_ffmpeg.read_frames(str(path), output_params=params)
     try:
         meta = next(reader)
-        width, height = meta["size"]
+        width, height = size or meta["size"]
         for raw in reader:
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
     finally:

@@ -11,6 +11,7 @@ faststart); ``benchmarks/video.py`` compares this with MoviePy's ``CompositeVide
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -207,24 +208,44 @@ class AvatarSource:
         return compose.warp_cover(self.animator.frame(i, self.drive), self.matrix, self.size)
 
 
+# A scene, and a whole ad, at most this long: every platform's ad fits (YouTube's in-stream
+# ads run longest), and the render's memory stays what an ad needs.
+MAX_SCENE_S = 120.0
+MAX_AD_S = 300.0
+
+
+def cover_size(width: int, height: int, out_w: int, out_h: int) -> tuple[int, int]:
+    """The clip's size once scaled down to just cover an ``out_w`` × ``out_h`` frame (its own
+    size when it is smaller already); even numbers, as ffmpeg's scaler likes."""
+    scale = max(out_w / width, out_h / height)
+    if scale >= 1:
+        return width, height
+    return max(2, 2 * math.ceil(width * scale / 2)), max(2, 2 * math.ceil(height * scale / 2))
+
+
 class ClipSource:
     """Frames of a video asset, decoded once in order; safe to ask from several threads (a
     window of recent frames is kept for requests that arrive slightly out of order)."""
 
-    KEEP = 64
+    KEEP = 16  # frame workers (8 at most) ask within a few frames of each other
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float):
         import threading
         from collections import OrderedDict
 
         self.path, self.size = path, size
-        self.frames: Iterator[np.ndarray] = media.read_frames(path)
         info = media.probe_video(path)
+        decoded = cover_size(info.width, info.height, *size)
+        # decoded at the size it covers the frame with, never larger (a 2048² clip in a
+        # 1080×1920 ad: a third of the memory per kept frame)
+        self.frames: Iterator[np.ndarray] = media.read_frames(
+            path, decoded if decoded != (info.width, info.height) else None
+        )
         self.step = (info.fps or fps) / fps
         self.read = 0
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.lock = threading.Lock()
-        self.matrix = compose.cover_matrix(info.width, info.height, *size)
+        self.matrix = compose.cover_matrix(*decoded, *size)
 
     def decoded(self, want: int) -> np.ndarray:
         with self.lock:
@@ -339,7 +360,7 @@ class VideoPipeline(Capability):
             elif scene.kind == "avatar":
                 raise InvalidInput("error.empty", field=f"{where}.script")
             if scene.duration is not None:
-                check_number(scene.duration, f"{where}.duration", 0.5, 120)
+                check_number(scene.duration, f"{where}.duration", 0.5, MAX_SCENE_S)
             if not scene.asset_id:
                 raise InvalidInput("error.empty", field=f"{where}.asset_id")
             asset = self.services.assets.get(scene.asset_id)
@@ -352,6 +373,16 @@ class VideoPipeline(Capability):
                         "reason.kind_mismatch", id=asset.id, have=asset.kind, want=scene.kind
                     ),
                 )
+            clip_s = asset.duration_s or 0.0
+            if scene.kind == "video" and scene.duration is None and clip_s > MAX_SCENE_S:
+                # its own length would be the scene's: a 2-hour clip planned 180,000 frames
+                raise InvalidInput(
+                    "error.clip_too_long",
+                    field=f"{where}.duration",
+                    name=asset.name or asset.id,
+                    seconds=round(clip_s),
+                    limit=MAX_SCENE_S,
+                )
         if not scripted:
             raise InvalidInput("error.empty", field="script")
         total = sum(len(sc.script) for sc in request.scenes)
@@ -359,10 +390,21 @@ class VideoPipeline(Capability):
             raise InvalidInput(
                 "error.too_long", field="script", length=total, limit=s.max_script_chars
             )
-        for name in ("music_asset_id", "logo_asset_id"):
+        for name, exts, want in (
+            ("music_asset_id", media.AUDIO_EXTS | media.VIDEO_EXTS, "audio"),
+            ("logo_asset_id", media.IMAGE_EXTS, "logo"),
+        ):
             value = getattr(request, name)
             if value:
-                self.services.assets.get(value)
+                asset = self.services.assets.get(value)
+                if asset.ext not in exts:
+                    raise InvalidInput(
+                        "error.invalid",
+                        field=name,
+                        reason=Reason(
+                            "reason.kind_mismatch", id=asset.id, have=asset.kind, want=want
+                        ),
+                    )
         font_id = request.subtitle_style.font_asset_id
         if font_id and self.services.assets.get(font_id).kind != "font":
             raise InvalidInput(
@@ -398,6 +440,10 @@ class VideoPipeline(Capability):
             duration = round(duration * fps) / fps
             timeline.append(Timed(scene, t, duration, speech, t + VOICE_LEAD_S))
             t += duration
+            if t > MAX_AD_S:  # before a frame or a sample is made
+                raise InvalidInput(
+                    "error.ad_too_long", field="scenes", seconds=round(t), limit=MAX_AD_S
+                )
         return timeline
 
     def animate(
@@ -502,7 +548,9 @@ class VideoPipeline(Capability):
         frames = int(round((content_s + end_card) * fps))
         music = None
         if request.music_asset_id:
-            music = compose.decode_audio(self.services.assets.file_path(request.music_asset_id))
+            music = compose.decode_audio(  # only the seconds the ad plays
+                self.services.assets.file_path(request.music_asset_id), max_s=frames / fps
+            )
         voice = self.voice_track(timeline, frames / fps)
         audio = compose.mix(
             voice,

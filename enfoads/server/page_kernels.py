@@ -20,17 +20,28 @@ class PageKernelManager(AsyncMappingKernelManager):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._connected: set[str] = set()  # kernels whose page has connected once
         self._alone_since: dict[str, float] = {}
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
         if self._kernel_connections.get(kernel_id, 0):
+            self._connected.add(kernel_id)
             self._alone_since.pop(kernel_id, None)
-        else:
+        elif kernel_id in self._connected:  # its page came, and went
             now = time.monotonic()
             since = self._alone_since.setdefault(kernel_id, now)
             if now - since > self.cull_idle_timeout:
                 self.log.info("Shutting down kernel %s: its page is gone", kernel_id)
-                self._alone_since.pop(kernel_id, None)
                 await self.shutdown_kernel(kernel_id)
                 return
+        # a page still loading (Voila runs the notebook before the page connects) is left to
+        # the usual rule: culled only once idle that long
         await super().cull_kernel_if_idle(kernel_id)
+
+    async def shutdown_kernel(self, kernel_id: str, *args, **kwargs):  # type: ignore[override]
+        self._forget(kernel_id)  # however it ends (the page's beacon, a cull, Voila stopping)
+        return await super().shutdown_kernel(kernel_id, *args, **kwargs)
+
+    def _forget(self, kernel_id: str) -> None:
+        self._connected.discard(kernel_id)
+        self._alone_since.pop(kernel_id, None)

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from enfoads.core.files import private_dir, write_json_aside
+
 log = logging.getLogger(__name__)
 
 # File systems where SQLite's locking and WAL's shared memory cannot be trusted.
@@ -60,8 +62,6 @@ def on_network_fs(path: Path) -> bool:
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    from enfoads.core.media import private_dir
-
     private_dir(folder)  # the live database's local folder: this user's only
     with open(folder / "db.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -82,11 +82,11 @@ def copy_database(source: Path, target: Path) -> None:
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
             # The engine's row means "this machine's engine": a copy carries no live engine
             # (across machines the data dir's lease file holds that rule).
             if dst.execute("SELECT 1 FROM sqlite_master WHERE name = 'engine'").fetchone():
                 dst.execute("DELETE FROM engine")
-            dst.execute("PRAGMA journal_mode=DELETE")
             dst.commit()
         finally:
             dst.close()
@@ -127,22 +127,11 @@ def read_meta(backup: Path) -> dict:
     return meta
 
 
-def write_json_aside(path: Path, data: dict) -> None:
-    """``data`` as JSON in ``path``, written beside it and renamed over it (0600)."""
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
 def merge_into(target: Path, source: Path) -> int:
     """Add to ``target`` every row of ``source`` it lacks (assets, their tags, jobs; by primary
     key: ids are random, so two sessions' rows never collide). Rows already in ``target`` stay
     as they are. Returns how many rows came in."""
-    conn = sqlite3.connect(target, timeout=30)
+    conn = sqlite3.connect(f"file:{target}", uri=True, timeout=30)
     try:
         conn.execute("ATTACH DATABASE ? AS other", (f"file:{source}?mode=ro",))
         added = 0

@@ -206,7 +206,7 @@ class LeaseFile:
             raise EngineElsewhere(info, data["heartbeat_at"] + timedelta(seconds=self.lease_s))
 
     def write(self, started_at: datetime) -> None:
-        from enfoads.core.dbfile import write_json_aside
+        from enfoads.core.files import write_json_aside
 
         _, _, rest = self.owner.partition(":")
         write_json_aside(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -190,27 +189,14 @@ def video_thumbnail(path: Path, px: int, name: str = "video") -> bytes:
     return proc.stdout
 
 
-def private_dir(path: Path) -> Path:
-    """``path`` as a folder only this user can enter (0700), made if missing. A folder at a
-    predictable shared place (under TMPDIR) that another user made first, or a link there, is
-    refused, never used: whoever made it could read or swap what the studio writes in it."""
-    from enfoads.core.errors import UnsafeFolder
-
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise UnsafeFolder(path.name)
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        path.chmod(0o700)  # ours, made with a looser umask: close it
-    return path
-
-
 @contextmanager
 def work_dir(root: Path, prefix: str) -> Iterator[Path]:
     """A temp folder under ``root`` named after this process (``<pid>-<prefix>…``), removed on
     exit; ``sweep_work_dirs`` removes those of processes that died (kill -9) at start-up."""
     import shutil
     import tempfile
+
+    from enfoads.core.files import private_dir
 
     private_dir(root)
     path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{prefix}", dir=root))

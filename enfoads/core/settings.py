@@ -245,7 +245,7 @@ class Settings(BaseSettings):
         for path in (self.data_dir, self.assets_dir, self.models_dir):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.db_on_local_disk:
-            from enfoads.core.media import private_dir
+            from enfoads.core.files import private_dir
 
             private_dir(self.live_db_path.parent)
 

@@ -61,6 +61,9 @@ class RedisServer:
         import redis
 
         with socket.socket() as probe:  # a Redis already there would answer our ping
+            # as redis-server binds: a port whose old connections linger (TIME_WAIT after a
+            # restart) is free; one with a listener is not
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", self.port))
             except OSError:

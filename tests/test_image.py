@@ -109,7 +109,10 @@ def test_ai_generation_metadata_is_in_the_png(img_studio):
     assert asset.model_ids == tuple(record["models"]) and asset.job_id == done.id
     assert img_studio.assets.thumbnail_path(asset).is_file()
     assert done.result["notices"] == [
-        "The negative prompt has no effect with SDXL-Lightning (guidance 0); it was ignored."
+        # the Spanish prompt reached SDXL as it was: the user is told why, and what to do
+        "The prompt is in Spanish and the translator is not downloaded (no connection now); "
+        "download it in Settings. SDXL understands English best.",
+        "The negative prompt has no effect with SDXL-Lightning (guidance 0); it was ignored.",
     ]
 
 

@@ -653,6 +653,7 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Descargando {model}: sigue el progreso en Trabajos.",
         "en": "Downloading {model}: follow its progress under Jobs.",
     },
+    "ui.choose": {"es": "— elige —", "en": "— choose —"},
     "ui.save_file": {"es": "Guardar {name}", "en": "Save {name}"},
     "ui.delete_confirm_short": {"es": "¿Eliminar? Pulsa otra vez", "en": "Delete? Press again"},
     "ui.home.jobs": {"es": "Trabajos", "en": "Jobs"},

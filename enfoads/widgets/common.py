@@ -42,6 +42,9 @@ APP_CSS = """<style>
 .enfoads-app .enfoads-upload { font-size: 0 !important; }
 .enfoads-app .enfoads-upload > i { font-size: var(--jp-widgets-font-size, 13px); margin-right: 6px; }
 .enfoads-app .enfoads-upload::after { content: attr(title); font-size: var(--jp-widgets-font-size, 13px); }
+.enfoads-app .widget-checkbox { width: auto; max-width: 100%; height: auto; }
+.enfoads-app .widget-checkbox > label, .enfoads-app .widget-checkbox > label > span {
+  white-space: normal; overflow: visible; height: auto; line-height: 1.3; }
 .enfoads-vault-grid { display: grid !important; gap: 12px;
   grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important; width: 100%; }
 .enfoads-scene { border: 1px solid #ddd; border-radius: 8px; padding: 6px; margin: 4px 0; }
@@ -63,9 +66,7 @@ APP_CSS = """<style>
   .enfoads-app .widget-inline-hbox > select { flex: 1 1 100%; min-width: 0; box-sizing: border-box; }
   .enfoads-app .widget-inline-hbox > select { height: var(--jp-widgets-inline-height, 28px) !important;
     min-height: 28px; }
-  .enfoads-app .widget-checkbox { width: 100% !important; height: auto; }
-  .enfoads-app .widget-checkbox > label, .enfoads-app .widget-checkbox > label > span {
-    white-space: normal; overflow: visible; height: auto; line-height: 1.3; }
+  .enfoads-app .widget-checkbox { width: 100% !important; }
   .enfoads-app .widget-html-content { white-space: normal; overflow-wrap: anywhere; }
   .enfoads-app .widget-hbox > .widget-html { flex: 1 1 200px; min-width: 0; }
 }
@@ -421,14 +422,14 @@ class AssetPicker(w.VBox):
             for name, a in zip(names, items)
         ]
         if self.optional or not options:
-            options = [("—", "")] + options
+            options = [(t("ui.choose", self.studio.settings.language), "")] + options
         current = self.dropdown.value
         self._refreshing = True  # new options pass through other values on their way
         try:
             self.dropdown.options = options
             if current in {v for _, v in options}:
                 self.dropdown.value = current
-            elif not self.optional:  # a required choice: the first (often the only) one
+            else:  # a required choice: the first (often the only) one; else "choose one"
                 self.dropdown.value = options[0][1]
         finally:
             self._refreshing = False

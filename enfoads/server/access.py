@@ -79,8 +79,13 @@ class Access:
             return False
         return not (self.local_open and host_is_local(host_header))
 
-    def allows(self, presented: str | None) -> bool:
-        return check_token(self.token, presented) or check_token(self.attach_token, presented)
+    def allows(self, presented: str | None, host_header: str | None = None) -> bool:
+        """The owner's token from anywhere; the attach token (the engine's own pages and
+        kernels, all on this machine) only with a local ``Host``: never through a tunnel."""
+        return check_token(self.token, presented) or self.attached(presented, host_header)
+
+    def attached(self, presented: str | None, host_header: str | None) -> bool:
+        return host_is_local(host_header) and check_token(self.attach_token, presented)
 
     def close_to_outside(self) -> None:
         """A tunnel or public URL is up: from now on every request needs the token."""

@@ -75,7 +75,9 @@ class RequestGuard:
         access = self.access()
         presented = presented_token(scope)
         state = scope.setdefault("state", {})
-        state["attached"] = check_token(access.attach_token, presented)  # the engine's surfaces
+        host = _header(scope, b"host")
+        state["attached"] = access.attached(presented, host)  # the engine's own pages, local
+        state["owner"] = check_token(access.token, presented)  # the owner's token: not limited
         media = _media_request(method, path, scope)
         if media is not None:  # a signed media URL opens one file, token or not
             verdict = access.check_media(*media)
@@ -85,8 +87,8 @@ class RequestGuard:
                 )
                 return
             state["authorized"] = True
-        elif path not in PUBLIC_PATHS and access.required(_header(scope, b"host")):
-            if not access.allows(presented):
+        elif path not in PUBLIC_PATHS and access.required(host):
+            if not access.allows(presented, host):
                 await _reply(
                     send,
                     401,

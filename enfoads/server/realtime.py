@@ -47,7 +47,8 @@ def create_sio(access: Callable[[], Access], cors_origins: list[str]) -> socketi
             if presented is None:
                 header = environ.get("HTTP_AUTHORIZATION", "")
                 presented = header[7:].strip() if header.lower().startswith("bearer ") else None
-            if not rule.allows(presented if isinstance(presented, str) else None):
+            token = presented if isinstance(presented, str) else None
+            if not rule.allows(token, environ.get("HTTP_HOST")):
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         await sio.enter_room(sid, ALL)
 

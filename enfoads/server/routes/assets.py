@@ -21,8 +21,8 @@ from enfoads.server.deps import (
     decode_base64,
     get_studio,
     language,
-    rate_limit,
     require_token,
+    upload_limit,
 )
 from enfoads.server.guard import body_limit
 
@@ -81,7 +81,7 @@ async def _read_body(request: Request) -> bytes:
 @router.post(
     "",
     status_code=201,
-    dependencies=[Depends(rate_limit)],
+    dependencies=[Depends(upload_limit)],
     responses={
         201: {"description": "the stored asset", "links": asset_links("$response.body#/id")}
     },
@@ -157,7 +157,7 @@ async def upload_asset(
 
 @router.post(
     "/import",
-    dependencies=[Depends(rate_limit)],
+    dependencies=[Depends(upload_limit)],
     openapi_extra={
         "requestBody": {
             "content": {

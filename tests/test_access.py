@@ -59,6 +59,35 @@ def test_local_hosts():
         assert not host_is_local(host), host
 
 
+def test_a_proxy_or_another_pages_request_needs_the_token_even_with_a_local_host(
+    local_open_app,
+):
+    """A local Host behind a proxy (X-Forwarded-*) is not a local caller, and a page of
+    another origin (a dev server on localhost:3000, whose origin CORS allows) must send the
+    token like any client: neither reads nor writes the vault without it. The server's own
+    page through a tunnel (https outside, http inside) is its own origin, not cross-site."""
+    _, _, c = local_open_app
+    token = {"Authorization": "Bearer generated-token"}
+    for extra in (
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"X-Forwarded-Host": "127.0.0.1:5000"},
+        {"Forwarded": "for=203.0.113.9"},
+        {"Origin": "http://localhost:3000"},
+    ):
+        r = c.get("/api/assets", headers=extra)
+        assert r.status_code == 401, extra
+        assert c.get("/api/assets", headers={**extra, **token}).status_code == 200, extra
+    r = c.post(
+        "/api/assets",
+        json={"data": "aGk=", "name": "x.png"},
+        headers={"Origin": "http://localhost:3000"},
+    )
+    assert r.status_code == 401
+    tunnel = {"Host": "abc.trycloudflare.com", "Origin": "https://abc.trycloudflare.com"}
+    r = c.post("/magic-prompt", json={"prompt": "zapatos"}, headers={**tunnel, **token})
+    assert r.status_code == 200, r.text  # /docs' own "Try it out" through the tunnel
+
+
 def test_a_non_local_host_needs_the_token(local_open_app):
     _, _, c = local_open_app
     assert c.get("/api/assets").status_code == 200  # the user's own machine

@@ -290,6 +290,12 @@ def test_forwarded_for_does_not_buy_a_fresh_bucket(tiny_settings):
             ).status_code
             for i in range(5)
         ]
+        # a forwarded request is a proxied one: no token, no entry (let alone a fresh bucket)
+        assert codes == [401] * 5
+        codes = [
+            httpx.post(f"{handle.url}/magic-prompt", json={"prompt": "zapatos"}).status_code
+            for i in range(5)
+        ]
         assert codes == [200, 200, 200, 429, 429]
     finally:
         handle.stop()

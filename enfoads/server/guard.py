@@ -75,7 +75,7 @@ class RequestGuard:
         access = self.access()
         presented = presented_token(scope)
         state = scope.setdefault("state", {})
-        host = _header(scope, b"host")
+        host = _token_host(scope)
         state["attached"] = access.attached(presented, host)  # the engine's own pages, local
         state["owner"] = check_token(access.token, presented)  # the owner's token: not limited
         media = _media_request(method, path, scope)
@@ -151,8 +151,25 @@ def _same_or_allowed_origin(scope: dict, allowed: list[str]) -> bool:
     if "*" in allowed or origin in allowed:
         return True
     host = _header(scope, b"host") or ""
-    scheme = scope.get("scheme", "http")
-    return origin == f"{scheme}://{host}"
+    # the server's own pages (its /docs) through a tunnel: the tunnel speaks https to the
+    # browser and http to us, so the same host under either scheme is the same origin
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _token_host(scope: dict) -> str | None:
+    """The ``Host`` the token rule judges by: the header, unless the request came through a
+    proxy (``Forwarded`` / ``X-Forwarded-*``: a local Host behind a proxy is not a local
+    caller) or from a browser page of another origin (a local dev server's page must send the
+    token like any client): then no host, so the token is required."""
+    host = _header(scope, b"host")
+    for key, _value in scope.get("headers", ()):
+        name = key.lower()
+        if name == b"forwarded" or name.startswith(b"x-forwarded-"):
+            return None
+    origin = _header(scope, b"origin")
+    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+        return None
+    return host
 
 
 def _header(scope: dict, name: bytes) -> str | None:

@@ -42,13 +42,18 @@ def create_sio(access: Callable[[], Access], cors_origins: list[str]) -> socketi
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         rule = access()
-        if rule.required(environ.get("HTTP_HOST")):
+        host = environ.get("HTTP_HOST")
+        proxied = any(k == "HTTP_FORWARDED" or k.startswith("HTTP_X_FORWARDED_") for k in environ)
+        origin = environ.get("HTTP_ORIGIN")
+        if proxied or (origin and origin not in (f"http://{host}", f"https://{host}")):
+            host = None  # as for HTTP (guard._token_host): a proxy or another page needs the token
+        if rule.required(host):
             presented = auth.get("token") if isinstance(auth, dict) else None
             if presented is None:
                 header = environ.get("HTTP_AUTHORIZATION", "")
                 presented = header[7:].strip() if header.lower().startswith("bearer ") else None
             token = presented if isinstance(presented, str) else None
-            if not rule.allows(token, environ.get("HTTP_HOST")):
+            if not rule.allows(token, host):
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         await sio.enter_room(sid, ALL)
 

@@ -129,7 +129,14 @@ def test_enfoads_redis_stops_with_sigterm_and_a_second_one_names_the_busy_port(t
         command, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        assert f"redis://127.0.0.1:{port}/0" in first.stdout.readline()
+        line = first.stdout.readline()
+        assert f"@127.0.0.1:{port}/0" in line and "redis://:" in line  # with its password
+        import redis
+
+        url = line.split()[1]
+        assert redis.Redis.from_url(url).ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):  # none without it
+            redis.Redis(port=port, socket_timeout=5).ping()
         servers = [p for p in psutil.Process(first.pid).children() if "redis" in p.name()]
         assert servers
         second = subprocess.run(

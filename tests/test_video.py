@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import subprocess
 import wave
 from pathlib import Path
 
@@ -721,30 +720,9 @@ def test_the_end_card_shows_a_dark_logo_on_any_brand_colour(av_studio, brand):
 
 
 def ffmpeg_clip(path: Path, size: str, seconds: float, fps: int = 25) -> bytes:
-    from enfoads.core import media
+    from tests.helpers import lavfi_clip
 
-    subprocess.run(
-        [
-            media.ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"color=c=red:s={size}:r={fps}:d={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
-        timeout=300,
-    )
-    return path.read_bytes()
+    return lavfi_clip(path, f"color=c=red:s={size}:r={fps}:d={seconds}")
 
 
 def test_hostile_media_costs_what_the_ad_needs(av_studio, tmp_path):

@@ -308,6 +308,18 @@ class AssetStore:
             self._publish(staged, sha, ext)
         return sha
 
+    def _files_in_use(self) -> set[str]:
+        """The blob names (``<sha>.<ext>``) this database's assets and thumbnails use."""
+        with self._sessions() as s:
+            used = {f"{sha}.{ext}" for sha, ext in s.execute(select(AssetRow.sha256, AssetRow.ext))}
+            used |= {
+                f"{sha}.jpg"
+                for (sha,) in s.execute(
+                    select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None))
+                )
+            }
+        return used
+
     @property
     def quarantine(self) -> Path:
         """Where files no asset of this database uses are moved, never deleted: on a shared
@@ -318,14 +330,7 @@ class AssetStore:
     def restore_quarantined(self) -> int:
         """Put back every quarantined file that an asset of this database uses (after its
         rows came in from another session's copy); how many came back."""
-        with self._sessions() as s:
-            used = {f"{sha}.{ext}" for sha, ext in s.execute(select(AssetRow.sha256, AssetRow.ext))}
-            used |= {
-                f"{sha}.jpg"
-                for (sha,) in s.execute(
-                    select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None))
-                )
-            }
+        used = self._files_in_use()
         back = 0
         if not self.quarantine.is_dir():
             return 0
@@ -347,14 +352,7 @@ class AssetStore:
         self.restore_quarantined()
         now = time.time()
         removed = {"temp": 0, "orphan": 0}
-        with self._sessions() as s:
-            used = {f"{sha}.{ext}" for sha, ext in s.execute(select(AssetRow.sha256, AssetRow.ext))}
-            used |= {
-                f"{sha}.jpg"
-                for (sha,) in s.execute(
-                    select(AssetRow.thumb_sha256).where(AssetRow.thumb_sha256.is_not(None))
-                )
-            }
+        used = self._files_in_use()
         with self._files_locked():
             for path in self.root.rglob("*"):
                 try:

@@ -149,9 +149,9 @@ def test_make_studio_on_one_core_serves_two_pages_through_a_large_job(tmp_path, 
                 for button in first.locator(".enfoads-app .widget-toggle-button:visible").all():
                     if "check" not in (button.inner_html() or ""):
                         button.click()
-                slider = first.locator(".widget-slider:visible").first
-                slider.click()
-                for _ in range(3):
+                handle = first.locator(".widget-slider:visible .noUi-handle").first
+                handle.focus()
+                for _ in range(6):  # to the most images per placement, wherever it started
                     first.keyboard.press("ArrowRight")
                 first.get_by_role("button", name="Generar").click()
                 deadline = time.monotonic() + 60

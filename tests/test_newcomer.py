@@ -68,7 +68,7 @@ class Sampler:
         self.kernel = self.voila = 0
 
     def sample(self) -> None:
-        for voila in live_children(self.root_pid, "voila"):
+        for voila in live_children(self.root_pid, "-m voila"):  # (kernels' paths say voila too)
             self.voila = max(self.voila, rss_of(voila))
             for kernel in kernels_of(voila.pid):
                 self.kernel = max(self.kernel, rss_of(kernel))

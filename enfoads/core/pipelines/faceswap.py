@@ -629,7 +629,8 @@ class FaceSwapPipeline(Capability):
 
         Called directly (about a second on a T4) or from the ``face_swap`` job (``ctx``), where
         a first use shows its download in the job's stage."""
-        self.require_licence()
+        if ctx is None:  # a job was checked when it was queued (a worker's settings may lag)
+            self.require_licence()
         job_id = ctx.job_id if ctx is not None else None
         src_image = self.open_input(source, "source")
         dst_image = self.open_input(target, "target")

@@ -9,6 +9,7 @@ wait for the lease to run out.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -24,6 +25,7 @@ from sqlalchemy.orm import sessionmaker
 
 from enfoads.core.db import EngineRow
 from enfoads.core.errors import EnfoadsError
+from enfoads.core.files import write_json_aside
 
 log = logging.getLogger(__name__)
 KEY = "engine"
@@ -46,6 +48,11 @@ def new_owner_id() -> str:
     the process's start time) which process that pid was."""
     pid = os.getpid()
     return f"{HOST}:{pid}:{secrets.token_hex(4)}.{process_started(pid) or ''}"
+
+
+def owner_pid(owner: str) -> int:
+    """The pid in an owner id (``host:pid:…``)."""
+    return int(owner.split(":")[1])
 
 
 def pid_alive(pid: int) -> bool:
@@ -172,8 +179,6 @@ class LeaseFile:
         self.path, self.owner, self.lease_s, self.clock = path, owner, lease_s, clock
 
     def read(self) -> dict | None:
-        import json
-
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             data["heartbeat_at"] = datetime.fromisoformat(data["heartbeat_at"])
@@ -206,15 +211,12 @@ class LeaseFile:
             raise EngineElsewhere(info, data["heartbeat_at"] + timedelta(seconds=self.lease_s))
 
     def write(self, started_at: datetime) -> None:
-        from enfoads.core.files import write_json_aside
-
-        _, _, rest = self.owner.partition(":")
         write_json_aside(
             self.path,
             {
                 "owner": self.owner,
                 "host": HOST,
-                "pid": int(rest.partition(":")[0]),
+                "pid": owner_pid(self.owner),
                 "started_at": started_at.isoformat(),
                 "heartbeat_at": self.clock().isoformat(),
             },
@@ -276,11 +278,10 @@ class EngineRegistry:
 
     def _claim_row(self) -> None:
         now = self.clock()
-        _, _, rest = self.owner.partition(":")
         values = dict(
             owner=self.owner,
             host=HOST,
-            pid=int(rest.partition(":")[0]),
+            pid=owner_pid(self.owner),
             url="",
             token="",
             started_at=now,

@@ -217,11 +217,8 @@ class Studio:
     def _keep_lease(self) -> None:
         while not self._stop.wait(self.settings.lease_s / 3):
             try:
-                if self.registry.heartbeat():
-                    self._renewed_at = time.monotonic()
-                    if self.fenced:  # the other engine let the data dir go: ours again
-                        self.fenced = False
-                        log.warning("this engine has the lease on %s again", self.settings.data_dir)
+                if self.registry.heartbeat():  # (a fenced one: the other let the dir go)
+                    self._hold_lease()
                     continue
                 if not self.fenced:  # another engine took the data dir: write nothing more
                     self.fenced = True
@@ -238,9 +235,14 @@ class Studio:
             self.registry.claim()
         except EngineBusy:
             return
-        self.fenced = False
+        self._hold_lease()
+
+    def _hold_lease(self) -> None:
+        """The lease renewed or taken back: writes are allowed again."""
         self._renewed_at = time.monotonic()
-        log.warning("this engine has the lease on %s again", self.settings.data_dir)
+        if self.fenced:
+            self.fenced = False
+            log.warning("this engine has the lease on %s again", self.settings.data_dir)
 
     def check_writable(self) -> None:
         """Raise ``EngineFenced`` while another engine holds this data dir's lease, or while

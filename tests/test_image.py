@@ -1,6 +1,7 @@
 """Image creation through the Studio with a tiny random SDXL loaded by the real loading code."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -428,6 +429,91 @@ def test_a_failed_compile_leaves_the_shape_eager(img_studio):
         assert "inductor exploded" in fast.failed[(64, 64, 1)]
         assert fast.pipe_for((64, 64, 1)) is pipe and not fast._wanted  # not retried forever
         fast.close()
+
+
+def _endless_compile(started, marks):
+    """A build that stands in for a long Inductor compile: Python calls until cancelled."""
+    import time
+
+    def build(_twin, _shape):
+        started.set()
+        try:
+            while True:
+                time.sleep(0.01)
+        finally:
+            marks.append("unwound")  # the compile's own cleanup ran
+
+    return build
+
+
+def test_closing_cancels_a_compile_in_progress_and_waits_for_its_thread():
+    import threading
+    import time
+    from contextlib import nullcontext
+
+    from diffusers import EulerDiscreteScheduler
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    started, marks = threading.Event(), []
+    eager = SimpleNamespace(scheduler=EulerDiscreteScheduler(), vae=SimpleNamespace())
+    fast = CompiledPath(
+        eager,
+        lambda p: None,
+        _endless_compile(started, marks),
+        pin=lambda: nullcontext(eager),
+        idle_wait_s=0.05,
+    )
+    fast.want((64, 64, 1))
+    assert started.wait(30) and fast.compiling == (64, 64, 1)
+    began = time.monotonic()
+    fast.close(timeout=30)
+    assert time.monotonic() - began < 10  # cancelled, not waited out
+    assert not fast._thread.is_alive() and marks == ["unwound"]
+    assert fast.compiling is None and not fast.failed  # a cancel is no failure
+    assert fast.pipe_for((64, 64, 1)) is eager  # closed: eager, nothing queued again
+    assert not fast._wanted
+
+
+def test_a_process_that_ends_without_closing_stops_its_compile_first(tmp_path):
+    """The H100's segfault at exit: a daemon thread still compiling while the interpreter
+    finalized. Now an exit cancels the compile and waits for the thread (atexit)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    marks = tmp_path / "marks.txt"
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        from contextlib import nullcontext
+        from types import SimpleNamespace
+        from diffusers import EulerDiscreteScheduler
+        from enfoads.core.pipelines.fastpath import CompiledPath
+
+        started = threading.Event()
+
+        def build(_twin, _shape):
+            started.set()
+            try:
+                while True:
+                    time.sleep(0.01)
+            finally:
+                open({str(marks)!r}, "a").write("unwound\\n")
+
+        eager = SimpleNamespace(scheduler=EulerDiscreteScheduler(), vae=SimpleNamespace())
+        fast = CompiledPath(eager, lambda p: None, build, pin=lambda: nullcontext(eager))
+        fast.want((64, 64, 1))
+        assert started.wait(30)
+        print("compiling", flush=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "compiling" in done.stdout and "Traceback" not in done.stderr
+    assert marks.read_text() == "unwound\n"  # the thread unwound before the interpreter went
 
 
 def test_batches_are_split_to_the_measured_memory_left():

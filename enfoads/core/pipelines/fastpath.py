@@ -25,6 +25,7 @@ Images depend only on their own seed, so a split batch gives the same pictures.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import logging
@@ -45,6 +46,10 @@ Shape = tuple[int, int, int]  # width, height, batch
 # Python 3.12+ can set a profile hook on a running thread: the compiling thread's hook is then
 # set only while an image generates beside it (a hook on every call slows a compile 2-3×).
 ALL_THREADS = hasattr(threading, "setprofile_all_threads")
+
+
+class CompileCancelled(Exception):
+    """Raised in the compiling thread by its profile hook once the path is closed."""
 
 
 def cache_file(cache_dir: Path) -> Path:
@@ -181,6 +186,10 @@ class CompiledPath:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="enfoads-compile", daemon=True)
         self._thread.start()
+        # A process that ends without closing (a kernel shut down, a script's last line) stops
+        # the compile first: a daemon thread inside Inductor or a CUDA graph capture when the
+        # interpreter finalizes was the H100's segfault at exit.
+        atexit.register(self.close)
 
     # -- what jobs call -------------------------------------------------------------------
     def ready(self, shape: Shape) -> bool:
@@ -227,13 +236,27 @@ class CompiledPath:
                     self._hooked = False
                 self._cond.notify_all()
 
-    def close(self) -> None:
-        """Stop compiling (a compile in progress finishes first) and drop the twins."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop compiling and drop the twins; a compile in progress is cancelled at its next
+        Python call (``CompileCancelled``) and the background thread is waited for (up to
+        ``timeout`` s), so nothing compiles or captures while the process tears CUDA down."""
+        atexit.unregister(self.close)
         with self._cond:
             self._closed = True
             self._wanted.clear()
             self.runners.clear()  # their graphs' memory goes with the model
+            if self.compiling is not None and ALL_THREADS and not self._hooked:
+                threading.setprofile_all_threads(self._give_way_in_compiler)
+                self._hooked = True
             self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the background compile did not stop within %.0f s", timeout)
+        with self._cond:
+            if self._hooked and self._busy == 0:
+                threading.setprofile_all_threads(None)
+                self._hooked = False
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Until nothing is left to compile (benchmarks and tests)."""
@@ -284,13 +307,16 @@ class CompiledPath:
         """The compiling thread's profile hook: at a Python call or return, wait while an
         image generates. Never while this thread holds ``lock`` or is importing a module
         (the job may need either), nor for other jobs (they may need the memory this thread
-        pins), and at most ``max_pause_s`` at a time."""
-        if not self._busy or self.lock.locked():
+        pins), and at most ``max_pause_s`` at a time. Once closed, the compile is cancelled
+        here (``CompileCancelled``), never inside an import or under ``lock``."""
+        if not (self._busy or self._closed) or self.lock.locked():
             return
         while frame is not None:
             if frame.f_code.co_filename.startswith("<frozen importlib"):
                 return
             frame = frame.f_back
+        if self._closed:
+            raise CompileCancelled("the studio is closing")
         self.pauses += 1
         deadline = time.monotonic() + self.max_pause_s
         with self._cond:
@@ -317,18 +343,22 @@ class CompiledPath:
                         finally:
                             sys.setprofile(None)
             except Exception as exc:  # jobs keep the eager path (logged)
-                error = failure_reason(exc)
-                log.warning(
-                    "compiling %s failed (%s): that shape stays eager",
-                    shape,
-                    error,
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
+                if isinstance(exc, CompileCancelled) or self._closed:  # maybe wrapped by Dynamo
+                    log.info("compile of %dx%d batch %d cancelled: closing", *shape)
+                    error = "cancelled"
+                else:
+                    error = failure_reason(exc)
+                    log.warning(
+                        "compiling %s failed (%s): that shape stays eager",
+                        shape,
+                        error,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
             with self._cond:
                 self.compiling = None
                 if error is None and not self._closed:  # a build that only compiles: the twin
                     self.runners[shape] = runner if runner is not None else self.fast
-                elif error != "model not resident":
+                elif error not in ("model not resident", "cancelled"):
                     self.failed[shape] = error
                 self._cond.notify_all()
             if error is None:

@@ -389,6 +389,12 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     tags = read_tags(av_studio.assets.file_path(video))
     assert tags["ai_generated"] == "true" and tags["comment"].startswith("AI-generated with")
     assert "piper/en_US-joe-medium" in tags["enfoads"] and "Fresh coffee" in tags["comment"]
+    # ... and carries its own vault record, for a re-index after a lost database
+    from enfoads.core.assets import embedded_record
+
+    record = embedded_record(av_studio.assets.file_path(video), "mp4")
+    assert record["asset_id"] == video.id and record["job_id"] == done.id
+    assert record["prompt"] == video.prompt and record["ai_generated"] is True
     # the voice-over WAV is the voice alone: silent where only the music plays
     from enfoads.core.pipelines.compose import MIX_RATE
     from enfoads.core.pipelines.voice import read_wav
@@ -554,6 +560,40 @@ def test_music_is_ducked_under_the_voice():
     ducked = np.abs(bed[int(1.5 * rate) : int(1.9 * rate)]).max()  # under the voice
     assert loud == pytest.approx(0.4, rel=0.05) and ducked < 0.15
     assert np.abs(bed[-100:]).max() < 0.01  # faded out at the end
+
+
+def test_a_long_ad_is_mixed_in_blocks_never_whole_in_memory(tmp_path):
+    """A 300 s ad (the longest allowed) with music: the mix streams into its WAV block by
+    block, the same samples as the whole-array mix, with a few blocks' memory on top of the
+    voice and music it is given (the whole mix was built several times over: +400 MB)."""
+    import tracemalloc
+    import wave
+
+    from enfoads.core.pipelines.compose import MIX_RATE, mix, mix_blocks, write_wav
+
+    rate = MIX_RATE
+    rng = np.random.default_rng(0)
+    short = (0.3 * rng.standard_normal(rate * 25)).astype(np.float32)
+    short[: rate * 5] = 0  # silence, then speech: the ducking moves across block borders
+    music = (0.5 * np.sin(np.arange(rate * 7) * 2 * np.pi * 330 / rate)).astype(np.float32)
+    whole = mix(short, music, music_volume=0.4, ducked_volume=0.1)
+    blocks = np.concatenate(
+        list(mix_blocks(short, music, music_volume=0.4, ducked_volume=0.1, block_s=1.3))
+    )
+    np.testing.assert_allclose(blocks, whole, atol=1e-6)
+
+    voice = np.zeros(rate * 300, np.float32)  # 53 MB
+    voice[::7] = 0.2
+    out = tmp_path / "ad.wav"
+    tracemalloc.start()
+    try:
+        write_wav(out, mix_blocks(voice, music, music_volume=0.4, ducked_volume=0.1))
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, f"{peak / 2**20:.0f} MiB"  # one 10 s block's arrays, not 300 s
+    with wave.open(str(out)) as w:
+        assert w.getnframes() == len(voice) and w.getframerate() == rate
 
 
 def test_silent_or_empty_audio_is_refused():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -311,22 +312,71 @@ def decode_audio(path: Path, rate: int = MIX_RATE, max_s: float | None = None) -
     return samples
 
 
-def envelope(
+ENVELOPE_BLOCK_S = 0.02  # the voice's presence is measured in 20 ms RMS blocks
+MIX_BLOCK_S = 10.0  # the mix is made and written this many seconds at a time
+
+
+def envelope_levels(
     samples: np.ndarray, rate: int, attack_s: float = 0.05, release_s: float = 0.4
 ) -> np.ndarray:
-    """The voice's presence 0 … 1 per sample: 20 ms RMS blocks, fast attack, slow release."""
-    block = max(1, int(rate * 0.02))
+    """The voice's presence 0 … 1 per 20 ms block: RMS above a floor, fast attack, slow
+    release (one float per block: a 300 s voice is 15,000 of them)."""
+    block = max(1, int(rate * ENVELOPE_BLOCK_S))
     n = int(math.ceil(len(samples) / block))
-    padded = np.zeros(n * block, np.float32)
-    padded[: len(samples)] = samples
-    rms = np.sqrt((padded.reshape(n, block) ** 2).mean(axis=1))
-    level = (rms > 0.01).astype(np.float32)
+    level = np.zeros(n, np.float32)
+    for i in range(0, n, 4096):  # in slices: no squared copy of the whole voice
+        part = samples[i * block : (i + 4096) * block]
+        pad = np.zeros(int(math.ceil(len(part) / block)) * block, np.float32)
+        pad[: len(part)] = part
+        rms = np.sqrt((pad.reshape(-1, block) ** 2).mean(axis=1))
+        level[i : i + len(rms)] = rms > 0.01
     up, down = 1 - math.exp(-0.02 / attack_s), 1 - math.exp(-0.02 / release_s)
     out, value = np.zeros(n, np.float32), 0.0
     for i, target in enumerate(level):
         value += (target - value) * (up if target > value else down)
         out[i] = value
-    return np.repeat(out, block)[: len(samples)]
+    return out
+
+
+def envelope(
+    samples: np.ndarray, rate: int, attack_s: float = 0.05, release_s: float = 0.4
+) -> np.ndarray:
+    """The voice's presence 0 … 1 per sample (``envelope_levels`` spread over its blocks)."""
+    block = max(1, int(rate * ENVELOPE_BLOCK_S))
+    return np.repeat(envelope_levels(samples, rate, attack_s, release_s), block)[: len(samples)]
+
+
+def mix_blocks(
+    voice: np.ndarray,
+    music: np.ndarray | None,
+    *,
+    music_volume: float = 0.35,
+    ducked_volume: float = 0.08,
+    rate: int = MIX_RATE,
+    block_s: float = MIX_BLOCK_S,
+) -> Iterator[np.ndarray]:
+    """Voice plus music looped to length, the music ducked to ``ducked_volume`` under speech
+    and faded out over the last second, ``block_s`` seconds at a time: the mix of a long ad
+    is never whole in memory (only the voice and the seconds of music it plays are)."""
+    size = max(1, int(rate * block_s))
+    total = len(voice)
+    if music is None or music.size == 0:
+        for a in range(0, total, size):
+            yield np.clip(voice[a : a + size], -1, 1)
+        return
+    peak = float(np.abs(music).max()) or 1.0
+    levels = envelope_levels(voice, rate)
+    env_block = max(1, int(rate * ENVELOPE_BLOCK_S))
+    fade = min(total, int(rate * 1.0))  # the music fades out over the last second
+    for a in range(0, total, size):
+        b = min(total, a + size)
+        index = np.arange(a, b)
+        bed = music[index % len(music)] / peak
+        gain = music_volume - (music_volume - ducked_volume) * levels[index // env_block]
+        tail = index >= total - fade
+        if tail.any():
+            gain[tail] *= 1 - (index[tail] - (total - fade)) / max(1, fade - 1)
+        yield np.clip(voice[a:b] + bed * gain, -1, 1).astype(np.float32)
 
 
 def mix(
@@ -337,17 +387,23 @@ def mix(
     ducked_volume: float = 0.08,
     rate: int = MIX_RATE,
 ) -> np.ndarray:
-    """Voice plus music looped to length, the music ducked to ``ducked_volume`` under speech."""
-    if music is None or music.size == 0:
-        return np.clip(voice, -1, 1)
-    reps = int(math.ceil(len(voice) / len(music)))
-    bed = np.tile(music, reps)[: len(voice)]
-    peak = float(np.abs(bed).max()) or 1.0
-    bed = bed / peak
-    gain = music_volume - (music_volume - ducked_volume) * envelope(voice, rate)
-    fade = min(len(bed), int(rate * 1.0))  # the music fades out over the last second
-    gain[len(gain) - fade :] *= np.linspace(1, 0, fade)
-    return np.clip(voice + bed * gain, -1, 1)
+    """The whole of ``mix_blocks`` as one array (short clips and tests)."""
+    parts = list(
+        mix_blocks(voice, music, music_volume=music_volume, ducked_volume=ducked_volume, rate=rate)
+    )
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def write_wav(path: Path, blocks: Iterable[np.ndarray], rate: int = MIX_RATE) -> None:
+    """Mono 16-bit WAV from float blocks, written as they come."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        for block in blocks:
+            w.writeframes((np.clip(block, -1, 1) * 32767).astype(np.int16).tobytes())
 
 
 def wav_bytes(samples: np.ndarray, rate: int = MIX_RATE) -> bytes:

@@ -307,6 +307,39 @@ def cmd_import_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex_assets(args: argparse.Namespace) -> int:
+    """The vault again for stored files no asset uses (through the running engine, if one
+    serves this data dir)."""
+    import enfoads
+    from enfoads.core.errors import EnfoadsError
+    from enfoads.core.i18n import t
+    from enfoads.core.settings import load_settings
+
+    settings = load_settings()
+    lang = settings.language
+    studio = enfoads.connect(settings, warm=False)  # one command: no model to prepare
+    try:
+        report = studio.reindex_assets(lang)
+    except EnfoadsError as exc:
+        print(exc.message(lang), file=sys.stderr)
+        return 1
+    finally:
+        studio.close()
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "assets"}, indent=2))
+    else:
+        print(
+            t(
+                "cli.reindex.done",
+                lang,
+                **{k: report[k] for k in ("recovered", "skipped", "thumbnails")},
+            )
+        )
+        for item in report["skipped_reasons"]:
+            print(f"  {item['file']}: {item['reason']}")
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print the API's OpenAPI schema (the TypeScript client's types are generated from it)."""
     import tempfile
@@ -422,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="the assets.json file (entries with inline data: URLs)")
     importer.add_argument("--json", action="store_true", help="machine-readable output")
     importer.set_defaults(func=cmd_import_assets)
+    reindex = sub.add_parser(
+        "reindex-assets",
+        help="bring back into the vault stored files no asset uses (a lost or replaced database)",
+    )
+    reindex.add_argument("--json", action="store_true", help="machine-readable output")
+    reindex.set_defaults(func=cmd_reindex_assets)
     worker = sub.add_parser("worker", help="a Celery worker for one GPU (ENFOADS_QUEUE=celery)")
     worker.add_argument(
         "--gpu",

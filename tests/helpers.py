@@ -18,19 +18,9 @@ def missing_model(response) -> bool:
 def read_tags(path: Path) -> dict[str, str]:
     """A media file's container tags as ffmpeg reads them (``-f ffmetadata``): what ffprobe
     shows as ``format.tags``."""
-    from enfoads.core.media import ffmpeg_exe
+    from enfoads.core.media import read_tags as tags
 
-    out = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return dict(
-        line.split("=", 1)
-        for line in out.stdout.splitlines()[1:]
-        if "=" in line and not line.startswith(";")
-    )
+    return tags(path)
 
 
 def png(colour=(200, 30, 30), size=(64, 48)) -> bytes:

@@ -624,6 +624,92 @@ def test_a_quarantined_file_comes_back_when_its_asset_does(tiny_settings):
         assert third.assets.thumbnail_path(asset.id).is_file() and row.sha256
 
 
+def test_a_lost_database_is_rebuilt_from_the_files_themselves(tiny_settings, tmp_path):
+    """Two sessions on one Drive folder, the database that knew these assets lost: every file
+    comes back into the vault from its own record (a generated PNG keeps its id, prompt, seed
+    and job), uploads from their content; thumbnails are recognised and left, a damaged file
+    is named, and a second run finds nothing new. Through the HTTP API and ``enfoads
+    reindex-assets``."""
+    import sqlite3
+
+    from enfoads.core.pipelines.base import ai_png_text
+
+    settings = tiny_settings(rate_limit_per_minute=10_000)
+    with Studio(settings) as first:
+        first.start()
+        made = first.assets.add_image(  # what the image pipeline stores, record and all
+            Image.new("RGB", (96, 64), (10, 120, 200)),
+            "image",
+            asset_id="img_0123456789abcdef",
+            name="zapatillas rojas [1:1]",
+            prompt="zapatillas rojas",
+            seed=7,
+            png_text=ai_png_text(
+                "AI-generated image",
+                {
+                    "asset_id": "img_0123456789abcdef",
+                    "name": "zapatillas rojas [1:1]",
+                    "prompt": "zapatillas rojas",
+                    "seed": 7,
+                    "job_id": "job_1",
+                    "models": ["a", "b"],
+                },
+            ),
+        )
+        photo = io.BytesIO()
+        Image.new("RGB", (640, 480), (200, 30, 30)).save(photo, "JPEG")
+        upload = first.upload_asset(photo.getvalue(), "producto.jpg")
+        files = {a.id: first.assets.file_path(a) for a in (made, upload)}
+        thumbs = [first.assets.thumbnail_path(a.id) for a in (made, upload)]
+    db = sqlite3.connect(settings.live_db_path)
+    db.execute("DELETE FROM asset_tags")
+    db.execute("DELETE FROM assets")  # the copy that won never knew them
+    db.commit()
+    db.close()
+    old = time.time() - 3600
+    for path in [*files.values(), *thumbs]:
+        os.utime(path, (old, old))
+    damaged = settings.assets_dir / "cd" / f"{'cd' * 32}.png"
+    damaged.parent.mkdir(exist_ok=True)
+    damaged.write_bytes(png())  # its content is not what its name says
+    os.utime(damaged, (old, old))
+
+    studio = Studio(settings)
+    studio.start()
+    client = TestClient(create_app(studio))
+    with client:
+        assert studio.list_assets().total == 0  # swept into the quarantine, not deleted
+        assert all((studio.assets.quarantine / p.name).is_file() for p in files.values())
+        r = client.post("/api/assets/reindex", headers={"Accept-Language": "es"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["recovered"] == 2 and body["thumbnails"] == 2 and body["skipped"] == 1
+        assert body["skipped_reasons"][0]["file"] == damaged.name
+        assert "no coincide" in body["skipped_reasons"][0]["reason"]  # in the caller's language
+        back = studio.get_asset("img_0123456789abcdef")  # its own id, from its own record
+        assert (back.prompt, back.seed, back.job_id) == ("zapatillas rojas", 7, "job_1")
+        assert back.name == "zapatillas rojas [1:1]" and back.model_ids == ("a", "b")
+        assert back.sha256 == made.sha256 and studio.assets.file_path(back).is_file()
+        photo_back = [a for a in studio.list_assets().items if a.id != back.id]
+        assert [a.sha256 for a in photo_back] == [upload.sha256]
+        assert photo_back[0].meta["recovered"] is True
+        # all back in place, thumbnails too; only the damaged file is left aside
+        assert [p.name for p in studio.assets.quarantine.iterdir()] == [damaged.name]
+        again = client.post("/api/assets/reindex").json()
+        assert again["recovered"] == 0 and studio.list_assets().total == 2
+    studio.close()
+    env = {**os.environ, "ENFOADS_DATA_DIR": str(settings.data_dir), "ENFOADS_LANGUAGE": "en"}
+    done = subprocess.run(
+        [sys.executable, "-m", "enfoads.cli", "reindex-assets", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recovered"] == 0 and "Traceback" not in done.stderr
+
+
 def test_job_errors_name_no_paths(studio, tmp_path):
     def crash(ctx):
         raise FileNotFoundError(2, "No such file", str(tmp_path / "enfoads-render-x" / "voice.wav"))

@@ -105,6 +105,7 @@ def test_ai_generation_metadata_is_in_the_png(img_studio):
     record = json.loads(png.text["enfoads"])
     assert record["prompt"] == "zapatillas rojas" and record["seed"] == 5
     assert record["job_id"] == done.id and record["model"] == "SDXL-Lightning (4 steps)"
+    assert record["asset_id"] == asset.id and record["name"] == asset.name  # for a re-index
     assert record["models"][1] == "local:lightning/sdxl_lightning_4step_unet.safetensors"
     assert "/tmp" not in png.text["enfoads"]  # no local paths leak into shared files
     assert asset.model_ids == tuple(record["models"]) and asset.job_id == done.id

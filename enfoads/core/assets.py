@@ -218,6 +218,36 @@ def kind_of(ext: str) -> str:
     return "subtitle" if ext == "vtt" else "audio"
 
 
+def new_asset_id(kind: str) -> str:
+    """A fresh id for an asset of ``kind`` (a pipeline that writes the id into its file's
+    record takes one before it stores the file)."""
+    return f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
+
+
+def embedded_record(path: Path, ext: str) -> dict[str, Any]:
+    """The record the studio wrote into a file it made (the PNG text chunk or the MP4 tag
+    ``enfoads``: id, prompt, seed, job, models, date); {} for any other file."""
+    raw: Any = None
+    try:
+        if ext == "png":
+            with Image.open(path) as image:  # the chunks before the pixels: nothing decoded
+                raw = image.info.get("enfoads")
+        elif ext in media.VIDEO_EXTS:
+            raw = media.read_tags(path).get("enfoads")
+        record = json.loads(raw) if isinstance(raw, str) else None
+    except (OSError, ValueError, SyntaxError, RecursionError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _recorded_time(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+
+
 class AssetStore:
     """Assets: rows in the database, bytes in content-addressed files, events on the bus."""
 
@@ -345,6 +375,88 @@ class AssetStore:
             log.info("asset store: %d quarantined files back in use", back)
         return back
 
+    def reindex(self) -> ReindexReport:
+        """Vault entries again for the files no asset of this database uses (a database lost,
+        or replaced by another session's copy): each file in the store or its quarantine
+        becomes an asset again, from the record the studio wrote into it (a PNG's text chunk,
+        an MP4's tags: its id, prompt, seed, job, models and date) or, for a file without one
+        (an upload), from its content (an id from its checksum, the file's date). Thumbnails
+        are recognised and left; a file whose content no longer matches its name is skipped
+        with the reason. Running it again finds nothing new."""
+        self._writable()
+        self.restore_quarantined()
+        used = self._files_in_use()
+        report = ReindexReport()
+        quarantined = sorted(self.quarantine.glob("*")) if self.quarantine.is_dir() else []
+        for path in sorted(self.root.glob("??/*")) + quarantined:
+            if path.name in used or path.name.startswith(TMP_PREFIX) or not path.is_file():
+                continue
+            try:
+                asset = self._reindex_file(path)
+            except EnfoadsError as exc:
+                report.skipped.append(path.name)
+                report.reasons.append(exc)
+                continue
+            if asset is None:
+                report.thumbnails += 1
+                continue
+            if path.parent == self.quarantine:
+                path.unlink(missing_ok=True)  # back under its content address
+            used.add(path.name)
+            report.recovered.append(asset)
+        if report.recovered:
+            self.restore_quarantined()  # their old thumbnails, now in use again
+        log.info(
+            "vault re-indexed: %d files back, %d skipped, %d thumbnails",
+            len(report.recovered),
+            len(report.skipped),
+            report.thumbnails,
+        )
+        return report
+
+    def _reindex_file(self, path: Path) -> Asset | None:
+        """One unused file as an asset again (``reindex``); None for a thumbnail."""
+        sha, _, ext = path.name.rpartition(".")
+        kind = "subtitle" if ext in KIND_EXTS["subtitle"] else kind_of(ext)
+        if ext not in KIND_EXTS[kind] or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise InvalidInput(
+                "error.invalid", field="file", reason=Reason("reason.unknown_format")
+            )
+        try:
+            data = path.read_bytes()
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except OSError as exc:
+            raise InvalidInput(
+                "error.invalid", field="file", reason=Reason("reason.unreadable_file")
+            ) from exc
+        if ext == "jpg" and media.is_thumbnail(data, self.thumbnail_px):
+            return None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise InvalidInput("error.invalid", field="file", reason=Reason("reason.changed_file"))
+        record = embedded_record(path, ext)
+        asset_id = str(record.get("asset_id") or "")
+        if not _ID_RE.match(asset_id):
+            asset_id = f"{_PREFIX[kind]}_{sha[:16]}"
+        with self._sessions() as s:
+            if s.get(AssetRow, asset_id) is not None:  # its id is taken: a copy under a new one
+                asset_id = f"{_PREFIX[kind]}_{sha[:16]}"
+        prompt = str(record.get("prompt") or "")
+        seed = record.get("seed")
+        models = record.get("models")
+        return self.add_bytes(
+            data,
+            kind,
+            ext=ext,
+            asset_id=asset_id,
+            name=str(record.get("name") or prompt[:60] or f"{kind}-{sha[:8]}"),
+            prompt=prompt,
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            job_id=str(record["job_id"])[:40] if record.get("job_id") else None,
+            model_ids=[str(m) for m in models] if isinstance(models, list) else (),
+            meta={"recovered": True, "ai_generated": bool(record.get("ai_generated"))},
+            created_at=_recorded_time(record.get("created")) or mtime.replace(tzinfo=None),
+        )
+
     def sweep(self, min_age_s: float = 600.0) -> dict[str, int]:
         """Tidy what a killed process left: temp files go, and files no asset of this database
         uses, older than ``min_age_s`` (younger ones may belong to a write in progress), move
@@ -440,7 +552,7 @@ class AssetStore:
         if ext not in KIND_EXTS[kind]:
             raise InvalidInput("error.kind_mismatch", field="kind", ext=ext, kind=kind)
         if asset_id is None:
-            asset_id = f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
+            asset_id = new_asset_id(kind)
         elif not _ID_RE.match(asset_id):
             raise InvalidInput("error.invalid", field="id", reason=Reason("reason.tag_chars"))
         mime = media.MIME_BY_EXT.get(ext, "application/octet-stream")
@@ -831,6 +943,29 @@ class SeedEntry(BaseModel):
         except (ValueError, OverflowError, TypeError):
             return None
         return when
+
+
+@dataclass
+class ReindexReport:
+    """What a re-index did: the assets back in the vault, the files skipped (and why), and the
+    thumbnails it recognised and left."""
+
+    recovered: list[Asset] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reasons: list[EnfoadsError] = field(default_factory=list)
+    thumbnails: int = 0
+
+    def to_dict(self, lang: str = "es") -> dict[str, Any]:
+        return {
+            "recovered": len(self.recovered),
+            "skipped": len(self.skipped),
+            "thumbnails": self.thumbnails,
+            "skipped_reasons": [
+                {"file": f, "reason": r.message(lang)}
+                for f, r in zip(self.skipped[:100], self.reasons[:100])
+            ],
+            "assets": [a.to_dict() for a in self.recovered],
+        }
 
 
 @dataclass

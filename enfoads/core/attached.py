@@ -246,6 +246,10 @@ class AttachedStudio:
             "POST", "/api/assets/import", files={"file": ("assets.json", data)}, headers=headers
         )
 
+    def reindex_assets(self, lang: str | None = None) -> dict[str, Any]:
+        headers = {"Accept-Language": lang} if lang else {}
+        return self._call("POST", "/api/assets/reindex", headers=headers)
+
     def first_frame(self, asset_id: str) -> Any:
         from enfoads.core import media
 

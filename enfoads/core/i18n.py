@@ -388,6 +388,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "no se puede leer el archivo",
         "en": "the file cannot be read",
     },
+    "reason.changed_file": {
+        "es": "su contenido ya no coincide con su nombre (archivo dañado)",
+        "en": "its content no longer matches its name (a damaged file)",
+    },
     "reason.unreadable_audio": {"es": "archivo de audio ilegible", "en": "unreadable audio file"},
     "reason.no_streams": {
         "es": "no tiene pista de audio ni de vídeo",
@@ -511,6 +515,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "cli.import.done": {
         "es": "Importados: {imported} · omitidos: {skipped} · ya estaban: {existing}",
         "en": "Imported: {imported} · skipped: {skipped} · already there: {existing}",
+    },
+    "cli.reindex.done": {
+        "es": "Recuperados: {recovered} · omitidos: {skipped} · miniaturas: {thumbnails}",
+        "en": "Recovered: {recovered} · skipped: {skipped} · thumbnails: {thumbnails}",
     },
     "cli.import.unreadable": {
         "es": "No se puede leer {file}: {reason}",

@@ -87,13 +87,72 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
+# The comment every thumbnail carries: a re-index of the store tells a thumbnail from a photo.
+THUMBNAIL_COMMENT = b"enfoads-thumbnail"
+
+
 def make_thumbnail(image: Image.Image, px: int) -> bytes:
     """A JPEG no larger than px × px, keeping the aspect ratio."""
     thumb = image.convert("RGB")
     thumb.thumbnail((px, px), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    thumb.save(out, "JPEG", quality=85, optimize=True)
+    thumb.save(out, "JPEG", quality=85, optimize=True, comment=THUMBNAIL_COMMENT)
     return out.getvalue()
+
+
+def is_thumbnail(data: bytes, px: int) -> bool:
+    """Whether JPEG ``data`` is one of the store's thumbnails: its comment says so, or (older
+    thumbnails had none) it fits in ``px`` × ``px`` with one side exactly ``px``."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG":
+                return False
+            if image.info.get("comment") == THUMBNAIL_COMMENT:
+                return True
+            return max(image.size) == px
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """A media file's container tags as ffmpeg reads them (``-f ffmetadata``; what ffprobe
+    shows under ``format.tags``), unescaped; {} for a file ffmpeg cannot read."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {}
+    text = proc.stdout.decode("utf-8", "replace")
+    tags: dict[str, str] = {}
+    lines = iter(text.split("\n")[1:])  # the first line is the format's header
+    for line in lines:
+        while line.endswith("\\") and not line.endswith("\\\\"):  # an escaped newline
+            line = line[:-1] + "\n" + next(lines, "")
+        if not line or line.startswith((";", "#", "[")) or "=" not in line:
+            continue
+        key, value = _split_unescaped(line)
+        tags[key] = value
+    return tags
+
+
+def _split_unescaped(line: str) -> tuple[str, str]:
+    """``key=value`` of an ffmetadata line, with ``\\=``, ``\\;``, ``\\#`` and ``\\\\`` undone."""
+    key, value, out, escaped = None, "", [], False
+    for ch in line:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "=" and key is None:
+            key, out = "".join(out), []
+        else:
+            out.append(ch)
+    value = "".join(out)
+    return (key or "", value)
 
 
 def check_font(data: bytes, name: str) -> None:
@@ -116,7 +175,7 @@ def font_thumbnail(data: bytes, px: int) -> bytes:
         (px // 2, px // 4), FONT_SAMPLE, font=font, fill="black", anchor="mm"
     )
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=85)
+    image.save(out, "JPEG", quality=85, comment=THUMBNAIL_COMMENT)
     return out.getvalue()
 
 
@@ -186,7 +245,13 @@ def video_thumbnail(path: Path, px: int, name: str = "video") -> bytes:
         proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     if proc.returncode != 0 or not proc.stdout:
         raise InvalidInput("error.corrupt_video", field="file", name=name)
-    return proc.stdout
+    try:  # the thumbnails' comment (``is_thumbnail``)
+        with Image.open(io.BytesIO(proc.stdout)) as frame:
+            out = io.BytesIO()
+            frame.convert("RGB").save(out, "JPEG", quality=85, comment=THUMBNAIL_COMMENT)
+            return out.getvalue()
+    except (OSError, ValueError, SyntaxError):
+        raise InvalidInput("error.corrupt_video", field="file", name=name) from None
 
 
 @contextmanager

@@ -491,6 +491,12 @@ class Studio:
         skipped entry was (in ``lang``, default the studio's language)."""
         return self.assets.import_seed(data).to_dict(lang or self.settings.language)
 
+    def reindex_assets(self, lang: str | None = None) -> dict[str, Any]:
+        """The vault again for files no asset uses, from each file's own record (after a lost
+        or replaced database): counts, the assets back, and why each skipped file was."""
+        self.check_writable()
+        return self.assets.reindex().to_dict(lang or self.settings.language)
+
     # -- jobs --------------------------------------------------------------------------
     def submit(self, kind: str, params: Any) -> Job:
         """Queue a job: ``params`` (its request model, or the fields as a dict) is validated

@@ -120,6 +120,15 @@ export interface ImportReport {
   assets: Asset[];
 }
 
+/** What a re-index of the vault did (files no asset used, back from their own records). */
+export interface ReindexReport {
+  recovered: number;
+  skipped: number;
+  thumbnails: number;
+  skipped_reasons: { file: string; reason: string }[];
+  assets: Asset[];
+}
+
 export interface ApiErrorBody {
   error: string;
   message: string;
@@ -313,6 +322,12 @@ export class EnfoadsClient {
     const form = new FormData();
     form.append("file", file, name);
     return this.request<ImportReport>("POST", "/api/assets/import", form);
+  }
+
+  /** Bring stored files that no asset uses back into the vault (a lost or replaced
+   * database), each from the record the studio wrote into it. */
+  reindexAssets() {
+    return this.request<ReindexReport>("POST", "/api/assets/reindex");
   }
 
   brandKit() {

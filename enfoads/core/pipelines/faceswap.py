@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import field_validator
 
 from enfoads.core import media
-from enfoads.core.assets import INPUT_TAG
+from enfoads.core.assets import INPUT_TAG, new_asset_id
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.errors import EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.i18n import Reason, t
@@ -676,7 +676,9 @@ class FaceSwapPipeline(Capability):
             self.stored_input(source, src_image, job_id),
             self.stored_input(target, dst_image, job_id),
         ]
+        asset_id = new_asset_id("image")
         record = {
+            "asset_id": asset_id,
             "source_asset_id": parents[0],
             "target_asset_id": parents[1],
             "source_face": src_index,
@@ -687,6 +689,7 @@ class FaceSwapPipeline(Capability):
         asset = self.services.assets.add_image(
             image,
             "image",
+            asset_id=asset_id,
             name=t(
                 "asset.face_swap",
                 self.settings.language,
@@ -784,11 +787,13 @@ class FaceSwapPipeline(Capability):
                 # ONNX Runtime, OpenCV and numpy release the GIL: frames are swapped on threads
                 # (the models' batch is 1), written in order while ffmpeg encodes.
                 workers = media.frame_workers(4)
+                asset_id = new_asset_id("video")
                 tags = ai_video_tags(
                     f"AI face swap of {video.name}"[:200],
                     {
                         "models": ["insightface/buffalo_l", "insightface/inswapper_128"],
                         "job_id": ctx.job_id,
+                        "asset_id": asset_id,
                     },
                     licence=LICENCE,
                 )
@@ -811,6 +816,7 @@ class FaceSwapPipeline(Capability):
                 out_path.read_bytes(),
                 "video",
                 ext="mp4",
+                asset_id=asset_id,
                 name=ctx.t(
                     "asset.face_swap",
                     source=self.label(ImageInput(asset_id=request.source_asset_id)),

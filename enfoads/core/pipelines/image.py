@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, field_validator
 
 from enfoads.core import media
+from enfoads.core.assets import new_asset_id
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.errors import (
     EnfoadsError,
@@ -721,8 +722,11 @@ def ai_metadata(
     model_ids: list[str],
     job_id: str,
     steps: int,
+    asset_id: str | None = None,
+    name: str | None = None,
 ) -> dict[str, str]:
-    """PNG text chunks that label the file as AI-generated (and an IPTC/XMP source type)."""
+    """PNG text chunks that label the file as AI-generated (and an IPTC/XMP source type), with
+    the asset's own record (``asset_id``, ``name``: what a re-index of the vault reads)."""
     return ai_png_text(
         f"AI-generated image (SDXL-Lightning, {steps} steps). Prompt: {prompt}",
         {
@@ -735,6 +739,8 @@ def ai_metadata(
             "height": height,
             "placement": placement,
             "job_id": job_id,
+            **({"asset_id": asset_id} if asset_id else {}),
+            **({"name": name} if name else {}),
         },
     )
 
@@ -971,10 +977,12 @@ class ImagePipeline(Capability):
         ids = self.model_ids()
         asset_ids, images_out = [], []
         for placement, width, height, seed, image in made:
+            asset_id, name = new_asset_id("image"), f"{request.prompt[:60]} [{placement}]"
             asset = self.services.assets.add_image(
                 image,
                 "image",
-                name=f"{request.prompt[:60]} [{placement}]",
+                asset_id=asset_id,
+                name=name,
                 prompt=request.prompt,
                 seed=seed,
                 job_id=ctx.job_id,
@@ -989,6 +997,8 @@ class ImagePipeline(Capability):
                     model_ids=ids,
                     job_id=ctx.job_id,
                     steps=steps,
+                    asset_id=asset_id,
+                    name=name,
                 ),
                 meta={
                     "placement": placement,

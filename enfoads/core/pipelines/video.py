@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from enfoads.core import media
+from enfoads.core.assets import new_asset_id
 from enfoads.core.capability import Capability, JobSpec, Services
 from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason
@@ -538,9 +539,9 @@ class VideoPipeline(Capability):
         out: Path,
         ctx: JobContext,
         tags: dict[str, str] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+    ) -> tuple[np.ndarray, float]:
         """Mix the audio and stream the composed frames into ``out`` (tagged with ``tags``);
-        (mix, voice alone, duration)."""
+        (the voice alone, duration)."""
         fps = self.settings.video_fps
         size = compose.frame_size(request.aspect, request.size)
         end_card = END_CARD_S if request.cta.strip() else 0.0
@@ -552,16 +553,19 @@ class VideoPipeline(Capability):
                 self.services.assets.file_path(request.music_asset_id), max_s=frames / fps
             )
         voice = self.voice_track(timeline, frames / fps)
-        audio = compose.mix(
-            voice,
-            music,
-            music_volume=request.music_volume,
-            ducked_volume=request.music_volume * 0.25,
+        audio_path = out.with_suffix(".wav")
+        compose.write_wav(  # mixed and written in blocks: never the whole mix in memory
+            audio_path,
+            compose.mix_blocks(
+                voice,
+                music,
+                music_volume=request.music_volume,
+                ducked_volume=request.music_volume * 0.25,
+            ),
         )
+        del music
         overlay = Overlay(self.services, request, size, cues, content_s, fps)
         ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
-        audio_path = out.with_suffix(".wav")
-        audio_path.write_bytes(compose.wav_bytes(audio))
         with media.FrameWriter(
             out, *size, fps, audio=audio_path, duration_s=frames / fps, metadata=tags
         ) as writer:
@@ -572,13 +576,14 @@ class VideoPipeline(Capability):
                         72 + 26 * i / frames, ctx.t("stage.rendering", frame=i, total=frames)
                     )
                 writer.write(frame)
-        return audio, voice, frames / fps
+        return voice, frames / fps
 
     def render(self, request: RenderRequest, ctx: JobContext) -> JobResult:
         request = self.validate(request)
         timeline, cues = self.prepare(request, ctx)
         models = self.model_ids(timeline, bool(cues))
         script = " ".join(s.script for s in request.scenes if s.script.strip())
+        video_id = new_asset_id("video")
         tags = ai_video_tags(
             f"AI-generated ad video ({ctx.kind}). Script: {script[:300]}",
             {
@@ -586,14 +591,17 @@ class VideoPipeline(Capability):
                 "voices": self.voices_used(timeline),
                 "job_id": ctx.job_id,
                 "aspect": request.aspect,
+                "asset_id": video_id,
+                "name": script[:60],
+                "prompt": script,
             },
         )
         with media.work_dir(self.settings.work_dir, "render-") as tmp:
             out = Path(tmp) / "ad.mp4"
-            _mix, voice, duration = self.encode(request, timeline, cues, out, ctx, tags)
+            voice, duration = self.encode(request, timeline, cues, out, ctx, tags)
             ctx.check_cancelled()
             ctx.progress(99, ctx.t("stage.saving"))
-            return self.store(request, ctx, out, voice, cues, duration, timeline)
+            return self.store(request, ctx, out, voice, cues, duration, timeline, video_id)
 
     def frames(
         self,
@@ -640,9 +648,11 @@ class VideoPipeline(Capability):
         cues: list[Cue],
         duration: float,
         timeline: list[Timed],
+        video_id: str | None = None,
     ) -> JobResult:
-        """Store the video (its mixed audio inside), the voice-over alone (a clean stem: no
-        music), SRT and VTT; on any failure remove what was stored."""
+        """Store the video (its mixed audio inside; ``video_id``: the id its tags carry), the
+        voice-over alone (a clean stem: no music), SRT and VTT; on any failure remove what
+        was stored."""
         assets = self.services.assets
         inputs = [s.asset_id for s in request.scenes]
         inputs += [
@@ -673,6 +683,7 @@ class VideoPipeline(Capability):
                 video_path.read_bytes(),
                 "video",
                 ext="mp4",
+                asset_id=video_id,
                 name=f"{script[:60]}",
                 prompt=script,
                 job_id=ctx.job_id,

@@ -208,6 +208,18 @@ async def import_assets(
     return await run_in_threadpool(studio.import_seed_json, data, lang)
 
 
+@router.post("/reindex", dependencies=[Depends(upload_limit)])
+async def reindex_assets(
+    studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> dict[str, Any]:
+    """Bring back into the vault every stored file that no asset uses (after a lost or replaced
+    database, say a second Colab session's copy on the same Drive): each file becomes an asset
+    again from the record the studio wrote into it (a PNG's text chunks, an MP4's tags), or
+    from its content when it has none. Counts, the assets back (``assets``), and why each
+    skipped file was (``skipped_reasons``); running it again finds nothing new."""
+    return await run_in_threadpool(studio.reindex_assets, lang)
+
+
 @router.get("/{asset_id}")
 def get_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """One asset; its ``url`` and ``thumbnail_url`` are freshly signed."""

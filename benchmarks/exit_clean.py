@@ -90,10 +90,15 @@ def child(scenario: str, data: Path, smoke: bool) -> None:
             break
         time.sleep(0.05)
     print(json.dumps({"at": "compiled" if scenario == "close_after" else "compiling"}), flush=True)
+    path = fast()
     if scenario != "exit_during":
         t0 = time.monotonic()
         studio.close()
-        print(json.dumps({"close_s": round(time.monotonic() - t0, 2)}), flush=True)
+        alive = path is not None and path._thread.is_alive()
+        print(
+            json.dumps({"close_s": round(time.monotonic() - t0, 2), "compile_thread_alive": alive}),
+            flush=True,
+        )
     t_exit = time.time()
     print(json.dumps({"exit_at": t_exit}), flush=True)
 

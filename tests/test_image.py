@@ -476,6 +476,33 @@ def test_closing_cancels_a_compile_in_progress_and_waits_for_its_thread():
     assert not fast._wanted
 
 
+def test_closing_the_studio_stops_a_compile_that_holds_the_model_pinned(img_studio):
+    """The compile pins the image model in the VRAM manager, which unloads only unpinned
+    models: ``Studio.close()`` stops the compile first (seen on an H200: the compile thread
+    was still alive after close, and only the exit stopped it)."""
+    import threading
+
+    from enfoads.core.pipelines.fastpath import CompiledPath
+
+    started, marks = threading.Event(), []
+    models = img_studio.models
+    with models.use(image_mod.MODEL_NAME) as pipe:
+        fast = CompiledPath(
+            pipe,
+            lambda p: None,
+            _endless_compile(started, marks),
+            pin=lambda: models.use_if_resident(image_mod.MODEL_NAME),
+            idle_wait_s=0.05,
+        )
+        pipe._enfoads_compiled = fast
+    fast.want((64, 64, 1))
+    assert started.wait(30)
+    img_studio.close()
+    assert not fast._thread.is_alive() and marks == ["unwound"]
+    rows = {m["name"]: m for m in models.stats(with_devices=False)["models"]}
+    assert rows[image_mod.MODEL_NAME]["where"] is None  # unloaded, not kept by the pin
+
+
 def test_a_process_that_ends_without_closing_stops_its_compile_first(tmp_path):
     """The H100's segfault at exit: a daemon thread still compiling while the interpreter
     finalized. Now an exit cancels the compile and waits for the thread (atexit)."""

@@ -39,6 +39,15 @@ class Adapter(Protocol):
         """Free what the model holds before the manager forgets it."""
 
 
+def stop_background_work(adapter: Adapter, model: Any) -> None:
+    """An adapter's optional ``stop(model)``: end the background work on a model (the image
+    model's compile), which may hold it pinned, before the studio closes. Called outside the
+    manager's lock, since that work unpins the model as it ends."""
+    stop = getattr(adapter, "stop", None)
+    if stop is not None:
+        stop(model)
+
+
 class TorchAdapter:
     """``torch.nn.Module`` or a diffusers/transformers pipeline (anything with ``.to()``)."""
 
@@ -237,6 +246,13 @@ class ModelManager:
             self._after_change(gpu_freed=True)
 
     def unload_all(self) -> None:
+        with self._cond:
+            loaded = [(e.adapter, e.model) for e in self._entries.values() if e.model is not None]
+        for adapter, model in loaded:  # a compile holding its model pinned ends first
+            try:
+                stop_background_work(adapter, model)
+            except Exception:  # the rest must unload anyway
+                log.exception("stopping the background work on a model failed")
         with self._cond:
             for entry in self._entries.values():
                 if not entry.in_use:

@@ -1093,6 +1093,9 @@ class ImageAdapter(TorchAdapter):
     def release(self, model: Any) -> None:
         self._stop_compiling(model)
 
+    def stop(self, model: Any) -> None:  # ``vram.stop_background_work``: the studio closes
+        self._stop_compiling(model)
+
 
 def image_options(settings: Settings) -> dict[str, Any]:
     """Aspects, styles and limits, for the widgets and the API (no model needed)."""

@@ -79,13 +79,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
+    from enfoads.attach import make_studio
     from enfoads.core.engine import EngineBusy
     from enfoads.core.settings import load_settings
-    from enfoads.core.studio import Studio
     from enfoads.server.launch import serve_forever
 
     settings = load_settings()
-    studio = Studio(settings)
+    studio = make_studio(settings)
     try:
         studio.start()
     except EngineBusy as busy:  # one engine per data dir: name the running one
@@ -152,22 +152,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
     engine_proc = None
     studio = _attach_when_ready(settings, None, lang, timeout=args.start_timeout)
     if studio is None:
-        port = args.engine_port or free_port()
         print(t("cli.studio.starting", lang), flush=True)
-        engine_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "enfoads.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--exit-with-parent",
-            ],
-            env=env,
-        )
+        engine_proc = start_engine(args.engine_port or free_port(), env)
         studio = _attach_when_ready(settings, engine_proc, lang, timeout=args.start_timeout)
         if studio is None:
             from enfoads.core.media import stop_process
@@ -181,28 +167,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     for model in studio.missing_models():
         print(t("cli.studio.missing", lang, model=model_label(model, lang)))
     studio.close()
-    cull = str(args.cull_after)
-    cmd = [
-        sys.executable,
-        "-m",
-        "voila",
-        str(notebook),
-        f"--port={args.port}",
-        "--no-browser",
-        "--Voila.ip=127.0.0.1",
-        "--theme=light",
-        "--show_tracebacks=False",
-        f"--Voila.root_dir={notebook.parent}",
-        # A closed page's kernel (small: it attaches, it loads no model) is shut down at once
-        # when the page says so, else once its page has been gone (or it idle) this long,
-        # however many events it still receives (server/page_kernels.py); an open page keeps
-        # its kernel.
-        "--VoilaConfiguration.multi_kernel_manager_class="
-        "enfoads.server.page_kernels.PageKernelManager",
-        f"--PageKernelManager.cull_idle_timeout={cull}",
-        f"--PageKernelManager.cull_interval={max(1, args.cull_after // 4)}",
-        "--PageKernelManager.cull_connected=False",
-    ]
+    cmd = voila_command(notebook, args.port, args.cull_after)
     import signal
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -220,6 +185,39 @@ def cmd_studio(args: argparse.Namespace) -> int:
 
         for child in (voila, engine_proc):
             stop_process(child, 30)
+
+
+def start_engine(port: int, env: dict[str, str]) -> Any:
+    """``enfoads serve`` on loopback for the dashboard, ended with this process."""
+    import subprocess
+
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--exit-with-parent"]
+    return subprocess.Popen([sys.executable, "-m", "enfoads.cli", *serve], env=env)
+
+
+def voila_command(notebook: Any, port: int, cull_after: int) -> list[str]:
+    """Voila serving the notebook on localhost, its page kernels culled once gone."""
+    return [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        f"--port={port}",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        "--theme=light",
+        "--show_tracebacks=False",
+        f"--Voila.root_dir={notebook.parent}",
+        # A closed page's kernel (small: it attaches, it loads no model) is shut down at once
+        # when the page says so, else once its page has been gone (or it idle) this long,
+        # however many events it still receives (server/page_kernels.py); an open page keeps
+        # its kernel.
+        "--VoilaConfiguration.multi_kernel_manager_class="
+        "enfoads.server.page_kernels.PageKernelManager",
+        f"--PageKernelManager.cull_idle_timeout={cull_after}",
+        f"--PageKernelManager.cull_interval={max(1, cull_after // 4)}",
+        "--PageKernelManager.cull_connected=False",
+    ]
 
 
 def _attach_when_ready(settings: Any, proc: Any, lang: str, timeout: float) -> Any:
@@ -402,52 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING…")
     sub = parser.add_subparsers(dest="command", required=True)
-    studio = sub.add_parser("studio", help="the dashboard: Voila on localhost")
-    studio.add_argument("--port", type=int, default=8866)
-    studio.add_argument(
-        "--engine-port",
-        type=int,
-        default=0,
-        help="the engine's API port (default: a free one; an engine already "
-        "running on the data dir is used as it is)",
-    )
-    studio.add_argument(
-        "--cull-after",
-        type=int,
-        default=60,
-        help="seconds before the kernel of a page closed without saying so is shut down",
-    )
-    studio.add_argument(
-        "--start-timeout",
-        type=float,
-        default=300.0,
-        help="seconds to wait for the engine to answer before giving up",
-    )
-    studio.set_defaults(func=cmd_studio)
+    _studio_parser(sub)
     info = sub.add_parser("info", help="settings, data dir, devices, budgets, cached models")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
-    serve = sub.add_parser("serve", help="the HTTP + Socket.IO API in the foreground")
-    serve.add_argument("--host", help="default ENFOADS_SERVER_HOST (127.0.0.1)")
-    serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000); 0: a free one")
-    serve.add_argument("--token", help="bearer token (default: a new one, printed at start)")
-    serve.add_argument(
-        "--public-url",
-        help="the URL clients use, when you put a proxy in front: "
-        "the token is then required for every request",
-    )
-    serve.add_argument(
-        "--tunnel",
-        nargs="?",
-        const="auto",
-        choices=["auto", "cloudflare", "ngrok"],
-        help="also open a public URL for the React client: a Cloudflare quick "
-        "tunnel (no account), or ngrok when NGROK_AUTHTOKEN is set",
-    )
-    serve.add_argument(
-        "--exit-with-parent", action="store_true", help=argparse.SUPPRESS
-    )  # the engine `enfoads studio` starts for itself
-    serve.set_defaults(func=cmd_serve)
+    _serve_parser(sub)
     sub.add_parser("openapi", help="print the API's OpenAPI schema").set_defaults(func=cmd_openapi)
     importer = sub.add_parser(
         "import-assets", help="import the seed backend's assets.json into the vault"
@@ -470,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--queues",
-        default="images,faces,video",
-        help="the capabilities' queues it takes (default: all)",
+        default="all",
+        help="the queues it takes, comma-separated (images, faces, video: each job kind's "
+        "JobSpec names its queue); default: all",
     )
     worker.set_defaults(func=cmd_worker)
     redis_cmd = sub.add_parser("redis", help="a Redis on loopback for a one-machine demo")
@@ -479,6 +437,55 @@ def build_parser() -> argparse.ArgumentParser:
     redis_cmd.add_argument("--dir", help="its data folder (default: redis/ in the data dir)")
     redis_cmd.set_defaults(func=cmd_redis)
     return parser
+
+
+def _studio_parser(sub: Any) -> None:
+    studio = sub.add_parser("studio", help="the dashboard: Voila on localhost")
+    studio.add_argument("--port", type=int, default=8866)
+    studio.add_argument(
+        "--engine-port",
+        type=int,
+        default=0,
+        help="the engine's API port (default: a free one; an engine already "
+        "running on the data dir is used as it is)",
+    )
+    studio.add_argument(
+        "--cull-after",
+        type=int,
+        default=60,
+        help="seconds before the kernel of a page closed without saying so is shut down",
+    )
+    studio.add_argument(
+        "--start-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the engine to answer before giving up",
+    )
+    studio.set_defaults(func=cmd_studio)
+
+
+def _serve_parser(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="the HTTP + Socket.IO API in the foreground")
+    serve.add_argument("--host", help="default ENFOADS_SERVER_HOST (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default ENFOADS_SERVER_PORT (5000); 0: a free one")
+    serve.add_argument("--token", help="bearer token (default: a new one, printed at start)")
+    serve.add_argument(
+        "--public-url",
+        help="the URL clients use, when you put a proxy in front: "
+        "the token is then required for every request",
+    )
+    serve.add_argument(
+        "--tunnel",
+        nargs="?",
+        const="auto",
+        choices=["auto", "cloudflare", "ngrok"],
+        help="also open a public URL for the React client: a Cloudflare quick "
+        "tunnel (no account), or ngrok when NGROK_AUTHTOKEN is set",
+    )
+    serve.add_argument(
+        "--exit-with-parent", action="store_true", help=argparse.SUPPRESS
+    )  # the engine `enfoads studio` starts for itself
+    serve.set_defaults(func=cmd_serve)
 
 
 def main(argv: list[str] | None = None) -> int:

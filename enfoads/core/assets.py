@@ -534,14 +534,55 @@ class AssetStore:
         which applies the upload size cap first.
         """
         self._writable()
+        name = check_text(name, "name")[:255]
+        check_text(prompt, "prompt")
+        ext, asset_id = self._accept(data, kind, ext, asset_id)
+        tags = [self._check_tag(t) for t in tags] + (["avatar"] if kind == "avatar" else [])
+        tags = list(dict.fromkeys(tags))
+        label = name or kind
+        staged = self._stage(data)
+        try:
+            width, height, duration, thumb = self._probe(data, ext, staged, label)
+            row = AssetRow(
+                id=asset_id,
+                kind=kind,
+                name=name,
+                sha256=hashlib.sha256(data).hexdigest(),
+                ext=ext,
+                mime=media.MIME_BY_EXT.get(ext, "application/octet-stream"),
+                size_bytes=len(data),
+                width=width,
+                height=height,
+                duration_s=duration,
+                thumb_sha256=hashlib.sha256(thumb).hexdigest() if thumb else None,
+                prompt=prompt,
+                seed=seed,
+                job_id=job_id,
+                parents=list(parents),
+                model_ids=list(model_ids),
+                meta=dict(meta or {}),
+                created_at=created_at or self._clock(),
+                part_of=part_of,
+                search_text=search_text(name, prompt, dict.fromkeys(tags)),
+            )
+            row.tags = [TagRow(tag=t) for t in tags]
+            asset = self._insert(row, staged, thumb)
+        finally:  # moved into place, unless something failed
+            staged.unlink(missing_ok=True)
+        log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
+        self._bus.publish(events.asset_added(asset.to_dict()))
+        return asset
+
+    def _accept(
+        self, data: bytes, kind: str, ext: str | None, asset_id: str | None
+    ) -> tuple[str, str]:
+        """The file's type (sniffed when not given) and the asset's id, or the error."""
         if kind not in ASSET_KINDS:
             raise InvalidInput(
                 "error.unknown_choice", field="kind", value=kind, choices=", ".join(ASSET_KINDS)
             )
         if not data:
             raise InvalidInput("error.empty", field="file")
-        name = check_text(name, "name")[:255]
-        check_text(prompt, "prompt")
         if ext is None:
             sniffed = media.sniff(data)
             if sniffed is None:
@@ -555,80 +596,56 @@ class AssetStore:
             asset_id = new_asset_id(kind)
         elif not _ID_RE.match(asset_id):
             raise InvalidInput("error.invalid", field="id", reason=Reason("reason.tag_chars"))
-        mime = media.MIME_BY_EXT.get(ext, "application/octet-stream")
-        tags = [self._check_tag(t) for t in tags] + (["avatar"] if kind == "avatar" else [])
-        width = height = None
-        duration = None
-        thumb_bytes = None
+        return ext, asset_id
+
+    def _probe(
+        self, data: bytes, ext: str, staged: Path, label: str
+    ) -> tuple[int | None, int | None, float | None, bytes | None]:
+        """Width, height, duration and thumbnail of a file: an image or font decoded, a video
+        probed in its temp file (a bad one leaves nothing), before a frame is decoded."""
         if ext in media.IMAGE_EXTS:
-            image = media.decode_image(data, name or kind, self.max_image_pixels)
-            width, height = image.size
-            thumb_bytes = media.make_thumbnail(image, self.thumbnail_px)
-        elif ext in media.FONT_EXTS:
-            media.check_font(data, name or kind)
-            thumb_bytes = media.font_thumbnail(data, self.thumbnail_px)
-        sha = hashlib.sha256(data).hexdigest()
-        staged, staged_thumb = self._stage(data), None
+            image = media.decode_image(data, label, self.max_image_pixels)
+            return *image.size, None, media.make_thumbnail(image, self.thumbnail_px)
+        if ext in media.FONT_EXTS:
+            media.check_font(data, label)
+            return None, None, None, media.font_thumbnail(data, self.thumbnail_px)
+        if ext in media.VIDEO_EXTS:
+            info = media.probe_video(staged, label)
+            media.check_video_pixels(info, label)
+            thumb = media.video_thumbnail(staged, self.thumbnail_px, label)
+            return info.width, info.height, info.duration_s, thumb
+        return None, None, None, None
+
+    def _insert(self, row: AssetRow, staged: Path, thumb: bytes | None) -> Asset:
+        """Publish the file (and its thumbnail) and insert the row, as one step: a failure
+        removes the files this call created."""
+        staged_thumb = self._stage(thumb) if thumb else None
         try:
-            if ext in media.VIDEO_EXTS:  # probed in its temp file: a bad one leaves nothing
-                info = media.probe_video(staged, name or kind)
-                media.check_video_pixels(info, name or kind)  # before a frame is decoded
-                width, height, duration = info.width, info.height, info.duration_s
-                thumb_bytes = media.video_thumbnail(staged, self.thumbnail_px, name or kind)
-            thumb_sha = hashlib.sha256(thumb_bytes).hexdigest() if thumb_bytes else None
-            row = AssetRow(
-                id=asset_id,
-                kind=kind,
-                name=name,
-                sha256=sha,
-                ext=ext,
-                mime=mime,
-                size_bytes=len(data),
-                width=width,
-                height=height,
-                duration_s=duration,
-                thumb_sha256=thumb_sha,
-                prompt=prompt,
-                seed=seed,
-                job_id=job_id,
-                parents=list(parents),
-                model_ids=list(model_ids),
-                meta=dict(meta or {}),
-                created_at=created_at or self._clock(),
-                part_of=part_of,
-                search_text=search_text(name, prompt, dict.fromkeys(tags)),
-            )
-            row.tags = [TagRow(tag=t) for t in dict.fromkeys(tags)]
-            staged_thumb = self._stage(thumb_bytes) if thumb_bytes else None
             with self._files_locked():
-                created = self._publish(staged, sha, ext)
+                created = self._publish(staged, row.sha256, row.ext)
                 created_thumb = staged_thumb is not None and self._publish(
-                    staged_thumb, thumb_sha, "jpg"
+                    staged_thumb, row.thumb_sha256, "jpg"
                 )
                 try:
                     with self._sessions.begin() as s:
-                        if s.get(AssetRow, asset_id) is not None:
+                        if s.get(AssetRow, row.id) is not None:
                             raise InvalidInput(
                                 "error.invalid",
                                 field="id",
-                                reason=Reason("reason.exists", id=asset_id),
+                                reason=Reason("reason.exists", id=row.id),
                             )
                         s.add(row)
                         s.flush()
-                        asset = Asset.from_row(row)
+                        return Asset.from_row(row)
                 except BaseException:
                     if created:
-                        self._blob_path(sha, ext).unlink(missing_ok=True)
+                        self._blob_path(row.sha256, row.ext).unlink(missing_ok=True)
                     if created_thumb:
-                        self._blob_path(thumb_sha, "jpg").unlink(missing_ok=True)
+                        self._blob_path(row.thumb_sha256, "jpg").unlink(missing_ok=True)
                     raise
-        finally:  # both were moved into place, unless something failed
-            for leftover in (staged, staged_thumb):
-                if leftover is not None:
-                    leftover.unlink(missing_ok=True)
-        log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
-        self._bus.publish(events.asset_added(asset.to_dict()))
-        return asset
+        finally:
+            if staged_thumb is not None:
+                staged_thumb.unlink(missing_ok=True)
 
     def add_image(
         self,

@@ -65,13 +65,35 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         settings = self.settings()
+        refusal = self._refusal(scope, settings) or _length_refusal(scope, settings)
+        if refusal is not None:
+            await _reply(send, *refusal)
+            return
+        limit = body_limit(
+            scope.get("method", "GET"), scope.get("path", ""), settings.max_upload_bytes
+        )
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit, settings.language)
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _refusal(self, scope: dict, settings: Any) -> tuple | None:
+        """Why this request may not reach the app (status, code, message[, headers]), or None;
+        marks the scope's state with who is asking (the engine's pages, the owner)."""
         lang = settings.language
         path, method = scope.get("path", ""), scope.get("method", "GET")
         if method in UNSAFE_METHODS and not _same_or_allowed_origin(scope, settings.cors_origins):
             # A page on another site (any page the user visits) cannot make the studio change
             # anything: a form post to 127.0.0.1 needs no CORS preflight, so refuse it here.
-            await _reply(send, 403, "cross_site", t("error.cross_site", lang))
-            return
+            return 403, "cross_site", t("error.cross_site", lang)
         access = self.access()
         presented = presented_token(scope)
         state = scope.setdefault("state", {})
@@ -82,60 +104,31 @@ class RequestGuard:
         if media is not None:  # a signed media URL opens one file, token or not
             verdict = access.check_media(*media)
             if verdict != "ok":
-                await _reply(
-                    send, 403, f"media_link_{verdict}", t(f"error.media_link_{verdict}", lang)
-                )
-                return
-            state["authorized"] = True
-        elif path not in PUBLIC_PATHS and access.required(host):
-            if not access.allows(presented, host):
-                await _reply(
-                    send,
-                    401,
-                    "unauthorized",
-                    t("error.unauthorized", lang),
-                    [(b"www-authenticate", b"Bearer")],
-                )
-                return
-            state["authorized"] = True
-        else:
-            state["authorized"] = True
-        limit = body_limit(method, path, settings.max_upload_bytes)
-        declared = _header(scope, b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await _reply(
-                    send,
-                    400,
-                    "invalid",
-                    t(
-                        "error.invalid",
-                        lang,
-                        field="Content-Length",
-                        reason=Reason("reason.number_expected"),
-                    ),
-                )
-                return
-            if int(declared) > limit:
-                await _reply(
-                    send,
-                    413,
-                    "body_too_large",
-                    t("error.body_too_large", lang, limit_mb=limit / 2**20),
-                )
-                return
-        seen = 0
+                return 403, f"media_link_{verdict}", t(f"error.media_link_{verdict}", lang)
+        elif (
+            path not in PUBLIC_PATHS
+            and access.required(host)
+            and not access.allows(presented, host)
+        ):
+            headers = [(b"www-authenticate", b"Bearer")]
+            return 401, "unauthorized", t("error.unauthorized", lang), headers
+        state["authorized"] = True
+        return None
 
-        async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit, lang)
-            return message
 
-        await self.app(scope, counted, send)
+def _length_refusal(scope: dict, settings: Any) -> tuple | None:
+    """A declared Content-Length that is not a number, or past the route's limit."""
+    declared = _header(scope, b"content-length")
+    if declared is None:
+        return None
+    lang = settings.language
+    if not declared.isdigit():
+        reason = Reason("reason.number_expected")
+        return 400, "invalid", t("error.invalid", lang, field="Content-Length", reason=reason)
+    limit = body_limit(scope.get("method", "GET"), scope.get("path", ""), settings.max_upload_bytes)
+    if int(declared) > limit:
+        return 413, "body_too_large", t("error.body_too_large", lang, limit_mb=limit / 2**20)
+    return None
 
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -82,6 +82,32 @@ def _save(graph, path: Path, opset: int = 17) -> Path:
     return path
 
 
+def _empty_stride(stride: int) -> list:
+    """The detector's outputs at a coarser stride: no face there (scores, boxes and keypoints
+    of zeros, shaped as InsightFace reads them)."""
+    from onnx import helper
+
+    node = helper.make_node
+    return [
+        node(
+            "AveragePool",
+            ["gray"],
+            [f"g{stride}"],
+            kernel_shape=[stride, stride],
+            strides=[stride, stride],
+        ),
+        node("Mul", [f"g{stride}", "zero"], [f"z{stride}"]),
+        node("Reshape", [f"z{stride}", "col"], [f"zc{stride}"]),
+        node("Concat", [f"zc{stride}", f"zc{stride}"], [f"zp{stride}"], axis=1),
+        node("Reshape", [f"zp{stride}", "col"], [f"score_{stride}"]),
+        node("Shape", [f"score_{stride}"], [f"n{stride}"], end=1),
+        node("Concat", [f"n{stride}", "four"], [f"sb{stride}"], axis=0),
+        node("Concat", [f"n{stride}", "ten"], [f"sk{stride}"], axis=0),
+        node("Expand", ["zero2", f"sb{stride}"], [f"bbox_{stride}"]),
+        node("Expand", ["zero2", f"sk{stride}"], [f"kps_{stride}"]),
+    ]
+
+
 def build_detector(path: Path) -> Path:
     from onnx import TensorProto, helper
 
@@ -125,24 +151,7 @@ def build_detector(path: Path) -> Path:
     ]
     outputs = {8: ("score_8", "bbox_8", "kps_8")}
     for stride in (16, 32):
-        nodes += [
-            node(
-                "AveragePool",
-                ["gray"],
-                [f"g{stride}"],
-                kernel_shape=[stride, stride],
-                strides=[stride, stride],
-            ),
-            node("Mul", [f"g{stride}", "zero"], [f"z{stride}"]),
-            node("Reshape", [f"z{stride}", "col"], [f"zc{stride}"]),
-            node("Concat", [f"zc{stride}", f"zc{stride}"], [f"zp{stride}"], axis=1),
-            node("Reshape", [f"zp{stride}", "col"], [f"score_{stride}"]),
-            node("Shape", [f"score_{stride}"], [f"n{stride}"], end=1),
-            node("Concat", [f"n{stride}", "four"], [f"sb{stride}"], axis=0),
-            node("Concat", [f"n{stride}", "ten"], [f"sk{stride}"], axis=0),
-            node("Expand", ["zero2", f"sb{stride}"], [f"bbox_{stride}"]),
-            node("Expand", ["zero2", f"sk{stride}"], [f"kps_{stride}"]),
-        ]
+        nodes += _empty_stride(stride)
         outputs[stride] = (f"score_{stride}", f"bbox_{stride}", f"kps_{stride}")
     inits = [
         _const("template", template.reshape(1, 1, th, tw)),

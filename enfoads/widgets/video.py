@@ -7,8 +7,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import t
-from enfoads.core.studio import Studio
 from enfoads.widgets.common import (
     AssetPicker,
     Downloads,
@@ -133,13 +133,23 @@ class SceneRow(w.VBox):
         }
 
 
+WIDE = {"description_width": "initial"}
+
+
 class VideoStudioPanel(w.VBox):
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: StudioAPI):
         self.studio = studio
-        lang = self.lang = studio.settings.language
+        self.lang = studio.settings.language
         self.choices = studio.options("video")  # aspects, motions, scene kinds: the capability's
-        kit = studio.brand_kit()
-        wide = {"description_width": "initial"}
+        self._voice_row(studio, self.lang)
+        self._media_row(studio, self.lang)
+        self._style_row(studio.brand_kit(), self.lang)
+        self._action_row(studio, self.lang)
+        self._lay_out(self.lang)
+
+    def _voice_row(self, studio: StudioAPI, lang: str) -> None:
+        """The script, its voice and speed, and the voice preview."""
+        wide = WIDE
         self.script = w.Textarea(
             description=t("ui.video.script", lang),
             style=wide,
@@ -155,11 +165,20 @@ class VideoStudioPanel(w.VBox):
             **tooltip(t("ui.video.voice_help", lang)),
         )
         self.rate = w.FloatSlider(
-            value=1.0, min=0.7, max=1.4, step=0.05, style=wide, description=t("ui.video.rate", lang)
+            value=1.0,
+            min=self.choices["rate"]["min"],  # the request model's range, from the capability
+            max=self.choices["rate"]["max"],
+            step=0.05,
+            style=wide,
+            description=t("ui.video.rate", lang),
         )
         self.preview = w.Button(description=t("ui.video.preview", lang), icon="play")
         self.player = w.Audio(autoplay=False, loop=False, layout=w.Layout(width="320px"))
         self.player.layout.display = "none"
+
+    def _media_row(self, studio: StudioAPI, lang: str) -> None:
+        """The avatar, music, logo and font pickers, the aspect and the animator."""
+        wide = WIDE
         self.avatar = AssetPicker(
             studio,
             t("ui.video.avatar", lang),
@@ -202,6 +221,10 @@ class VideoStudioPanel(w.VBox):
             style=wide,
             **tooltip(t("ui.video.animator_help", lang)),
         )
+
+    def _style_row(self, kit: dict, lang: str) -> None:
+        """The call to action, the subtitles' style (live contrast check), the brand kit."""
+        wide = WIDE
         self.cta = w.Text(description=t("ui.video.cta", lang), style=wide)
         self.subtitles = w.Checkbox(value=True, description=t("ui.video.subtitles", lang))
         self.karaoke = w.Checkbox(value=False, description=t("ui.video.karaoke", lang))
@@ -221,6 +244,9 @@ class VideoStudioPanel(w.VBox):
         self.karaoke.observe(lambda _c: self.check_contrast(), "value")
         self.brand_colour = "#111111"  # the end card's background
         self.apply_kit(kit)
+
+    def _action_row(self, studio: StudioAPI, lang: str) -> None:
+        """Scenes, the render button, the job's progress and the result."""
         self.scenes = w.VBox()
         self.add_scene_button = w.Button(description=t("ui.video.add_scene", lang), icon="plus")
         self.render = w.Button(
@@ -237,6 +263,8 @@ class VideoStudioPanel(w.VBox):
         self.preview.on_click(lambda _b: self.preview_voice())
         self.add_scene_button.on_click(lambda _b: self.add_scene())
         self.render.on_click(lambda _b: self.start())
+
+    def _lay_out(self, lang: str) -> None:
         super().__init__(
             [
                 self.script,
@@ -295,7 +323,7 @@ class VideoStudioPanel(w.VBox):
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.message.show_error(exc, self.lang)
             return
-        self.player.value = self.studio.assets.read_bytes(result["asset_id"])
+        self.player.value = self.studio.asset_bytes(result["asset_id"])
         self.player.layout.display = ""
 
     def apply_kit(self, kit: dict[str, Any]) -> None:
@@ -369,7 +397,7 @@ class VideoStudioPanel(w.VBox):
             return
         result = job["result"]
         video_id = result["asset_id"]
-        self.video.value = self.studio.assets.read_bytes(video_id)
+        self.video.value = self.studio.asset_bytes(video_id)
         self.video.layout.display = ""
         files = [(video_id, "MP4")]
         for asset_id in job["result_asset_ids"][1:]:

@@ -323,37 +323,39 @@ class CompiledPath:
             while self._busy and not self._closed and time.monotonic() < deadline:
                 self._cond.wait(self._idle_wait_s)
 
+    def _compile(self, shape: Shape) -> tuple[str | None, Any]:
+        """Compile ``shape`` with the model pinned: (None, its runner), or (why not, None):
+        ``model not resident``, ``cancelled`` (closing), or the failure (logged)."""
+        try:
+            with self._pin() as model:
+                if model is None:  # unloaded meanwhile: compile when it is back
+                    return "model not resident", None
+                self._compiler = threading.get_ident()
+                if not ALL_THREADS:  # always on: Python < 3.12 cannot add it later
+                    sys.setprofile(self._give_way)
+                try:
+                    return None, self._build(self.fast, shape)
+                finally:
+                    sys.setprofile(None)
+        except Exception as exc:  # jobs keep the eager path (logged)
+            if isinstance(exc, CompileCancelled) or self._closed:  # maybe wrapped by Dynamo
+                log.info("compile of %dx%d batch %d cancelled: closing", *shape)
+                return "cancelled", None
+            log.warning(
+                "compiling %s failed (%s): that shape stays eager",
+                shape,
+                failure_reason(exc),
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return failure_reason(exc), None
+
     def _run(self) -> None:
         while True:
             shape = self._next()
             if shape is None:
                 break
-            error, runner = None, None
             started = time.perf_counter()
-            try:
-                with self._pin() as model:
-                    if model is None:  # unloaded meanwhile: compile when it is back
-                        error = "model not resident"
-                    else:
-                        self._compiler = threading.get_ident()
-                        if not ALL_THREADS:  # always on: Python < 3.12 cannot add it later
-                            sys.setprofile(self._give_way)
-                        try:
-                            runner = self._build(self.fast, shape)
-                        finally:
-                            sys.setprofile(None)
-            except Exception as exc:  # jobs keep the eager path (logged)
-                if isinstance(exc, CompileCancelled) or self._closed:  # maybe wrapped by Dynamo
-                    log.info("compile of %dx%d batch %d cancelled: closing", *shape)
-                    error = "cancelled"
-                else:
-                    error = failure_reason(exc)
-                    log.warning(
-                        "compiling %s failed (%s): that shape stays eager",
-                        shape,
-                        error,
-                        exc_info=log.isEnabledFor(logging.DEBUG),
-                    )
+            error, runner = self._compile(shape)
             with self._cond:
                 self.compiling = None
                 if error is None and not self._closed:  # a build that only compiles: the twin

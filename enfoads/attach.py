@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from enfoads.core.attached import AttachedStudio
+from enfoads.attached import AttachedStudio
 from enfoads.core.engine import EngineBusy, EngineElsewhere, EngineRegistry, EngineUnreachable
 from enfoads.core.settings import Settings, load_settings
 from enfoads.core.studio import Studio
@@ -73,7 +73,7 @@ def connect(
             attached = attach(settings, wait_s)
             if attached is not None:
                 return attached
-            studio = Studio(settings)
+            studio = make_studio(settings)
             try:
                 studio.start()
             except EngineElsewhere:  # another machine's session on this (Drive) folder: say so
@@ -89,6 +89,22 @@ def connect(
             _ENGINES[settings.data_dir] = studio
             return studio
         raise RuntimeError("could not become or attach to the engine of " + str(settings.data_dir))
+
+
+def make_studio(settings: Settings) -> Studio:
+    """The engine's ``Studio`` with the job backend ``ENFOADS_QUEUE`` names: threads of this
+    process (``local``), or Celery workers on other processes (``celery``), built here so the
+    core imports no queue implementation."""
+    if settings.queue == "celery":
+        from enfoads.workers.backend import CeleryJobQueue
+
+        return Studio(
+            settings,
+            job_backend=lambda studio: CeleryJobQueue(
+                studio.job_store(), settings, lang=lambda: studio.settings.language
+            ),
+        )
+    return Studio(settings)
 
 
 def serve_engine_api(studio: Studio) -> Any:

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from enfoads.core import events
+from enfoads.core.api import Facade
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.engine import EngineInfo, EngineUnreachable
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.events import RESYNC
-from enfoads.core.jobs import Job, JobStore
+from enfoads.core.jobs import Job, JobState, JobStore, wait_for
 from enfoads.core.settings import Settings
 from enfoads.core.studio import Studio
 
@@ -46,7 +47,7 @@ class RemoteError(EnfoadsError):
         return self.text
 
 
-class AttachedStudio:
+class AttachedStudio(Facade):
     """The ``Studio`` facade over the engine's API (see the module docstring)."""
 
     is_engine = False
@@ -120,7 +121,7 @@ class AttachedStudio:
         self.bus.publish(events.Event(RESYNC, {}))
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
-        if name == "job_update" and payload.get("state") in ("completed", "failed", "cancelled"):
+        if name == "job_update" and JobState.is_finished(payload.get("state")):
             with self._lock:
                 waiter = self._waiters.get(payload.get("id", ""))
             if waiter is not None:
@@ -204,9 +205,6 @@ class AttachedStudio:
 
         return missing_models(self)
 
-    def prepare_model(self, key: str) -> Job:
-        return self._job_from(self._call("POST", f"/api/models/{key}/prepare"))
-
     def brand_kit(self) -> dict[str, Any]:
         return self._call("GET", "/api/brand-kit")
 
@@ -250,12 +248,21 @@ class AttachedStudio:
         headers = {"Accept-Language": lang} if lang else {}
         return self._call("POST", "/api/assets/reindex", headers=headers)
 
-    def first_frame(self, asset_id: str) -> Any:
-        from enfoads.core import media
-
-        return media.first_frame(self.assets.file_path(asset_id), asset_id)
-
     # -- jobs --------------------------------------------------------------------------
+    def submit(self, kind: str, params: Any) -> Job:
+        """Any job kind through the engine's ``POST /api/jobs/{kind}`` (derived from its
+        ``JobSpec``): the request model's fields the caller set (the engine's defaults fill
+        the rest), or the fields as a dict. The engine validates it once."""
+        body = (
+            params.model_dump(mode="json", exclude_unset=True)
+            if hasattr(params, "model_dump")
+            else dict(params)
+        )
+        return self._job_from(self._call("POST", f"/api/jobs/{kind}", json=_jsonable(body)))
+
+    def describe_capabilities(self) -> dict[str, Any]:
+        return self._call("GET", "/api/capabilities")["capabilities"]
+
     def get_job(self, job_id: str) -> Job:
         return self._jobs.get(job_id)
 
@@ -270,20 +277,10 @@ class AttachedStudio:
 
     def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
         """Until the job has finished (its event, or the record, every half second)."""
-        import time
-
         with self._lock:
             waiter = self._waiters.setdefault(job_id, threading.Event())
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while True:
-                job = self.get_job(job_id)
-                if job.state.finished:
-                    return job
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return job
-                waiter.wait(0.5 if left is None else min(0.5, left))
+            return wait_for(lambda: self.get_job(job_id), waiter, timeout)
         finally:
             with self._lock:
                 self._waiters.pop(job_id, None)
@@ -302,17 +299,6 @@ class AttachedStudio:
             additions=tuple(d["additions"]),
             notices=tuple(d["notices"]),
         )
-
-    def _queue(self, path: str, request: Any, params: dict[str, Any], **extra: Any) -> Job:
-        """A job through the engine's route: the request model's fields (set ones only, so the
-        engine's defaults apply), or the keyword fields, as JSON."""
-        body = (
-            request.model_dump(mode="json", exclude_unset=True) if request is not None else params
-        )
-        return self._job_from(self._call("POST", path, json={**_jsonable(body), **extra}))
-
-    def generate_images(self, request: Any = None, /, **params: Any) -> Job:
-        return self._queue("/generate-image", request, params)
 
     def options(self, name: str) -> dict[str, Any]:
         return self._call("GET", "/api/capabilities")["capabilities"][name]["options"]
@@ -350,12 +336,6 @@ class AttachedStudio:
         }
         return self._call("POST", "/face-swap", json=body)
 
-    def swap_faces(self, request: Any = None, /, **params: Any) -> Job:
-        return self._queue("/face-swap", request, params, run_as_job=True)
-
-    def swap_faces_video(self, request: Any = None, /, **params: Any) -> Job:
-        return self._queue("/face-swap", request, params)
-
     def faceswap_licence(self, lang: str | None = None) -> dict[str, Any]:
         headers = {"Accept-Language": lang} if lang else {}
         return self._call("GET", "/face-swap/licence", headers=headers)
@@ -370,15 +350,6 @@ class AttachedStudio:
     def use_as_avatar(self, asset_id: str) -> Asset:
         self._call("POST", f"/api/assets/{asset_id}/avatar")
         return self.get_asset(asset_id)
-
-    def list_avatars(self, **filters: Any) -> Page:
-        return self.assets.list(tag="avatar", **filters)
-
-    def render_video(self, request: Any = None, /, **params: Any) -> Job:
-        return self._queue("/render-video", request, params)
-
-    def render_multi_scene(self, request: Any = None, /, **params: Any) -> Job:
-        return self._queue("/render-multi-scene", request, params)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,20 +1,19 @@
 """The capability contract: every capability declares its models, jobs and options, receives
 narrow services, validates a request once, and the package has no import circle.
 
-``EchoCapability`` below is the template CONTRIBUTING.md points to: a new capability is one
-module like it, plus its line in ``enfoads.core.pipelines.CAPABILITIES``.
+``EchoCapability`` (``tests/echo_capability.py``, a module of the tests only) is the template
+CONTRIBUTING.md points to: a new capability is one module like it, plus its line in
+``enfoads.core.pipelines.CAPABILITIES`` (or ``ENFOADS_EXTRA_CAPABILITIES`` for a plugin).
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import threading
 import typing
 from pathlib import Path
 
 import pytest
-from pydantic import Field
 
 from enfoads.core.capability import Capability, ContractError, JobSpec, ModelSpec
 from enfoads.core.errors import InvalidInput
@@ -23,58 +22,9 @@ from enfoads.core.pipelines import capability_classes
 from enfoads.core.settings import load_settings
 from enfoads.core.studio import Studio
 from enfoads.core.validation import RequestModel
+from tests.echo_capability import EchoCapability, EchoRequest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "enfoads"
-
-
-# -- the template ----------------------------------------------------------------------------
-class EchoRequest(RequestModel):
-    text: str
-    times: int = Field(1, ge=1, le=5)
-
-
-class EchoCapability(Capability):
-    """A capability in one class: a model, a job with its request model, options, needs."""
-
-    name = "echo"
-    needs = ("voice",)  # reached through services.need("voice"), nothing else
-    checks = 0  # how often a request was checked (once per submission)
-    started = threading.Event()
-    release = threading.Event()
-
-    def models(self) -> list[ModelSpec]:
-        return [
-            ModelSpec(
-                "echo-model",
-                self.name,
-                "Echo 1.0",
-                "MIT",
-                1234,
-                lambda: True,
-                load=lambda: {"weights": 1},
-                memory_bytes=1000,
-            )
-        ]
-
-    def jobs(self) -> list[JobSpec]:
-        return [JobSpec("echo", EchoRequest, self.run, check=self.check)]
-
-    def options(self) -> dict[str, typing.Any]:
-        return {"max_times": 5, "voices": len(self.services.need("voice").catalogue())}
-
-    def check(self, request: EchoRequest) -> EchoRequest:
-        type(self).checks += 1
-        if not request.text.strip():
-            raise InvalidInput("error.empty", field="text")
-        return request.model_copy(update={"text": request.text.strip()})
-
-    def run(self, ctx, request: EchoRequest) -> JobResult:
-        type(self).started.set()
-        type(self).release.wait(10)
-        with self.services.models.use("echo-model") as model:
-            return JobResult(
-                data={"echo": " ".join([request.text] * request.times), "model": model}
-            )
 
 
 @pytest.fixture()
@@ -229,21 +179,29 @@ def test_a_request_is_validated_once_on_its_way_in(tmp_path, monkeypatch):
 def test_each_route_takes_its_capabilitys_request_model(studio):
     """No request field or default is declared twice: the HTTP body of every job route (and of
     the direct calls) is the model the pipeline declares, in the OpenAPI schema too."""
+    import inspect
+
     from enfoads.core.pipelines import faceswap, image, video, voice
-    from enfoads.server import routes
     from enfoads.server.app import create_app
 
     app = create_app(studio).api
     bodies = {}
-    for module in (PACKAGE / "server" / "routes").glob("*.py"):
-        if module.stem == "__init__":
-            continue
-        router = __import__(f"{routes.__name__}.{module.stem}", fromlist=["router"]).router
-        for route in router.routes:
-            endpoint = getattr(route, "endpoint", None)
-            if endpoint is not None and "body" in typing.get_type_hints(endpoint):
-                bodies[route.path] = typing.get_type_hints(endpoint)["body"]
+
+    def walk(routes):  # the hand-written routes and those derived from the JobSpecs
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # an included router
+            yield from walk(inner.routes) if inner is not None else [route]
+
+    for route in walk(app.routes):
+        endpoint = getattr(route, "endpoint", None)
+        if endpoint is not None and "body" in inspect.signature(endpoint).parameters:
+            hint = inspect.signature(endpoint).parameters["body"].annotation
+            if isinstance(hint, str):
+                hint = typing.get_type_hints(endpoint)["body"]
+            bodies[route.path] = hint
     assert bodies["/generate-image"] is image.GenerateImageRequest
+    for spec in studio.capabilities.job_specs():  # every kind, at /api/jobs/{kind}
+        assert bodies[f"/api/jobs/{spec.kind}"] is spec.request
     assert bodies["/magic-prompt"] is image.MagicPromptRequest
     assert bodies["/render-video"] is video.RenderVideoRequest
     assert bodies["/render-multi-scene"] is video.RenderMultiSceneRequest
@@ -340,3 +298,152 @@ def test_a_wrong_choice_is_named_in_the_users_language(tmp_path):
         with pytest.raises(InvalidInput) as bad:
             studio.render_video(**body)
         assert "auto, liveportrait, classic" in bad.value.message("es")
+
+
+# -- the edges: one spec per job kind serves every surface ------------------------------------
+ENGINE_ONLY = {  # what only the process that owns the data dir does
+    "check_writable",  # the lease's fence (the engine answers 503 to an attached page)
+    "import_seed_assets",  # a path on the engine's machine (the attached call sends bytes)
+    "job_store",
+    "job_timeout",
+    "on_close",
+    "publish_api",
+    "sweep",
+    "warm_start",
+}
+
+
+def _public(cls: type) -> set[str]:
+    return {n for n in dir(cls) if not n.startswith("_")}
+
+
+def test_both_studios_offer_the_same_facade():
+    """The engine's Studio and a page's AttachedStudio: neither lacks a member of the other
+    (beyond what only the engine does), and both implement StudioAPI, written once."""
+    from enfoads.attached import AttachedStudio
+    from enfoads.core.api import StudioAPI
+
+    studio, attached = _public(Studio), _public(AttachedStudio)
+    assert studio - ENGINE_ONLY == attached, (
+        f"missing on AttachedStudio: {sorted(studio - ENGINE_ONLY - attached)}; "
+        f"missing on Studio: {sorted(attached - studio)}"
+    )
+    protocol = {n for n in dir(StudioAPI) if not n.startswith("_")} | set(
+        typing.get_type_hints(StudioAPI)
+    )
+    assert protocol - {"settings", "is_engine"} <= attached and protocol <= studio | {"settings"}
+    assert not (studio - ENGINE_ONLY) - protocol - {"PERSISTED"}, "a member StudioAPI lacks"
+    # the per-kind methods are written once, over submit
+    for name in ("generate_images", "render_video", "swap_faces", "prepare_model"):
+        assert getattr(Studio, name) is getattr(AttachedStudio, name)
+
+
+def test_the_core_imports_no_queue_server_or_attached_code():
+    """The core is the studio; Celery, the HTTP server and the attached client live outside
+    it (the engine's job backend is handed to Studio by ``enfoads.attach.make_studio``)."""
+    for path in (PACKAGE / "core").rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        bad = {
+            m
+            for m in _imports(path, module)
+            if m.startswith(("enfoads.workers", "enfoads.server", "enfoads.attached", "celery"))
+            or m in ("enfoads.attach", "enfoads.widgets")
+        }
+        assert not bad, f"{path.relative_to(PACKAGE.parent)} imports {sorted(bad)}"
+    for path in (PACKAGE / "widgets").rglob("*.py"):  # panels see the facade, not the engine
+        assert "enfoads.core.studio" not in _imports(path, "enfoads.widgets.x"), path
+
+
+def test_a_capability_defined_in_a_test_module_reaches_every_surface(tmp_path):
+    """``tests/echo_capability.py``, registered by a setting: the notebook facade, the HTTP
+    API (its route, body and answer in the schema, so the TypeScript client), an attached
+    studio in a second process, and the React client's Socket.IO library all reach its job
+    with no line written for it anywhere else. (A Celery worker: ``test_celery.py``.)"""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    import enfoads
+
+    entry = "tests.echo_capability:EchoCapability"
+    settings = load_settings(
+        data_dir=tmp_path / "data", device="cpu", language="es", extra_capabilities=entry
+    )
+    studio = enfoads.connect(settings, warm=False)  # the engine, its API on a loopback port
+    try:
+        assert isinstance(studio, Studio) and "echo" in studio.describe_capabilities()
+        job = studio.wait_job(studio.submit("echo", {"text": " hola ", "times": 2}).id, 30)
+        assert job.result["echo"] == "hola hola"  # the notebook facade
+        info = studio.registry.current()
+        http = httpx.Client(
+            base_url=info.url, headers={"Authorization": f"Bearer {info.token}"}, timeout=30
+        )
+        reply = http.post("/api/jobs/echo", json={"text": "api"})  # the HTTP API
+        assert reply.status_code == 202 and reply.json()["job"]["kind"] == "echo"
+        done = studio.wait_job(reply.json()["job_id"], 30)
+        assert done.result["echo"] == "api"
+        bad = http.post("/api/jobs/echo", json={"text": "x", "times": 9})
+        assert bad.status_code == 422 and "times" in bad.json()["message"]
+        unknown = http.post("/api/jobs/nada", json={})
+        assert unknown.status_code == 404 and "nada" in unknown.json()["message"]
+        schema = http.get("/openapi.json").json()
+        body = schema["paths"]["/api/jobs/echo"]["post"]
+        assert body["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/EchoRequest"
+        )
+        assert body["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/QueuedJob"
+        )
+        # an attached studio in a second process: the same facade, over the engine's API
+        env = {**os.environ, "ENFOADS_DATA_DIR": str(settings.data_dir), "ENFOADS_DEVICE": "cpu"}
+        env["ENFOADS_EXTRA_CAPABILITIES"] = entry
+        code = (
+            "import enfoads, json; s = enfoads.connect(); "
+            "assert not s.is_engine, 'not attached'; "
+            "j = s.submit('echo', {'text': 'página', 'times': 3}); "
+            "print(json.dumps(s.wait_job(j.id, 60).result)); s.close()"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=PACKAGE.parent,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert json.loads(out.stdout.splitlines()[-1])["echo"] == "página página página"
+        # the React client's own Socket.IO library follows it to the end
+        client = PACKAGE.parent / "clients" / "typescript"
+        import shutil
+
+        if shutil.which("node") and (client / "node_modules" / "socket.io-client").is_dir():
+            watched = subprocess.run(
+                ["node", "scripts/watch-job.mjs", info.url, info.token, "/api/jobs/echo"]
+                + [json.dumps({"text": "node"})],
+                capture_output=True,
+                text=True,
+                cwd=client,
+                timeout=120,
+            )
+            assert watched.returncode == 0, watched.stderr
+            last = json.loads(watched.stdout.splitlines()[-1])
+            assert last["state"] == "completed" and last["result"]["echo"] == "node"
+        http.close()
+    finally:
+        studio.close()
+
+
+def test_every_function_of_the_package_reads_in_one_screen():
+    """No function or method of the package is over 80 lines (ruff's complexity rules hold
+    the branches and statements; this holds the length)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
+    assert not long, long

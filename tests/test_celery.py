@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("celery")
+from enfoads.attach import make_studio
 from enfoads.core.jobs import JobState
-from enfoads.core.studio import Studio
 from enfoads.testing.redis import RedisServer, redis_binary
 
 pytestmark = [
@@ -53,12 +53,14 @@ class Cluster:
             ENFOADS_FACESWAP_ANALYSIS_MODEL=str(face_models["analysis"]),
             ENFOADS_FACESWAP_SWAPPER_MODEL=str(face_models["swapper"]),
             ENFOADS_FACESWAP_LICENCE_ACCEPTED="true",
+            # a capability defined only in the tests, run by the workers like the studio's own
+            ENFOADS_EXTRA_CAPABILITIES="tests.echo_capability:EchoCapability",
         )
         from enfoads.core.settings import load_settings
 
         keys = {k[8:].lower(): v for k, v in self.env.items() if k.startswith("ENFOADS_")}
         self.settings = load_settings(**keys)
-        self.studio = Studio(self.settings).start()
+        self.studio = make_studio(self.settings).start()  # its job backend: Celery
         assert self.studio.warm_start() is None  # its workers load the models, not the engine
         self.workers: list[subprocess.Popen] = []
 
@@ -137,12 +139,16 @@ def test_twenty_mixed_jobs_on_two_workers_exactly_once_with_live_progress(cluste
         jobs += [
             studio.swap_faces(source_asset_id=face.id, target_asset_id=face.id) for _ in range(6)
         ]
+        jobs.append(studio.submit("echo", {"text": "worker", "times": 2}))  # a test's own kind
         owners = set()
         for job in jobs:
             done = studio.wait_job(job.id, TIMEOUT)
             assert done.state is JobState.COMPLETED, (job.kind, done.error)
             made = cluster.assets_of(job.id)
             assert sorted(a.id for a in made) == sorted(done.result_asset_ids)
+            if job.kind == "echo":  # ran on a worker: the engine runs no job
+                assert done.result["echo"] == "worker worker" and not made
+                continue
             assert len(made) == 1  # one image, or one swapped result (its inputs were assets)
             owners.add(done.owner.split(":")[1])
         assert len(owners) == 2  # both workers took jobs

@@ -143,7 +143,7 @@ def test_cancel_mid_run_stores_nothing(img_studio):
         ({"prompt": "ok", "num_images": 4}, "num_images"),
         ({"prompt": "ok", "num_images": 0}, "num_images"),
         ({"prompt": "ok", "style": "vaporwave"}, "style"),
-        ({"prompt": "ok", "placements": ["5:4"]}, "placements"),
+        ({"prompt": "ok", "placements": ["5:4"]}, "placements[0]"),  # which one
         ({"prompt": "ok", "placements": []}, "placements"),
         ({"prompt": "ok", "seed": -1}, "seed"),
         ({"prompt": "ok", "colour": "red"}, "colour"),

@@ -290,7 +290,9 @@ def test_a_job_past_its_time_limit_fails_clearly_and_frees_its_model(tmp_path):
         models = {m["name"]: m for m in st.gpu_status()["models"]}
         assert models["toy"]["in_use"] == 0  # released: another job can take the GPU
         assert st.wait_job(st.jobs.submit("download", {}).id, TIMEOUT).state is JobState.COMPLETED
-        assert s.job_timeout("generate_image") == 900 and s.job_timeout("render_video") == 3600
+        # a kind's own limit comes from its JobSpec; the setting (JSON per kind) wins over it
+        assert st.job_timeout("generate_image") == 900 and st.job_timeout("render_video") == 3600
+        assert s.job_timeout("generate_image", 900) == 900 and s.job_timeout("x", None) == 3600
 
 
 def test_stages_and_errors_show_in_the_language_of_now(tmp_path):

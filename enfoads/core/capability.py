@@ -79,16 +79,44 @@ class ModelSpec:
         return row
 
 
+RATE_CLASSES = ("generation", "upload")
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """One job kind: its request model, the checks that need the studio's state (assets that
-    must exist, a voice that must resolve), run once before queueing, and its handler."""
+    """One job kind, and everything an edge needs to reach it: its request model, the checks
+    that need the studio's state (assets that must exist, a voice that must resolve), run
+    once before queueing, its handler; the HTTP route that queues it (the seed's path, if it
+    has one: every kind is also ``POST /api/jobs/{kind}``), the Celery queue its workers
+    take, its default time limit, and its rate-limit class. The routes, the OpenAPI schema
+    (so the TypeScript client), the queue table, the time limits and the attached studio's
+    ``submit`` are all derived from the registered specs: a new job kind is its module."""
 
     kind: str
     request: type[RequestModel]
     run: Callable[[JobContext, Any], JobResult]
     # The request as it is stored and run (a seed chosen, defaults applied), or InvalidInput.
     check: Callable[[Any], Any] | None = None
+    route: str | None = None  # e.g. "/generate-image" (the seed's path), besides /api/jobs/{kind}
+    queue: str = "images"  # the Celery queue (a worker started with --queues takes some)
+    timeout_s: float | None = None  # None: ENFOADS_JOB_TIMEOUT_S (ENFOADS_JOB_TIMEOUTS_S wins)
+    rate: str = "generation"  # the rate-limit class of the routes that queue it
+    summary: str = ""  # the route's description (default: the request model's docstring)
+
+    def __post_init__(self) -> None:
+        if not self.kind.isidentifier():
+            raise ContractError(f"job kind {self.kind!r} is not an identifier")
+        if self.route is not None and not (self.route.startswith("/") and "{" not in self.route):
+            raise ContractError(f"{self.kind}: route {self.route!r} is not a fixed path")
+        if self.rate not in RATE_CLASSES:
+            raise ContractError(f"{self.kind}: rate class {self.rate!r} is not {RATE_CLASSES}")
+        if not self.queue.isidentifier():
+            raise ContractError(f"{self.kind}: queue {self.queue!r} is not an identifier")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ContractError(f"{self.kind}: timeout_s must be positive")
+
+    def description(self) -> str:
+        return self.summary or (self.request.__doc__ or "").strip()
 
 
 class Services:
@@ -209,7 +237,7 @@ class Capabilities(Mapping[str, Capability]):
         self._model_keys |= {m.key for m in models}
         for spec in specs:
             self._jobs[spec.kind] = spec
-            self._queue.register(spec.kind, self._handler(spec))
+            self._queue.register(spec.kind, self._handler(spec), queue=spec.queue)
         self.sync_models(models)
         return capability
 
@@ -220,7 +248,7 @@ class Capabilities(Mapping[str, Capability]):
                 f"job kind {spec.kind!r} is registered twice or has no RequestModel"
             )
         self._jobs[spec.kind] = spec
-        self._queue.register(spec.kind, self._handler(spec))
+        self._queue.register(spec.kind, self._handler(spec), queue=spec.queue)
 
     def _check_models(self, name: str, models: list[ModelSpec]) -> None:
         keys = set(self._model_keys)
@@ -266,12 +294,30 @@ class Capabilities(Mapping[str, Capability]):
     def job(self, kind: str) -> JobSpec | None:
         return self._jobs.get(kind)
 
+    def job_specs(self) -> list[JobSpec]:
+        """Every registered job kind (the edges are built from these)."""
+        return list(self._jobs.values())
+
+    def queues(self) -> list[str]:
+        """The Celery queues the registered job kinds go to."""
+        return sorted({spec.queue for spec in self._jobs.values()})
+
+    def queue_for(self, kind: str) -> str:
+        spec = self._jobs.get(kind)
+        return spec.queue if spec is not None else "images"
+
+    def timeout_for(self, kind: str) -> float | None:
+        spec = self._jobs.get(kind)
+        return spec.timeout_s if spec is not None else None
+
     def request(self, kind: str, request: Any) -> Any:
         """``request`` (a request model, or its fields as a dict) validated once: parsed if it
         is a dict, then checked against the studio's state; the request to store."""
         spec = self._jobs[kind]
-        if not isinstance(request, spec.request):
-            request = parse_request(spec.request, dict(request))
+        # a model instance is validated again too: one built in code without validation
+        # (``model_construct``) meets the same bounds, declared once in its fields
+        fields = request.model_dump() if isinstance(request, spec.request) else dict(request)
+        request = parse_request(spec.request, fields)
         return spec.check(request) if spec.check is not None else request
 
     def submit(self, kind: str, request: Any) -> Job:

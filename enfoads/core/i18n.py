@@ -451,7 +451,19 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "reason.too_short": {"es": "demasiado corto", "en": "too short"},
     "reason.too_long": {"es": "demasiado largo", "en": "too long"},
     "reason.out_of_range": {"es": "fuera de rango", "en": "out of range"},
+    "reason.at_least": {"es": "debe ser como mínimo {limit}", "en": "must be at least {limit}"},
+    "reason.at_most": {"es": "debe ser como máximo {limit}", "en": "must be at most {limit}"},
+    "reason.above": {"es": "debe ser mayor que {limit}", "en": "must be greater than {limit}"},
+    "reason.below": {"es": "debe ser menor que {limit}", "en": "must be less than {limit}"},
+    "reason.multiple_of": {
+        "es": "debe ser múltiplo de {step}",
+        "en": "must be a multiple of {step}",
+    },
     "reason.choice": {"es": "debe ser uno de: {choices}", "en": "must be one of: {choices}"},
+    "reason.not_a_choice": {
+        "es": "«{value}» no es una opción; debe ser uno de: {choices}",
+        "en": "'{value}' is not a choice; it must be one of: {choices}",
+    },
     "reason.bad_text": {
         "es": "contiene caracteres no permitidos (NUL, control o sustitutos sueltos)",
         "en": "has characters that are not allowed (NUL, control or lone surrogates)",

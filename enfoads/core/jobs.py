@@ -57,6 +57,15 @@ class JobState(str, enum.Enum):
     def finished(self) -> bool:
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
+    @classmethod
+    def is_finished(cls, value: str | None) -> bool:
+        """Whether a state as clients read it (a job record's ``state``) has ended."""
+        return value in FINISHED_STATES
+
+
+# The states a job ends in, as strings (job records and events): JobState.finished's.
+FINISHED_STATES = frozenset(s.value for s in JobState if s.finished)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -312,7 +321,7 @@ Handler = Callable[[JobContext], JobResult]
 class JobBackend(Protocol):
     """What the Studio needs from a queue; the local queue and a Celery backend provide it."""
 
-    def register(self, kind: str, handler: Handler) -> None: ...
+    def register(self, kind: str, handler: Handler, *, queue: str = "images") -> None: ...
     def kinds(self) -> list[str]: ...
     def busy(self) -> bool: ...
     def submit(self, kind: str, params: dict[str, Any], *, retry_of: str | None = None) -> Job: ...
@@ -325,6 +334,22 @@ class JobBackend(Protocol):
     def wait(self, job_id: str, timeout: float | None = None) -> Job: ...
     def start(self) -> None: ...
     def shutdown(self, timeout: float = 10.0) -> None: ...
+
+
+def wait_for(
+    read: Callable[[], Job], woken: threading.Event, timeout: float | None, poll_s: float = 0.5
+) -> Job:
+    """Until the job ``read`` returns has finished, or ``timeout`` passed: its record. Woken
+    by its finishing event (``woken``), and reading the record every ``poll_s`` meanwhile (an
+    event may be lost: another process, a dropped connection). The one wait loop of the
+    engine's Celery queue and of an attached studio."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = read()
+        left = None if deadline is None else deadline - time.monotonic()
+        if job.state.finished or (left is not None and left <= 0):
+            return job
+        woken.wait(poll_s if left is None else min(poll_s, left))
 
 
 class JobStore:
@@ -637,8 +662,8 @@ class LocalJobQueue(StoredQueue):
         self._threads: list[threading.Thread] = []
 
     # -- the backend interface ---------------------------------------------------------
-    def register(self, kind: str, handler: Handler) -> None:
-        self._handlers[kind] = handler
+    def register(self, kind: str, handler: Handler, *, queue: str = "images") -> None:
+        self._handlers[kind] = handler  # one process runs every queue
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
@@ -786,6 +811,55 @@ class DbCancelToken:
         return self._cancelled
 
 
+class _Progress:
+    """A running job's progress reports: never backwards, an event for each visible change,
+    the row written at most every ``PERSIST_PROGRESS_S`` (and only while ``owner`` holds the
+    job's lease). Thread-safe: a download watcher reports from its own thread."""
+
+    def __init__(self, store: JobStore, job: Job, owner: str):
+        import time
+
+        self.store, self.job_id, self.owner = store, job.id, owner
+        self.progress, self.stage = 0.0, job.stage
+        self.written, self.record = time.monotonic(), job.to_dict()
+        self.lock = threading.Lock()
+
+    def __call__(self, percent: float, stage: str | None) -> None:
+        import time
+
+        with self.lock:
+            percent = max(percent, self.progress)  # progress never goes back
+            stage = stage if stage is not None else self.stage
+            if percent - self.progress < 0.5 and stage == self.stage:
+                return  # nothing a user could see
+            self.progress, self.stage = percent, stage
+            now = time.monotonic()
+            if now - self.written < PERSIST_PROGRESS_S:  # the event now, the row soon
+                self.store.bus.publish(
+                    events.job_update(dict(self.record, progress=round(percent, 1), stage=stage))
+                )
+                return
+            updated = self.store.transition(
+                self.job_id, [JobState.RUNNING], leased_by=self.owner, progress=percent, stage=stage
+            )
+            self.written = now
+            if updated is not None:
+                self.record = updated.to_dict()
+
+
+def _crash(exc: Exception, job: Job, lang: str) -> tuple[str, str]:
+    """A job's unexpected failure as (message, code): a full disk and an out-of-memory named,
+    anything else with its public reason (the traceback stays in the log)."""
+    if is_disk_full(exc):
+        log.error("job %s (%s): the disk is full", job.id, job.kind)
+        return DiskFull().message(lang), "error.disk_full"
+    if is_out_of_memory(exc):  # the allocator's banner stays in the log
+        log.error("job %s (%s) ran out of GPU memory: %s", job.id, job.kind, exc)
+        return GpuOutOfMemory().message(lang), "error.gpu_memory"
+    log.exception("job %s (%s) crashed", job.id, job.kind)
+    return t("error.internal", lang, kind=job.kind, reason=public_reason(exc)), "error.internal"
+
+
 def execute(
     store: JobStore,
     job: Job,
@@ -798,40 +872,10 @@ def execute(
     """Run a claimed job's handler and record how it ended (only while ``owner`` still holds
     its lease). The one path for the local queue and for remote workers. Past ``timeout_s``
     (checked between steps) the job ends failed and its models are released."""
-    import time
-
-    job_id = job.id
-    last: dict[str, Any] = {
-        "progress": 0.0,
-        "stage": job.stage,
-        "written": time.monotonic(),
-        "record": job.to_dict(),
-    }
-    lock = threading.Lock()  # a download watcher reports from its own thread
-
-    def report(percent: float, stage: str | None) -> None:
-        with lock:
-            percent = max(percent, last["progress"])  # progress never goes back
-            stage = stage if stage is not None else last["stage"]
-            if percent - last["progress"] < 0.5 and stage == last["stage"]:
-                return  # nothing a user could see
-            last.update(progress=percent, stage=stage)
-            now = time.monotonic()
-            if now - last["written"] < PERSIST_PROGRESS_S:  # the event now, the row soon
-                store.bus.publish(
-                    events.job_update(dict(last["record"], progress=round(percent, 1), stage=stage))
-                )
-                return
-            updated = store.transition(
-                job_id, [JobState.RUNNING], leased_by=owner, progress=percent, stage=stage
-            )
-            last["written"] = now
-            if updated is not None:
-                last["record"] = updated.to_dict()
 
     def finish(state: JobState, **changes: Any) -> Job | None:
         return store.transition(
-            job_id,
+            job.id,
             [JobState.RUNNING],
             leased_by=owner,
             state=state,
@@ -839,30 +883,21 @@ def execute(
             **changes,
         )
 
-    ctx = JobContext(job, token, report, lang, timeout_s)
+    ctx = JobContext(job, token, _Progress(store, job, owner), lang, timeout_s)
     try:
         if handler is None:
             raise NotFound("job kind", job.kind)
         result = handler(ctx)
     except JobCancelled:
-        log.info("job %s cancelled", job_id)
+        log.info("job %s cancelled", job.id)
         return finish(JobState.CANCELLED, error=t("error.cancelled", lang), error_code="cancelled")
     except EnfoadsError as exc:
-        log.info("job %s failed: %s", job_id, exc)
+        log.info("job %s failed: %s", job.id, exc)
         return finish(JobState.FAILED, error=exc.message(lang), error_code=exc.key)
-    except Exception as exc:  # a job's crash is recorded, not raised
-        if is_disk_full(exc):
-            log.error("job %s (%s): the disk is full", job_id, job.kind)
-            error, code = DiskFull().message(lang), "error.disk_full"
-        elif is_out_of_memory(exc):  # the allocator's banner stays in the log
-            log.error("job %s (%s) ran out of GPU memory: %s", job_id, job.kind, exc)
-            error, code = GpuOutOfMemory().message(lang), "error.gpu_memory"
-        else:
-            log.exception("job %s (%s) crashed", job_id, job.kind)
-            error = t("error.internal", lang, kind=job.kind, reason=public_reason(exc))
-            code = "error.internal"
+    except Exception as exc:  # noqa: BLE001 - recorded in the job and logged by _crash
+        error, code = _crash(exc, job, lang)
         return finish(JobState.FAILED, error=error, error_code=code)
-    log.info("job %s completed", job_id)
+    log.info("job %s completed", job.id)
     return finish(
         JobState.COMPLETED,
         progress=100.0,

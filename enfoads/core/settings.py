@@ -21,8 +21,6 @@ SETTINGS_FILE = "settings.json"
 # Where Colab mounts Google Drive (google.colab.drive.mount("/content/drive")).
 COLAB_DRIVE = Path("/content/drive/MyDrive")
 GB = 1024**3
-# Generous for a T4 (download time does not count): 3 placements × 4 images take about a minute.
-DEFAULT_JOB_TIMEOUTS_S = {"generate_image": 900.0, "face_swap": 300.0}
 
 
 def default_data_dir() -> Path:
@@ -88,6 +86,9 @@ class Settings(BaseSettings):
     # Where jobs run: "local" (threads of the engine) or "celery" (GPU worker processes behind
     # Redis, `enfoads worker`); the database stays the record of every job either way.
     queue: Literal["local", "celery"] = "local"
+    # Capabilities of your own, registered after the studio's: "package.module:Class" entries,
+    # comma-separated (a plugin; the engine and every worker must be able to import them).
+    extra_capabilities: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis redelivers a job whose worker went silent after this long; longer than the longest
     # job (a lease check keeps a live worker's job from running twice anyway).
@@ -229,11 +230,12 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.live_db_path}"
 
-    def job_timeout(self, kind: str) -> float:
-        """The limit of a job kind: ``job_timeouts_s``, then the studio's defaults per kind,
+    def job_timeout(self, kind: str, default: float | None = None) -> float:
+        """The limit of a job kind: ``job_timeouts_s``, then ``default`` (its ``JobSpec``'s),
         then ``job_timeout_s``."""
-        limits = {**DEFAULT_JOB_TIMEOUTS_S, **self.job_timeouts_s}
-        return float(limits.get(kind, self.job_timeout_s))
+        if kind in self.job_timeouts_s:
+            return float(self.job_timeouts_s[kind])
+        return float(default if default is not None else self.job_timeout_s)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from enfoads.core import events
+from enfoads.core.api import Facade
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.capability import Capabilities, Services
 from enfoads.core.db import create_engine, make_session_factory
@@ -26,7 +27,7 @@ from enfoads.core.dbfile import DatabaseBackup, restore_live
 from enfoads.core.engine import EngineRegistry, new_owner_id
 from enfoads.core.errors import AssetInUse
 from enfoads.core.i18n import Reason
-from enfoads.core.jobs import Job, JobBackend, JobStore, LocalJobQueue
+from enfoads.core.jobs import Job, JobBackend, JobState, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
 from enfoads.core.vram import ModelManager, resolve_device
 from enfoads.version import __version__
@@ -34,7 +35,7 @@ from enfoads.version import __version__
 log = logging.getLogger(__name__)
 
 
-class Studio:
+class Studio(Facade):
     """Everything the studio can do, behind one object. Use as a context manager or call
     ``start()`` / ``close()``."""
 
@@ -44,6 +45,7 @@ class Studio:
         *,
         clock: Callable[[], datetime] = utcnow,
         jobs: JobBackend | None = None,
+        job_backend: Callable[[Studio], JobBackend] | None = None,
     ):
         self.settings = settings or load_settings()
         self.settings.ensure_dirs()
@@ -91,7 +93,10 @@ class Studio:
         # engine's API; it is stored in the database of the data dir, next to the engine's URL.
         self.attach_token = secrets.token_urlsafe(24)
         self.sessions, self.clock = sessions, clock
-        self.jobs: JobBackend = jobs or self._job_backend()
+        # ``jobs``: a backend of its own (a worker's handler table); ``job_backend``: builds the
+        # engine's queue from this studio (``enfoads.attach.make_studio``: Celery workers);
+        # neither: threads of this process.
+        self.jobs: JobBackend = jobs or (job_backend(self) if job_backend else self._job_backend())
         # Whether this process runs the jobs (and so loads the models): not an engine whose
         # jobs go to Celery workers (each worker's own Studio is given its handler table).
         self.runs_jobs = jobs is not None or s.queue != "celery"
@@ -110,22 +115,32 @@ class Studio:
         self.pipelines = self.capabilities  # the capabilities by name (older name)
         self._register_capabilities()
 
-    def _job_backend(self) -> JobBackend:
-        """Threads of this process, or Celery workers on other processes (``ENFOADS_QUEUE``)."""
-        s = self.settings
-        store = JobStore(self.sessions, self.bus, self.clock)
-        if s.queue == "celery":
-            from enfoads.workers.backend import CeleryJobQueue
+    def job_store(self) -> JobStore:
+        """The job records of this data dir (what every job backend keeps its jobs in)."""
+        return JobStore(self.sessions, self.bus, self.clock)
 
-            return CeleryJobQueue(store, s, lang=lambda: self.settings.language)
+    def _job_backend(self) -> JobBackend:
+        """Threads of this process. Another backend (``ENFOADS_QUEUE=celery``) is handed in
+        (``enfoads.attach.make_studio``): the core imports no queue implementation."""
+        s = self.settings
+        store = self.job_store()
+        if s.queue != "local":
+            raise RuntimeError(
+                f"ENFOADS_QUEUE={s.queue}: the engine is made by enfoads.attach.make_studio "
+                "(enfoads serve, the notebook and the dashboard do)"
+            )
         return LocalJobQueue(
             store,
             workers=s.workers,
             lang=lambda: self.settings.language,
             owner=self.owner,
             lease_s=s.lease_s,
-            timeout_s=lambda kind: self.settings.job_timeout(kind),
+            timeout_s=self.job_timeout,
         )
+
+    def job_timeout(self, kind: str) -> float:
+        """A job kind's time limit: the setting, else its ``JobSpec``'s, else the default."""
+        return self.settings.job_timeout(kind, self.capabilities.timeout_for(kind))
 
     def _services(self, needs: tuple[str, ...], capabilities: Any) -> Services:
         """What one capability gets: the live settings, the stores, and what it named."""
@@ -144,7 +159,7 @@ class Studio:
         from enfoads.core import inventory
         from enfoads.core.pipelines import register_all
 
-        register_all(self.capabilities)
+        register_all(self.capabilities, self.settings.extra_capabilities)
         self.capabilities.add_job(
             inventory.prepare_job(self.capabilities, lambda: self.settings, self.models)
         )
@@ -257,7 +272,7 @@ class Studio:
             raise EngineFenced()
 
     def _job_finished_backup(self, event: events.Event) -> None:
-        if event.payload.get("state") in ("completed", "failed", "cancelled") and self.db_backup:
+        if JobState.is_finished(event.payload.get("state")) and self.db_backup:
             self.db_backup.request()
 
     def on_close(self, closer: Callable[[], None]) -> None:
@@ -355,13 +370,6 @@ class Studio:
 
         return missing_models(self)
 
-    def prepare_model(self, key: str) -> Job:
-        """Download one model (an inventory key) as a job, e.g. from the Settings panel. An
-        unknown key is refused here, before anything is queued."""
-        from enfoads.core.capability import PREPARE_JOB
-
-        return self.submit(PREPARE_JOB, {"model": key})
-
     # -- brand kit ---------------------------------------------------------------------
     def brand_kit(self) -> dict[str, Any]:
         """The current brand kit (logo asset, colours, font asset, call to action), or defaults."""
@@ -391,7 +399,7 @@ class Studio:
         import json
 
         from enfoads.core.errors import InvalidInput
-        from enfoads.core.pipelines.compose import hex_rgb
+        from enfoads.core.pipelines.compose import CTA_MAX, hex_rgb
 
         allowed = {"logo_asset_id", "colours", "font_asset_id", "cta"}
         if set(kit) - allowed:
@@ -411,8 +419,10 @@ class Studio:
             )
         for colour in merged["colours"]:
             hex_rgb(colour, "colours")
-        if len(merged["cta"]) > 80:
-            raise InvalidInput("error.too_long", field="cta", length=len(merged["cta"]), limit=80)
+        if len(merged["cta"]) > CTA_MAX:
+            raise InvalidInput(
+                "error.too_long", field="cta", length=len(merged["cta"]), limit=CTA_MAX
+            )
         previous = self.assets.list(kind="brand_kit", limit=100).items
         self.assets.add_bytes(
             json.dumps(merged, ensure_ascii=False).encode(),
@@ -529,11 +539,6 @@ class Studio:
         """The magic prompt (direct call, milliseconds with the rules): a ``PromptResult``."""
         return self.capabilities["prompt"].enhance(prompt, **options)
 
-    def generate_images(self, request: Any = None, /, **params: Any) -> Job:
-        """Queue an image job (``GenerateImageRequest`` or its fields: prompt, placements,
-        style, seed, num_images…). Bad input raises here, before anything is queued."""
-        return self.submit("generate_image", request if request is not None else params)
-
     def image_options(self) -> dict[str, Any]:
         """Aspects, styles and limits, for the widgets and the API."""
         return self.options("image")
@@ -553,22 +558,6 @@ class Studio:
 
         wrap = lambda x: x if isinstance(x, ImageInput) else ImageInput(asset_id=str(x))  # noqa: E731
         return self.capabilities["faceswap"].swap_image(wrap(source), wrap(target), **options)
-
-    def swap_faces(self, request: Any = None, /, **params: Any) -> Job:
-        """Image face swap as a queued job (``FaceSwapJobRequest`` or its fields:
-        source_asset_id, target_asset_id, source_face, target_face)."""
-        return self.submit("face_swap", request if request is not None else params)
-
-    def swap_faces_video(self, request: Any = None, /, **params: Any) -> Job:
-        """Swap the source face onto every frame of a video asset, audio kept (a job:
-        ``FaceSwapVideoRequest`` or its fields)."""
-        return self.submit("face_swap_video", request if request is not None else params)
-
-    def first_frame(self, asset_id: str) -> Any:
-        """A video asset's first frame, as a PIL image."""
-        from enfoads.core import media
-
-        return media.first_frame(self.assets.file_path(asset_id), asset_id)
 
     def faceswap_licence(self, lang: str | None = None) -> dict[str, Any]:
         """InsightFace's licence and notice (in ``lang``, default the studio's language)."""
@@ -590,18 +579,3 @@ class Studio:
         image = self.assets.open_image(asset_id).convert("RGB")
         self.capabilities["avatar"].locate(np.asarray(image), asset_id)
         return self.assets.tag(asset_id, add=("avatar",))
-
-    def list_avatars(self, **filters: Any) -> Page:
-        return self.assets.list(tag="avatar", **filters)
-
-    def render_video(self, request: Any = None, /, **params: Any) -> Job:
-        """Queue a talking-avatar ad (``RenderVideoRequest`` or its fields: script,
-        avatar_asset_id, voice, rate, music_asset_id, logo_asset_id, subtitle_style, aspect,
-        cta…). Bad input raises here, before queueing."""
-        return self.submit("render_video", request if request is not None else params)
-
-    def render_multi_scene(self, request: Any = None, /, **params: Any) -> Job:
-        """Queue a multi-scene ad (``RenderMultiSceneRequest`` or its fields: ``scenes`` of
-        kind, asset_id, script, duration, motion, transition, plus the single render's
-        options)."""
-        return self.submit("render_multi_scene", request if request is not None else params)

@@ -121,12 +121,13 @@ _REASONS = {
     "too_long": "reason.too_long",
     "string_too_long": "reason.too_long",
     "string_too_short": "reason.too_short",
-    "greater_than": "reason.out_of_range",
-    "greater_than_equal": "reason.out_of_range",
-    "less_than": "reason.out_of_range",
-    "less_than_equal": "reason.out_of_range",
+    "greater_than": "reason.above",
+    "greater_than_equal": "reason.at_least",
+    "less_than": "reason.below",
+    "less_than_equal": "reason.at_most",
     "enum": "reason.choice",
     "literal_error": "reason.choice",
+    "multiple_of": "reason.multiple_of",
     "string_unicode": "reason.bad_text",
 }
 
@@ -135,8 +136,26 @@ def validation_reason(error: dict[str, Any]) -> Reason:
     key = _REASONS.get(str(error.get("type")), "reason.value")
     if key == "reason.choice":
         expected = (error.get("ctx") or {}).get("expected", "")
-        return Reason(key, choices=str(expected).replace("'", "").replace(" or ", ", "))
+        choices = str(expected).replace("'", "").replace(" or ", ", ")
+        given = error.get("input")
+        if isinstance(given, str) and given.isprintable() and 0 < len(given) <= 40:
+            return Reason("reason.not_a_choice", value=given, choices=choices)  # named back
+        return Reason(key, choices=choices)
+    ctx = error.get("ctx") or {}
+    if key == "reason.multiple_of":
+        return Reason(key, step=ctx.get("multiple_of", "?"))
+    bound = {"reason.above": "gt", "reason.at_least": "ge", "reason.below": "lt"}.get(key, "le")
+    if key in ("reason.above", "reason.at_least", "reason.below", "reason.at_most"):
+        return Reason(key, limit=ctx.get(bound, "?"))  # the bound the field declares
     return Reason(key)
+
+
+def field_path(loc: Any) -> str:
+    """A field's place as the studio names it: ``scenes[0].kind``, ``placements[1]``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
 
 
 def parse_request(model: type[M], params: Any) -> M:
@@ -146,7 +165,7 @@ def parse_request(model: type[M], params: Any) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        field = field_path(first.get("loc", ()))
         raise InvalidInput("error.invalid", field=field, reason=validation_reason(first)) from None
 
 

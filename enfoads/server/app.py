@@ -21,6 +21,7 @@ from enfoads.server.routes import (
     faceswap,
     health,
     images,
+    job_kinds,
     jobs,
     video,
 )
@@ -81,6 +82,8 @@ def create_app(studio: Studio, *, token: str | None = None, local_open: bool = F
     install_error_handlers(api)
     for module in (health, images, faceswap, video, assets, jobs, studio_routes):
         api.include_router(module.router)
+    # POST /api/jobs/{kind} and the seed's paths, from the registered job kinds
+    api.include_router(job_kinds.build_router(studio.capabilities.job_specs()))
     app = socketio.ASGIApp(sio, other_asgi_app=api)
     app.api = api  # for tests and the OpenAPI export
     return app

@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import CATALOG, t
-from enfoads.core.studio import Studio
 from enfoads.widgets.common import Downloads, JobProgress, Message
 from enfoads.widgets.compat import tooltip
 
@@ -47,7 +47,7 @@ class PlacementToggles(w.HBox):
 
 
 class AdCreatorPanel(w.VBox):
-    def __init__(self, studio: Studio, on_action: Callable[[str, str], Any] | None = None):
+    def __init__(self, studio: StudioAPI, on_action: Callable[[str, str], Any] | None = None):
         self.studio = studio
         self.on_action = on_action
         lang = self.lang = studio.settings.language
@@ -170,7 +170,7 @@ class AdCreatorPanel(w.VBox):
     def _card(self, info: dict[str, Any]) -> w.Widget:
         """A result: thumbnail, keep, download, use as avatar, use in a video."""
         asset_id = info["asset_id"]
-        thumb = self.studio.assets.thumbnail_path(asset_id)
+        thumb = self.studio.thumbnail_path(asset_id)
         keep = w.Button(description=t("ui.keep", self.lang), icon="star")
         keep.on_click(lambda _b: self.act("keep", asset_id, keep))
         avatar = w.Button(description=t("ui.avatar_short", self.lang), icon="user")

@@ -6,8 +6,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import t
-from enfoads.core.studio import Studio
 from enfoads.widgets.ad_creator import AdCreatorPanel
 from enfoads.widgets.common import APP_CSS, close_subscriptions
 from enfoads.widgets.compat import set_titles
@@ -21,7 +21,7 @@ TABS = ("home", "creator", "faceswap", "video", "vault", "settings")
 
 
 class StudioApp(w.Tab):
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: StudioAPI):
         self.studio = studio
         # One fixed box per tab: a rebuild swaps the panels inside them, never the tab bar's
         # children (the page resets a tab bar whose children change to its first tab).

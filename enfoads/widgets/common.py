@@ -10,16 +10,16 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.assets import RESERVED_KINDS
 from enfoads.core.errors import EnfoadsError
 from enfoads.core.events import RESYNC
 from enfoads.core.i18n import t
-from enfoads.core.jobs import localized_payload
-from enfoads.core.studio import Studio
+from enfoads.core.jobs import FINISHED_STATES, localized_payload
 from enfoads.widgets.compat import IPYWIDGETS_8, uploaded_files
 from enfoads.widgets.loop import Coalescer, subscribe_refresh
 
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_STATES
 _COLORS = {"info": "#2d6cdf", "ok": "#1e8e3e", "error": "#c5221f"}
 
 # The studio's styles, carried by a hidden HTML widget inside the app (Colab, Jupyter and
@@ -187,7 +187,7 @@ class JobProgress(w.VBox):
     """A progress bar, the stage text and a cancel button for one job at a time, updated from
     the job's events on the kernel's thread (``widgets.loop``)."""
 
-    def __init__(self, studio: Studio, on_finished: Callable[[dict[str, Any]], None]):
+    def __init__(self, studio: StudioAPI, on_finished: Callable[[dict[str, Any]], None]):
         lang = studio.settings.language
         self.studio = studio
         self.job_id: str | None = None
@@ -324,7 +324,7 @@ class Downloads(w.HBox):
     pressed, and then as a link named after the asset ("Guardar cafe.png"): a gallery of eight
     images no longer puts 26 MB of base64 into the page before anyone asks for one."""
 
-    def __init__(self, studio: Studio, files: list[tuple[str, str]]):
+    def __init__(self, studio: StudioAPI, files: list[tuple[str, str]]):
         self.studio = studio
         buttons = []
         for index, (asset_id, label) in enumerate(files):
@@ -339,7 +339,7 @@ class Downloads(w.HBox):
         lang = self.studio.settings.language
         try:
             asset = self.studio.get_asset(asset_id)
-            data = self.studio.assets.read_bytes(asset)
+            data = self.studio.asset_bytes(asset)
         except EnfoadsError as exc:  # deleted meanwhile
             link = w.HTML(html.escape(exc.message(lang)))
         else:
@@ -351,8 +351,8 @@ class Downloads(w.HBox):
         old.close()
 
 
-def thumbnail(studio: Studio, asset_id: str, width: str = "180px") -> w.Widget:
-    path = studio.assets.thumbnail_path(asset_id)
+def thumbnail(studio: StudioAPI, asset_id: str, width: str = "180px") -> w.Widget:
+    path = studio.thumbnail_path(asset_id)
     if path is None:
         return w.Label(asset_id)
     return w.Image(value=path.read_bytes(), format="jpeg", layout=w.Layout(width=width))
@@ -367,7 +367,7 @@ class AssetPicker(w.VBox):
 
     def __init__(
         self,
-        studio: Studio,
+        studio: StudioAPI,
         label: str,
         *,
         kinds: tuple[str, ...] = ("image",),

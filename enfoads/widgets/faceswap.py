@@ -9,10 +9,10 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import t
 from enfoads.core.inventory import licence_label
 from enfoads.core.media import VIDEO_EXTS
-from enfoads.core.studio import Studio
 from enfoads.widgets.common import (
     AssetPicker,
     Downloads,
@@ -49,7 +49,7 @@ def numbered_boxes(image_bytes: bytes, faces: list[dict[str, Any]]) -> bytes:
 
 
 class FaceSwapPanel(w.VBox):
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: StudioAPI):
         self.studio = studio
         lang = self.lang = studio.settings.language
         licence = studio.faceswap_licence()
@@ -156,7 +156,7 @@ class FaceSwapPanel(w.VBox):
         self.face.options = self.choices(faces, allow_all=True)
         text = t("ui.swap.found", self.lang, n=len(faces))
         if source is not None:
-            picture = self.studio.assets.read_bytes(self.source.value)
+            picture = self.studio.asset_bytes(self.source.value)
             self.source_preview.value = numbered_boxes(picture, source)
             self.source_preview.layout.display = ""
             self.source_face.options = self.choices(source, allow_all=False)
@@ -169,7 +169,7 @@ class FaceSwapPanel(w.VBox):
     def target_picture(self) -> bytes:
         """The target image's bytes; for a video, its first frame (where faces are numbered)."""
         if not self.target_is_video():
-            return self.studio.assets.read_bytes(self.target.value)
+            return self.studio.asset_bytes(self.target.value)
         out = io.BytesIO()
         self.studio.first_frame(self.target.value).save(out, "PNG")
         return out.getvalue()
@@ -215,7 +215,7 @@ class FaceSwapPanel(w.VBox):
                 "ok",
             )
             player = w.Video(
-                value=self.studio.assets.read_bytes(asset_id),
+                value=self.studio.asset_bytes(asset_id),
                 format="mp4",
                 autoplay=False,
                 controls=True,

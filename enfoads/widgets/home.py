@@ -7,9 +7,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import CATALOG, t
 from enfoads.core.inventory import model_label
-from enfoads.core.studio import Studio
 from enfoads.widgets.common import (
     Message,
     close_tree,
@@ -24,7 +24,7 @@ GB = 1024**3
 
 
 class HomePanel(w.VBox):
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: StudioAPI):
         self.studio = studio
         lang = self.lang = studio.settings.language
         self.gpu = w.FloatProgress(

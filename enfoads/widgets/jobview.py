@@ -64,6 +64,6 @@ def show_job(studio: Any, job: Any, *, wait: bool = False) -> Any:
     progress.follow(job_id)
     display(w.VBox([w.Label(t("ui.job_follow", lang, id=job_id)), progress, message, results]))
     current = studio.get_job(job_id)  # it may have ended before the widget subscribed
-    if current.state.value in ("completed", "failed", "cancelled"):
+    if current.state.finished:
         progress.show(current.to_dict())
     return current

@@ -7,16 +7,16 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import t
 from enfoads.core.inventory import licence_label, model_label
-from enfoads.core.studio import Studio
 from enfoads.widgets.common import JobProgress, Message, icon
 
 GB = 1024**3
 
 
 class SettingsPanel(w.VBox):
-    def __init__(self, studio: Studio, on_language: Callable[[str], None] | None = None):
+    def __init__(self, studio: StudioAPI, on_language: Callable[[str], None] | None = None):
         self.studio = studio
         lang = self.lang = studio.settings.language
         self._on_language = on_language

@@ -8,9 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core.api import StudioAPI
 from enfoads.core.assets import UPLOAD_KINDS
 from enfoads.core.i18n import t
-from enfoads.core.studio import Studio
 from enfoads.widgets.common import (
     AssetPicker,
     Downloads,
@@ -32,7 +32,7 @@ def as_hex(colour: str) -> str:
 
 
 class BrandKitEditor(w.VBox):
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: StudioAPI):
         self.studio = studio
         lang = self.lang = studio.settings.language
         kit = studio.brand_kit()
@@ -118,7 +118,7 @@ class VaultPanel(w.VBox):
     """The brand kit on top; then search (accents and case ignored), kind, paging, and one
     card per asset with its own files grouped (a video's voice-over and subtitles)."""
 
-    def __init__(self, studio: Studio, page_size: int = 24):
+    def __init__(self, studio: StudioAPI, page_size: int = 24):
         self.studio = studio
         lang = self.lang = studio.settings.language
         self.page_size = page_size
@@ -225,7 +225,7 @@ class VaultPanel(w.VBox):
         return tuple(card for _shown, card in cards.values())
 
     def _card(self, asset: Any, parts: tuple[Any, ...]) -> w.Widget:
-        thumb = self.studio.assets.thumbnail_path(asset) if asset.has_thumbnail else None
+        thumb = self.studio.thumbnail_path(asset) if asset.has_thumbnail else None
         if thumb:
             picture: w.Widget = w.Image(value=thumb.read_bytes(), format="jpeg")
         else:
@@ -263,7 +263,7 @@ class VaultPanel(w.VBox):
         """A larger preview with downloads (the video's files too), tags and actions."""
         try:
             asset = self.studio.get_asset(asset_id)
-            data = self.studio.assets.read_bytes(asset)
+            data = self.studio.asset_bytes(asset)
         except Exception as exc:  # noqa: BLE001 - shown to the user (deleted meanwhile)
             self.message.show_error(exc, self.lang)
             return
@@ -296,7 +296,7 @@ class VaultPanel(w.VBox):
             info += f" · {asset.width}×{asset.height}"
         if asset.meta.get("commercial_use") is False:
             info += " · " + t("ui.non_commercial", self.lang)
-        parts = self.studio.assets.parts_of([asset_id]).get(asset_id, [])
+        parts = self.studio.asset_parts(asset_id)
         files = [(asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}")]
         files += [(p.id, p.ext.upper()) for p in parts]
         close = w.Button(description=t("ui.close", self.lang), icon="times")

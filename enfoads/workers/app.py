@@ -6,21 +6,6 @@ import hashlib
 from typing import Any
 
 TASK = "enfoads.run_job"
-# One queue per capability: a worker started with ``--queues images`` keeps SDXL resident and
-# takes only image jobs; by default every worker takes every queue.
-QUEUES = {
-    "generate_image": "images",
-    "prepare_model": "images",
-    "face_swap": "faces",
-    "face_swap_video": "faces",
-    "render_video": "video",
-    "render_multi_scene": "video",
-}
-ALL_QUEUES = ("images", "faces", "video")
-
-
-def queue_for(kind: str) -> str:
-    return QUEUES.get(kind, "images")
 
 
 def events_channel(settings: Any) -> str:

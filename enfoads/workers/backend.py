@@ -15,8 +15,8 @@ from typing import Any
 
 from enfoads.core import events
 from enfoads.core.errors import NotFound
-from enfoads.core.jobs import Handler, Job, JobState, JobStore, StoredQueue
-from enfoads.workers.app import TASK, events_channel, make_celery, queue_for
+from enfoads.core.jobs import Handler, Job, JobState, JobStore, StoredQueue, wait_for
+from enfoads.workers.app import TASK, events_channel, make_celery
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,15 @@ class CeleryJobQueue(StoredQueue):
         self._lang = lang  # a language, or a function that reads the live settings
         self.app = make_celery(settings)
         self._kinds: set[str] = set()
+        self._queues: dict[str, str] = {}  # each kind's queue, from its JobSpec
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, queue: str = "images") -> None:
         self._kinds.add(kind)  # the handlers run in the workers
+        self._queues[kind] = queue
 
     def kinds(self) -> list[str]:
         return sorted(self._kinds)
@@ -49,23 +51,15 @@ class CeleryJobQueue(StoredQueue):
         return job
 
     def _send(self, job: Job) -> None:
-        self.app.send_task(TASK, args=[job.id], queue=queue_for(job.kind))
+        self.app.send_task(TASK, args=[job.id], queue=self._queues.get(job.kind, "images"))
 
     def _cancel_running(self, job_id: str) -> None:
         self.store.request_cancel(job_id)  # a solo worker reads it between steps
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             done = self._done.setdefault(job_id, threading.Event())
-        while True:
-            job = self.store.get(job_id)
-            left = None if deadline is None else deadline - time.monotonic()
-            if job.state.finished or (left is not None and left <= 0):
-                return job
-            done.wait(0.5 if left is None else min(0.5, left))
+        return wait_for(lambda: self.store.get(job_id), done, timeout)
 
     def start(self) -> None:
         """Listen to the workers' events; send again what is queued in the database (a message

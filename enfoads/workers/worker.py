@@ -24,7 +24,7 @@ class HandlerTable:
     def __init__(self) -> None:
         self.handlers: dict[str, Any] = {}
 
-    def register(self, kind: str, handler: Any) -> None:
+    def register(self, kind: str, handler: Any, *, queue: str = "images") -> None:
         self.handlers[kind] = handler
 
     def kinds(self) -> list[str]:
@@ -95,7 +95,7 @@ class Worker:
             DbCancelToken(self.store, job_id),
             self.owner,
             lang,
-            self.settings.job_timeout(job.kind),
+            self.studio.job_timeout(job.kind),
         )
         return done.state.value if done is not None else "lost"
 
@@ -109,14 +109,17 @@ def main(gpu: int | None, queues: str, loglevel: str = "INFO") -> int:
     if gpu is not None:  # before torch is imported anywhere in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     from enfoads.core.settings import load_settings
-    from enfoads.workers.app import TASK, make_celery, queue_for
+    from enfoads.workers.app import TASK, make_celery
 
     settings = load_settings()
     settings.ensure_dirs()
     settings.apply_cache_env()
     app = make_celery(settings)
     worker = Worker(settings)
-    if queue_for("generate_image") in queues.split(","):  # its placements, from the cache
+    caps = worker.studio.capabilities
+    # "all": every queue a registered job kind declares (its JobSpec's ``queue``)
+    queues = ",".join(caps.queues()) if queues == "all" else queues
+    if caps.queue_for("generate_image") in queues.split(","):  # its placements, from the cache
         worker.studio.warm_start()
 
     @app.task(name=TASK, bind=True)

@@ -11,6 +11,17 @@ export type RenderVideoRequest = components["schemas"]["RenderVideoRequest"];
 export type RenderMultiSceneRequest = components["schemas"]["RenderMultiSceneRequest"];
 export type SpeakRequest = components["schemas"]["SpeakRequest"];
 export type BrandKitRequest = components["schemas"]["BrandKitRequest"];
+/** The answer of every route that queues a job (derived from the job kinds' specs). */
+export type QueuedJob = components["schemas"]["QueuedJob"];
+/** Every job kind the engine serves, with its request body: `POST /api/jobs/{kind}`. */
+type JobRoutes = {
+  [P in keyof paths as P extends `/api/jobs/${infer K}`
+    ? K extends `${string}/${string}` | `{${string}}` ? never : K
+    : never]: paths[P] extends { post: { requestBody?: { content: { "application/json": infer B } } } }
+    ? B
+    : never;
+};
+export type JobKind = keyof JobRoutes;
 export type SettingsChange = components["schemas"]["SettingsChange"];
 
 export interface BrandKit {
@@ -210,11 +221,13 @@ export class EnfoadsClient {
   }
 
   generateImage(body: GenerateImageRequest) {
-    return this.request<{ job_id: string; status: JobState; job: Job }>(
-      "POST",
-      "/generate-image",
-      body,
-    );
+    return this.request<QueuedJob>("POST", "/generate-image", body);
+  }
+
+  /** Queue a job of any kind the engine declares (a plugin's too), its body typed by the
+   * kind's request model in the schema. */
+  queueJob<K extends JobKind>(kind: K, body: JobRoutes[K]) {
+    return this.request<QueuedJob>("POST", `/api/jobs/${encodeURIComponent(kind)}`, body);
   }
 
   faceSwap(body: FaceSwapRequest) {
@@ -235,19 +248,11 @@ export class EnfoadsClient {
 
   /** Script + avatar → a talking-avatar MP4 (a job: follow it with `watchJob`). */
   renderVideo(body: RenderVideoRequest) {
-    return this.request<{ job_id: string; status: JobState; job: Job }>(
-      "POST",
-      "/render-video",
-      body,
-    );
+    return this.request<QueuedJob>("POST", "/render-video", body);
   }
 
   renderMultiScene(body: RenderMultiSceneRequest) {
-    return this.request<{ job_id: string; status: JobState; job: Job }>(
-      "POST",
-      "/render-multi-scene",
-      body,
-    );
+    return this.request<QueuedJob>("POST", "/render-multi-scene", body);
   }
 
   avatars(offset = 0, limit = 50) {

@@ -37,6 +37,21 @@ def capability_classes() -> list[type[Capability]]:
     return classes
 
 
-def register_all(capabilities: Capabilities) -> None:
-    for cls in capability_classes():
+def extra_capability_classes(entries: str) -> list[type[Capability]]:
+    """``ENFOADS_EXTRA_CAPABILITIES``: "package.module:Class" entries, comma-separated."""
+    from enfoads.core.capability import ContractError
+
+    classes = []
+    for entry in filter(None, (e.strip() for e in entries.split(","))):
+        module, _, name = entry.partition(":")
+        try:
+            classes.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ContractError(f"extra capability {entry!r} cannot be imported: {exc}") from exc
+    return classes
+
+
+def register_all(capabilities: Capabilities, extra: str = "") -> None:
+    """The studio's capabilities, then those of ``extra`` (``ENFOADS_EXTRA_CAPABILITIES``)."""
+    for cls in capability_classes() + extra_capability_classes(extra):
         capabilities.add(cls)

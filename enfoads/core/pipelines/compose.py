@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -33,7 +34,9 @@ SAFE_ZONES = {
     "1:1": {"top": 0.06, "bottom": 0.08, "left": 0.06, "right": 0.06},
     "16:9": {"top": 0.06, "bottom": 0.08, "left": 0.05, "right": 0.05},
 }
+Aspect = Literal["9:16", "1:1", "4:5", "16:9"]
 ASPECT_RATIOS = {"9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5), "16:9": (16, 9)}
+assert tuple(ASPECT_RATIOS) == get_args(Aspect)  # one list of aspects
 
 
 def frame_size(aspect: str, short_side: int) -> tuple[int, int]:
@@ -243,13 +246,9 @@ def warp_cover(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np
     )
 
 
-MOTIONS = (
-    "zoom_in",
-    "zoom_out",
-    "pan_left",
-    "pan_right",
-    "none",
-)  # the UI offers them in this order
+CTA_MAX = 80  # the end card's call to action, in characters (what fits its two lines)
+Motion = Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "none"]
+MOTIONS: tuple[str, ...] = get_args(Motion)  # the UI offers them in this order
 
 
 def motion_at(motion: str, progress: float) -> tuple[float, tuple[float, float]]:

@@ -454,8 +454,21 @@ class FaceSwapPipeline(Capability):
 
     def jobs(self) -> list[JobSpec]:
         return [
-            JobSpec(IMAGE_JOB, FaceSwapJobRequest, self.run_image, check=self.check_image),
-            JobSpec(VIDEO_JOB, FaceSwapVideoRequest, self.run_video, check=self.check_video),
+            JobSpec(
+                IMAGE_JOB,
+                FaceSwapJobRequest,
+                self.run_image,
+                check=self.check_image,
+                queue="faces",
+                timeout_s=300.0,
+            ),
+            JobSpec(
+                VIDEO_JOB,
+                FaceSwapVideoRequest,
+                self.run_video,
+                check=self.check_video,
+                queue="faces",
+            ),
         ]
 
     def options(self) -> dict[str, Any]:
@@ -654,7 +667,36 @@ class FaceSwapPipeline(Capability):
             )
             after = self.analyse(models, result)
             providers = models.providers_in_use()
-        similarity = []
+        similarity = self.similarity(chosen, dst_faces, dst_indices, after)
+        parents = [
+            self.stored_input(source, src_image, job_id),
+            self.stored_input(target, dst_image, job_id),
+        ]
+        asset = self._store_swap(
+            from_bgr(result, mode_alpha), source, target, parents, src_index, dst_indices, job_id
+        )
+        return {
+            "asset": asset.to_dict(),
+            "asset_id": asset.id,
+            "url": asset.url,
+            "faces": {
+                "source": [f.to_dict() for f in describe(src_faces)],
+                "target": [f.to_dict() for f in describe(dst_faces)],
+            },
+            "source_face": src_index,
+            "target_faces": dst_indices,
+            "similarity": similarity,
+            "providers": providers,
+            "licence": self.licence(),
+        }
+
+    @staticmethod
+    def similarity(
+        chosen: Any, dst_faces: list[Any], dst_indices: list[int], after: list[Any]
+    ) -> list[dict[str, Any]]:
+        """How like the source each swapped face is, before and after (cosine of embeddings;
+        after: the face found again where the target face was, if any)."""
+        out = []
         for i in dst_indices:
             box = dst_faces[i].bbox
             match = max(after, key=lambda f: iou(f.bbox, box), default=None)
@@ -664,18 +706,26 @@ class FaceSwapPipeline(Capability):
                 else None
             )
             before = cosine(chosen.normed_embedding, dst_faces[i].embedding)
-            similarity.append(
+            out.append(
                 {
                     "index": i,
                     "before": round(before, 4),
                     "after": None if value is None else round(value, 4),
                 }
             )
-        image = from_bgr(result, mode_alpha)
-        parents = [
-            self.stored_input(source, src_image, job_id),
-            self.stored_input(target, dst_image, job_id),
-        ]
+        return out
+
+    def _store_swap(
+        self,
+        image: Any,
+        source: ImageInput,
+        target: ImageInput,
+        parents: list[str],
+        src_index: int,
+        dst_indices: list[int],
+        job_id: str | None,
+    ) -> Any:
+        """The swapped image as an asset, labelled AI-modified with the licence in its PNG."""
         asset_id = new_asset_id("image")
         record = {
             "asset_id": asset_id,
@@ -686,7 +736,7 @@ class FaceSwapPipeline(Capability):
             "model": "InsightFace inswapper_128 + buffalo_l",
             "licence": LICENCE,
         }
-        asset = self.services.assets.add_image(
+        return self.services.assets.add_image(
             image,
             "image",
             asset_id=asset_id,
@@ -704,20 +754,6 @@ class FaceSwapPipeline(Capability):
             ),
             meta={**record, "ai_generated": True, "commercial_use": False},
         )
-        return {
-            "asset": asset.to_dict(),
-            "asset_id": asset.id,
-            "url": asset.url,
-            "faces": {
-                "source": [f.to_dict() for f in describe(src_faces)],
-                "target": [f.to_dict() for f in describe(dst_faces)],
-            },
-            "source_face": src_index,
-            "target_faces": dst_indices,
-            "similarity": similarity,
-            "providers": providers,
-            "licence": self.licence(),
-        }
 
     def label(self, item: ImageInput) -> str:
         """The name a person gave the input (the asset's name, else the upload's)."""
@@ -757,12 +793,8 @@ class FaceSwapPipeline(Capability):
             )
         source = ImageInput(asset_id=request.source_asset_id)
         src_pixels, _ = to_bgr(self.open_input(source, "source"))
-        path = self.services.assets.file_path(video)
-        info = media.probe_video(path)
-        total = max(1, round(info.duration_s * info.fps))
         ctx.progress(2, ctx.t("stage.loading_model"))
-        target_face = request.target_face
-        swapped_frames, n = 0, -1
+        asset_id = new_asset_id("video")
         with media.work_dir(self.settings.work_dir, "swap-") as tmp:
             out_path = Path(tmp) / "swapped.mp4"
             with use_model(
@@ -770,46 +802,9 @@ class FaceSwapPipeline(Capability):
             ) as models:
                 src_faces = self.faces_in(src_pixels, models, "source", source.asset_id or "")
                 [src_index] = choose(src_faces, request.source_face, "source_face", allow_all=False)
-                chosen = src_faces[src_index]  # the source embedding, computed once
-
-                def swap_frame(frame: np.ndarray) -> tuple[np.ndarray, bool]:
-                    bgr = np.ascontiguousarray(frame[:, :, ::-1])
-                    faces = self.detect_only(models, bgr)
-                    try:
-                        picked = choose(faces, target_face, "target_face", True) if faces else []
-                    except InvalidInput:
-                        picked = []  # this frame has fewer faces than the index asks
-                    if not picked:
-                        return frame, False
-                    out = self.swap_pixels(models, bgr, chosen, [faces[i] for i in picked])
-                    return out[:, :, ::-1], True
-
-                # ONNX Runtime, OpenCV and numpy release the GIL: frames are swapped on threads
-                # (the models' batch is 1), written in order while ffmpeg encodes.
-                workers = media.frame_workers(4)
-                asset_id = new_asset_id("video")
-                tags = ai_video_tags(
-                    f"AI face swap of {video.name}"[:200],
-                    {
-                        "models": ["insightface/buffalo_l", "insightface/inswapper_128"],
-                        "job_id": ctx.job_id,
-                        "asset_id": asset_id,
-                    },
-                    licence=LICENCE,
+                frames, swapped = self._swap_frames(
+                    ctx, models, src_faces[src_index], request, video, out_path, asset_id
                 )
-                with media.FrameWriter(
-                    out_path, info.width, info.height, info.fps, audio=path, metadata=tags
-                ) as writer:
-                    results = media.ordered_map(swap_frame, media.read_frames(path), workers)
-                    for n, (frame, swapped) in enumerate(results):
-                        if n % 5 == 0:
-                            ctx.check_cancelled()
-                            ctx.progress(
-                                5 + 90 * n / total,
-                                ctx.t("stage.swapping_frame", frame=n + 1, total=total),
-                            )
-                        swapped_frames += swapped
-                        writer.write(frame)
             ctx.check_cancelled()
             ctx.progress(97, ctx.t("stage.saving"))
             asset = self.services.assets.add_bytes(
@@ -819,7 +814,7 @@ class FaceSwapPipeline(Capability):
                 asset_id=asset_id,
                 name=ctx.t(
                     "asset.face_swap",
-                    source=self.label(ImageInput(asset_id=request.source_asset_id)),
+                    source=self.label(source),
                     target=video.name or video.id,
                 )[:120],
                 job_id=ctx.job_id,
@@ -829,8 +824,8 @@ class FaceSwapPipeline(Capability):
                     "ai_generated": True,
                     "commercial_use": False,
                     "licence": LICENCE,
-                    "frames": n + 1,
-                    "frames_swapped": swapped_frames,
+                    "frames": frames,
+                    "frames_swapped": swapped,
                 },
             )
         return JobResult(
@@ -838,8 +833,62 @@ class FaceSwapPipeline(Capability):
             {
                 "asset_id": asset.id,
                 "url": asset.url,
-                "frames": n + 1,
-                "frames_swapped": swapped_frames,
+                "frames": frames,
+                "frames_swapped": swapped,
                 "licence": self.licence(ctx.lang),
             },
         )
+
+    def _swap_frames(
+        self,
+        ctx: JobContext,
+        models: Any,
+        chosen: Any,
+        request: FaceSwapVideoRequest,
+        video: Any,
+        out_path: Path,
+        asset_id: str,
+    ) -> tuple[int, int]:
+        """Every frame of ``video`` with ``chosen``'s face on the target faces, its audio kept,
+        into ``out_path`` (tagged AI-modified, with the licence): (frames, frames swapped).
+        ONNX Runtime, OpenCV and numpy release the GIL, so frames are swapped on threads (the
+        models' batch is 1) and written in order while ffmpeg encodes."""
+        path = self.services.assets.file_path(video)
+        info = media.probe_video(path)
+        total = max(1, round(info.duration_s * info.fps))
+
+        def swap_frame(frame: np.ndarray) -> tuple[np.ndarray, bool]:
+            bgr = np.ascontiguousarray(frame[:, :, ::-1])
+            faces = self.detect_only(models, bgr)
+            try:
+                picked = choose(faces, request.target_face, "target_face", True) if faces else []
+            except InvalidInput:
+                picked = []  # this frame has fewer faces than the index asks
+            if not picked:
+                return frame, False
+            out = self.swap_pixels(models, bgr, chosen, [faces[i] for i in picked])
+            return out[:, :, ::-1], True
+
+        tags = ai_video_tags(
+            f"AI face swap of {video.name}"[:200],
+            {
+                "models": ["insightface/buffalo_l", "insightface/inswapper_128"],
+                "job_id": ctx.job_id,
+                "asset_id": asset_id,
+            },
+            licence=LICENCE,
+        )
+        swapped, n = 0, -1
+        with media.FrameWriter(
+            out_path, info.width, info.height, info.fps, audio=path, metadata=tags
+        ) as writer:
+            results = media.ordered_map(swap_frame, media.read_frames(path), media.frame_workers(4))
+            for n, (frame, did) in enumerate(results):
+                if n % 5 == 0:
+                    ctx.check_cancelled()
+                    ctx.progress(
+                        5 + 90 * n / total, ctx.t("stage.swapping_frame", frame=n + 1, total=total)
+                    )
+                swapped += did
+                writer.write(frame)
+        return n + 1, swapped

@@ -8,29 +8,23 @@ on GPU (the stock SDXL VAE has to be upcast to fp32, see ``benchmarks/image.py``
 
 from __future__ import annotations
 
-import copy
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import Field, field_validator
 
-from enfoads.core import media
 from enfoads.core.assets import new_asset_id
 from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.errors import (
-    EnfoadsError,
     InvalidInput,
-    JobCancelled,
     ModelNotDownloaded,
     ModelUnavailable,
-    is_out_of_memory,
 )
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import fastpath
@@ -50,8 +44,65 @@ from enfoads.core.pipelines.base import (
 )
 from enfoads.core.pipelines.fastpath import BatchPlanner, CompiledPath
 from enfoads.core.pipelines.prompt import STYLES
+from enfoads.core.pipelines.sdxl_graph import (  # re-exported: the capability's graph
+    AUTOTUNE_MIN_CPUS as AUTOTUNE_MIN_CPUS,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    REGIONAL_BLOCKS as REGIONAL_BLOCKS,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    ImageGraph as ImageGraph,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    apply_eager_optimizations as apply_eager_optimizations,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    build_runner as build_runner,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    compile_pipeline as compile_pipeline,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    compile_scope as compile_scope,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    compiles_fast as compiles_fast,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    denoise as denoise,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    encode as encode,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    generate as generate,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    generate_or_fall_back as generate_or_fall_back,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    initial_noise as initial_noise,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    scheduler_for as scheduler_for,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    shared_copy as shared_copy,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    time_ids as time_ids,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    to_bytes as to_bytes,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    to_pil as to_pil,
+)
+from enfoads.core.pipelines.sdxl_graph import (
+    vae_compile_mode as vae_compile_mode,
+)
 from enfoads.core.validation import RequestModel, check_text
-from enfoads.core.vram import TorchAdapter, release_torch_cache
+from enfoads.core.vram import TorchAdapter
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.prompt import PromptEnhancer
@@ -122,8 +173,9 @@ ASPECTS: dict[str, tuple[int, int]] = {
 MIN_SIDE, MAX_SIDE = 256, 2048
 
 
-Style = Annotated[str, Field(json_schema_extra={"enum": list(STYLES)})]
-Placement = Annotated[str, Field(json_schema_extra={"enum": list(ASPECTS)})]
+Style = Literal["none", "product", "lifestyle", "flat", "cinematic", "minimal"]
+Placement = Literal["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+assert get_args(Style) == tuple(STYLES) and get_args(Placement) == tuple(ASPECTS)  # one list
 
 
 class GenerateImageRequest(RequestModel):
@@ -132,12 +184,18 @@ class GenerateImageRequest(RequestModel):
 
     prompt: str
     negative_prompt: str = ""
-    seed: int | None = None
-    num_images: int = 1
-    placements: list[Placement] = Field(default_factory=lambda: ["1:1"])
+    seed: int | None = Field(None, ge=0, lt=2**63, description="none: a random one")
+    num_images: int = Field(1, ge=1, description="at most the studio's batch limit")
+    placements: list[Placement] = Field(default_factory=lambda: ["1:1"], min_length=1)
     style: Style = "none"
-    width: int | None = Field(None, description="a custom size replaces the placements")
-    height: int | None = None
+    width: int | None = Field(
+        None,
+        ge=MIN_SIDE,
+        le=MAX_SIDE,
+        multiple_of=8,
+        description="a custom size replaces the placements",
+    )
+    height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
     enhanced_prompt: str | None = Field(
         None, description="the user's own final text, sent as it is"
     )
@@ -158,7 +216,8 @@ class GenerateImageRequest(RequestModel):
         return [(p, *ASPECTS[p]) for p in self.placements]
 
     def validated(self, max_prompt_chars: int, max_batch: int) -> GenerateImageRequest:
-        """The request with its seed chosen, or an InvalidInput naming the bad field."""
+        """The request with its seed chosen, or an InvalidInput naming the bad field: what
+        the fields cannot say alone (their bounds and choices are the fields')."""
         prompt = self.prompt.strip()
         if not prompt:
             raise InvalidInput("error.empty", field="prompt")
@@ -168,11 +227,7 @@ class GenerateImageRequest(RequestModel):
             ("enhanced_prompt", self.enhanced_prompt or ""),
         ):
             check_text(text, name, limit=max_prompt_chars)
-        if self.style not in STYLES:
-            raise InvalidInput(
-                "error.unknown_choice", field="style", value=self.style, choices=", ".join(STYLES)
-            )
-        if not 1 <= self.num_images <= max_batch:
+        if self.num_images > max_batch:
             raise InvalidInput(
                 "error.out_of_range",
                 field="num_images",
@@ -180,33 +235,12 @@ class GenerateImageRequest(RequestModel):
                 low=1,
                 high=max_batch,
             )
-        if self.width is not None or self.height is not None:
-            for name in ("width", "height"):
-                value = getattr(self, name)
-                if value is None or not MIN_SIDE <= value <= MAX_SIDE:
-                    raise InvalidInput(
-                        "error.out_of_range", field=name, value=value, low=MIN_SIDE, high=MAX_SIDE
-                    )
-                if value % 8:
-                    raise InvalidInput("error.not_multiple", field=name, value=value, step=8)
-        else:
-            if not self.placements:
-                raise InvalidInput("error.empty", field="placements")
-            for p in self.placements:
-                if p not in ASPECTS:
-                    raise InvalidInput(
-                        "error.unknown_choice",
-                        field="placements",
-                        value=p,
-                        choices=", ".join(ASPECTS),
-                    )
-        seed = self.seed
-        if seed is None:
-            seed = secrets.randbelow(2**31)
-        elif not 0 <= seed < 2**63:
+        if (self.width is None) != (self.height is None):  # a custom size needs both sides
+            missing = "height" if self.height is None else "width"
             raise InvalidInput(
-                "error.out_of_range", field="seed", value=seed, low=0, high=2**63 - 1
+                "error.out_of_range", field=missing, value=None, low=MIN_SIDE, high=MAX_SIDE
             )
+        seed = secrets.randbelow(2**31) if self.seed is None else self.seed
         return self.model_copy(
             update={
                 "prompt": prompt,
@@ -301,105 +335,6 @@ def _load_pipeline(settings: Settings, device: str) -> Any:
     return pipe
 
 
-# The VAE decoder's convolutions are autotuned where the CPU can afford it: on an H100 with 16
-# cores that is 3.5 min more per shape for a decode of 30 ms instead of 38 (121 → 113 ms an
-# image, docs/benchmarks.md); a Colab VM's 2 cores would spend many minutes per placement.
-AUTOTUNE_MIN_CPUS = 8
-
-
-def compiles_fast() -> bool:
-    """Whether this machine's CPUs can afford the longer compiles (``auto`` of the autotune
-    and of the compile scope)."""
-    return media.usable_cpus() >= AUTOTUNE_MIN_CPUS
-
-
-def compile_scope(scope: str = "auto") -> str:
-    """What compiles, for the ``compile_scope`` setting. Where the CPU compiles fast enough to
-    autotune, the whole UNet: 112.8–115.8 ms an image at 1024² against 120.6–123.9 for the
-    regional blocks on an H100 (batch 4: 99.9–102.3 against 111.4), for about twice the
-    compile of a shape (docs/benchmarks.md). On fewer cores the shorter regional compile."""
-    if scope == "auto":
-        return "whole" if compiles_fast() else "regional"
-    return scope
-
-
-def vae_compile_mode(autotune: str = "auto") -> str | None:
-    """The VAE decoder's ``torch.compile`` mode for the ``compile_autotune`` setting."""
-    if autotune == "auto":
-        autotune = "on" if compiles_fast() else "off"
-    return "max-autotune-no-cudagraphs" if autotune == "on" else None
-
-
-def apply_eager_optimizations(pipe: Any) -> None:
-    """Fused QKV projections and channels-last convolutions (the VAE already decodes in fp16:
-    the fp16-fix VAE's config says ``force_upcast: false``)."""
-    import torch
-
-    pipe.fuse_qkv_projections()
-    pipe.unet.to(memory_format=torch.channels_last)
-    pipe.vae.to(memory_format=torch.channels_last)
-
-
-# What a regional compile compiles in the UNet: the blocks it repeats (70 transformer blocks, 22
-# ResNet blocks, the down- and up-samplers), each kind traced once per input shape and width;
-# what is left eager (the stem, the time embedding, the norms around the transformers) is
-# little work, and the whole image's CUDA graph removes its launches.
-REGIONAL_BLOCKS = ("BasicTransformerBlock", "ResnetBlock2D", "Downsample2D", "Upsample2D")
-
-
-def shared_copy(module: Any) -> Any:
-    """A copy of ``module``'s tree of module objects over the same parameters and buffers (no
-    tensor is copied): compiling its blocks in place leaves the original's eager."""
-    import itertools
-
-    tensors = itertools.chain(module.parameters(), module.buffers())
-    return copy.deepcopy(module, {id(t): t for t in tensors})
-
-
-def compile_pipeline(
-    pipe: Any,
-    backend: str = "inductor",
-    dynamic: bool | None = False,
-    vae_mode: str | None = None,
-    scope: str = "whole",
-    unet_mode: str | None = None,
-    blocks: tuple[str, ...] = REGIONAL_BLOCKS,
-) -> None:
-    """``torch.compile`` the UNet and the VAE decoder (Inductor without CUDA graphs of its own:
-    the studio captures each shape's whole image as one graph); ``vae_mode``: the decoder's
-    mode (``vae_compile_mode``); ``scope``: ``whole`` compiles the UNet as one graph,
-    ``regional`` only the blocks it repeats (``blocks``, by class name: one block's code serves
-    all of its kind, so a shape traces a few blocks instead of the whole UNet); ``unet_mode``:
-    the UNet's mode (None: Inductor's default).
-
-    Nothing compiles here: each shape compiles on its first call, which the studio makes on a
-    background thread (``fastpath.CompiledPath``), never in a job, and then captures as one
-    CUDA graph (``ImageGraph``), which also removes the launches that the uncompiled parts of
-    a regional UNet would cost. Inductor's and Triton's caches, and torch's portable cache
-    artifacts, live in the data dir, on Drive in Colab.
-    """
-    import torch
-    import torch._dynamo.config as dynamo_config
-    import torch._inductor.config as inductor_config
-
-    inductor_config.fx_graph_cache = True
-    inductor_config.conv_1x1_as_mm = True
-    # Static shapes: one specialised graph per (placement, batch) instead of slower dynamic
-    # kernels. Regional, a ResNet block's code serves 16 widths and resolutions a shape: 6
-    # placements × a few batch sizes need a few hundred graphs of it.
-    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 512)
-    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4096)
-    options = dict(fullgraph=True, dynamic=dynamic, backend=backend)
-    if scope == "regional":
-        pipe.unet = shared_copy(pipe.unet)  # the eager pipeline's blocks stay eager
-        for module in pipe.unet.modules():
-            if type(module).__name__ in blocks:
-                module.compile(mode=unet_mode, **options)
-    else:
-        pipe.unet = torch.compile(pipe.unet, mode=unet_mode, **options)
-    pipe.vae.decode = torch.compile(pipe.vae.decode, mode=vae_mode, **options)
-
-
 def estimate_bytes(settings: Settings, device: str) -> int:
     """What the pipeline will take, before loading it (the manager measures it afterwards)."""
     sources = (settings.image_base_model, settings.image_unet_model, settings.image_vae_model)
@@ -408,307 +343,6 @@ def estimate_bytes(settings: Settings, device: str) -> int:
     fp16 = sum(MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix"))
     fp16 += unet_file(settings).size_bytes
     return fp16 if device == "cuda" else 2 * fp16
-
-
-# -- generating ----------------------------------------------------------------------------
-StepCallback = Callable[[int, int], None]
-
-
-def encode(pipe: Any, prompt: str) -> dict[str, Any]:
-    """The prompt through both text encoders, once: every placement and image of a job that
-    uses this text reuses it (``generate(..., embeds=)``)."""
-    import torch
-
-    with torch.no_grad():
-        embeds, _neg, pooled, _neg_pooled = pipe.encode_prompt(
-            prompt,
-            device=pipe._execution_device,
-            num_images_per_prompt=1,
-            do_classifier_free_guidance=False,
-        )
-    return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
-
-
-def generate(
-    pipe: Any,
-    prompt: str,
-    width: int,
-    height: int,
-    seeds: list[int],
-    steps: int,
-    on_step: StepCallback | None = None,
-    embeds: dict[str, Any] | None = None,
-) -> list[Any]:
-    """``len(seeds)`` images in one batched call; image i depends only on seeds[i].
-    ``embeds``: the prompt already encoded (``encode``), instead of ``prompt``.
-    ``pipe``: the eager pipeline, or a compiled shape's ``ImageGraph``."""
-    import torch
-
-    if isinstance(pipe, ImageGraph):
-        return pipe.generate(seeds, embeds or encode(pipe.pipe, prompt), on_step)
-
-    # CPU generators: the same seed gives the same image on any device.
-    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-
-    def callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if on_step is not None:
-            on_step(step + 1, steps)  # raises JobCancelled to stop between steps
-        return kwargs
-
-    text = embeds if embeds is not None else {"prompt": prompt}
-    images = pipe(
-        **text,
-        width=width,
-        height=height,
-        num_inference_steps=steps,
-        guidance_scale=0.0,
-        num_images_per_prompt=len(seeds),
-        generator=generators,
-        callback_on_step_end=callback,
-        output_type="pt",
-    ).images
-    return to_pil(images)
-
-
-def to_bytes(images: Any) -> Any:
-    """The decoded batch (floats in [0, 1], on the device) rounded to bytes on the device, as
-    HWC arrays: a quarter of the data crosses to the host (diffusers' own "pil" output copies
-    float32 pixels and converts them on the CPU). The same arithmetic as diffusers'."""
-    import torch
-
-    with torch.no_grad():
-        pixels = (images.float() * 255).round().clamp(0, 255).to(torch.uint8)
-        return pixels.permute(0, 2, 3, 1).contiguous()
-
-
-def to_pil(images: Any) -> list[Any]:
-    """The decoded batch as PIL images (``to_bytes``, then one copy to the host)."""
-    from PIL import Image
-
-    return [Image.fromarray(a) for a in to_bytes(images).cpu().numpy()]
-
-
-def initial_noise(pipe: Any, width: int, height: int, seeds: list[int], dtype: Any) -> Any:
-    """The starting latents of ``pipe(...)`` with one CPU generator per image (diffusers'
-    ``prepare_latents`` before its scaling by the scheduler's initial sigma)."""
-    import torch
-    from diffusers.utils.torch_utils import randn_tensor
-
-    shape = (
-        len(seeds),
-        pipe.unet.config.in_channels,
-        height // pipe.vae_scale_factor,
-        width // pipe.vae_scale_factor,
-    )
-    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    return randn_tensor(shape, generator=generators, device=pipe.unet.device, dtype=dtype)
-
-
-def time_ids(pipe: Any, width: int, height: int, batch: int, dtype: Any) -> Any:
-    """SDXL's size conditioning for an uncropped ``width`` × ``height`` image, per image."""
-    ids = pipe._get_add_time_ids(
-        (height, width),
-        (0, 0),
-        (height, width),
-        dtype=dtype,
-        text_encoder_projection_dim=pipe.text_encoder_2.config.projection_dim,
-    )
-    return ids.to(pipe.unet.device).repeat(batch, 1)
-
-
-def scheduler_for(pipe: Any, steps: int) -> Any:
-    """A scheduler of ``pipe``'s kind with its timesteps on the device (the one copy from
-    the host, made before any capture) and the first step chosen as the pipeline does."""
-    scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
-    scheduler.set_timesteps(steps, device=pipe.unet.device)
-    scheduler.set_begin_index(0)
-    return scheduler
-
-
-def denoise(
-    pipe: Any,
-    scheduler: Any,
-    noise: Any,
-    prompt_embeds: Any,
-    pooled: Any,
-    size_ids: Any,
-) -> Any:
-    """diffusers' SDXL text-to-image loop at guidance 0, then the decode and the rounding to
-    bytes: ``pipe(..., guidance_scale=0)`` step for step, with no host synchronisation and no
-    copy from the host, so a CUDA graph can capture it whole. ``scheduler``: a copy of one
-    set for ``steps`` (``scheduler_for``; its step counter is its own). Returns the pictures
-    as HWC bytes on the device."""
-    import torch
-
-    if pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast:
-        raise RuntimeError("this VAE decodes in fp32 only: no graph for it")
-    latents = noise * scheduler.init_noise_sigma
-    cond = {"text_embeds": pooled, "time_ids": size_ids}
-    with torch.no_grad():
-        for t in scheduler.timesteps:
-            model_input = scheduler.scale_model_input(latents, t)
-            noise_pred = pipe.unet(
-                model_input,
-                t,
-                encoder_hidden_states=prompt_embeds,
-                timestep_cond=None,
-                cross_attention_kwargs=None,
-                added_cond_kwargs=cond,
-                return_dict=False,
-            )[0]
-            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
-        config = pipe.vae.config
-        if getattr(config, "latents_mean", None) is not None:
-            raise RuntimeError("this VAE denormalises its latents: no graph for it")
-        image = pipe.vae.decode(latents / config.scaling_factor, return_dict=False)[0]
-        return to_bytes((image / 2 + 0.5).clamp(0, 1))
-
-
-def build_runner(
-    twin: Any,
-    shape: fastpath.Shape,
-    steps: int,
-    lock: Any,
-    pool: Any,
-    room: int | None = None,
-) -> Any:
-    """What jobs at ``shape`` run once it is compiled: its ``ImageGraph``; or the compiled twin
-    without a graph (Inductor's kernels under diffusers' loop) where the graph would take the
-    graphs' pool past ``room`` bytes (``fastpath.graph_room``: a T4 has room for none, an H100
-    for every placement's) or its memory does not fit."""
-    import torch
-
-    if room is not None and not fastpath.graph_fits(pool, shape, room):
-        log.info("no room for the graph of %dx%d batch %d: compiled, no graph", *shape)
-        generate(twin, "warm-up", shape[0], shape[1], list(range(shape[2])), steps)
-        return twin
-    try:
-        return ImageGraph(twin, *shape, steps, lock=lock, pool=pool)
-    except torch.OutOfMemoryError:
-        release_torch_cache()
-        log.warning("no memory for the CUDA graph of %dx%d batch %d: compiled, no graph", *shape)
-        return twin
-
-
-def generate_or_fall_back(
-    call: Any, target: Any, pipe: Any, fast: CompiledPath | None, shape: fastpath.Shape
-) -> tuple[list[Any] | None, Any]:
-    """``call(target)``, and what ran it. A compiled runner that fails (its memory did not fit
-    a small GPU, say) leaves its shape eager from now on and the call runs eager. An eager
-    call of several images that runs out of GPU memory gives ``None``: the job splits it."""
-    try:
-        return call(target), target
-    except Exception as exc:
-        if isinstance(exc, JobCancelled | EnfoadsError):
-            raise
-        if target is pipe:
-            if is_out_of_memory(exc) and shape[2] > 1:
-                log.warning("out of GPU memory at %dx%d batch %d: splitting it", *shape)
-                release_torch_cache()
-                return None, pipe
-            raise
-        if fast is not None:
-            fast.demote(shape, fastpath.failure_reason(exc))
-        release_torch_cache()
-    return generate_or_fall_back(call, pipe, pipe, fast, shape)
-
-
-class ImageGraph:
-    """One shape's whole image as one CUDA graph: every UNet step, the scheduler's arithmetic,
-    the VAE decode and the rounding to bytes (``denoise``). A call copies the noise and the
-    prompt into the graph's inputs, replays it, and copies the bytes out: no Python runs per
-    step, so the GPU never waits for the host. Same seeds, same pictures as ``generate``.
-
-    ``pipe``: the compiled twin (its UNet and VAE decoder are ``torch.compile`` d); ``pool``:
-    the memory pool every shape's graph shares (their replays never overlap: ``lock``);
-    ``capture=False`` (a CPU) runs ``denoise`` on the same inputs instead of a graph.
-    """
-
-    def __init__(
-        self,
-        pipe: Any,
-        width: int,
-        height: int,
-        batch: int,
-        steps: int,
-        *,
-        lock: Any,
-        pool: Any = None,
-        capture: bool = True,
-        warm_ups: int = 2,
-    ):
-        import torch
-
-        self.pipe, self.width, self.height, self.batch, self.steps = (
-            pipe,
-            width,
-            height,
-            batch,
-            steps,
-        )
-        self.lock = lock
-        self.scheduler = scheduler_for(pipe, steps)
-        embeds = encode(pipe, "")  # only the inputs' shapes and dtypes
-        dtype = embeds["prompt_embeds"].dtype
-        self.noise = initial_noise(pipe, width, height, [0] * batch, dtype)
-        self.embeds = embeds["prompt_embeds"].repeat(batch, 1, 1)
-        self.pooled = embeds["pooled_prompt_embeds"].repeat(batch, 1)
-        self.size_ids = time_ids(pipe, width, height, batch, dtype)
-        self.graph = None
-        if not capture:
-            return
-        # Compile (the first call) and settle cuDNN and cuBLAS off the capture, on a side
-        # stream as torch's CUDA-graph recipe asks. Not under the lock: the compile may pause
-        # for jobs (``CompiledPath``), and these runs touch no other graph's memory.
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(warm_ups):
-                self._run()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with self.lock:
-            # thread_local: a job running eager in another thread meanwhile is not captured
-            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
-                self.pixels = self._run()
-        self.graph = graph
-
-    def _run(self) -> Any:
-        return denoise(
-            self.pipe,
-            copy.copy(self.scheduler),  # a fresh step counter over the same timesteps
-            self.noise,
-            self.embeds,
-            self.pooled,
-            self.size_ids,
-        )
-
-    def generate(
-        self,
-        seeds: list[int],
-        embeds: dict[str, Any],
-        on_step: StepCallback | None = None,
-    ) -> list[Any]:
-        """``len(seeds)`` (the graph's batch) pictures for the encoded prompt ``embeds``."""
-        from PIL import Image
-
-        if len(seeds) != self.batch:
-            raise ValueError(f"this graph makes {self.batch} images, not {len(seeds)}")
-        with self.lock:
-            self.noise.copy_(
-                initial_noise(self.pipe, self.width, self.height, seeds, self.noise.dtype)
-            )
-            self.embeds.copy_(embeds["prompt_embeds"].expand_as(self.embeds))
-            self.pooled.copy_(embeds["pooled_prompt_embeds"].expand_as(self.pooled))
-            if self.graph is None:
-                pixels = self._run()
-            else:
-                self.graph.replay()
-                pixels = self.pixels
-            array = pixels.cpu().numpy()  # copied out before another shape's replay
-        if on_step is not None:
-            on_step(self.steps, self.steps)  # one replay holds every step
-        return [Image.fromarray(a) for a in array]
 
 
 def ai_metadata(
@@ -781,7 +415,21 @@ class ImagePipeline(Capability):
         ]
 
     def jobs(self) -> list[JobSpec]:
-        return [JobSpec(JOB_KIND, GenerateImageRequest, self.run, check=self.validate)]
+        return [
+            JobSpec(
+                JOB_KIND,
+                GenerateImageRequest,
+                self.run,
+                check=self.validate,
+                route="/generate-image",
+                queue="images",
+                # generous for a T4 (downloads do not count): 3 placements × 4 images ≈ 1 min
+                timeout_s=900.0,
+                summary="Queue an image job and answer at once with its id (a Colab tunnel cuts "
+                "long requests). Progress comes as Socket.IO ``job_update`` events and from "
+                "``GET /api/jobs/{id}``.",
+            )
+        ]
 
     def options(self) -> dict[str, Any]:
         return image_options(self.settings)
@@ -817,8 +465,10 @@ class ImagePipeline(Capability):
         a job (not a T4, whose jobs would run out of memory: ``fastpath.compile_fits``)."""
         if self.settings.compile == "off" or self.services.models.device != "cuda":
             return False
-        budget = int(self.settings.gpu_budget_gb * 2**30)
-        return self.settings.compile == "on" or fastpath.compile_fits(budget)
+        # the models' budget as the VRAM manager keeps it (the one GPU bookkeeper)
+        return self.settings.compile == "on" or fastpath.compile_fits(
+            self.services.models.gpu_budget
+        )
 
     def fast_path(self, pipe: Any) -> CompiledPath | None:
         """The loaded pipeline's compiled twin and its background compiler (GPU only, unless
@@ -840,7 +490,7 @@ class ImagePipeline(Capability):
             if self._pool is None:  # one pool for every shape's graph
                 self._pool = torch.cuda.graph_pool_handle()
             pool = self._pool
-            room = fastpath.graph_room(int(self.settings.gpu_budget_gb * 2**30))
+            room = fastpath.graph_room(self.services.models.gpu_budget)
 
             def saved(shape: fastpath.Shape) -> None:
                 fastpath.save_cache(cache)
@@ -888,13 +538,9 @@ class ImagePipeline(Capability):
         if request.seed is None:  # a job queued without the facade (its checks ran before)
             request = request.model_copy(update={"seed": secrets.randbelow(2**31)})
         sizes = request.sizes()
-        steps = self.settings.image_steps
         ctx.progress(2, ctx.t("stage.loading_model"))
         notices: list[str] = []
-        seeds = [request.seed + i for i in range(request.num_images)]
-        made: list[tuple[str, int, int, int, Any]] = []
-        clock = time.perf_counter
-        started = clock()
+        started = time.perf_counter()
         download = unet_file(self.settings).size_bytes + sum(
             MODEL_TABLE[k].size_bytes for k in ("sdxl-base", "vae-fp16-fix")
         )
@@ -905,132 +551,23 @@ class ImagePipeline(Capability):
         with use_model(self.services, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
             # After the load: SDXL's own tokenizer is on disk, so the prompts fit it exactly.
             texts = self.prompts(request, sizes, ctx, notices)
-            fast = self.fast_path(pipe)
-            on_gpu = self.services.models.device == "cuda"
-            planner = self.planner if on_gpu else None
-            encoded: dict[str, Any] = {}  # each text through the encoders once per job
-            ceiling: dict[tuple[int, int], int] = {}  # sizes whose batch ran out of memory
-            done = 0
-            with fast.generating() if fast is not None else nullcontext():
-                for placement, width, height in sizes:
-                    text = texts[placement]
-                    if text not in encoded:
-                        encoded[text] = encode(pipe, text)
-                    left = list(seeds)
-                    while left:
-                        ctx.check_cancelled()
-                        count = planner.chunk(width, height, len(left)) if planner else len(left)
-                        count = min(count, ceiling.get((width, height), count))
-                        chunk, left = left[:count], left[count:]
-                        shape = (width, height, len(chunk))
-                        target = fast.pipe_for(shape) if fast is not None else pipe
-                        # Honest: a shape not compiled yet runs eager while it compiles aside.
-                        key = (
-                            "stage.generating_eager"
-                            if fast is not None and target is pipe
-                            else "stage.generating"
-                        )
-
-                        def on_step(
-                            step: int,
-                            of: int,
-                            start: int = done,
-                            n: int = len(chunk),
-                            placement: str = placement,
-                            key: str = key,
-                        ) -> None:
-                            share = (start + n * step / of) / (len(sizes) * len(seeds))
-                            ctx.progress(
-                                5 + 90 * share, ctx.t(key, placement=placement, step=step, steps=of)
-                            )
-
-                        # the same call on the compiled twin or, if that fails, eager
-                        call = partial(
-                            generate,
-                            prompt=text,
-                            width=width,
-                            height=height,
-                            seeds=chunk,
-                            steps=steps,
-                            on_step=on_step,
-                            embeds=encoded[text],
-                        )
-
-                        with fastpath.measured_peak(self.services.models.device) as peak:
-                            images, target = generate_or_fall_back(call, target, pipe, fast, shape)
-                        if images is None:  # out of memory: again, half as many at a time
-                            ceiling[(width, height)] = len(chunk) // 2
-                            left = chunk + left
-                            continue
-                        if planner is not None and peak and target is pipe:
-                            planner.record(width, height, len(chunk), peak[0])
-                        done += len(chunk)
-                        made += [
-                            (placement, width, height, seed, img)
-                            for seed, img in zip(chunk, images)
-                        ]
+            made = self._generate(pipe, request, sizes, texts, ctx)
         ctx.check_cancelled()  # nothing is stored for a cancelled job
-        generated = clock()
+        generated = time.perf_counter()
         ctx.progress(96, ctx.t("stage.saving"))
         if request.negative_prompt.strip():
             notices.append(ctx.t("notice.negative_prompt_ignored"))
-        ids = self.model_ids()
-        asset_ids, images_out = [], []
-        for placement, width, height, seed, image in made:
-            asset_id, name = new_asset_id("image"), f"{request.prompt[:60]} [{placement}]"
-            asset = self.services.assets.add_image(
-                image,
-                "image",
-                asset_id=asset_id,
-                name=name,
-                prompt=request.prompt,
-                seed=seed,
-                job_id=ctx.job_id,
-                model_ids=ids,
-                png_text=ai_metadata(
-                    prompt=request.prompt,
-                    enhanced=texts[placement],
-                    seed=seed,
-                    width=width,
-                    height=height,
-                    placement=placement,
-                    model_ids=ids,
-                    job_id=ctx.job_id,
-                    steps=steps,
-                    asset_id=asset_id,
-                    name=name,
-                ),
-                meta={
-                    "placement": placement,
-                    "width": width,
-                    "height": height,
-                    "enhanced_prompt": texts[placement],
-                    "style": request.style,
-                    "steps": steps,
-                    "ai_generated": True,
-                },
-            )
-            asset_ids.append(asset.id)
-            images_out.append(
-                {
-                    "asset_id": asset.id,
-                    "placement": placement,
-                    "seed": seed,
-                    "width": width,
-                    "height": height,
-                    "url": asset.url,
-                }
-            )
+        images_out = [self._store(request, texts[m[0]], m, ctx) for m in made]
         # Where a job's time goes, for the log (benchmarks/workers.py reads it).
         log.info(
             "job %s: %d images generated in %.3f s, stored in %.3f s",
             ctx.job_id,
             len(made),
             generated - started,
-            clock() - generated,
+            time.perf_counter() - generated,
         )
         return JobResult(
-            tuple(asset_ids),
+            tuple(image["asset_id"] for image in images_out),
             {
                 "seed": request.seed,
                 "prompt_used": texts[sizes[0][0]],
@@ -1040,6 +577,78 @@ class ImagePipeline(Capability):
                 "request": request.model_dump(mode="json"),
             },
         )
+
+    def _generate(
+        self,
+        pipe: Any,
+        request: GenerateImageRequest,
+        sizes: list[tuple[str, int, int]],
+        texts: dict[str, str],
+        ctx: JobContext,
+    ) -> list[tuple[str, int, int, int, Any]]:
+        """Every placement's images (placement, width, height, seed, image): each text through
+        the encoders once, batches split to the memory left, the compiled runner where a
+        shape is ready (eager meanwhile), half the batch again after an out-of-memory."""
+        fast = self.fast_path(pipe)
+        seeds = [request.seed + i for i in range(request.num_images)]
+        run = _Batches(self, pipe, fast, ctx, total=len(sizes) * len(seeds))
+        with fast.generating() if fast is not None else nullcontext():
+            for placement, width, height in sizes:
+                run.placement(placement, width, height, texts[placement], seeds)
+        return run.made
+
+    def _store(
+        self,
+        request: GenerateImageRequest,
+        enhanced: str,
+        made: tuple[str, int, int, int, Any],
+        ctx: JobContext,
+    ) -> dict[str, Any]:
+        """One generated image as an asset, its record inside the PNG; what the job says."""
+        placement, width, height, seed, image = made
+        steps = self.settings.image_steps
+        ids = self.model_ids()
+        asset_id, name = new_asset_id("image"), f"{request.prompt[:60]} [{placement}]"
+        asset = self.services.assets.add_image(
+            image,
+            "image",
+            asset_id=asset_id,
+            name=name,
+            prompt=request.prompt,
+            seed=seed,
+            job_id=ctx.job_id,
+            model_ids=ids,
+            png_text=ai_metadata(
+                prompt=request.prompt,
+                enhanced=enhanced,
+                seed=seed,
+                width=width,
+                height=height,
+                placement=placement,
+                model_ids=ids,
+                job_id=ctx.job_id,
+                steps=steps,
+                asset_id=asset_id,
+                name=name,
+            ),
+            meta={
+                "placement": placement,
+                "width": width,
+                "height": height,
+                "enhanced_prompt": enhanced,
+                "style": request.style,
+                "steps": steps,
+                "ai_generated": True,
+            },
+        )
+        return {
+            "asset_id": asset.id,
+            "placement": placement,
+            "seed": seed,
+            "width": width,
+            "height": height,
+            "url": asset.url,
+        }
 
     def prompts(
         self,
@@ -1052,10 +661,8 @@ class ImagePipeline(Capability):
         magic prompt composed for that placement, or the prompt with the style's words."""
         if request.enhanced_prompt:
             return {p: request.enhanced_prompt for p, _w, _h in sizes}
-        from enfoads.core.pipelines.translate import MODEL
-
         enhancer, texts = self.enhancer, {}
-        with ctx.watching_downloads(self.settings.models_dir, MODEL.repo, MODEL.size_bytes):
+        with enhancer.watching_download(ctx):  # the translator, through the need it declares
             if not request.magic_prompt:  # the prompt as written, in the English SDXL reads
                 words = STYLES[request.style].words
                 text = enhancer.translate(request.prompt, notices)
@@ -1072,6 +679,75 @@ class ImagePipeline(Capability):
                 texts[placement] = result.enhanced
                 notices.extend(n for n in result.notices if n not in notices)
         return texts
+
+
+class _Batches:
+    """One image job's generation, placement by placement (``ImagePipeline._generate``)."""
+
+    def __init__(self, owner: ImagePipeline, pipe: Any, fast: Any, ctx: JobContext, total: int):
+        self.owner, self.pipe, self.fast, self.ctx = owner, pipe, fast, ctx
+        on_gpu = owner.services.models.device == "cuda"
+        self.planner = owner.planner if on_gpu else None
+        self.total = total  # images in the job
+        self.done = 0
+        self.made: list[tuple[str, int, int, int, Any]] = []
+        self.encoded: dict[str, Any] = {}  # each text through the encoders once per job
+        self.ceiling: dict[tuple[int, int], int] = {}  # sizes whose batch ran out of memory
+
+    def placement(
+        self, placement: str, width: int, height: int, text: str, seeds: list[int]
+    ) -> None:
+        if text not in self.encoded:
+            self.encoded[text] = encode(self.pipe, text)
+        left = list(seeds)
+        while left:
+            self.ctx.check_cancelled()
+            count = self.planner.chunk(width, height, len(left)) if self.planner else len(left)
+            count = min(count, self.ceiling.get((width, height), count))
+            chunk, left = left[:count], left[count:]
+            images = self._chunk(placement, width, height, text, chunk)
+            if images is None:  # out of memory: again, half as many at a time
+                self.ceiling[(width, height)] = len(chunk) // 2
+                left = chunk + left
+                continue
+            self.done += len(chunk)
+            self.made += [(placement, width, height, s, img) for s, img in zip(chunk, images)]
+
+    def _chunk(
+        self, placement: str, width: int, height: int, text: str, chunk: list[int]
+    ) -> list[Any] | None:
+        """One call's images, or None when it ran out of memory."""
+        fast, pipe = self.fast, self.pipe
+        shape = (width, height, len(chunk))
+        target = fast.pipe_for(shape) if fast is not None else pipe
+        # Honest: a shape not compiled yet runs eager while it compiles aside.
+        key = (
+            "stage.generating_eager" if fast is not None and target is pipe else "stage.generating"
+        )
+        start = self.done
+
+        def on_step(step: int, of: int) -> None:
+            share = (start + len(chunk) * step / of) / self.total
+            self.ctx.progress(
+                5 + 90 * share, self.ctx.t(key, placement=placement, step=step, steps=of)
+            )
+
+        # the same call on the compiled twin or, if that fails, eager
+        call = partial(
+            generate,
+            prompt=text,
+            width=width,
+            height=height,
+            seeds=chunk,
+            steps=self.owner.settings.image_steps,
+            on_step=on_step,
+            embeds=self.encoded[text],
+        )
+        with fastpath.measured_peak(self.owner.services.models.device) as peak:
+            images, target = generate_or_fall_back(call, target, pipe, fast, shape)
+        if images is not None and self.planner is not None and peak and target is pipe:
+            self.planner.record(width, height, len(chunk), peak[0])
+        return images
 
 
 class ImageAdapter(TorchAdapter):

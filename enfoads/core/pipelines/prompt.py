@@ -518,6 +518,13 @@ class PromptEnhancer(Capability):
         additions = tuple(p.text for p in phrases if p.text in enhanced)
         return PromptResult(text, enhanced, language, engine, additions, tuple(notices))
 
+    def watching_download(self, ctx: Any) -> Any:
+        """Around a job's prompt work: a first use's download of the translator (what this
+        capability needs) is counted in the job's stage."""
+        from enfoads.core.pipelines.translate import MODEL
+
+        return ctx.watching_downloads(self.settings.models_dir, MODEL.repo, MODEL.size_bytes)
+
     def translate(self, text: str, notices: list[str]) -> str:
         """English for a prompt typed in Spanish (inside a job: the translator is fetched when
         missing), the prompt as it is otherwise; why it stayed Spanish goes to ``notices``.

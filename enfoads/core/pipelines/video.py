@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 from pydantic import Field
@@ -29,8 +29,8 @@ from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import compose
 from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.subtitles import Cue, CueRules, to_srt, to_vtt
-from enfoads.core.pipelines.voice import VOICE_BYTES, check_script
-from enfoads.core.validation import RequestModel, check_number, check_text, parse_request
+from enfoads.core.pipelines.voice import RATE_MAX, RATE_MIN, VOICE_BYTES, Rate, check_script
+from enfoads.core.validation import RequestModel, parse_request
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.avatar import AvatarCapability
@@ -40,8 +40,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SINGLE_JOB, MULTI_JOB = "render_video", "render_multi_scene"
-SCENE_KINDS = ("image", "avatar", "video")
-TRANSITIONS = ("cut", "crossfade")
+SceneKind = Literal["image", "avatar", "video"]
+Transition = Literal["cut", "crossfade"]
+SCENE_KINDS: tuple[str, ...] = get_args(SceneKind)
+TRANSITIONS: tuple[str, ...] = get_args(Transition)
+MAX_SCENE_S = 120.0  # a scene's duration, given or its clip's own
+MAX_AD_S = 300.0  # the whole ad
 CROSSFADE_S = 0.5
 END_CARD_S = 2.5
 VOICE_LEAD_S, VOICE_TAIL_S = 0.2, 0.4
@@ -58,8 +62,8 @@ class SubtitleStyleModel(RequestModel):
     outline: float = Field(
         0.08, ge=0, le=0.3, description="outline width, a fraction of the font size"
     )
-    position: str = Field(
-        "bottom", description="bottom, middle or top (always inside the safe zone)"
+    position: Literal["bottom", "middle", "top"] = Field(
+        "bottom", description="always inside the safe zone"
     )
     karaoke: bool = Field(False, description="highlight each word while it is said")
     max_chars: int = Field(0, ge=0, le=80, description="per line; 0: from the frame width")
@@ -68,60 +72,52 @@ class SubtitleStyleModel(RequestModel):
     )
 
     def validated(self) -> SubtitleStyleModel:
+        """The style checked: its fields' own bounds and choices (again, for a style built in
+        code without validation), the colours are colours, and a karaoke highlight stands
+        out from the text."""
+        style = parse_request(type(self), self.model_dump())
         for name in ("colour", "highlight_colour", "outline_colour"):
             compose.hex_rgb(getattr(self, name), f"subtitle_style.{name}")
-        if self.position not in ("bottom", "middle", "top"):
-            raise InvalidInput(
-                "error.unknown_choice",
-                field="subtitle_style.position",
-                value=self.position,
-                choices="bottom, middle, top",
-            )
-        check_number(self.size, "subtitle_style.size", 0.02, 0.15)
-        check_number(self.outline, "subtitle_style.outline", 0.0, 0.3)
-        check_number(self.max_chars, "subtitle_style.max_chars", 0, 80)
         if (
-            self.karaoke
-            and compose.colour_difference(self.colour, self.highlight_colour)
+            style.karaoke
+            and compose.colour_difference(style.colour, style.highlight_colour)
             < compose.MIN_HIGHLIGHT_DELTA_E
         ):
             raise InvalidInput(
                 "error.highlight_contrast",
                 field="subtitle_style.highlight_colour",
-                colour=self.colour,
-                highlight=self.highlight_colour,
+                colour=style.colour,
+                highlight=style.highlight_colour,
             )
-        return self
+        return style
 
 
 class SceneModel(RequestModel):
-    kind: str = Field("image", json_schema_extra={"enum": list(SCENE_KINDS)})
+    kind: SceneKind = "image"
     asset_id: str
     script: str = ""
     duration: float | None = Field(
         None,
         ge=0.5,
-        le=120,
+        le=MAX_SCENE_S,
         description="seconds; none: the voice's length (or 3 s, or the clip's)",
     )
-    motion: str = "zoom_in"
-    transition: str = Field(
-        "cut", json_schema_extra={"enum": list(TRANSITIONS)}, description="into this scene"
-    )
+    motion: compose.Motion = "zoom_in"
+    transition: Transition = Field("cut", description="into this scene")
 
 
 class RenderOptions(RequestModel):
     """What every video render shares (the single avatar render and the multi-scene ad)."""
 
     voice: str | None = None
-    rate: float = Field(1.0, ge=0.5, le=2.0)
+    rate: Rate = 1.0
     language: str = "auto"
-    aspect: str = "9:16"
+    aspect: compose.Aspect = "9:16"
     size: int = Field(1080, ge=144, le=2160, description="short side in pixels")
     music_asset_id: str | None = None
     music_volume: float = Field(0.35, ge=0, le=1)
     logo_asset_id: str | None = None
-    cta: str = ""
+    cta: str = Field("", max_length=compose.CTA_MAX, description="the end card's call to action")
     brand_colour: str = "#111111"
     subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
     animator: Literal["auto", "liveportrait", "classic"] = Field(
@@ -211,8 +207,6 @@ class AvatarSource:
 
 # A scene, and a whole ad, at most this long: every platform's ad fits (YouTube's in-stream
 # ads run longest), and the render's memory stays what an ad needs.
-MAX_SCENE_S = 120.0
-MAX_AD_S = 300.0
 
 
 def cover_size(width: int, height: int, out_w: int, out_h: int) -> tuple[int, int]:
@@ -285,8 +279,27 @@ class VideoPipeline(Capability):
 
     def jobs(self) -> list[JobSpec]:
         return [
-            JobSpec(SINGLE_JOB, RenderVideoRequest, self.run_single, check=self.check_single),
-            JobSpec(MULTI_JOB, RenderMultiSceneRequest, self.run_multi, check=self.validate),
+            JobSpec(
+                SINGLE_JOB,
+                RenderVideoRequest,
+                self.run_single,
+                check=self.check_single,
+                route="/render-video",
+                queue="video",
+                summary="Script + avatar → voiced, subtitled talking-avatar MP4, as a job. "
+                "Progress: 10% voice, 30% animating face, 70% subtitles, then rendering, 100% "
+                "with ``video_url``.",
+            ),
+            JobSpec(
+                MULTI_JOB,
+                RenderMultiSceneRequest,
+                self.run_multi,
+                check=self.validate,
+                route="/render-multi-scene",
+                queue="video",
+                summary="Several scenes (image with zoom/pan, talking avatar, video clip), each "
+                "with its own script, joined into one ad, as a job.",
+            ),
         ]
 
     def options(self) -> dict[str, Any]:
@@ -297,6 +310,7 @@ class VideoPipeline(Capability):
             "scene_kinds": list(SCENE_KINDS),
             "max_scenes": self.settings.max_scenes,
             "max_script_chars": self.settings.max_script_chars,
+            "rate": {"min": RATE_MIN, "max": RATE_MAX},  # the voice's speed
         }
 
     def check_single(self, request: RenderVideoRequest) -> RenderVideoRequest:
@@ -309,6 +323,8 @@ class VideoPipeline(Capability):
 
     # checked once, before queueing (the job runs the stored request)
     def validate(self, request: RenderRequest) -> RenderRequest:
+        """What the request model cannot say alone (its bounds and choices are its fields'):
+        the limits from the settings, the voice, and the assets each field names."""
         s = self.settings
         if not request.scenes:
             raise InvalidInput("error.empty", field="scenes")
@@ -316,96 +332,48 @@ class VideoPipeline(Capability):
             raise InvalidInput(
                 "error.too_many", field="scenes", count=len(request.scenes), limit=s.max_scenes
             )
-        if request.aspect not in compose.ASPECT_RATIOS:
-            raise InvalidInput(
-                "error.unknown_choice",
-                field="aspect",
-                value=request.aspect,
-                choices=", ".join(compose.ASPECT_RATIOS),
-            )
-        check_number(request.size, "size", 144, 2160)
-        check_number(request.music_volume, "music_volume", 0, 1)
-        check_number(request.rate, "rate", 0.5, 2.0)
-        check_text(request.cta, "cta")
         compose.hex_rgb(request.brand_colour, "brand_colour")
-        if len(request.cta) > 80:
-            raise InvalidInput("error.too_long", field="cta", length=len(request.cta), limit=80)
         self.voice.resolve_voice(request.voice, request.language)
-        scripted = False
         for i, scene in enumerate(request.scenes):
-            where = f"scenes[{i}]"
-            if scene.kind not in SCENE_KINDS:
-                raise InvalidInput(
-                    "error.unknown_choice",
-                    field=f"{where}.kind",
-                    value=scene.kind,
-                    choices=", ".join(SCENE_KINDS),
-                )
-            if scene.motion not in compose.MOTIONS:
-                raise InvalidInput(
-                    "error.unknown_choice",
-                    field=f"{where}.motion",
-                    value=scene.motion,
-                    choices=", ".join(compose.MOTIONS),
-                )
-            if scene.transition not in TRANSITIONS:
-                raise InvalidInput(
-                    "error.unknown_choice",
-                    field=f"{where}.transition",
-                    value=scene.transition,
-                    choices=", ".join(TRANSITIONS),
-                )
-            if scene.script.strip():
-                check_script(scene.script, s.max_script_chars, f"{where}.script")
-                scripted = True
-            elif scene.kind == "avatar":
-                raise InvalidInput("error.empty", field=f"{where}.script")
-            if scene.duration is not None:
-                check_number(scene.duration, f"{where}.duration", 0.5, MAX_SCENE_S)
-            if not scene.asset_id:
-                raise InvalidInput("error.empty", field=f"{where}.asset_id")
-            asset = self.services.assets.get(scene.asset_id)
-            ext_ok = media.VIDEO_EXTS if scene.kind == "video" else media.IMAGE_EXTS
-            if asset.ext not in ext_ok:
-                raise InvalidInput(
-                    "error.invalid",
-                    field=f"{where}.asset_id",
-                    reason=Reason(
-                        "reason.kind_mismatch", id=asset.id, have=asset.kind, want=scene.kind
-                    ),
-                )
-            clip_s = asset.duration_s or 0.0
-            if scene.kind == "video" and scene.duration is None and clip_s > MAX_SCENE_S:
-                # its own length would be the scene's: a 2-hour clip planned 180,000 frames
-                raise InvalidInput(
-                    "error.clip_too_long",
-                    field=f"{where}.duration",
-                    name=asset.name or asset.id,
-                    seconds=round(clip_s),
-                    limit=MAX_SCENE_S,
-                )
-        if not scripted:
+            self._check_scene(scene, f"scenes[{i}]")
+        if not any(scene.script.strip() for scene in request.scenes):
             raise InvalidInput("error.empty", field="script")
         total = sum(len(sc.script) for sc in request.scenes)
         if total > s.max_script_chars:
             raise InvalidInput(
                 "error.too_long", field="script", length=total, limit=s.max_script_chars
             )
-        for name, exts, want in (
-            ("music_asset_id", media.AUDIO_EXTS | media.VIDEO_EXTS, "audio"),
-            ("logo_asset_id", media.IMAGE_EXTS, "logo"),
-        ):
-            value = getattr(request, name)
-            if value:
-                asset = self.services.assets.get(value)
-                if asset.ext not in exts:
-                    raise InvalidInput(
-                        "error.invalid",
-                        field=name,
-                        reason=Reason(
-                            "reason.kind_mismatch", id=asset.id, have=asset.kind, want=want
-                        ),
-                    )
+        self._check_media(request)
+        return request.model_copy(update={"subtitle_style": request.subtitle_style.validated()})
+
+    def _check_scene(self, scene: Scene, where: str) -> None:
+        """A scene's script and its asset: of the scene's kind, and a clip no longer than a
+        scene may be when its own length would be the scene's."""
+        if scene.script.strip():
+            check_script(scene.script, self.settings.max_script_chars, f"{where}.script")
+        elif scene.kind == "avatar":
+            raise InvalidInput("error.empty", field=f"{where}.script")
+        if not scene.asset_id:
+            raise InvalidInput("error.empty", field=f"{where}.asset_id")
+        want = "video" if scene.kind == "video" else "image"
+        asset = self._asset_of(scene.asset_id, f"{where}.asset_id", want, scene.kind)
+        clip_s = asset.duration_s or 0.0
+        if scene.kind == "video" and scene.duration is None and clip_s > MAX_SCENE_S:
+            # its own length would be the scene's: a 2-hour clip planned 180,000 frames
+            raise InvalidInput(
+                "error.clip_too_long",
+                field=f"{where}.duration",
+                name=asset.name or asset.id,
+                seconds=round(clip_s),
+                limit=MAX_SCENE_S,
+            )
+
+    def _check_media(self, request: RenderRequest) -> None:
+        """The music is audio (or a video's sound), the logo an image, the font a font."""
+        if request.music_asset_id:
+            self._asset_of(request.music_asset_id, "music_asset_id", "audio", "audio")
+        if request.logo_asset_id:
+            self._asset_of(request.logo_asset_id, "logo_asset_id", "image", "logo")
         font_id = request.subtitle_style.font_asset_id
         if font_id and self.services.assets.get(font_id).kind != "font":
             raise InvalidInput(
@@ -413,7 +381,23 @@ class VideoPipeline(Capability):
                 field="subtitle_style.font_asset_id",
                 reason=Reason("reason.not_font", id=font_id),
             )
-        return request.model_copy(update={"subtitle_style": request.subtitle_style.validated()})
+
+    _EXTS = {
+        "video": media.VIDEO_EXTS,
+        "image": media.IMAGE_EXTS,
+        "audio": media.AUDIO_EXTS | media.VIDEO_EXTS,
+    }
+
+    def _asset_of(self, asset_id: str, field: str, files: str, want: str) -> Any:
+        """The asset ``asset_id`` (NotFound names it), if its file is of ``files``' kind."""
+        asset = self.services.assets.get(asset_id)
+        if asset.ext not in self._EXTS[files]:
+            raise InvalidInput(
+                "error.invalid",
+                field=field,
+                reason=Reason("reason.kind_mismatch", id=asset.id, have=asset.kind, want=want),
+            )
+        return asset
 
     # -- stages --------------------------------------------------------------------------
     def build_timeline(
@@ -654,29 +638,8 @@ class VideoPipeline(Capability):
         voice-over alone (a clean stem: no music), SRT and VTT; on any failure remove what
         was stored."""
         assets = self.services.assets
-        inputs = [s.asset_id for s in request.scenes]
-        inputs += [
-            a
-            for a in (
-                request.music_asset_id,
-                request.logo_asset_id,
-                request.subtitle_style.font_asset_id,
-            )
-            if a
-        ]
         script = " ".join(s.script for s in request.scenes if s.script.strip())
         spoke = self.voices_used(timeline)
-        record = {
-            "ai_generated": True,
-            "kind": ctx.kind,
-            "voices": spoke,
-            "voice": spoke[0]["voice"] if spoke else None,
-            "engine": spoke[0]["engine"] if spoke else None,
-            "aspect": request.aspect,
-            "scenes": len(request.scenes),
-            "duration_s": round(duration, 3),
-        }
-        models = self.model_ids(timeline, bool(cues))
         stored: list[str] = []
         try:
             video = assets.add_bytes(
@@ -687,33 +650,22 @@ class VideoPipeline(Capability):
                 name=f"{script[:60]}",
                 prompt=script,
                 job_id=ctx.job_id,
-                parents=list(dict.fromkeys(inputs)),
-                meta=record,
-                model_ids=models,
+                parents=self.inputs(request),
+                meta={
+                    "ai_generated": True,
+                    "kind": ctx.kind,
+                    "voices": spoke,
+                    "voice": spoke[0]["voice"] if spoke else None,
+                    "engine": spoke[0]["engine"] if spoke else None,
+                    "aspect": request.aspect,
+                    "scenes": len(request.scenes),
+                    "duration_s": round(duration, 3),
+                },
+                model_ids=self.model_ids(timeline, bool(cues)),
             )
             stored.append(video.id)
-            extra = [
-                ("audio", "wav", compose.wav_bytes(voice), "voice-over"),
-                ("subtitle", "srt", to_srt(cues).encode(), "SRT"),
-                ("subtitle", "vtt", to_vtt(cues, request.subtitle_style.karaoke).encode(), "VTT"),
-            ]
-            ids = {}
-            for kind, ext, data, label in extra:
-                if kind == "subtitle" and not cues:
-                    continue
-                asset = assets.add_bytes(
-                    data,
-                    kind,
-                    ext=ext,
-                    name=f"{label}: {script[:50]}",
-                    job_id=ctx.job_id,
-                    parents=[video.id],
-                    prompt=script,
-                    part_of=video.id,
-                    meta={"ai_generated": True, "of": video.id},
-                )
-                stored.append(asset.id)
-                ids[ext] = asset
+            parts = self._store_parts(request, ctx, video, voice, cues, script)
+            stored += [a.id for a in parts.values()]
         except BaseException:
             for asset_id in stored:
                 assets.delete(asset_id)
@@ -724,9 +676,9 @@ class VideoPipeline(Capability):
                 "video_url": video.url,
                 "asset_id": video.id,
                 "thumbnail_url": video.thumbnail_url,
-                "audio_url": ids["wav"].url,
-                "srt_url": ids["srt"].url if "srt" in ids else None,
-                "vtt_url": ids["vtt"].url if "vtt" in ids else None,
+                "audio_url": parts["wav"].url,
+                "srt_url": parts["srt"].url if "srt" in parts else None,
+                "vtt_url": parts["vtt"].url if "vtt" in parts else None,
                 "duration_s": duration,
                 "width": video.width,
                 "height": video.height,
@@ -734,6 +686,53 @@ class VideoPipeline(Capability):
                 "voices": spoke,  # which voice and engine actually spoke
             },
         )
+
+    @staticmethod
+    def inputs(request: RenderRequest) -> list[str]:
+        """The assets a render was made from (its lineage), each once."""
+        ids = [s.asset_id for s in request.scenes] + [
+            request.music_asset_id,
+            request.logo_asset_id,
+            request.subtitle_style.font_asset_id,
+        ]
+        return list(dict.fromkeys(a for a in ids if a))
+
+    def _store_parts(
+        self,
+        request: RenderRequest,
+        ctx: JobContext,
+        video: Any,
+        voice: np.ndarray,
+        cues: list[Cue],
+        script: str,
+    ) -> dict[str, Any]:
+        """The video's own files (shown on its card): the voice-over, SRT and VTT, by type."""
+        extra = [
+            ("audio", "wav", compose.wav_bytes(voice), "voice-over"),
+            ("subtitle", "srt", to_srt(cues).encode(), "SRT"),
+            ("subtitle", "vtt", to_vtt(cues, request.subtitle_style.karaoke).encode(), "VTT"),
+        ]
+        parts: dict[str, Any] = {}
+        try:
+            for kind, ext, data, label in extra:
+                if kind == "subtitle" and not cues:
+                    continue
+                parts[ext] = self.services.assets.add_bytes(
+                    data,
+                    kind,
+                    ext=ext,
+                    name=f"{label}: {script[:50]}",
+                    job_id=ctx.job_id,
+                    parents=[video.id],
+                    prompt=script,
+                    part_of=video.id,
+                    meta={"ai_generated": True, "of": video.id},
+                )
+        except BaseException:
+            for asset in parts.values():
+                self.services.assets.delete(asset.id)
+            raise
+        return parts
 
     @staticmethod
     def voices_used(timeline: list[Timed]) -> list[dict[str, str]]:

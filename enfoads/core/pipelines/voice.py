@@ -21,7 +21,7 @@ import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
@@ -51,12 +51,18 @@ UNVERIFIED = "unverified"
 VOICE_BYTES = 63_000_000  # a medium Piper voice, downloaded on its first use
 
 
+# The speed a voice may speak at (1: its own); the one declaration of the range: the request
+# models' field, the direct call's check and the panels' slider read it.
+RATE_MIN, RATE_MAX = 0.5, 2.0
+Rate = Annotated[float, Field(ge=RATE_MIN, le=RATE_MAX, description="1: the voice's own speed")]
+
+
 class SpeakRequest(RequestModel):
     """Speech (or a voice preview) into a WAV asset (a direct call)."""
 
     text: str = ""
     voice: str | None = None
-    rate: float = Field(1.0, ge=0.5, le=2.0)
+    rate: Rate = 1.0
     preview: bool = False
 
 
@@ -290,8 +296,10 @@ class VoicePipeline(Capability):
         """Speak ``text``: ``rate`` > 1 speaks faster; ``pause_s`` of silence between sentences.
         Piper when the voice can be had, else espeak-ng, else a clear error."""
         text = check_script(text, self.settings.max_script_chars)
-        if not 0.5 <= rate <= 2.0:
-            raise InvalidInput("error.out_of_range", field="rate", value=rate, low=0.5, high=2.0)
+        if not RATE_MIN <= rate <= RATE_MAX:  # a direct call (no request model on its way)
+            raise InvalidInput(
+                "error.out_of_range", field="rate", value=rate, low=RATE_MIN, high=RATE_MAX
+            )
         if not 0 <= pause_s <= 3:
             raise InvalidInput("error.out_of_range", field="pause_s", value=pause_s, low=0, high=3)
         info = self.resolve_voice(voice, language)

@@ -230,7 +230,7 @@ def get_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, 
 def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
     asset = studio.get_asset(asset_id)
     return FileResponse(
-        studio.assets.file_path(asset),
+        studio.asset_path(asset),
         media_type=asset.mime,
         filename=asset.file_name,
         content_disposition_type="inline",
@@ -242,7 +242,7 @@ def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileRespo
 def asset_thumbnail(
     asset_id: str, studio: Studio = Depends(get_studio), lang: str = Depends(language)
 ) -> FileResponse:
-    path = studio.assets.thumbnail_path(asset_id)
+    path = studio.thumbnail_path(asset_id)
     if path is None:
         raise ApiError(404, "not_found", t("error.no_thumbnail", lang, id=asset_id))
     return FileResponse(path, media_type="image/jpeg", headers=NOSNIFF)

@@ -85,6 +85,6 @@ def face_swap(
     result["status"] = "completed"
     result["result_url"] = result["url"]
     if body.inline:
-        data = studio.assets.read_bytes(result["asset_id"])
+        data = studio.asset_bytes(result["asset_id"])
         result["image_base64"] = "data:image/png;base64," + base64.b64encode(data).decode()
     return result

@@ -1,4 +1,4 @@
-"""``POST /magic-prompt`` and ``POST /generate-image``."""
+"""``POST /magic-prompt`` (``POST /generate-image`` is derived from its JobSpec: job_kinds.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from enfoads.core.pipelines.image import GenerateImageRequest, MagicPromptRequest
+from enfoads.core.pipelines.image import MagicPromptRequest
 from enfoads.core.studio import Studio
-from enfoads.server.deps import get_studio, job_links, language, queued, rate_limit, require_token
+from enfoads.server.deps import get_studio, rate_limit, require_token
 
 router = APIRouter(tags=["images"], dependencies=[Depends(require_token)])
 
@@ -25,19 +25,3 @@ def magic_prompt(body: MagicPromptRequest, studio: Studio = Depends(get_studio))
         use_llm=body.use_llm,
     )
     return result.to_dict()
-
-
-@router.post(
-    "/generate-image",
-    status_code=202,
-    dependencies=[Depends(rate_limit)],
-    responses={202: {"description": "queued", "links": job_links("$response.body#/job_id")}},
-)
-def generate_image(
-    body: GenerateImageRequest, studio: Studio = Depends(get_studio), lang: str = Depends(language)
-) -> dict[str, Any]:
-    """Queue an image job and answer at once with its id (a Colab tunnel cuts long requests).
-
-    Progress comes as Socket.IO ``job_update`` events and from ``GET /api/jobs/{id}``.
-    """
-    return queued(studio.generate_images(body), lang)

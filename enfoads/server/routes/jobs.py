@@ -39,7 +39,7 @@ def get_job(
         for asset_id in job["result_asset_ids"]:
             asset = studio.get_asset(asset_id)
             if asset.mime.startswith("image/"):
-                data = base64.b64encode(studio.assets.read_bytes(asset)).decode()
+                data = base64.b64encode(studio.asset_bytes(asset)).decode()
                 job["images_base64"].append(f"data:{asset.mime};base64,{data}")
     return job
 

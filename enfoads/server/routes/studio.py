@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
+from enfoads.core.pipelines.compose import CTA_MAX
 from enfoads.core.studio import Studio
 from enfoads.core.validation import RequestModel
 from enfoads.server.deps import get_studio, job_links, language, queued, rate_limit, require_token
@@ -26,7 +27,7 @@ class BrandKitRequest(RequestModel):
     logo_asset_id: str | None = None
     colours: list[str] = Field(default=None, max_length=8)  # type: ignore[assignment]
     font_asset_id: str | None = None
-    cta: str = Field(default=None, max_length=80)  # type: ignore[assignment]
+    cta: str = Field(default=None, max_length=CTA_MAX)  # type: ignore[assignment]
 
 
 class SettingsChange(RequestModel):

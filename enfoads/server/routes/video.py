@@ -1,4 +1,5 @@
-"""``POST /render-video``, ``POST /render-multi-scene``, ``GET /avatars``, voices."""
+"""``GET /avatars``, voices, ``/speak`` (``POST /render-video`` and ``/render-multi-scene`` are
+derived from their JobSpecs: job_kinds.py)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from enfoads.core.pipelines.video import RenderMultiSceneRequest, RenderVideoRequest
 from enfoads.core.pipelines.voice import SpeakRequest
 from enfoads.core.studio import Studio
-from enfoads.server.deps import get_studio, language, queued, rate_limit, require_token
+from enfoads.server.deps import get_studio, rate_limit, require_token
 
 router = APIRouter(tags=["video"], dependencies=[Depends(require_token)])
-
-
-@router.post("/render-video", status_code=202, dependencies=[Depends(rate_limit)])
-def render_video(
-    body: RenderVideoRequest,
-    studio: Studio = Depends(get_studio),
-    lang: str = Depends(language),
-) -> dict[str, Any]:
-    """Script + avatar → voiced, subtitled talking-avatar MP4, as a job. Progress: 10% voice,
-    30% animating face, 70% subtitles, then rendering, 100% with ``video_url``."""
-    return queued(studio.render_video(body), lang)
-
-
-@router.post("/render-multi-scene", status_code=202, dependencies=[Depends(rate_limit)])
-def render_multi_scene(
-    body: RenderMultiSceneRequest,
-    studio: Studio = Depends(get_studio),
-    lang: str = Depends(language),
-) -> dict[str, Any]:
-    """Several scenes (image with zoom/pan, talking avatar, video clip), each with its own
-    script, joined into one ad, as a job."""
-    return queued(studio.render_multi_scene(body), lang)
 
 
 @router.get("/avatars")

@@ -180,8 +180,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from enfoads.attach import make_studio
     from enfoads.core.settings import load_settings
-    from enfoads.core.studio import Studio
     from enfoads.testing.redis import RedisServer
 
     models = build_models(args.models, args.size)
@@ -202,7 +202,9 @@ def main() -> int:
             ENFOADS_IMAGE_VAE_MODEL=str(models["vae"]),
         )
         keys = {k[8:].lower(): v for k, v in env.items() if k.startswith("ENFOADS_")}
-        studio = Studio(load_settings(**keys, device="cpu")).start()  # the engine runs no model
+        studio = make_studio(
+            load_settings(**keys, device="cpu")
+        ).start()  # the engine runs no model
         try:
             for n in (int(x) for x in args.workers.split(",")):
                 results.append(run_batch(studio, n, args.jobs, env, work))

@@ -77,6 +77,7 @@ class StudioAPI(Protocol):
     def swap_faces_video(self, request: Any = None, /, **params: Any) -> Job: ...
     def render_video(self, request: Any = None, /, **params: Any) -> Job: ...
     def render_multi_scene(self, request: Any = None, /, **params: Any) -> Job: ...
+    def export_campaign(self, request: Any = None, /, **params: Any) -> Job: ...
 
     # direct calls (milliseconds to a second)
     def enhance_prompt(self, prompt: str, **options: Any) -> Any: ...
@@ -124,6 +125,11 @@ class Facade:
         kind, asset_id, script, duration, motion, transition, plus the single render's
         options)."""
         return self.submit("render_multi_scene", request if request is not None else params)
+
+    def export_campaign(self, request: Any = None, /, **params: Any) -> Job:
+        """Queue a publish-ready export (``ExportRequest`` or its fields: asset_ids,
+        platforms): one ZIP per platform, every file checked against its placement."""
+        return self.submit("export_campaign", request if request is not None else params)
 
     def prepare_model(self, key: str) -> Job:
         """Download one model (an inventory key) as a job, e.g. from the Settings panel. An

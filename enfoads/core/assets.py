@@ -42,11 +42,23 @@ from enfoads.core.validation import check_text
 
 log = logging.getLogger(__name__)
 
-ASSET_KINDS = ("image", "video", "audio", "avatar", "logo", "subtitle", "brand_kit", "font")
+ASSET_KINDS = (
+    "image",
+    "video",
+    "audio",
+    "avatar",
+    "logo",
+    "subtitle",
+    "brand_kit",
+    "font",
+    "export",  # a platform's ZIP of ready files (pipelines/export.py)
+)
 # Kinds only the studio writes (the brand kit's JSON): never from an upload, a tag or a delete
 # sent by a client.
 RESERVED_KINDS = ("brand_kit",)
-UPLOAD_KINDS = tuple(k for k in ASSET_KINDS if k not in RESERVED_KINDS)
+# Kinds only the studio writes, which the user may still tag and delete (an export's ZIP).
+WRITTEN_KINDS = ("export",)
+UPLOAD_KINDS = tuple(k for k in ASSET_KINDS if k not in RESERVED_KINDS + WRITTEN_KINDS)
 # Which file types each kind can hold (an upload claiming ``kind=font`` for a PNG is refused).
 KIND_EXTS = {
     "image": media.IMAGE_EXTS,
@@ -57,6 +69,7 @@ KIND_EXTS = {
     "audio": media.AUDIO_EXTS,
     "subtitle": ("vtt", "srt"),
     "brand_kit": ("json",),
+    "export": ("zip",),
 }
 TMP_PREFIX = ".tmp-"
 MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
@@ -73,6 +86,7 @@ _PREFIX = {
     "subtitle": "sub",
     "brand_kit": "kit",
     "font": "fnt",
+    "export": "exp",
 }
 
 

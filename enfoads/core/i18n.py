@@ -686,6 +686,68 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "kind.subtitle": {"es": "Subtítulos", "en": "Subtitles"},
     "kind.brand_kit": {"es": "Kit de marca", "en": "Brand kit"},
     "kind.font": {"es": "Fuente", "en": "Font"},
+    "kind.export": {"es": "Exportación", "en": "Export"},
+    "job.export_campaign": {"es": "Exportación", "en": "Export"},
+    "stage.exporting": {
+        "es": "Exportando {placement} ({n}/{total})",
+        "en": "Exporting {placement} ({n}/{total})",
+    },
+    "asset.export": {
+        "es": "Exportación {platform}: {files} archivos",
+        "en": "{platform} export: {files} files",
+    },
+    "export.refused": {
+        "es": "No exportado ({placement}): {reason}",
+        "en": "Not exported ({placement}): {reason}",
+    },
+    "export.trimmed": {
+        "es": "{name}: recortado a {max_s:g} s para {placement}",
+        "en": "{name}: trimmed to {max_s:g} s for {placement}",
+    },
+    "export.nothing": {
+        "es": "Ninguno de los archivos elegidos sirve para {platform} (imágenes o vídeos)",
+        "en": "None of the chosen files fits {platform} (images or videos)",
+    },
+    "check.format": {
+        "es": "es {got}: {platform} pide {want}",
+        "en": "is {got}: {platform} asks for {want}",
+    },
+    "check.canvas": {
+        "es": "mide {got}: {platform} pide {want}",
+        "en": "measures {got}: {platform} asks for {want}",
+    },
+    "check.bytes": {
+        "es": "pesa {got_mb:.1f} MB: {platform} admite hasta {max_mb:.1f} MB",
+        "en": "weighs {got_mb:.1f} MB: {platform} takes up to {max_mb:.1f} MB",
+    },
+    "check.duration": {
+        "es": "dura {got:g} s: {platform} admite {min_s:g}–{max_s:g} s",
+        "en": "lasts {got:g} s: {platform} takes {min_s:g}–{max_s:g} s",
+    },
+    "check.codec": {
+        "es": "vídeo {got}: {platform} pide H.264 High, yuv420p",
+        "en": "video {got}: {platform} asks for H.264 High, yuv420p",
+    },
+    "check.fps": {
+        "es": "{got} fps variables o distintos de {want}: {platform} pide {want} fps constantes",
+        "en": "{got} fps, variable or not {want}: {platform} asks for a constant {want} fps",
+    },
+    "check.gop": {
+        "es": "un fotograma clave cada {got} fotogramas: se piden como mucho {want}",
+        "en": "a keyframe every {got} frames: at most {want} are asked",
+    },
+    "check.faststart": {
+        "es": "el índice (moov) va al final: no empieza a reproducirse hasta bajarse entero",
+        "en": "its index (moov) is at the end: it cannot start playing until fully downloaded",
+    },
+    "check.audio": {
+        "es": "audio {got}: {platform} pide AAC 48 kHz estéreo",
+        "en": "audio {got}: {platform} asks for AAC 48 kHz stereo",
+    },
+    "check.captions": {
+        "es": "sin subtítulos .srt al lado: {platform} los lee del archivo",
+        "en": "no .srt captions beside it: {platform} reads them from the file",
+    },
     "job.generate_image": {"es": "Imágenes", "en": "Images"},
     "job.face_swap": {"es": "Cambio de cara", "en": "Face swap"},
     "job.face_swap_video": {"es": "Cambio de cara en vídeo", "en": "Video face swap"},

@@ -44,6 +44,7 @@ FONT_SAMPLE = "Aa Ññ 123"
 MIME_BY_EXT = {ext: mime for _, _, ext, mime in _SIGNATURES} | {
     "srt": "application/x-subrip",
     "json": "application/json",
+    "zip": "application/zip",  # an export (the studio writes it; never sniffed from an upload)
 }
 
 

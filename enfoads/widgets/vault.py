@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as w
 
 from enfoads.core.api import StudioAPI
-from enfoads.core.assets import UPLOAD_KINDS
+from enfoads.core.assets import UPLOAD_KINDS, WRITTEN_KINDS
 from enfoads.core.i18n import t
 from enfoads.widgets.common import (
     AssetPicker,
@@ -123,7 +123,7 @@ class VaultPanel(w.VBox):
         lang = self.lang = studio.settings.language
         self.page_size = page_size
         self.page = 0
-        kinds = [(t(f"kind.{k}", lang), k) for k in UPLOAD_KINDS]
+        kinds = [(t(f"kind.{k}", lang), k) for k in UPLOAD_KINDS + WRITTEN_KINDS]
         self.kind = w.Dropdown(
             options=[(t("ui.all", lang), ""), *kinds], value="", description=t("ui.kind", lang)
         )

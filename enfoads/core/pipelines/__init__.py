@@ -26,6 +26,7 @@ CAPABILITIES: tuple[str, ...] = (
     "liveportrait:LivePortraitCapability",
     "avatar:AvatarCapability",
     "video:VideoPipeline",
+    "export:ExportCapability",
 )
 
 

@@ -1,0 +1,510 @@
+"""Publish-ready export: a campaign's images and videos as the files each ad platform takes.
+
+One job (``export_campaign``) turns chosen assets into every placement of every chosen platform
+(``export_presets.PRESETS``): an image from the generated placement of the nearest ratio,
+cropped to cover the exact canvas and encoded as a JPEG whose quality is searched down until
+it fits the platform's size cap; a video scaled and cropped to the canvas and encoded to the
+platforms' common spec (H.264 High, yuv420p, constant 30 fps, closed 2 s GOP, faststart,
+AAC-LC 48 kHz stereo), trimmed to the placement's longest duration (said in the job's notices)
+or refused when shorter than its shortest, its subtitles beside it as a UTF-8 ``.srt`` named
+with the locale (``…es_ES.srt``). Every file is read back by the checker (``check_file``) and
+its verdict goes into the platform's ZIP with a ``manifest.json`` (file, placement, size,
+duration, checksum, source asset, checks) and a ``files.csv`` for bulk upload. Every file is
+labelled AI-generated: IPTC ``DigitalSourceType`` in the JPEG's XMP (a face swap is
+``compositeWithTrainedAlgorithmicMedia``), the studio's record in the MP4's tags.
+
+A capability like any other: this module and its translations are all there is (the route
+``POST /api/exports``, the queue, the client's types come from its ``JobSpec``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import subprocess
+import zipfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+from pydantic import Field
+
+from enfoads.core import media
+from enfoads.core.capability import Capability, JobSpec, ModelSpec
+from enfoads.core.errors import InvalidInput
+from enfoads.core.i18n import Reason, t
+from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines import export_presets as presets
+from enfoads.core.pipelines.base import ai_video_tags
+from enfoads.core.pipelines.export_presets import Platform, Preset
+from enfoads.core.validation import RequestModel
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "export_campaign"
+JPEG_QUALITIES = (92, 86, 80, 72, 64, 55, 45)  # tried in turn until the file fits its cap
+SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+
+def xmp_source_type(kind: str) -> bytes:
+    """XMP naming the IPTC digital source type (``trainedAlgorithmicMedia``, or
+    ``compositeWithTrainedAlgorithmicMedia`` for an edit of a real photo)."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        f'Iptc4xmpExt:DigitalSourceType="{SOURCE_TYPE}{kind}"/></rdf:RDF></x:xmpmeta>'
+    ).encode()
+
+
+class ExportRequest(RequestModel):
+    """Platform-ready files from a campaign's images and videos: one ZIP per platform, each
+    file checked against its placement's spec."""
+
+    asset_ids: list[str] = Field(min_length=1, max_length=50, description="images and videos")
+    platforms: list[Platform] = Field(min_length=1, description="the platforms to export for")
+
+
+@dataclass
+class Exported:
+    """One file of a platform's ZIP, and what the checker said of it."""
+
+    preset: Preset
+    name: str
+    path: Path
+    source: str  # the asset it came from
+    failures: list[str] = field(default_factory=list)
+    duration_s: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        data = self.path.read_bytes()
+        return {
+            "file": self.name,
+            "placement": self.preset.key,
+            "width": self.preset.width,
+            "height": self.preset.height,
+            "bytes": len(data),
+            "duration_s": self.duration_s,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "source_asset_id": self.source,
+            "passed": not self.failures,
+            "failures": self.failures,
+        }
+
+
+class ExportCapability(Capability):
+    """``export_campaign``: presets as data, the renders, the checker and the ZIPs."""
+
+    name = "export"
+
+    def models(self) -> list[ModelSpec]:
+        return []  # ffmpeg and Pillow, no model
+
+    def jobs(self) -> list[JobSpec]:
+        return [
+            JobSpec(
+                JOB_KIND,
+                ExportRequest,
+                self.run,
+                check=self.check,
+                route="/api/exports",
+                queue="video",
+                timeout_s=3600.0,
+            )
+        ]
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "platforms": list(presets.PLATFORMS),
+            "presets": [
+                {
+                    "platform": p.platform,
+                    "placement": p.placement,
+                    "media": p.media,
+                    "width": p.width,
+                    "height": p.height,
+                    "max_bytes": p.max_bytes,
+                    "duration_s": [p.min_s, p.max_s] if p.media == "video" else None,
+                    "copy_limit": p.copy_limit,
+                    "source": p.source,
+                    "checked": p.checked,
+                }
+                for p in presets.PRESETS
+            ],
+        }
+
+    def check(self, request: ExportRequest) -> ExportRequest:
+        """Every asset exists and is an image or a video (NotFound names a missing one)."""
+        for i, asset_id in enumerate(request.asset_ids):
+            asset = self.services.assets.get(asset_id)
+            if asset.ext not in media.IMAGE_EXTS | media.VIDEO_EXTS:
+                raise InvalidInput(
+                    "error.invalid",
+                    field=f"asset_ids[{i}]",
+                    reason=Reason(
+                        "reason.kind_mismatch", id=asset.id, have=asset.kind, want="image"
+                    ),
+                )
+        unique = list(dict.fromkeys(request.asset_ids))
+        return request.model_copy(
+            update={"asset_ids": unique, "platforms": list(dict.fromkeys(request.platforms))}
+        )
+
+    # -- the job -----------------------------------------------------------------------
+    def run(self, ctx: JobContext, request: ExportRequest) -> JobResult:
+        assets = [self.services.assets.get(a) for a in request.asset_ids]
+        notices: list[str] = []
+        stored, exports = [], []
+        with media.work_dir(self.settings.work_dir, "export-") as tmp:
+            plan = self.plan(assets, request.platforms)
+            done = 0
+            for platform in request.platforms:
+                files: list[Exported] = []
+                for preset, asset in plan.get(platform, []):
+                    done += 1
+                    ctx.check_cancelled()
+                    ctx.progress(
+                        5 + 85 * done / max(1, sum(map(len, plan.values()))),
+                        ctx.t(
+                            "stage.exporting",
+                            placement=preset.key,
+                            n=done,
+                            total=sum(map(len, plan.values())),
+                        ),
+                    )
+                    made = self.render(preset, asset, Path(tmp), ctx, notices)
+                    files.extend(made)
+                if not files:
+                    notices.append(ctx.t("export.nothing", platform=platform))
+                    continue
+                zipped = self.store_zip(platform, files, request, ctx)
+                stored.append(zipped.id)
+                exports.append(
+                    {
+                        "platform": platform,
+                        "asset_id": zipped.id,
+                        "url": zipped.url,
+                        "files": [f.row() for f in files],
+                    }
+                )
+        ctx.progress(99, ctx.t("stage.saving"))
+        return JobResult(tuple(stored), {"exports": exports, "notices": notices})
+
+    @staticmethod
+    def plan(assets: list[Any], platforms: list[str]) -> dict[str, list[tuple[Preset, Any]]]:
+        """Which asset each placement takes: of each set of images made together (one job's
+        placements), the one whose ratio is nearest the canvas; every video for each video
+        placement."""
+        groups: dict[str, list[Any]] = {}
+        for asset in assets:
+            if asset.ext in media.IMAGE_EXTS:
+                groups.setdefault(asset.job_id or asset.id, []).append(asset)
+        videos = [a for a in assets if a.ext in media.VIDEO_EXTS]
+        plan: dict[str, list[tuple[Preset, Any]]] = {}
+        for preset in presets.presets_for(platforms):
+            chosen = (
+                videos
+                if preset.media == "video"
+                else [
+                    min(group, key=lambda a: abs((a.width or 1) / (a.height or 1) - preset.ratio))
+                    for group in groups.values()
+                ]
+            )
+            plan.setdefault(preset.platform, []).extend((preset, a) for a in chosen)
+        return plan
+
+    def render(
+        self, preset: Preset, asset: Any, tmp: Path, ctx: JobContext, notices: list[str]
+    ) -> list[Exported]:
+        """The placement's file (and its captions) from ``asset``, checked; [] when refused."""
+        stem = f"{preset.platform}-{preset.placement}-{asset.id}"
+        if preset.media == "image":
+            out = tmp / f"{stem}.jpg"
+            self.render_image(preset, asset, out)
+            made = [Exported(preset, out.name, out, asset.id)]
+        else:
+            duration = asset.duration_s or 0.0
+            if duration < preset.min_s:
+                reason = t(
+                    "check.duration",
+                    ctx.lang,
+                    got=round(duration, 1),
+                    platform=preset.platform,
+                    min_s=preset.min_s,
+                    max_s=preset.max_s,
+                )
+                notices.append(ctx.t("export.refused", placement=preset.key, reason=reason))
+                return []
+            if duration > preset.max_s:
+                notices.append(
+                    ctx.t(
+                        "export.trimmed",
+                        name=asset.name or asset.id,
+                        max_s=preset.max_s,
+                        placement=preset.key,
+                    )
+                )
+            out = tmp / f"{stem}.mp4"
+            self.render_video(preset, asset, out, ctx)
+            made = [
+                Exported(preset, out.name, out, asset.id, duration_s=min(duration, preset.max_s))
+            ]
+            made += self.captions(preset, asset, tmp / f"{stem}.{locale(ctx.lang)}.srt")
+        for item in made:
+            item.failures = check_file(item.path, preset, ctx.lang, captions=len(made) > 1)
+        return made
+
+    def render_image(self, preset: Preset, asset: Any, out: Path) -> None:
+        """Cover-crop to the canvas, then the best JPEG quality that fits the cap."""
+        image = self.services.assets.open_image(asset).convert("RGB")
+        canvas = ImageOps.fit(image, (preset.width, preset.height), Image.Resampling.LANCZOS)
+        composite = bool(asset.meta.get("source_asset_id"))  # a face swap into a photo
+        xmp = xmp_source_type(
+            "compositeWithTrainedAlgorithmicMedia" if composite else "trainedAlgorithmicMedia"
+        )
+        for quality in JPEG_QUALITIES:
+            buffer = io.BytesIO()
+            canvas.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, xmp=xmp)
+            if buffer.tell() <= preset.max_bytes:
+                break
+        out.write_bytes(buffer.getvalue())
+
+    def render_video(self, preset: Preset, asset: Any, out: Path, ctx: JobContext) -> None:
+        """Scale and crop to the canvas, the platforms' common encode, trimmed to the
+        placement's longest duration, tagged AI-generated."""
+        w, h = preset.width, preset.height
+        tags = ai_video_tags(
+            f"AI-generated ad ({preset.key}) from {asset.name or asset.id}"[:200],
+            {"job_id": ctx.job_id, "source_asset_id": asset.id, "placement": preset.key},
+        )
+        cmd = [
+            media.ffmpeg_exe(), "-y", "-v", "error",
+            "-i", str(self.services.assets.file_path(asset)),
+            "-t", f"{preset.max_s:.3f}",
+            "-vf", f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1",
+            "-r", str(presets.VIDEO_FPS), "-fps_mode", "cfr",
+            "-c:v", "libx264", "-profile:v", "high", "-pix_fmt", "yuv420p",
+            "-preset", "veryfast", "-crf", "21",
+            "-g", str(presets.GOP_FRAMES), "-keyint_min", str(presets.GOP_FRAMES),
+            "-sc_threshold", "0", "-flags", "+cgop",
+            "-c:a", "aac", "-ar", str(presets.AUDIO_RATE), "-ac", "2",
+            "-b:a", f"{presets.AUDIO_KBPS}k",
+            "-movflags", "+faststart+use_metadata_tags",
+        ]  # fmt: skip
+        for key, value in tags.items():
+            cmd += ["-metadata", f"{key}={' '.join(str(value).split())}"]
+        done = subprocess.run([*cmd, str(out)], capture_output=True, timeout=1800, check=False)
+        if done.returncode != 0:
+            log.warning("export of %s failed: %s", asset.id, done.stderr[-400:])
+            raise InvalidInput(
+                "error.corrupt_video", field="asset_ids", name=asset.name or asset.id
+            )
+
+    def captions(self, preset: Preset, asset: Any, out: Path) -> list[Exported]:
+        """The video's own SRT beside it (a plain UTF-8 sidecar), where the placement takes one."""
+        if preset.captions != "sidecar":
+            return []
+        for part in self.services.assets.parts_of([asset.id]).get(asset.id, []):
+            if part.ext == "srt":
+                out.write_bytes(self.services.assets.read_bytes(part))
+                return [Exported(preset, out.name, out, part.id)]
+        return []
+
+    def store_zip(
+        self, platform: str, files: list[Exported], request: ExportRequest, ctx: JobContext
+    ) -> Any:
+        """One ZIP per platform: the files, ``manifest.json`` and ``files.csv``."""
+        rows = [f.row() for f in files]
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(["file", "placement", "width", "height", "duration_s", "passed"])
+        for row in rows:
+            writer.writerow(
+                [
+                    row["file"],
+                    row["placement"],
+                    row["width"],
+                    row["height"],
+                    row["duration_s"] or "",
+                    row["passed"],
+                ]
+            )
+        manifest = {
+            "platform": platform,
+            "job_id": ctx.job_id,
+            "ai_generated": True,
+            "sources": request.asset_ids,
+            "presets_checked": presets.PRESETS[0].checked,
+            "files": rows,
+        }
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for item in files:
+                archive.write(item.path, item.name)
+            archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
+            archive.writestr("files.csv", table.getvalue())
+        return self.services.assets.add_bytes(
+            buffer.getvalue(),
+            "export",
+            ext="zip",
+            name=ctx.t("asset.export", platform=platform, files=len(files)),
+            job_id=ctx.job_id,
+            parents=list(dict.fromkeys(f.source for f in files)),
+            meta={"platform": platform, "files": rows, "ai_generated": True},
+        )
+
+
+def locale(lang: str) -> str:
+    """The captions' locale in a sidecar's name (Meta reads ``…es_ES.srt``)."""
+    return {"es": "es_ES", "en": "en_US"}.get(lang, "es_ES")
+
+
+# -- the checker --------------------------------------------------------------------------
+def check_file(path: Path, preset: Preset, lang: str, captions: bool = True) -> list[str]:
+    """What keeps ``path`` from passing ``preset`` (in ``lang``), or []: read back from the
+    file itself (Pillow, PyAV), never from how it was made."""
+    if path.suffix == ".srt":
+        try:
+            path.read_bytes().decode("utf-8")
+            return []
+        except UnicodeDecodeError:
+            return [t("check.format", lang, got="SRT", platform=preset.platform, want="UTF-8")]
+    failures = []
+    size = path.stat().st_size
+    if size > preset.max_bytes:
+        failures.append(
+            t(
+                "check.bytes",
+                lang,
+                got_mb=size / 2**20,
+                platform=preset.platform,
+                max_mb=preset.max_bytes / 2**20,
+            )
+        )
+    if preset.media == "image":
+        return failures + _check_image(path, preset, lang)
+    failures += _check_video(path, preset, lang)
+    if preset.captions == "sidecar" and not captions:
+        failures.append(t("check.captions", lang, platform=preset.platform))
+    return failures
+
+
+def _check_image(path: Path, preset: Preset, lang: str) -> list[str]:
+    try:
+        with Image.open(path) as image:
+            fmt, got = image.format, image.size
+    except (OSError, ValueError, SyntaxError):
+        return [t("check.format", lang, got="?", platform=preset.platform, want="JPEG/PNG")]
+    failures = []
+    if fmt not in ("JPEG", "PNG"):
+        failures.append(t("check.format", lang, got=fmt, platform=preset.platform, want="JPEG/PNG"))
+    if got != (preset.width, preset.height):
+        failures.append(_canvas(got, preset, lang))
+    return failures
+
+
+def _canvas(got: tuple[int, int], preset: Preset, lang: str) -> str:
+    return t(
+        "check.canvas",
+        lang,
+        got=f"{got[0]}×{got[1]}",
+        platform=preset.platform,
+        want=f"{preset.width}×{preset.height}",
+    )
+
+
+def _check_video(path: Path, preset: Preset, lang: str) -> list[str]:
+    import av
+
+    p = preset.platform
+    try:
+        with av.open(str(path)) as container:
+            info = _video_facts(container)
+    except (av.error.FFmpegError, OSError, StopIteration):  # type: ignore[attr-defined]
+        return [t("check.format", lang, got="?", platform=p, want="MP4 H.264")]
+    failures = []
+    if (info["width"], info["height"]) != (preset.width, preset.height):
+        failures.append(_canvas((info["width"], info["height"]), preset, lang))
+    if not preset.min_s - 0.05 <= info["duration"] <= preset.max_s + 0.05:
+        failures.append(
+            t(
+                "check.duration",
+                lang,
+                got=round(info["duration"], 1),
+                platform=p,
+                min_s=preset.min_s,
+                max_s=preset.max_s,
+            )
+        )
+    if info["codec"] != "h264" or info["profile"] != "High" or info["pix_fmt"] != "yuv420p":
+        got = f"{info['codec']} {info['profile']} {info['pix_fmt']}"
+        failures.append(t("check.codec", lang, got=got, platform=p))
+    if not info["cfr"] or round(info["fps"]) != presets.VIDEO_FPS:
+        failures.append(
+            t("check.fps", lang, got=round(info["fps"], 2), want=presets.VIDEO_FPS, platform=p)
+        )
+    if info["gop"] > presets.GOP_FRAMES:
+        failures.append(t("check.gop", lang, got=info["gop"], want=presets.GOP_FRAMES))
+    audio = info["audio"]
+    if audio != ("aac", presets.AUDIO_RATE, 2):
+        failures.append(t("check.audio", lang, got=" ".join(map(str, audio or ("—",))), platform=p))
+    if not faststart(path):
+        failures.append(t("check.faststart", lang))
+    return failures
+
+
+def _video_facts(container: Any) -> dict[str, Any]:
+    """Size, codec, profile, pixel format, frame rate (and whether it is constant), the
+    longest keyframe interval and the audio, from the file's packets."""
+    video = container.streams.video[0]
+    stamps, gop, since_key = [], 0, 0
+    for packet in container.demux(video):
+        if packet.pts is None:
+            continue
+        since_key = 0 if packet.is_keyframe else since_key + 1
+        gop = max(gop, since_key + 1)
+        stamps.append(packet.pts)
+    stamps.sort()  # B-frames come in decode order: presentation times, in order
+    steps = {b - a for a, b in zip(stamps, stamps[1:])}
+    step = Fraction(min(steps)) * video.time_base if steps else Fraction(0)
+    audio = None
+    if container.streams.audio:
+        a = container.streams.audio[0].codec_context
+        audio = (a.name, a.sample_rate, a.channels)
+    ctx = video.codec_context
+    duration = float(container.duration / 1_000_000) if container.duration else 0.0
+    return {
+        "width": ctx.width,
+        "height": ctx.height,
+        "codec": ctx.name,
+        "profile": ctx.profile,
+        "pix_fmt": ctx.pix_fmt,
+        "fps": float(1 / step) if step else 0.0,
+        "cfr": len(steps) == 1,  # one step between every two frames: a constant rate
+        "gop": gop,
+        "audio": audio,
+        "duration": duration,
+    }
+
+
+def faststart(path: Path) -> bool:
+    """Whether the MP4's index (``moov``) comes before its media (``mdat``): a player can
+    start before the whole file has arrived."""
+    with open(path, "rb") as fh:
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                return False
+            size, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if size == 1:
+                size = int.from_bytes(fh.read(8), "big") - 8
+            fh.seek(size - 8, 1)

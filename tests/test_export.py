@@ -1,0 +1,172 @@
+"""Publish-ready export (issue #32, first part): every placement of every platform from a
+campaign's images and a real video, read back by the checker; files built to break each rule
+fail with the rule named; the ZIP's manifest matches its files."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import subprocess
+import wave
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from enfoads.core import media
+from enfoads.core.jobs import JobState
+from enfoads.core.pipelines import export_presets as presets
+from enfoads.core.pipelines.export import check_file, faststart
+from enfoads.core.studio import Studio
+from tests.helpers import read_tags
+
+TIMEOUT = 600
+SRT = "1\n00:00:00,000 --> 00:00:02,000\nCafé recién hecho\n"
+
+
+def png(size, colour) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def clip(path: Path, seconds: float, size=(320, 568), fps=25, extra: list[str] = ()) -> Path:
+    """A real H.264 + AAC clip (moving frames, a tone); ``extra`` ffmpeg output options."""
+    wav = path.with_suffix(".wav")
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(22050)
+        tone = np.sin(np.arange(int(22050 * seconds)) * 0.05) * 8000
+        w.writeframes(tone.astype(np.int16).tobytes())
+    if not extra:
+        with media.FrameWriter(path, *size, fps, audio=wav) as writer:
+            for i in range(int(seconds * fps)):
+                writer.write(np.full((size[1], size[0], 3), (i * 7) % 255, np.uint8))
+        return path
+    cmd = [media.ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i"]
+    cmd += [f"testsrc=size={size[0]}x{size[1]}:rate={fps}:duration={seconds}", "-i", str(wav)]
+    subprocess.run([*cmd, "-c:v", "libx264", "-pix_fmt", "yuv420p", *extra, str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def studio(tiny_settings):
+    with Studio(tiny_settings(language="es")) as st:
+        st.start()
+        yield st
+
+
+def test_a_campaign_exports_for_every_platform_and_every_file_passes(studio, tmp_path):
+    square = studio.assets.add_bytes(png((1024, 1024), (200, 0, 0)), "image", job_id="job_a")
+    tall = studio.assets.add_bytes(png((768, 1344), (0, 160, 0)), "image", job_id="job_a")
+    video = studio.assets.add_bytes(clip(tmp_path / "ad.mp4", 7).read_bytes(), "video", ext="mp4")
+    studio.assets.add_bytes(SRT.encode(), "subtitle", ext="srt", part_of=video.id)
+    job = studio.export_campaign(
+        asset_ids=[square.id, tall.id, video.id], platforms=list(presets.PLATFORMS)
+    )
+    done = studio.wait_job(job.id, TIMEOUT)
+    assert done.state is JobState.COMPLETED, done.error
+    exports = {e["platform"]: e for e in done.result["exports"]}
+    assert set(exports) == set(presets.PLATFORMS)
+    # the bumper takes 6 s of the 7 s clip: said, not silent
+    assert any("recortado a 6 s" in n for n in done.result["notices"])
+    for platform, export in exports.items():
+        wanted = {p.key for p in presets.presets_for([platform])}
+        assert {f["placement"] for f in export["files"]} == wanted, platform
+        failed = [(f["file"], f["failures"]) for f in export["files"] if not f["passed"]]
+        assert not failed, failed
+        archive = zipfile.ZipFile(studio.assets.file_path(export["asset_id"]))
+        manifest = json.loads(archive.read("manifest.json"))
+        names = sorted(archive.namelist())
+        assert names == sorted(
+            [f["file"] for f in manifest["files"]] + ["manifest.json", "files.csv"]
+        )
+        for row in manifest["files"]:  # the manifest matches the files it lists
+            data = archive.read(row["file"])
+            assert hashlib.sha256(data).hexdigest() == row["sha256"] and len(data) == row["bytes"]
+        rows = list(csv.DictReader(io.StringIO(archive.read("files.csv").decode())))
+        assert [r["file"] for r in rows] == [f["file"] for f in manifest["files"]]
+        assert studio.get_asset(export["asset_id"]).kind == "export"
+    meta = zipfile.ZipFile(studio.assets.file_path(exports["meta"]["asset_id"]))
+    out = tmp_path / "out"
+    meta.extractall(out)
+    story = Image.open(next(out.glob("meta-stories-9x16-*.jpg")))
+    assert story.size == (1080, 1920) and story.getpixel((540, 960))[1] > 100  # the tall one
+    assert b"trainedAlgorithmicMedia" in story.info["xmp"]  # IPTC source type in the XMP
+    reels = next(out.glob("meta-reels-9x16-*.mp4"))
+    assert read_tags(reels)["ai_generated"] == "true" and faststart(reels)
+    srt = next(out.glob("meta-reels-9x16-*.es_ES.srt"))  # Meta reads the locale in the name
+    assert srt.read_text(encoding="utf-8") == SRT
+
+
+def test_the_checker_names_each_broken_rule(tmp_path):
+    reels = next(p for p in presets.PRESETS if p.key == "meta/reels-9x16")
+    tiktok = next(p for p in presets.PRESETS if p.key == "tiktok/in-feed-9x16")
+    image = next(p for p in presets.PRESETS if p.key == "google/landscape-1.91x1")
+
+    def fails(path, preset, **kw):
+        return " | ".join(check_file(path, preset, "es", **kw))
+
+    wrong_canvas = tmp_path / "wrong.jpg"
+    Image.new("RGB", (1200, 630)).save(wrong_canvas, "JPEG")
+    assert "mide 1200×630: google pide 1200×628" in fails(wrong_canvas, image)
+    heavy = tmp_path / "heavy.jpg"
+    noise = np.random.default_rng(0).integers(0, 255, (628, 1200, 3), np.uint8)
+    Image.fromarray(noise).save(heavy, "JPEG", quality=100)
+    capped = dataclasses.replace(image, max_bytes=100_000)
+    assert "google admite hasta 0.1 MB" in fails(heavy, capped)
+    # one file right in every way, then small ones each broken in one way (the canvas is
+    # wrong for those too; each assertion names the rule it breaks)
+    enc = ["-r", "30", "-g", "60", "-profile:v", "high", "-c:a", "aac", "-ar", "48000", "-ac", "2"]
+    fast = ["-movflags", "+faststart"]
+    good = clip(tmp_path / "good.mp4", 6, extra=["-vf", "scale=1080:1920", *enc, *fast])
+    assert fails(good, tiktok) == ""
+    assert "sin subtítulos" in fails(good, tiktok, captions=False)
+    assert "dura 62 s: tiktok admite 5–60 s" in fails(
+        clip(tmp_path / "long.mp4", 62, extra=[*enc, *fast]), tiktok
+    )
+    assert "el índice (moov) va al final" in fails(clip(tmp_path / "slow.mp4", 2, extra=enc), reels)
+    gop = [*enc[:2], "-g", "250", *enc[4:], *fast]
+    assert "un fotograma clave cada 90" in fails(clip(tmp_path / "gop.mp4", 3, extra=gop), reels)
+    vfr = ["-vf", "setpts=N/30/TB+if(gt(N\\,20)\\,0.2/TB\\,0)", "-fps_mode", "vfr", *enc[2:], *fast]
+    assert "fps constantes" in fails(clip(tmp_path / "vfr.mp4", 2, extra=vfr), reels)
+    mono = [*enc[:-4], "-ac", "1", "-ar", "44100", *fast]
+    assert "pide AAC 48 kHz estéreo" in fails(clip(tmp_path / "mono.mp4", 2, extra=mono), reels)
+    baseline = [*enc[:4], "-profile:v", "baseline", *enc[6:], *fast]
+    assert "pide H.264 High" in fails(clip(tmp_path / "bl.mp4", 2, extra=baseline), reels)
+
+
+def test_a_video_too_short_for_a_placement_is_refused_with_its_reason(studio, tmp_path):
+    video = studio.assets.add_bytes(
+        clip(tmp_path / "short.mp4", 3).read_bytes(), "video", ext="mp4"
+    )
+    done = studio.wait_job(
+        studio.export_campaign(asset_ids=[video.id], platforms=["tiktok"]).id, TIMEOUT
+    )
+    assert done.state is JobState.COMPLETED and done.result["exports"] == []
+    said = " ".join(done.result["notices"])
+    assert "No exportado (tiktok/in-feed-9x16): dura 3 s: tiktok admite 5–60 s" in said
+    assert "Ninguno de los archivos elegidos sirve para tiktok" in said
+
+
+def test_the_export_route_comes_from_the_jobs_spec_and_refuses_bad_input(studio):
+    from enfoads.server.app import create_app
+
+    with TestClient(create_app(studio)) as c:
+        r = c.post("/api/exports", json={"asset_ids": ["img_nope"], "platforms": ["meta"]})
+        assert r.status_code == 404 and "img_nope" in r.json()["message"]
+        r = c.post("/api/exports", json={"asset_ids": ["x"], "platforms": ["myspace"]})
+        assert r.status_code == 422 and "«myspace» no es una opción" in r.json()["message"]
+        r = c.post("/api/exports", json={"asset_ids": [], "platforms": ["meta"]})
+        assert r.status_code == 422 and r.json()["field"] == "asset_ids"
+        options = c.get("/api/capabilities").json()["capabilities"]["export"]["options"]
+        assert {p["platform"] for p in options["presets"]} == set(presets.PLATFORMS)
+        assert all(p["source"] and p["checked"] for p in options["presets"])
+    assert studio.list_jobs() == []

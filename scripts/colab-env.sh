@@ -10,7 +10,8 @@
 #    every other cell, waiting for the jobs (a failed job fails the cell).
 # 3. The tests of the panels (on ipywidgets 7.7.1), the avatar and the face pipelines.
 #
-# Usage: bash scripts/colab-env.sh   (COLAB_VENV picks the folder; default .colab-venv)
+# Usage: bash scripts/colab-env.sh   (COLAB_VENV picks the folder; default .colab-venv;
+#        COLAB_BUILD_ONLY=1 builds the environment and stops)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,6 +46,8 @@ if [ ! -f "$VENV/.filled" ] || [ "$LIST" -nt "$VENV/.filled" ]; then
   touch "$VENV/.filled"
 fi
 PY="$VENV/bin/python"
+# `make test` builds the environment while the main suite runs, then runs the rest after it.
+if [ "${COLAB_BUILD_ONLY:-0}" = 1 ]; then echo "colab-env: built"; exit 0; fi
 "$PY" -m pip uninstall -q -y enfoads 2>/dev/null || true  # the notebook's install cell installs it
 "$PY" -c 'import cv2, ipywidgets, sys; print(f"colab-env: Python {sys.version.split()[0]}, OpenCV {cv2.__version__}, ipywidgets {ipywidgets.__version__}")'
 

@@ -74,7 +74,8 @@ def test_swap_changes_only_the_face_and_keeps_size_mode_and_lineage(face_studio)
     assert (
         asset.meta["commercial_use"] is False and "non-commercial" in result["licence"]["licence"]
     )
-    assert "trainedAlgorithmicMedia" in out.text["XML:com.adobe.xmp"]
+    # a real photo edited by a model: IPTC says composite, not made from scratch
+    assert "compositeWithTrainedAlgorithmicMedia" in out.text["XML:com.adobe.xmp"]
 
 
 @pytest.mark.parametrize(

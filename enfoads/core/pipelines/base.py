@@ -206,13 +206,16 @@ def hub_error_reason(exc: Exception) -> str:
     return f"{name}: {exc}"[:300]
 
 
-XMP_AI = (
-    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-    '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-    'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
-    'trainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>'
-)
+def xmp_source_type(kind: str) -> str:
+    """XMP naming the IPTC digital source type of a file: ``trainedAlgorithmicMedia`` (made by
+    a model), or ``compositeWithTrainedAlgorithmicMedia`` (a real photo edited by one)."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
+        f'{kind}"/></rdf:RDF></x:xmpmeta>'
+    )
 
 
 def ai_record(**fields: object) -> dict[str, object]:
@@ -229,8 +232,13 @@ def ai_record(**fields: object) -> dict[str, object]:
     }
 
 
-def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
-    """PNG text chunks that label a file as AI-generated (plus the IPTC/XMP source type)."""
+def ai_png_text(
+    description: str,
+    fields: dict[str, object],
+    source_type: str = "trainedAlgorithmicMedia",
+) -> dict[str, str]:
+    """PNG text chunks that label a file as AI-generated (plus the IPTC/XMP source type:
+    ``compositeWithTrainedAlgorithmicMedia`` for a real photo a model edited)."""
     import json
 
     record = ai_record(**fields)
@@ -241,7 +249,7 @@ def ai_png_text(description: str, fields: dict[str, object]) -> dict[str, str]:
         "Source": ", ".join(map(str, record.get("models", []) or [record.get("model", "")])),
         "Creation Time": str(record["created"]),
         "enfoads": json.dumps(record, ensure_ascii=False),
-        "XML:com.adobe.xmp": XMP_AI,
+        "XML:com.adobe.xmp": xmp_source_type(source_type),
     }
 
 

@@ -40,7 +40,7 @@ from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason, t
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import export_presets as presets
-from enfoads.core.pipelines.base import ai_video_tags
+from enfoads.core.pipelines.base import ai_video_tags, xmp_source_type
 from enfoads.core.pipelines.export_presets import Platform, Preset
 from enfoads.core.validation import RequestModel
 
@@ -48,18 +48,6 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "export_campaign"
 JPEG_QUALITIES = (92, 86, 80, 72, 64, 55, 45)  # tried in turn until the file fits its cap
-SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-
-
-def xmp_source_type(kind: str) -> bytes:
-    """XMP naming the IPTC digital source type (``trainedAlgorithmicMedia``, or
-    ``compositeWithTrainedAlgorithmicMedia`` for an edit of a real photo)."""
-    return (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-        f'Iptc4xmpExt:DigitalSourceType="{SOURCE_TYPE}{kind}"/></rdf:RDF></x:xmpmeta>'
-    ).encode()
 
 
 class ExportRequest(RequestModel):
@@ -266,7 +254,7 @@ class ExportCapability(Capability):
         composite = bool(asset.meta.get("source_asset_id"))  # a face swap into a photo
         xmp = xmp_source_type(
             "compositeWithTrainedAlgorithmicMedia" if composite else "trainedAlgorithmicMedia"
-        )
+        ).encode()
         for quality in JPEG_QUALITIES:
             buffer = io.BytesIO()
             canvas.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, xmp=xmp)

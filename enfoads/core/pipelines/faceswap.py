@@ -750,7 +750,9 @@ class FaceSwapPipeline(Capability):
             parents=parents,
             model_ids=["insightface/buffalo_l", "insightface/inswapper_128"],
             png_text=ai_png_text(
-                "AI-modified image (face swap with InsightFace inswapper_128)", record
+                "AI-modified image (face swap with InsightFace inswapper_128)",
+                record,
+                source_type="compositeWithTrainedAlgorithmicMedia",  # a real photo, edited
             ),
             meta={**record, "ai_generated": True, "commercial_use": False},
         )

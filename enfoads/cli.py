@@ -305,6 +305,47 @@ def cmd_import_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Publish-ready files of a campaign (through the running engine, if one serves this data
+    dir): one ZIP per platform written into ``--out``, each file's verdict printed."""
+    from pathlib import Path
+
+    import enfoads
+    from enfoads.core.errors import EnfoadsError
+    from enfoads.core.i18n import t
+    from enfoads.core.settings import load_settings
+
+    settings = load_settings()
+    lang = settings.language
+    studio = enfoads.connect(settings, warm=False)  # one command: no model to prepare
+    try:
+        job = studio.export_campaign(asset_ids=args.asset_ids, platforms=args.platform)
+        done = studio.wait_job(job.id, args.timeout)
+        if not done.state.finished or done.error:
+            print(
+                done.error or t("cli.export.unfinished", lang, seconds=args.timeout),
+                file=sys.stderr,
+            )
+            return 1
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for note in done.result["notices"]:
+            print(note)
+        for export in done.result["exports"]:
+            target = out / f"{export['platform']}.zip"
+            target.write_bytes(studio.asset_bytes(export["asset_id"]))
+            print(t("cli.export.zip", lang, platform=export["platform"], path=target))
+            for row in export["files"]:
+                verdict = "✔" if row["passed"] else "✘ " + "; ".join(row["failures"])
+                print(f"  {row['file']}: {verdict}")
+    except EnfoadsError as exc:
+        print(exc.message(lang), file=sys.stderr)
+        return 1
+    finally:
+        studio.close()
+    return 0
+
+
 def cmd_reindex_assets(args: argparse.Namespace) -> int:
     """The vault again for stored files no asset uses (through the running engine, if one
     serves this data dir)."""
@@ -412,6 +453,22 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="the assets.json file (entries with inline data: URLs)")
     importer.add_argument("--json", action="store_true", help="machine-readable output")
     importer.set_defaults(func=cmd_import_assets)
+    from enfoads.core.pipelines.export_presets import PLATFORMS
+
+    export = sub.add_parser(
+        "export", help="publish-ready files of a campaign's images and videos, one ZIP per platform"
+    )
+    export.add_argument("asset_ids", nargs="+", help="the images and videos to export")
+    export.add_argument(
+        "--platform",
+        action="append",
+        required=True,
+        choices=PLATFORMS,
+        help="a platform to export for (repeat it for several)",
+    )
+    export.add_argument("--out", default=".", help="where the ZIPs go (default: here)")
+    export.add_argument("--timeout", type=float, default=3600, help="seconds to wait for it")
+    export.set_defaults(func=cmd_export)
     reindex = sub.add_parser(
         "reindex-assets",
         help="bring back into the vault stored files no asset uses (a lost or replaced database)",

@@ -170,3 +170,33 @@ def test_the_export_route_comes_from_the_jobs_spec_and_refuses_bad_input(studio)
         assert {p["platform"] for p in options["presets"]} == set(presets.PLATFORMS)
         assert all(p["source"] and p["checked"] for p in options["presets"])
     assert studio.list_jobs() == []
+
+
+def test_enfoads_export_writes_one_zip_per_platform_and_says_each_files_verdict(
+    tiny_settings, tmp_path
+):
+    import os
+    import sys
+
+    settings = tiny_settings(language="es")
+    with Studio(settings) as st:
+        image = st.assets.add_bytes(png((1024, 1024), (10, 20, 200)), "image")
+    env = {**os.environ, "ENFOADS_DATA_DIR": str(settings.data_dir), "ENFOADS_DEVICE": "cpu"}
+    env["ENFOADS_LANGUAGE"] = "es"
+    out = tmp_path / "zips"
+    cmd = [sys.executable, "-m", "enfoads.cli", "export", image.id, "--platform", "google"]
+    done = subprocess.run(
+        [*cmd, "--platform", "linkedin", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["google.zip", "linkedin.zip"]
+    assert "google-landscape-1.91x1" in done.stdout and "✔" in done.stdout
+    assert "✘" not in done.stdout and "Traceback" not in done.stderr
+    bad = subprocess.run(
+        [*cmd[:-2], "--platform", "myspace"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert bad.returncode == 2 and "myspace" in bad.stderr  # argparse names the choices

@@ -524,6 +524,11 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "capability.avatar": {"es": "Avatar", "en": "Avatar"},
     "capability.video": {"es": "Vídeo", "en": "Video"},
     "capability.voice": {"es": "Voz", "en": "Voice"},
+    "cli.export.zip": {"es": "{platform}: {path}", "en": "{platform}: {path}"},
+    "cli.export.unfinished": {
+        "es": "La exportación no terminó en {seconds:g} s; sigue en la cola del motor",
+        "en": "The export did not finish within {seconds:g} s; it stays in the engine's queue",
+    },
     "cli.import.done": {
         "es": "Importados: {imported} · omitidos: {skipped} · ya estaban: {existing}",
         "en": "Imported: {imported} · skipped: {skipped} · already there: {existing}",

@@ -108,7 +108,7 @@ def test_a_bad_variable_or_settings_file_is_named_without_a_traceback(
     err = capsys.readouterr().err
     assert err.strip() == (
         "El ajuste 'compile_autotune' (ENFOADS_COMPILE_AUTOTUNE o settings.json) no es válido: "
-        "debe ser uno de: auto, on, off."
+        "«-maybe» no es una opción; debe ser uno de: auto, on, off."  # the value, named back
     )
     monkeypatch.delenv("ENFOADS_COMPILE_AUTOTUNE")
     (tmp_path / "settings.json").write_text(json.dumps({"language": "fr"}))

@@ -27,6 +27,7 @@ TABS_ES = (
     "Cambio de cara",
     "Estudio de vídeo",
     "BrandVault",
+    "Publicar",
     "Ajustes",
 )
 

@@ -19,10 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from enfoads.core import media
+from enfoads.core import media, provenance
 from enfoads.core.jobs import JobState
 from enfoads.core.pipelines import export_presets as presets
 from enfoads.core.pipelines.export import check_file, faststart
+from enfoads.core.provenance import Claim
 from enfoads.core.studio import Studio
 from tests.helpers import read_tags
 
@@ -64,8 +65,9 @@ def studio(tiny_settings):
 
 
 def test_a_campaign_exports_for_every_platform_and_every_file_passes(studio, tmp_path):
-    square = studio.assets.add_bytes(png((1024, 1024), (200, 0, 0)), "image", job_id="job_a")
-    tall = studio.assets.add_bytes(png((768, 1344), (0, 160, 0)), "image", job_id="job_a")
+    made = {"job_id": "job_a", "model_ids": ["test/sdxl"], "claim": Claim()}  # as generated
+    square = studio.assets.add_bytes(png((1024, 1024), (200, 0, 0)), "image", **made)
+    tall = studio.assets.add_bytes(png((768, 1344), (0, 160, 0)), "image", **made)
     video = studio.assets.add_bytes(clip(tmp_path / "ad.mp4", 7).read_bytes(), "video", ext="mp4")
     studio.assets.add_bytes(SRT.encode(), "subtitle", ext="srt", part_of=video.id)
     job = studio.export_campaign(
@@ -100,6 +102,13 @@ def test_a_campaign_exports_for_every_platform_and_every_file_passes(studio, tmp
     story = Image.open(next(out.glob("meta-stories-9x16-*.jpg")))
     assert story.size == (1080, 1920) and story.getpixel((540, 960))[1] > 100  # the tall one
     assert b"trainedAlgorithmicMedia" in story.info["xmp"]  # IPTC source type in the XMP
+    # signed: the crop of a generated image, that image (with its own manifest) the parent
+    said = provenance.read(next(out.glob("meta-stories-9x16-*.jpg")), "jpg")
+    assert said.state == "valid" and said.source_type == "trainedAlgorithmicMedia"
+    assert [a["action"] for a in said.actions] == ["c2pa.opened", "c2pa.cropped"]
+    assert said.ingredients == [
+        {"title": tall.file_name, "relationship": "parentOf", "signed": True}
+    ]
     reels = next(out.glob("meta-reels-9x16-*.mp4"))
     assert read_tags(reels)["ai_generated"] == "true" and faststart(reels)
     srt = next(out.glob("meta-reels-9x16-*.es_ES.srt"))  # Meta reads the locale in the name
@@ -127,7 +136,19 @@ def test_the_checker_names_each_broken_rule(tmp_path):
     enc = ["-r", "30", "-g", "60", "-profile:v", "high", "-c:a", "aac", "-ar", "48000", "-ac", "2"]
     fast = ["-movflags", "+faststart"]
     good = clip(tmp_path / "good.mp4", 6, extra=["-vf", "scale=1080:1920", *enc, *fast])
+    unsigned = tmp_path / "unsigned.mp4"
+    unsigned.write_bytes(good.read_bytes())
+    keys = provenance.Credentials(tmp_path / "keys")
+    keys.sign_file(good, provenance.manifest("good.mp4", source_type="trainedAlgorithmicMedia"))
     assert fails(good, tiktok) == ""
+    assert fails(unsigned, tiktok) == (
+        "sin credenciales de contenido (C2PA): tiktok no podrá etiquetarlo como IA"
+    )
+    tampered = bytearray(good.read_bytes())
+    at = tampered.rindex(b"mdat") + 4000  # a byte of the pictures, after signing
+    tampered[at] ^= 0xFF
+    (tmp_path / "tampered.mp4").write_bytes(bytes(tampered))
+    assert "no validan: assertion.bmffHash.mismatch" in fails(tmp_path / "tampered.mp4", tiktok)
     assert "sin subtítulos" in fails(good, tiktok, captions=False)
     assert "dura 62 s: tiktok admite 5–60 s" in fails(
         clip(tmp_path / "long.mp4", 62, extra=[*enc, *fast]), tiktok
@@ -200,3 +221,37 @@ def test_enfoads_export_writes_one_zip_per_platform_and_says_each_files_verdict(
         [*cmd[:-2], "--platform", "myspace"], capture_output=True, text=True, env=env, timeout=60
     )
     assert bad.returncode == 2 and "myspace" in bad.stderr  # argparse names the choices
+
+
+def test_a_ratio_no_placement_is_near_is_generated_again_from_the_same_prompt_and_seed(studio):
+    """A square ad cut to 9:16 would lose 44 % of the picture: that ratio is generated again
+    (same prompt, seed and style) and exported instead; with ``regenerate: false`` it is
+    cropped, as asked."""
+    made = studio.wait_job(
+        studio.generate_images(prompt="taza de café", placements=["1:1"], seed=11).id, TIMEOUT
+    )
+    square = made.result["images"][0]["asset_id"]
+    done = studio.wait_job(
+        studio.export_campaign(asset_ids=[square], platforms=["meta", "linkedin"]).id, TIMEOUT
+    )
+    assert done.state is JobState.COMPLETED, done.error
+    said = " ".join(done.result["notices"])
+    assert "generado de nuevo en 16:9, 9:16 con el mismo texto y semilla" in said
+    new = [studio.get_asset(a) for a in done.result_asset_ids if a.startswith("img_")]
+    assert sorted((a.width, a.height) for a in new) == [(768, 1344), (1344, 768)]
+    assert {(a.prompt, a.seed) for a in new} == {("taza de café", 11)}
+    rows = {f["placement"]: f for e in done.result["exports"] for f in e["files"]}
+    assert all(f["passed"] for f in rows.values()), rows
+    tall = next(a.id for a in new if a.height > a.width)
+    wide = next(a.id for a in new if a.width > a.height)
+    assert rows["meta/stories-9x16"]["source_asset_id"] == tall
+    assert rows["linkedin/single-image-1.91x1"]["source_asset_id"] == wide
+    assert rows["meta/feed-4x5"]["source_asset_id"] == square  # 4:5 keeps 80 %: cropped
+    before = len(studio.list_assets(kind="image", limit=100).items)
+    cropped = studio.wait_job(
+        studio.export_campaign(asset_ids=[square], platforms=["meta"], regenerate=False).id,
+        TIMEOUT,
+    )
+    rows = {f["placement"]: f for e in cropped.result["exports"] for f in e["files"]}
+    assert rows["meta/stories-9x16"]["source_asset_id"] == square
+    assert len(studio.list_assets(kind="image", limit=100).items) == before

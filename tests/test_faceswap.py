@@ -223,6 +223,31 @@ def test_video_swap_keeps_frames_fps_and_audio(face_studio, tmp_path):
     assert "non-commercial" in tags["copyright"]
 
 
+def test_a_swapped_video_is_marked_as_ai_on_screen_and_in_its_credentials(face_studio, tmp_path):
+    """On by default: "Contenido generado con IA" at the top left of every frame (off when
+    asked); the MP4's C2PA manifest names the clip it edited as its parent."""
+    from enfoads.core import media
+
+    video = face_studio.upload_asset(two_frame_kinds_clip(tmp_path, 4).read_bytes(), "clip.mp4")
+    source = face_studio.upload_asset(png(astronaut_rgb()), "me.png")
+    corner = []
+    for label in (True, False):
+        job = face_studio.swap_faces_video(
+            source_asset_id=source.id, video_asset_id=video.id, ai_label=label
+        )
+        done = face_studio.wait_job(job.id, timeout=120)
+        assert done.state.value == "completed", done.error
+        first = next(media.read_frames(face_studio.assets.file_path(done.result_asset_ids[0])))
+        diff = np.abs(astronaut_rgb()[15:45, 15:250].astype(int) - first[15:45, 15:250])
+        corner.append((diff.sum(axis=2) > 150).mean())  # more than the encoder's noise
+    marked, plain = corner
+    assert marked > 0.05 and plain < 0.01, corner  # text drawn there only when asked
+    said = face_studio.asset_provenance(done.result_asset_ids[0])
+    assert said["state"] == "trusted"
+    assert said["source_type"] == "compositeWithTrainedAlgorithmicMedia"
+    assert {"title": "clip.mp4", "relationship": "parentOf", "signed": False} in said["ingredients"]
+
+
 def test_video_swap_on_threads_gives_the_frames_of_one_thread(face_studio, tmp_path, monkeypatch):
     """Frames are swapped on worker threads and written in order: the result is the same."""
     from enfoads.core import media

@@ -372,9 +372,10 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
     srt = av_studio.assets.read_bytes(done.result_asset_ids[2]).decode()
     assert "Fresh coffee" in srt and "espresso" in srt
     assert video.has_thumbnail
-    # the logo sits inside the 9:16 safe zone (top right), drawn in its red
+    # the logo sits inside the 9:16 safe zone (top right: below Reels' 14 %, left of TikTok's
+    # 15 % rail), drawn in its red
     first = frames[5]
-    x0, x1, y0 = int(360 * (1 - 0.12)) - int(360 * 0.16), int(360 * (1 - 0.12)), int(640 * 0.12)
+    x0, x1, y0 = int(360 * (1 - 0.15)) - int(360 * 0.16), int(360 * (1 - 0.15)), int(640 * 0.14)
     patch = first[y0 + 12 : y0 + 20, x0 + 10 : x1 - 10].astype(int)
     assert patch[..., 0].mean() > 150 and patch[..., 1].mean() < 110
     # lineage names the voice and engine that spoke, and what else made the video
@@ -714,8 +715,9 @@ def test_subtitle_ink_stays_inside_the_safe_zone(av_studio, aspect, position):
             assert xs.size, cue.text
             assert x0 <= xs.min() and xs.max() < x1, (cue.text, xs.min(), xs.max(), (x0, x1))
             assert y0 <= ys.min() and ys.max() < y1, (cue.text, ys.min(), ys.max(), (y0, y1))
-    if aspect == "9:16":  # TikTok's buttons cover the right edge: the zone ends at 88 %
-        assert x1 <= int(size[0] * 0.88) and x0 >= int(size[0] * 0.06)
+    if aspect == "9:16":  # every vertical placement's UI: Reels' 35 % bottom, TikTok's rail
+        assert x1 <= int(size[0] * 0.85) and x0 >= int(size[0] * 0.06)
+        assert y0 >= int(size[1] * 0.14) and y1 <= int(size[1] * 0.65)
 
 
 @pytest.mark.parametrize("brand", ["#111111", "#FFFFFF", "#E63946"])
@@ -815,3 +817,29 @@ def test_hostile_media_costs_what_the_ad_needs(av_studio, tmp_path):
     source = ClipSource(studio.assets.file_path(big), (360, 640), 25)
     assert source.decoded(3).shape == (640, 640, 3)  # not 2048², and still covering 360×640
     assert source.frame(3, 12).shape == (640, 360, 3)
+
+
+@pytest.mark.parametrize(
+    ("kind", "ai_label", "drawn"),
+    [("avatar", None, True), ("image", None, False), ("image", True, True), ("avatar", False, False)],
+)
+def test_the_visible_ai_mark_is_on_for_a_talking_avatar_unless_turned_off(
+    av_studio, kind, ai_label, drawn
+):
+    """A talking avatar says words a person did not say: "Contenido generado con IA" at the
+    top left of the safe zone by default (the logo has the top right); a product video only
+    when asked."""
+    from enfoads.core.pipelines import compose
+    from enfoads.core.pipelines.video import Overlay, RenderRequest
+
+    request = RenderRequest.from_params(
+        {"scenes": [{"kind": kind, "asset_id": "x", "script": "Hola"}], "ai_label": ai_label}
+    )
+    size = compose.frame_size("9:16", 540)
+    overlay = Overlay(av_studio, request, size, [], 3.0, 25, "es")
+    frame = overlay.apply(np.zeros((size[1], size[0], 3), np.uint8), 1.0)
+    ys, xs = np.nonzero(frame.max(axis=2) > 0)
+    assert bool(xs.size) is drawn
+    if drawn:
+        x0, y0, x1, _ = overlay.safe
+        assert xs.min() >= x0 and ys.min() >= y0 and xs.max() < (x0 + x1) / 2 + 60

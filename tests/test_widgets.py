@@ -47,6 +47,7 @@ def test_tabs_are_spanish_first_and_the_language_switch_rebuilds_them(app):
         "Cambio de cara",
         "Estudio de vídeo",
         "BrandVault",
+        "Publicar",
         "Ajustes",
     )
     assert app.creator.generate.description == "Generar"
@@ -176,6 +177,8 @@ def test_vault_filters_previews_tags_and_deletes_with_confirmation(app):
     show.click()
     vault.preview.children[2].children[0].click()
     assert 'download="logo-cafe.png"' in vault.preview.children[2].children[0].value
+    # what a platform will read of its making: an upload carries no claim of the studio's
+    assert vault.preview.children[4].value.startswith("· Sin credenciales de contenido (C2PA)")
     tag_text, tag_button = vault.preview.children[3].children[:2]
     tag_text.value = "verano"
     tag_button.click()
@@ -584,3 +587,39 @@ def test_open_pages_update_only_what_changed_and_close_what_they_replace(app):
     assert card not in vault.grid.children
     assert card.comm is None and all(c.comm is None for c in card.children)  # closed
     assert live_widgets() < steady
+
+
+def test_export_panel_makes_each_platforms_zip_with_a_checklist(app):
+    import re
+    import time
+
+    from enfoads.core.provenance import Claim
+
+    panel = app.export
+    made = app.studio.assets.add_bytes(
+        png(astronaut_rgb()), "image", name="café", model_ids=["test/sdxl"], claim=Claim()
+    )
+    upload = app.studio.upload_asset(b"WEBVTT\n\n", "subs.vtt")
+    deadline = time.monotonic() + 10
+    while made.id not in {v for _, v in panel.assets.options} and time.monotonic() < deadline:
+        time.sleep(0.1)  # the list follows the vault's events
+    offered = {v for _, v in panel.assets.options}
+    assert made.id in offered and upload.id not in offered  # images and videos only
+    panel.run.click()
+    assert "Elige al menos una imagen" in panel.message.value and panel.progress.job_id is None
+    panel.choose([made.id])
+    for platform, box in panel.platforms.items():
+        box.value = platform in ("google", "linkedin")
+    panel.run.click()
+    job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
+    assert job.state.value == "completed", job.error
+    deadline = time.monotonic() + 10
+    while not panel.result.children and time.monotonic() < deadline:
+        time.sleep(0.1)
+    google, google_zip, linkedin, _ = panel.result.children
+    ready = re.search(r"Google Ads: (\d+) de (\d+) archivos listos", google.value)
+    assert ready and ready[1] == ready[2] != "0", google.value
+    assert "✔ google-landscape-1.91x1-" in google.value and "✘" not in google.value
+    assert "LinkedIn:" in linkedin.value and not panel.run.disabled
+    google_zip.children[0].click()
+    assert 'download="' in google_zip.children[0].value and ".zip" in google_zip.children[0].value

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from enfoads.core import events, media
+from enfoads.core import events, media, provenance
 from enfoads.core.db import AssetRow, TagRow
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, NotFound, is_disk_full
 from enfoads.core.i18n import Reason
@@ -276,8 +276,11 @@ class AssetStore:
         max_image_pixels: int = 40_000_000,
         clock: Callable[[], datetime] = utcnow,
         writable: Callable[[], None] = lambda: None,
+        credentials: provenance.Credentials | None = None,
     ):
         self._sessions = sessions
+        # Signs the studio's own outputs (C2PA); beside the blobs unless given.
+        self.credentials = credentials or provenance.Credentials(root.parent / "provenance")
         self._writable = writable  # raises when this process may no longer write (fenced)
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -540,9 +543,12 @@ class AssetStore:
         meta: dict[str, Any] | None = None,
         created_at: datetime | None = None,
         part_of: str | None = None,
+        claim: provenance.Claim | None = None,
     ) -> Asset:
         """Store bytes as a new asset. Images and videos are probed and get a thumbnail.
-        ``part_of``: the asset this one is a file of (shown on that asset's card).
+        ``part_of``: the asset this one is a file of (shown on that asset's card);
+        ``claim``: the studio made this file: it is signed (C2PA) with what made it (the
+        models, the parents as ingredients, the claim's source type).
 
         The studio's own outputs come here directly; user uploads go through ``add_upload``,
         which applies the upload size cap first.
@@ -551,6 +557,8 @@ class AssetStore:
         name = check_text(name, "name")[:255]
         check_text(prompt, "prompt")
         ext, asset_id = self._accept(data, kind, ext, asset_id)
+        if claim is not None and provenance.signable(ext):
+            data = self._sign(data, ext, claim, name or asset_id, list(parents), list(model_ids))
         tags = [self._check_tag(t) for t in tags] + (["avatar"] if kind == "avatar" else [])
         tags = list(dict.fromkeys(tags))
         label = name or kind
@@ -586,6 +594,52 @@ class AssetStore:
         log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
         self._bus.publish(events.asset_added(asset.to_dict()))
         return asset
+
+    def _sign(
+        self,
+        data: bytes,
+        ext: str,
+        claim: provenance.Claim,
+        title: str,
+        parents: list[str],
+        model_ids: list[str],
+    ) -> bytes:
+        """``data`` with its signed manifest; the parents (files the studio can read) are its
+        ingredients, the one it edits as the parent. A file that cannot be signed is stored
+        unsigned, and the log says why (the provenance reply then says "sin firmar")."""
+        ingredients = []
+        for parent_id in parents[: provenance.MAX_INGREDIENTS]:
+            try:
+                parent = self.get(parent_id)
+            except NotFound:
+                continue
+            if provenance.signable(parent.ext):
+                ingredients.append(
+                    provenance.Ingredient(
+                        parent.name or parent.file_name,
+                        self.file_path(parent),
+                        parent.ext,
+                        "parentOf" if parent_id == claim.edits else "componentOf",
+                    )
+                )
+        definition = provenance.manifest(
+            title,
+            source_type=claim.source_type,
+            agents=model_ids,
+            ingredients=ingredients,
+            action=claim.action,
+            description=claim.description,
+        )
+        try:
+            return self.credentials.sign(data, ext, definition, tuple(ingredients))
+        except Exception as exc:  # noqa: BLE001 - the file is kept; its provenance says unsigned
+            log.warning("could not sign a %s file: %s", ext, str(exc)[:300])
+            return data
+
+    def provenance_of(self, asset_or_id: Asset | str) -> provenance.Report:
+        """What the asset's file says of its making (its C2PA manifest, validated)."""
+        asset = asset_or_id if isinstance(asset_or_id, Asset) else self.get(asset_or_id)
+        return self.credentials.read(self.file_path(asset), asset.ext)
 
     def _accept(
         self, data: bytes, kind: str, ext: str | None, asset_id: str | None

@@ -624,6 +624,26 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.tab.faceswap": {"es": "Cambio de cara", "en": "Face Swap"},
     "ui.tab.video": {"es": "Estudio de vídeo", "en": "Video Studio"},
     "ui.tab.settings": {"es": "Ajustes", "en": "Settings"},
+    "ui.tab.export": {"es": "Publicar", "en": "Publish"},
+    "video.ai_label": {"es": "Contenido generado con IA", "en": "AI-generated content"},
+    "ui.export.intro": {
+        "es": "Elige imágenes y vídeos de la campaña y las plataformas: cada una recibe un ZIP "
+        "con cada ubicación a su medida, comprobada y firmada (C2PA).",
+        "en": "Choose the campaign's images and videos and the platforms: each gets a ZIP with "
+        "every placement at its size, checked and signed (C2PA).",
+    },
+    "ui.export.assets": {"es": "Imágenes y vídeos", "en": "Images and videos"},
+    "ui.export.platforms": {"es": "Plataformas", "en": "Platforms"},
+    "ui.export.run": {"es": "Exportar", "en": "Export"},
+    "ui.export.choose": {
+        "es": "Elige al menos una imagen o un vídeo y una plataforma",
+        "en": "Choose at least one image or video and one platform",
+    },
+    "ui.export.ready": {
+        "es": "{platform}: {ready} de {total} archivos listos para subir",
+        "en": "{platform}: {ready} of {total} files ready to upload",
+    },
+    "ui.export.zip": {"es": "ZIP de {platform}", "en": "{platform} ZIP"},
     "ui.avatar_ready": {
         "es": "Listo: la imagen ya es un avatar.",
         "en": "Done: the image is now an avatar.",
@@ -709,6 +729,14 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "{name}: recortado a {max_s:g} s para {placement}",
         "en": "{name}: trimmed to {max_s:g} s for {placement}",
     },
+    "export.regenerating": {
+        "es": "Generando {name} de nuevo en {ratios} (ninguna ubicación se acerca al formato)",
+        "en": "Generating {name} again at {ratios} (no placement is near the canvas)",
+    },
+    "export.regenerated": {
+        "es": "{name}: generado de nuevo en {ratios} con el mismo texto y semilla, para no recortar de más",
+        "en": "{name}: generated again at {ratios} with the same prompt and seed, not to crop too much",
+    },
     "export.nothing": {
         "es": "Ninguno de los archivos elegidos sirve para {platform} (imágenes o vídeos)",
         "en": "None of the chosen files fits {platform} (images or videos)",
@@ -752,6 +780,30 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "check.captions": {
         "es": "sin subtítulos .srt al lado: {platform} los lee del archivo",
         "en": "no .srt captions beside it: {platform} reads them from the file",
+    },
+    "check.no_provenance": {
+        "es": "sin credenciales de contenido (C2PA): {platform} no podrá etiquetarlo como IA",
+        "en": "no Content Credentials (C2PA): {platform} cannot label it as AI",
+    },
+    "check.bad_provenance": {
+        "es": "sus credenciales de contenido (C2PA) no validan: {problems}",
+        "en": "its Content Credentials (C2PA) do not validate: {problems}",
+    },
+    "provenance.trusted": {
+        "es": "Firmado por este estudio (C2PA): {source}",
+        "en": "Signed by this studio (C2PA): {source}",
+    },
+    "provenance.valid": {
+        "es": "Firmado (C2PA) por otro firmante: {source}",
+        "en": "Signed (C2PA) by another signer: {source}",
+    },
+    "provenance.invalid": {
+        "es": "Las credenciales (C2PA) no validan: el archivo cambió después de firmarse",
+        "en": "The credentials (C2PA) do not validate: the file changed after it was signed",
+    },
+    "provenance.none": {
+        "es": "Sin credenciales de contenido (C2PA): un archivo subido o anterior a la firma",
+        "en": "No Content Credentials (C2PA): an upload, or a file from before signing",
     },
     "job.generate_image": {"es": "Imágenes", "en": "Images"},
     "job.face_swap": {"es": "Cambio de cara", "en": "Face swap"},

@@ -11,13 +11,14 @@ from enfoads.core.i18n import t
 from enfoads.widgets.ad_creator import AdCreatorPanel
 from enfoads.widgets.common import APP_CSS, close_subscriptions
 from enfoads.widgets.compat import set_titles
+from enfoads.widgets.export import ExportPanel
 from enfoads.widgets.faceswap import FaceSwapPanel
 from enfoads.widgets.home import HomePanel
 from enfoads.widgets.settings import SettingsPanel
 from enfoads.widgets.vault import VaultPanel
 from enfoads.widgets.video import VideoStudioPanel
 
-TABS = ("home", "creator", "faceswap", "video", "vault", "settings")
+TABS = ("home", "creator", "faceswap", "video", "vault", "export", "settings")
 
 
 class StudioApp(w.Tab):
@@ -42,6 +43,7 @@ class StudioApp(w.Tab):
         self.faceswap = FaceSwapPanel(self.studio)
         self.video = VideoStudioPanel(self.studio)
         self.vault = VaultPanel(self.studio)
+        self.export = ExportPanel(self.studio)
         self.vault.on_use_in_video = self.use_in_video
         self.vault.kit.on_saved = self.video.apply_kit
         previous = getattr(self, "settings", None)
@@ -59,6 +61,7 @@ class StudioApp(w.Tab):
             self.faceswap,
             self.video,
             self.vault,
+            self.export,
             self.settings,
         )
         for slot, panel in zip(self.slots, self.panels):

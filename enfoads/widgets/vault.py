@@ -4,6 +4,7 @@ brand kit (logo, colours, font, call to action) the other panels use."""
 from __future__ import annotations
 
 import html
+import logging
 from typing import Any
 
 import ipywidgets as w
@@ -22,6 +23,8 @@ from enfoads.widgets.common import (
 )
 from enfoads.widgets.compat import tooltip
 from enfoads.widgets.loop import subscribe_refresh
+
+log = logging.getLogger(__name__)
 
 
 def as_hex(colour: str) -> str:
@@ -307,7 +310,20 @@ class VaultPanel(w.VBox):
             w.Label(info),
             Downloads(self.studio, files),
             w.HBox([tag, add, *extra, close]),
+            *self.credentials(asset),
         )
+
+    def credentials(self, asset: Any) -> list[w.Widget]:
+        """What an ad platform will read of the file's making (its C2PA manifest)."""
+        if asset.ext not in ("png", "jpg", "mp4", "wav"):
+            return []
+        try:
+            said = self.studio.asset_provenance(asset.id, self.lang)
+        except Exception as exc:  # noqa: BLE001 - the preview shows without it
+            log.warning("provenance of %s unreadable: %s", asset.id, exc)
+            return []
+        mark = {"trusted": "✔", "valid": "✔", "invalid": "✘"}.get(said["state"], "·")
+        return [w.Label(f"{mark} {said['summary']}", layout=w.Layout(flex_flow="row wrap"))]
 
     def close_preview(self) -> None:
         close_tree_children(self.preview)

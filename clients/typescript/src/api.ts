@@ -140,6 +140,24 @@ export interface ReindexReport {
   assets: Asset[];
 }
 
+/** What an ad platform reads of an asset's making: its C2PA manifest, validated. */
+export interface Provenance {
+  signed: boolean;
+  /** trusted: signed by this studio; valid: by another signer; invalid: changed after
+   * signing; none: no manifest (an upload). */
+  state: "trusted" | "valid" | "invalid" | "none";
+  /** IPTC digital source type, e.g. trainedAlgorithmicMedia. */
+  source_type: string | null;
+  ai_generated: boolean;
+  generator: string | null;
+  signer: string | null;
+  signed_at: string | null;
+  actions: { action: string; source_type: string | null; agent: string | null; description: string | null }[];
+  ingredients: { title: string; relationship: string; signed: boolean }[];
+  problems: string[];
+  summary: string;
+}
+
 export interface ApiErrorBody {
   error: string;
   message: string;
@@ -333,6 +351,11 @@ export class EnfoadsClient {
    * database), each from the record the studio wrote into it. */
   reindexAssets() {
     return this.request<ReindexReport>("POST", "/api/assets/reindex");
+  }
+
+  /** The asset's Content Credentials (C2PA), as a platform will read them. */
+  assetProvenance(id: string) {
+    return this.request<Provenance>("GET", `/api/assets/${encodeURIComponent(id)}/provenance`);
   }
 
   brandKit() {

@@ -20,16 +20,18 @@ import numpy as np
 from enfoads.core import media
 from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason
+from enfoads.core.pipelines import export_presets
 
 FONT_PATHS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
     "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
 )
-# Where text and logos may go, as fractions of the frame: TikTok/Reels cover the bottom and the
-# right edge of 9:16 with their own buttons and captions.
+# Where text and logos may go, as fractions of the frame. A 9:16 master keeps out of every
+# vertical placement's UI at once (the export presets' zones: Reels' 14 % top and 35 % bottom,
+# TikTok's right-hand rail), so its subtitles and logo survive Reels, Stories, TikTok and Shorts.
 SAFE_ZONES = {
-    "9:16": {"top": 0.12, "bottom": 0.22, "left": 0.06, "right": 0.12},
+    "9:16": export_presets.vertical_safe_zone(),
     "4:5": {"top": 0.06, "bottom": 0.10, "left": 0.06, "right": 0.06},
     "1:1": {"top": 0.06, "bottom": 0.08, "left": 0.06, "right": 0.06},
     "16:9": {"top": 0.06, "bottom": 0.08, "left": 0.05, "right": 0.05},
@@ -161,6 +163,18 @@ class Sprite:
         alpha = part[..., 3:4].astype(np.float32) * (opacity / 255.0)
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = (region + (part[..., :3] - region) * alpha).astype(np.uint8)
+
+
+def ai_label(size: tuple[int, int], safe: tuple[int, int, int, int], lang: str) -> Sprite:
+    """The visible "Contenido generado con IA" mark: small white text with a dark outline at
+    the top left of the safe zone (the logo takes the top right)."""
+    from enfoads.core.i18n import t
+
+    width, height = size
+    px = max(10, int(min(width, height) * 0.032))
+    words = t("video.ai_label", lang).split()
+    rgba = text_sprite([words], px, (255, 255, 255), (0, 0, 0), max(1, px // 8))
+    return Sprite(rgba, safe[0], safe[1])
 
 
 def text_sprite(

@@ -40,6 +40,15 @@ TIKTOK_SAFE = SafeZone(top=0.10, bottom=0.30, left=0.05, right=0.15)  # the righ
 SHORTS_SAFE = SafeZone(top=0.10, bottom=0.25, left=0.05, right=0.10)
 
 
+def vertical_safe_zone() -> dict[str, float]:
+    """The part of a 9:16 frame that every vertical placement leaves clear (each side's
+    largest margin): where the studio draws subtitles and the logo of a 9:16 video."""
+    zones = (REELS_SAFE, TIKTOK_SAFE, SHORTS_SAFE)
+    return {
+        side: max(getattr(z, side) for z in zones) for side in ("top", "bottom", "left", "right")
+    }
+
+
 @dataclass(frozen=True)
 class Preset:
     platform: str

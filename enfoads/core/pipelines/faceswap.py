@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from enfoads.core import media
 from enfoads.core.assets import INPUT_TAG, new_asset_id
@@ -26,6 +26,7 @@ from enfoads.core.capability import Capability, JobSpec, ModelSpec, Services
 from enfoads.core.errors import EnfoadsError, InvalidInput, ModelNotDownloaded, ModelUnavailable
 from enfoads.core.i18n import Reason, t
 from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines import compose
 from enfoads.core.pipelines.base import (
     ModelFile,
     ai_png_text,
@@ -37,6 +38,7 @@ from enfoads.core.pipelines.base import (
     resolve_file,
     use_model,
 )
+from enfoads.core.provenance import COMPOSITE, Claim
 from enfoads.core.validation import RequestModel, check_text
 
 if TYPE_CHECKING:
@@ -404,6 +406,9 @@ class FaceSwapVideoRequest(_FaceChoices):
     source_asset_id: str
     video_asset_id: str
     target_face: str | int = "all"
+    ai_label: bool = Field(
+        True, description="a visible 'Contenido generado con IA' mark at the top left"
+    )
 
 
 class FaceSwapRequest(_FaceChoices):
@@ -755,6 +760,7 @@ class FaceSwapPipeline(Capability):
                 source_type="compositeWithTrainedAlgorithmicMedia",  # a real photo, edited
             ),
             meta={**record, "ai_generated": True, "commercial_use": False},
+            claim=Claim(COMPOSITE, "face swap (InsightFace inswapper_128)", edits=parents[1]),
         )
 
     def label(self, item: ImageInput) -> str:
@@ -829,6 +835,7 @@ class FaceSwapPipeline(Capability):
                     "frames": frames,
                     "frames_swapped": swapped,
                 },
+                claim=Claim(COMPOSITE, "face swap on every frame", edits=video.id),
             )
         return JobResult(
             (asset.id,),
@@ -880,6 +887,11 @@ class FaceSwapPipeline(Capability):
             },
             licence=LICENCE,
         )
+        label = None
+        if request.ai_label:
+            margin = (int(info.width * 0.04), int(info.height * 0.04))
+            safe = (*margin, info.width - margin[0], info.height - margin[1])
+            label = compose.ai_label((info.width, info.height), safe, ctx.lang)
         swapped, n = 0, -1
         with media.FrameWriter(
             out_path, info.width, info.height, info.fps, audio=path, metadata=tags
@@ -892,5 +904,8 @@ class FaceSwapPipeline(Capability):
                         5 + 90 * n / total, ctx.t("stage.swapping_frame", frame=n + 1, total=total)
                     )
                 swapped += did
+                if label is not None:
+                    frame = np.array(frame)  # a decoded frame may be read-only
+                    label.blend(frame)
                 writer.write(frame)
         return n + 1, swapped

@@ -101,6 +101,7 @@ from enfoads.core.pipelines.sdxl_graph import (
 from enfoads.core.pipelines.sdxl_graph import (
     vae_compile_mode as vae_compile_mode,
 )
+from enfoads.core.provenance import Claim
 from enfoads.core.validation import RequestModel, check_text
 from enfoads.core.vram import TorchAdapter
 
@@ -640,6 +641,7 @@ class ImagePipeline(Capability):
                 "steps": steps,
                 "ai_generated": True,
             },
+            claim=Claim(description=f"text to image ({placement})"),
         )
         return {
             "asset_id": asset.id,

@@ -30,6 +30,7 @@ from enfoads.core.pipelines import compose
 from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.subtitles import Cue, CueRules, to_srt, to_vtt
 from enfoads.core.pipelines.voice import RATE_MAX, RATE_MIN, VOICE_BYTES, Rate, check_script
+from enfoads.core.provenance import COMPOSITE, TRAINED, Claim
 from enfoads.core.validation import RequestModel, parse_request
 
 if TYPE_CHECKING:
@@ -125,6 +126,17 @@ class RenderOptions(RequestModel):
         description="the talking avatar's animator: LivePortrait (a neural network; the default "
         "where its models are on disk and a GPU renders it) or the classic talking photo",
     )
+    ai_label: bool | None = Field(
+        None,
+        description="a visible 'Contenido generado con IA' mark at the top left; "
+        "none: on when a scene is a talking avatar (a person who did not say it)",
+    )
+
+    def labelled(self, scenes: list[Any]) -> bool:
+        """Whether the visible AI mark is drawn."""
+        if self.ai_label is not None:
+            return self.ai_label
+        return any(s.kind == "avatar" for s in scenes)
 
 
 class RenderMultiSceneRequest(RenderOptions):
@@ -548,7 +560,7 @@ class VideoPipeline(Capability):
             ),
         )
         del music
-        overlay = Overlay(self.services, request, size, cues, content_s, fps)
+        overlay = Overlay(self.services, request, size, cues, content_s, fps, ctx.lang)
         ctx.progress(72, ctx.t("stage.rendering", frame=0, total=frames))
         with media.FrameWriter(
             out, *size, fps, audio=audio_path, duration_s=frames / fps, metadata=tags
@@ -662,6 +674,7 @@ class VideoPipeline(Capability):
                     "duration_s": round(duration, 3),
                 },
                 model_ids=self.model_ids(timeline, bool(cues)),
+                claim=Claim(self.source_type(request), f"{ctx.kind}: {len(request.scenes)} scenes"),
             )
             stored.append(video.id)
             parts = self._store_parts(request, ctx, video, voice, cues, script)
@@ -686,6 +699,13 @@ class VideoPipeline(Capability):
                 "voices": spoke,  # which voice and engine actually spoke
             },
         )
+
+    def source_type(self, request: RenderRequest) -> str:
+        """Made by models from models' images, or a composite with real media (an uploaded
+        photo, clip, logo or song)."""
+        assets = self.services.assets
+        made = all(assets.get(a).model_ids for a in self.inputs(request) if assets.exists(a))
+        return TRAINED if made else COMPOSITE
 
     @staticmethod
     def inputs(request: RenderRequest) -> list[str]:
@@ -727,6 +747,7 @@ class VideoPipeline(Capability):
                     prompt=script,
                     part_of=video.id,
                     meta={"ai_generated": True, "of": video.id},
+                    claim=Claim(description="text to speech") if ext == "wav" else None,
                 )
         except BaseException:
             for asset in parts.values():
@@ -808,6 +829,7 @@ class Overlay:
         cues: list[Cue],
         content_s: float,
         fps: int,
+        lang: str = "es",
     ):
         self.size, self.cues, self.content_s, self.fps = size, cues, content_s, fps
         self.request = request
@@ -833,6 +855,9 @@ class Overlay:
             self.logo_rgba = np.asarray(logo)
             x1, y0 = self.safe[2], self.safe[1]
             self.logo = compose.Sprite(self.logo_rgba, x1 - target_w, y0)
+        self.label = (
+            compose.ai_label(size, self.safe, lang) if request.labelled(request.scenes) else None
+        )
         self.card = None
 
     def cue_at(self, t: float) -> int | None:
@@ -876,6 +901,8 @@ class Overlay:
     def apply(self, frame: np.ndarray, t: float) -> np.ndarray:
         if self.logo is not None:
             self.logo.blend(frame, 0.9)
+        if self.label is not None:
+            self.label.blend(frame)
         index = self.cue_at(t)
         if index is not None:
             word = None

@@ -37,6 +37,7 @@ from enfoads.core.errors import (
 )
 from enfoads.core.i18n import CATALOG, Reason, register_namer, t
 from enfoads.core.pipelines.base import hub_cache, is_local, resolve_file
+from enfoads.core.provenance import Claim
 from enfoads.core.validation import RequestModel, check_text
 
 log = logging.getLogger(__name__)
@@ -406,6 +407,7 @@ class VoicePipeline(Capability):
                 "duration_s": round(speech.duration_s, 3),
                 "sentences": [list(s) for s in speech.sentences],
             },
+            claim=Claim(description="text to speech"),
         )
         return {
             "asset_id": asset.id,

@@ -226,6 +226,18 @@ def get_asset(asset_id: str, studio: Studio = Depends(get_studio)) -> dict[str, 
     return studio.get_asset(asset_id).to_dict()
 
 
+@router.get("/{asset_id}/provenance")
+def asset_provenance(
+    asset_id: str, studio: Studio = Depends(get_studio), lang: str = Depends(language)
+) -> dict[str, Any]:
+    """What an ad platform reads of the asset's making: its C2PA manifest validated
+    (``state``: trusted, signed by this studio; valid, by another signer; invalid, the file
+    changed after signing; none), the IPTC digital source type (``trainedAlgorithmicMedia``,
+    ``compositeWithTrainedAlgorithmicMedia``), the actions, the ingredients and a ``summary``
+    in the caller's language. The signing key never leaves the data dir."""
+    return studio.asset_provenance(asset_id, lang)
+
+
 @router.get("/{asset_id}/file", response_class=FileResponse)
 def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
     asset = studio.get_asset(asset_id)

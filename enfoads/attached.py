@@ -17,7 +17,7 @@ from typing import Any
 
 from enfoads.core import events
 from enfoads.core.api import Facade
-from enfoads.core.assets import Asset, AssetStore, Page, utcnow
+from enfoads.core.assets import Asset, AssetStore, Page, declare_kind, utcnow
 from enfoads.core.db import create_engine, make_session_factory
 from enfoads.core.engine import EngineInfo, EngineUnreachable
 from enfoads.core.errors import EnfoadsError
@@ -85,10 +85,26 @@ class AttachedStudio(Facade):
             self.engine.dispose()
             reason = exc.message("en") if isinstance(exc, EnfoadsError) else type(exc).__name__
             raise EngineUnreachable(engine, reason) from None
+        self._declare_kinds()
         self._sio = self._connect_events()
         log.info("attached to the engine of %s at %s", settings.data_dir, engine.url)
 
     # -- plumbing ----------------------------------------------------------------------
+    def _declare_kinds(self) -> None:
+        """The asset kinds the engine's capabilities write (an export's ZIP), so this page
+        lists and filters them as the engine does."""
+        try:
+            described = self.describe_capabilities()
+        except EnfoadsError as exc:  # an older engine: only the built-in kinds
+            log.warning("the engine did not describe its capabilities: %s", exc.message("en"))
+            return
+        for capability in described.values():
+            for kind, exts in (capability.get("asset_kinds") or {}).items():
+                try:
+                    declare_kind(kind, exts)
+                except ValueError as exc:
+                    log.warning("asset kind from the engine ignored: %s", exc)
+
     def _connect_events(self) -> Any:
         import socketio
 

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from enfoads.testing.faces import astronaut_rgb
+from enfoads.widgets.app import TABS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -115,7 +116,7 @@ def test_a_newcomer_generates_and_keeps_an_image(dashboard):
             page.get_by_text("Creador de anuncios", exact=True).click(timeout=180_000)
             # Every tab title is readable in full (ipywidgets cuts them at 144 px by default).
             labels = page.locator(".enfoads-app .lm-TabBar-tabLabel")
-            assert labels.count() == 6
+            assert labels.count() == len(TABS)  # Inicio … Publicar, Ajustes
             assert (
                 labels.evaluate_all(
                     "els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"

@@ -78,6 +78,7 @@ def test_a_new_capability_plugs_in_without_touching_anything_else(studio):
         "needs": ["voice"],
         "jobs": {"echo": "EchoRequest"},
         "models": ["echo-model"],
+        "asset_kinds": {},
         "options": {"max_times": 5, "voices": 9},
     }
     assert studio.options("echo")["max_times"] == 5
@@ -447,3 +448,56 @@ def test_every_function_of_the_package_reads_in_one_screen():
                 if lines > 80:
                     long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
     assert not long, long
+
+
+class PhotoNoteRequest(RequestModel):
+    """A note on a photo sent inline as base64 (what a body limit is for)."""
+
+    photo: str
+
+
+class PhotoNoteCapability(Capability):
+    name = "photo_note"
+
+    def jobs(self) -> list[JobSpec]:
+        return [JobSpec("photo_note", PhotoNoteRequest, self.run, rate="upload", body_uploads=1)]
+
+    def asset_kinds(self) -> dict[str, tuple[str, ...]]:
+        return {"photo_note": ("json",)}  # a kind of asset of its own
+
+    def run(self, ctx, request: PhotoNoteRequest) -> JobResult:
+        note = json.dumps({"chars": len(request.photo)}).encode()
+        asset = self.services.assets.add_bytes(note, "photo_note", ext="json", job_id=ctx.job_id)
+        return JobResult((asset.id,), {"chars": len(request.photo)})
+
+
+def test_a_job_kinds_body_limit_is_declared_in_its_spec_not_in_the_guard(studio):
+    """A kind whose request carries a file says so in its ``JobSpec``; the guard reads the
+    limit from the routes (no path written in it): its 3 MB body queues, while the same body
+    to a kind of small JSON is refused before it is read."""
+    from fastapi.testclient import TestClient
+
+    from enfoads.server.app import create_app
+
+    studio.capabilities.add(PhotoNoteCapability)
+    photo = "A" * (3 * 2**20)  # past small JSON's 1 MB, inside one upload's worth (25 MB)
+    with TestClient(create_app(studio)) as c:
+        ok = c.post("/api/jobs/photo_note", json={"photo": photo})
+        refused = c.post("/generate-image", json={"prompt": photo})
+        schema = c.get("/openapi.json").json()
+        too_big = c.post("/api/jobs/photo_note", json={"photo": "A" * (40 * 2**20)})
+    assert ok.status_code == 202, ok.text
+    assert refused.status_code == 413 and "1.0 MB" in refused.json()["message"]
+    assert too_big.status_code == 413
+    assert schema["paths"]["/api/jobs/photo_note"]["post"]["x-body-uploads"] == 1
+    assert schema["paths"]["/api/assets"]["post"]["x-body-uploads"] == 1
+    done = studio.wait_job(ok.json()["job_id"], 30)
+    assert done.state is JobState.COMPLETED and done.result["chars"] == len(photo)
+    # its own asset kind, declared in the module: stored, listed, tagged, never uploaded
+    [note] = studio.list_assets(kind="photo_note").items
+    assert note.id.startswith("pho_") and note.id == done.result_asset_ids[0]
+    assert "verano" in studio.tag_asset(note.id, add=("verano",)).tags
+    with pytest.raises(InvalidInput):
+        studio.upload_asset(b"{}", "note.json", kind="photo_note")
+    with pytest.raises(ContractError, match="body_uploads"):
+        JobSpec("bad", PhotoNoteRequest, lambda *_: None, body_uploads=-1)

@@ -69,11 +69,13 @@ def test_every_job_kind_has_a_name_in_both_languages(tmp_path):
         assert CATALOG[f"job.{kind}"]["es"] and CATALOG[f"job.{kind}"]["en"]
 
 
-def test_every_asset_kind_has_a_name_in_both_languages():
-    from enfoads.core.assets import ASSET_KINDS
+def test_every_asset_kind_has_a_name_in_both_languages(studio):
+    from enfoads.core.assets import ASSET_KINDS, asset_kinds
     from enfoads.core.i18n import CATALOG
 
-    for kind in ASSET_KINDS:
+    assert "export" in asset_kinds()  # declared by its capability, registered with the studio
+    own = [k for cap in studio.capabilities.values() for k in cap.asset_kinds()]
+    for kind in [*ASSET_KINDS, *own]:
         assert CATALOG[f"kind.{kind}"]["es"] and CATALOG[f"kind.{kind}"]["en"]
 
 

@@ -821,7 +821,12 @@ def test_hostile_media_costs_what_the_ad_needs(av_studio, tmp_path):
 
 @pytest.mark.parametrize(
     ("kind", "ai_label", "drawn"),
-    [("avatar", None, True), ("image", None, False), ("image", True, True), ("avatar", False, False)],
+    [
+        ("avatar", None, True),
+        ("image", None, False),
+        ("image", True, True),
+        ("avatar", False, False),
+    ],
 )
 def test_the_visible_ai_mark_is_on_for_a_talking_avatar_unless_turned_off(
     av_studio, kind, ai_label, drawn

@@ -51,14 +51,11 @@ ASSET_KINDS = (
     "subtitle",
     "brand_kit",
     "font",
-    "export",  # a platform's ZIP of ready files (pipelines/export.py)
 )
 # Kinds only the studio writes (the brand kit's JSON): never from an upload, a tag or a delete
 # sent by a client.
 RESERVED_KINDS = ("brand_kit",)
-# Kinds only the studio writes, which the user may still tag and delete (an export's ZIP).
-WRITTEN_KINDS = ("export",)
-UPLOAD_KINDS = tuple(k for k in ASSET_KINDS if k not in RESERVED_KINDS + WRITTEN_KINDS)
+UPLOAD_KINDS = tuple(k for k in ASSET_KINDS if k not in RESERVED_KINDS)
 # Which file types each kind can hold (an upload claiming ``kind=font`` for a PNG is refused).
 KIND_EXTS = {
     "image": media.IMAGE_EXTS,
@@ -69,8 +66,36 @@ KIND_EXTS = {
     "audio": media.AUDIO_EXTS,
     "subtitle": ("vtt", "srt"),
     "brand_kit": ("json",),
-    "export": ("zip",),
 }
+# Kinds a capability writes (``Capability.asset_kinds``: an export's ZIP), which the user may
+# still tag and delete; declared when the capability registers, in every process that has it.
+_WRITTEN: dict[str, tuple[str, ...]] = {}
+
+
+def declare_kind(kind: str, exts: Iterable[str]) -> None:
+    """A kind of asset that a capability writes, and its file types."""
+    exts = tuple(exts)
+    if not kind.isidentifier() or kind in KIND_EXTS or not exts:
+        raise ValueError(f"asset kind {kind!r}: not an identifier, a built-in kind, or no types")
+    if _WRITTEN.get(kind, exts) != exts:
+        raise ValueError(f"asset kind {kind!r} is declared twice with other file types")
+    _WRITTEN[kind] = exts
+
+
+def asset_kinds() -> tuple[str, ...]:
+    """Every kind of asset: the built-in ones, then the capabilities' own."""
+    return ASSET_KINDS + tuple(_WRITTEN)
+
+
+def written_kinds() -> tuple[str, ...]:
+    """The kinds the capabilities write (an export's ZIP)."""
+    return tuple(_WRITTEN)
+
+
+def kind_exts(kind: str) -> tuple[str, ...]:
+    return tuple(KIND_EXTS.get(kind) or _WRITTEN.get(kind, ()))
+
+
 TMP_PREFIX = ".tmp-"
 MAX_OFFSET = 10**9  # far past any real library; keeps SQLite's 64-bit integers safe
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -86,7 +111,6 @@ _PREFIX = {
     "subtitle": "sub",
     "brand_kit": "kit",
     "font": "fnt",
-    "export": "exp",
 }
 
 
@@ -235,7 +259,7 @@ def kind_of(ext: str) -> str:
 def new_asset_id(kind: str) -> str:
     """A fresh id for an asset of ``kind`` (a pipeline that writes the id into its file's
     record takes one before it stores the file)."""
-    return f"{_PREFIX[kind]}_{secrets.token_hex(8)}"
+    return f"{_PREFIX.get(kind, kind[:3])}_{secrets.token_hex(8)}"
 
 
 def embedded_record(path: Path, ext: str) -> dict[str, Any]:
@@ -434,8 +458,11 @@ class AssetStore:
     def _reindex_file(self, path: Path) -> Asset | None:
         """One unused file as an asset again (``reindex``); None for a thumbnail."""
         sha, _, ext = path.name.rpartition(".")
-        kind = "subtitle" if ext in KIND_EXTS["subtitle"] else kind_of(ext)
-        if ext not in KIND_EXTS[kind] or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        written = [k for k, exts in _WRITTEN.items() if ext in exts]  # an export's ZIP
+        kind = (
+            written[0] if written else "subtitle" if ext in KIND_EXTS["subtitle"] else kind_of(ext)
+        )
+        if ext not in kind_exts(kind) or not re.fullmatch(r"[0-9a-f]{64}", sha):
             raise InvalidInput(
                 "error.invalid", field="file", reason=Reason("reason.unknown_format")
             )
@@ -453,10 +480,10 @@ class AssetStore:
         record = embedded_record(path, ext)
         asset_id = str(record.get("asset_id") or "")
         if not _ID_RE.match(asset_id):
-            asset_id = f"{_PREFIX[kind]}_{sha[:16]}"
+            asset_id = f"{_PREFIX.get(kind, kind[:3])}_{sha[:16]}"
         with self._sessions() as s:
             if s.get(AssetRow, asset_id) is not None:  # its id is taken: a copy under a new one
-                asset_id = f"{_PREFIX[kind]}_{sha[:16]}"
+                asset_id = f"{_PREFIX.get(kind, kind[:3])}_{sha[:16]}"
         prompt = str(record.get("prompt") or "")
         seed = record.get("seed")
         models = record.get("models")
@@ -645,9 +672,9 @@ class AssetStore:
         self, data: bytes, kind: str, ext: str | None, asset_id: str | None
     ) -> tuple[str, str]:
         """The file's type (sniffed when not given) and the asset's id, or the error."""
-        if kind not in ASSET_KINDS:
+        if kind not in asset_kinds():
             raise InvalidInput(
-                "error.unknown_choice", field="kind", value=kind, choices=", ".join(ASSET_KINDS)
+                "error.unknown_choice", field="kind", value=kind, choices=", ".join(asset_kinds())
             )
         if not data:
             raise InvalidInput("error.empty", field="file")
@@ -658,7 +685,7 @@ class AssetStore:
                     "error.invalid", field="file", reason=Reason("reason.unknown_format")
                 )
             ext = sniffed[0]
-        if ext not in KIND_EXTS[kind]:
+        if ext not in kind_exts(kind):
             raise InvalidInput("error.kind_mismatch", field="kind", ext=ext, kind=kind)
         if asset_id is None:
             asset_id = new_asset_id(kind)
@@ -784,9 +811,9 @@ class AssetStore:
         come in ``Page.parts`` instead of as items, and the brand kit's own record is left out.
         ``inputs=False`` leaves out the pictures uploaded only as face-swap inputs.
         """
-        if kind is not None and kind not in ASSET_KINDS:
+        if kind is not None and kind not in asset_kinds():
             raise InvalidInput(
-                "error.unknown_choice", field="kind", value=kind, choices=", ".join(ASSET_KINDS)
+                "error.unknown_choice", field="kind", value=kind, choices=", ".join(asset_kinds())
             )
         if not 0 <= int(offset) <= MAX_OFFSET:
             raise InvalidInput(

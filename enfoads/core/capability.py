@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from enfoads.core.assets import declare_kind
 from enfoads.core.validation import RequestModel, parse_request
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ class JobSpec:
     that need the studio's state (assets that must exist, a voice that must resolve), run
     once before queueing, its handler; the HTTP route that queues it (the seed's path, if it
     has one: every kind is also ``POST /api/jobs/{kind}``), the Celery queue its workers
-    take, its default time limit, and its rate-limit class. The routes, the OpenAPI schema
+    take, its default time limit, its rate-limit class and how many uploads' worth its body
+    may carry (the guard's limit for its routes). The routes, the OpenAPI schema
     (so the TypeScript client), the queue table, the time limits and the attached studio's
     ``submit`` are all derived from the registered specs: a new job kind is its module."""
 
@@ -101,6 +103,7 @@ class JobSpec:
     queue: str = "images"  # the Celery queue (a worker started with --queues takes some)
     timeout_s: float | None = None  # None: ENFOADS_JOB_TIMEOUT_S (ENFOADS_JOB_TIMEOUTS_S wins)
     rate: str = "generation"  # the rate-limit class of the routes that queue it
+    body_uploads: float = 0  # uploads' worth a request may carry (base64 files); 0: small JSON
     summary: str = ""  # the route's description (default: the request model's docstring)
 
     def __post_init__(self) -> None:
@@ -112,6 +115,8 @@ class JobSpec:
             raise ContractError(f"{self.kind}: rate class {self.rate!r} is not {RATE_CLASSES}")
         if not self.queue.isidentifier():
             raise ContractError(f"{self.kind}: queue {self.queue!r} is not an identifier")
+        if self.body_uploads < 0:
+            raise ContractError(f"{self.kind}: body_uploads must not be negative")
         if self.timeout_s is not None and not self.timeout_s > 0:
             raise ContractError(f"{self.kind}: timeout_s must be positive")
 
@@ -161,6 +166,11 @@ class Capability:
     @property
     def settings(self) -> Settings:
         return self.services.settings
+
+    def asset_kinds(self) -> dict[str, tuple[str, ...]]:
+        """Kinds of asset only this capability writes (the user may tag and delete them), with
+        their file types: ``{"export": ("zip",)}``. Declared to the store when it registers."""
+        return {}
 
     def models(self) -> list[ModelSpec]:
         """The models, with the live settings (a configured LLM appears once set)."""
@@ -231,6 +241,11 @@ class Capabilities(Mapping[str, Capability]):
                 raise ContractError(f"{name}: job kind {spec.kind!r} is registered twice")
         models = capability.models()
         self._check_models(name, models)
+        for kind, exts in capability.asset_kinds().items():
+            try:
+                declare_kind(kind, exts)
+            except ValueError as exc:
+                raise ContractError(f"{name}: {exc}") from exc
         if not isinstance(capability.options(), dict):
             raise ContractError(f"{name}: options() must return a dict")
         self._items[name] = capability

@@ -1025,6 +1025,12 @@ def plural_form(count: object, lang: str) -> str:
     return "one" if count == 1 or count == "1" else "other"
 
 
+def kind_name(kind: str, lang: str = "es") -> str:
+    """An asset kind in words ("Imagen"); a capability's kind with no translation, as written."""
+    key = f"kind.{kind}"
+    return t(key, lang) if key in CATALOG else kind.replace("_", " ")
+
+
 def t(key: str, lang: str = "es", /, **params: object) -> Text:
     """The text for ``key`` in ``lang`` (Spanish when the language is unknown). An entry with
     ``one``/``other`` forms picks by its ``n`` (or ``count``, ``total``) parameter; a

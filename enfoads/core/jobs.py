@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from enfoads.core import events
+from enfoads.core import events, loops
 from enfoads.core.assets import utcnow
 from enfoads.core.db import JobRow
 from enfoads.core.errors import (
@@ -228,20 +228,20 @@ class JobContext:
         stop = threading.Event()
 
         def watch() -> None:
-            while not stop.wait(interval_s):
-                grown = (measure() or 0) - start
-                if grown >= 1_000_000:
-                    self.stage(
-                        self.t(
-                            "stage.downloading_size",
-                            model=label,
-                            done=human_size(grown),
-                            total=human_size(max(expected_bytes, grown)),
-                        )
+            grown = (measure() or 0) - start
+            if grown >= 1_000_000:
+                self.stage(
+                    self.t(
+                        "stage.downloading_size",
+                        model=label,
+                        done=human_size(grown),
+                        total=human_size(max(expected_bytes, grown)),
                     )
+                )
 
-        thread = threading.Thread(target=watch, name="enfoads-download-watch", daemon=True)
-        thread.start()
+        thread = loops.every(
+            interval_s, watch, stop, "enfoads-download-watch", "could not measure a download"
+        )
         try:
             yield
         finally:
@@ -714,16 +714,13 @@ class LocalJobQueue(StoredQueue):
             thread = threading.Thread(target=self._work, name=f"enfoads-worker-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        beat = threading.Thread(target=self._beat, name="enfoads-job-lease", daemon=True)
-        beat.start()
-        self._beat_thread = beat
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
-            try:
-                self.store.heartbeat(self.owner)
-            except Exception:  # a locked database must not end the leases
-                log.exception("could not renew the job leases")
+        self._beat_thread = loops.every(
+            lambda: self.lease_s / 3,
+            lambda: self.store.heartbeat(self.owner),
+            self._stop,
+            "enfoads-job-lease",
+            "could not renew the job leases",
+        )
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self._stop.set()

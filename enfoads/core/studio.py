@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from enfoads.core import events
+from enfoads.core import brand, events, loops
 from enfoads.core.api import Facade
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.capability import Capabilities, Services
@@ -173,6 +173,7 @@ class Studio(Facade):
                 "needs": list(cap.needs),
                 "jobs": {j.kind: j.request.__name__ for j in cap.jobs()},
                 "models": [m.key for m in cap.models()],
+                "asset_kinds": {k: list(v) for k, v in cap.asset_kinds().items()},
                 "options": cap.options(),
             }
             for name, cap in caps.items()
@@ -198,10 +199,13 @@ class Studio(Facade):
             self.bus.subscribe(self._job_finished_backup, "job_update")
             atexit.register(self.db_backup.now)  # a kernel that ends without close()
         self.jobs.start()
-        self._beat = threading.Thread(
-            target=self._keep_lease, name="enfoads-engine-lease", daemon=True
+        self._beat = loops.every(
+            lambda: self.settings.lease_s / 3,
+            self._keep_lease,
+            self._stop,
+            "enfoads-engine-lease",
+            "could not renew the engine lease",  # a busy database must not end the lease
         )
-        self._beat.start()
         return self
 
     def warm_start(self) -> threading.Thread | None:
@@ -230,17 +234,13 @@ class Studio(Facade):
         return self._warm
 
     def _keep_lease(self) -> None:
-        while not self._stop.wait(self.settings.lease_s / 3):
-            try:
-                if self.registry.heartbeat():  # (a fenced one: the other let the dir go)
-                    self._hold_lease()
-                    continue
-                if not self.fenced:  # another engine took the data dir: write nothing more
-                    self.fenced = True
-                    log.error("this engine lost its lease on %s: fenced", self.settings.data_dir)
-                self._reclaim()
-            except Exception:  # a busy database must not end the lease thread
-                log.exception("could not renew the engine lease")
+        if self.registry.heartbeat():  # (a fenced one: the other let the dir go)
+            self._hold_lease()
+            return
+        if not self.fenced:  # another engine took the data dir: write nothing more
+            self.fenced = True
+            log.error("this engine lost its lease on %s: fenced", self.settings.data_dir)
+        self._reclaim()
 
     def _reclaim(self) -> None:
         """A fenced engine takes the data dir back once the other one is gone."""
@@ -378,7 +378,7 @@ class Studio(Facade):
         page = self.assets.list(kind="brand_kit", limit=1)
         kit = {
             "logo_asset_id": None,
-            "colours": ["#111111", "#FFD400"],
+            "colours": list(brand.DEFAULT_COLOURS),
             "font_asset_id": None,
             "cta": "",
         }

@@ -71,7 +71,10 @@ def create_app(studio: Studio, *, token: str | None = None, local_open: bool = F
     api.state.sio = sio
     # Added first, so it runs inside CORS (preflights are answered before the token check).
     api.add_middleware(
-        RequestGuard, access=lambda: api.state.access, settings=lambda: studio.settings
+        RequestGuard,
+        access=lambda: api.state.access,
+        settings=lambda: studio.settings,
+        schema=lambda: api.openapi(),
     )
     api.add_middleware(
         CORSMiddleware,

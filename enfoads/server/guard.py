@@ -17,28 +17,39 @@ from fastapi import HTTPException
 from enfoads.core.i18n import Reason, t
 from enfoads.server.access import MEDIA_VARIANTS, Access, check_token
 
-__all__ = ["RequestGuard", "check_token", "presented_token", "body_limit"]
+__all__ = ["RequestGuard", "check_token", "presented_token", "body_uploads", "uploads_bytes"]
 
 # Open without a token: the health check (tunnels probe it) and the API's own documentation.
 PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 SMALL_BODY = 1 * 2**20  # every JSON request but those that carry files
 FORM_OVERHEAD = 64 * 1024  # a multipart form's own fields and boundaries
-# The seed's assets.json carries a whole vault as base64: up to this many uploads' worth.
-IMPORT_UPLOADS = 4
+# A route that carries files declares how many uploads' worth its body may be, in its
+# OpenAPI operation (``body_uploads``; a job kind through ``JobSpec.body_uploads``): the guard
+# reads the limits from the app's routes, so no path is written here.
+BODY_UPLOADS = "x-body-uploads"
 
 
-def body_limit(method: str, path: str, max_upload_bytes: int) -> int:
-    """The largest body a route takes: uploads carry a file (as base64 in JSON: 4/3 larger),
-    face routes up to two images, the seed's assets.json a few uploads' worth; everything else
-    is small JSON."""
-    encoded = max_upload_bytes * 4 // 3 + FORM_OVERHEAD
-    if method == "POST" and path == "/api/assets":
-        return encoded
-    if method == "POST" and path == "/api/assets/import":
-        return IMPORT_UPLOADS * encoded
-    if method == "POST" and path in ("/face-swap", "/detect-faces"):
-        return 2 * encoded
-    return SMALL_BODY
+def body_uploads(count: float) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose body may be ``count`` uploads' worth."""
+    return {BODY_UPLOADS: count}
+
+
+def uploads_bytes(count: float, max_upload_bytes: int) -> int:
+    """``count`` uploads' worth of body: a file as base64 in JSON is 4/3 larger, plus a form's
+    own fields."""
+    return int(count * (max_upload_bytes * 4 // 3 + FORM_OVERHEAD))
+
+
+def declared_uploads(schema: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """(method, path) → uploads' worth, from the operations of the app's OpenAPI schema that
+    declare it (the schema is what the routes say of themselves)."""
+    table = {}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            count = operation.get(BODY_UPLOADS) if isinstance(operation, dict) else None
+            if count:
+                table[(method.upper(), path)] = count
+    return table
 
 
 class BodyTooLarge(HTTPException):
@@ -55,23 +66,37 @@ class RequestGuard:
     """Origin, token, then the body's size; ``access`` and ``settings`` are read live (a tunnel
     closes the access rule; language and upload cap)."""
 
-    def __init__(self, app: Any, *, access: Callable[[], Access], settings: Callable[[], Any]):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        access: Callable[[], Access],
+        settings: Callable[[], Any],
+        schema: Callable[[], dict[str, Any]] = dict,
+    ):
         self.app = app
         self.access = access
         self.settings = settings
+        self._schema = schema
+        self._uploads: dict[tuple[str, str], float] | None = None
+
+    def body_limit(self, scope: dict, max_upload_bytes: int) -> int:
+        """The largest body this request's route takes: what it declares, else small JSON."""
+        if self._uploads is None:  # the routes are all there by the first request
+            self._uploads = declared_uploads(self._schema())
+        count = self._uploads.get((scope.get("method", "GET"), scope.get("path", "")))
+        return uploads_bytes(count, max_upload_bytes) if count else SMALL_BODY
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         settings = self.settings()
-        refusal = self._refusal(scope, settings) or _length_refusal(scope, settings)
+        limit = self.body_limit(scope, settings.max_upload_bytes)
+        refusal = self._refusal(scope, settings) or _length_refusal(scope, settings, limit)
         if refusal is not None:
             await _reply(send, *refusal)
             return
-        limit = body_limit(
-            scope.get("method", "GET"), scope.get("path", ""), settings.max_upload_bytes
-        )
         seen = 0
 
         async def counted() -> dict:
@@ -116,7 +141,7 @@ class RequestGuard:
         return None
 
 
-def _length_refusal(scope: dict, settings: Any) -> tuple | None:
+def _length_refusal(scope: dict, settings: Any, limit: int) -> tuple | None:
     """A declared Content-Length that is not a number, or past the route's limit."""
     declared = _header(scope, b"content-length")
     if declared is None:
@@ -125,7 +150,6 @@ def _length_refusal(scope: dict, settings: Any) -> tuple | None:
     if not declared.isdigit():
         reason = Reason("reason.number_expected")
         return 400, "invalid", t("error.invalid", lang, field="Content-Length", reason=reason)
-    limit = body_limit(scope.get("method", "GET"), scope.get("path", ""), settings.max_upload_bytes)
     if int(declared) > limit:
         return 413, "body_too_large", t("error.body_too_large", lang, limit_mb=limit / 2**20)
     return None

@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as w
 
 from enfoads.core.api import StudioAPI
-from enfoads.core.i18n import t
+from enfoads.core.i18n import kind_name, t
 from enfoads.widgets.common import Downloads, JobProgress, Message, close_tree_children, icon
 from enfoads.widgets.loop import subscribe_refresh
 
@@ -76,7 +76,7 @@ class ExportPanel(w.VBox):
         """The newest images and videos of the vault (a selection that still exists stays)."""
         page = self.studio.list_assets(limit=LISTED, grouped=True, inputs=False)
         options = [
-            (f"{t(f'kind.{a.kind}', self.lang)} · {a.name or a.id}"[:90], a.id)
+            (f"{kind_name(a.kind, self.lang)} · {a.name or a.id}"[:90], a.id)
             for a in page.items
             if a.ext in EXPORTABLE
         ]

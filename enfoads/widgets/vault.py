@@ -9,9 +9,10 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core import brand
 from enfoads.core.api import StudioAPI
-from enfoads.core.assets import UPLOAD_KINDS, WRITTEN_KINDS
-from enfoads.core.i18n import t
+from enfoads.core.assets import UPLOAD_KINDS, written_kinds
+from enfoads.core.i18n import kind_name, t
 from enfoads.widgets.common import (
     AssetPicker,
     Downloads,
@@ -49,7 +50,7 @@ class BrandKitEditor(w.VBox):
         )
         if kit["logo_asset_id"]:
             self.logo.value = kit["logo_asset_id"]
-        colours = (kit.get("colours") or ["#111111", "#FFD400"]) + ["#FFFFFF"]
+        colours = [*(kit.get("colours") or brand.DEFAULT_COLOURS), brand.TEXT_COLOUR]
         self.primary = w.ColorPicker(
             value=colours[0], description=t("ui.kit.primary", lang), style=wide
         )
@@ -126,7 +127,7 @@ class VaultPanel(w.VBox):
         lang = self.lang = studio.settings.language
         self.page_size = page_size
         self.page = 0
-        kinds = [(t(f"kind.{k}", lang), k) for k in UPLOAD_KINDS + WRITTEN_KINDS]
+        kinds = [(kind_name(k, lang), k) for k in (*UPLOAD_KINDS, *written_kinds())]
         self.kind = w.Dropdown(
             options=[(t("ui.all", lang), ""), *kinds], value="", description=t("ui.kind", lang)
         )
@@ -243,7 +244,7 @@ class VaultPanel(w.VBox):
         show = w.Button(description=t("ui.preview", self.lang), icon="eye")
         show.on_click(lambda _b, a=asset: self.show(a.id))
         name = asset.name or asset.id
-        details = [t(f"kind.{asset.kind}", self.lang)]
+        details = [kind_name(asset.kind, self.lang)]
         if parts:  # the video's own files, on its card
             details.append(" · ".join([asset.ext.upper()] + [p.ext.upper() for p in parts]))
         if asset.meta.get("commercial_use") is False:
@@ -294,7 +295,7 @@ class VaultPanel(w.VBox):
             video = w.Button(description=t("ui.use_video", self.lang), icon="film")
             video.on_click(lambda _b: self.on_use_in_video and self.on_use_in_video(asset_id))
             extra = [avatar, video]
-        info = f"{t(f'kind.{asset.kind}', self.lang)} · {asset.size_bytes // 1024} KB"
+        info = f"{kind_name(asset.kind, self.lang)} · {asset.size_bytes // 1024} KB"
         if asset.width:
             info += f" · {asset.width}×{asset.height}"
         if asset.meta.get("commercial_use") is False:

@@ -7,6 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from enfoads.core import brand
 from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import t
 from enfoads.widgets.common import (
@@ -233,16 +234,19 @@ class VideoStudioPanel(w.VBox):
             description=t("ui.video.position", lang),
         )
         self.text_colour = w.ColorPicker(
-            value="#FFFFFF", description=t("ui.video.colour", lang), concise=False, style=wide
+            value=brand.TEXT_COLOUR,
+            description=t("ui.video.colour", lang),
+            concise=False,
+            style=wide,
         )
         self.highlight = w.ColorPicker(
-            value="#FFD400", description=t("ui.video.highlight", lang), style=wide
+            value=brand.HIGHLIGHT_COLOUR, description=t("ui.video.highlight", lang), style=wide
         )
         self.contrast = w.HTML()  # a live warning when the highlight would not show
         for picker in (self.text_colour, self.highlight):
             picker.observe(lambda _c: self.check_contrast(), "value")
         self.karaoke.observe(lambda _c: self.check_contrast(), "value")
-        self.brand_colour = "#111111"  # the end card's background
+        self.brand_colour = brand.BRAND_COLOUR  # the end card's background
         self.apply_kit(kit)
 
     def _action_row(self, studio: StudioAPI, lang: str) -> None:

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from enfoads.core import events
+from enfoads.core import events, loops
 from enfoads.core.errors import NotFound
 from enfoads.core.jobs import Handler, Job, JobState, JobStore, StoredQueue, wait_for
 from enfoads.workers.app import TASK, events_channel, make_celery
@@ -76,7 +76,13 @@ class CeleryJobQueue(StoredQueue):
             target=self._listen, name="enfoads-worker-events", daemon=True
         )
         self._listener.start()
-        threading.Thread(target=self._watch, name="enfoads-worker-watch", daemon=True).start()
+        loops.every(
+            lambda: self.settings.lease_s / 3,
+            self._watch,
+            self._stop,
+            "enfoads-worker-watch",
+            "could not check the workers' leases",
+        )
 
     def _watch(self) -> None:
         """A worker killed mid-job: once its lease runs out, say so on the job and send it
@@ -84,15 +90,11 @@ class CeleryJobQueue(StoredQueue):
         visibility timeout is hours: longer than the longest job)."""
         from enfoads.core.i18n import t
 
-        while not self._stop.wait(self.settings.lease_s / 3):
-            try:
-                for job in self.store.release_lost(
-                    self.settings.lease_s, t("stage.worker_lost", self.lang)
-                ):
-                    log.warning("job %s: its worker went silent; sent again", job.id)
-                    self._send(job)
-            except Exception:  # a locked database or Redis restarting: next round
-                log.warning("could not check the workers' leases", exc_info=True)
+        for job in self.store.release_lost(
+            self.settings.lease_s, t("stage.worker_lost", self.lang)
+        ):
+            log.warning("job %s: its worker went silent; sent again", job.id)
+            self._send(job)
 
     def _listen(self) -> None:
         import redis

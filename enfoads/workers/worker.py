@@ -15,6 +15,8 @@ import os
 import threading
 from typing import Any
 
+from enfoads.core import loops
+
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +59,13 @@ class Worker:
         self._channel = events_channel(settings)
         self.studio.subscribe(self._forward)
         self._stop = threading.Event()
-        threading.Thread(target=self._beat, name="enfoads-worker-lease", daemon=True).start()
+        loops.every(
+            lambda: self.settings.lease_s / 3,
+            lambda: self.store.heartbeat(self.owner),
+            self._stop,
+            "enfoads-worker-lease",
+            "could not renew the job lease",
+        )
 
     def _forward(self, event: Any) -> None:
         try:
@@ -67,13 +75,6 @@ class Worker:
             )
         except Exception:  # progress is best effort; the database has the truth
             log.warning("could not publish %s", event.name, exc_info=True)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.settings.lease_s / 3):
-            try:
-                self.store.heartbeat(self.owner)
-            except Exception:
-                log.exception("could not renew the job lease")
 
     def run(self, job_id: str) -> str:
         from enfoads.core.i18n import t

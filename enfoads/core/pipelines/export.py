@@ -101,6 +101,9 @@ class ExportCapability(Capability):
     def models(self) -> list[ModelSpec]:
         return []  # ffmpeg and Pillow, no model
 
+    def asset_kinds(self) -> dict[str, tuple[str, ...]]:
+        return {"export": ("zip",)}  # a platform's ZIP of ready files
+
     def jobs(self) -> list[JobSpec]:
         return [
             JobSpec(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 from pydantic import Field
 
-from enfoads.core import media
+from enfoads.core import brand, media
 from enfoads.core.assets import new_asset_id
 from enfoads.core.capability import Capability, JobSpec, Services
 from enfoads.core.errors import InvalidInput
@@ -57,8 +57,8 @@ class SubtitleStyleModel(RequestModel):
     size: float = Field(
         0.055, ge=0.02, le=0.15, description="font size, a fraction of the frame width"
     )
-    colour: str = "#FFFFFF"
-    highlight_colour: str = "#FFD400"
+    colour: str = brand.TEXT_COLOUR
+    highlight_colour: str = brand.HIGHLIGHT_COLOUR
     outline_colour: str = "#000000"
     outline: float = Field(
         0.08, ge=0, le=0.3, description="outline width, a fraction of the font size"
@@ -119,7 +119,7 @@ class RenderOptions(RequestModel):
     music_volume: float = Field(0.35, ge=0, le=1)
     logo_asset_id: str | None = None
     cta: str = Field("", max_length=compose.CTA_MAX, description="the end card's call to action")
-    brand_colour: str = "#111111"
+    brand_colour: str = brand.BRAND_COLOUR
     subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
     animator: Literal["auto", "liveportrait", "classic"] = Field(
         "auto",

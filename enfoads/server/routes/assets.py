@@ -24,7 +24,10 @@ from enfoads.server.deps import (
     require_token,
     upload_limit,
 )
-from enfoads.server.guard import body_limit
+from enfoads.server.guard import body_uploads, uploads_bytes
+
+# The seed's assets.json carries a whole vault as base64: up to this many uploads' worth.
+IMPORT_UPLOADS = 4
 
 router = APIRouter(prefix="/api/assets", tags=["assets"], dependencies=[Depends(require_token)])
 
@@ -86,6 +89,7 @@ async def _read_body(request: Request) -> bytes:
         201: {"description": "the stored asset", "links": asset_links("$response.body#/id")}
     },
     openapi_extra={
+        **body_uploads(1),
         "requestBody": {
             "content": {
                 "multipart/form-data": {
@@ -112,7 +116,7 @@ async def _read_body(request: Request) -> bytes:
                     }
                 },
             }
-        }
+        },
     },
 )
 async def upload_asset(
@@ -159,6 +163,7 @@ async def upload_asset(
     "/import",
     dependencies=[Depends(upload_limit)],
     openapi_extra={
+        **body_uploads(IMPORT_UPLOADS),
         "requestBody": {
             "content": {
                 "multipart/form-data": {
@@ -176,7 +181,7 @@ async def upload_asset(
                     }
                 },
             }
-        }
+        },
     },
 )
 async def import_assets(
@@ -191,7 +196,7 @@ async def import_assets(
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(
-            max_part_size=body_limit("POST", "/api/assets/import", studio.settings.max_upload_bytes)
+            max_part_size=uploads_bytes(IMPORT_UPLOADS, studio.settings.max_upload_bytes)
         )
         upload = form.get("file")
         if upload is None or isinstance(upload, str):

@@ -26,6 +26,7 @@ from enfoads.server.deps import (
     rate_limit,
     require_token,
 )
+from enfoads.server.guard import body_uploads
 
 router = APIRouter(tags=["face swap"], dependencies=[Depends(require_token)])
 
@@ -52,14 +53,14 @@ def licence(studio: Studio = Depends(get_studio), lang: str = Depends(language))
     return studio.faceswap_licence(lang)
 
 
-@router.post("/detect-faces", dependencies=[Depends(rate_limit)])
+@router.post("/detect-faces", dependencies=[Depends(rate_limit)], openapi_extra=body_uploads(1))
 def detect_faces(body: DetectRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
     """The faces in an image (or a video asset's first frame), left to right, with boxes and
     detection scores."""
     return studio.detect_faces(image_input(body.asset_id, body.image, "image"))
 
 
-@router.post("/face-swap", dependencies=[Depends(rate_limit)])
+@router.post("/face-swap", dependencies=[Depends(rate_limit)], openapi_extra=body_uploads(2))
 def face_swap(
     body: FaceSwapRequest, studio: Studio = Depends(get_studio), lang: str = Depends(language)
 ) -> dict[str, Any]:

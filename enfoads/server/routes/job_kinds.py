@@ -28,6 +28,7 @@ from enfoads.server.deps import (
     require_token,
     upload_limit,
 )
+from enfoads.server.guard import body_uploads
 
 LIMITS = {"generation": rate_limit, "upload": upload_limit}
 
@@ -99,6 +100,7 @@ def build_router(specs: list[JobSpec]) -> APIRouter:
                 status_code=202,
                 response_model=QueuedJob,
                 dependencies=[Depends(LIMITS[spec.rate])],
+                openapi_extra=body_uploads(spec.body_uploads) if spec.body_uploads else None,
                 summary=f"Queue a {spec.kind} job",
                 description=spec.description(),
                 operation_id=f"queue_{spec.kind}" + ("" if path == paths[0] else "_seed_path"),

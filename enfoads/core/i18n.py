@@ -737,6 +737,12 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "{name}: generado de nuevo en {ratios} con el mismo texto y semilla, para no recortar de más",
         "en": "{name}: generated again at {ratios} with the same prompt and seed, not to crop too much",
     },
+    "export.cuts_copy": {
+        "es": "recortar {variant} a este formato cortaría su texto: elige también su versión "
+        "en el formato más cercano",
+        "en": "cropping {variant} to this canvas would cut its copy: choose its version at the "
+        "nearest ratio too",
+    },
     "export.nothing": {
         "es": "Ninguno de los archivos elegidos sirve para {platform} (imágenes o vídeos)",
         "en": "None of the chosen files fits {platform} (images or videos)",
@@ -804,6 +810,66 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "provenance.none": {
         "es": "Sin credenciales de contenido (C2PA): un archivo subido o anterior a la firma",
         "en": "No Content Credentials (C2PA): an upload, or a file from before signing",
+    },
+    "job.render_variants": {"es": "Variantes A/B", "en": "A/B variants"},
+    "job.import_results": {"es": "Resultados de anuncios", "en": "Ad results"},
+    "kind.brief": {"es": "Brief", "en": "Brief"},
+    "kind.ad_results": {"es": "Resultados", "en": "Results"},
+    "stage.variants_visual": {
+        "es": "Visual {n} de {total}: generando cada formato",
+        "en": "Visual {n} of {total}: generating each placement",
+    },
+    "stage.variants_type": {
+        "es": "Variante {n} de {total}: componiendo el texto de marca",
+        "en": "Variant {n} of {total}: setting the brand layer",
+    },
+    "reason.text_does_not_fit": {
+        "es": "«{text}» no cabe en {placement} ni con la letra más pequeña permitida: acórtalo",
+        "en": "«{text}» does not fit {placement} even at the smallest type allowed: shorten it",
+    },
+    "reason.no_variant_rows": {
+        "es": "ninguna fila nombra una variante de este brief (p. ej. {ids}) en el nombre del "
+        "anuncio o en una columna «variant»",
+        "en": "no row names a variant of this brief (e.g. {ids}) in the ad's name or a "
+        "«variant» column",
+    },
+    "reason.no_results_header": {
+        "es": "no encuentro la cabecera con impresiones y clics (exporta el informe por anuncio)",
+        "en": "no header with impressions and clicks found (export the per-ad report)",
+    },
+    "asset.ad_results": {"es": "Resultados: {name}", "en": "Results: {name}"},
+    "asset.ad_results_chart": {"es": "CTR por variante (95 %)", "en": "CTR per variant (95 %)"},
+    "verdict.winner": {
+        "es": "La variante {variant} gana con {p} % de probabilidad.",
+        "en": "Variant {variant} wins with {p} % probability.",
+    },
+    "verdict.undecided": {
+        "es": "Aún no hay ganadora clara (la mejor, {variant}, con {p} %): sigue la prueba.",
+        "en": "No clear winner yet (the best, {variant}, at {p} %): keep the test running.",
+    },
+    "verdict.headline.wins": {
+        "es": "El titular {level} gana con {p} % de probabilidad.",
+        "en": "Headline {level} wins with {p} % probability.",
+    },
+    "verdict.headline.open": {
+        "es": "El titular aún no se distingue.",
+        "en": "The headline does not stand out yet.",
+    },
+    "verdict.concept.wins": {
+        "es": "El visual {level} gana con {p} % de probabilidad.",
+        "en": "Visual {level} wins with {p} % probability.",
+    },
+    "verdict.concept.open": {
+        "es": "El visual aún no se distingue.",
+        "en": "The visual does not stand out yet.",
+    },
+    "verdict.cta.wins": {
+        "es": "La llamada a la acción {level} gana con {p} % de probabilidad.",
+        "en": "Call to action {level} wins with {p} % probability.",
+    },
+    "verdict.cta.open": {
+        "es": "La llamada a la acción aún no se distingue.",
+        "en": "The call to action does not stand out yet.",
     },
     "job.generate_image": {"es": "Imágenes", "en": "Images"},
     "job.face_swap": {"es": "Cambio de cara", "en": "Face swap"},

@@ -373,27 +373,7 @@ class Studio(Facade):
     # -- brand kit ---------------------------------------------------------------------
     def brand_kit(self) -> dict[str, Any]:
         """The current brand kit (logo asset, colours, font asset, call to action), or defaults."""
-        import json
-
-        page = self.assets.list(kind="brand_kit", limit=1)
-        kit = {
-            "logo_asset_id": None,
-            "colours": list(brand.DEFAULT_COLOURS),
-            "font_asset_id": None,
-            "cta": "",
-        }
-        if page.items:
-            try:
-                saved = json.loads(self.assets.read_bytes(page.items[0]).decode("utf-8"))
-            except (OSError, ValueError) as exc:  # an unreadable kit never breaks the studio
-                log.warning("brand kit %s unreadable (%s): defaults used", page.items[0].id, exc)
-                saved = {}
-            if isinstance(saved, dict):
-                kit.update({k: v for k, v in saved.items() if k in kit})
-        for key in ("logo_asset_id", "font_asset_id"):  # an asset deleted since is not in it
-            if kit[key] and not self.assets.exists(kit[key]):
-                kit[key] = None
-        return kit
+        return brand.load_kit(self.assets)
 
     def save_brand_kit(self, **kit: Any) -> dict[str, Any]:
         import json

@@ -27,6 +27,7 @@ CAPABILITIES: tuple[str, ...] = (
     "avatar:AvatarCapability",
     "video:VideoPipeline",
     "export:ExportCapability",
+    "variants:VariantsCapability",
 )
 
 

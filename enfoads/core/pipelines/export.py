@@ -199,11 +199,13 @@ class ExportCapability(Capability):
 
     @staticmethod
     def groups(assets: list[Any]) -> dict[str, list[Any]]:
-        """The chosen images as sets made together (one job's placements)."""
+        """The chosen images as sets made together (one job's placements; an A/B variant's
+        placements, each variant its own set)."""
         groups: dict[str, list[Any]] = {}
         for asset in assets:
             if asset.ext in media.IMAGE_EXTS:
-                groups.setdefault(asset.job_id or asset.id, []).append(asset)
+                key = f"{asset.job_id or asset.id}/{asset.meta.get('variant', '')}"
+                groups.setdefault(key, []).append(asset)
         return groups
 
     def fill_ratios(
@@ -217,7 +219,7 @@ class ExportCapability(Capability):
         canvases = [p for p in presets.presets_for(platforms) if p.media == "image"]
         new: list[str] = []
         for group in groups.values():
-            made = next((a for a in group if a.model_ids and a.prompt and a.seed is not None), None)
+            made = next((a for a in group if regenerable(a)), None)
             wanted = {
                 min(ASPECTS, key=lambda a: abs(ASPECTS[a][0] / ASPECTS[a][1] - p.ratio))
                 for p in canvases
@@ -277,6 +279,10 @@ class ExportCapability(Capability):
         """The placement's file (and its captions) from ``asset``, checked; [] when refused."""
         stem = f"{preset.platform}-{preset.placement}-{asset.id}"
         if preset.media == "image":
+            if not keeps_layers(asset, preset.ratio):  # a variant's copy would be cut
+                reason = ctx.t("export.cuts_copy", variant=asset.meta.get("variant", asset.id))
+                notices.append(ctx.t("export.refused", placement=preset.key, reason=reason))
+                return []
             out = tmp / f"{stem}.jpg"
             self.render_image(preset, asset, out)
             made = [Exported(preset, out.name, out, asset.id)]
@@ -399,19 +405,17 @@ class ExportCapability(Capability):
     ) -> Any:
         """One ZIP per platform: the files, ``manifest.json`` and ``files.csv``."""
         rows = [f.row() for f in files]
+        for row in rows:  # an A/B variant's ID and copy travel with its files (bulk upload)
+            meta = self.services.assets.get(row["source_asset_id"]).meta
+            row.update({k: meta.get(k) for k in ("variant", "headline", "cta") if meta.get(k)})
         table = io.StringIO()
         writer = csv.writer(table)
-        writer.writerow(["file", "placement", "width", "height", "duration_s", "passed"])
+        columns = ["file", "placement", "width", "height", "duration_s", "passed"]
+        writer.writerow([*columns, "variant", "headline", "cta"])
         for row in rows:
             writer.writerow(
-                [
-                    row["file"],
-                    row["placement"],
-                    row["width"],
-                    row["height"],
-                    row["duration_s"] or "",
-                    row["passed"],
-                ]
+                [row[c] if row[c] is not None else "" for c in columns]
+                + [row.get(k, "") for k in ("variant", "headline", "cta")]
             )
         manifest = {
             "platform": platform,
@@ -436,6 +440,29 @@ class ExportCapability(Capability):
             parents=list(dict.fromkeys(f.source for f in files)),
             meta={"platform": platform, "files": rows, "ai_generated": True},
         )
+
+
+def regenerable(asset: Any) -> bool:
+    """A picture a model made from its prompt and seed alone, nothing drawn on it since (a
+    variant's typeset copy or a face swap would be lost by generating it again)."""
+    return bool(asset.model_ids and asset.prompt and asset.seed is not None and not asset.parents)
+
+
+def keeps_layers(asset: Any, ratio: float) -> bool:
+    """Whether a centred cover-crop to ``ratio`` keeps every typeset layer of the picture (an
+    A/B variant's headline, price, button and logo, as its record places them)."""
+    layers = asset.meta.get("layers") or []
+    w, h = asset.width or 1, asset.height or 1
+    if w / h > ratio:
+        keep_w = h * ratio
+        x0, y0, x1, y1 = (w - keep_w) / 2, 0, (w + keep_w) / 2, h
+    else:
+        keep_h = w / ratio
+        x0, y0, x1, y1 = 0, (h - keep_h) / 2, w, (h + keep_h) / 2
+    return all(
+        x0 <= b[0] and y0 <= b[1] and b[2] <= x1 and b[3] <= y1
+        for b in (layer["box"] for layer in layers)
+    )
 
 
 def kept(asset: Any, ratio: float) -> float:

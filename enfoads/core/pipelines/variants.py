@@ -1,0 +1,763 @@
+"""A/B variants from one brief: the visuals generated once, the brand layer set in type per
+variant, and the ad platforms' results read back into a verdict.
+
+``render_variants`` (``POST /api/briefs``) crosses the brief's factors (1–3 visual concepts ×
+2–4 headlines × 1–3 calls to action): each concept is generated once per placement (SDXL, the
+same seed), and every variant gets its brand layer drawn by the compositor, never painted by
+diffusion: the headline, the price and offer, the call-to-action button and the kit's logo,
+in the kit's font and colours, laid out inside the placement's safe zone, each text fitted to
+its box (wrapped, shrunk to a minimum size, or refused with the reason before anything is
+queued), its contrast measured on the pixels behind it (WCAG 4.5:1 for text: a plate goes
+behind it when the picture does not give that). Each variant has a short stable ID
+(``7f3a-1B2``: concept 1, headline B, CTA 2) in its file's record and the vault; the brief,
+with every variant's copy and files, is stored as a ``brief`` asset.
+
+``import_results`` (``POST /api/briefs/results``) reads the per-ad CSV exported from Meta Ads
+Manager or Google Ads, matches each row to a variant by the ID in the ad's name (or a
+``variant`` column), and says per variant and per factor level how likely each is to be the
+best (beta-binomial posteriors on CTR and conversion rate, by sampling), with the intervals
+drawn as a chart and a plain-language verdict.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from enfoads.core import brand
+from enfoads.core.assets import new_asset_id
+from enfoads.core.capability import Capability, JobSpec, ModelSpec
+from enfoads.core.errors import InvalidInput
+from enfoads.core.i18n import Reason
+from enfoads.core.jobs import JobContext, JobResult
+from enfoads.core.pipelines import compose
+from enfoads.core.pipelines import export_presets as presets
+from enfoads.core.pipelines.base import ai_png_text
+from enfoads.core.provenance import COMPOSITE, TRAINED, Claim
+from enfoads.core.validation import RequestModel
+
+log = logging.getLogger(__name__)
+
+BRIEF_JOB, RESULTS_JOB = "render_variants", "import_results"
+Placement = Literal["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+HEADLINE_LETTERS = "ABCD"
+TEXT_CONTRAST = 4.5  # WCAG 2 AA for text
+DRAWS = 20_000  # posterior samples
+DECIDED = 0.95  # a level "wins" past this probability of being the best
+MARGIN = 0.06  # the safe margin where a placement has no zone of its own
+# Type sizes as a share of the canvas's short side: the largest tried, the smallest allowed.
+SIZES = {"headline": (0.095, 0.04), "price": (0.06, 0.032), "cta": (0.055, 0.032)}
+
+
+class BriefRequest(RequestModel):
+    """A brief: the product, its copy to test and its visual concepts; every combination is a
+    variant, rendered at every placement."""
+
+    product: str = Field(min_length=1, max_length=80, description="the product's name")
+    price: str = Field("", max_length=24, description="as it should read, e.g. 19,90 €")
+    offer: str = Field("", max_length=40, description="e.g. -20 % esta semana")
+    concepts: list[str] = Field(
+        min_length=1, max_length=3, description="visual concepts: a prompt each"
+    )
+    headlines: list[str] = Field(min_length=2, max_length=4)
+    ctas: list[str] = Field(min_length=1, max_length=3, description="calls to action")
+    placements: list[Placement] = Field(default_factory=lambda: ["1:1"], min_length=1)
+    platforms: list[presets.Platform] = Field(
+        default_factory=list, description="checked against their copy limits"
+    )
+    style: str = "product"
+    seed: int | None = Field(None, ge=0, lt=2**31)
+
+
+class ResultsRequest(RequestModel):
+    """A platform's per-ad results for a brief's variants (the CSV as exported)."""
+
+    brief_id: str = Field(max_length=40)
+    csv: str = Field(min_length=1, description="Meta Ads Manager or Google Ads export")
+
+
+@dataclass
+class Layer:
+    """One drawn element of a variant: where, at what size, and the contrast measured."""
+
+    role: str
+    box: tuple[int, int, int, int]
+    size_px: int = 0
+    contrast: float = 0.0
+    plate: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "box": list(self.box),
+            "size_px": self.size_px,
+            "contrast": round(self.contrast, 2),
+            "plate": self.plate,
+        }
+
+
+def safe_box(size: tuple[int, int], placement: str) -> tuple[int, int, int, int]:
+    """The placement's safe zone in pixels (9:16: every vertical placement's)."""
+    w, h = size
+    zone = compose.SAFE_ZONES.get(placement) or dict.fromkeys(
+        ("top", "bottom", "left", "right"), MARGIN
+    )
+    return (
+        int(zone["left"] * w),
+        int(zone["top"] * h),
+        int(w - zone["right"] * w),
+        int(h - zone["bottom"] * h),
+    )
+
+
+def boxes(size: tuple[int, int], placement: str, logo: bool) -> dict[str, tuple[int, ...]]:
+    """Where each element goes inside the safe zone: the headline on top (the logo beside it),
+    the price above the button, the button at the bottom."""
+    x0, y0, x1, y1 = safe_box(size, placement)
+    w, h = x1 - x0, y1 - y0
+    logo_w = int(0.22 * w) if logo else 0
+    return {
+        "headline": (x0, y0, x1 - logo_w - (int(0.03 * w) if logo else 0), y0 + int(0.34 * h)),
+        "logo": (x1 - logo_w, y0, x1, y0 + logo_w),
+        "price": (x0, y1 - int(0.34 * h), x0 + int(0.7 * w), y1 - int(0.19 * h)),
+        "cta": (x0, y1 - int(0.17 * h), x1, y1),
+    }
+
+
+def fit(
+    text: str, box: tuple[int, ...], short_side: int, role: str, font_path: str | None
+) -> tuple[int, list[list[str]]] | None:
+    """The largest type size (down to the role's minimum) at which ``text`` wraps into the box
+    (three lines at most), and its lines; None when it does not fit even at the minimum."""
+    top, bottom = SIZES[role]
+    width, height = box[2] - box[0], box[3] - box[1]
+    size = int(top * short_side)
+    while size >= int(bottom * short_side):
+        face = compose.font(size, font_path)
+        pad = 2 * max(4, size // 5)
+        lines, line = [], []
+        for word in text.split():
+            trial = [*line, word]
+            if face.getlength(" ".join(trial)) + pad <= width:
+                line = trial
+            elif line:
+                lines.append(line)
+                line = [word]
+            else:
+                line = None
+                break
+        if line is not None:
+            lines.append(line)
+            ascent, descent = face.getmetrics()
+            tall = int((ascent + descent) * 1.12) * len(lines) + pad
+            if len(lines) <= 3 and tall <= height and all(lines):
+                return size, lines
+        size = int(size * 0.9)
+    return None
+
+
+def text_contrast(canvas: np.ndarray, sprite: np.ndarray, x: int, y: int, colour: tuple) -> float:
+    """WCAG contrast of ``colour`` against the pixels behind the sprite's glyphs (the 5th
+    percentile: a text must read over its worst part, not its average)."""
+    h, w = sprite.shape[:2]
+    behind = canvas[y : y + h, x : x + w]
+    mask = sprite[: behind.shape[0], : behind.shape[1], 3] > 0
+    if not mask.any():
+        return 21.0
+    lum = compose.relative_luminance(behind[mask])
+    text = compose.relative_luminance(colour)
+    ratios = (np.maximum(lum, text) + 0.05) / (np.minimum(lum, text) + 0.05)
+    return float(np.percentile(ratios, 5))
+
+
+def blend(canvas: np.ndarray, sprite: np.ndarray, x: int, y: int) -> None:
+    compose.Sprite(sprite, x, y).blend(canvas)
+
+
+def readable(
+    canvas: np.ndarray, lines: list[list[str]], size: int, colour: tuple, box: tuple, font: Any
+) -> Layer:
+    """Draw text at the box's top left; behind it, a plate of the opposite lightness when the
+    picture gives less than 4.5:1 (the contrast then measured again, on the plate)."""
+    sprite = compose.text_sprite(lines, size, colour, colour, 0, font_path=font)
+    x, y = box[0], box[1]
+    contrast = text_contrast(canvas, sprite, x, y, colour)
+    plate = contrast < TEXT_CONTRAST
+    if plate:
+        fill = (17, 17, 17) if compose.relative_luminance(colour) > 0.4 else (250, 250, 250)
+        backing = compose.text_sprite(lines, size, fill, fill, 0, box=(*fill, 235), font_path=font)
+        blend(canvas, backing, x, y)
+        contrast = text_contrast(canvas, sprite, x, y, colour)
+    blend(canvas, sprite, x, y)
+    h, w = sprite.shape[:2]
+    return Layer("", (x, y, x + w, y + h), size, contrast, plate)
+
+
+class VariantsCapability(Capability):
+    """``render_variants`` and ``import_results``: briefs, variants and their results."""
+
+    name = "variants"
+    needs = ("image",)
+
+    def models(self) -> list[ModelSpec]:
+        return []  # SDXL through the image capability; Pillow sets the type
+
+    def asset_kinds(self) -> dict[str, tuple[str, ...]]:
+        return {"brief": ("json",), "ad_results": ("json",)}
+
+    def jobs(self) -> list[JobSpec]:
+        return [
+            JobSpec(
+                BRIEF_JOB,
+                BriefRequest,
+                self.render,
+                check=self.check,
+                route="/api/briefs",
+                queue="images",
+                timeout_s=3600.0,
+            ),
+            JobSpec(
+                RESULTS_JOB,
+                ResultsRequest,
+                self.import_results,
+                check=self.check_results,
+                route="/api/briefs/results",
+                queue="images",
+                timeout_s=300.0,
+                rate="upload",
+                body_uploads=1,
+            ),
+        ]
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "max_concepts": 3,
+            "headlines": [2, 4],
+            "max_ctas": 3,
+            "cta_suggestions": {
+                "es": ["Compra ahora", "Pide el tuyo", "Descúbrelo", "Reserva hoy", "Ver oferta"],
+                "en": ["Shop now", "Get yours", "Discover it", "Book today", "See the offer"],
+            },
+        }
+
+    # -- checks before queueing ---------------------------------------------------------
+    def check(self, request: BriefRequest) -> BriefRequest:
+        """Every text fits every placement (or the headline and placement are named), and the
+        copy is inside each chosen platform's limit."""
+        from enfoads.core.pipelines.image import ASPECTS
+
+        kit = brand.load_kit(self.services.assets)
+        font = self.font_path(kit)
+        for field, texts, role in (
+            ("headlines", request.headlines, "headline"),
+            ("ctas", request.ctas, "cta"),
+        ):
+            for i, text in enumerate(texts):
+                if not text.strip():
+                    raise InvalidInput("error.empty", field=f"{field}[{i}]")
+                for placement in request.placements:
+                    size = ASPECTS[placement]
+                    box = boxes(size, placement, bool(kit["logo_asset_id"]))[role]
+                    if fit(text, box, min(size), role, font) is None:
+                        raise InvalidInput(
+                            "error.invalid",
+                            field=f"{field}[{i}]",
+                            reason=Reason(
+                                "reason.text_does_not_fit", text=text[:60], placement=placement
+                            ),
+                        )
+        for preset in presets.presets_for(request.platforms):
+            for i, text in enumerate(request.headlines):
+                if preset.copy_limit and len(text) > preset.copy_limit:
+                    raise InvalidInput(
+                        "error.too_long",
+                        field=f"headlines[{i}]",
+                        length=len(text),
+                        limit=preset.copy_limit,
+                    )
+        return request
+
+    def check_results(self, request: ResultsRequest) -> ResultsRequest:
+        self.brief(request.brief_id)  # NotFound names it
+        return request
+
+    def font_path(self, kit: dict[str, Any]) -> str | None:
+        if kit.get("font_asset_id"):
+            return str(self.services.assets.file_path(kit["font_asset_id"]))
+        return None
+
+    def brief(self, brief_id: str) -> dict[str, Any]:
+        asset = self.services.assets.get(brief_id)
+        if asset.kind != "brief":
+            raise InvalidInput(
+                "error.invalid",
+                field="brief_id",
+                reason=Reason("reason.kind_mismatch", id=asset.id, have=asset.kind, want="brief"),
+            )
+        return json.loads(self.services.assets.read_bytes(asset))
+
+    # -- render_variants ----------------------------------------------------------------
+    def render(self, ctx: JobContext, request: BriefRequest) -> JobResult:
+        from enfoads.core.pipelines.image import GenerateImageRequest
+
+        kit = brand.load_kit(self.services.assets)
+        brief_id = new_asset_id("brief")
+        short = brief_id.split("_", 1)[1][:4]
+        seed = request.seed if request.seed is not None else int(brief_id[-6:], 16) % 2**31
+        visuals: dict[tuple[int, str], str] = {}
+        for c, concept in enumerate(request.concepts):
+            ctx.progress(
+                5 + 40 * c / len(request.concepts),
+                ctx.t("stage.variants_visual", n=c + 1, total=len(request.concepts)),
+            )
+            made = self.services.need("image").run(
+                ctx,
+                GenerateImageRequest(
+                    prompt=f"{request.product}, {concept}",
+                    seed=seed,
+                    placements=list(request.placements),
+                    style=request.style if request.style in _styles() else "product",
+                ),
+            )
+            for image in made.data["images"]:
+                visuals[(c, image["placement"])] = image["asset_id"]
+        variants, stored = {}, list(visuals.values())
+        combos = [
+            (c, h, k)
+            for c in range(len(request.concepts))
+            for h in range(len(request.headlines))
+            for k in range(len(request.ctas))
+        ]
+        for n, (c, h, k) in enumerate(combos):
+            ctx.progress(
+                50 + 45 * n / len(combos), ctx.t("stage.variants_type", n=n + 1, total=len(combos))
+            )
+            variant_id = f"{short}-{c + 1}{HEADLINE_LETTERS[h]}{k + 1}"
+            files = {}
+            for placement in request.placements:
+                asset = self.compose_variant(
+                    ctx,
+                    request,
+                    kit,
+                    brief_id,
+                    variant_id,
+                    (c, h, k),
+                    placement,
+                    visuals[(c, placement)],
+                )
+                files[placement] = asset.id
+                stored.append(asset.id)
+            variants[variant_id] = {
+                "levels": {"concept": c + 1, "headline": HEADLINE_LETTERS[h], "cta": k + 1},
+                "concept": request.concepts[c],
+                "headline": request.headlines[h],
+                "cta": request.ctas[k],
+                "files": files,
+            }
+        record = {
+            "brief_id": brief_id,
+            "brief": request.model_dump(mode="json"),
+            "seed": seed,
+            "variants": variants,
+            "visuals": {f"{c + 1}:{p}": a for (c, p), a in visuals.items()},
+        }
+        ctx.progress(97, ctx.t("stage.saving"))
+        self.services.assets.add_bytes(
+            json.dumps(record, ensure_ascii=False, indent=2).encode(),
+            "brief",
+            ext="json",
+            asset_id=brief_id,
+            name=request.product[:80],
+            job_id=ctx.job_id,
+            parents=stored[:50],
+        )
+        return JobResult(
+            (brief_id, *stored), {"brief_id": brief_id, "variants": variants, "seed": seed}
+        )
+
+    def compose_variant(
+        self,
+        ctx: JobContext,
+        request: BriefRequest,
+        kit: dict[str, Any],
+        brief_id: str,
+        variant_id: str,
+        levels: tuple[int, int, int],
+        placement: str,
+        visual_id: str,
+    ) -> Any:
+        """The visual with this variant's brand layer set in type; stored with its record."""
+        assets = self.services.assets
+        visual = assets.get(visual_id)
+        canvas = np.array(assets.open_image(visual).convert("RGB"))
+        size = (canvas.shape[1], canvas.shape[0])
+        font = self.font_path(kit)
+        primary, accent = (
+            compose.hex_rgb(c) for c in (kit["colours"] + list(brand.DEFAULT_COLOURS))[:2]
+        )
+        place = boxes(size, placement, bool(kit["logo_asset_id"]))
+        c, h, k = levels
+        layers = [self.headline(canvas, request.headlines[h], place["headline"], size, font)]
+        if request.price or request.offer:
+            layers.append(self.price(canvas, request, place["price"], size, font, primary))
+        layers.append(self.button(canvas, request.ctas[k], place["cta"], size, font, accent))
+        if kit["logo_asset_id"]:
+            layers.append(self.logo(canvas, kit["logo_asset_id"], place["logo"]))
+        from PIL import Image
+
+        record = {
+            "variant": variant_id,
+            "brief_id": brief_id,
+            "levels": {"concept": c + 1, "headline": HEADLINE_LETTERS[h], "cta": k + 1},
+            "headline": request.headlines[h],
+            "cta": request.ctas[k],
+            "placement": placement,
+            "layers": [layer.row() for layer in layers],
+            "models": list(visual.model_ids),
+        }
+        name = f"{variant_id} · {request.product}"[:100] + f" [{placement}]"
+        parents = [visual_id, *(a for a in (kit["logo_asset_id"], kit["font_asset_id"]) if a)]
+        return assets.add_image(
+            Image.fromarray(canvas),
+            "image",
+            name=name,
+            prompt=visual.prompt,
+            seed=visual.seed,
+            job_id=ctx.job_id,
+            parents=parents,
+            model_ids=list(visual.model_ids),
+            tags=("variant", brief_id),
+            png_text=ai_png_text(
+                f"Ad variant {variant_id}: AI visual with the brand layer set in type", record
+            ),
+            meta={**record, "ai_generated": True},
+            claim=Claim(
+                TRAINED if visual.model_ids else COMPOSITE,
+                f"variant {variant_id}: headline, price, call to action and logo set in type",
+                edits=visual_id,
+            ),
+        )
+
+    def headline(self, canvas, text, box, size, font) -> Layer:
+        got = fit(text, box, min(size), "headline", font)
+        if got is None:  # the check refused it before queueing; a kit changed since
+            raise InvalidInput(
+                "error.invalid",
+                field="headlines",
+                reason=Reason(
+                    "reason.text_does_not_fit", text=text[:60], placement=f"{size[0]}×{size[1]}"
+                ),
+            )
+        region = canvas[box[1] : box[3], box[0] : box[2]]
+        light = float(np.mean(compose.relative_luminance(region))) < 0.45
+        colour = (255, 255, 255) if light else (17, 17, 17)
+        layer = readable(canvas, got[1], got[0], colour, box, font)
+        layer.role = "headline"
+        return layer
+
+    def price(self, canvas, request, box, size, font, primary) -> Layer:
+        text = " · ".join(t for t in (request.price, request.offer) if t)
+        got = fit(text, box, min(size), "price", font) or (
+            int(SIZES["price"][1] * min(size)),
+            [text.split()],
+        )
+        white = (255, 255, 255)
+        fill = (
+            primary
+            if compose.contrast_ratio(compose.relative_luminance(primary), 1.0) >= TEXT_CONTRAST
+            else (17, 17, 17)
+        )
+        sprite = compose.text_sprite(
+            got[1], got[0], white, white, 0, box=(*fill, 255), font_path=font
+        )
+        blend(canvas, sprite, box[0], box[1])
+        contrast = compose.contrast_ratio(compose.relative_luminance(fill), 1.0)
+        h, w = sprite.shape[:2]
+        return Layer("price", (box[0], box[1], box[0] + w, box[1] + h), got[0], contrast, True)
+
+    def button(self, canvas, text, box, size, font, accent) -> Layer:
+        got = fit(text, box, min(size), "cta", font)
+        if got is None:
+            raise InvalidInput(
+                "error.invalid",
+                field="ctas",
+                reason=Reason(
+                    "reason.text_does_not_fit", text=text[:60], placement=f"{size[0]}×{size[1]}"
+                ),
+            )
+        lum = compose.relative_luminance(accent)
+        ink = (
+            (17, 17, 17)
+            if compose.contrast_ratio(lum, 0.0056) >= compose.contrast_ratio(lum, 1.0)
+            else (255, 255, 255)
+        )
+        sprite = compose.text_sprite(
+            got[1], got[0], ink, ink, 0, box=(*accent, 255), font_path=font
+        )
+        h, w = sprite.shape[:2]
+        x = (box[0] + box[2] - w) // 2
+        y = box[3] - h
+        blend(canvas, sprite, x, y)
+        contrast = compose.contrast_ratio(lum, compose.relative_luminance(ink))
+        return Layer("cta", (x, y, x + w, y + h), got[0], contrast, True)
+
+    def logo(self, canvas, logo_id, box) -> Layer:
+        from PIL import Image
+
+        logo = self.services.assets.open_image(logo_id).convert("RGBA")
+        logo.thumbnail((box[2] - box[0], box[3] - box[1]))
+        region = canvas[box[1] : box[3], box[0] : box[2]].reshape(-1, 3).mean(axis=0)
+        rgba = compose.on_plate(np.asarray(logo), tuple(int(v) for v in region))
+        rgba = (
+            np.asarray(Image.fromarray(rgba).resize(logo.size))
+            if rgba.shape[1] > box[2] - box[0]
+            else rgba
+        )
+        h, w = rgba.shape[:2]
+        x = box[2] - w
+        blend(canvas, rgba, x, box[1])
+        return Layer("logo", (x, box[1], box[2], box[1] + h))
+
+    # -- import_results -----------------------------------------------------------------
+    def import_results(self, ctx: JobContext, request: ResultsRequest) -> JobResult:
+        brief = self.brief(request.brief_id)
+        rows, skipped = read_results(request.csv, list(brief["variants"]))
+        if not rows:
+            raise InvalidInput(
+                "error.invalid",
+                field="csv",
+                reason=Reason("reason.no_variant_rows", ids=", ".join(list(brief["variants"])[:4])),
+            )
+        report = analyse(rows, brief["variants"], ctx.lang)
+        report["skipped_rows"] = skipped
+        chart = interval_chart(report, ctx.lang)
+        assets = self.services.assets
+        stored = assets.add_bytes(
+            json.dumps(report, ensure_ascii=False, indent=2).encode(),
+            "ad_results",
+            ext="json",
+            name=ctx.t("asset.ad_results", name=brief["brief"]["product"])[:100],
+            job_id=ctx.job_id,
+            parents=[request.brief_id],
+            part_of=request.brief_id,
+        )
+        chart_asset = assets.add_bytes(
+            chart,
+            "image",
+            ext="png",
+            name=ctx.t("asset.ad_results_chart"),
+            job_id=ctx.job_id,
+            parents=[stored.id],
+            part_of=request.brief_id,
+        )
+        report["chart_asset_id"] = chart_asset.id
+        return JobResult((stored.id, chart_asset.id), report)
+
+
+def _styles() -> tuple[str, ...]:
+    from typing import get_args
+
+    from enfoads.core.pipelines.image import Style
+
+    return get_args(Style)
+
+
+# -- results ------------------------------------------------------------------------------
+COLUMNS = {
+    "name": ("ad name", "nombre del anuncio", "ad", "anuncio", "variant", "variante"),
+    "impressions": ("impressions", "impresiones", "impr.", "impr"),
+    "clicks": (
+        "link clicks",
+        "clicks (all)",
+        "clicks",
+        "clics en el enlace",
+        "clics (todos)",
+        "clics",
+    ),
+    "conversions": ("conversions", "results", "conversiones", "resultados", "conv."),
+    "spend": (
+        "amount spent (eur)",
+        "amount spent (usd)",
+        "amount spent",
+        "cost",
+        "importe gastado (eur)",
+        "coste",
+        "costo",
+    ),
+}
+
+
+def _fold(text: str) -> str:
+    return "".join(
+        c
+        for c in unicodedata.normalize("NFD", text.strip().lower())
+        if unicodedata.category(c) != "Mn"
+    )
+
+
+def number(text: str) -> float:
+    """A report's number as written in Spanish or English ("1.234", "1,234", "12,5", "€ 3.40"):
+    with both marks the last is the decimal one; one mark followed by exactly three digits,
+    or repeated, separates thousands (counts are whole numbers)."""
+    cleaned = re.sub(r"[^\d.,-]", "", text or "")
+    if "," in cleaned and "." in cleaned:
+        decimal = "," if cleaned.rfind(",") > cleaned.rfind(".") else "."
+        cleaned = cleaned.replace("." if decimal == "," else ",", "").replace(decimal, ".")
+    elif "," in cleaned or "." in cleaned:
+        mark = "," if "," in cleaned else "."
+        thousands = cleaned.count(mark) > 1 or len(cleaned.rpartition(mark)[2]) == 3
+        cleaned = cleaned.replace(mark, "" if thousands else ".")
+    try:
+        return float(cleaned)
+    except ValueError:
+        return 0.0
+
+
+def read_results(text: str, variant_ids: list[str]) -> tuple[dict[str, dict[str, float]], int]:
+    """Per variant: impressions, clicks, conversions, spend (rows added up); and how many rows
+    named no variant of the brief. The header is the first line that has an impressions and a
+    clicks column (Google's report starts with its title and date range)."""
+    lines = text.lstrip("\ufeff").splitlines()
+    for start, line in enumerate(lines):  # noqa: B007 - the header line, used below
+        folded = _fold(line)
+        if any(c in folded for c in COLUMNS["impressions"]) and "cli" in folded:
+            break
+    else:
+        raise InvalidInput("error.invalid", field="csv", reason=Reason("reason.no_results_header"))
+    sample = "\n".join(lines[start : start + 5])
+    dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample else csv.excel
+    reader = csv.reader(io.StringIO("\n".join(lines[start:])), dialect)
+    header = [_fold(h) for h in next(reader)]
+    where = {
+        key: next((header.index(n) for n in names if n in header), None)
+        for key, names in COLUMNS.items()
+    }
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(variant_ids, key=len, reverse=True)))
+    rows: dict[str, dict[str, float]] = {}
+    skipped = 0
+    for cells in reader:
+        found = pattern.search(" ".join(cells)) if cells else None
+        if not found:
+            skipped += bool(cells and any(c.strip() for c in cells))
+            continue
+        row = rows.setdefault(
+            found.group(0), dict.fromkeys(("impressions", "clicks", "conversions", "spend"), 0.0)
+        )
+        for key in row:
+            index = where[key]
+            if index is not None and index < len(cells):
+                row[key] += number(cells[index])
+    return rows, skipped
+
+
+def p_best(
+    successes: np.ndarray, trials: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each arm's probability of the highest rate (Beta(1 + s, 1 + n − s) posteriors, sampled)
+    and its 95 % credible interval."""
+    failures = np.maximum(trials - successes, 0)
+    draws = rng.beta(1 + successes[:, None], 1 + failures[:, None], size=(len(trials), DRAWS))
+    best = np.bincount(draws.argmax(axis=0), minlength=len(trials)) / DRAWS
+    return best, np.percentile(draws, [2.5, 97.5], axis=1).T
+
+
+def analyse(
+    rows: dict[str, dict[str, float]], variants: dict[str, Any], lang: str
+) -> dict[str, Any]:
+    """Per variant and per factor level: CTR and conversion rate with their probability of being
+    the best and intervals, and the verdict in words."""
+    from enfoads.core.i18n import t
+
+    rng = np.random.default_rng(7)  # the same report for the same numbers
+    ids = sorted(rows)
+    clicks = np.array([rows[v]["clicks"] for v in ids])
+    views = np.array([rows[v]["impressions"] for v in ids])
+    convs = np.array([rows[v]["conversions"] for v in ids])
+    ctr_best, ctr_ci = p_best(clicks, views, rng)
+    cvr_best, _ = p_best(convs, clicks, rng)
+    per_variant = [
+        {
+            "variant": v,
+            **{k: round(rows[v][k], 2) for k in ("impressions", "clicks", "conversions", "spend")},
+            "ctr": float(clicks[i] / views[i]) if views[i] else 0.0,
+            "ctr_interval": [round(float(x), 5) for x in ctr_ci[i]],
+            "p_best_ctr": round(float(ctr_best[i]), 4),
+            "p_best_cvr": round(float(cvr_best[i]), 4),
+        }
+        for i, v in enumerate(ids)
+    ]
+    factors, verdicts = {}, []
+    for factor in ("headline", "concept", "cta"):
+        levels = sorted({str(variants[v]["levels"][factor]) for v in ids})
+        if len(levels) < 2:
+            continue
+        by = {
+            lv: [i for i, v in enumerate(ids) if str(variants[v]["levels"][factor]) == lv]
+            for lv in levels
+        }
+        best, ci = p_best(
+            np.array([clicks[by[lv]].sum() for lv in levels]),
+            np.array([views[by[lv]].sum() for lv in levels]),
+            rng,
+        )
+        factors[factor] = [
+            {
+                "level": lv,
+                "p_best_ctr": round(float(best[j]), 4),
+                "ctr_interval": [round(float(x), 5) for x in ci[j]],
+            }
+            for j, lv in enumerate(levels)
+        ]
+        j = int(best.argmax())
+        if best[j] >= DECIDED:
+            verdicts.append(
+                t(f"verdict.{factor}.wins", lang, level=levels[j], p=round(100 * best[j]))
+            )
+        else:
+            verdicts.append(t(f"verdict.{factor}.open", lang))
+    top = int(ctr_best.argmax())
+    winner = ids[top] if ctr_best[top] >= DECIDED else None
+    head = (
+        t("verdict.winner", lang, variant=winner, p=round(100 * ctr_best[top]))
+        if winner
+        else t("verdict.undecided", lang, variant=ids[top], p=round(100 * ctr_best[top]))
+    )
+    return {
+        "winner": winner,
+        "variants": per_variant,
+        "factors": factors,
+        "verdict": " ".join([head, *verdicts]),
+    }
+
+
+def interval_chart(report: dict[str, Any], lang: str) -> bytes:
+    """Each variant's CTR interval as a bar with its probability of being the best (PNG)."""
+    from PIL import Image, ImageDraw
+
+    rows = report["variants"]
+    width, row_h, left = 900, 34, 170
+    image = Image.new("RGB", (width, 40 + row_h * len(rows)), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    face = compose.font(16)
+    top = max(r["ctr_interval"][1] for r in rows) or 1.0
+    scale = (width - left - 120) / top
+    draw.text((10, 8), "CTR (95 %)", fill=(0, 0, 0), font=face)
+    for i, row in enumerate(rows):
+        y = 40 + i * row_h
+        lo, hi = row["ctr_interval"]
+        colour = (0, 130, 60) if row["variant"] == report["winner"] else (60, 90, 160)
+        draw.text((10, y), row["variant"], fill=(0, 0, 0), font=face)
+        draw.rectangle((left + lo * scale, y + 6, left + hi * scale, y + 20), fill=colour)
+        draw.text((width - 110, y), f"{100 * row['p_best_ctr']:.0f} %", fill=(0, 0, 0), font=face)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()

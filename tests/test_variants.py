@@ -1,0 +1,198 @@
+"""A/B variants from one brief (issue #33, first part): the visuals once per concept and
+placement, the brand layer set in type inside each safe zone with measured contrast, IDs in
+the files and the exports, and the platforms' results read back into a verdict."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from enfoads.core import provenance
+from enfoads.core.errors import InvalidInput
+from enfoads.core.jobs import JobState
+from enfoads.core.pipelines.variants import analyse, number, read_results, safe_box
+from enfoads.core.studio import Studio
+
+TIMEOUT = 900
+BRIEF = {
+    "product": "Café de Chiapas",
+    "price": "9,90 €",
+    "offer": "-20 % esta semana",
+    "concepts": ["taza humeante sobre mesa de madera", "bolsa de café en un mercado"],
+    "headlines": ["Despierta con sabor", "El café de la sierra", "Tostado esta semana"],
+    "ctas": ["Compra ahora", "Pide el tuyo"],
+    "placements": ["9:16", "1:1", "16:9"],
+    "seed": 5,
+}
+
+
+@pytest.fixture
+def studio(tiny_settings):
+    with Studio(tiny_settings(language="es")) as st:
+        st.start()
+        yield st
+
+
+@pytest.mark.slow
+def test_a_brief_renders_every_variant_at_every_placement_with_the_copy_set_in_type(studio):
+    from enfoads.server.app import create_app
+
+    with TestClient(create_app(studio)) as c:
+        queued = c.post("/api/briefs", json=BRIEF)
+        assert queued.status_code == 202, queued.text
+    done = studio.wait_job(queued.json()["job_id"], TIMEOUT)
+    assert done.state is JobState.COMPLETED, done.error
+    variants = done.result["variants"]
+    assert len(variants) == 12  # 2 concepts × 3 headlines × 2 CTAs
+    short = done.result["brief_id"].split("_")[1][:4]
+    assert sorted(variants) == sorted(
+        f"{short}-{c}{h}{k}" for c in (1, 2) for h in "ABC" for k in (1, 2)
+    )
+    images = [a for a in done.result_asset_ids if a.startswith("img_")]
+    assert len(images) == 6 + 36  # each visual once per concept and placement, then 36 variants
+    for variant_id, variant in variants.items():
+        assert set(variant["files"]) == {"9:16", "1:1", "16:9"}
+        for placement, asset_id in variant["files"].items():
+            asset = studio.get_asset(asset_id)
+            record = json.loads(Image.open(studio.asset_path(asset)).text["enfoads"])
+            assert record["variant"] == variant_id and record["placement"] == placement
+            assert asset.meta["headline"] == variant["headline"]
+            x0, y0, x1, y1 = safe_box((asset.width, asset.height), placement)
+            for layer in record["layers"]:  # every element inside the safe zone
+                bx0, by0, bx1, by1 = layer["box"]
+                assert x0 <= bx0 and y0 <= by0 and bx1 <= x1 and by1 <= y1, (placement, layer)
+                if layer["role"] != "logo":
+                    assert layer["contrast"] >= 4.5, layer  # measured on the pixels
+            # nothing is drawn outside the safe zone: the visual's own pixels there
+            visual = np.asarray(Image.open(studio.asset_path(asset.parents[0])).convert("RGB"))
+            drawn = np.asarray(Image.open(studio.asset_path(asset)).convert("RGB"))
+            outside = np.ones(drawn.shape[:2], bool)
+            outside[y0:y1, x0:x1] = False
+            assert np.array_equal(visual[outside], drawn[outside])
+            assert not np.array_equal(visual, drawn)  # and the type is there
+    one = studio.get_asset(next(iter(variants.values()))["files"]["9:16"])
+    said = studio.asset_provenance(one.id)  # the AI visual as its parent, signed
+    assert said["state"] == "trusted" and said["ingredients"][0]["relationship"] == "parentOf"
+    brief = json.loads(studio.asset_bytes(done.result["brief_id"]))
+    assert (
+        brief["variants"] == variants and studio.get_asset(done.result["brief_id"]).kind == "brief"
+    )
+    # the kept variants export with their IDs and copy beside each file (bulk upload)
+    kept = sorted(variants)[:2]
+    chosen = [variants[v]["files"][p] for v in kept for p in ("9:16", "1:1")]
+    exported = studio.wait_job(
+        studio.export_campaign(asset_ids=chosen, platforms=["meta"]).id, TIMEOUT
+    )
+    assert exported.state is JobState.COMPLETED, exported.error
+    said = " ".join(exported.result["notices"])  # 4:5 would cut the copy: refused, not cut
+    assert "No exportado (meta/feed-4x5)" in said and "cortaría su texto" in said
+    archive = zipfile.ZipFile(studio.asset_path(exported.result["exports"][0]["asset_id"]))
+    rows = json.loads(archive.read("manifest.json"))["files"]
+    assert {r["variant"] for r in rows} == set(kept) and len(rows) == 4  # 2 × (9:16, 1:1)
+    assert {r["placement"] for r in rows} == {"meta/stories-9x16", "meta/feed-1x1"}
+    assert all(r["headline"] in BRIEF["headlines"] for r in rows)
+    assert "variant,headline,cta" in archive.read("files.csv").decode().splitlines()[0]
+    story = next(r for r in rows if r["placement"] == "meta/stories-9x16")
+    archive.extract(story["file"], studio.settings.data_dir / "out")
+    signed = provenance.read(studio.settings.data_dir / "out" / story["file"], "jpg")
+    assert signed.state == "valid" and story["variant"] in signed.ingredients[0]["title"]
+
+
+def test_a_headline_that_cannot_fit_is_refused_before_anything_is_queued(studio):
+    long = (
+        "Descubre el auténtico café de altura cultivado a la sombra en las montañas de "
+        "Chiapas por familias que lo tuestan cada semana para tu desayuno"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        studio.submit("render_variants", {**BRIEF, "headlines": [long, "Corto"]})
+    said = refused.value.message("es")
+    assert "no cabe en 9:16" in said and "acórtalo" in said and "headlines[0]" in said
+    with pytest.raises(InvalidInput) as over:
+        studio.submit(
+            "render_variants", {**BRIEF, "headlines": ["Hola", "x" * 40], "platforms": ["google"]}
+        )
+    assert over.value.field == "headlines[1]"  # Google's 30-character headlines
+    assert studio.list_jobs() == []
+
+
+def make_brief(studio, ids):
+    record = {
+        "brief": {"product": "Café"},
+        "variants": {
+            v: {"levels": {"concept": c, "headline": h, "cta": k}} for v, (c, h, k) in ids.items()
+        },
+    }
+    return studio.assets.add_bytes(json.dumps(record).encode(), "brief", ext="json")
+
+
+def test_results_from_meta_name_the_winner_and_a_tie_stays_undecided(studio):
+    ids = {"ab12-1A1": (1, "A", 1), "ab12-1B1": (1, "B", 1), "ab12-1C1": (1, "C", 1)}
+    brief = make_brief(studio, ids)
+    # Meta Ads Manager in Spanish: semicolons, thousands with a dot, decimals with a comma
+    meta = (
+        "Nombre del anuncio;Impresiones;Clics en el enlace;Resultados;Importe gastado (EUR)\n"
+        "Café verano ab12-1A1;10.000;200;12;35,50\n"
+        "Café verano ab12-1B1;10.000;420;30;36,10\n"
+        "Café verano ab12-1C1;10.000;210;11;34,90\n"
+        "Otra campaña;5.000;90;1;10,00\n"
+    )
+    done = studio.wait_job(
+        studio.submit("import_results", {"brief_id": brief.id, "csv": meta}).id, 120
+    )
+    assert done.state is JobState.COMPLETED, done.error
+    report = done.result
+    assert report["winner"] == "ab12-1B1" and report["skipped_rows"] == 1
+    best = {r["variant"]: r for r in report["variants"]}
+    assert best["ab12-1B1"]["impressions"] == 10000 and best["ab12-1B1"]["clicks"] == 420
+    assert best["ab12-1B1"]["p_best_ctr"] > 0.99
+    assert "La variante ab12-1B1 gana con 100 % de probabilidad" in report["verdict"]
+    assert "El titular B gana" in report["verdict"]
+    chart = studio.get_asset(report["chart_asset_id"])
+    assert chart.ext == "png" and chart.part_of == brief.id
+    # a tie: nobody wins, and the report says to keep testing
+    google = (
+        "Informe de anuncios\n1 nov 2026 - 30 nov 2026\n"
+        "Ad,Impr.,Clicks,Conversions,Cost\n"
+        '"ab12-1A1 anuncio","1,000",30,2,"12.50"\n'
+        '"ab12-1B1 anuncio","1,000",31,2,"12.40"\n'
+        '"ab12-1C1 anuncio","1,000",30,2,"12.60"\n'
+    )
+    tie = studio.wait_job(
+        studio.submit("import_results", {"brief_id": brief.id, "csv": google}).id, 120
+    )
+    assert tie.state is JobState.COMPLETED and tie.result["winner"] is None
+    assert "Aún no hay ganadora clara" in tie.result["verdict"]
+    assert "El titular aún no se distingue" in tie.result["verdict"]
+    none = studio.wait_job(
+        studio.submit(
+            "import_results", {"brief_id": brief.id, "csv": "Ad,Impr.,Clicks\nx,1,1\n"}
+        ).id,
+        120,
+    )
+    assert none.state is JobState.FAILED and "ninguna fila nombra una variante" in none.error
+
+
+def test_numbers_read_as_reports_write_them():
+    assert [
+        number(s) for s in ("1.234", "1,234", "12,5", "€ 3.40", "1.234.567", "2,345.60", "")
+    ] == [1234, 1234, 12.5, 3.4, 1234567, 2345.6, 0]
+    rows, skipped = read_results("Ad name,Impressions,Clicks\nX-1A1 foo,100,5\n", ["X-1A1"])
+    assert rows == {"X-1A1": {"impressions": 100, "clicks": 5, "conversions": 0, "spend": 0}}
+    report = analyse(
+        {
+            "a": {"impressions": 0, "clicks": 0, "conversions": 0, "spend": 0},
+            "b": {"impressions": 0, "clicks": 0, "conversions": 0, "spend": 0},
+        },
+        {
+            "a": {"levels": {"headline": "A", "concept": 1, "cta": 1}},
+            "b": {"levels": {"headline": "B", "concept": 1, "cta": 1}},
+        },
+        "en",
+    )
+    assert report["winner"] is None and re.search(r"No clear winner yet", report["verdict"])

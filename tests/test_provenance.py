@@ -118,6 +118,20 @@ def test_the_signing_key_is_made_once_kept_private_and_trusted_only_here(tmp_pat
     assert os.stat(folder / "credentials.pem").st_size < 4096
 
 
+def test_a_folder_without_hard_links_still_gets_one_signing_identity(tmp_path, monkeypatch):
+    """Google Drive's mount in Colab refuses hard links: the file is created exclusively."""
+
+    def no_links(*_args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    keys = provenance.Credentials(tmp_path / "drive" / "provenance")
+    signed = keys.sign(png(astronaut_rgb()), "png", provenance.manifest("a.png", source_type="x"))
+    assert keys.read(signed, "png").state == "trusted"
+    assert sorted(p.name for p in keys.folder.iterdir()) == ["credentials.pem"]
+    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o600
+
+
 @pytest.mark.parametrize("ext", ["jpg", "mp4"])
 def test_a_file_without_a_manifest_reads_as_none_and_junk_as_invalid(tmp_path, ext):
     if ext == "jpg":

@@ -217,7 +217,9 @@ class Credentials:
 
     def _create(self) -> None:
         """A local authority and a signing certificate under it, written aside and linked
-        into place (a process that races this one keeps the first file made)."""
+        into place (a process that races this one keeps the first file made). Where the
+        folder takes no hard links (Google Drive's mount in Colab), the file is created
+        exclusively instead."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         key, chain = _new_identity()
         tmp = self.folder / f".{CREDENTIALS_FILE}.{os.getpid()}.{threading.get_ident()}"
@@ -226,11 +228,18 @@ class Credentials:
             out.write(key + chain)
         try:
             os.link(tmp, self.path)
-            log.info("made this data dir's provenance signing certificate")
         except FileExistsError:
-            pass
+            return
+        except OSError:  # no hard links here: an exclusive create, written whole
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return
+            with os.fdopen(fd, "wb") as out:
+                out.write(key + chain)
         finally:
             tmp.unlink(missing_ok=True)
+        log.info("made this data dir's provenance signing certificate")
 
     def authority_pem(self) -> str:
         return self._load()[2].decode()

@@ -10,9 +10,24 @@ for ``cull_idle_timeout`` seconds goes, however busy its widgets are.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+# A page that closes while a message to it is in flight: tornado's writer task ends with one
+# of these, and asyncio would print it as "Task exception was never retrieved" with a
+# traceback in the terminal of `make studio`. Nothing is wrong: the page is gone.
+PAGE_GONE = ("WebSocketClosedError", "StreamClosedError")
+
+
+def quiet_closed_pages(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's exception handler: a closed page's write is dropped silently, anything
+    else goes to asyncio's own handler."""
+    if type(context.get("exception")).__name__ in PAGE_GONE:
+        return
+    loop.default_exception_handler(context)
 
 
 class PageKernelManager(AsyncMappingKernelManager):
@@ -22,6 +37,12 @@ class PageKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._connected: set[str] = set()  # kernels whose page has connected once
         self._alone_since: dict[str, float] = {}
+
+    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
+        loop = asyncio.get_running_loop()  # Voila's loop, before any page connects
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(quiet_closed_pages)
+        return await super().start_kernel(*args, **kwargs)
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
         if self._kernel_connections.get(kernel_id, 0):

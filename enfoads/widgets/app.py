@@ -30,6 +30,12 @@ class StudioApp(w.Tab):
         super().__init__(children=self.slots)
         self.add_class("enfoads-app")
         self.build()
+        self.observe(self._opened, "selected_index")
+
+    def _opened(self, change: dict[str, Any]) -> None:
+        """A tab opened: Publicar reads the vault's images and videos then."""
+        if change["new"] is not None and TABS[change["new"]] == "export":
+            self.export.refresh()
 
     def build(self) -> None:
         """The panels in the studio's language; a rebuild (the language switch) ends the old

@@ -11,7 +11,6 @@ import ipywidgets as w
 from enfoads.core.api import StudioAPI
 from enfoads.core.i18n import kind_name, t
 from enfoads.widgets.common import Downloads, JobProgress, Message, close_tree_children, icon
-from enfoads.widgets.loop import subscribe_refresh
 
 PLATFORM_NAMES = {
     "meta": "Meta (Facebook, Instagram)",
@@ -67,19 +66,20 @@ class ExportPanel(w.VBox):
                 self.result,
             ]
         )
-        self._unsubscribe = subscribe_refresh(
-            studio, self.refresh, ("asset_added", "asset_deleted")
-        )
-        self.refresh()
+        self.refresh()  # and whenever its tab is opened (``StudioApp``): never on each event,
+        # so a 24-image job does not send this list to every open page 24 times
 
     def refresh(self) -> None:
-        """The newest images and videos of the vault (a selection that still exists stays)."""
+        """The newest images and videos of the vault (a selection that still exists stays);
+        nothing is sent to the page when they are the same."""
         page = self.studio.list_assets(limit=LISTED, grouped=True, inputs=False)
         options = [
             (f"{kind_name(a.kind, self.lang)} · {a.name or a.id}"[:90], a.id)
             for a in page.items
             if a.ext in EXPORTABLE
         ]
+        if tuple(options) == tuple(self.assets.options):
+            return
         chosen = tuple(v for v in self.assets.value if v in {o[1] for o in options})
         self.assets.options = options
         self.assets.value = chosen

@@ -118,6 +118,9 @@ def test_a_headline_that_cannot_fit_is_refused_before_anything_is_queued(studio)
             "render_variants", {**BRIEF, "headlines": ["Hola", "x" * 40], "platforms": ["google"]}
         )
     assert over.value.field == "headlines[1]"  # Google's 30-character headlines
+    with pytest.raises(InvalidInput) as style:  # the image pipeline's styles, no other
+        studio.submit("render_variants", {**BRIEF, "style": "vaporwave"})
+    assert style.value.field == "style"
     assert studio.list_jobs() == []
 
 

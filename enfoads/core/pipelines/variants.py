@@ -42,6 +42,7 @@ from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import compose
 from enfoads.core.pipelines import export_presets as presets
 from enfoads.core.pipelines.base import ai_png_text
+from enfoads.core.pipelines.image import Style
 from enfoads.core.provenance import COMPOSITE, TRAINED, Claim
 from enfoads.core.validation import RequestModel
 
@@ -74,7 +75,7 @@ class BriefRequest(RequestModel):
     platforms: list[presets.Platform] = Field(
         default_factory=list, description="checked against their copy limits"
     )
-    style: str = "product"
+    style: Style = "product"
     seed: int | None = Field(None, ge=0, lt=2**31)
 
 
@@ -163,6 +164,26 @@ def fit(
                 return size, lines
         size = int(size * 0.9)
     return None
+
+
+def fitted(
+    text: str,
+    box: tuple[int, ...],
+    short_side: int,
+    role: str,
+    font_path: str | None,
+    field: str,
+    placement: str,
+) -> tuple[int, list[list[str]]]:
+    """``fit``, or the refusal that names the text and the placement it does not fit."""
+    got = fit(text, box, short_side, role, font_path)
+    if got is None:
+        raise InvalidInput(
+            "error.invalid",
+            field=field,
+            reason=Reason("reason.text_does_not_fit", text=text[:60], placement=placement),
+        )
+    return got
 
 
 def text_contrast(canvas: np.ndarray, sprite: np.ndarray, x: int, y: int, colour: tuple) -> float:
@@ -267,14 +288,7 @@ class VariantsCapability(Capability):
                 for placement in request.placements:
                     size = ASPECTS[placement]
                     box = boxes(size, placement, bool(kit["logo_asset_id"]))[role]
-                    if fit(text, box, min(size), role, font) is None:
-                        raise InvalidInput(
-                            "error.invalid",
-                            field=f"{field}[{i}]",
-                            reason=Reason(
-                                "reason.text_does_not_fit", text=text[:60], placement=placement
-                            ),
-                        )
+                    fitted(text, box, min(size), role, font, f"{field}[{i}]", placement)
         for preset in presets.presets_for(request.platforms):
             for i, text in enumerate(request.headlines):
                 if preset.copy_limit and len(text) > preset.copy_limit:
@@ -325,7 +339,7 @@ class VariantsCapability(Capability):
                     prompt=f"{request.product}, {concept}",
                     seed=seed,
                     placements=list(request.placements),
-                    style=request.style if request.style in _styles() else "product",
+                    style=request.style,
                 ),
             )
             for image in made.data["images"]:
@@ -448,15 +462,8 @@ class VariantsCapability(Capability):
         )
 
     def headline(self, canvas, text, box, size, font) -> Layer:
-        got = fit(text, box, min(size), "headline", font)
-        if got is None:  # the check refused it before queueing; a kit changed since
-            raise InvalidInput(
-                "error.invalid",
-                field="headlines",
-                reason=Reason(
-                    "reason.text_does_not_fit", text=text[:60], placement=f"{size[0]}×{size[1]}"
-                ),
-            )
+        # (the check refused it before queueing; here only if the kit changed since)
+        got = fitted(text, box, min(size), "headline", font, "headlines", f"{size[0]}×{size[1]}")
         region = canvas[box[1] : box[3], box[0] : box[2]]
         light = float(np.mean(compose.relative_luminance(region))) < 0.45
         colour = (255, 255, 255) if light else (17, 17, 17)
@@ -485,15 +492,7 @@ class VariantsCapability(Capability):
         return Layer("price", (box[0], box[1], box[0] + w, box[1] + h), got[0], contrast, True)
 
     def button(self, canvas, text, box, size, font, accent) -> Layer:
-        got = fit(text, box, min(size), "cta", font)
-        if got is None:
-            raise InvalidInput(
-                "error.invalid",
-                field="ctas",
-                reason=Reason(
-                    "reason.text_does_not_fit", text=text[:60], placement=f"{size[0]}×{size[1]}"
-                ),
-            )
+        got = fitted(text, box, min(size), "cta", font, "ctas", f"{size[0]}×{size[1]}")
         lum = compose.relative_luminance(accent)
         ink = (
             (17, 17, 17)
@@ -561,14 +560,6 @@ class VariantsCapability(Capability):
         )
         report["chart_asset_id"] = chart_asset.id
         return JobResult((stored.id, chart_asset.id), report)
-
-
-def _styles() -> tuple[str, ...]:
-    from typing import get_args
-
-    from enfoads.core.pipelines.image import Style
-
-    return get_args(Style)
 
 
 # -- results ------------------------------------------------------------------------------

@@ -120,3 +120,20 @@ def test_watch_job_resolves_for_a_finished_job_and_its_media_open_without_the_to
     assert len(seen["opened"]) == 4  # two result_urls, two images' url
     assert all(o["status"] == 200 and o["type"] == "image/png" for o in seen["opened"]), seen
     assert "job_doesnotexist" in seen["unknown"] or "No existe" in seen["unknown"], seen
+
+
+def test_node_client_posts_a_briefs_results_to_its_own_path(settings):
+    """``importResults(briefId, {csv})``: the brief's id in the path, the job followed live."""
+    studio = Studio(settings).start()
+    record = {
+        "brief": {"product": "Café"},
+        "variants": {
+            "ef56-1A1": {"levels": {"concept": 1, "headline": "A", "cta": 1}},
+            "ef56-1B1": {"levels": {"concept": 1, "headline": "B", "cta": 1}},
+        },
+    }
+    brief = studio.assets.add_bytes(json.dumps(record).encode(), "brief", ext="json")
+    csv = "Ad name,Impressions,Clicks\nef56-1A1,20000,100\nef56-1B1,20000,260\n"
+    events = watch_with_node(studio, f"/api/briefs/{brief.id}/results", json.dumps({"csv": csv}))
+    assert events[-1]["result"]["winner"] == "ef56-1B1"
+    assert events[-1]["params"]["brief_id"] == brief.id

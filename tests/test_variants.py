@@ -16,7 +16,17 @@ from PIL import Image
 from enfoads.core import provenance
 from enfoads.core.errors import InvalidInput
 from enfoads.core.jobs import JobState
-from enfoads.core.pipelines.variants import analyse, number, read_results, safe_box
+from enfoads.core.pipelines.variants import (
+    BriefRequest,
+    analyse,
+    fraction,
+    llm_lines,
+    matrix,
+    number,
+    parse_code,
+    read_results,
+    safe_box,
+)
 from enfoads.core.studio import Studio
 
 TIMEOUT = 900
@@ -199,3 +209,157 @@ def test_numbers_read_as_reports_write_them():
         "en",
     )
     assert report["winner"] is None and re.search(r"No clear winner yet", report["verdict"])
+
+
+def test_results_post_to_the_briefs_own_path_and_the_body_limit_follows_the_route(studio):
+    from enfoads.server.app import create_app
+
+    brief = make_brief(studio, {"cd34-1A1": (1, "A", 1), "cd34-1B1": (1, "B", 1)})
+    rows = "".join(
+        f"cd34-1{'AB'[i % 2]}1 anuncio {i},1000,{20 + 20 * (i % 2)}\n" for i in range(40)
+    )
+    csv = "Ad,Impr.,Clicks\n" + rows
+    with TestClient(create_app(studio)) as c:
+        queued = c.post(f"/api/briefs/{brief.id}/results", json={"csv": csv})
+        assert queued.status_code == 202, queued.text
+        schema = c.get("/openapi.json").json()["paths"]
+        assert "/api/briefs/{brief_id}/results" in schema
+        body = schema["/api/briefs/{brief_id}/results"]["post"]["requestBody"]
+        assert "brief_id" not in json.dumps(body)  # the path carries it, not the body
+        # an unknown brief is named; a missing csv is the field's error; no job queued for them
+        gone = c.post("/api/briefs/brief_0000000000/results", json={"csv": csv})
+        assert gone.status_code == 404 and "brief_0000000000" in gone.json()["message"]
+        empty = c.post(f"/api/briefs/{brief.id}/results", json={})
+        assert empty.status_code == 422 and "csv" in empty.text
+        # a 2 MB report is a file's worth at this route; the same body elsewhere is refused
+        big = {"csv": csv + "x,1,1\n" * 350_000}
+        assert c.post(f"/api/briefs/{brief.id}/results", json=big).status_code == 202
+        assert c.post("/api/jobs/propose_copy", json={**big, "product": "x"}).status_code == 413
+    done = studio.wait_job(queued.json()["job_id"], 120)
+    assert done.state is JobState.COMPLETED, done.error
+    assert done.result["winner"] == "cd34-1B1"  # 40 % more clicks over 20 000 impressions
+    assert len(studio.list_jobs()) == 2
+
+
+def test_copy_proposals_come_from_the_templates_in_the_users_language(studio):
+    job = studio.submit(
+        "propose_copy",
+        {"product": "Café de Chiapas", "price": "9,90 €", "offer": "-20 %", "tone": "urgent"},
+    )
+    done = studio.wait_job(job.id, 120)
+    assert done.state is JobState.COMPLETED, done.error
+    said = done.result
+    assert said["engine"] == "rules" and len(said["headlines"]) == 4 and len(said["ctas"]) == 3
+    assert "-20 %: solo esta semana" in said["headlines"]  # the urgent tone's, with the offer
+    assert "Café de Chiapas a 9,90 €" in said["headlines"]
+    assert said["ctas"][0] == "Compra ya"
+    assert all(len(h) <= 40 for h in said["headlines"])
+    # no offer, no price: no template that needs them; the proposals fit a brief as they are
+    plain = studio.wait_job(
+        studio.submit("propose_copy", {"product": "Velas de soja", "tone": "premium"}).id, 120
+    ).result
+    assert not any("%" in h or "€" in h for h in plain["headlines"])
+    brief = {**BRIEF, "headlines": plain["headlines"], "ctas": plain["ctas"]}
+    assert studio.capabilities.request("render_variants", brief).headlines == plain["headlines"]
+    studio.update_settings(language="en")
+    english = studio.wait_job(
+        studio.submit("propose_copy", {"product": "Soy candles", "tone": "playful"}).id, 120
+    ).result
+    assert "Your new favourite" in english["headlines"] and english["ctas"][0] == "I want it!"
+
+
+def test_copy_proposals_from_a_tiny_local_llm_or_the_templates_with_a_notice(tmp_path):
+    from enfoads.core.settings import load_settings
+    from enfoads.testing.sdxl import build_tiny_llm
+
+    llm = build_tiny_llm(tmp_path / "models")
+    settings = load_settings(
+        data_dir=tmp_path / "data", device="cpu", language="es", prompt_llm_model=str(llm)
+    )
+    with Studio(settings) as st:
+        st.start()
+        done = st.wait_job(st.submit("propose_copy", {"product": "Café"}).id, 300)
+        assert done.state is JobState.COMPLETED, done.error
+        said = done.result  # random weights: whatever it says is used only when it is copy
+        assert said["engine"] in ("llm", "rules") and len(said["headlines"]) == 4
+        if said["engine"] == "rules":
+            assert "no dio titulares utilizables" in said["notices"][0]
+        models = {m["name"]: m for m in st.gpu_status()["models"]}
+        assert models["prompt-llm"]["loads"] == 1  # through the model manager
+        rules = st.wait_job(
+            st.submit("propose_copy", {"product": "Café", "use_llm": False}).id, 120
+        ).result
+        assert rules["engine"] == "rules" and not rules["notices"]
+    assert llm_lines("1. H: Despierta con sabor\nC: Compra ya\n- «Otro titular»\n###") == (
+        ["Despierta con sabor", "Otro titular"],
+        ["Compra ya"],
+    )
+
+
+def test_a_fractional_design_keeps_every_level_and_bad_codes_are_named(studio):
+    codes = fraction(2, 3, 2)
+    assert len(codes) == 6 and len(set(codes)) == 6  # half of the 12
+    for position, factor in ((0, "concept"), (1, "headline"), (2, "cta")):
+        seen = {c[position] for c in codes}
+        assert len(seen) == {"concept": 2, "headline": 3, "cta": 2}[factor]
+    two = fraction(2, 3, 2, 2)
+    assert {c[-1] for c in two} == {"1", "2"} and all(c[3] == "-" for c in two)
+    # the CTA and the palette are not the same split
+    assert {(c[2], c[-1]) for c in two} == {("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")}
+    request = BriefRequest(**BRIEF)
+    assert len(matrix(request)) == 12 and parse_code("2C2", request) == (1, 2, 1, 0)
+    for bad in ("3A1", "1D1", "1A1-2", "x"):
+        assert parse_code(bad, request) is None
+    with pytest.raises(InvalidInput) as refused:
+        studio.submit("render_variants", {**BRIEF, "combinations": ["1A1", "1D1"]})
+    assert refused.value.field == "combinations[1]" and "1D1" in refused.value.message("es")
+    assert studio.list_jobs() == []
+
+
+def test_two_palettes_set_the_button_in_each_and_the_ids_say_which(studio):
+    kit = studio.save_brand_kit(colours=["#0B3D91", "#FFD400", "#7A1F5C", "#00A86B"])
+    assert kit["colours"][2] == "#7A1F5C"
+    brief = {
+        **BRIEF,
+        "concepts": BRIEF["concepts"][:1],
+        "headlines": BRIEF["headlines"][:2],
+        "ctas": BRIEF["ctas"][:1],
+        "placements": ["1:1"],
+        "palettes": 2,
+        "combinations": ["1A1-1", "1B1-2"],  # trimmed by the user: 2 of the 4
+    }
+    done = studio.wait_job(studio.submit("render_variants", brief).id, TIMEOUT)
+    assert done.state is JobState.COMPLETED, done.error
+    variants = done.result["variants"]
+    short = done.result["brief_id"].split("_")[1][:4]
+    assert sorted(variants) == [f"{short}-1A1-1", f"{short}-1B1-2"]
+    assert variants[f"{short}-1B1-2"]["levels"] == {
+        "concept": 1,
+        "headline": "B",
+        "cta": 1,
+        "palette": 2,
+    }
+    for variant_id, accent in (
+        (f"{short}-1A1-1", (255, 212, 0)),
+        (f"{short}-1B1-2", (0, 168, 107)),
+    ):
+        asset = studio.get_asset(variants[variant_id]["files"]["1:1"])
+        button = next(layer for layer in asset.meta["layers"] if layer["role"] == "cta")
+        x0, y0, x1, y1 = button["box"]
+        pixels = np.asarray(Image.open(studio.asset_path(asset)).convert("RGB"))[y0:y1, x0:x1]
+        share = np.mean(np.all(np.abs(pixels.astype(int) - accent) <= 2, axis=-1))
+        assert share > 0.5, (variant_id, share)  # the button is the palette's accent
+    report = analyse(
+        {
+            v: {
+                "impressions": 10000,
+                "clicks": 100 + 300 * (v.endswith("-2")),
+                "conversions": 0,
+                "spend": 0,
+            }
+            for v in variants
+        },
+        variants,
+        "es",
+    )
+    assert "La paleta 2 gana" in report["verdict"]

@@ -19,6 +19,7 @@ pipeline imports the studio and none reaches another one it did not declare.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,7 +100,9 @@ class JobSpec:
     run: Callable[[JobContext, Any], JobResult]
     # The request as it is stored and run (a seed chosen, defaults applied), or InvalidInput.
     check: Callable[[Any], Any] | None = None
-    route: str | None = None  # e.g. "/generate-image" (the seed's path), besides /api/jobs/{kind}
+    # e.g. "/generate-image" (the seed's path), besides /api/jobs/{kind}; a ``{field}`` in it
+    # is that request field, taken from the path (the body then carries the others)
+    route: str | None = None
     queue: str = "images"  # the Celery queue (a worker started with --queues takes some)
     timeout_s: float | None = None  # None: ENFOADS_JOB_TIMEOUT_S (ENFOADS_JOB_TIMEOUTS_S wins)
     rate: str = "generation"  # the rate-limit class of the routes that queue it
@@ -109,8 +112,14 @@ class JobSpec:
     def __post_init__(self) -> None:
         if not self.kind.isidentifier():
             raise ContractError(f"job kind {self.kind!r} is not an identifier")
-        if self.route is not None and not (self.route.startswith("/") and "{" not in self.route):
-            raise ContractError(f"{self.kind}: route {self.route!r} is not a fixed path")
+        if self.route is not None:
+            fields = set(self.request.model_fields)
+            unknown = set(self.path_fields()) - fields
+            if not self.route.startswith("/") or unknown or "{}" in self.route:
+                raise ContractError(
+                    f"{self.kind}: route {self.route!r} is not a path whose {{parameters}} "
+                    f"are fields of {self.request.__name__}"
+                )
         if self.rate not in RATE_CLASSES:
             raise ContractError(f"{self.kind}: rate class {self.rate!r} is not {RATE_CLASSES}")
         if not self.queue.isidentifier():
@@ -122,6 +131,10 @@ class JobSpec:
 
     def description(self) -> str:
         return self.summary or (self.request.__doc__ or "").strip()
+
+    def path_fields(self) -> list[str]:
+        """The request's fields its route carries in the path (``/api/briefs/{brief_id}/…``)."""
+        return re.findall(r"{(\w+)}", self.route or "")
 
 
 class Services:

@@ -813,6 +813,30 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     },
     "job.render_variants": {"es": "Variantes A/B", "en": "A/B variants"},
     "job.import_results": {"es": "Resultados de anuncios", "en": "Ad results"},
+    "job.propose_copy": {"es": "Propuestas de texto", "en": "Copy proposals"},
+    "stage.copy_llm": {
+        "es": "Escribiendo titulares con el modelo de lenguaje",
+        "en": "Writing headlines with the language model",
+    },
+    "notice.llm_no_copy": {
+        "es": "El modelo de lenguaje '{model}' no dio titulares utilizables; se usaron las "
+        "plantillas.",
+        "en": "The language model '{model}' gave no usable headlines; the templates were used.",
+    },
+    "reason.unknown_combination": {
+        "es": "«{code}» no es una combinación de este brief (p. ej. 1B2: visual 1, titular B, "
+        "llamada 2; con dos paletas, 1B2-2)",
+        "en": "«{code}» is not a combination of this brief (e.g. 1B2: visual 1, headline B, "
+        "call to action 2; with two palettes, 1B2-2)",
+    },
+    "verdict.palette.wins": {
+        "es": "La paleta {level} gana con {p} % de probabilidad.",
+        "en": "Palette {level} wins with {p} % probability.",
+    },
+    "verdict.palette.open": {
+        "es": "La paleta aún no se distingue.",
+        "en": "The palette does not stand out yet.",
+    },
     "kind.brief": {"es": "Brief", "en": "Brief"},
     "kind.ad_results": {"es": "Resultados", "en": "Results"},
     "stage.variants_visual": {

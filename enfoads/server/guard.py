@@ -9,6 +9,7 @@ An ASGI middleware, so an unauthenticated or oversized request costs the server 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,14 @@ def declared_uploads(schema: dict[str, Any]) -> dict[tuple[str, str], float]:
     return table
 
 
+def route_match(route: str, path: str) -> bool:
+    """Whether ``path`` is one of ``route``'s (its ``{parameters}`` one path segment each)."""
+    if "{" not in route:
+        return False
+    pattern = re.sub(r"\\{\w+\\}", "[^/]+", re.escape(route))
+    return re.fullmatch(pattern, path) is not None
+
+
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when a streamed body passes its limit; FastAPI answers it as
     any HTTP error (a 413 with the message), before the route runs or while it reads."""
@@ -84,7 +93,13 @@ class RequestGuard:
         """The largest body this request's route takes: what it declares, else small JSON."""
         if self._uploads is None:  # the routes are all there by the first request
             self._uploads = declared_uploads(self._schema())
-        count = self._uploads.get((scope.get("method", "GET"), scope.get("path", "")))
+        method, path = scope.get("method", "GET"), scope.get("path", "")
+        count = self._uploads.get((method, path))
+        if count is None:  # a route with {parameters}: its pattern
+            count = next(
+                (n for (m, p), n in self._uploads.items() if m == method and route_match(p, path)),
+                None,
+            )
         return uploads_bytes(count, max_upload_bytes) if count else SMALL_BODY
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:

@@ -11,6 +11,10 @@ export type RenderVideoRequest = components["schemas"]["RenderVideoRequest"];
 export type RenderMultiSceneRequest = components["schemas"]["RenderMultiSceneRequest"];
 export type SpeakRequest = components["schemas"]["SpeakRequest"];
 export type BrandKitRequest = components["schemas"]["BrandKitRequest"];
+export type BriefRequest = components["schemas"]["BriefRequest"];
+export type CopyRequest = components["schemas"]["CopyRequest"];
+/** The body of `POST /api/briefs/{brief_id}/results` (the brief is in the path). */
+export type ResultsBody = components["schemas"]["ResultsRequestBody"];
 /** The answer of every route that queues a job (derived from the job kinds' specs). */
 export type QueuedJob = components["schemas"]["QueuedJob"];
 /** Every job kind the engine serves, with its request body: `POST /api/jobs/{kind}`. */
@@ -158,6 +162,52 @@ export interface Provenance {
   summary: string;
 }
 
+/** One variant of a brief (`render_variants`' result, and the stored brief). */
+export interface Variant {
+  levels: { concept: number; headline: string; cta: number; palette?: number };
+  concept: string;
+  headline: string;
+  cta: string;
+  palette: number;
+  /** placement → image asset id */
+  files: Record<string, string>;
+}
+
+/** `render_variants`' result: the brief's asset id and its variants by ID (`7f3a-1B2`). */
+export interface BriefResult {
+  brief_id: string;
+  seed: number;
+  variants: Record<string, Variant>;
+}
+
+/** `propose_copy`'s result: headlines and calls to action to edit. */
+export interface CopyProposals {
+  headlines: string[];
+  ctas: string[];
+  engine: "rules" | "llm";
+  notices: string[];
+}
+
+/** `import_results`' result: per variant and factor level, the probability of being best. */
+export interface AdResults {
+  winner: string | null;
+  verdict: string;
+  variants: {
+    variant: string;
+    impressions: number;
+    clicks: number;
+    conversions: number;
+    spend: number;
+    ctr: number;
+    ctr_interval: [number, number];
+    p_best_ctr: number;
+    p_best_cvr: number;
+  }[];
+  factors: Record<string, { level: string; p_best_ctr: number; ctr_interval: [number, number] }[]>;
+  skipped_rows: number;
+  chart_asset_id: string;
+}
+
 export interface ApiErrorBody {
   error: string;
   message: string;
@@ -246,6 +296,25 @@ export class EnfoadsClient {
    * kind's request model in the schema. */
   queueJob<K extends JobKind>(kind: K, body: JobRoutes[K]) {
     return this.request<QueuedJob>("POST", `/api/jobs/${encodeURIComponent(kind)}`, body);
+  }
+
+  /** A brief → every variant at every placement (a job; its result is a `BriefResult`). */
+  createBrief(body: BriefRequest) {
+    return this.request<QueuedJob>("POST", "/api/briefs", body);
+  }
+
+  /** A platform's per-ad CSV for a brief → the winner (a job; its result is `AdResults`). */
+  importResults(briefId: string, body: ResultsBody) {
+    return this.request<QueuedJob>(
+      "POST",
+      `/api/briefs/${encodeURIComponent(briefId)}/results`,
+      body,
+    );
+  }
+
+  /** Headlines and calls to action to edit (a job; its result is `CopyProposals`). */
+  proposeCopy(body: CopyRequest) {
+    return this.request<QueuedJob>("POST", "/api/jobs/propose_copy", body);
   }
 
   faceSwap(body: FaceSwapRequest) {

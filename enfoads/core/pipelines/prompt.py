@@ -584,14 +584,25 @@ class PromptEnhancer(Capability):
     def _expand_with_llm(self, text: str) -> str:
         from enfoads.core.errors import ModelUnavailable
 
+        reply = self.chat(self.SYSTEM, text, max_new_tokens=96)
+        cleaned = " ".join(reply.replace('"', " ").split())[: self.settings.max_prompt_chars]
+        if not cleaned:
+            raise ModelUnavailable(MODEL_NAME, "the model returned an empty prompt")
+        return cleaned
+
+    def chat(self, system: str, user: str, max_new_tokens: int = 96) -> str:
+        """One greedy answer of the optional LLM (``prompt_llm_model``), owned by the model
+        manager; ``ModelUnavailable`` when none is set or it cannot be loaded."""
+        from enfoads.core.errors import ModelUnavailable
+
         if not self.settings.prompt_llm_model:
             raise ModelUnavailable(MODEL_NAME, "ENFOADS_PROMPT_LLM_MODEL is not set")
         with self.services.models.use(MODEL_NAME) as (model, tokenizer):
             import torch
 
             messages = [
-                {"role": "system", "content": self.SYSTEM},
-                {"role": "user", "content": text},
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
             ]
             inputs = tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -600,17 +611,13 @@ class PromptEnhancer(Capability):
             with torch.inference_mode():
                 out = model.generate(
                     **inputs,
-                    max_new_tokens=96,
+                    max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
                 )
-            reply = tokenizer.decode(
+            return tokenizer.decode(
                 out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
             )
-        cleaned = " ".join(reply.replace('"', " ").split())[: self.settings.max_prompt_chars]
-        if not cleaned:
-            raise ModelUnavailable(MODEL_NAME, "the model returned an empty prompt")
-        return cleaned
 
 
 def load_llm(repo: str, models_dir: Path, device: str) -> tuple[Any, Any]:

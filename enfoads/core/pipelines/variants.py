@@ -12,7 +12,13 @@ behind it when the picture does not give that). Each variant has a short stable 
 (``7f3a-1B2``: concept 1, headline B, CTA 2) in its file's record and the vault; the brief,
 with every variant's copy and files, is stored as a ``brief`` asset.
 
-``import_results`` (``POST /api/briefs/results``) reads the per-ad CSV exported from Meta Ads
+``propose_copy`` (``POST /api/jobs/propose_copy``) proposes headlines and calls to action for
+the user to edit: from Spanish and English templates by tone, or from the optional local LLM
+(``prompt_llm_model``) with the templates as its fallback. A brief may cross every level
+(the full matrix) or only the ``combinations`` the user kept (a fractional design:
+``fraction`` proposes a balanced one where every level of every factor appears).
+
+``import_results`` (``POST /api/briefs/{brief_id}/results``) reads the per-ad CSV exported from Meta Ads
 Manager or Google Ads, matches each row to a variant by the ID in the ad's name (or a
 ``variant`` column), and says per variant and per factor level how likely each is to be the
 best (beta-binomial posteriors on CTR and conversion rate, by sampling), with the intervals
@@ -48,7 +54,8 @@ from enfoads.core.validation import RequestModel
 
 log = logging.getLogger(__name__)
 
-BRIEF_JOB, RESULTS_JOB = "render_variants", "import_results"
+BRIEF_JOB, RESULTS_JOB, COPY_JOB = "render_variants", "import_results", "propose_copy"
+Tone = Literal["friendly", "premium", "urgent", "playful"]
 Placement = Literal["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
 HEADLINE_LETTERS = "ABCD"
 TEXT_CONTRAST = 4.5  # WCAG 2 AA for text
@@ -77,6 +84,28 @@ class BriefRequest(RequestModel):
     )
     style: Style = "product"
     seed: int | None = Field(None, ge=0, lt=2**31)
+    audience: str = Field("", max_length=80, description="who it is for (kept with the brief)")
+    tone: Tone = "friendly"
+    palettes: int = Field(
+        1, ge=1, le=2, description="2: every variant also in the kit's second palette"
+    )
+    combinations: list[str] = Field(
+        default_factory=list,
+        max_length=72,
+        description="a fractional design: the level codes to render (1B2: concept 1, "
+        "headline B, CTA 2; 1B2-2: in palette 2); empty: every combination",
+    )
+
+
+class CopyRequest(RequestModel):
+    """Headlines and calls to action proposed for a product, for the user to edit."""
+
+    product: str = Field(min_length=1, max_length=80)
+    price: str = Field("", max_length=24)
+    offer: str = Field("", max_length=40)
+    audience: str = Field("", max_length=80)
+    tone: Tone = "friendly"
+    use_llm: bool | None = Field(None, description="None: the LLM when one is set")
 
 
 class ResultsRequest(RequestModel):
@@ -104,6 +133,227 @@ class Layer:
             "contrast": round(self.contrast, 2),
             "plate": self.plate,
         }
+
+
+# -- the variant matrix ---------------------------------------------------------------------
+CODE = re.compile(r"([1-3])([A-D])([1-3])(?:-([12]))?")
+
+
+def level_code(c: int, h: int, k: int, pal: int, palettes: int) -> str:
+    """``1B2`` (concept 1, headline B, CTA 2), ``1B2-2`` in palette 2 of a two-palette brief."""
+    code = f"{c + 1}{HEADLINE_LETTERS[h]}{k + 1}"
+    return f"{code}-{pal + 1}" if palettes > 1 else code
+
+
+def levels_of(c: int, h: int, k: int, pal: int, palettes: int) -> dict[str, Any]:
+    levels: dict[str, Any] = {"concept": c + 1, "headline": HEADLINE_LETTERS[h], "cta": k + 1}
+    if palettes > 1:
+        levels["palette"] = pal + 1
+    return levels
+
+
+def parse_code(code: str, request: BriefRequest) -> tuple[int, int, int, int] | None:
+    """A level code's (concept, headline, CTA, palette) indices in this brief, or None."""
+    found = CODE.fullmatch(code.strip())
+    if not found:
+        return None
+    c, h, k = int(found[1]) - 1, HEADLINE_LETTERS.index(found[2]), int(found[3]) - 1
+    pal = int(found[4]) - 1 if found[4] else 0
+    if (found[4] is None) != (request.palettes == 1):
+        return None  # a two-palette brief's codes name their palette, a one-palette's do not
+    inside = (
+        c < len(request.concepts)
+        and h < len(request.headlines)
+        and k < len(request.ctas)
+        and pal < request.palettes
+    )
+    return (c, h, k, pal) if inside else None
+
+
+def matrix(request: BriefRequest) -> list[tuple[int, int, int, int]]:
+    """Every combination of the brief's levels (the full design)."""
+    return [
+        (c, h, k, p)
+        for c in range(len(request.concepts))
+        for h in range(len(request.headlines))
+        for k in range(len(request.ctas))
+        for p in range(request.palettes)
+    ]
+
+
+def fraction(concepts: int, headlines: int, ctas: int, palettes: int = 1) -> list[str]:
+    """A balanced fraction of the matrix: every concept × headline pair once (more rows only
+    where a factor has more levels than there are pairs), the calls to action and palettes
+    rotated across them, so every level of every factor appears about equally often and the
+    CTA and palette are not the same split."""
+    pairs = [(c, h) for c in range(concepts) for h in range(headlines)]
+    rows = max(len(pairs), ctas, palettes)
+    codes = []
+    for r in range(rows):
+        c, h = pairs[r % len(pairs)]
+        codes.append(level_code(c, h, r % ctas, (r + r // ctas) % palettes, palettes))
+    return list(dict.fromkeys(codes))
+
+
+def palette(kit: dict[str, Any], index: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (primary, accent) colours of palette ``index``: the kit's first two colours; the
+    second palette its next two, or the first two swapped when the kit has fewer."""
+    colours = [*kit["colours"], *brand.DEFAULT_COLOURS]
+    if index == 0:
+        pair = colours[:2]
+    elif len(kit["colours"]) >= 4:
+        pair = kit["colours"][2:4]
+    else:
+        pair = [colours[1], colours[0]]
+    primary, accent = (compose.hex_rgb(c) for c in pair)
+    return primary, accent
+
+
+# -- copy proposals -------------------------------------------------------------------------
+# Templates by language and tone; a template whose {field} is empty is left out. Short enough
+# for Google's 30-character headlines once a product's name is in, most of them.
+HEADLINE_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "es": {
+        "friendly": (
+            "{product}, como en casa",
+            "Tu momento {product}",
+            "Date un gusto hoy",
+            "{product} para {audience}",
+            "{offer} en {product}",
+            "Hecho para ti",
+            "Lo que te mereces",
+        ),
+        "premium": (
+            "{product}: lo auténtico",
+            "El detalle que se nota",
+            "Calidad sin atajos",
+            "{product}, hecho con calma",
+            "Para {audience} exigentes",
+            "Lo mejor, sin prisa",
+        ),
+        "urgent": (
+            "{offer}: solo esta semana",
+            "{product} a {price}",
+            "Últimas unidades",
+            "No te quedes sin {product}",
+            "Hoy {offer}",
+            "Solo por tiempo limitado",
+        ),
+        "playful": (
+            "¿{product}? ¡Claro que sí!",
+            "Tu nuevo favorito",
+            "Plan perfecto: {product}",
+            "Antojo resuelto",
+            "{offer} y a disfrutar",
+            "Sonríe, es {product}",
+        ),
+    },
+    "en": {
+        "friendly": (
+            "{product}, just like home",
+            "Your {product} moment",
+            "Treat yourself today",
+            "{product} for {audience}",
+            "{offer} on {product}",
+            "Made for you",
+            "You deserve it",
+        ),
+        "premium": (
+            "{product}: the real thing",
+            "Details you can feel",
+            "Quality, no shortcuts",
+            "{product}, made with care",
+            "For discerning {audience}",
+            "The best, unhurried",
+        ),
+        "urgent": (
+            "{offer}: this week only",
+            "{product} for {price}",
+            "Last units left",
+            "Don't miss {product}",
+            "{offer} today",
+            "Limited time only",
+        ),
+        "playful": (
+            "{product}? Oh yes!",
+            "Your new favourite",
+            "Perfect plan: {product}",
+            "Craving solved",
+            "{offer}, enjoy!",
+            "Smile, it's {product}",
+        ),
+    },
+}
+CTA_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "es": {
+        "friendly": ("Pide el tuyo", "Descúbrelo", "Compra ahora", "Pruébalo"),
+        "premium": ("Descubre más", "Reserva el tuyo", "Ver colección", "Compra ahora"),
+        "urgent": ("Compra ya", "Aprovecha hoy", "Ver oferta", "Reserva hoy"),
+        "playful": ("¡Lo quiero!", "Pide el tuyo", "Anímate", "Pruébalo"),
+    },
+    "en": {
+        "friendly": ("Get yours", "Discover it", "Shop now", "Try it"),
+        "premium": ("Discover more", "Reserve yours", "See the range", "Shop now"),
+        "urgent": ("Buy now", "Grab it today", "See the offer", "Book today"),
+        "playful": ("I want it!", "Get yours", "Go for it", "Try it"),
+    },
+}
+MAX_HEADLINE, MAX_CTA = 40, 22  # proposals' lengths (a user may write longer: the fit decides)
+
+
+def rule_copy(request: CopyRequest, lang: str) -> tuple[list[str], list[str]]:
+    """Four headlines and three calls to action from the templates (the tone's first, then the
+    others'), those with an empty field or too long left out, the ≤ 30-character ones first."""
+    lang = lang if lang in HEADLINE_TEMPLATES else "es"
+    fields = {
+        "product": request.product.strip(),
+        "price": request.price.strip(),
+        "offer": request.offer.strip(),
+        "audience": request.audience.strip(),
+    }
+    tones = [request.tone, *(t for t in HEADLINE_TEMPLATES[lang] if t != request.tone)]
+
+    def filled(templates: dict[str, tuple[str, ...]], limit: int) -> list[str]:
+        out = []
+        for tone in tones:
+            for template in templates[tone]:
+                names = re.findall(r"{(\w+)}", template)
+                if all(fields[n] for n in names):
+                    text = template.format(**fields)
+                    text = text[0].upper() + text[1:]
+                    if len(text) <= limit and text not in out:
+                        out.append(text)
+        return out
+
+    headlines = filled(HEADLINE_TEMPLATES[lang], MAX_HEADLINE)
+    headlines = sorted(headlines[:8], key=lambda h: len(h) > 30)[:4]
+    return headlines, filled(CTA_TEMPLATES[lang], MAX_CTA)[:3]
+
+
+LLM_COPY = (
+    "You write short advertising copy in {language}. For the product below write 4 different "
+    "headlines of at most 30 characters and 3 calls to action of at most 20 characters, in a "
+    "{tone} tone. Answer with 7 lines and nothing else: 4 lines starting with 'H: ' and 3 lines "
+    "starting with 'C: '."
+)
+
+
+def llm_lines(reply: str) -> tuple[list[str], list[str]]:
+    """The headlines (``H:``) and calls to action (``C:``) of the LLM's reply, cleaned; lines
+    with neither mark count as headlines; anything too long or empty is dropped."""
+    headlines, ctas = [], []
+    for raw in reply.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", raw).strip()
+        target, limit = headlines, MAX_HEADLINE
+        mark = re.match(r"^(H|C|CTA|Headline|Titular)\s*:\s*", line, re.IGNORECASE)
+        if mark:
+            if mark[1].upper().startswith("C"):
+                target, limit = ctas, MAX_CTA
+            line = line[mark.end() :]
+        line = line.strip(" \"'«»“”")
+        if line and len(line) <= limit and line not in target and any(ch.isalpha() for ch in line):
+            target.append(line)
+    return headlines[:4], ctas[:3]
 
 
 def safe_box(size: tuple[int, int], placement: str) -> tuple[int, int, int, int]:
@@ -227,7 +477,7 @@ class VariantsCapability(Capability):
     """``render_variants`` and ``import_results``: briefs, variants and their results."""
 
     name = "variants"
-    needs = ("image",)
+    needs = ("image", "prompt")  # the visuals; the optional LLM for copy proposals
 
     def models(self) -> list[ModelSpec]:
         return []  # SDXL through the image capability; Pillow sets the type
@@ -251,11 +501,18 @@ class VariantsCapability(Capability):
                 ResultsRequest,
                 self.import_results,
                 check=self.check_results,
-                route="/api/briefs/results",
+                route="/api/briefs/{brief_id}/results",
                 queue="images",
                 timeout_s=300.0,
                 rate="upload",
                 body_uploads=1,
+            ),
+            JobSpec(
+                COPY_JOB,
+                CopyRequest,
+                self.propose,
+                queue="images",  # the LLM, when one is set, is a GPU model
+                timeout_s=300.0,
             ),
         ]
 
@@ -264,6 +521,8 @@ class VariantsCapability(Capability):
             "max_concepts": 3,
             "headlines": [2, 4],
             "max_ctas": 3,
+            "tones": list(Tone.__args__),
+            "max_palettes": 2,
             "cta_suggestions": {
                 "es": ["Compra ahora", "Pide el tuyo", "Descúbrelo", "Reserva hoy", "Ver oferta"],
                 "en": ["Shop now", "Get yours", "Discover it", "Book today", "See the offer"],
@@ -289,6 +548,13 @@ class VariantsCapability(Capability):
                     size = ASPECTS[placement]
                     box = boxes(size, placement, bool(kit["logo_asset_id"]))[role]
                     fitted(text, box, min(size), role, font, f"{field}[{i}]", placement)
+        for i, code in enumerate(request.combinations):
+            if parse_code(code, request) is None:
+                raise InvalidInput(
+                    "error.invalid",
+                    field=f"combinations[{i}]",
+                    reason=Reason("reason.unknown_combination", code=code[:12]),
+                )
         for preset in presets.presets_for(request.platforms):
             for i, text in enumerate(request.headlines):
                 if preset.copy_limit and len(text) > preset.copy_limit:
@@ -345,17 +611,12 @@ class VariantsCapability(Capability):
             for image in made.data["images"]:
                 visuals[(c, image["placement"])] = image["asset_id"]
         variants, stored = {}, list(visuals.values())
-        combos = [
-            (c, h, k)
-            for c in range(len(request.concepts))
-            for h in range(len(request.headlines))
-            for k in range(len(request.ctas))
-        ]
-        for n, (c, h, k) in enumerate(combos):
+        combos = [parse_code(code, request) for code in request.combinations] or matrix(request)
+        for n, (c, h, k, pal) in enumerate(dict.fromkeys(combos)):
             ctx.progress(
                 50 + 45 * n / len(combos), ctx.t("stage.variants_type", n=n + 1, total=len(combos))
             )
-            variant_id = f"{short}-{c + 1}{HEADLINE_LETTERS[h]}{k + 1}"
+            variant_id = f"{short}-{level_code(c, h, k, pal, request.palettes)}"
             files = {}
             for placement in request.placements:
                 asset = self.compose_variant(
@@ -364,17 +625,18 @@ class VariantsCapability(Capability):
                     kit,
                     brief_id,
                     variant_id,
-                    (c, h, k),
+                    (c, h, k, pal),
                     placement,
                     visuals[(c, placement)],
                 )
                 files[placement] = asset.id
                 stored.append(asset.id)
             variants[variant_id] = {
-                "levels": {"concept": c + 1, "headline": HEADLINE_LETTERS[h], "cta": k + 1},
+                "levels": levels_of(c, h, k, pal, request.palettes),
                 "concept": request.concepts[c],
                 "headline": request.headlines[h],
                 "cta": request.ctas[k],
+                "palette": pal + 1,
                 "files": files,
             }
         record = {
@@ -405,7 +667,7 @@ class VariantsCapability(Capability):
         kit: dict[str, Any],
         brief_id: str,
         variant_id: str,
-        levels: tuple[int, int, int],
+        levels: tuple[int, int, int, int],
         placement: str,
         visual_id: str,
     ) -> Any:
@@ -415,11 +677,9 @@ class VariantsCapability(Capability):
         canvas = np.array(assets.open_image(visual).convert("RGB"))
         size = (canvas.shape[1], canvas.shape[0])
         font = self.font_path(kit)
-        primary, accent = (
-            compose.hex_rgb(c) for c in (kit["colours"] + list(brand.DEFAULT_COLOURS))[:2]
-        )
+        c, h, k, pal = levels
+        primary, accent = palette(kit, pal)
         place = boxes(size, placement, bool(kit["logo_asset_id"]))
-        c, h, k = levels
         layers = [self.headline(canvas, request.headlines[h], place["headline"], size, font)]
         if request.price or request.offer:
             layers.append(self.price(canvas, request, place["price"], size, font, primary))
@@ -431,7 +691,7 @@ class VariantsCapability(Capability):
         record = {
             "variant": variant_id,
             "brief_id": brief_id,
-            "levels": {"concept": c + 1, "headline": HEADLINE_LETTERS[h], "cta": k + 1},
+            "levels": levels_of(c, h, k, pal, request.palettes),
             "headline": request.headlines[h],
             "cta": request.ctas[k],
             "placement": placement,
@@ -525,6 +785,49 @@ class VariantsCapability(Capability):
         x = box[2] - w
         blend(canvas, rgba, x, box[1])
         return Layer("logo", (x, box[1], box[2], box[1] + h))
+
+    # -- propose_copy -------------------------------------------------------------------
+    def propose(self, ctx: JobContext, request: CopyRequest) -> JobResult:
+        """Headlines and calls to action to edit: the LLM's first when one is set (or asked
+        for), the templates' to fill what it did not give, or instead when it cannot run."""
+        from enfoads.core.errors import EnfoadsError
+
+        headlines, ctas = rule_copy(request, ctx.lang)
+        engine, notices = "rules", []
+        model = self.settings.prompt_llm_model
+        use_llm = bool(model) if request.use_llm is None else request.use_llm
+        if use_llm:
+            ctx.progress(20, ctx.t("stage.copy_llm"))
+            language = "Spanish" if ctx.lang == "es" else "English"
+            system = LLM_COPY.format(language=language, tone=request.tone)
+            facts = "; ".join(
+                f"{k}: {v}"
+                for k, v in (
+                    ("product", request.product),
+                    ("price", request.price),
+                    ("offer", request.offer),
+                    ("audience", request.audience),
+                )
+                if v
+            )
+            try:
+                reply = self.services.need("prompt").chat(system, facts, max_new_tokens=120)
+            except EnfoadsError as exc:
+                log.warning("copy LLM unavailable, using the templates: %s", exc)
+                notices.append(
+                    ctx.t("notice.llm_fallback", model=model or "-", reason=exc.message(ctx.lang))
+                )
+            else:
+                got_h, got_c = llm_lines(reply)
+                if got_h or got_c:
+                    engine = "llm"
+                    headlines = [*got_h, *(h for h in headlines if h not in got_h)][:4]
+                    ctas = [*got_c, *(c for c in ctas if c not in got_c)][:3]
+                else:
+                    notices.append(ctx.t("notice.llm_no_copy", model=model or "-"))
+        return JobResult(
+            (), {"headlines": headlines, "ctas": ctas, "engine": engine, "notices": notices}
+        )
 
     # -- import_results -----------------------------------------------------------------
     def import_results(self, ctx: JobContext, request: ResultsRequest) -> JobResult:
@@ -687,12 +990,12 @@ def analyse(
         for i, v in enumerate(ids)
     ]
     factors, verdicts = {}, []
-    for factor in ("headline", "concept", "cta"):
-        levels = sorted({str(variants[v]["levels"][factor]) for v in ids})
+    for factor in ("headline", "concept", "cta", "palette"):
+        levels = sorted({str(variants[v]["levels"].get(factor, 1)) for v in ids})
         if len(levels) < 2:
             continue
         by = {
-            lv: [i for i, v in enumerate(ids) if str(variants[v]["levels"][factor]) == lv]
+            lv: [i for i, v in enumerate(ids) if str(variants[v]["levels"].get(factor, 1)) == lv]
             for lv in levels
         }
         best, ci = p_best(

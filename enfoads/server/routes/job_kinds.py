@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, create_model
 
 from enfoads.core.capability import JobSpec
 from enfoads.core.errors import NotFound
 from enfoads.core.jobs import JobState
 from enfoads.core.studio import Studio
+from enfoads.core.validation import RequestModel
 from enfoads.server.deps import (
     get_studio,
     job_links,
@@ -68,20 +69,39 @@ class QueuedJob(BaseModel):
     job: JobRecord
 
 
-def _endpoint(spec: JobSpec) -> Any:
-    """``POST`` handler for one kind, its body typed as the kind's request model."""
+def _endpoint(spec: JobSpec, path: str) -> Any:
+    """``POST`` handler for one kind at ``path``, its body typed as the kind's request model
+    (less the fields the path carries, which the handler puts back)."""
+    in_path = [] if path.startswith("/api/jobs/") else spec.path_fields()
+    body_model: type[BaseModel] = spec.request
+    if in_path:
+        body_model = create_model(
+            f"{spec.request.__name__}Body",
+            __base__=RequestModel,
+            __doc__=spec.request.__doc__,
+            **{
+                name: (field.annotation, field)
+                for name, field in spec.request.model_fields.items()
+                if name not in in_path
+            },
+        )
 
-    def queue_job(body: Any, studio: Studio, lang: str) -> dict[str, Any]:
-        return queued(studio.submit(spec.kind, body), lang)
+    def queue_job(body: Any, studio: Studio, lang: str, **from_path: str) -> dict[str, Any]:
+        params = {**body.model_dump(exclude_unset=True), **from_path} if in_path else body
+        return queued(studio.submit(spec.kind, params), lang)
 
     queue_job.__name__ = f"queue_{spec.kind}"
     queue_job.__doc__ = spec.description()
     kw = inspect.Parameter.KEYWORD_ONLY
     queue_job.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
-            inspect.Parameter("body", kw, annotation=spec.request),
+            inspect.Parameter("body", kw, annotation=body_model),
             inspect.Parameter("studio", kw, annotation=Studio, default=Depends(get_studio)),
             inspect.Parameter("lang", kw, annotation=str, default=Depends(language)),
+            *(
+                inspect.Parameter(name, kw, annotation=str, default=Path(max_length=200))
+                for name in in_path
+            ),
         ]
     )
     return queue_job
@@ -95,7 +115,7 @@ def build_router(specs: list[JobSpec]) -> APIRouter:
         for path in paths:
             router.add_api_route(
                 path,
-                _endpoint(spec),
+                _endpoint(spec, path),
                 methods=["POST"],
                 status_code=202,
                 response_model=QueuedJob,

@@ -24,6 +24,7 @@ ARTIFACTS = Path(os.environ.get("ENFOADS_TEST_ARTIFACTS", ROOT / "test-artifacts
 TABS_ES = (
     "Inicio",
     "Creador de anuncios",
+    "Variantes A/B",
     "Cambio de cara",
     "Estudio de vídeo",
     "BrandVault",

@@ -44,6 +44,7 @@ def test_tabs_are_spanish_first_and_the_language_switch_rebuilds_them(app):
     assert tab_titles(app) == (
         "Inicio",
         "Creador de anuncios",
+        "Variantes A/B",
         "Cambio de cara",
         "Estudio de vídeo",
         "BrandVault",
@@ -52,7 +53,7 @@ def test_tabs_are_spanish_first_and_the_language_switch_rebuilds_them(app):
     )
     assert app.creator.generate.description == "Generar"
     app.settings.language.value = "en"
-    assert tab_titles(app)[1:4] == ("Ad Creator", "Face Swap", "Video Studio")
+    assert tab_titles(app)[1:5] == ("Ad Creator", "A/B variants", "Face Swap", "Video Studio")
     assert app.creator.generate.description == "Generate"
     assert app.studio.language == "en"
     saved = (app.studio.settings.data_dir / "settings.json").read_text()
@@ -622,3 +623,63 @@ def test_export_panel_makes_each_platforms_zip_with_a_checklist(app):
     assert "LinkedIn:" in linkedin.value and not panel.run.disabled
     google_zip.children[0].click()
     assert 'download="' in google_zip.children[0].value and ".zip" in google_zip.children[0].value
+
+
+def wait_until(check, seconds=30):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return check()
+
+
+def test_variants_panel_from_proposals_to_a_board_to_publish_and_back_with_results(app):
+    panel = app.variants
+    panel.product.value = ""
+    panel.run.click()  # an empty brief: named, nothing queued
+    assert panel.progress.job_id is None and "product" in panel.message.value
+    assert "Traceback" not in panel.message.value
+    panel.product.value = "Café de Chiapas"
+    panel.offer.value = "-20 %"
+    panel.tone.value = "urgent"
+    panel.headlines.value = "Despierta con sabor"  # the user's own line stays first
+    panel.propose.click()
+    app.studio.wait_job(panel.copy_progress.job_id, TIMEOUT)
+    assert wait_until(lambda: len(panel.headlines.value.splitlines()) == 4)
+    headlines = panel.headlines.value.splitlines()
+    assert headlines[0] == "Despierta con sabor" and "-20 %: solo esta semana" in headlines
+    assert panel.ctas.value.splitlines()[0] == "Compra ya"
+    panel.headlines.value = "\n".join(headlines[:2])
+    panel.ctas.value = "Compra ya"
+    panel.concepts.value = "taza humeante sobre mesa de madera"
+    panel.placements.value = ("1:1",)
+    assert panel.count.value == "2 variantes × 1 formatos = 2 imágenes"
+    panel.run.click()
+    job = app.studio.wait_job(panel.progress.job_id, TIMEOUT)
+    assert job.state.value == "completed", job.error
+    assert wait_until(lambda: len(panel.board.grid.children) == 2)
+    brief_id = job.result["brief_id"]
+    assert panel.briefs.value == brief_id  # the new brief, open on the board
+    ids = sorted(job.result["variants"])
+    panel.board.filters["headline"].value = "B"
+    assert [c.variant_id for c in panel.board.grid.children] == [ids[1]]
+    panel.board.filters["headline"].value = ""
+    panel.board.grid.children[0].children[2].value = False  # drop the first
+    assert panel.board.summary.value == "1 de 2 variantes elegidas"
+    panel.board.export.click()  # the kept one's file, chosen in Publicar
+    assert app.selected_index == TABS.index("export")
+    assert app.export.assets.value == (job.result["variants"][ids[1]]["files"]["1:1"],)
+    # the platform's results come back, and the next brief starts from what won
+    csv = f"Ad name,Impressions,Clicks\n{ids[0]},20000,90\n{ids[1]},20000,300\n".encode()
+    panel.import_button.click()
+    assert "Sube primero el informe CSV" in panel.results_message.value
+    simulate_upload(panel.results_file, "meta.csv", csv)
+    panel.import_button.click()
+    done = app.studio.wait_job(panel.results_progress.job_id, TIMEOUT)
+    assert done.state.value == "completed", done.error
+    assert wait_until(lambda: panel.results.children)
+    assert f"La variante {ids[1]} gana" in panel.results.children[0].value
+    assert "★ " + ids[1] in panel.results.children[1].value
+    panel.results.children[-1].click()  # "Nuevo brief desde lo que ganó"
+    assert panel.headlines.value.splitlines()[0] == headlines[1]  # headline B first now

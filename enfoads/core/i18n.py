@@ -625,6 +625,104 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.tab.video": {"es": "Estudio de vídeo", "en": "Video Studio"},
     "ui.tab.settings": {"es": "Ajustes", "en": "Settings"},
     "ui.tab.export": {"es": "Publicar", "en": "Publish"},
+    "ui.tab.variants": {"es": "Variantes A/B", "en": "A/B variants"},
+    "ui.variants.intro": {
+        "es": "Un brief, varias versiones para probar: cada combinación de visual, titular y "
+        "llamada a la acción es una variante, con el texto de marca compuesto en tipografía "
+        "dentro de la zona segura de cada formato. Quédate con las que quieras, publícalas y, "
+        "cuando tengas resultados, impórtalos para saber cuál gana.",
+        "en": "One brief, several versions to test: every combination of visual, headline and "
+        "call to action is a variant, its brand copy set in type inside each placement's safe "
+        "zone. Keep the ones you want, publish them and, once you have results, import them "
+        "to learn which one wins.",
+    },
+    "ui.variants.product": {"es": "Producto", "en": "Product"},
+    "ui.variants.price": {"es": "Precio", "en": "Price"},
+    "ui.variants.offer": {"es": "Oferta", "en": "Offer"},
+    "ui.variants.audience": {"es": "Público", "en": "Audience"},
+    "ui.variants.tone": {"es": "Tono", "en": "Tone"},
+    "ui.variants.tone.friendly": {"es": "Cercano", "en": "Friendly"},
+    "ui.variants.tone.premium": {"es": "Premium", "en": "Premium"},
+    "ui.variants.tone.urgent": {"es": "Urgente", "en": "Urgent"},
+    "ui.variants.tone.playful": {"es": "Divertido", "en": "Playful"},
+    "ui.variants.concepts": {"es": "Visuales (1–3)", "en": "Visuals (1–3)"},
+    "ui.variants.concepts.placeholder": {
+        "es": "Un concepto por línea, p. ej.: taza humeante sobre mesa de madera",
+        "en": "One concept per line, e.g.: steaming cup on a wooden table",
+    },
+    "ui.variants.headlines": {"es": "Titulares (2–4)", "en": "Headlines (2–4)"},
+    "ui.variants.headlines.placeholder": {
+        "es": "Un titular por línea (o pulsa «Proponer textos»)",
+        "en": "One headline per line (or press «Propose copy»)",
+    },
+    "ui.variants.ctas": {"es": "Llamadas a la acción (1–3)", "en": "Calls to action (1–3)"},
+    "ui.variants.ctas.placeholder": {
+        "es": "Una por línea, p. ej.: Compra ahora",
+        "en": "One per line, e.g.: Shop now",
+    },
+    "ui.variants.propose": {"es": "Proponer textos", "en": "Propose copy"},
+    "ui.variants.palettes": {
+        "es": "Probar también la segunda paleta del kit de marca",
+        "en": "Also test the brand kit's second palette",
+    },
+    "ui.variants.design": {"es": "Diseño", "en": "Design"},
+    "ui.variants.full": {"es": "Todas las combinaciones", "en": "Every combination"},
+    "ui.variants.fraction": {
+        "es": "Diseño reducido (cada opción aparece)",
+        "en": "Reduced design (every option appears)",
+    },
+    "ui.variants.count": {
+        "es": "{variants} variantes × {placements} formatos = {images} imágenes",
+        "en": "{variants} variants × {placements} placements = {images} images",
+    },
+    "ui.variants.run": {"es": "Crear variantes", "en": "Create variants"},
+    "ui.variants.board": {"es": "Tablero de variantes", "en": "Variant board"},
+    "ui.variants.saved": {"es": "Brief", "en": "Brief"},
+    "ui.variants.placement": {"es": "Formato", "en": "Placement"},
+    "ui.variants.factor.concept": {"es": "Visual", "en": "Visual"},
+    "ui.variants.factor.headline": {"es": "Titular", "en": "Headline"},
+    "ui.variants.factor.cta": {"es": "Llamada", "en": "Call to action"},
+    "ui.variants.factor.palette": {"es": "Paleta", "en": "Palette"},
+    "ui.variants.all": {"es": "todos", "en": "all"},
+    "ui.variants.keep": {"es": "Mantener", "en": "Keep"},
+    "ui.variants.missing": {"es": "(archivo borrado)", "en": "(file deleted)"},
+    "ui.variants.kept": {
+        "es": "{kept} de {total} variantes elegidas",
+        "en": "{kept} of {total} variants kept",
+    },
+    "ui.variants.export": {"es": "Publicar las elegidas", "en": "Publish the kept ones"},
+    "ui.variants.results": {"es": "Resultados", "en": "Results"},
+    "ui.variants.results_help": {
+        "es": "Exporta el informe por anuncio de Meta Ads Manager o Google Ads (CSV) con el ID "
+        "de la variante en el nombre del anuncio, y súbelo aquí.",
+        "en": "Export the per-ad report from Meta Ads Manager or Google Ads (CSV) with the "
+        "variant's ID in the ad's name, and upload it here.",
+    },
+    "ui.variants.results_csv": {"es": "Informe CSV", "en": "CSV report"},
+    "ui.variants.import": {"es": "Importar resultados", "en": "Import results"},
+    "ui.variants.choose_brief": {
+        "es": "Elige primero el brief de estos resultados.",
+        "en": "Choose the brief of these results first.",
+    },
+    "ui.variants.choose_csv": {
+        "es": "Sube primero el informe CSV.",
+        "en": "Upload the CSV report first.",
+    },
+    "ui.variants.col.variant": {"es": "Variante", "en": "Variant"},
+    "ui.variants.col.impressions": {"es": "Impresiones", "en": "Impressions"},
+    "ui.variants.col.clicks": {"es": "Clics", "en": "Clicks"},
+    "ui.variants.col.ctr": {"es": "CTR", "en": "CTR"},
+    "ui.variants.col.p_best": {"es": "P(mejor)", "en": "P(best)"},
+    "ui.variants.again": {
+        "es": "Nuevo brief desde lo que ganó",
+        "en": "New brief from what won",
+    },
+    "ui.variants.from_winners": {
+        "es": "El formulario tiene el brief con las opciones ganadoras primero: edítalo y crea "
+        "la siguiente ronda.",
+        "en": "The form holds the brief with the winning options first: edit it and create "
+        "the next round.",
+    },
     "video.ai_label": {"es": "Contenido generado con IA", "en": "AI-generated content"},
     "ui.export.intro": {
         "es": "Elige imágenes y vídeos de la campaña y las plataformas: cada una recibe un ZIP "

@@ -15,10 +15,11 @@ from enfoads.widgets.export import ExportPanel
 from enfoads.widgets.faceswap import FaceSwapPanel
 from enfoads.widgets.home import HomePanel
 from enfoads.widgets.settings import SettingsPanel
+from enfoads.widgets.variants import VariantsPanel
 from enfoads.widgets.vault import VaultPanel
 from enfoads.widgets.video import VideoStudioPanel
 
-TABS = ("home", "creator", "faceswap", "video", "vault", "export", "settings")
+TABS = ("home", "creator", "variants", "faceswap", "video", "vault", "export", "settings")
 
 
 class StudioApp(w.Tab):
@@ -33,9 +34,12 @@ class StudioApp(w.Tab):
         self.observe(self._opened, "selected_index")
 
     def _opened(self, change: dict[str, Any]) -> None:
-        """A tab opened: Publicar reads the vault's images and videos then."""
+        """A tab opened: Publicar reads the vault's images and videos then, Variantes its
+        stored briefs."""
         if change["new"] is not None and TABS[change["new"]] == "export":
             self.export.refresh()
+        elif change["new"] is not None and TABS[change["new"]] == "variants":
+            self.variants.refresh()
 
     def build(self) -> None:
         """The panels in the studio's language; a rebuild (the language switch) ends the old
@@ -46,6 +50,7 @@ class StudioApp(w.Tab):
             close_subscriptions(panel)
         self.home = HomePanel(self.studio)
         self.creator = AdCreatorPanel(self.studio, on_action=self.on_gallery_action)
+        self.variants = VariantsPanel(self.studio, on_export=self.publish)
         self.faceswap = FaceSwapPanel(self.studio)
         self.video = VideoStudioPanel(self.studio)
         self.vault = VaultPanel(self.studio)
@@ -64,6 +69,7 @@ class StudioApp(w.Tab):
         self.panels = (
             self.home,
             self.creator,
+            self.variants,
             self.faceswap,
             self.video,
             self.vault,
@@ -80,6 +86,11 @@ class StudioApp(w.Tab):
         for panel in getattr(self, "panels", ()):
             close_subscriptions(panel)
         super().close()
+
+    def publish(self, asset_ids: list[str]) -> None:
+        """Publicar opens with these assets chosen (the variant board's kept files)."""
+        self.selected_index = TABS.index("export")
+        self.export.choose(asset_ids)
 
     def use_in_video(self, asset_id: str) -> None:
         self.video.add_scene(asset_id, "image")

@@ -346,6 +346,92 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variants_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The job kind and body of an ``enfoads variants`` step; a file it cannot read is named."""
+    from pathlib import Path
+
+    from enfoads.core.errors import InvalidInput
+    from enfoads.core.i18n import Reason
+
+    if args.action == "propose":
+        fields = ("product", "offer", "price", "tone")
+        return "propose_copy", {k: getattr(args, k) for k in fields}
+    if args.action == "render":
+        try:
+            return "render_variants", json.loads(Path(args.brief).read_text(encoding="utf-8"))
+        except OSError as exc:
+            reason = Reason("reason.unreadable_file")
+            raise InvalidInput("error.invalid", field="brief", reason=reason) from exc
+        except ValueError as exc:
+            reason = Reason("reason.not_json")
+            raise InvalidInput("error.invalid", field="brief", reason=reason) from exc
+    try:
+        csv = Path(args.csv).read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = Reason("reason.unreadable_file")
+        raise InvalidInput("error.invalid", field="csv", reason=reason) from exc
+    return "import_results", {"brief_id": args.brief_id, "csv": csv}
+
+
+def _print_variants(kind: str, result: dict[str, Any], studio: Any, lang: str) -> None:
+    from enfoads.core.i18n import t
+
+    if kind == "propose_copy":
+        for label, items in (
+            ("cli.variants.headlines", result["headlines"]),
+            ("cli.variants.ctas", result["ctas"]),
+        ):
+            print(t(label, lang))
+            for item in items:
+                print(f"  {item}")
+        for note in result["notices"]:
+            print(note)
+    elif kind == "render_variants":
+        print(t("cli.variants.brief", lang, brief_id=result["brief_id"]))
+        for variant_id, variant in sorted(result["variants"].items()):
+            print(f"  {variant_id}: {variant['headline']} · {variant['cta']}")
+            for placement, asset_id in variant["files"].items():
+                print(f"    {placement}: {studio.asset_path(asset_id)}")
+    else:
+        print(result["verdict"])
+        for row in result["variants"]:
+            print(
+                f"  {row['variant']}: CTR {100 * row['ctr']:.2f} % · "
+                f"P(best) {100 * row['p_best_ctr']:.0f} %"
+            )
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    """A/B variants (through the running engine, if one serves this data dir): ``propose``
+    prints copy to edit, ``render`` a brief (JSON) into variants, ``results`` reads a platform's
+    per-ad CSV back into the verdict."""
+    import enfoads
+    from enfoads.core.errors import EnfoadsError
+    from enfoads.core.i18n import t
+    from enfoads.core.settings import load_settings
+
+    settings = load_settings()
+    lang = settings.language
+    studio = enfoads.connect(settings, warm=False)
+    try:
+        kind, body = _variants_request(args)
+        done = studio.wait_job(studio.submit(kind, body).id, args.timeout)
+        if not done.state.finished or done.error:
+            unfinished = t("cli.export.unfinished", lang, seconds=args.timeout)
+            print(done.error or unfinished, file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(done.result, ensure_ascii=False, indent=2))
+        else:
+            _print_variants(kind, done.result, studio, lang)
+    except EnfoadsError as exc:
+        print(exc.message(lang), file=sys.stderr)
+        return 1
+    finally:
+        studio.close()
+    return 0
+
+
 def cmd_reindex_assets(args: argparse.Namespace) -> int:
     """The vault again for stored files no asset uses (through the running engine, if one
     serves this data dir)."""
@@ -469,6 +555,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default=".", help="where the ZIPs go (default: here)")
     export.add_argument("--timeout", type=float, default=3600, help="seconds to wait for it")
     export.set_defaults(func=cmd_export)
+    variants = sub.add_parser(
+        "variants", help="A/B variants: propose copy, render a brief, read results back"
+    )
+    steps = variants.add_subparsers(dest="action", required=True)
+    propose = steps.add_parser("propose", help="headlines and calls to action to edit")
+    propose.add_argument("product", help="the product's name")
+    propose.add_argument("--offer", default="", help="e.g. '-20 %% esta semana'")
+    propose.add_argument("--price", default="", help="e.g. '9,90 €'")
+    propose.add_argument(
+        "--tone", default="friendly", choices=("friendly", "premium", "urgent", "playful")
+    )
+    render = steps.add_parser(
+        "render", help="a brief (JSON: POST /api/briefs' body) into variants at every placement"
+    )
+    render.add_argument("brief", help="the brief's JSON file")
+    results = steps.add_parser("results", help="a platform's per-ad CSV into the verdict")
+    results.add_argument("brief_id", help="the brief's asset id (bri_…)")
+    results.add_argument("csv", help="the report exported from Meta Ads Manager or Google Ads")
+    for step in (propose, render, results):
+        step.add_argument("--json", action="store_true", help="machine-readable output")
+        step.add_argument("--timeout", type=float, default=3600, help="seconds to wait")
+    variants.set_defaults(func=cmd_variants)
     reindex = sub.add_parser(
         "reindex-assets",
         help="bring back into the vault stored files no asset uses (a lost or replaced database)",

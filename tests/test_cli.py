@@ -153,3 +153,48 @@ def test_enfoads_redis_stops_with_sigterm_and_a_second_one_names_the_busy_port(t
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_enfoads_variants_proposes_copy_and_reads_results_back(tmp_path):
+    """``enfoads variants propose`` and ``results`` as a user types them; a bad file is named."""
+    from enfoads.core.settings import load_settings
+    from enfoads.core.studio import Studio
+
+    env = cli_env(tmp_path)
+    run = [sys.executable, "-m", "enfoads.cli", "variants"]
+    said = subprocess.run(
+        [*run, "propose", "Café de Chiapas", "--offer", "-20 %", "--tone", "urgent"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.startswith("Titulares:\n") and "  -20 %: solo esta semana" in said.stdout
+    assert "Llamadas a la acción:\n  Compra ya" in said.stdout
+    with Studio(load_settings(data_dir=tmp_path / "data", device="cpu")) as studio:
+        record = {
+            "brief": {"product": "Café"},
+            "variants": {
+                "ab12-1A1": {"levels": {"concept": 1, "headline": "A", "cta": 1}},
+                "ab12-1B1": {"levels": {"concept": 1, "headline": "B", "cta": 1}},
+            },
+        }
+        brief = studio.assets.add_bytes(json.dumps(record).encode(), "brief", ext="json")
+    report = tmp_path / "meta.csv"
+    report.write_text(
+        "Nombre del anuncio;Impresiones;Clics\nab12-1A1;20.000;90\nab12-1B1;20.000;300\n"
+    )
+    out = subprocess.run(
+        [*run, "results", brief.id, str(report)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "La variante ab12-1B1 gana" in out.stdout and "ab12-1B1: CTR 1.50 %" in out.stdout
+    missing = subprocess.run(
+        [*run, "render", str(tmp_path / "no-such-brief.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "El campo 'brief' no es válido: no se puede leer el archivo" in missing.stderr

@@ -525,6 +525,12 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "capability.video": {"es": "Vídeo", "en": "Video"},
     "capability.voice": {"es": "Voz", "en": "Voice"},
     "cli.export.zip": {"es": "{platform}: {path}", "en": "{platform}: {path}"},
+    "cli.variants.headlines": {"es": "Titulares:", "en": "Headlines:"},
+    "cli.variants.ctas": {"es": "Llamadas a la acción:", "en": "Calls to action:"},
+    "cli.variants.brief": {
+        "es": "Brief {brief_id} (resultados: enfoads variants results {brief_id} informe.csv)",
+        "en": "Brief {brief_id} (results: enfoads variants results {brief_id} report.csv)",
+    },
     "cli.export.unfinished": {
         "es": "La exportación no terminó en {seconds:g} s; sigue en la cola del motor",
         "en": "The export did not finish within {seconds:g} s; it stays in the engine's queue",

@@ -113,9 +113,36 @@ def test_a_campaign_exports_for_every_platform_and_every_file_passes(studio, tmp
     assert read_tags(reels)["ai_generated"] == "true" and faststart(reels)
     srt = next(out.glob("meta-reels-9x16-*.es_ES.srt"))  # Meta reads the locale in the name
     assert srt.read_text(encoding="utf-8") == SRT
+    # the uploaded clip has no captions in its picture: its SRT is burned into the vertical
+    # placements, inside the safe zone, for its two seconds only
+    row = next(r for r in manifest_rows(meta) if r["file"] == reels.name)
+    assert row["captions"] == "burned" and row["passed"]
+    assert burned_text(reels, 1.0) > 200 and burned_text(reels, 4.0) == 0
+    youtube = zipfile.ZipFile(studio.assets.file_path(exports["youtube"]["asset_id"]))
+    landscape = next(r for r in manifest_rows(youtube) if r["placement"].endswith("16x9"))
+    assert "captions" not in landscape  # burned only where the placement is vertical
 
 
-def test_the_checker_names_each_broken_rule(tmp_path):
+def manifest_rows(archive: zipfile.ZipFile) -> list[dict]:
+    return json.loads(archive.read("manifest.json"))["files"]
+
+
+def burned_text(path: Path, at_s: float) -> int:
+    """White caption pixels at ``at_s`` in the bottom band the captions go in (the moving
+    test picture is grey)."""
+    import av
+
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.time >= at_s:
+                pixels = frame.to_ndarray(format="rgb24")
+                break
+    reels = next(p for p in presets.PRESETS if p.key == "meta/reels-9x16")
+    band = pixels[int(0.5 * reels.height) : int((1 - reels.safe.bottom) * reels.height)]
+    return int(np.all(band > 235, axis=-1).sum())
+
+
+def test_the_checker_names_each_broken_rule(tmp_path, monkeypatch):
     reels = next(p for p in presets.PRESETS if p.key == "meta/reels-9x16")
     tiktok = next(p for p in presets.PRESETS if p.key == "tiktok/in-feed-9x16")
     image = next(p for p in presets.PRESETS if p.key == "google/landscape-1.91x1")
@@ -141,14 +168,25 @@ def test_the_checker_names_each_broken_rule(tmp_path):
     keys = provenance.Credentials(tmp_path / "keys")
     keys.sign_file(good, provenance.manifest("good.mp4", source_type="trainedAlgorithmicMedia"))
     assert fails(good, tiktok) == ""
-    assert fails(unsigned, tiktok) == (
-        "sin credenciales de contenido (C2PA): tiktok no podrá etiquetarlo como IA"
+    assert provenance.xmp_source(good, "mp4") == "trainedAlgorithmicMedia"  # XMP's uuid box
+    # text the studio put in the unsafe band (a caption under TikTok's buttons) is named
+    assert fails(good, tiktok, texts=[("caption", (100, 1700, 900, 1800))]) == (
+        "un subtítulo entra en la franja insegura (abajo) de tiktok/in-feed-9x16: la tapan "
+        "los botones o el texto de la plataforma"
     )
-    tampered = bytearray(good.read_bytes())
-    at = tampered.rindex(b"mdat") + 4000  # a byte of the pictures, after signing
-    tampered[at] ^= 0xFF
-    (tmp_path / "tampered.mp4").write_bytes(bytes(tampered))
-    assert "no validan: assertion.bmffHash.mismatch" in fails(tmp_path / "tampered.mp4", tiktok)
+    assert fails(good, tiktok, texts=[("cta", (900, 300, 1060, 400))]).startswith(
+        "el botón entra en la franja insegura (derecha)"
+    )
+    # a manifest that says AI with no XMP to match (a signer that writes no XMP)
+    other = tmp_path / "other.mp4"
+    other.write_bytes(unsigned.read_bytes())
+    monkeypatch.setattr(provenance, "mp4_with_xmp", lambda data, xmp: data)
+    keys.sign_file(other, provenance.manifest("other.mp4", source_type="trainedAlgorithmicMedia"))
+    monkeypatch.undo()
+    assert provenance.read(other, "mp4").state == "valid"
+    assert fails(other, tiktok) == (
+        "el XMP no dice el mismo origen que el manifiesto C2PA (trainedAlgorithmicMedia): dice —"
+    )
     assert "sin subtítulos" in fails(good, tiktok, captions=False)
     assert "dura 62 s: tiktok admite 5–60 s" in fails(
         clip(tmp_path / "long.mp4", 62, extra=[*enc, *fast]), tiktok
@@ -255,3 +293,33 @@ def test_a_ratio_no_placement_is_near_is_generated_again_from_the_same_prompt_an
     rows = {f["placement"]: f for e in cropped.result["exports"] for f in e["files"]}
     assert rows["meta/stories-9x16"]["source_asset_id"] == square
     assert len(studio.list_assets(kind="image", limit=100).items) == before
+
+
+@pytest.mark.slow
+def test_a_spoken_upload_without_captions_is_heard_and_captioned(media_settings, tmp_path):
+    """A face swap or an uploaded clip has no SRT: the subtitles model hears its voice, the
+    vertical placements get the words burned in, LinkedIn an SRT sidecar from them."""
+    with Studio(media_settings(language="es")) as studio:
+        studio.start()
+        spoken = studio.speak("Fresh coffee every morning. Order yours today at our shop.")
+        voice = studio.asset_path(spoken["asset_id"])
+        seconds = max(5.2, spoken.get("duration_s") or 0.0)
+        path = tmp_path / "spoken.mp4"
+        cmd = [media.ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i"]
+        cmd += [f"color=c=gray:size=360x640:rate=25:duration={seconds}", "-i", str(voice)]
+        cmd += ["-af", "apad", "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+        subprocess.run([*cmd, str(path)], check=True)
+        video = studio.upload_asset(path.read_bytes(), "clip.mp4")
+        done = studio.wait_job(
+            studio.export_campaign(asset_ids=[video.id], platforms=["tiktok", "linkedin"]).id,
+            TIMEOUT,
+        )
+        assert done.state is JobState.COMPLETED, done.error
+        exports = {e["platform"]: e for e in done.result["exports"]}
+        tiktok = exports["tiktok"]["files"][0]
+        assert tiktok["captions"] == "burned" and tiktok["passed"], tiktok
+        linkedin = zipfile.ZipFile(studio.asset_path(exports["linkedin"]["asset_id"]))
+        sidecar = next(n for n in linkedin.namelist() if n.endswith(".es_ES.srt"))
+        said = linkedin.read(sidecar).decode("utf-8").lower()
+        assert "coffee" in said and "-->" in said  # what was said, heard
+        assert all(f["passed"] for f in exports["linkedin"]["files"])

@@ -825,6 +825,16 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "Exportación {platform}: {files} archivos",
         "en": "{platform} export: {files} files",
     },
+    "export.no_captions_model": {
+        "es": "«{name}» sale sin subtítulos en los formatos verticales: el modelo de subtítulos "
+        "no está descargado (Ajustes → Modelos)",
+        "en": "«{name}» goes out without captions in the vertical placements: the subtitles "
+        "model is not downloaded (Settings → Models)",
+    },
+    "export.hearing": {
+        "es": "Escuchando «{name}» para sus subtítulos",
+        "en": "Listening to «{name}» for its captions",
+    },
     "export.refused": {
         "es": "No exportado ({placement}): {reason}",
         "en": "Not exported ({placement}): {reason}",
@@ -891,6 +901,24 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "sin subtítulos .srt al lado: {platform} los lee del archivo",
         "en": "no .srt captions beside it: {platform} reads them from the file",
     },
+    "check.xmp_source": {
+        "es": "el XMP no dice el mismo origen que el manifiesto C2PA ({want}): dice {got}",
+        "en": "the XMP does not state the C2PA manifest's source type ({want}): it says {got}",
+    },
+    "check.unsafe_text": {
+        "es": "{what} entra en la franja insegura ({bands}) de {placement}: la tapan los "
+        "botones o el texto de la plataforma",
+        "en": "{what} enters the unsafe band ({bands}) of {placement}: the platform's buttons "
+        "or text cover it",
+    },
+    "check.text.headline": {"es": "el titular", "en": "the headline"},
+    "check.text.price": {"es": "el precio", "en": "the price"},
+    "check.text.cta": {"es": "el botón", "en": "the button"},
+    "check.text.caption": {"es": "un subtítulo", "en": "a caption"},
+    "check.band.top": {"es": "arriba", "en": "top"},
+    "check.band.bottom": {"es": "abajo", "en": "bottom"},
+    "check.band.left": {"es": "izquierda", "en": "left"},
+    "check.band.right": {"es": "derecha", "en": "right"},
     "check.no_provenance": {
         "es": "sin credenciales de contenido (C2PA): {platform} no podrá etiquetarlo como IA",
         "en": "no Content Credentials (C2PA): {platform} cannot label it as AI",

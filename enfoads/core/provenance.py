@@ -109,6 +109,87 @@ def manifest(
     }
 
 
+# -- XMP: the IPTC digital source type, beside the manifest ---------------------------------
+# XMP's own box in an MP4 (ISO BMFF): a top-level ``uuid`` box with this UUID, as Adobe's
+# tools and exiftool write and read it.
+XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
+
+
+def xmp_source_type(kind: str) -> str:
+    """XMP naming the IPTC digital source type of a file: ``trainedAlgorithmicMedia`` (made by
+    a model), or ``compositeWithTrainedAlgorithmicMedia`` (a real photo edited by one)."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        f'Iptc4xmpExt:DigitalSourceType="{IPTC}{kind}"/></rdf:RDF></x:xmpmeta>'
+    )
+
+
+def _boxes(data: bytes) -> list[tuple[bytes, int, int]]:
+    """The top-level boxes of an MP4: (type, start, end)."""
+    out, at = [], 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        head = 8
+        if size == 1 and at + 16 <= len(data):
+            size, head = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif size == 0:
+            size = len(data) - at
+        if size < head:
+            break
+        out.append((kind, at, min(at + size, len(data))))
+        at += size
+    return out
+
+
+def mp4_with_xmp(data: bytes, xmp: str) -> bytes:
+    """``data`` (an MP4) with ``xmp`` in XMP's top-level ``uuid`` box, appended after the
+    others (no offset in ``moov`` moves; one already there is replaced)."""
+    kept = b"".join(
+        data[a:b]
+        for kind, a, b in _boxes(data)
+        if not (kind == b"uuid" and data[a + 8 : a + 24] == XMP_UUID)
+    )
+    body = XMP_UUID + xmp.encode("utf-8")
+    return kept + (8 + len(body)).to_bytes(4, "big") + b"uuid" + body
+
+
+def xmp_of(source: Path, ext: str) -> str:
+    """A file's XMP packet (JPEG's APP1, PNG's iTXt, MP4's uuid box), or ""."""
+    ext = ext.lower()
+    try:
+        if ext == "mp4":
+            data = source.read_bytes()
+            for kind, a, b in _boxes(data):
+                if kind == b"uuid" and data[a + 8 : a + 24] == XMP_UUID:
+                    return data[a + 24 : b].decode("utf-8", "replace")
+            return ""
+        from PIL import Image
+
+        with Image.open(source) as image:
+            xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or ""
+        return xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
+    except (OSError, ValueError, SyntaxError):
+        return ""
+
+
+def xmp_source(source: Path, ext: str) -> str | None:
+    """The IPTC digital source type a file's XMP names, or None."""
+    found = re.search(re.escape(IPTC) + r"(\w+)", xmp_of(source, ext))
+    return found[1] if found else None
+
+
+def definition_source(definition: dict[str, Any]) -> str | None:
+    """The digital source type a manifest definition (``manifest()``) states."""
+    for assertion in definition.get("assertions", []):
+        for action in (assertion.get("data") or {}).get("actions", []):
+            kind = action.get("digitalSourceType")
+            if kind:
+                return kind.removeprefix(IPTC)
+    return None
+
+
 @dataclass
 class Report:
     """What a file's C2PA manifest says, and whether it validates."""
@@ -251,6 +332,9 @@ class Credentials:
         import c2pa
 
         mime = MIME_BY_EXT[ext.lower()]
+        source = definition_source(definition)
+        if ext.lower() == "mp4" and source:  # XMP beside the manifest, as in a JPEG or PNG
+            data = mp4_with_xmp(data, xmp_source_type(source))
         out = io.BytesIO()
         with self._lock:
             key, chain, _ = self._load()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enfoads.core.errors import ModelNotDownloaded, ModelUnavailable
+from enfoads.core.provenance import xmp_source_type
 
 if TYPE_CHECKING:
     from enfoads.core.capability import Services
@@ -204,18 +205,6 @@ def hub_error_reason(exc: Exception) -> str:
     if "GatedRepo" in name:
         return "the repository is gated: accept its licence on the hub and set HF_TOKEN"
     return f"{name}: {exc}"[:300]
-
-
-def xmp_source_type(kind: str) -> str:
-    """XMP naming the IPTC digital source type of a file: ``trainedAlgorithmicMedia`` (made by
-    a model), or ``compositeWithTrainedAlgorithmicMedia`` (a real photo edited by one)."""
-    return (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
-        f'{kind}"/></rdf:RDF></x:xmpmeta>'
-    )
 
 
 def ai_record(**fields: object) -> dict[str, object]:

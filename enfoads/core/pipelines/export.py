@@ -40,8 +40,9 @@ from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason, t
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import export_presets as presets
-from enfoads.core.pipelines.base import ai_video_tags, xmp_source_type
+from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.export_presets import Platform, Preset
+from enfoads.core.provenance import xmp_source_type
 from enfoads.core.validation import RequestModel
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ class Exported:
     source: str  # the asset it came from
     failures: list[str] = field(default_factory=list)
     duration_s: float | None = None
+    # the text the studio knows is in the picture, in the file's pixels: (what, box)
+    texts: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)
+    captions: str = ""  # a video's captions: "burned" here, "source" (its own), or ""
 
     def row(self) -> dict[str, Any]:
         data = self.path.read_bytes()
@@ -89,6 +93,7 @@ class Exported:
             "source_asset_id": self.source,
             "passed": not self.failures,
             "failures": self.failures,
+            **({"captions": self.captions} if self.captions else {}),
         }
 
 
@@ -96,7 +101,8 @@ class ExportCapability(Capability):
     """``export_campaign``: presets as data, the renders, the checker and the ZIPs."""
 
     name = "export"
-    needs = ("image",)  # a ratio no placement has is generated again
+    # a ratio no placement has is generated again; a video without captions is heard
+    needs = ("image", "subtitles")
 
     def models(self) -> list[ModelSpec]:
         return []  # ffmpeg and Pillow, no model
@@ -162,6 +168,7 @@ class ExportCapability(Capability):
         groups = self.groups(assets)
         if request.regenerate:  # the new images are this job's too
             stored += self.fill_ratios(groups, request.platforms, ctx, notices)
+        heard: dict[str, tuple[list[Any], bool]] = {}  # each video's captions, once a job
         with media.work_dir(self.settings.work_dir, "export-") as tmp:
             plan = self.plan(groups, assets, request.platforms)
             done = 0
@@ -179,7 +186,7 @@ class ExportCapability(Capability):
                             total=sum(map(len, plan.values())),
                         ),
                     )
-                    made = self.render(preset, asset, Path(tmp), ctx, notices)
+                    made = self.render(preset, asset, Path(tmp), ctx, notices, heard)
                     files.extend(made)
                 if not files:
                     notices.append(ctx.t("export.nothing", platform=platform))
@@ -274,9 +281,16 @@ class ExportCapability(Capability):
         return plan
 
     def render(
-        self, preset: Preset, asset: Any, tmp: Path, ctx: JobContext, notices: list[str]
+        self,
+        preset: Preset,
+        asset: Any,
+        tmp: Path,
+        ctx: JobContext,
+        notices: list[str],
+        heard: dict[str, tuple[list[Any], bool]] | None = None,
     ) -> list[Exported]:
         """The placement's file (and its captions) from ``asset``, checked; [] when refused."""
+        heard = {} if heard is None else heard
         stem = f"{preset.platform}-{preset.placement}-{asset.id}"
         if preset.media == "image":
             if not keeps_layers(asset, preset.ratio):  # a variant's copy would be cut
@@ -285,7 +299,12 @@ class ExportCapability(Capability):
                 return []
             out = tmp / f"{stem}.jpg"
             self.render_image(preset, asset, out)
-            made = [Exported(preset, out.name, out, asset.id)]
+            texts = [
+                (layer["role"], cover_box(layer["box"], asset, preset))
+                for layer in asset.meta.get("layers") or []
+                if layer["role"] != "logo"
+            ]
+            made = [Exported(preset, out.name, out, asset.id, texts=texts)]
         else:
             duration = asset.duration_s or 0.0
             if duration < preset.min_s:
@@ -309,13 +328,26 @@ class ExportCapability(Capability):
                     )
                 )
             out = tmp / f"{stem}.mp4"
-            self.render_video(preset, asset, out, ctx)
-            made = [
-                Exported(preset, out.name, out, asset.id, duration_s=min(duration, preset.max_s))
-            ]
-            made += self.captions(preset, asset, tmp / f"{stem}.{locale(ctx.lang)}.srt")
+            cues, burned = [], False
+            if vertical(preset) or preset.captions == "sidecar":
+                cues, burned = self.source_captions(asset, ctx, notices, heard)
+            burn = cues if vertical(preset) and not burned else []
+            texts = self.render_video(preset, asset, out, ctx, burn)
+            video = Exported(
+                preset,
+                out.name,
+                out,
+                asset.id,
+                duration_s=min(duration, preset.max_s),
+                texts=texts,
+                captions="burned" if texts else ("source" if burned else ""),
+            )
+            made = [video]
+            made += self.captions(preset, asset, tmp / f"{stem}.{locale(ctx.lang)}.srt", cues)
         for item in made:
-            item.failures = check_file(item.path, preset, ctx.lang, captions=len(made) > 1)
+            item.failures = check_file(
+                item.path, preset, ctx.lang, captions=len(made) > 1, texts=item.texts
+            )
         return made
 
     def render_image(self, preset: Preset, asset: Any, out: Path) -> None:
@@ -358,19 +390,31 @@ class ExportCapability(Capability):
         )
         store.credentials.sign_file(out, definition, (parent,))
 
-    def render_video(self, preset: Preset, asset: Any, out: Path, ctx: JobContext) -> None:
-        """Scale and crop to the canvas, the platforms' common encode, trimmed to the
-        placement's longest duration, tagged AI-generated."""
+    def render_video(
+        self, preset: Preset, asset: Any, out: Path, ctx: JobContext, burn: list[Any] = ()
+    ) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """Scale and crop to the canvas, ``burn`` (cues) drawn at the bottom of the
+        placement's safe zone, the platforms' common encode, trimmed to the placement's
+        longest duration, tagged AI-generated; the burned captions' boxes."""
         w, h = preset.width, preset.height
+        fit = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1"
+        overlays, boxes = caption_overlays(burn, preset, out.parent / out.stem)
+        graph = [f"[0:v]{fit}[v0]"]
+        for n, (_png, x, y, start, end) in enumerate(overlays, 1):
+            graph.append(
+                f"[v{n - 1}][{n}:v]overlay=x={x}:y={y}:enable='between(t,{start:.3f},{end:.3f})'"
+                f"[v{n}]"
+            )
+        inputs = [a for png, *_ in overlays for a in ("-i", str(png))]
         tags = ai_video_tags(
             f"AI-generated ad ({preset.key}) from {asset.name or asset.id}"[:200],
             {"job_id": ctx.job_id, "source_asset_id": asset.id, "placement": preset.key},
         )
         cmd = [
             media.ffmpeg_exe(), "-y", "-v", "error",
-            "-i", str(self.services.assets.file_path(asset)),
+            "-i", str(self.services.assets.file_path(asset)), *inputs,
             "-t", f"{preset.max_s:.3f}",
-            "-vf", f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1",
+            "-filter_complex", ";".join(graph), "-map", f"[v{len(overlays)}]", "-map", "0:a?",
             "-r", str(presets.VIDEO_FPS), "-fps_mode", "cfr",
             "-c:v", "libx264", "-profile:v", "high", "-pix_fmt", "yuv420p",
             "-preset", "veryfast", "-crf", "21",
@@ -389,15 +433,83 @@ class ExportCapability(Capability):
                 "error.corrupt_video", field="asset_ids", name=asset.name or asset.id
             )
         self.sign(out, asset, preset, "c2pa.transcoded", self.source_type(asset))
+        return boxes
 
-    def captions(self, preset: Preset, asset: Any, out: Path) -> list[Exported]:
-        """The video's own SRT beside it (a plain UTF-8 sidecar), where the placement takes one."""
+    def source_captions(
+        self,
+        asset: Any,
+        ctx: JobContext,
+        notices: list[str],
+        heard: dict[str, tuple[list[Any], bool]],
+    ) -> tuple[list[Any], bool]:
+        """The video's captions and whether its picture has them already: its own SRT (the
+        studio's renders burn theirs in), else what the subtitles model hears in its sound
+        (an upload, a face swap); none, with a notice, when that model is not on disk. Once
+        a job per video."""
+        from enfoads.core.pipelines.subtitles import from_srt
+
+        if asset.id in heard:
+            return heard[asset.id]
+        srt = self.srt_part(asset)
+        burned = bool(
+            asset.meta.get(
+                "captions_burned", srt is not None and asset.meta.get("kind") in STUDIO_RENDERS
+            )
+        )
+        cues: list[Any] = []
+        if srt is not None:
+            cues = from_srt(self.services.assets.read_bytes(srt).decode("utf-8", "replace"))
+        elif not burned:
+            cues = self.hear(asset, ctx, notices)
+        heard[asset.id] = (cues, burned)
+        return heard[asset.id]
+
+    def hear(self, asset: Any, ctx: JobContext, notices: list[str]) -> list[Any]:
+        """Cues of what is said in a video, by the studio's subtitles model; [] when it has no
+        voice (no sound, silence), or with a notice when the model is not downloaded."""
+        from enfoads.core.pipelines import compose
+        from enfoads.core.pipelines.subtitles import WHISPER_RATE, CueRules, make_cues
+
+        name = asset.name or asset.id
+        subs = self.services.need("subtitles")
+        if not subs.on_disk():
+            notices.append(ctx.t("export.no_captions_model", name=name))
+            return []
+        try:
+            samples = compose.decode_audio(
+                self.services.assets.file_path(asset), WHISPER_RATE, max_s=CAPTION_MAX_S
+            )
+        except InvalidInput:  # no sound, or silence
+            return []
+        if float(abs(samples).max(initial=0.0)) < 1e-3:
+            return []
+        ctx.stage(ctx.t("export.hearing", name=name))
+        try:
+            words = subs.transcribe_words(samples, WHISPER_RATE, "auto")
+        except InvalidInput:
+            return []
+        return make_cues(words, CueRules(max_chars=30))
+
+    def srt_part(self, asset: Any) -> Any | None:
+        parts = self.services.assets.parts_of([asset.id]).get(asset.id, [])
+        return next((part for part in parts if part.ext == "srt"), None)
+
+    def captions(
+        self, preset: Preset, asset: Any, out: Path, cues: list[Any] = ()
+    ) -> list[Exported]:
+        """The video's SRT beside it (a plain UTF-8 sidecar), where the placement takes one:
+        its own, else the one heard from its sound."""
+        from enfoads.core.pipelines.subtitles import to_srt
+
         if preset.captions != "sidecar":
             return []
-        for part in self.services.assets.parts_of([asset.id]).get(asset.id, []):
-            if part.ext == "srt":
-                out.write_bytes(self.services.assets.read_bytes(part))
-                return [Exported(preset, out.name, out, part.id)]
+        part = self.srt_part(asset)
+        if part is not None:
+            out.write_bytes(self.services.assets.read_bytes(part))
+            return [Exported(preset, out.name, out, part.id)]
+        if cues:
+            out.write_text(to_srt(list(cues)), encoding="utf-8")
+            return [Exported(preset, out.name, out, asset.id)]
         return []
 
     def store_zip(
@@ -465,6 +577,88 @@ def keeps_layers(asset: Any, ratio: float) -> bool:
     )
 
 
+STUDIO_RENDERS = ("render_video", "render_multi_scene")  # they burn their own captions
+CAPTION_MAX_S = 600.0  # of a video's sound heard for captions (the longest placement)
+CAPTION_SIZE = (0.05, 0.03)  # captions' type as a share of the canvas's width: largest, least
+
+
+def vertical(preset: Preset) -> bool:
+    """A vertical video placement: captions burned in (Reels, Stories, TikTok, Shorts play
+    muted by default)."""
+    return preset.media == "video" and preset.ratio < 1
+
+
+def safe_pixels(preset: Preset) -> tuple[int, int, int, int]:
+    """The placement's safe zone in its canvas's pixels."""
+    z, w, h = preset.safe, preset.width, preset.height
+    return (
+        int(z.left * w),
+        int(z.top * h),
+        int(w - z.right * w),
+        int(h - z.bottom * h),
+    )
+
+
+def cover_box(box: list[int], asset: Any, preset: Preset) -> tuple[int, int, int, int]:
+    """A box of ``asset``'s pixels where it lands in ``preset``'s canvas after the centred
+    cover-crop (``ImageOps.fit``)."""
+    w, h = asset.width or 1, asset.height or 1
+    if w / h > preset.ratio:
+        crop_w, crop_h = h * preset.ratio, h
+    else:
+        crop_w, crop_h = w, w / preset.ratio
+    x0, y0, scale = (w - crop_w) / 2, (h - crop_h) / 2, preset.width / crop_w
+    return tuple(  # type: ignore[return-value]
+        round((v - (x0 if i % 2 == 0 else y0)) * scale) for i, v in enumerate(box)
+    )
+
+
+def caption_overlays(
+    cues: list[Any], preset: Preset, stem: Path
+) -> tuple[list[tuple[Path, int, int, float, float]], list[tuple[str, tuple[int, int, int, int]]]]:
+    """Each cue as a PNG (white type, black outline) placed at the bottom of the safe zone,
+    centred in it, its lines shrunk or wrapped to the zone's width; and the boxes drawn."""
+    from PIL import Image
+
+    from enfoads.core.pipelines import compose
+    from enfoads.core.pipelines.subtitles import wrap
+
+    if not cues:
+        return [], []
+    x0, _y0, x1, y1 = safe_pixels(preset)
+    room = x1 - x0
+    overlays, boxes = [], []
+    for n, cue in enumerate(cues):
+        words = " ".join(cue.lines).split()
+        size = int(CAPTION_SIZE[0] * preset.width)
+        while True:
+            face = compose.font(size)
+            outline = max(2, size // 14)
+
+            pad = 2 * (outline + max(4, size // 5))
+
+            def fits(text: str, face: Any = face, pad: int = pad) -> bool:
+                return face.getlength(text) + pad <= room
+
+            lines = [line.split() for line in cue.lines]
+            if not all(fits(" ".join(line)) for line in lines):
+                lines = [line.split() for line in wrap(words, fits)]
+            if all(fits(" ".join(line)) for line in lines) and len(lines) <= 3:
+                break
+            if size <= int(CAPTION_SIZE[1] * preset.width):
+                lines = lines[:3]
+                break
+            size = int(size * 0.9)
+        sprite = compose.text_sprite(lines, size, (255, 255, 255), (0, 0, 0), outline)
+        sh, sw = sprite.shape[:2]
+        x, y = x0 + max(0, (room - sw) // 2), y1 - sh
+        path = stem.with_name(f"{stem.name}-cue{n}.png")
+        Image.fromarray(sprite, "RGBA").save(path)
+        overlays.append((path, x, y, float(cue.start), float(cue.end)))
+        boxes.append(("caption", (x, y, x + sw, y + sh)))
+    return overlays, boxes
+
+
 def kept(asset: Any, ratio: float) -> float:
     """The share of ``asset``'s picture a cover-crop to ``ratio`` keeps."""
     own = (asset.width or 1) / (asset.height or 1)
@@ -477,9 +671,17 @@ def locale(lang: str) -> str:
 
 
 # -- the checker --------------------------------------------------------------------------
-def check_file(path: Path, preset: Preset, lang: str, captions: bool = True) -> list[str]:
+def check_file(
+    path: Path,
+    preset: Preset,
+    lang: str,
+    captions: bool = True,
+    texts: list[tuple[str, tuple[int, int, int, int]]] = (),
+) -> list[str]:
     """What keeps ``path`` from passing ``preset`` (in ``lang``), or []: read back from the
-    file itself (Pillow, PyAV), never from how it was made."""
+    file itself (Pillow, PyAV), never from how it was made; and ``texts``, the text the
+    studio put in the picture (a variant's copy, burned captions, in the file's pixels),
+    checked against the placement's safe zone."""
     if path.suffix == ".srt":
         try:
             path.read_bytes().decode("utf-8")
@@ -499,6 +701,7 @@ def check_file(path: Path, preset: Preset, lang: str, captions: bool = True) -> 
             )
         )
     failures += _check_provenance(path, preset, lang)
+    failures += _check_safe_zone(texts, preset, lang)
     if preset.media == "image":
         return failures + _check_image(path, preset, lang)
     failures += _check_video(path, preset, lang)
@@ -508,13 +711,49 @@ def check_file(path: Path, preset: Preset, lang: str, captions: bool = True) -> 
 
 
 def _check_provenance(path: Path, preset: Preset, lang: str) -> list[str]:
-    """A C2PA manifest that validates (the platforms label AI content from it)."""
-    report = provenance.read(path, path.suffix.lstrip("."))
+    """A C2PA manifest that validates (the platforms label AI content from it), and the same
+    digital source type in the file's XMP (what IPTC readers see)."""
+    ext = path.suffix.lstrip(".")
+    report = provenance.read(path, ext)
     if report.state == "none":
         return [t("check.no_provenance", lang, platform=preset.platform)]
     if report.state == "invalid":
         return [t("check.bad_provenance", lang, problems=", ".join(report.problems) or "?")]
+    said = provenance.xmp_source(path, ext)
+    if report.source_type and said != report.source_type:
+        return [t("check.xmp_source", lang, want=report.source_type, got=said or "—")]
     return []
+
+
+def _check_safe_zone(
+    texts: list[tuple[str, tuple[int, int, int, int]]] | tuple, preset: Preset, lang: str
+) -> list[str]:
+    """Each known text inside the placement's safe zone (the platform's buttons and captions
+    cover the rest), or which band it enters."""
+    x0, y0, x1, y1 = safe_pixels(preset)
+    failures = []
+    for role, (bx0, by0, bx1, by1) in texts:
+        bands = [
+            side
+            for side, out in (
+                ("top", by0 < y0),
+                ("bottom", by1 > y1),
+                ("left", bx0 < x0),
+                ("right", bx1 > x1),
+            )
+            if out
+        ]
+        if bands:
+            failures.append(
+                t(
+                    "check.unsafe_text",
+                    lang,
+                    what=t(f"check.text.{role}", lang),
+                    bands=", ".join(t(f"check.band.{b}", lang) for b in bands),
+                    placement=preset.key,
+                )
+            )
+    return failures
 
 
 def _check_image(path: Path, preset: Preset, lang: str) -> list[str]:

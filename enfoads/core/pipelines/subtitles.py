@@ -201,6 +201,25 @@ def to_srt(cues: list[Cue]) -> str:
     )
 
 
+def from_srt(text: str) -> list[Cue]:
+    """The cues of an SRT (its times and lines; no word timings), malformed blocks skipped."""
+    stamp = r"(\d+):(\d{2}):(\d{2})[,.](\d{3})"
+    cues = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
+        lines = block.splitlines()
+        at = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        found = re.search(stamp + r"\s*-->\s*" + stamp, lines[at]) if at is not None else None
+        if not found:
+            continue
+        g = [int(x) for x in found.groups()]
+        start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+        end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+        said = tuple(line.strip() for line in lines[at + 1 :] if line.strip())
+        if said and end > start:
+            cues.append(Cue(start, end, said, ()))
+    return cues
+
+
 def to_vtt(cues: list[Cue], karaoke: bool = False) -> str:
     """WebVTT; with ``karaoke`` each word after the first carries its start time (players
     highlight words as they are said)."""

@@ -672,6 +672,7 @@ class VideoPipeline(Capability):
                     "aspect": request.aspect,
                     "scenes": len(request.scenes),
                     "duration_s": round(duration, 3),
+                    "captions_burned": bool(cues),  # an export does not burn them again
                 },
                 model_ids=self.model_ids(timeline, bool(cues)),
                 claim=Claim(self.source_type(request), f"{ctx.kind}: {len(request.scenes)} scenes"),

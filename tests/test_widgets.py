@@ -144,7 +144,7 @@ def test_generate_shows_progress_gallery_vault_and_home(app):
     avatar.click()
     assert "No se encontró ninguna cara" in creator.message.value
     card.children[3].children[0].click()
-    assert len(app.video.scenes.children) == 1 and app.selected_index == 3
+    assert len(app.video.scenes.children) == 1 and app.selected_index == TABS.index("video")
     downloads = card.children[4]
     assert not any(isinstance(c, w.HTML) for c in downloads.children)  # no bytes until asked
     downloads.children[0].click()
@@ -457,13 +457,16 @@ def test_an_upload_goes_into_the_vault_and_is_chosen(app):
 def test_a_language_switch_keeps_the_tab_and_ends_the_old_panels_subscriptions(app):
     """The bus holds as many handlers after two switches as before (it grew 26 → 46 → 66)."""
     handlers = len(app.studio.bus._handlers)
-    app.selected_index = 4  # BrandVault
+    app.selected_index = TABS.index("vault")
     app.settings.language.value = "en"
-    assert app.selected_index == 4 and tab_titles(app)[4] == "BrandVault"
+    assert (
+        app.selected_index == TABS.index("vault")
+        and tab_titles(app)[TABS.index("vault")] == "BrandVault"
+    )
     assert app.vault.count.value.endswith("assets")
     app.settings.language.value = "es"
     assert len(app.studio.bus._handlers) == handlers
-    assert app.selected_index == 4 and app.vault.count.value.endswith("recursos")
+    assert app.selected_index == TABS.index("vault") and app.vault.count.value.endswith("recursos")
 
 
 def test_the_vault_pages_through_any_number_of_assets_grouped(app):

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageOps
 
 from enfoads.core import provenance
 from enfoads.core.errors import InvalidInput
@@ -37,7 +37,7 @@ BRIEF = {
     "concepts": ["taza humeante sobre mesa de madera", "bolsa de café en un mercado"],
     "headlines": ["Despierta con sabor", "El café de la sierra", "Tostado esta semana"],
     "ctas": ["Compra ahora", "Pide el tuyo"],
-    "placements": ["9:16", "1:1", "16:9"],
+    "placements": ["9:16", "1:1", "1.91:1"],
     "seed": 5,
 }
 
@@ -67,7 +67,7 @@ def test_a_brief_renders_every_variant_at_every_placement_with_the_copy_set_in_t
     images = [a for a in done.result_asset_ids if a.startswith("img_")]
     assert len(images) == 6 + 36  # each visual once per concept and placement, then 36 variants
     for variant_id, variant in variants.items():
-        assert set(variant["files"]) == {"9:16", "1:1", "16:9"}
+        assert set(variant["files"]) == {"9:16", "1:1", "1.91:1"}
         for placement, asset_id in variant["files"].items():
             asset = studio.get_asset(asset_id)
             record = json.loads(Image.open(studio.asset_path(asset)).text["enfoads"])
@@ -80,7 +80,11 @@ def test_a_brief_renders_every_variant_at_every_placement_with_the_copy_set_in_t
                 if layer["role"] != "logo":
                     assert layer["contrast"] >= 4.5, layer  # measured on the pixels
             # nothing is drawn outside the safe zone: the visual's own pixels there
-            visual = np.asarray(Image.open(studio.asset_path(asset.parents[0])).convert("RGB"))
+            visual = Image.open(studio.asset_path(asset.parents[0])).convert("RGB")
+            if placement == "1.91:1":  # cut from the 16:9 visual before the type is set
+                assert visual.size == (1344, 768) and (asset.width, asset.height) == (1344, 704)
+                visual = ImageOps.fit(visual, (1344, 704), Image.Resampling.LANCZOS)
+            visual = np.asarray(visual)
             drawn = np.asarray(Image.open(studio.asset_path(asset)).convert("RGB"))
             outside = np.ones(drawn.shape[:2], bool)
             outside[y0:y1, x0:x1] = False
@@ -96,15 +100,23 @@ def test_a_brief_renders_every_variant_at_every_placement_with_the_copy_set_in_t
     # the kept variants export with their IDs and copy beside each file (bulk upload)
     kept = sorted(variants)[:2]
     chosen = [variants[v]["files"][p] for v in kept for p in ("9:16", "1:1")]
+    landscape = variants[kept[0]]["files"]["1.91:1"]
     exported = studio.wait_job(
-        studio.export_campaign(asset_ids=chosen, platforms=["meta"]).id, TIMEOUT
+        studio.export_campaign(asset_ids=[*chosen, landscape], platforms=["meta", "google"]).id,
+        TIMEOUT,
     )
     assert exported.state is JobState.COMPLETED, exported.error
     said = " ".join(exported.result["notices"])  # 4:5 would cut the copy: refused, not cut
     assert "No exportado (meta/feed-4x5)" in said and "cortaría su texto" in said
+    google = next(e for e in exported.result["exports"] if e["platform"] == "google")
+    wide = next(f for f in google["files"] if f["placement"] == "google/landscape-1.91x1")
+    assert wide["source_asset_id"] == landscape and wide["passed"], wide  # scaled, not cut
+    assert all(f["passed"] for e in exported.result["exports"] for f in e["files"])
     archive = zipfile.ZipFile(studio.asset_path(exported.result["exports"][0]["asset_id"]))
     rows = json.loads(archive.read("manifest.json"))["files"]
-    assert {r["variant"] for r in rows} == set(kept) and len(rows) == 4  # 2 × (9:16, 1:1)
+    assert {r["variant"] for r in rows} == set(kept)
+    rows = [r for r in rows if r["source_asset_id"] in chosen]
+    assert len(rows) == 4  # 2 × (9:16, 1:1)
     assert {r["placement"] for r in rows} == {"meta/stories-9x16", "meta/feed-1x1"}
     assert all(r["headline"] in BRIEF["headlines"] for r in rows)
     assert "variant,headline,cta" in archive.read("files.csv").decode().splitlines()[0]

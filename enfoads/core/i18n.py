@@ -569,6 +569,7 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "placement.4:5": {"es": "feed vertical", "en": "portrait feed"},
     "placement.2:3": {"es": "Pinterest", "en": "Pinterest"},
     "placement.3:2": {"es": "banner, web", "en": "banner, web"},
+    "placement.1.91:1": {"es": "Google, LinkedIn", "en": "Google, LinkedIn"},
     "ui.seed": {"es": "Variación nº", "en": "Variation no."},
     "ui.seed_repeat": {"es": "Repetir una variación", "en": "Repeat a variation"},
     "ui.batch": {"es": "Imágenes por formato", "en": "Images per placement"},

@@ -25,7 +25,7 @@ from enfoads.widgets.common import (
 )
 from enfoads.widgets.compat import uploaded_files
 
-PLACEMENTS = ("9:16", "1:1", "16:9", "4:5", "2:3", "3:2")
+PLACEMENTS = ("9:16", "1:1", "4:5", "1.91:1", "16:9", "2:3")
 FACTORS = ("concept", "headline", "cta", "palette")
 BRIEFS_LISTED = 50
 

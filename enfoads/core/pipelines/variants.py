@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -56,7 +57,11 @@ log = logging.getLogger(__name__)
 
 BRIEF_JOB, RESULTS_JOB, COPY_JOB = "render_variants", "import_results", "propose_copy"
 Tone = Literal["friendly", "premium", "urgent", "playful"]
-Placement = Literal["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
+Placement = Literal["1:1", "9:16", "16:9", "4:5", "2:3", "3:2", "1.91:1"]
+# A placement no SDXL size has (Google's and LinkedIn's landscape, 1200×628): its visual is
+# the nearest SDXL size's, cover-cropped to the exact ratio before the type is laid out on it,
+# so the export only scales it and every layer stays where it was set.
+CROPPED: dict[str, tuple[str, tuple[int, int]]] = {"1.91:1": ("16:9", (1344, 704))}
 HEADLINE_LETTERS = "ABCD"
 TEXT_CONTRAST = 4.5  # WCAG 2 AA for text
 DRAWS = 20_000  # posterior samples
@@ -356,17 +361,34 @@ def llm_lines(reply: str) -> tuple[list[str], list[str]]:
     return headlines[:4], ctas[:3]
 
 
+def source_aspect(placement: str) -> str:
+    """The SDXL placement a variant placement's visual is generated at."""
+    return CROPPED[placement][0] if placement in CROPPED else placement
+
+
+def canvas_size(placement: str) -> tuple[int, int]:
+    """A variant placement's canvas in pixels."""
+    from enfoads.core.pipelines.image import ASPECTS
+
+    return CROPPED[placement][1] if placement in CROPPED else ASPECTS[placement]
+
+
 def safe_box(size: tuple[int, int], placement: str) -> tuple[int, int, int, int]:
-    """The placement's safe zone in pixels (9:16: every vertical placement's)."""
+    """The placement's safe zone in pixels (9:16: every vertical placement's), taken inside
+    the part of the canvas the platforms' exact ratio keeps (an SDXL 768×1344 is a little
+    wider than 9:16: the export crops its sides, so the margins are measured from there)."""
     w, h = size
+    across, down = (float(n) for n in placement.split(":"))
+    keep_w, keep_h = min(w, h * across / down), min(h, w * down / across)
+    left, top = (w - keep_w) / 2, (h - keep_h) / 2
     zone = compose.SAFE_ZONES.get(placement) or dict.fromkeys(
         ("top", "bottom", "left", "right"), MARGIN
     )
     return (
-        int(zone["left"] * w),
-        int(zone["top"] * h),
-        int(w - zone["right"] * w),
-        int(h - zone["bottom"] * h),
+        int(math.ceil(left + zone["left"] * keep_w)),
+        int(math.ceil(top + zone["top"] * keep_h)),
+        int(left + keep_w - zone["right"] * keep_w),
+        int(top + keep_h - zone["bottom"] * keep_h),
     )
 
 
@@ -533,8 +555,6 @@ class VariantsCapability(Capability):
     def check(self, request: BriefRequest) -> BriefRequest:
         """Every text fits every placement (or the headline and placement are named), and the
         copy is inside each chosen platform's limit."""
-        from enfoads.core.pipelines.image import ASPECTS
-
         kit = brand.load_kit(self.services.assets)
         font = self.font_path(kit)
         for field, texts, role in (
@@ -545,7 +565,7 @@ class VariantsCapability(Capability):
                 if not text.strip():
                     raise InvalidInput("error.empty", field=f"{field}[{i}]")
                 for placement in request.placements:
-                    size = ASPECTS[placement]
+                    size = canvas_size(placement)
                     box = boxes(size, placement, bool(kit["logo_asset_id"]))[role]
                     fitted(text, box, min(size), role, font, f"{field}[{i}]", placement)
         for i, code in enumerate(request.combinations):
@@ -604,7 +624,7 @@ class VariantsCapability(Capability):
                 GenerateImageRequest(
                     prompt=f"{request.product}, {concept}",
                     seed=seed,
-                    placements=list(request.placements),
+                    placements=sorted({source_aspect(p) for p in request.placements}),
                     style=request.style,
                 ),
             )
@@ -627,7 +647,7 @@ class VariantsCapability(Capability):
                     variant_id,
                     (c, h, k, pal),
                     placement,
-                    visuals[(c, placement)],
+                    visuals[(c, source_aspect(placement))],
                 )
                 files[placement] = asset.id
                 stored.append(asset.id)
@@ -672,9 +692,16 @@ class VariantsCapability(Capability):
         visual_id: str,
     ) -> Any:
         """The visual with this variant's brand layer set in type; stored with its record."""
+        from PIL import Image
+
         assets = self.services.assets
         visual = assets.get(visual_id)
-        canvas = np.array(assets.open_image(visual).convert("RGB"))
+        picture = assets.open_image(visual).convert("RGB")
+        if placement in CROPPED:
+            from PIL import ImageOps
+
+            picture = ImageOps.fit(picture, canvas_size(placement), Image.Resampling.LANCZOS)
+        canvas = np.array(picture)
         size = (canvas.shape[1], canvas.shape[0])
         font = self.font_path(kit)
         c, h, k, pal = levels
@@ -686,8 +713,6 @@ class VariantsCapability(Capability):
         layers.append(self.button(canvas, request.ctas[k], place["cta"], size, font, accent))
         if kit["logo_asset_id"]:
             layers.append(self.logo(canvas, kit["logo_asset_id"], place["logo"]))
-        from PIL import Image
-
         record = {
             "variant": variant_id,
             "brief_id": brief_id,

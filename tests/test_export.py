@@ -323,3 +323,27 @@ def test_a_spoken_upload_without_captions_is_heard_and_captioned(media_settings,
         said = linkedin.read(sidecar).decode("utf-8").lower()
         assert "coffee" in said and "-->" in said  # what was said, heard
         assert all(f["passed"] for f in exports["linkedin"]["files"])
+
+
+def test_a_face_swap_of_a_render_keeps_its_captions_once(studio, tmp_path):
+    """A render has its words in the picture; a face swap of it (its child video) is not
+    captioned again, and its sidecar is the render's SRT."""
+    data = clip(tmp_path / "render.mp4", 5.5).read_bytes()
+    render = studio.assets.add_bytes(
+        data, "video", ext="mp4", meta={"kind": "render_video", "captions_burned": True}
+    )
+    studio.assets.add_bytes(SRT.encode(), "subtitle", ext="srt", part_of=render.id)
+    face = studio.assets.add_bytes(png((64, 64), (90, 60, 40)), "image")
+    swapped = studio.assets.add_bytes(data, "video", ext="mp4", parents=[face.id, render.id])
+    done = studio.wait_job(
+        studio.export_campaign(asset_ids=[swapped.id], platforms=["tiktok", "linkedin"]).id,
+        TIMEOUT,
+    )
+    assert done.state is JobState.COMPLETED, done.error
+    exports = {e["platform"]: e for e in done.result["exports"]}
+    tiktok = exports["tiktok"]["files"][0]
+    assert tiktok["captions"] == "source" and tiktok["passed"]  # not burned a second time
+    archive = zipfile.ZipFile(studio.asset_path(exports["linkedin"]["asset_id"]))
+    sidecar = next(n for n in archive.namelist() if n.endswith(".srt"))
+    assert archive.read(sidecar).decode("utf-8") == SRT
+    assert not any("sin subtítulos" in n for n in done.result["notices"])

@@ -450,12 +450,7 @@ class ExportCapability(Capability):
 
         if asset.id in heard:
             return heard[asset.id]
-        srt = self.srt_part(asset)
-        burned = bool(
-            asset.meta.get(
-                "captions_burned", srt is not None and asset.meta.get("kind") in STUDIO_RENDERS
-            )
-        )
+        srt, burned = self.caption_source(asset)
         cues: list[Any] = []
         if srt is not None:
             cues = from_srt(self.services.assets.read_bytes(srt).decode("utf-8", "replace"))
@@ -490,6 +485,21 @@ class ExportCapability(Capability):
             return []
         return make_cues(words, CueRules(max_chars=30))
 
+    def caption_source(self, asset: Any, depth: int = 0) -> tuple[Any | None, bool]:
+        """The video's SRT (its own, or the one of the video it edits: a face swap of a
+        render keeps the render's words and picture) and whether its picture has them."""
+        srt = self.srt_part(asset)
+        if "captions_burned" in asset.meta:
+            return srt, bool(asset.meta["captions_burned"])
+        if asset.meta.get("kind") in STUDIO_RENDERS:
+            return srt, srt is not None  # renders from before the record said so
+        store = self.services.assets
+        for parent_id in asset.parents if srt is None and depth < 3 else ():
+            parent = store.get(parent_id) if store.exists(parent_id) else None
+            if parent is not None and parent.ext in media.VIDEO_EXTS:
+                return self.caption_source(parent, depth + 1)
+        return srt, False
+
     def srt_part(self, asset: Any) -> Any | None:
         parts = self.services.assets.parts_of([asset.id]).get(asset.id, [])
         return next((part for part in parts if part.ext == "srt"), None)
@@ -503,7 +513,7 @@ class ExportCapability(Capability):
 
         if preset.captions != "sidecar":
             return []
-        part = self.srt_part(asset)
+        part = self.caption_source(asset)[0]
         if part is not None:
             out.write_bytes(self.services.assets.read_bytes(part))
             return [Exported(preset, out.name, out, part.id)]

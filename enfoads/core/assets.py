@@ -259,7 +259,8 @@ def kind_of(ext: str) -> str:
 def new_asset_id(kind: str) -> str:
     """A fresh id for an asset of ``kind`` (a pipeline that writes the id into its file's
     record takes one before it stores the file)."""
-    return f"{_PREFIX.get(kind, kind[:3])}_{secrets.token_hex(8)}"
+    prefix = _PREFIX.get(kind) or "".join(c for c in kind if c.isalnum())[:3] or "ast"
+    return f"{prefix}_{secrets.token_hex(8)}"
 
 
 def embedded_record(path: Path, ext: str) -> dict[str, Any]:

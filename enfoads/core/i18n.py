@@ -707,6 +707,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     },
     "ui.variants.results_csv": {"es": "Informe CSV", "en": "CSV report"},
     "ui.variants.import": {"es": "Importar resultados", "en": "Import results"},
+    "ui.variants.bad_brief": {
+        "es": "Este brief no se puede leer (el archivo está dañado).",
+        "en": "This brief cannot be read (its file is damaged).",
+    },
     "ui.variants.choose_brief": {
         "es": "Elige primero el brief de estos resultados.",
         "en": "Choose the brief of these results first.",

@@ -266,11 +266,13 @@ class VariantsPanel(w.VBox):
             return
         try:
             record = json.loads(self.studio.asset_bytes(brief_id))
-        except (EnfoadsError, ValueError) as exc:
-            self.message.show_error(exc, self.lang) if isinstance(exc, EnfoadsError) else None
+            self.board.show(record)
+        except EnfoadsError as exc:  # deleted meanwhile
+            self.message.show_error(exc, self.lang)
             self.board.show(None)
-            return
-        self.board.show(record)
+        except (ValueError, KeyError, TypeError):  # not a brief this studio wrote
+            self.message.show(t("ui.variants.bad_brief", self.lang), "error")
+            self.board.show(None)
 
     def _export(self, asset_ids: list[str]) -> None:
         if self.on_export is not None:

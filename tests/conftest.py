@@ -127,3 +127,24 @@ def media_settings(tmp_path, face_models, tiny_marian):
         return load_settings(**{**values, **overrides})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's, ``scripts/install-system.sh``) on a free loopback
+    port for the session; ``postgres.database()`` is a new empty database's URL."""
+    from enfoads.testing.postgres import PostgresServer, postgres_bindir
+
+    if postgres_bindir() is None:
+        pytest.skip("needs PostgreSQL's server (scripts/install-system.sh installs it)")
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """Each database the studio supports: SQLite in the data dir, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'studio.db'}"
+    return request.getfixturevalue("postgres").database()

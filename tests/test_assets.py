@@ -13,6 +13,20 @@ from enfoads.core import media
 from enfoads.core.errors import InvalidInput, NotFound, TooLarge, UnsafePath
 
 
+@pytest.fixture
+def settings(tmp_path, database_url):
+    """The asset store's suite on SQLite and on a real PostgreSQL server (conftest)."""
+    from enfoads.core.settings import load_settings
+
+    return load_settings(
+        data_dir=tmp_path / "data",
+        device="cpu",
+        language="en",
+        server_port=0,
+        database_url=None if database_url.startswith("sqlite") else database_url,
+    )
+
+
 def png_bytes(color=(200, 30, 30), size=(64, 48)):
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, "PNG")

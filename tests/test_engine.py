@@ -47,8 +47,8 @@ def dead_pid() -> int:
 
 # -- leases ----------------------------------------------------------------------------------
 @pytest.fixture
-def store(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+def store(database_url):  # SQLite and PostgreSQL (conftest)
+    engine = create_engine(database_url)
     yield JobStore(make_session_factory(engine), events.EventBus())
     engine.dispose()
 
@@ -82,8 +82,8 @@ def test_a_live_lease_is_never_reclaimed_an_expired_one_once(store):
         queue.shutdown()
 
 
-def test_reclaiming_is_exactly_once_across_racing_processes(tmp_path):
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+def test_reclaiming_is_exactly_once_across_racing_processes(database_url):
+    url = database_url
     stores = [
         JobStore(make_session_factory(create_engine(url)), events.EventBus()) for _ in range(4)
     ]

@@ -24,8 +24,8 @@ class Harness:
 
 
 @pytest.fixture
-def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'jobs.db'}"
+def db_url(database_url):
+    return database_url  # SQLite and PostgreSQL (conftest)
 
 
 @pytest.fixture

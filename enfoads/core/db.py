@@ -115,40 +115,14 @@ class EngineRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-# Columns added after the first release. ``create_all`` makes new tables only, so an older
-# database gets these by ALTER TABLE at start-up (types compiled for its dialect: SQLite or
-# PostgreSQL).
-_ADDED_COLUMNS = (
-    ("jobs", "owner", String(120), None),
-    ("jobs", "heartbeat_at", DateTime(), None),
-    ("jobs", "cancel_requested", Boolean(), "FALSE"),
-    ("jobs", "stage_i18n", JSON(), None),
-    ("jobs", "error_i18n", JSON(), None),
-    ("assets", "search_text", Text(), None),
-    ("assets", "part_of", String(40), None),
-)
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    from sqlalchemy import inspect, text
-
-    inspector = inspect(engine)
-    for table, column, sa_type, default in _ADDED_COLUMNS:
-        have = {c["name"] for c in inspector.get_columns(table)}
-        if column not in have:
-            sql = (
-                f"ALTER TABLE {table} ADD COLUMN {column} {sa_type.compile(dialect=engine.dialect)}"
-            )
-            with engine.begin() as conn:
-                conn.execute(text(sql + (f" DEFAULT {default}" if default else "")))
-
-
-def create_engine(url: str) -> Engine:
-    """An engine with the tables created; SQLite gets WAL and foreign keys."""
+def create_engine_only(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a shared connection pool."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Worker threads and the server share one engine.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True  # a server restarted under a long-lived engine
     engine = sa_create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
@@ -160,8 +134,16 @@ def create_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
-    Base.metadata.create_all(engine)
-    _add_missing_columns(engine)
+    return engine
+
+
+def create_engine(url: str) -> Engine:
+    """An engine whose database is at the newest schema (``migrations.upgrade``: created,
+    upgraded, or an earlier release's adopted)."""
+    from enfoads.core import migrations
+
+    engine = create_engine_only(url)
+    migrations.upgrade(engine, Base.metadata)
     return engine
 
 

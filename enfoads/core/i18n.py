@@ -669,8 +669,8 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     },
     "ui.variants.propose": {"es": "Proponer textos", "en": "Propose copy"},
     "ui.variants.palettes": {
-        "es": "Probar también la segunda paleta del kit de marca",
-        "en": "Also test the brand kit's second palette",
+        "es": "Probar también la segunda paleta de colores de la marca",
+        "en": "Also test the brand's second colour palette",
     },
     "ui.variants.design": {"es": "Diseño", "en": "Design"},
     "ui.variants.full": {"es": "Todas las combinaciones", "en": "Every combination"},

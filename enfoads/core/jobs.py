@@ -44,6 +44,7 @@ from enfoads.core.i18n import render_stored, t
 from enfoads.core.validation import check_tree, scrub, storable
 
 log = logging.getLogger(__name__)
+STAGE_CHARS = 255  # the stage column's width (the whole text stays in its i18n record)
 
 
 class JobState(str, enum.Enum):
@@ -424,6 +425,8 @@ class JobStore:
         for name in ("stage", "error"):  # keep what it says, to show it in any language
             if name in changes:
                 changes[f"{name}_i18n"] = i18n_record(changes[name])
+        if isinstance(changes.get("stage"), str):  # VARCHAR(255): PostgreSQL enforces it
+            changes["stage"] = changes["stage"][:STAGE_CHARS]
         where = [JobRow.id == job_id, JobRow.state.in_([st.value for st in from_states])]
         if leased_by is not None:
             where.append(JobRow.owner == leased_by)

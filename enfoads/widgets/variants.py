@@ -34,82 +34,37 @@ def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+STYLE = {"description_width": "initial"}
+
+
+def text_box(key: str, lang: str, placeholder: str = "") -> w.Text:
+    return w.Text(
+        description=t(f"ui.variants.{key}", lang),
+        placeholder=placeholder,
+        layout=w.Layout(width="95%", max_width="640px"),
+        style=STYLE,
+    )
+
+
+def area(key: str, lang: str, height: str) -> w.Textarea:
+    return w.Textarea(
+        description=t(f"ui.variants.{key}", lang),
+        placeholder=t(f"ui.variants.{key}.placeholder", lang),
+        layout=w.Layout(width="95%", max_width="640px", height=height),
+        style=STYLE,
+    )
+
+
 class VariantsPanel(w.VBox):
     def __init__(self, studio: StudioAPI, on_export: Callable[[list[str]], Any] | None = None):
         self.studio = studio
         self.on_export = on_export
         lang = self.lang = studio.settings.language
-        options = studio.options("variants")
-        wide = w.Layout(width="95%", max_width="640px")
-        style = {"description_width": "initial"}
-
-        def text(key: str, placeholder: str = "") -> w.Text:
-            return w.Text(
-                description=t(f"ui.variants.{key}", lang),
-                placeholder=placeholder,
-                layout=wide,
-                style=style,
-            )
-
-        def area(key: str, height: str) -> w.Textarea:
-            return w.Textarea(
-                description=t(f"ui.variants.{key}", lang),
-                placeholder=t(f"ui.variants.{key}.placeholder", lang),
-                layout=w.Layout(width="95%", max_width="640px", height=height),
-                style=style,
-            )
-
-        self.product = text("product", "Café de Chiapas")
-        self.price = text("price", "9,90 €")
-        self.offer = text("offer", "-20 % esta semana")
-        self.audience = text("audience")
-        self.tone = w.Dropdown(
-            options=[(t(f"ui.variants.tone.{k}", lang), k) for k in options["tones"]],
-            description=t("ui.variants.tone", lang),
-            style=style,
-        )
-        self.concepts = area("concepts", "70px")
-        self.headlines = area("headlines", "90px")
-        self.ctas = area("ctas", "70px")
-        self.propose = w.Button(description=t("ui.variants.propose", lang), icon="magic")
-        self.propose.on_click(lambda _b: self.start_proposals())
-        named = [
-            (f"{a} · {t(f'placement.{a}', lang)}" if f"placement.{a}" in CATALOG else a, a)
-            for a in PLACEMENTS
-        ]
-        self.placements = PlacementToggles(named, ("9:16", "1:1"))
-        self.palettes = w.Checkbox(
-            description=t("ui.variants.palettes", lang), indent=False, layout=wide
-        )
-        self.design = w.Dropdown(
-            options=[
-                (t("ui.variants.full", lang), "full"),
-                (t("ui.variants.fraction", lang), "fraction"),
-            ],
-            value="full",
-            description=t("ui.variants.design", lang),
-            style=style,
-            layout=w.Layout(width="420px", max_width="100%"),
-        )
-        self.count = w.HTML()
-        for widget in (self.concepts, self.headlines, self.ctas, self.palettes, self.design):
-            widget.observe(lambda _c: self.show_count(), "value")
-        for button in self.placements.buttons.values():
-            button.observe(lambda _c: self.show_count(), "value")
-        self.run = w.Button(
-            description=t("ui.variants.run", lang), button_style="primary", icon="th"
-        )
-        self.run.on_click(lambda _b: self.start())
-        self.message = Message()
-        self.progress = JobProgress(studio, self._rendered)
-        self.progress.on_retry = lambda: setattr(self.run, "disabled", True)
-        self.copy_message = Message()
-        self.copy_progress = JobProgress(studio, self._proposed)
-        self.copy_progress.layout.display = "none"
+        self._form(lang, studio.options("variants"))
         # the board: a stored brief's variants, filtered, kept or dropped
         self.briefs = w.Dropdown(
             description=t("ui.variants.saved", lang),
-            style=style,
+            style=STYLE,
             layout=w.Layout(width="420px", max_width="100%"),
         )
         self._listing = False
@@ -157,6 +112,59 @@ class VariantsPanel(w.VBox):
         )
         self.show_count()
         self.refresh()  # and when its tab opens (``StudioApp``), never on each vault event
+
+    def _form(self, lang: str, options: dict[str, Any]) -> None:
+        """The brief's fields, the copy proposals and the render button."""
+        studio = self.studio
+        self.product = text_box("product", lang, "Café de Chiapas")
+        self.price = text_box("price", lang, "9,90 €")
+        self.offer = text_box("offer", lang, "-20 % esta semana")
+        self.audience = text_box("audience", lang)
+        self.tone = w.Dropdown(
+            options=[(t(f"ui.variants.tone.{k}", lang), k) for k in options["tones"]],
+            description=t("ui.variants.tone", lang),
+            style=STYLE,
+        )
+        self.concepts = area("concepts", lang, "70px")
+        self.headlines = area("headlines", lang, "90px")
+        self.ctas = area("ctas", lang, "70px")
+        self.propose = w.Button(description=t("ui.variants.propose", lang), icon="magic")
+        self.propose.on_click(lambda _b: self.start_proposals())
+        named = [
+            (f"{a} · {t(f'placement.{a}', lang)}" if f"placement.{a}" in CATALOG else a, a)
+            for a in PLACEMENTS
+        ]
+        self.placements = PlacementToggles(named, ("9:16", "1:1"))
+        self.palettes = w.Checkbox(
+            description=t("ui.variants.palettes", lang),
+            indent=False,
+            layout=w.Layout(width="95%", max_width="640px"),
+        )
+        self.design = w.Dropdown(
+            options=[
+                (t("ui.variants.full", lang), "full"),
+                (t("ui.variants.fraction", lang), "fraction"),
+            ],
+            value="full",
+            description=t("ui.variants.design", lang),
+            style=STYLE,
+            layout=w.Layout(width="420px", max_width="100%"),
+        )
+        self.count = w.HTML()
+        for widget in (self.concepts, self.headlines, self.ctas, self.palettes, self.design):
+            widget.observe(lambda _c: self.show_count(), "value")
+        for button in self.placements.buttons.values():
+            button.observe(lambda _c: self.show_count(), "value")
+        self.run = w.Button(
+            description=t("ui.variants.run", lang), button_style="primary", icon="th"
+        )
+        self.run.on_click(lambda _b: self.start())
+        self.message = Message()
+        self.progress = JobProgress(studio, self._rendered)
+        self.progress.on_retry = lambda: setattr(self.run, "disabled", True)
+        self.copy_message = Message()
+        self.copy_progress = JobProgress(studio, self._proposed)
+        self.copy_progress.layout.display = "none"
 
     # -- the brief ----------------------------------------------------------------------
     def brief(self) -> dict[str, Any]:

@@ -29,6 +29,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
+# Alembic says "Context impl SQLiteImpl." at INFO on every open: a notebook cell that shows
+# INFO would print it at each start. What changed is logged here, once, instead.
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 HERE = Path(__file__).resolve().parent
 FIRST_RELEASE = "0001"

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 log = logging.getLogger(__name__)
 # Alembic says "Context impl SQLiteImpl." at INFO on every open: a notebook cell that shows
 # INFO would print it at each start. What changed is logged here, once, instead.
-logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 HERE = Path(__file__).resolve().parent
 FIRST_RELEASE = "0001"

@@ -69,3 +69,37 @@ def studio_pipe(parts: dict[str, Any], tokenizer_dir: Path) -> Any:
     pipe.vae.register_to_config(force_upcast=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def built_sdxl_studio(settings: Any, cuda: bool, wrap: Callable[[Any], Any] | None = None) -> Any:
+    """A ``Studio`` (not started) whose image model is SDXL built in the process: full size
+    with random fp16 weights on a GPU, the tiny one on a CPU (``--smoke``), set up as the studio
+    sets up the real one (``studio_pipe``, the eager speed-ups). ``wrap(pipe)`` sees each
+    pipeline once built (a benchmark's timers). Call ``settings.apply_cache_env()`` first, as
+    the studio does, before torch is imported."""
+    import torch
+
+    from enfoads.core.pipelines import image as image_mod
+    from enfoads.core.studio import Studio
+    from enfoads.testing.sdxl import build_components
+
+    image_mod.ImagePipeline.on_disk = lambda self: True  # the weights are built, not read
+
+    def loader():
+        parts = build_components(
+            "full" if cuda else "tiny",
+            device="cuda" if cuda else "cpu",
+            dtype=torch.float16 if cuda else None,
+        )
+        pipe = studio_pipe(parts, settings.data_dir / "tok")
+        image_mod.apply_eager_optimizations(pipe)
+        return wrap(pipe) if wrap is not None else pipe
+
+    studio = Studio(settings)
+    studio.models.register(
+        image_mod.MODEL_NAME,
+        loader,
+        image_mod.estimate_bytes(settings, "cuda") if cuda else 10**8,
+        adapter=image_mod.ImageAdapter(),
+    )
+    return studio

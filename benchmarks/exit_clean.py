@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_record, studio_pipe, write_json
+from common import built_sdxl_studio, run_record, write_json
 
 SCENARIOS = ("close_after", "close_during", "exit_during")
 
@@ -47,31 +47,9 @@ def child(scenario: str, data: Path, smoke: bool) -> None:
         language="en",
     )
     settings.apply_cache_env()
-    import torch
-
     from enfoads.core.pipelines import image as image_mod
-    from enfoads.core.studio import Studio
-    from enfoads.testing.sdxl import build_components
 
-    image_mod.ImagePipeline.on_disk = lambda self: True  # the weights are built, not read
-
-    def loader():
-        parts = build_components(
-            "full" if cuda else "tiny",
-            device="cuda" if cuda else "cpu",
-            dtype=torch.float16 if cuda else None,
-        )
-        pipe = studio_pipe(parts, data / "tok")
-        image_mod.apply_eager_optimizations(pipe)
-        return pipe
-
-    studio = Studio(settings)
-    studio.models.register(
-        image_mod.MODEL_NAME,
-        loader,
-        image_mod.estimate_bytes(settings, "cuda") if cuda else 10**8,
-        adapter=image_mod.ImageAdapter(),
-    )
+    studio = built_sdxl_studio(settings, cuda)
     studio.start()
     done = studio.wait_job(studio.generate_images(prompt="olive oil bottle", seed=1).id, 900)
     print(json.dumps({"job": done.state.value, "error": done.error or None}), flush=True)

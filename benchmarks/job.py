@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_record, studio_pipe, write_json
+from common import built_sdxl_studio, run_record, write_json
 
 
 class Clock:
@@ -60,12 +60,9 @@ class Clock:
 
 
 def make_studio(data: Path, cuda: bool, compile_mode: str, clock: Clock):
-    import torch
-
-    from enfoads.core.pipelines import image as image_mod
+    """The studio over built SDXL, its pipeline's calls timed (a subclass: Python looks
+    ``__call__`` up on the type) and its image storing timed."""
     from enfoads.core.settings import load_settings
-    from enfoads.core.studio import Studio
-    from enfoads.testing.sdxl import build_components
 
     settings = load_settings(
         data_dir=data,
@@ -74,33 +71,19 @@ def make_studio(data: Path, cuda: bool, compile_mode: str, clock: Clock):
         language="en",
     )
     settings.apply_cache_env()
-    image_mod.ImagePipeline.on_disk = lambda self: True  # the weights are built, not read
+    import torch
+
     sync = torch.cuda.synchronize if cuda else None
     holder = {}
 
-    def loader():
-        parts = build_components(
-            "full" if cuda else "tiny",
-            device="cuda" if cuda else "cpu",
-            dtype=torch.float16 if cuda else None,
-        )
-        pipe = studio_pipe(parts, data / "tok")
-        image_mod.apply_eager_optimizations(pipe)
-        holder["pipe"] = pipe
-        # its calls timed (a subclass: Python looks ``__call__`` up on the type)
+    def timed(pipe):
         base = type(pipe)
-        pipe.__class__ = type(
-            "TimedPipe", (base,), {"__call__": clock.wrap("pipeline", base.__call__, sync)}
-        )
+        timed_call = clock.wrap("pipeline", base.__call__, sync)
+        pipe.__class__ = type("TimedPipe", (base,), {"__call__": timed_call})
+        holder["pipe"] = pipe
         return pipe
 
-    studio = Studio(settings)
-    studio.models.register(
-        image_mod.MODEL_NAME,
-        loader,
-        image_mod.estimate_bytes(settings, "cuda") if cuda else 10**8,
-        adapter=image_mod.ImageAdapter(),
-    )
+    studio = built_sdxl_studio(settings, cuda, wrap=timed)
     studio.assets.add_image = clock.wrap("store", studio.assets.add_image)
     studio.start()
     return studio, holder

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_record, studio_pipe, write_json
+from common import built_sdxl_studio, run_record, write_json
 
 PLACEMENTS = ["1:1", "9:16", "16:9", "4:5", "2:3", "3:2"]
 # Set here, they would point a session's compile caches outside its data dir.
@@ -57,31 +57,9 @@ def session(
         language="en",
     )
     settings.apply_cache_env()  # before torch, as the studio does: every cache in the data dir
-    import torch
-
     from enfoads.core.pipelines import image as image_mod
-    from enfoads.core.studio import Studio
-    from enfoads.testing.sdxl import build_components
 
-    image_mod.ImagePipeline.on_disk = lambda self: True  # the weights are built, not read
-
-    def loader():
-        parts = build_components(
-            "full" if cuda else "tiny",
-            device="cuda" if cuda else "cpu",
-            dtype=torch.float16 if cuda else None,
-        )
-        pipe = studio_pipe(parts, data / "tok")
-        image_mod.apply_eager_optimizations(pipe)
-        return pipe
-
-    studio = Studio(settings)
-    studio.models.register(
-        image_mod.MODEL_NAME,
-        loader,
-        image_mod.estimate_bytes(settings, "cuda") if cuda else 10**8,
-        adapter=image_mod.ImageAdapter(),
-    )
+    studio = built_sdxl_studio(settings, cuda)
     sizes = [
         (w, h, 1)
         for _p, w, h in image_mod.GenerateImageRequest(prompt="x", placements=placements).sizes()

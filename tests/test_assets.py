@@ -248,3 +248,9 @@ def test_saving_the_brand_kit_replaces_the_previous_one(studio):
     with pytest.raises(InvalidInput):
         studio.save_brand_kit(cta="x" * 81)
     assert studio.list_assets(kind="brand_kit").items[0].id == kits.items[0].id  # kept on error
+
+
+def test_a_name_longer_than_its_column_is_kept_to_its_width(studio):
+    """PostgreSQL enforces VARCHAR(255), SQLite does not: the store keeps both the same."""
+    asset = studio.assets.add_bytes(png_bytes(), "image", name="Café " * 80)
+    assert studio.get_asset(asset.id).name == ("Café " * 80)[:255]

@@ -596,7 +596,7 @@ class AssetStore:
             row = AssetRow(
                 id=asset_id,
                 kind=kind,
-                name=name[:255] if name else name,  # VARCHAR(255) on PostgreSQL
+                name=name,
                 sha256=hashlib.sha256(data).hexdigest(),
                 ext=ext,
                 mime=media.MIME_BY_EXT.get(ext, "application/octet-stream"),

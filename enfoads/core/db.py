@@ -22,7 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    relationship,
+    sessionmaker,
+    validates,
+)
 
 
 class Base(DeclarativeBase):
@@ -59,6 +66,12 @@ class AssetRow(Base):
     tags: Mapped[list[TagRow]] = relationship(
         back_populates="asset", cascade="all, delete-orphan", lazy="selectin"
     )
+
+    @validates("name")
+    def _name_fits(self, _key: str, value: str | None) -> str | None:
+        """Every name the store writes (an upload, a re-index) inside VARCHAR(255), which
+        PostgreSQL enforces and SQLite does not."""
+        return value[:255] if value else value
 
 
 class TagRow(Base):

@@ -53,12 +53,12 @@ def declared_uploads(schema: dict[str, Any]) -> dict[tuple[str, str], float]:
     return table
 
 
-def route_match(route: str, path: str) -> bool:
-    """Whether ``path`` is one of ``route``'s (its ``{parameters}`` one path segment each)."""
+def route_pattern(route: str) -> re.Pattern[str] | None:
+    """The paths of a route with ``{parameters}`` (one path segment each); None for a fixed
+    route (looked up as it is)."""
     if "{" not in route:
-        return False
-    pattern = re.sub(r"\\{\w+\\}", "[^/]+", re.escape(route))
-    return re.fullmatch(pattern, path) is not None
+        return None
+    return re.compile(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(route)))
 
 
 class BodyTooLarge(HTTPException):
@@ -88,17 +88,22 @@ class RequestGuard:
         self.settings = settings
         self._schema = schema
         self._uploads: dict[tuple[str, str], float] | None = None
+        self._patterns: list[tuple[str, re.Pattern[str], float]] = []
 
     def body_limit(self, scope: dict, max_upload_bytes: int) -> int:
         """The largest body this request's route takes: what it declares, else small JSON."""
         if self._uploads is None:  # the routes are all there by the first request
             self._uploads = declared_uploads(self._schema())
+            self._patterns = [
+                (m, pattern, n)
+                for (m, route), n in self._uploads.items()
+                if (pattern := route_pattern(route)) is not None
+            ]
         method, path = scope.get("method", "GET"), scope.get("path", "")
         count = self._uploads.get((method, path))
         if count is None:  # a route with {parameters}: its pattern
             count = next(
-                (n for (m, p), n in self._uploads.items() if m == method and route_match(p, path)),
-                None,
+                (n for m, p, n in self._patterns if m == method and p.fullmatch(path)), None
             )
         return uploads_bytes(count, max_upload_bytes) if count else SMALL_BODY
 

@@ -24,6 +24,7 @@ from enfoads.core.errors import EnfoadsError
 from enfoads.core.events import RESYNC
 from enfoads.core.jobs import Job, JobState, JobStore, wait_for
 from enfoads.core.settings import Settings
+from enfoads.core.storage import open_bucket
 from enfoads.core.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class AttachedStudio(Facade):
             thumbnail_px=s.thumbnail_px,
             max_upload_bytes=s.max_upload_bytes,
             max_image_pixels=s.max_image_pixels,
+            bucket=open_bucket(s),
         )
         self._jobs = JobStore(sessions, self.bus, utcnow)
         self._http = httpx.Client(

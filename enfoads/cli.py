@@ -40,7 +40,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         "cached_models": _cached_models(settings.models_dir),
         "settings": json.loads(settings.model_dump_json()),
     }
-    for secret in ("server_token", "ngrok_authtoken"):  # never print a secret in full
+    for secret in (
+        "server_token",
+        "ngrok_authtoken",
+        "s3_secret_access_key",
+    ):  # never print a secret in full
         if getattr(settings, secret):
             info["settings"][secret] = getattr(settings, secret)[:4] + "…"
     if args.json:

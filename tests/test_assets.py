@@ -13,17 +13,31 @@ from enfoads.core import media
 from enfoads.core.errors import InvalidInput, NotFound, TooLarge, UnsafePath
 
 
-@pytest.fixture
-def settings(tmp_path, database_url):
-    """The asset store's suite on SQLite and on a real PostgreSQL server (conftest)."""
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql+s3", marks=pytest.mark.postgres),
+    ]
+)
+def settings(request, tmp_path):
+    """The asset store's suite on SQLite and on a real PostgreSQL server (conftest), files in
+    the data dir; and as a cluster keeps them: PostgreSQL and a real S3 server's bucket."""
     from enfoads.core.settings import load_settings
 
+    database, _, storage = request.param.partition("+")
+    bucket = {}
+    if storage:
+        bucket = request.getfixturevalue("s3_server").settings(f"vault-{os.getpid()}-{id(request)}")
     return load_settings(
         data_dir=tmp_path / "data",
         device="cpu",
         language="en",
         server_port=0,
-        database_url=None if database_url.startswith("sqlite") else database_url,
+        database_url=request.getfixturevalue("postgres").database()
+        if database != "sqlite"
+        else None,
+        **bucket,
     )
 
 

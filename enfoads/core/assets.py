@@ -5,6 +5,12 @@ with the same bytes share it, and deleting one keeps it for the other. Publishin
 its row, and deleting a row with its now-unused file, happen under one lock (a thread lock and
 an ``flock`` on ``assets.lock`` for the other processes on this data dir), so a delete racing
 an identical new asset can never take the new asset's file.
+
+With a bucket (``ENFOADS_STORAGE=s3``, ``core.storage``) the bucket holds the files under the
+same names and the folder is this host's cache of it: a file is uploaded before its row is
+committed, fetched on first read, and its object deleted once no row uses it. Writers and
+deleters of one file take turns through the database (a PostgreSQL advisory lock per file,
+SQLite's write lock), so engines and workers on different hosts keep the count right.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from enfoads.core import events, media, provenance
+from enfoads.core import events, media, provenance, storage
 from enfoads.core.db import AssetRow, TagRow
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, NotFound, is_disk_full
 from enfoads.core.i18n import Reason
@@ -302,8 +308,10 @@ class AssetStore:
         clock: Callable[[], datetime] = utcnow,
         writable: Callable[[], None] = lambda: None,
         credentials: provenance.Credentials | None = None,
+        bucket: storage.Bucket | None = None,
     ):
         self._sessions = sessions
+        self.bucket = bucket  # the shared files (root is then this host's cache of them)
         # Signs the studio's own outputs (C2PA); beside the blobs unless given.
         self.credentials = credentials or provenance.Credentials(root.parent / "provenance")
         self._writable = writable  # raises when this process may no longer write (fenced)
@@ -339,8 +347,80 @@ class AssetStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    @staticmethod
+    def _blob_name(sha: str, ext: str) -> str:
+        return f"{sha[:2]}/{sha}.{ext}"
+
     def _blob_path(self, sha: str, ext: str) -> Path:
-        return media.resolve_inside(self.root, f"{sha[:2]}/{sha}.{ext}")
+        return media.resolve_inside(self.root, self._blob_name(sha, ext))
+
+    @staticmethod
+    def _blob_used(session: Any, sha: str, ext: str) -> bool:
+        """Whether an asset of this database uses the file, as its file or its thumbnail."""
+        uses = (AssetRow.sha256 == sha) & (AssetRow.ext == ext)
+        if ext == "jpg":
+            uses = uses | (AssetRow.thumb_sha256 == sha)
+        return bool(session.scalar(select(func.count()).where(uses)))
+
+    def _cached(self, sha: str, ext: str) -> Path:
+        """The file's path on this host: with a bucket, fetched into the cache on first use
+        (checked against its checksum; a copy that does not match is not kept)."""
+        path = self._blob_path(sha, ext)
+        if self.bucket is None or path.exists():
+            return path
+        self.bucket.download(self._blob_name(sha, ext), path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(2**20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != sha:
+            path.unlink(missing_ok=True)
+            raise InvalidInput("error.invalid", field="file", reason=Reason("reason.changed_file"))
+        return path
+
+    def _upload_missing(self, session: Any, row: AssetRow) -> None:
+        """The row's file and thumbnail into the bucket, with this transaction holding both
+        names (a delete of the same bytes elsewhere waits for the row to be committed)."""
+        if self.bucket is None:
+            return
+        blobs = [(row.sha256, row.ext, row.mime)]
+        if row.thumb_sha256:
+            blobs.append((row.thumb_sha256, "jpg", "image/jpeg"))
+        storage.lock_blobs(session, [sha for sha, _, _ in blobs])
+        for sha, ext, mime in blobs:
+            name = self._blob_name(sha, ext)
+            if not self.bucket.has(name):
+                self.bucket.upload(self._blob_path(sha, ext), name, mime)
+
+    def _drop_unused_objects(self, blobs: list[tuple[str, str]]) -> int:
+        """Delete the bucket objects of ``blobs`` that no asset uses, counted again under the
+        names' lock (a writer of the same bytes on another host has committed or waits)."""
+        if self.bucket is None or not blobs:
+            return 0
+        dropped = 0
+        with self._sessions.begin() as s:
+            storage.lock_blobs(s, [sha for sha, _ in blobs])
+            for sha, ext in blobs:
+                if not self._blob_used(s, sha, ext):
+                    self.bucket.delete(self._blob_name(sha, ext))
+                    dropped += 1
+        return dropped
+
+    def _sweep_bucket(self, min_age_s: float) -> int:
+        """Objects no asset uses (a delete interrupted between its row and its object), older
+        than ``min_age_s`` (a younger one may be a write in progress), deleted."""
+        if self.bucket is None:
+            return 0
+        cutoff = time.time() - min_age_s
+        unused = []
+        for name, modified in self.bucket.names():
+            sha, _, ext = name.rpartition("/")[2].partition(".")
+            if modified < cutoff and re.fullmatch(r"[0-9a-f]{64}", sha) and ext:
+                unused.append((sha, ext))
+        dropped = 0
+        for start in range(0, len(unused), 100):
+            dropped += self._drop_unused_objects(unused[start : start + 100])
+        return dropped
 
     def _stage(self, data: bytes) -> Path:
         """``data`` in a fsynced temp file under the store (renamed into place later)."""
@@ -428,6 +508,10 @@ class AssetStore:
         self._writable()
         self.restore_quarantined()
         used = self._files_in_use()
+        if self.bucket is not None:  # the bucket's unused objects, into the cache to be read
+            for name, _ in self.bucket.names():
+                if name.rpartition("/")[2] not in used and re.fullmatch(r"[0-9a-f]{2}/\S+", name):
+                    self.bucket.download(name, media.resolve_inside(self.root, name))
         report = ReindexReport()
         quarantined = sorted(self.quarantine.glob("*")) if self.quarantine.is_dir() else []
         for path in sorted(self.root.glob("??/*")) + quarantined:
@@ -505,10 +589,13 @@ class AssetStore:
     def sweep(self, min_age_s: float = 600.0) -> dict[str, int]:
         """Tidy what a killed process left: temp files go, and files no asset of this database
         uses, older than ``min_age_s`` (younger ones may belong to a write in progress), move
-        to the quarantine. Run at start-up."""
+        to the quarantine. Run at start-up. With a bucket, the folder is a cache: unused files
+        in it are deleted, and so are the bucket's objects no asset uses (``_sweep_bucket``)."""
         self.restore_quarantined()
         now = time.time()
         removed = {"temp": 0, "orphan": 0}
+        if self.bucket is not None:
+            removed["objects"] = self._sweep_bucket(min_age_s)
         used = self._files_in_use()
         with self._files_locked():
             for path in self.root.rglob("*"):
@@ -517,9 +604,12 @@ class AssetStore:
                         continue
                 except OSError:
                     continue
-                if path.name.startswith(TMP_PREFIX):
+                if path.name.startswith((TMP_PREFIX, ".dl-")):
                     path.unlink(missing_ok=True)
                     removed["temp"] += 1
+                elif path.parent.parent == self.root and path.name not in used and self.bucket:
+                    path.unlink(missing_ok=True)  # a cached copy: the bucket decides
+                    removed["orphan"] += 1
                 elif path.parent.parent == self.root and path.name not in used:
                     self.quarantine.mkdir(parents=True, exist_ok=True)
                     os.replace(path, self.quarantine / path.name)
@@ -533,14 +623,28 @@ class AssetStore:
 
     def file_path(self, asset_or_id: Asset | str) -> Path:
         asset = self.get(asset_or_id) if isinstance(asset_or_id, str) else asset_or_id
-        return self._blob_path(asset.sha256, asset.ext)
+        return self._cached(asset.sha256, asset.ext)
 
     def thumbnail_path(self, asset_or_id: Asset | str) -> Path | None:
+        thumb = self._thumb_sha(asset_or_id)
+        return self._cached(thumb, "jpg") if thumb else None
+
+    def _thumb_sha(self, asset_or_id: Asset | str) -> str | None:
         asset_id = asset_or_id if isinstance(asset_or_id, str) else asset_or_id.id
         with self._sessions() as s:
-            row = self._row(s, asset_id)
-            thumb = row.thumb_sha256
-        return self._blob_path(thumb, "jpg") if thumb else None
+            return self._row(s, asset_id).thumb_sha256
+
+    def presigned_url(self, asset: Asset, ttl_s: float, thumbnail: bool = False) -> str | None:
+        """A bucket URL that opens the file (or thumbnail) for ``ttl_s`` seconds; None when
+        the files are in the data dir (the server sends them itself)."""
+        if self.bucket is None:
+            return None
+        if thumbnail:
+            thumb = self._thumb_sha(asset)
+            name = self._blob_name(thumb, "jpg") if thumb else None
+            return self.bucket.presigned(name, ttl_s, "image/jpeg", None) if name else None
+        name = self._blob_name(asset.sha256, asset.ext)
+        return self.bucket.presigned(name, ttl_s, asset.mime, asset.file_name)
 
     def read_bytes(self, asset_or_id: Asset | str) -> bytes:
         return self.file_path(asset_or_id).read_bytes()
@@ -730,6 +834,7 @@ class AssetStore:
                                 field="id",
                                 reason=Reason("reason.exists", id=row.id),
                             )
+                        self._upload_missing(s, row)
                         s.add(row)
                         s.flush()
                         return Asset.from_row(row)
@@ -894,16 +999,15 @@ class AssetStore:
                 sha, ext, thumb = row.sha256, row.ext, row.thumb_sha256
                 s.delete(row)
                 s.flush()
-                file_used = s.scalar(
-                    select(func.count()).where(AssetRow.sha256 == sha, AssetRow.ext == ext)
-                )
-                thumb_used = thumb and s.scalar(
-                    select(func.count()).where(AssetRow.thumb_sha256 == thumb)
-                )
+                file_used = self._blob_used(s, sha, ext)
+                thumb_used = thumb and self._blob_used(s, thumb, "jpg")
             if not file_used:
                 self._blob_path(sha, ext).unlink(missing_ok=True)
             if thumb and not thumb_used:
                 self._blob_path(thumb, "jpg").unlink(missing_ok=True)
+        # The bucket's objects: counted again with their names held (another host may be
+        # storing the same bytes right now); one left by a crash here goes at the next sweep.
+        self._drop_unused_objects([(sha, ext)] + ([(thumb, "jpg")] if thumb else []))
         log.info("asset %s deleted", asset_id)
         self._bus.publish(events.asset_deleted(asset_id))
 

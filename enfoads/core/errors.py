@@ -145,6 +145,16 @@ class DiskFull(EnfoadsError):
         super().__init__("error.disk_full")
 
 
+class StorageUnavailable(EnfoadsError):
+    """The asset bucket (``ENFOADS_STORAGE=s3``) did not answer or refused: nothing was
+    stored or changed; the reason is S3's error code, never a URL or a key."""
+
+    status = 503
+
+    def __init__(self, bucket: str, reason: str):
+        super().__init__("error.storage_unavailable", bucket=bucket, reason=reason)
+
+
 class GpuOutOfMemory(EnfoadsError):
     status = 503  # try again once other work has left the GPU
 

@@ -180,6 +180,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "es": "No queda espacio en el disco de datos; libera espacio (borra recursos) y vuelve a intentarlo.",
         "en": "The data disk is full; free some space (delete assets) and try again.",
     },
+    "error.storage_unavailable": {
+        "es": "El almacén de archivos (bucket «{bucket}») no responde o lo rechaza ({reason}); no se guardó ni cambió nada. Revisa ENFOADS_S3_ENDPOINT_URL, el bucket y sus claves, y vuelve a intentarlo.",
+        "en": "The file storage (bucket '{bucket}') did not answer or refused ({reason}); nothing was stored or changed. Check ENFOADS_S3_ENDPOINT_URL, the bucket and its keys, and try again.",
+    },
     "error.unauthorized": {
         "es": "Hace falta un token válido (Authorization: Bearer <token>).",
         "en": "A valid bearer token is required (Authorization: Bearer <token>).",

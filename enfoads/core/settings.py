@@ -150,6 +150,24 @@ class Settings(BaseSettings):
     cloudflared_path: str = ""
     # An ngrok account token: with it, the tunnel is ngrok's instead of Cloudflare's.
     ngrok_authtoken: str = ""
+    # Where asset files live: "local" (the data dir's assets folder) or "s3" (an S3-compatible
+    # bucket that every engine and worker shares; the assets folder is then this host's cache
+    # of it, so workers on other hosts need no shared filesystem).
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS S3; MinIO, R2, GCS: their S3 endpoint
+    s3_prefix: str = (
+        "enfoads"  # one prefix per studio database (a sweep deletes what it does not use)
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # empty: boto3's own chain (AWS_* variables, instance roles)
+    s3_secret_access_key: str = ""
+    # Where browsers reach the bucket for presigned links, when not at s3_endpoint_url
+    # (MinIO in compose: http://minio:9000 inside, http://localhost:9000 outside).
+    s3_public_url: str = ""
+    # A bucket asset's media link: true redirects to a presigned URL of the bucket (valid for
+    # media_url_ttl_s; the bytes go from the bucket to the browser); false: the engine serves it.
+    s3_presign: bool = True
     # How long a signed media URL (an asset's file or thumbnail for <img src>) stays valid.
     media_url_ttl_s: float = Field(600.0, ge=10, le=7 * 86400)
     rate_limit_per_minute: int = Field(30, ge=1)
@@ -270,10 +288,11 @@ def load_settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
     from enfoads.core.errors import InvalidSetting
+    from enfoads.core.i18n import Reason
     from enfoads.core.validation import validation_reason
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {}
         name = "_".join(str(p) for p in first.get("loc", ())) or "settings"
@@ -283,3 +302,11 @@ def load_settings(**overrides: Any) -> Settings:
             variable=ENV_PREFIX + name.upper(),
             reason=validation_reason(first),
         ) from None
+    if settings.storage == "s3" and not settings.s3_bucket.strip():  # a bucket needs its name
+        raise InvalidSetting(
+            "error.invalid_setting",
+            field="s3_bucket",
+            variable=ENV_PREFIX + "S3_BUCKET",
+            reason=Reason("reason.missing"),
+        )
+    return settings

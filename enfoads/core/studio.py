@@ -29,6 +29,7 @@ from enfoads.core.errors import AssetInUse
 from enfoads.core.i18n import Reason
 from enfoads.core.jobs import Job, JobBackend, JobState, JobStore, LocalJobQueue
 from enfoads.core.settings import GB, Settings, load_settings
+from enfoads.core.storage import open_bucket
 from enfoads.core.vram import ModelManager, resolve_device
 from enfoads.version import __version__
 
@@ -75,6 +76,7 @@ class Studio(Facade):
             thumbnail_px=s.thumbnail_px,
             max_upload_bytes=s.max_upload_bytes,
             max_image_pixels=s.max_image_pixels,
+            bucket=open_bucket(s),
             clock=clock,
             writable=self.check_writable,
         )

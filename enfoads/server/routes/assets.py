@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -243,9 +243,22 @@ def asset_provenance(
     return studio.asset_provenance(asset_id, lang)
 
 
+def _bucket_link(studio: Studio, asset: Any, thumbnail: bool) -> RedirectResponse | None:
+    """With the files in a bucket (``ENFOADS_STORAGE=s3``, ``s3_presign`` on): a redirect to a
+    presigned URL of it, valid as long as the studio's own signed links, so the bytes go from
+    the bucket to the browser; None otherwise (this server sends the file)."""
+    s = studio.settings
+    if s.storage != "s3" or not s.s3_presign:
+        return None
+    url = studio.assets.presigned_url(asset, s.media_url_ttl_s, thumbnail=thumbnail)
+    return RedirectResponse(url, status_code=307, headers=NOSNIFF) if url else None
+
+
 @router.get("/{asset_id}/file", response_class=FileResponse)
-def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileResponse:
+def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> Any:
     asset = studio.get_asset(asset_id)
+    if (redirect := _bucket_link(studio, asset, thumbnail=False)) is not None:
+        return redirect
     return FileResponse(
         studio.asset_path(asset),
         media_type=asset.mime,
@@ -258,7 +271,10 @@ def asset_file(asset_id: str, studio: Studio = Depends(get_studio)) -> FileRespo
 @router.get("/{asset_id}/thumbnail", response_class=FileResponse)
 def asset_thumbnail(
     asset_id: str, studio: Studio = Depends(get_studio), lang: str = Depends(language)
-) -> FileResponse:
+) -> Any:
+    asset = studio.get_asset(asset_id)
+    if asset.has_thumbnail and (redirect := _bucket_link(studio, asset, thumbnail=True)):
+        return redirect
     path = studio.thumbnail_path(asset_id)
     if path is None:
         raise ApiError(404, "not_found", t("error.no_thumbnail", lang, id=asset_id))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from enfoads.core import events
+from enfoads.core import events, provenance
 from enfoads.core.api import Facade
 from enfoads.core.assets import Asset, AssetStore, Page, declare_kind, utcnow
 from enfoads.core.db import create_engine, make_session_factory
@@ -70,6 +70,7 @@ class AttachedStudio(Facade):
             max_upload_bytes=s.max_upload_bytes,
             max_image_pixels=s.max_image_pixels,
             bucket=open_bucket(s),
+            credentials=provenance.Credentials(s.signing_dir),
         )
         self._jobs = JobStore(sessions, self.bus, utcnow)
         self._http = httpx.Client(

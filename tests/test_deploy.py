@@ -46,14 +46,36 @@ def test_the_compose_files_variables_are_the_studios_settings_and_commands_its_c
         assert command[0] == "enfoads"
         args = parser.parse_args(command[1:])  # exits (fails the test) on an unknown option
         assert args.command in ("serve", "worker")
-        assert "data:/data" in service["volumes"]
-        assert set(service["depends_on"]) == {"postgres", "redis"}
+        assert set(service["depends_on"]) == {"postgres", "redis", "minio-bucket"}
         url = make_url(re.sub(r"\$\{[^}]*\}", "secret", env["ENFOADS_DATABASE_URL"]))
         assert url.get_dialect().driver == "psycopg" and url.host == "postgres"
         assert re.sub(r"\$\{[^}]*\}", "s", env["ENFOADS_REDIS_URL"]).startswith("redis://:s@redis")
     assert services["engine"]["environment"]["ENFOADS_SERVER_TOKEN"].startswith("${")
-    for backing in ("postgres", "redis"):
+    for backing in ("postgres", "redis", "minio"):
         assert spec["services"][backing]["healthcheck"]["test"]
+
+
+def test_no_two_studio_services_share_a_filesystem_but_all_share_the_bucket():
+    """Issue #36: the engine and each worker have a data volume of their own; what they share
+    is PostgreSQL, Redis and MinIO's bucket (made by minio-bucket, with MinIO's own user), and
+    the signing identity."""
+    spec = compose()
+    services = studio_services(spec)
+    data_volumes = {}
+    for name, service in services.items():
+        mounts = dict(v.split(":", 1)[::-1] for v in service["volumes"])
+        assert mounts["/signing"] == "signing"
+        data_volumes[name] = mounts["/data"]
+        env = service["environment"]
+        assert env["ENFOADS_STORAGE"] == "s3" and env["ENFOADS_PROVENANCE_DIR"] == "/signing"
+        assert env["ENFOADS_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["ENFOADS_S3_ACCESS_KEY_ID"] == spec["services"]["minio"]["environment"][
+            "MINIO_ROOT_USER"
+        ]
+        made = " ".join(spec["services"]["minio-bucket"]["entrypoint"])
+        assert f"mc mb --ignore-existing s3/{env['ENFOADS_S3_BUCKET']}" in made
+    assert len(set(data_volumes.values())) == len(services)  # no data volume shared
+    assert set(data_volumes.values()) <= set(spec["volumes"])
 
 
 def test_the_dockerfiles_copy_what_exists_and_install_declared_extras():

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     # A bucket asset's media link: true redirects to a presigned URL of the bucket (valid for
     # media_url_ttl_s; the bytes go from the bucket to the browser); false: the engine serves it.
     s3_presign: bool = True
+    # The folder of the studio's C2PA signing identity (credentials.pem: its key and
+    # certificate, made on first use). Empty: the data dir's "provenance" folder. A cluster
+    # gives every engine and worker the same one (a mounted secret), so each file any host
+    # signs is "trusted" everywhere.
+    provenance_dir: str = ""
     # How long a signed media URL (an asset's file or thumbnail for <img src>) stays valid.
     media_url_ttl_s: float = Field(600.0, ge=10, le=7 * 86400)
     rate_limit_per_minute: int = Field(30, ge=1)
@@ -198,6 +203,14 @@ class Settings(BaseSettings):
     @property
     def assets_dir(self) -> Path:
         return self.data_dir / "assets"
+
+    @property
+    def signing_dir(self) -> Path:
+        return (
+            Path(self.provenance_dir).expanduser()
+            if self.provenance_dir
+            else (self.data_dir / "provenance")
+        )
 
     @property
     def models_dir(self) -> Path:

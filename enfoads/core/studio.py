@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from enfoads.core import brand, events, loops
+from enfoads.core import brand, events, loops, provenance
 from enfoads.core.api import Facade
 from enfoads.core.assets import Asset, AssetStore, Page, utcnow
 from enfoads.core.capability import Capabilities, Services
@@ -77,6 +77,7 @@ class Studio(Facade):
             max_upload_bytes=s.max_upload_bytes,
             max_image_pixels=s.max_image_pixels,
             bucket=open_bucket(s),
+            credentials=provenance.Credentials(s.signing_dir),
             clock=clock,
             writable=self.check_writable,
         )

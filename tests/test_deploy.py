@@ -69,9 +69,10 @@ def test_no_two_studio_services_share_a_filesystem_but_all_share_the_bucket():
         env = service["environment"]
         assert env["ENFOADS_STORAGE"] == "s3" and env["ENFOADS_PROVENANCE_DIR"] == "/signing"
         assert env["ENFOADS_S3_ENDPOINT_URL"] == "http://minio:9000"
-        assert env["ENFOADS_S3_ACCESS_KEY_ID"] == spec["services"]["minio"]["environment"][
-            "MINIO_ROOT_USER"
-        ]
+        assert (
+            env["ENFOADS_S3_ACCESS_KEY_ID"]
+            == spec["services"]["minio"]["environment"]["MINIO_ROOT_USER"]
+        )
         made = " ".join(spec["services"]["minio-bucket"]["entrypoint"])
         assert f"mc mb --ignore-existing s3/{env['ENFOADS_S3_BUCKET']}" in made
     assert len(set(data_volumes.values())) == len(services)  # no data volume shared

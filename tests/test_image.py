@@ -118,16 +118,24 @@ def test_ai_generation_metadata_is_in_the_png(img_studio):
     ]
 
 
-def test_cancel_mid_run_stores_nothing(img_studio):
+@pytest.mark.parametrize("placement", ["1:1", "9:16"])
+def test_cancel_mid_run_stores_nothing(img_studio, placement):
+    """Cancelled in the first placement, or in the second, when the first one's image has
+    already been stored while the second generated: the job keeps nothing."""
+
     def cancel_at_step_two(event):
-        if event.payload.get("stage", "").endswith("(2/4)"):
+        stage = event.payload.get("stage", "")
+        if stage.endswith("(2/4)") and placement in stage:
             img_studio.cancel_job(event.payload["id"])
 
     img_studio.subscribe(cancel_at_step_two, "job_update")
+    stored = []
+    img_studio.subscribe(lambda event: stored.append(event.payload["id"]), "asset_added")
     job = img_studio.generate_images(prompt="sunglasses", placements=["1:1", "9:16"], seed=3)
     done = img_studio.wait_job(job.id, TIMEOUT)
+    assert len(stored) == (placement == "9:16")  # the 1:1 image, stored as 9:16 generated
     assert done.state is JobState.CANCELLED
-    assert done.progress < 50 and done.result_asset_ids == ()
+    assert done.progress < 95 and done.result_asset_ids == ()
     assert img_studio.list_assets().total == 0
     assert [p for p in img_studio.settings.assets_dir.rglob("*") if p.is_file()] == []
 

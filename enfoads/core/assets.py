@@ -676,8 +676,11 @@ class AssetStore:
         created_at: datetime | None = None,
         part_of: str | None = None,
         claim: provenance.Claim | None = None,
+        decoded: Image.Image | None = None,
     ) -> Asset:
         """Store bytes as a new asset. Images and videos are probed and get a thumbnail.
+        ``decoded``: the image ``data`` encodes, when the caller has it (the studio's own
+        results): its size and thumbnail come from it, with no second decode.
         ``part_of``: the asset this one is a file of (shown on that asset's card);
         ``claim``: the studio made this file: it is signed (C2PA) with what made it (the
         models, the parents as ingredients, the claim's source type).
@@ -696,7 +699,7 @@ class AssetStore:
         label = name or kind
         staged = self._stage(data)
         try:
-            width, height, duration, thumb = self._probe(data, ext, staged, label)
+            width, height, duration, thumb = self._probe(data, ext, staged, label, decoded)
             row = AssetRow(
                 id=asset_id,
                 kind=kind,
@@ -799,12 +802,12 @@ class AssetStore:
         return ext, asset_id
 
     def _probe(
-        self, data: bytes, ext: str, staged: Path, label: str
+        self, data: bytes, ext: str, staged: Path, label: str, decoded: Image.Image | None = None
     ) -> tuple[int | None, int | None, float | None, bytes | None]:
         """Width, height, duration and thumbnail of a file: an image or font decoded, a video
         probed in its temp file (a bad one leaves nothing), before a frame is decoded."""
         if ext in media.IMAGE_EXTS:
-            image = media.decode_image(data, label, self.max_image_pixels)
+            image = decoded or media.decode_image(data, label, self.max_image_pixels)
             return *image.size, None, media.make_thumbnail(image, self.thumbnail_px)
         if ext in media.FONT_EXTS:
             media.check_font(data, label)
@@ -857,7 +860,8 @@ class AssetStore:
         **fields: Any,
     ) -> Asset:
         """Store a PIL image as PNG, with ``png_text`` written into the file's text chunks."""
-        return self.add_bytes(png_with_metadata(image, png_text or {}), kind, ext="png", **fields)
+        data = png_with_metadata(image, png_text or {})
+        return self.add_bytes(data, kind, ext="png", decoded=image, **fields)
 
     def add_upload(self, data: bytes, name: str, kind: str | None = None, **fields: Any) -> Asset:
         """Store a user's upload: size cap, format check, image decode (all before writing).

@@ -9,10 +9,12 @@ on GPU (the stock SDXL VAE has to be upcast to fp32, see ``benchmarks/image.py``
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -552,20 +554,22 @@ class ImagePipeline(Capability):
         with use_model(self.services, ctx, MODEL_NAME, "SDXL-Lightning", download) as pipe:
             # After the load: SDXL's own tokenizer is on disk, so the prompts fit it exactly.
             texts = self.prompts(request, sizes, ctx, notices)
-            made = self._generate(pipe, request, sizes, texts, ctx)
-        ctx.check_cancelled()  # nothing is stored for a cancelled job
-        generated = time.perf_counter()
-        ctx.progress(96, ctx.t("stage.saving"))
+            # Each image is stored (PNG, signature, thumbnail, fsync) while the next generate.
+            with _Storer(self, request, texts, ctx) as storer:
+                made = self._generate(pipe, request, sizes, texts, ctx, storer.put)
+                generated = time.perf_counter()
+                ctx.check_cancelled()  # a cancelled job keeps nothing it stored
+                ctx.progress(96, ctx.t("stage.saving"))
+                images_out = storer.results()
         if request.negative_prompt.strip():
             notices.append(ctx.t("notice.negative_prompt_ignored"))
-        images_out = [self._store(request, texts[m[0]], m, ctx) for m in made]
         # Where a job's time goes, for the log (benchmarks/workers.py reads it).
         log.info(
             "job %s: %d images generated in %.3f s, stored in %.3f s",
             ctx.job_id,
             len(made),
             generated - started,
-            time.perf_counter() - generated,
+            time.perf_counter() - generated,  # the stores still running when the last is made
         )
         return JobResult(
             tuple(image["asset_id"] for image in images_out),
@@ -586,13 +590,15 @@ class ImagePipeline(Capability):
         sizes: list[tuple[str, int, int]],
         texts: dict[str, str],
         ctx: JobContext,
+        on_made: Callable[[tuple[str, int, int, int, Any]], None] = lambda made: None,
     ) -> list[tuple[str, int, int, int, Any]]:
         """Every placement's images (placement, width, height, seed, image): each text through
         the encoders once, batches split to the memory left, the compiled runner where a
-        shape is ready (eager meanwhile), half the batch again after an out-of-memory."""
+        shape is ready (eager meanwhile), half the batch again after an out-of-memory.
+        ``on_made`` gets each image as soon as it is decoded."""
         fast = self.fast_path(pipe)
         seeds = [request.seed + i for i in range(request.num_images)]
-        run = _Batches(self, pipe, fast, ctx, total=len(sizes) * len(seeds))
+        run = _Batches(self, pipe, fast, ctx, total=len(sizes) * len(seeds), on_made=on_made)
         with fast.generating() if fast is not None else nullcontext():
             for placement, width, height in sizes:
                 run.placement(placement, width, height, texts[placement], seeds)
@@ -683,11 +689,62 @@ class ImagePipeline(Capability):
         return texts
 
 
+class _Storer:
+    """A job's images stored as they come out, on a few threads, while the GPU makes the next
+    ones: PNG encoding, the C2PA signature, hashing and the thumbnail release the GIL, so the
+    store of one placement hides behind the next's generation. ``results()`` waits for every
+    store (nothing is reported done before its file is durable); a job that fails or is
+    cancelled keeps none of the assets it had stored."""
+
+    def __init__(
+        self,
+        owner: ImagePipeline,
+        request: GenerateImageRequest,
+        texts: dict[str, str],
+        ctx: JobContext,
+    ):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.owner, self.request, self.texts, self.ctx = owner, request, texts, ctx
+        # One core stays with the job's own thread (a Colab VM has two).
+        workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="enfoads-store")
+        self.futures: list[Any] = []
+
+    def put(self, made: tuple[str, int, int, int, Any]) -> None:
+        text = self.texts[made[0]]
+        self.futures.append(self.pool.submit(self.owner._store, self.request, text, made, self.ctx))
+
+    def results(self) -> list[dict[str, Any]]:
+        return [future.result() for future in self.futures]
+
+    def __enter__(self) -> _Storer:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.pool.shutdown(wait=True)
+        if exc_type is None:
+            return
+        for future in self.futures:  # what was stored of a job that did not finish goes
+            if future.exception() is None:
+                with suppress(Exception):
+                    self.owner.services.assets.delete(future.result()["asset_id"])
+
+
 class _Batches:
     """One image job's generation, placement by placement (``ImagePipeline._generate``)."""
 
-    def __init__(self, owner: ImagePipeline, pipe: Any, fast: Any, ctx: JobContext, total: int):
+    def __init__(
+        self,
+        owner: ImagePipeline,
+        pipe: Any,
+        fast: Any,
+        ctx: JobContext,
+        total: int,
+        on_made: Callable[[tuple[str, int, int, int, Any]], None],
+    ):
         self.owner, self.pipe, self.fast, self.ctx = owner, pipe, fast, ctx
+        self.on_made = on_made
         on_gpu = owner.services.models.device == "cuda"
         self.planner = owner.planner if on_gpu else None
         self.total = total  # images in the job
@@ -713,7 +770,9 @@ class _Batches:
                 left = chunk + left
                 continue
             self.done += len(chunk)
-            self.made += [(placement, width, height, s, img) for s, img in zip(chunk, images)]
+            for seed, image in zip(chunk, images):
+                self.made.append((placement, width, height, seed, image))
+                self.on_made(self.made[-1])
 
     def _chunk(
         self, placement: str, width: int, height: int, text: str, chunk: list[int]

@@ -122,76 +122,18 @@ def png_of_face() -> bytes:
     return out.getvalue()
 
 
-def test_twenty_mixed_jobs_on_two_workers_exactly_once_with_live_progress(cluster):
-    import socketio
-
-    from enfoads.server.launch import start_in_thread
-
-    threads = [threading.Thread(target=cluster.add_worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    handle = start_in_thread(cluster.studio, port=0)  # the API the React client talks to
-    client = socketio.Client()
-    updates: dict[str, list] = {}
-    client.on(
-        "job_update",
-        lambda job: updates.setdefault(job["id"], []).append((job["state"], job["progress"])),
-    )
-    client.connect(handle.url, transports=["websocket"])
-    studio = cluster.studio
-    try:
-        face = studio.upload_asset(png_of_face(), "face.png")
-        jobs = [
-            studio.generate_images(prompt=f"anuncio {i}", placements=[SIX[i % 6]], seed=i)
-            for i in range(14)
-        ]
-        jobs += [
-            studio.swap_faces(source_asset_id=face.id, target_asset_id=face.id) for _ in range(6)
-        ]
-        jobs.append(studio.submit("echo", {"text": "worker", "times": 2}))  # a test's own kind
-        owners = set()
-        for job in jobs:
-            done = studio.wait_job(job.id, TIMEOUT)
-            assert done.state is JobState.COMPLETED, (job.kind, done.error)
-            made = cluster.assets_of(job.id)
-            assert sorted(a.id for a in made) == sorted(done.result_asset_ids)
-            if job.kind == "echo":  # ran on a worker: the engine runs no job
-                assert done.result["echo"] == "worker worker" and not made
-                continue
-            assert len(made) == 1  # one image, or one swapped result (its inputs were assets)
-            owners.add(done.owner.split(":")[1])
-        assert len(owners) == 2  # both workers took jobs
-        worker_pids = {str(p.pid) for p in cluster.workers}
-        assert owners == worker_pids
-        # A Socket.IO client of the API server saw a worker's job move, up to 100.
-        deadline = time.monotonic() + 10
-        while updates.get(jobs[0].id, [(None, 0)])[-1] != ("completed", 100.0):
-            assert time.monotonic() < deadline, updates.get(jobs[0].id)
-            time.sleep(0.1)
-        assert any(state == "running" and 0 < p < 100 for state, p in updates[jobs[0].id])
-        # Cancel from the API stops a job running in a worker within a step.
-        long = studio.generate_images(prompt="cancelado", placements=SIX, seed=99)
-        while studio.get_job(long.id).progress < 5:
-            time.sleep(0.05)
-        studio.cancel_job(long.id)
-        cancelled = studio.wait_job(long.id, 60)
-        assert cancelled.state is JobState.CANCELLED and cancelled.progress < 60
-        assert cluster.assets_of(long.id) == [] or len(cluster.assets_of(long.id)) < 6
-    finally:
-        client.disconnect()
-        handle.stop()
-
-
 @pytest.mark.postgres
 def test_three_hosts_share_only_postgres_redis_and_the_bucket(
     tmp_path, tiny_sdxl, face_models, postgres, s3_server
 ):
     """The cluster of the README: an API engine and two workers, each with its own empty
-    data dir, sharing only PostgreSQL, Redis and an S3 bucket. 20 mixed jobs complete exactly
-    once while a worker is SIGKILLed mid-job (a third, fresh host takes over), every asset
-    opens through the API's presigned link, and deleting them all leaves the bucket empty."""
+    data dir, sharing only PostgreSQL, Redis and an S3 bucket. 20 mixed jobs (and a plugin's
+    own kind) complete exactly once on both workers while one is SIGKILLed mid-job (a third,
+    fresh host takes over); a Socket.IO client of the API sees a worker's job move; a cancel
+    from the API stops a job on a worker and keeps nothing of it; every asset opens through
+    the API's presigned link, and deleting them all leaves the bucket empty."""
+    import socketio
+
     from enfoads.server.launch import start_in_thread
 
     bucket = f"three-hosts-{os.getpid()}"
@@ -202,10 +144,21 @@ def test_three_hosts_share_only_postgres_redis_and_the_bucket(
         ENFOADS_PROVENANCE_DIR=str(tmp_path / "secret"),
     )
     cluster = Cluster(tmp_path, tiny_sdxl, face_models, hosts=hosts)
-    handle = None
+    studio = cluster.studio
+    handle = start_in_thread(studio, port=0, token="tres-maquinas")  # the React client's API
+    client = socketio.Client()
+    updates: dict[str, list] = {}
+    client.on(
+        "job_update",
+        lambda job: updates.setdefault(job["id"], []).append((job["state"], job["progress"])),
+    )
     try:
-        first, _ = cluster.add_worker(), cluster.add_worker()
-        studio = cluster.studio
+        threads = [threading.Thread(target=cluster.add_worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        client.connect(handle.url, transports=["websocket"], auth={"token": "tres-maquinas"})
         face = studio.upload_asset(png_of_face(), "face.png")
         long = studio.generate_images(prompt="reloj dorado", placements=SIX, seed=5)
         jobs = [long] + [
@@ -215,8 +168,9 @@ def test_three_hosts_share_only_postgres_redis_and_the_bucket(
         jobs += [
             studio.swap_faces(source_asset_id=face.id, target_asset_id=face.id) for _ in range(6)
         ]
+        echo = studio.submit("echo", {"text": "worker", "times": 2})  # a test's own kind
         deadline = time.monotonic() + TIMEOUT
-        while studio.get_job(long.id).progress < 20:  # some of its images are already stored
+        while studio.get_job(long.id).progress < 20:  # its first image is being stored
             assert time.monotonic() < deadline
             time.sleep(0.05)
         victim = next(
@@ -225,7 +179,7 @@ def test_three_hosts_share_only_postgres_redis_and_the_bucket(
         victim.send_signal(signal.SIGKILL)
         victim.wait(30)
         cluster.add_worker()  # a third machine, as empty as the others were
-        made = []
+        made, owners = [], set()
         for job in jobs:
             done = studio.wait_job(job.id, TIMEOUT)
             assert done.state is JobState.COMPLETED, (job.kind, done.error)
@@ -233,16 +187,34 @@ def test_three_hosts_share_only_postgres_redis_and_the_bucket(
             assert sorted(a.id for a in assets) == sorted(done.result_asset_ids)
             assert len(assets) == (6 if job is long else 1)  # exactly once: no duplicate
             made += assets
+            owners.add(done.owner.split(":")[1])
+        assert studio.wait_job(echo.id, TIMEOUT).result["echo"] == "worker worker"
+        assert not cluster.assets_of(echo.id)  # ran on a worker: the engine runs no job
         assert studio.get_job(long.id).owner.split(":")[1] != str(victim.pid)
+        assert len(owners) >= 2 and owners <= {str(p.pid) for p in cluster.workers}
+        # The Socket.IO client saw a worker's job move, up to 100.
+        watched = jobs[1].id
+        deadline = time.monotonic() + 10
+        while updates.get(watched, [(None, 0)])[-1] != ("completed", 100.0):
+            assert time.monotonic() < deadline, updates.get(watched)
+            time.sleep(0.1)
+        assert any(state == "running" and 0 < p < 100 for state, p in updates[watched])
         # No shared filesystem: each host wrote only under its own data dir, and the engine's
         # holds no worker's output until it reads one.
         engine_files = {p.name for p in studio.settings.assets_dir.glob("??/*")}
         assert not {f"{a.sha256}.{a.ext}" for a in made} & engine_files
         # A worker's file is signed with the cluster's one identity: trusted by the engine.
         assert studio.asset_provenance(made[1].id)["state"] == "trusted"
-        # Every asset opens through the API's signed link, redirected to the bucket.
-        handle = start_in_thread(studio, port=0, token="tres-maquinas")
+        # Cancel from the API stops a job running on a worker within a step, keeping nothing.
+        cancelled = studio.generate_images(prompt="cancelado", placements=SIX, seed=99)
+        while studio.get_job(cancelled.id).progress < 30:
+            time.sleep(0.05)
         api = httpx.Client(base_url=handle.url, headers={"Authorization": "Bearer tres-maquinas"})
+        assert api.post(f"/api/jobs/{cancelled.id}/cancel").status_code == 200
+        stopped = studio.wait_job(cancelled.id, 60)
+        assert stopped.state is JobState.CANCELLED and stopped.progress < 80
+        assert cluster.assets_of(cancelled.id) == []
+        # Every asset opens through the API's signed link, redirected to the bucket.
         for asset in made + [face]:
             link = api.get(f"/api/assets/{asset.id}").json()["url"]
             moved = httpx.get(handle.url + link)
@@ -253,8 +225,8 @@ def test_three_hosts_share_only_postgres_redis_and_the_bucket(
             assert api.delete(f"/api/assets/{asset.id}").status_code == 204
         assert s3_server.objects(bucket) == []  # no orphan object
     finally:
-        if handle is not None:
-            handle.stop()
+        client.disconnect()
+        handle.stop()
         cluster.close()
 
 

@@ -42,18 +42,21 @@ test: system $(STAMP) $(CLIENT)/node_modules/.package-lock.json
 	# here, not in a user's request. `$(BIN)/ruff format enfoads tests benchmarks` fixes the format.
 	$(BIN)/ruff format --check --no-cache enfoads tests benchmarks
 	$(BIN)/ruff check --no-cache enfoads tests benchmarks
-	# The suite; meanwhile the Colab stage's environment is built (pip installs, mostly I/O,
-	# on the core the suite leaves idle): two stages in parallel, its log in test-artifacts/.
+	# The suite, and beside it the Colab stage (scripts/colab-env.sh: Colab's Python and
+	# preinstalled packages, OpenCV 5, ipywidgets 7.7.1..., the notebook's own install cell,
+	# then the panels, avatar and face tests there): two stages in parallel on the core the
+	# suite leaves idle (it waits on servers, browsers and workers), the stage's log in
+	# test-artifacts/colab.log (printed whole when it fails). COLAB_ENV=0 skips the stage.
 	mkdir -p test-artifacts; \
 	if [ "$(COLAB_ENV)" != "0" ]; then \
-	  COLAB_BUILD_ONLY=1 bash scripts/colab-env.sh > test-artifacts/colab-build.log 2>&1 & build=$$!; \
+	  bash scripts/colab-env.sh > test-artifacts/colab.log 2>&1 & colab=$$!; \
 	fi; \
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS); rc=$$?; \
-	if [ -n "$${build:-}" ] && ! wait $$build; then cat test-artifacts/colab-build.log; exit 1; fi; \
+	if [ -n "$${colab:-}" ]; then \
+	  if ! wait $$colab; then echo "Colab stage failed:"; cat test-artifacts/colab.log; exit 1; fi; \
+	  echo "Colab stage:"; grep -E "^colab-env:|passed|failed" test-artifacts/colab.log; \
+	fi; \
 	exit $$rc
-	# Colab's Python and preinstalled packages (OpenCV 5, ipywidgets 7.7.1...), the notebook's
-	# own install cell, then the panels, avatar and face tests there. COLAB_ENV=0 skips it.
-	if [ "$(COLAB_ENV)" != "0" ]; then $(MAKE) test-colab; fi
 
 # A Colab-like virtualenv (.colab-venv, built once), the notebook under nbval there, and the
 # tests of what meets Colab's packages (scripts/colab-env.sh).

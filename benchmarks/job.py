@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--repeat", type=int, default=6)
     ap.add_argument("--compile-wait", type=float, default=300.0)
+    ap.add_argument("--eager-only", action="store_true", help="skip the compiled part")
     args = ap.parse_args()
     cuda = not args.smoke
     report = run_record(command=" ".join(["python", *sys.argv]))
@@ -165,7 +166,7 @@ def main() -> None:
         eager = report["eager_1x1_b1"]["job_ms"]
         report["eager_vs_stock"] = round(eager / report["stock_ms"], 2)
         report["job_ms"] = eager
-        if cuda:
+        if cuda and not args.eager_only:
             studio, _holder = make_studio(Path(tmp) / "compiled", cuda, "on", clock)
             try:
                 run_job(studio, clock)  # loads, and asks for the shape's compile

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from enfoads.core import events, media, provenance, storage
+from enfoads.core import events, licences, media, provenance, storage
 from enfoads.core.db import AssetRow, TagRow
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, NotFound, is_disk_full
 from enfoads.core.i18n import Reason
@@ -197,6 +197,11 @@ class Asset:
             "tags": list(self.tags),
             "meta": self.meta,
             "part_of": self.part_of,
+            # clear for commercial use: the strictest licence of the models that touched it
+            # and of what it was made from (True, False, or None: a licence not verified)
+            "commercial_use": self.meta.get(
+                "commercial_use", licences.status(self.model_ids)["commercial_use"]
+            ),
             "created_at": self.created_at.isoformat() + "Z",
         }
 
@@ -717,7 +722,7 @@ class AssetStore:
                 job_id=job_id,
                 parents=list(parents),
                 model_ids=list(model_ids),
-                meta=dict(meta or {}),
+                meta=self._licensed(dict(meta or {}), model_ids, parents),
                 created_at=created_at or self._clock(),
                 part_of=part_of,
                 search_text=search_text(name, prompt, dict.fromkeys(tags)),
@@ -729,6 +734,24 @@ class AssetStore:
         log.info("asset %s stored (%s, %d bytes)", asset.id, kind, len(data))
         self._bus.publish(events.asset_added(asset.to_dict()))
         return asset
+
+    def _licensed(
+        self, meta: dict[str, Any], model_ids: Iterable[str], parents: Iterable[str]
+    ) -> dict[str, Any]:
+        """``meta`` with the new asset's ``commercial_use`` and ``licences``: the strictest of
+        its models' licences, its parents' status and what the caller already said."""
+        inherited = []
+        with self._sessions() as s:
+            for parent in parents:
+                row = s.get(AssetRow, parent) if _ID_RE.match(str(parent)) else None
+                if row is not None:
+                    inherited.append((row.meta or {}).get("commercial_use", True))
+        said = licences.status(model_ids, inherited)
+        if "commercial_use" in meta:
+            said["commercial_use"] = licences.strictest(
+                [meta["commercial_use"], said["commercial_use"]]
+            )
+        return {**meta, **said}
 
     def _sign(
         self,

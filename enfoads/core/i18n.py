@@ -786,6 +786,10 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.use_avatar": {"es": "Usar como avatar", "en": "Use as avatar"},
     "ui.use_video": {"es": "Usar en vídeo", "en": "Use in video"},
     "ui.non_commercial": {"es": "solo uso no comercial", "en": "non-commercial use only"},
+    "ui.commercial_unverified": {
+        "es": "uso comercial por verificar (licencia de {models})",
+        "en": "commercial use to be checked (licence of {models})",
+    },
     "ui.licence_unverified": {
         "es": "licencia sin verificar: lee la ficha de la voz (enlace) antes de un uso comercial",
         "en": "licence not verified: read the voice's card (link) before commercial use",

@@ -300,6 +300,11 @@ class VaultPanel(w.VBox):
             info += f" · {asset.width}×{asset.height}"
         if asset.meta.get("commercial_use") is False:
             info += " · " + t("ui.non_commercial", self.lang)
+        elif asset.meta.get("commercial_use", True) is None:  # a licence not verified
+            unsure = [
+                r["model"] for r in asset.meta.get("licences", ()) if r["commercial_use"] is None
+            ]
+            info += " · " + t("ui.commercial_unverified", self.lang, models=", ".join(unsure))
         parts = self.studio.asset_parts(asset_id)
         files = [(asset_id, t("ui.download", self.lang) + f" {asset.ext.upper()}")]
         files += [(p.id, p.ext.upper()) for p in parts]

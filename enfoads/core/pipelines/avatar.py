@@ -5,8 +5,11 @@ part (under the teeth, in a smile that shows them) drops with the audio's loudne
 lens-shaped gap it leaves is shaded as the inside of the mouth; the eyelids close every few
 seconds, and the head sways slightly. Only a soft region around the head moves; the rest of
 the photo stays still. Face geometry comes from InsightFace's 106-point landmarks when the
-``buffalo_l`` pack is on disk, else from scikit-image's LBP frontal-face cascade (shipped with
-scikit-image, BSD): OpenCV 5, which Colab ships, dropped ``CascadeClassifier``.
+``buffalo_l`` pack is on disk *and* the shop has accepted its non-commercial licence
+(``faceswap_licence_accepted``); otherwise from scikit-image's LBP frontal-face cascade
+(shipped with scikit-image, BSD-3: clear for commercial use). OpenCV 5, which Colab ships,
+dropped ``CascadeClassifier``. The video records which finder ran (``FACE_FINDERS``), so its
+asset says whether it is clear for commercial use (``core.licences``).
 
 ``Animator`` is what both animators implement: this one and LivePortrait (``liveportrait.py``),
 which ``AvatarCapability`` picks per video.
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from enfoads.core.pipelines.liveportrait import LivePortraitCapability
 
 ANIMATORS = ("auto", "liveportrait", "classic")
+# The model id each face finder leaves in a video's lineage (``FaceGeometry.source``).
+FACE_FINDERS = {"insightface": "insightface/buffalo_l", "cascade": "scikit-image/lbp-frontal-face"}
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +171,9 @@ def refine_mouth(rgb: np.ndarray, face: FaceGeometry) -> FaceGeometry:
 
 
 def locate_face(faces: FaceSwapPipeline | None, rgb: np.ndarray, name: str) -> FaceGeometry:
-    """InsightFace landmarks (from the face capability) when its models are already on disk,
-    else the LBP cascade."""
-    if faces is not None:
+    """InsightFace landmarks (from the face capability) when its models are already on disk
+    and the shop accepted their non-commercial licence, else the LBP cascade (BSD-3)."""
+    if faces is not None and faces.settings.faceswap_licence_accepted:
         try:
             face = faces.landmarks(rgb)
             if face is not None:

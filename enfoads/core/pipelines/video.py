@@ -27,6 +27,7 @@ from enfoads.core.errors import InvalidInput
 from enfoads.core.i18n import Reason
 from enfoads.core.jobs import JobContext, JobResult
 from enfoads.core.pipelines import compose
+from enfoads.core.pipelines.avatar import FACE_FINDERS
 from enfoads.core.pipelines.base import ai_video_tags
 from enfoads.core.pipelines.subtitles import Cue, CueRules, to_srt, to_vtt
 from enfoads.core.pipelines.voice import RATE_MAX, RATE_MIN, VOICE_BYTES, Rate, check_script
@@ -205,6 +206,7 @@ class AvatarSource:
         offset: int,
     ):
         self.animator, self.drive, self.size, self.offset = animator, drive, size, offset
+        self.face = face  # its ``source``: which face finder ran (the video's lineage)
         h, w = portrait.shape[:2]
         # Frame the face a little above the centre, as a presenter is framed.
         cx, cy = face.centre
@@ -782,6 +784,13 @@ class VideoPipeline(Capability):
             ids.append(f"KwaiVGI/LivePortrait ({self.settings.liveportrait_model})")
         if "talking-photo" in ran:
             ids.append("enfoads/talking-photo")
+        ids += list(  # the face finders: InsightFace's landmarks are non-commercial
+            dict.fromkeys(
+                FACE_FINDERS[item.source.face.source]
+                for item in timeline
+                if isinstance(item.source, AvatarSource)
+            )
+        )
         return ids
 
     # -- job handlers ----------------------------------------------------------------------

@@ -295,10 +295,10 @@ def test_a_wrong_choice_is_named_in_the_users_language(tmp_path):
         reply = client.post("/render-video", json=body)
         assert reply.status_code == 422 and reply.json()["field"] == "animator"
         message = reply.json()["message"]
-        assert "auto, liveportrait, classic" in message and " or " not in message, message
+        assert "auto, lipsync, liveportrait, classic" in message and " or " not in message, message
         with pytest.raises(InvalidInput) as bad:
             studio.render_video(**body)
-        assert "auto, liveportrait, classic" in bad.value.message("es")
+        assert "auto, lipsync, liveportrait, classic" in bad.value.message("es")
 
 
 # -- the edges: one spec per job kind serves every surface ------------------------------------

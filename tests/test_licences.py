@@ -22,6 +22,8 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def test_the_strictest_licence_decides():
+    import enfoads.core.pipelines.voice  # noqa: F401 - declares the voices it has checked
+
     said = licences.status(
         ["ByteDance/SDXL-Lightning/x.safetensors", "madebyollin/sdxl-vae-fp16-fix"]
     )

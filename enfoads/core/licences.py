@@ -21,21 +21,28 @@ RULES: tuple[tuple[str, str, bool | None], ...] = (
     ("Helsinki-NLP/", "Apache-2.0", True),
     ("faster-whisper/", "MIT", True),
     ("KwaiVGI/LivePortrait", "MIT", True),
+    ("TMElyralab/MuseTalk", "MIT (weights: any use, commercial included)", True),
+    ("stabilityai/sd-vae-ft-mse", "MIT", True),
+    ("openai/whisper-", "Apache-2.0", True),
     ("scikit-image/", "BSD-3-Clause", True),
     ("enfoads/", "the studio's own code", True),
     ("espeak-ng", "GPL-3.0 (its speech is free to use)", True),
 )
 UNKNOWN = "not verified: see the model's card"
+# Exact model ids whose licence a capability has checked (a Piper voice whose package states
+# it), declared by that capability as it loads (``declare``).
+_DECLARED: dict[str, tuple[str, bool | None]] = {}
+
+
+def declare(model_id: str, licence: str, commercial: bool | None) -> None:
+    _DECLARED[model_id] = (licence, commercial)
 
 
 def model_licence(model_id: str) -> tuple[str, bool | None]:
     """A model id's licence and whether its output may be used commercially."""
-    if model_id.startswith("piper/"):
-        from enfoads.core.pipelines.voice import VOICES
-
-        voice = VOICES.get(model_id.removeprefix("piper/"))
-        if voice is not None and voice.licence in ("CC0", "CC-BY-4.0", "MIT"):
-            return voice.licence, True
+    if model_id in _DECLARED:
+        return _DECLARED[model_id]
+    if model_id.startswith("piper/"):  # most voices: their data sets' terms, on each card
         return UNKNOWN, None
     for prefix, licence, commercial in RULES:
         if model_id.startswith(prefix):

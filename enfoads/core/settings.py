@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     subtitle_model: str = "base"
     # The talking avatar's LivePortrait networks (safetensors: a hub repo or a local folder).
     liveportrait_model: str = "Kijai/LivePortrait_safetensors"
+    # The avatar's lip-sync (MuseTalk 1.5): its UNet (musetalkV15/ of a hub repo or a local
+    # folder), the SD VAE and whisper-tiny it reads with; the UNet file's SHA-256 (empty: the
+    # hash seen at first use is recorded beside the file and checked after).
+    lipsync_model: str = "TMElyralab/MuseTalk"
+    lipsync_vae_model: str = "stabilityai/sd-vae-ft-mse"
+    lipsync_audio_model: str = "openai/whisper-tiny"
+    lipsync_unet_sha256: str = ""
     max_script_chars: int = Field(2000, ge=10)
     max_scenes: int = Field(12, ge=1, le=100)
     max_swap_video_s: float = Field(120.0, gt=0)  # longest video for a face swap (a free T4 hour)

@@ -24,6 +24,7 @@ CAPABILITIES: tuple[str, ...] = (
     "voice:VoicePipeline",
     "subtitles:SubtitlePipeline",
     "liveportrait:LivePortraitCapability",
+    "lipsync:LipSyncCapability",
     "avatar:AvatarCapability",
     "video:VideoPipeline",
     "export:ExportCapability",

@@ -30,9 +30,10 @@ from enfoads.core.errors import EnfoadsError, InvalidInput
 
 if TYPE_CHECKING:
     from enfoads.core.pipelines.faceswap import FaceSwapPipeline
+    from enfoads.core.pipelines.lipsync import LipSyncCapability
     from enfoads.core.pipelines.liveportrait import LivePortraitCapability
 
-ANIMATORS = ("auto", "liveportrait", "classic")
+ANIMATORS = ("auto", "lipsync", "liveportrait", "classic")
 # The model id each face finder leaves in a video's lineage (``FaceGeometry.source``).
 FACE_FINDERS = {"insightface": "insightface/buffalo_l", "cascade": "scikit-image/lbp-frontal-face"}
 
@@ -368,20 +369,24 @@ class AvatarCapability(Capability):
     else the cascade) and the animators."""
 
     name = "avatar"
-    needs = ("faceswap", "liveportrait")
+    needs = ("faceswap", "liveportrait", "lipsync")
 
     def __init__(self, services: Services):
         super().__init__(services)
         self.faces: FaceSwapPipeline = services.need("faceswap")
         self.liveportrait: LivePortraitCapability = services.need("liveportrait")
+        self.lipsync: LipSyncCapability = services.need("lipsync")
 
     def options(self) -> dict[str, Any]:
         return {"animators": list(ANIMATORS), "default": self.choose("auto")}
 
     def choose(self, animator: str) -> str:
-        """``auto``: LivePortrait where its models are on disk and a GPU renders it, else the
-        classic talking photo (also the CPU's, and the fallback)."""
+        """``auto``: lip-sync (MuseTalk) where its models are on disk and a GPU renders it,
+        else LivePortrait on the same terms, else the classic talking photo (also the CPU's,
+        and the fallback)."""
         if animator == "auto":
+            if self.lipsync.usable():
+                return "lipsync"
             return "liveportrait" if self.liveportrait.usable() else "classic"
         return animator
 
@@ -403,7 +408,20 @@ class AvatarCapability(Capability):
         animator runs."""
         face = locate_face(self.faces, portrait, name)
         drive = drive_from_audio(samples, rate, fps)
-        if self.choose(animator) == "liveportrait":
+        chosen = self.choose(animator)
+        if chosen == "lipsync":  # its mouth over the motion of the best animator here
+            motion = "liveportrait" if self.liveportrait.usable() else "classic"
+            base, _drive, _face = self.animate(portrait, samples, rate, fps, name, motion)
+            try:
+                synced = self.lipsync.animator(base, samples, rate)
+                synced.prepare(portrait, face)
+                return synced, drive, face
+            except EnfoadsError as exc:
+                if animator != "auto":  # asked for by name: the job says why it cannot
+                    raise
+                log.warning("lip-sync unavailable (%s): %s renders", exc, base.name)
+                return base, drive, face
+        if chosen == "liveportrait":
             neural = self.liveportrait.animator()
             try:
                 neural.prepare(portrait, face)

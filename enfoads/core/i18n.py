@@ -525,6 +525,7 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "capability.faceswap": {"es": "Cambio de cara", "en": "Face swap"},
     "capability.subtitles": {"es": "Subtítulos", "en": "Subtitles"},
     "capability.liveportrait": {"es": "Avatar animado", "en": "Animated avatar"},
+    "capability.lipsync": {"es": "Avatar con labios sincronizados", "en": "Lip-synced avatar"},
     "capability.avatar": {"es": "Avatar", "en": "Avatar"},
     "capability.video": {"es": "Vídeo", "en": "Video"},
     "capability.voice": {"es": "Voz", "en": "Voice"},
@@ -1167,6 +1168,11 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
     "ui.video.animator": {"es": "Animación de la cara", "en": "Face animation"},
     "ui.video.animator.auto": {"es": "Automática: {default}", "en": "Automatic: {default}"},
     "ui.video.animator.short.liveportrait": {"es": "LivePortrait", "en": "LivePortrait"},
+    "ui.video.animator.short.lipsync": {"es": "labios sincronizados", "en": "lip-sync"},
+    "ui.video.animator.lipsync": {
+        "es": "Labios sincronizados (MuseTalk: la boca dice las palabras)",
+        "en": "Lip-sync (MuseTalk: the mouth speaks the words)",
+    },
     "ui.video.animator.short.classic": {"es": "clásica", "en": "classic"},
     "ui.video.animator.liveportrait": {
         "es": "LivePortrait (red neuronal)",
@@ -1177,11 +1183,14 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "en": "Classic (talking photo)",
     },
     "ui.video.animator_help": {
-        "es": "LivePortrait mueve labios, ojos y cabeza como una persona; necesita una GPU para ir "
-        "rápido y descarga sus modelos (520 MB, licencia MIT) la primera vez. La clásica funciona "
-        "en cualquier equipo.",
-        "en": "LivePortrait moves lips, eyes and head like a person; it needs a GPU to be fast and "
-        "downloads its models (520 MB, MIT licence) the first time. The classic one runs anywhere.",
+        "es": "Labios sincronizados dibuja la boca de cada sílaba (MuseTalk, 3,9 GB, licencia MIT, "
+        "uso comercial permitido) sobre el movimiento de la cabeza. LivePortrait mueve labios, ojos "
+        "y cabeza como una persona (520 MB, MIT). Ambas necesitan una GPU para ir rápido y "
+        "descargan sus modelos la primera vez (en Ajustes). La clásica funciona en cualquier equipo.",
+        "en": "Lip-sync draws the mouth of each syllable (MuseTalk, 3.9 GB, MIT licence, commercial "
+        "use allowed) over the head's motion. LivePortrait moves lips, eyes and head like a person "
+        "(520 MB, MIT). Both need a GPU to be fast and download their models the first time (in "
+        "Settings). The classic one runs anywhere.",
     },
     "ui.video.cta": {"es": "Llamada a la acción", "en": "Call to action"},
     "ui.video.subtitles": {"es": "Subtítulos", "en": "Subtitles"},

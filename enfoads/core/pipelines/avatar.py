@@ -403,34 +403,40 @@ class AvatarCapability(Capability):
         name: str = "avatar",
         animator: str = "classic",
     ) -> tuple[Animator, DriveSignal, FaceGeometry]:
-        """A prepared animator (LivePortrait, or the classic talking photo), its drive signal
-        from the voice and the face: the face is found and the drive computed once, whichever
-        animator runs."""
+        """A prepared animator (lip-sync over a motion, LivePortrait, or the classic talking
+        photo), its drive signal from the voice and the face: the face is found and the drive
+        computed once, whichever animator runs."""
         face = locate_face(self.faces, portrait, name)
         drive = drive_from_audio(samples, rate, fps)
         chosen = self.choose(animator)
+        strict = animator != "auto"  # asked for by name: the job says why it cannot
         if chosen == "lipsync":  # its mouth over the motion of the best animator here
-            motion = "liveportrait" if self.liveportrait.usable() else "classic"
-            base, _drive, _face = self.animate(portrait, samples, rate, fps, name, motion)
+            base = self.motion(portrait, face, self.liveportrait.usable() and "liveportrait")
             try:
                 synced = self.lipsync.animator(base, samples, rate)
                 synced.prepare(portrait, face)
                 return synced, drive, face
             except EnfoadsError as exc:
-                if animator != "auto":  # asked for by name: the job says why it cannot
+                if strict:
                     raise
                 log.warning("lip-sync unavailable (%s): %s renders", exc, base.name)
                 return base, drive, face
-        if chosen == "liveportrait":
-            neural = self.liveportrait.animator()
+        neural = (strict or "liveportrait") if chosen == "liveportrait" else False
+        return self.motion(portrait, face, neural), drive, face
+
+    def motion(self, portrait: np.ndarray, face: FaceGeometry, neural: Any) -> Animator:
+        """LivePortrait prepared (``neural``: ``True`` when asked for by name, its failure the
+        job's; ``"liveportrait"``: when it loads), else the classic talking photo."""
+        if neural:
+            animator = self.liveportrait.animator()
             try:
-                neural.prepare(portrait, face)
-                return neural, drive, face
+                animator.prepare(portrait, face)
+                return animator
             except EnfoadsError as exc:
-                if animator != "auto":  # asked for by name: the job says why it cannot
+                if neural is True:
                     raise
                 # chosen by "auto": its files are there but do not load; the video still renders
                 log.warning("LivePortrait unavailable (%s): the classic animator renders", exc)
         classic = TalkingPhotoAnimator()
         classic.prepare(portrait, face)
-        return classic, drive, face
+        return classic

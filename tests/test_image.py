@@ -872,3 +872,39 @@ def test_a_warm_start_loads_the_model_and_wants_earlier_placements_before_any_jo
         assert made == [(made[0][0], [(1024, 1024, 1), (768, 1344, 1)])]
         run(st, prompt="red sneaker", seed=4)
         assert loads(st) == 1 and len(made) == 1  # the job found the model and its path
+
+
+def test_what_a_compile_prints_goes_to_the_studio_log_not_the_users_cell(capsys, caplog):
+    """Inductor's autotune tables (written to stderr) and torch's log records from the
+    compiling thread reach the studio's log at DEBUG; the same from another thread (a user's
+    own output) still reaches stderr."""
+    import logging
+    import sys
+    import threading
+
+    import torch  # noqa: F401 - its logging handlers exist from here
+    from torch._inductor import select_algorithm
+
+    from enfoads.core.pipelines.fastpath import compile_output_to_log
+
+    seen_flag = []
+
+    def compiling():
+        with compile_output_to_log():
+            sys.stderr.write("AUTOTUNE mm(1024x1024)\n  triton_mm_1 0.0123 ms 100.0%\n")
+            logging.getLogger("torch._inductor.select_algorithm").warning(
+                "No valid triton configs. OutOfResources: out of resource: shared memory"
+            )
+            seen_flag.append(select_algorithm.PRINT_AUTOTUNE)
+
+    with caplog.at_level(logging.DEBUG, logger="enfoads"):
+        thread = threading.Thread(target=compiling)
+        thread.start()
+        thread.join()
+        sys.stderr.write("the user's own line\n")
+    err = capsys.readouterr().err
+    assert "AUTOTUNE" not in err and "No valid triton configs" not in err
+    assert "the user's own line" in err
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("enfoads"))
+    assert "AUTOTUNE mm(1024x1024)" in logged and "No valid triton configs" in logged
+    assert seen_flag == [False] and select_algorithm.PRINT_AUTOTUNE is True

@@ -48,6 +48,107 @@ Shape = tuple[int, int, int]  # width, height, batch
 ALL_THREADS = hasattr(threading, "setprofile_all_threads")
 
 
+class _Routing(threading.local):
+    busy = False
+
+
+_ROUTING = _Routing()
+
+
+class _ThreadStderr:
+    """``sys.stderr`` for every thread, except that what the compiling threads write (Inductor's
+    autotune tables, Triton's "No valid triton configs" complaints) goes to the studio's log
+    at DEBUG, line by line, never into the user's notebook cell."""
+
+    def __init__(self, under: Any):
+        self.under = under
+        self.threads: set[int] = set()
+        self._partial: dict[int, str] = {}
+
+    def write(self, text: str) -> int:
+        ident = threading.get_ident()
+        if ident not in self.threads or _ROUTING.busy:  # a handler's own complaint: as is
+            return self.under.write(text)
+        lines = (self._partial.pop(ident, "") + text).split("\n")
+        if lines[-1]:
+            self._partial[ident] = lines[-1]
+        _ROUTING.busy = True
+        try:
+            for line in lines[:-1]:
+                if line.strip():
+                    log.debug("compile: %s", line.rstrip()[:500])
+        finally:
+            _ROUTING.busy = False
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty... as the stream's
+        return getattr(self.under, name)
+
+
+class _FromCompileThreads(logging.Filter):
+    """On the handlers torch's logging puts on its loggers: records of a compiling thread go
+    to the studio's log at DEBUG instead."""
+
+    def __init__(self, threads: set[int]):
+        super().__init__()
+        self.threads = threads
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread not in self.threads or not record.name.startswith("torch"):
+            return True
+        if _ROUTING.busy:  # already on its way to the studio's log
+            return False
+        _ROUTING.busy = True
+        try:
+            log.debug("compile: %s: %s", record.name, record.getMessage()[:500])
+        finally:
+            _ROUTING.busy = False
+        return False
+
+
+_QUIET_LOCK = threading.Lock()
+
+
+@contextmanager
+def compile_output_to_log() -> Iterator[None]:
+    """While the calling thread compiles: its stderr writes and torch's log records go to the
+    studio's log, and Inductor prints no autotune tables. Other threads are untouched."""
+    ident = threading.get_ident()
+    with _QUIET_LOCK:
+        if not isinstance(sys.stderr, _ThreadStderr):
+            sys.stderr = _ThreadStderr(sys.stderr)
+        router = sys.stderr
+        router.threads.add(ident)
+        loggers = logging.root.manager.loggerDict.items()
+        handlers = {  # torch's logging gives many of its loggers a stderr handler of their own
+            id(h): h
+            for name, logger in loggers
+            if (name == "torch" or name.startswith("torch.")) and isinstance(logger, logging.Logger)
+            for h in logger.handlers
+        }.values()
+        quiet = _FromCompileThreads(router.threads)
+        for handler in handlers:
+            handler.addFilter(quiet)
+        try:
+            from torch._inductor import select_algorithm
+
+            printed, select_algorithm.PRINT_AUTOTUNE = select_algorithm.PRINT_AUTOTUNE, False
+        except ImportError:  # an Inductor without it: nothing printed to hide
+            select_algorithm, printed = None, None
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            router.threads.discard(ident)
+            for handler in handlers:
+                handler.removeFilter(quiet)
+            if not router.threads:
+                if select_algorithm is not None:
+                    select_algorithm.PRINT_AUTOTUNE = printed
+                if sys.stderr is router:  # the stream as it was, once no thread compiles
+                    sys.stderr = router.under
+
+
 class CompileCancelled(Exception):
     """Raised in the compiling thread by its profile hook once the path is closed."""
 
@@ -334,7 +435,8 @@ class CompiledPath:
                 if not ALL_THREADS:  # always on: Python < 3.12 cannot add it later
                     sys.setprofile(self._give_way)
                 try:
-                    return None, self._build(self.fast, shape)
+                    with compile_output_to_log():  # never the user's notebook cell
+                        return None, self._build(self.fast, shape)
                 finally:
                     sys.setprofile(None)
         except Exception as exc:  # jobs keep the eager path (logged)

@@ -131,6 +131,8 @@ def test_a_lipsynced_avatar_video_renders_and_names_its_models(lip_settings):
         models = [row["model"] for row in video.meta["licences"]]
         assert "local:musetalk/musetalkV15" in models and "enfoads/talking-photo" in models
         assert "scikit-image/lbp-frontal-face" in models
+        actions = studio.asset_provenance(video.id)["actions"]
+        assert any("synthetic person" in a.get("description", "") for a in actions), actions
     # Without its weights, asked for by name: the job says which model to download.
     with Studio(lip_settings(lipsync_model="TMElyralab/MuseTalk")) as studio:
         out = io.BytesIO()

@@ -679,7 +679,7 @@ class VideoPipeline(Capability):
                     "captions_burned": bool(cues),  # an export does not burn them again
                 },
                 model_ids=self.model_ids(timeline, bool(cues)),
-                claim=Claim(self.source_type(request), f"{ctx.kind}: {len(request.scenes)} scenes"),
+                claim=Claim(self.source_type(request), self.describe(request, ctx.kind)),
             )
             stored.append(video.id)
             parts = self._store_parts(request, ctx, video, voice, cues, script)
@@ -711,6 +711,15 @@ class VideoPipeline(Capability):
         assets = self.services.assets
         made = all(assets.get(a).model_ids for a in self.inputs(request) if assets.exists(a))
         return TRAINED if made else COMPOSITE
+
+    @staticmethod
+    def describe(request: RenderRequest, kind: str) -> str:
+        """The manifest's description of the render: a talking avatar is said to be a
+        synthetic person (a voice and face motion made by models, not a recording)."""
+        said = f"{kind}: {len(request.scenes)} scenes"
+        if any(scene.kind == "avatar" for scene in request.scenes):
+            said += "; AI-generated talking avatar: a synthetic person (voice and face motion made by models, not a recording)"
+        return said
 
     @staticmethod
     def inputs(request: RenderRequest) -> list[str]:

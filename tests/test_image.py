@@ -908,3 +908,30 @@ def test_what_a_compile_prints_goes_to_the_studio_log_not_the_users_cell(capsys,
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("enfoads"))
     assert "AUTOTUNE mm(1024x1024)" in logged and "No valid triton configs" in logged
     assert seen_flag == [False] and select_algorithm.PRINT_AUTOTUNE is True
+
+
+def test_the_compile_runs_at_a_lower_priority_than_jobs(img_studio):
+    """The background compile's thread (and the compile workers it starts, which inherit it)
+    asks for less CPU than the job threads: a job's kernel launches and stores come first."""
+    import os
+    import threading
+    from contextlib import nullcontext
+
+    from enfoads.core.pipelines.fastpath import COMPILE_NICE, CompiledPath
+
+    seen = []
+
+    def build(_twin, _shape):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return None
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with img_studio.models.use(image_mod.MODEL_NAME) as pipe:
+        fast = CompiledPath(
+            pipe, lambda p: None, build, pin=lambda: nullcontext(pipe), idle_wait_s=0.05
+        )
+        fast.want((64, 64, 1))
+        assert fast.wait_idle(30)
+        fast.close()
+    assert seen == [min(19, mine + COMPILE_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # jobs' own

@@ -149,6 +149,27 @@ def compile_output_to_log() -> Iterator[None]:
                     sys.stderr = router.under
 
 
+# How much less CPU time the compiling thread asks for than a job's (a Unix nice value): its
+# Python work and the compile workers it starts (which inherit it) yield the cores to a job's
+# kernel launches and image storing whenever both want them.
+COMPILE_NICE = 10
+
+
+def lower_priority(nice: int = COMPILE_NICE) -> int:
+    """This thread (and the processes it starts) at ``nice`` more than now; the nice value
+    reached, or the unchanged one where the system does not allow it."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return 0
+    tid = threading.get_native_id()  # on Linux a thread's own priority, not the process's
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + nice))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError as exc:
+        log.debug("compile priority unchanged: %s", exc)
+        return 0
+
+
 class CompileCancelled(Exception):
     """Raised in the compiling thread by its profile hook once the path is closed."""
 
@@ -452,6 +473,7 @@ class CompiledPath:
             return failure_reason(exc), None
 
     def _run(self) -> None:
+        lower_priority()
         while True:
             shape = self._next()
             if shape is None:

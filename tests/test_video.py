@@ -383,6 +383,7 @@ def test_two_scene_render_with_music_logo_and_subtitles(av_studio):
         "piper/en_US-joe-medium",
         "faster-whisper/" + Path(av_studio.settings.subtitle_model).name,
         "enfoads/talking-photo",
+        "scikit-image/lbp-frontal-face",  # the face finder (InsightFace's pack is not here)
     ]
     assert video.meta["voices"] == [{"voice": "en_US-joe-medium", "engine": "piper"}]
     assert done.result["voices"] == video.meta["voices"]

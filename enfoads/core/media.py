@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -195,14 +196,25 @@ class VideoInfo:
     duration_s: float
 
 
+def ffmpeg_reader(path: Path, **options: Any) -> Iterator[Any]:
+    """``imageio_ffmpeg.read_frames``, its ffmpeg started without a Python ``preexec_fn``.
+    With one (its default, to keep Ctrl+C from ffmpeg), each start forks and runs Python in
+    the child before ``exec``: the at-fork handlers of every library the process has loaded,
+    and a lock some thread holds at that moment hangs the child for good (seen in the full
+    suite: every video read of a face swap then waited forever). Its own switch turns it
+    off; ffmpeg then gets a terminal's Ctrl+C with the studio, which stops that job."""
+    import imageio_ffmpeg
+
+    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
+    return imageio_ffmpeg.read_frames(str(path), **options)
+
+
 def probe_video(path: Path, name: str = "video") -> VideoInfo:
     """Size, fps and duration; a clear error naming the video (never its path, never ffmpeg's
     own output, which is logged) when ffmpeg cannot read it."""
     import logging
 
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path))
+    reader = ffmpeg_reader(path)
     try:
         meta = next(reader)
         width, height = meta["size"]
@@ -331,10 +343,8 @@ def read_frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.
     """The video's frames as RGB uint8 arrays (H, W, 3), decoded by ffmpeg as a stream; with
     ``size`` (width, height) ffmpeg scales them first, so a frame never costs more memory than
     the size it will be drawn at."""
-    import imageio_ffmpeg
-
     params = ["-vf", f"scale={size[0]}:{size[1]}"] if size else None
-    reader = imageio_ffmpeg.read_frames(str(path), output_params=params)
+    reader = ffmpeg_reader(path, output_params=params)
     try:
         meta = next(reader)
         width, height = size or meta["size"]

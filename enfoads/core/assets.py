@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import logging
 import os
@@ -35,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from enfoads.core import events, licences, media, provenance, storage
+from enfoads.core import events, licences, media, pngfile, provenance, storage
 from enfoads.core.db import AssetRow, TagRow
 from enfoads.core.errors import DiskFull, EnfoadsError, InvalidInput, NotFound, is_disk_full
 from enfoads.core.i18n import Reason
@@ -248,12 +246,7 @@ PNG_COMPRESS_LEVEL = 3
 
 def png_with_metadata(image: Image.Image, text: dict[str, str]) -> bytes:
     """PNG bytes whose tEXt chunks carry ``text`` (AI-generation labels travel with the file)."""
-    info = PngInfo()
-    for key, value in text.items():
-        info.add_itxt(key, value)
-    out = io.BytesIO()
-    image.save(out, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
-    return out.getvalue()
+    return pngfile.encode(image, text, PNG_COMPRESS_LEVEL)
 
 
 def kind_of(ext: str) -> str:
@@ -682,10 +675,12 @@ class AssetStore:
         part_of: str | None = None,
         claim: provenance.Claim | None = None,
         decoded: Image.Image | None = None,
+        thumbnail: bytes | None = None,
     ) -> Asset:
         """Store bytes as a new asset. Images and videos are probed and get a thumbnail.
         ``decoded``: the image ``data`` encodes, when the caller has it (the studio's own
-        results): its size and thumbnail come from it, with no second decode.
+        results): its size and thumbnail come from it, with no second decode; ``thumbnail``:
+        that thumbnail, when the caller made it already.
         ``part_of``: the asset this one is a file of (shown on that asset's card);
         ``claim``: the studio made this file: it is signed (C2PA) with what made it (the
         models, the parents as ingredients, the claim's source type).
@@ -704,7 +699,10 @@ class AssetStore:
         label = name or kind
         staged = self._stage(data)
         try:
-            width, height, duration, thumb = self._probe(data, ext, staged, label, decoded)
+            if decoded is not None and thumbnail is not None:
+                (width, height), duration, thumb = decoded.size, None, thumbnail
+            else:
+                width, height, duration, thumb = self._probe(data, ext, staged, label, decoded)
             row = AssetRow(
                 id=asset_id,
                 kind=kind,
@@ -882,9 +880,13 @@ class AssetStore:
         png_text: dict[str, str] | None = None,
         **fields: Any,
     ) -> Asset:
-        """Store a PIL image as PNG, with ``png_text`` written into the file's text chunks."""
+        """Store a PIL image as PNG, with ``png_text`` written into the file's text chunks (the
+        thumbnail is made meanwhile, on another core)."""
+        thumb = pngfile.executor().submit(media.make_thumbnail, image, self.thumbnail_px)
         data = png_with_metadata(image, png_text or {})
-        return self.add_bytes(data, kind, ext="png", decoded=image, **fields)
+        return self.add_bytes(
+            data, kind, ext="png", decoded=image, thumbnail=thumb.result(), **fields
+        )
 
     def add_upload(self, data: bytes, name: str, kind: str | None = None, **fields: Any) -> Asset:
         """Store a user's upload: size cap, format check, image decode (all before writing).

@@ -339,7 +339,11 @@ class Credentials:
         with self._lock:
             key, chain, _ = self._load()
             info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, key, None)
-            with c2pa.Signer.from_info(info) as signer, c2pa.Builder(definition) as builder:
+            with (
+                c2pa.Signer.from_info(info) as signer,
+                c2pa.Context(settings=c2pa.Settings.from_dict(SIGN_SETTINGS)) as context,
+                c2pa.Builder(definition, context=context) as builder,
+            ):
                 for n, item in enumerate(ingredients):
                     with item.path.open("rb") as stream:
                         builder.add_ingredient_from_stream(
@@ -366,6 +370,12 @@ class Credentials:
     def read(self, source: Path | bytes, ext: str) -> Report:
         """Validate a file's manifest, this data dir's authority trusted."""
         return read(source, ext, self.authority_pem())
+
+
+# No claim thumbnail: the file is its own picture (a PNG or JPEG) and a video's card has one;
+# c2pa-rs's default made a JPEG of every image while signing (50-60 ms and 130 KB a 1024²
+# result, most of storing it: benchmarks/job.py).
+SIGN_SETTINGS: dict[str, Any] = {"builder": {"thumbnail": {"enabled": False}}}
 
 
 def read(source: Path | bytes, ext: str, authority_pem: str | None = None) -> Report:

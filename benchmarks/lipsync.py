@@ -13,6 +13,9 @@ UNet, sd-vae-ft-mse, whisper-tiny), fp16 on the GPU, through the studio's own
   a T4's 15 GiB (``torch.cuda.set_per_process_memory_fraction``), completed or not.
 
     python benchmarks/lipsync.py --out docs/benchmarks/lipsync-h100.json
+
+``--smoke`` checks the script on a CPU: the tests' small networks through the studio's own
+loader (``load_nets``), 2 s of speech.
 """
 
 from __future__ import annotations
@@ -74,8 +77,24 @@ def full_nets():
     return nets.to("cuda")
 
 
+def small_nets(folder: Path):
+    """The tests' small MuseTalk, saved in the published layout and read by the real loader."""
+    from enfoads.core.pipelines.lipsync import load_nets
+    from enfoads.core.settings import load_settings
+    from enfoads.testing.musetalk import build_musetalk
+
+    made = build_musetalk(folder / "musetalk")
+    settings = load_settings(
+        data_dir=folder / "data",
+        lipsync_model=str(made["unet"]),
+        lipsync_vae_model=str(made["vae"]),
+        lipsync_audio_model=str(made["audio"]),
+    )
+    return load_nets(settings).to("cpu")
+
+
 def speech() -> np.ndarray:
-    """30 s of a voice-like signal: syllables of voiced tones, four a second, with pauses."""
+    """SECONDS of a voice-like signal: syllables of voiced tones, four a second, with pauses."""
     t = np.arange(SECONDS * RATE) / RATE
     envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) * (np.sin(2 * np.pi * 0.3 * t) > -0.6)
     return (
@@ -104,9 +123,15 @@ def portrait():
     return canvas, face
 
 
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def animate(models, samples, batch: int, frames: int | None = None) -> tuple[float, float]:
     """(seconds for the ad's frames, seconds of which whisper's features took)."""
-    import torch
 
     from enfoads.core.pipelines.avatar import TalkingPhotoAnimator, drive_from_audio
     from enfoads.core.pipelines.lipsync import LipSyncAnimator
@@ -117,24 +142,22 @@ def animate(models, samples, batch: int, frames: int | None = None) -> tuple[flo
     animator = LipSyncAnimator(models, base, samples, RATE, batch=batch)
     animator.prepare(rgb, face)
     drive = drive_from_audio(samples, RATE, FPS)
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     with models.use("lipsync") as nets:
         from enfoads.core.pipelines.lipsync import audio_tokens
 
         animator.tokens = audio_tokens(nets, samples, RATE, FPS)
-    torch.cuda.synchronize()
+    sync()
     audio_s = time.perf_counter() - t0
     for i in range(frames or drive.frames):
         animator.frame(i, drive)
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - t0, audio_s
 
 
 def mouth_ms(models, samples, batch: int) -> float:
     """ms per frame of the mouth alone (base frames made beforehand)."""
-    import torch
-
     from enfoads.core.pipelines.avatar import TalkingPhotoAnimator, drive_from_audio
     from enfoads.core.pipelines.lipsync import LipSyncAnimator
 
@@ -155,12 +178,12 @@ def mouth_ms(models, samples, batch: int) -> float:
     animator.prepare(rgb, face)
     for _ in range(2):  # warm-up: cuDNN picks its kernels
         animator.render(drive, list(range(batch)))
-    torch.cuda.synchronize()
+    sync()
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
         animator.render(drive, list(range(batch)))
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - t0)
     return round(1000 * float(np.median(times)) / batch, 2)
 
@@ -168,14 +191,24 @@ def mouth_ms(models, samples, batch: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--smoke", action="store_true", help="CPU, small networks, 2 s")
     args = ap.parse_args()
+    import tempfile
+
     import torch
+
+    global SECONDS
 
     from enfoads.core.pipelines.avatar import TalkingPhotoAnimator, drive_from_audio
 
     report = common.run_record(command=" ".join(["python", *sys.argv]))
-    report["gpu"] = torch.cuda.get_device_name()
-    models = Models(full_nets(), "cuda")
+    if args.smoke:
+        SECONDS = 2
+        tmp = tempfile.TemporaryDirectory()
+        models = Models(small_nets(Path(tmp.name)), "cpu")
+    else:
+        report["gpu"] = torch.cuda.get_device_name()
+        models = Models(full_nets(), "cuda")
     samples = speech()
     report["ms_per_frame"] = {b: mouth_ms(models, samples, b) for b in (1, 8, 16)}
     print(report["ms_per_frame"], flush=True)
@@ -187,6 +220,12 @@ def main() -> None:
     for i in range(drive.frames):
         classic.frame(i, drive)
     classic_s = time.perf_counter() - t0
+    if args.smoke:
+        total, audio_s = animate(models, samples, batch=16)
+        report["ad"] = {"seconds": round(total, 2), "audio_s": round(audio_s, 2)}
+        print(report["ad"], flush=True)
+        common.write_json(args.out, report)
+        return
     torch.cuda.reset_peak_memory_stats()
     total, audio_s = animate(models, samples, batch=16)
     report["ad_30s"] = {

@@ -832,9 +832,9 @@ def test_hostile_media_costs_what_the_ad_needs(av_studio, tmp_path):
 def test_the_visible_ai_mark_is_on_for_a_talking_avatar_unless_turned_off(
     av_studio, kind, ai_label, drawn
 ):
-    """A talking avatar says words a person did not say: "Contenido generado con IA" at the
-    top left of the safe zone by default (the logo has the top right); a product video only
-    when asked."""
+    """A talking avatar says words a person did not say: "Avatar generado con IA" at the
+    top left of the safe zone by default (the logo has the top right); a product video
+    ("Contenido generado con IA") only when asked."""
     from enfoads.core.pipelines import compose
     from enfoads.core.pipelines.video import Overlay, RenderRequest
 
@@ -849,3 +849,7 @@ def test_the_visible_ai_mark_is_on_for_a_talking_avatar_unless_turned_off(
     if drawn:
         x0, y0, x1, _ = overlay.safe
         assert xs.min() >= x0 and ys.min() >= y0 and xs.max() < (x0 + x1) / 2 + 60
+        words = compose.ai_label(size, overlay.safe, "es", avatar=kind == "avatar").rgba
+        assert np.array_equal(overlay.label.rgba, words)
+        other = compose.ai_label(size, overlay.safe, "es", avatar=kind != "avatar").rgba
+        assert other.shape != words.shape or not np.array_equal(other, words)

@@ -740,6 +740,7 @@ CATALOG: dict[str, dict[str, str | dict[str, str]]] = {
         "the next round.",
     },
     "video.ai_label": {"es": "Contenido generado con IA", "en": "AI-generated content"},
+    "video.ai_label_avatar": {"es": "Avatar generado con IA", "en": "AI-generated avatar"},
     "ui.export.intro": {
         "es": "Elige imágenes y vídeos de la campaña y las plataformas: cada una recibe un ZIP "
         "con cada ubicación a su medida, comprobada y firmada (C2PA).",

@@ -165,14 +165,17 @@ class Sprite:
         frame[y0:y1, x0:x1] = (region + (part[..., :3] - region) * alpha).astype(np.uint8)
 
 
-def ai_label(size: tuple[int, int], safe: tuple[int, int, int, int], lang: str) -> Sprite:
-    """The visible "Contenido generado con IA" mark: small white text with a dark outline at
-    the top left of the safe zone (the logo takes the top right)."""
+def ai_label(
+    size: tuple[int, int], safe: tuple[int, int, int, int], lang: str, avatar: bool = False
+) -> Sprite:
+    """The visible "Contenido generado con IA" mark ("Avatar generado con IA" over a talking
+    avatar): small white text with a dark outline at the top left of the safe zone (the logo
+    takes the top right)."""
     from enfoads.core.i18n import t
 
     width, height = size
     px = max(10, int(min(width, height) * 0.032))
-    words = t("video.ai_label", lang).split()
+    words = t("video.ai_label_avatar" if avatar else "video.ai_label", lang).split()
     rgba = text_sprite([words], px, (255, 255, 255), (0, 0, 0), max(1, px // 8))
     return Sprite(rgba, safe[0], safe[1])
 

@@ -131,8 +131,9 @@ class RenderOptions(RequestModel):
     )
     ai_label: bool | None = Field(
         None,
-        description="a visible 'Contenido generado con IA' mark at the top left; "
-        "none: on when a scene is a talking avatar (a person who did not say it)",
+        description="a visible 'Contenido generado con IA' mark at the top left ('Avatar "
+        "generado con IA' where a scene is a talking avatar); none: on when a scene is a "
+        "talking avatar (a person who did not say it)",
     )
 
     def labelled(self, scenes: list[Any]) -> bool:
@@ -880,8 +881,11 @@ class Overlay:
             self.logo_rgba = np.asarray(logo)
             x1, y0 = self.safe[2], self.safe[1]
             self.logo = compose.Sprite(self.logo_rgba, x1 - target_w, y0)
+        avatar = any(s.kind == "avatar" for s in request.scenes)
         self.label = (
-            compose.ai_label(size, self.safe, lang) if request.labelled(request.scenes) else None
+            compose.ai_label(size, self.safe, lang, avatar)
+            if request.labelled(request.scenes)
+            else None
         )
         self.card = None
 

@@ -114,6 +114,9 @@ def session(
     out["all_ready_after_first_job_s"] = (
         round(max(ready.values()) - first_job, 2) if len(ready) == len(sizes) else None
     )
+    out["all_ready_after_start_s"] = (
+        round(max(ready.values()) - started, 2) if len(ready) == len(sizes) else None
+    )
     path = fast()
     out["failed"] = {"{}x{}x{}".format(*s): r for s, r in (path.failed if path else {}).items()}
     if path is not None:  # what each placement runs now: its CUDA graph once ready
@@ -174,6 +177,8 @@ def main() -> int:
             print(proc.stdout[-3000:])
             return 1
         record["sessions"].append(json.loads(rows[-1]))
+        if phase == "warm":  # issue #34's key: a warm session's start → every placement ready
+            record["warm_all_ready_s"] = record["sessions"][-1]["all_ready_after_start_s"]
         print(json.dumps(record["sessions"][-1], indent=1), flush=True)
         if args.out:
             write_json(args.out, record)

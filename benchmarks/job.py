@@ -142,6 +142,9 @@ def main() -> None:
     ap.add_argument("--compile-wait", type=float, default=300.0)
     ap.add_argument("--eager-only", action="store_true", help="skip the compiled part")
     ap.add_argument(
+        "--plans", default="", help="eager jobs to time besides eager_1x1_b1, comma-separated (all)"
+    )
+    ap.add_argument(
         "--gap",
         type=float,
         default=2.0,
@@ -167,6 +170,8 @@ def main() -> None:
                 },
             }
             for name, params in plans.items():
+                if args.plans and name != "eager_1x1_b1" and name not in args.plans.split(","):
+                    continue
                 rows = [run_job(studio, clock, **params) for _ in range(args.repeat)]
                 report[name] = median_of(rows)
                 print(name, report[name], flush=True)

@@ -64,3 +64,20 @@ def test_other_modes_go_through_pillow():
     image.putpalette([0, 0, 0, 255, 0, 0] * 128)
     back = decoded(pngfile.encode(image, {"a": "b"}))
     assert back.mode == "P" and back.text == {"a": "b"}
+
+
+def test_a_forked_child_encodes_with_threads_of_its_own():
+    """A worker forked after the parent encoded (its pool's threads stay behind) still
+    finishes: the child makes its own pool instead of waiting on threads it does not have."""
+    import multiprocessing
+
+    image = Image.fromarray(np.zeros((512, 512, 3), np.uint8))
+    pngfile.encode(image, {})  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        size = pool.apply_async(_encoded_size, ()).get(timeout=60)
+    assert size > 0
+
+
+def _encoded_size() -> int:
+    return len(pngfile.encode(Image.fromarray(np.zeros((512, 512, 3), np.uint8)), {}))

@@ -32,7 +32,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOR_TYPE = {"L": 0, "RGB": 2, "RGBA": 6}  # 8 bits a sample
 UP = 2  # PNG filter type
 MIN_STRIP_ROWS = 64
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
 _pool_lock = threading.Lock()
 
 
@@ -45,9 +45,11 @@ def executor() -> ThreadPoolExecutor:
     """The strips' threads (shared with other short image work: a result's thumbnail)."""
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(threads(), thread_name_prefix="enfoads-png")
-        return _pool
+        # A forked child (a Celery or multiprocessing worker) inherits the pool but none of its
+        # threads: work sent there would wait forever, so it makes its own.
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = os.getpid(), ThreadPoolExecutor(threads(), thread_name_prefix="enfoads-png")
+        return _pool[1]
 
 
 def chunk(tag: bytes, body: bytes) -> bytes:

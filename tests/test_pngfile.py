@@ -57,6 +57,9 @@ def test_text_chunks_carry_the_ai_label_in_utf8():
     text = {"ai_generated": "true", "prompt": "aceite de oliva, café y jamón"}
     image = decoded(pngfile.encode(Image.new("RGB", (8, 8), "white"), text))
     assert image.text == text
+    # a lone surrogate (no valid UTF-8) never stops a result from being stored
+    image = decoded(pngfile.encode(Image.new("RGB", (8, 8)), {"prompt": "caf\udce9"}))
+    assert image.text == {"prompt": "caf?"}
 
 
 def test_other_modes_go_through_pillow():

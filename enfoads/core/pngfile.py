@@ -60,7 +60,7 @@ def chunk(tag: bytes, body: bytes) -> bytes:
 def text_chunk(key: str, value: str) -> bytes:
     """An uncompressed iTXt chunk (UTF-8 text, as Pillow's ``add_itxt`` writes it)."""
     keyword = key.encode("latin-1", "replace")[:79]
-    return chunk(b"iTXt", keyword + b"\0\0\0\0\0" + value.encode("utf-8"))
+    return chunk(b"iTXt", keyword + b"\0\0\0\0\0" + value.encode("utf-8", "replace"))
 
 
 def up_filtered(pixels: np.ndarray, y0: int, y1: int) -> bytes:

@@ -699,10 +699,9 @@ class AssetStore:
         label = name or kind
         staged = self._stage(data)
         try:
-            if decoded is not None and thumbnail is not None:
-                (width, height), duration, thumb = decoded.size, None, thumbnail
-            else:
-                width, height, duration, thumb = self._probe(data, ext, staged, label, decoded)
+            width, height, duration, thumb = self._probe(
+                data, ext, staged, label, decoded, thumbnail
+            )
             row = AssetRow(
                 id=asset_id,
                 kind=kind,
@@ -823,13 +822,22 @@ class AssetStore:
         return ext, asset_id
 
     def _probe(
-        self, data: bytes, ext: str, staged: Path, label: str, decoded: Image.Image | None = None
+        self,
+        data: bytes,
+        ext: str,
+        staged: Path,
+        label: str,
+        decoded: Image.Image | None = None,
+        thumbnail: bytes | None = None,
     ) -> tuple[int | None, int | None, float | None, bytes | None]:
-        """Width, height, duration and thumbnail of a file: an image or font decoded, a video
-        probed in its temp file (a bad one leaves nothing), before a frame is decoded."""
+        """Width, height, duration and thumbnail of a file: an image or font decoded (or the
+        caller's ``decoded`` image and its ``thumbnail``), a video probed in its temp file (a
+        bad one leaves nothing), before a frame is decoded."""
         if ext in media.IMAGE_EXTS:
             image = decoded or media.decode_image(data, label, self.max_image_pixels)
-            return *image.size, None, media.make_thumbnail(image, self.thumbnail_px)
+            if decoded is None or thumbnail is None:
+                thumbnail = media.make_thumbnail(image, self.thumbnail_px)
+            return *image.size, None, thumbnail
         if ext in media.FONT_EXTS:
             media.check_font(data, label)
             return None, None, None, media.font_thumbnail(data, self.thumbnail_px)

@@ -62,6 +62,16 @@ def test_text_chunks_carry_the_ai_label_in_utf8():
     assert image.text == {"prompt": "caf?"}
 
 
+def test_a_huge_image_goes_through_pillows_streaming_writer(monkeypatch):
+    """Past MAX_STRIP_PIXELS the strips (about four times the image in memory) are not used."""
+    monkeypatch.setattr(pngfile, "MAX_STRIP_PIXELS", 64 * 64 - 1)
+    called = []
+    monkeypatch.setattr(pngfile, "idat", lambda *a: called.append(a))
+    pixels = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    back = decoded(pngfile.encode(Image.fromarray(pixels), {"a": "b"}))
+    assert not called and np.array_equal(np.asarray(back), pixels) and back.text == {"a": "b"}
+
+
 def test_other_modes_go_through_pillow():
     image = Image.new("P", (16, 16))
     image.putpalette([0, 0, 0, 255, 0, 0] * 128)
